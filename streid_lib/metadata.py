@@ -1,0 +1,384 @@
+"""Image metadata (person id, camera, frame) from file names, manifests and dataset folders.
+
+Every crop in st-ReID carries three integers: its person id (``pid``), the camera that saw it
+(1-based) and a frame number on that camera's timeline. This module reads them, exactly as the
+authors' code does (reference behaviour §1), from
+
+* Market-1501 names ``PPPP_cXsY_FFFFFF_BB.jpg``: the frame is made *global per camera* by adding
+  the lengths of the camera's earlier sequences (the authors' ``MAXF`` table, or a table written
+  beside a synthetic dataset). The authors' renamed form ``PPPP_cX_fFFFFFFF_BB.jpg`` is accepted
+  too, with its frame used as is. Files are never renamed on disk.
+* DukeMTMC-reID names ``PPPP_cC_fFFFFFFF.jpg``: the 7-digit frame is used raw (no sync offsets).
+* a CSV manifest with the header ``path,pid,camera,frame``, for any other camera network.
+
+pid ``-1`` marks junk crops and ``0000`` distractors (Market); both are kept here and handled by
+the evaluation protocol. Nothing is dropped silently: a name that does not parse is an error that
+names the file and the pattern expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Naming = Literal["market", "duke"]
+
+#: Lengths (max frame number) of each Market-1501 sequence, ``MARKET_SEQ_LENGTHS[cam-1][seq-1]``,
+#: as hard-coded in the authors' code (reference §1.2). Zero marks a sequence that does not exist.
+#: Columns run over sequences 1..8 (7 and 8 are always 0, as in the authors' dict).
+MARKET_SEQ_LENGTHS = np.array(
+    [
+        [72681, 74546, 74881, 74661, 74891, 54346, 0, 0],
+        [163691, 164677, 98102, 0, 0, 0, 0, 0],
+        [161708, 161769, 104469, 0, 0, 0, 0, 0],
+        [72107, 72373, 74810, 74541, 74910, 50616, 0, 0],
+        [161095, 161724, 103487, 0, 0, 0, 0, 0],
+        [87551, 131268, 95817, 30952, 0, 0, 0, 0],
+    ],
+    dtype=np.int64,
+)
+
+#: Expected (train, gallery, query) image counts of the standard splits.
+KNOWN_SPLIT_SIZES: dict[str, tuple[int, int, int]] = {
+    "market": (12936, 19732, 3368),
+    "duke": (16522, 17661, 2228),
+}
+
+#: File written beside a Market-style synthetic dataset: per-camera sequence lengths (frames).
+SEQ_LENGTHS_FILE = "sequence_lengths.json"
+
+SPLIT_FOLDERS = {"train": "bounding_box_train", "gallery": "bounding_box_test", "query": "query"}
+
+_PID = r"(?P<pid>-1|\d{4})"
+MARKET_PATTERN = re.compile(_PID + r"_c(?P<cam>\d)s(?P<seq>\d)_(?P<frame>\d+)_(?P<bbox>\d+)\.jpg(?:\.jpg)?$")
+MARKET_RENAMED_PATTERN = re.compile(_PID + r"_c(?P<cam>\d)_f(?P<frame>\d{7})_(?P<bbox>\d+)\.jpg(?:\.jpg)?$")
+DUKE_PATTERN = re.compile(_PID + r"_c(?P<cam>\d)_f(?P<frame>\d{7})\.jpg$")
+_EXPECTED = {
+    "market": "PPPP_cXsY_FFFFFF_BB.jpg (Market-1501, e.g. 0002_c1s1_000451_03.jpg) "
+    "or the authors' renamed PPPP_cX_fFFFFFFF_BB.jpg",
+    "duke": "PPPP_cC_fFFFFFFF.jpg (DukeMTMC-reID, e.g. 0001_c2_f0046182.jpg)",
+}
+
+
+class MetadataError(ValueError):
+    """A file name, manifest row or dataset folder that does not match what is expected."""
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Identity, camera and time of N images, as parallel 1-D arrays.
+
+    Attributes:
+        pids: (N,) int64 person ids; -1 junk, 0 distractor (Market convention).
+        cams: (N,) int64 camera ids, 1-based.
+        frames: (N,) int64 frame numbers on the camera's (global) timeline, in frames.
+        names: (N,) file names, or ``None`` when only features are known.
+    """
+
+    pids: np.ndarray
+    cams: np.ndarray
+    frames: np.ndarray
+    names: np.ndarray | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        for key in ("pids", "cams", "frames"):
+            arr = np.asarray(getattr(self, key))
+            if arr.ndim != 1:
+                arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
+            if arr.ndim != 1:
+                raise MetadataError(f"{key}: expected a 1-D array, got shape {arr.shape}")
+            if arr.size and not np.issubdtype(arr.dtype, np.number):
+                raise MetadataError(f"{key}: expected integers, got dtype {arr.dtype}")
+            if arr.size and np.issubdtype(arr.dtype, np.floating):
+                if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                    raise MetadataError(f"{key}: expected whole numbers, got non-integer values")
+            object.__setattr__(self, key, arr.astype(np.int64, copy=False))
+        n = {k: len(getattr(self, k)) for k in ("pids", "cams", "frames")}
+        if self.names is not None:
+            object.__setattr__(self, "names", np.asarray(self.names, dtype=object).reshape(-1))
+            n["names"] = len(self.names)
+        if len(set(n.values())) > 1:
+            raise MetadataError(f"lengths disagree: {n}")
+        if len(self.cams) and self.cams.min() < 1:
+            raise MetadataError(f"cams: camera ids are 1-based, got {int(self.cams.min())}")
+
+    def __len__(self) -> int:
+        return len(self.pids)
+
+    @property
+    def n_cams(self) -> int:
+        """Largest camera id present (cameras are 1-based)."""
+        return int(self.cams.max()) if len(self) else 0
+
+    def take(self, index: np.ndarray | slice | Sequence[int]) -> Metadata:
+        """The subset of images selected by ``index`` (integer array, mask or slice)."""
+        return Metadata(
+            self.pids[index],
+            self.cams[index],
+            self.frames[index],
+            None if self.names is None else self.names[index],
+        )
+
+    @staticmethod
+    def concat(parts: Iterable[Metadata]) -> Metadata:
+        """Concatenate several metadata arrays (e.g. query then gallery)."""
+        parts = list(parts)
+        names = None if any(p.names is None for p in parts) else np.concatenate([p.names for p in parts])
+        return Metadata(
+            np.concatenate([p.pids for p in parts]),
+            np.concatenate([p.cams for p in parts]),
+            np.concatenate([p.frames for p in parts]),
+            names,
+        )
+
+
+def sequence_offsets(seq_lengths: np.ndarray) -> np.ndarray:
+    """Per-(camera, sequence) frame offsets from sequence lengths.
+
+    Args:
+        seq_lengths: (C, S) frames; row c-1, column s-1 is the length of sequence s of camera c.
+
+    Returns:
+        (C, S) int64 offsets: ``offsets[c-1, s-1] = sum(seq_lengths[c-1, :s-1])`` (frames).
+    """
+    lengths = np.asarray(seq_lengths, dtype=np.int64)
+    if lengths.ndim != 2 or (lengths < 0).any():
+        raise MetadataError(f"sequence lengths: expected a 2-D array of non-negative frames, got {lengths!r}")
+    return np.cumsum(lengths, axis=1) - lengths
+
+
+def market_global_frame(cam: int, seq: int, frame: int, seq_lengths: np.ndarray = MARKET_SEQ_LENGTHS) -> int:
+    """The authors' cumulative frame of one Market-style crop (reference §1.2).
+
+    ``0002_c1s2_000123_01.jpg`` → ``market_global_frame(1, 2, 123) == 72804``.
+    """
+    offsets = sequence_offsets(seq_lengths)
+    if not (1 <= cam <= offsets.shape[0] and 1 <= seq <= offsets.shape[1]):
+        raise MetadataError(f"camera {cam}, sequence {seq}: outside the sequence table of shape {offsets.shape}")
+    return int(offsets[cam - 1, seq - 1] + frame)
+
+
+def parse_names(
+    names: Iterable[str],
+    naming: Naming,
+    seq_lengths: np.ndarray | None = None,
+    source: str = "<names>",
+) -> Metadata:
+    """Parse image file names into :class:`Metadata`.
+
+    Args:
+        names: file names (directories, if any, are stripped; ``/`` and ``\\`` both work).
+        naming: ``"market"`` (frames made global with ``seq_lengths``) or ``"duke"`` (raw frames).
+        seq_lengths: (C, S) sequence lengths for Market-style names; default the authors' table.
+        source: where the names came from, for error messages.
+
+    Raises:
+        MetadataError: naming the first file that does not match, and the pattern expected.
+    """
+    if naming not in _EXPECTED:
+        raise MetadataError(f"naming: expected 'market' or 'duke', got {naming!r}")
+    names = [re.split(r"[/\\]", str(n))[-1] for n in names]
+    n = len(names)
+    pids = np.empty(n, np.int64)
+    cams = np.empty(n, np.int64)
+    frames = np.empty(n, np.int64)
+    if naming == "market":
+        offsets = sequence_offsets(MARKET_SEQ_LENGTHS if seq_lengths is None else seq_lengths)
+    for i, name in enumerate(names):
+        if naming == "duke":
+            m = DUKE_PATTERN.match(name)
+            seq = None
+        else:
+            m = MARKET_PATTERN.match(name) or MARKET_RENAMED_PATTERN.match(name)
+            seq = m.groupdict().get("seq") if m else None
+        if m is None:
+            raise MetadataError(f"{source}: file name {name!r} does not match {_EXPECTED[naming]}")
+        pids[i] = int(m["pid"])
+        cams[i] = int(m["cam"])
+        frame = int(m["frame"])
+        if seq is not None:
+            c, s = cams[i], int(seq)
+            if not (1 <= c <= offsets.shape[0] and 1 <= s <= offsets.shape[1]):
+                raise MetadataError(
+                    f"{source}: file name {name!r}: camera {c}, sequence {s} is outside the sequence-length "
+                    f"table ({offsets.shape[0]} cameras x {offsets.shape[1]} sequences)"
+                )
+            frame += int(offsets[c - 1, s - 1])
+        frames[i] = frame
+    if n and cams.min() < 1:
+        bad = names[int(np.argmin(cams))]
+        raise MetadataError(f"{source}: file name {bad!r}: camera ids are 1-based, got camera 0")
+    return Metadata(pids, cams, frames, np.asarray(names, dtype=object))
+
+
+def detect_naming(name: str) -> Naming:
+    """Guess the naming scheme of one file name; raises if it is neither Market nor Duke style."""
+    base = re.split(r"[/\\]", name)[-1]
+    if MARKET_PATTERN.match(base) or MARKET_RENAMED_PATTERN.match(base):
+        return "market"
+    if DUKE_PATTERN.match(base):
+        return "duke"
+    raise MetadataError(f"file name {base!r} matches neither {_EXPECTED['market']} nor {_EXPECTED['duke']}")
+
+
+def read_name_list(path: str | Path, naming: Naming | None = None, seq_lengths: np.ndarray | None = None) -> Metadata:
+    """Read a text file of image names, one per line (blank lines ignored), into :class:`Metadata`."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetadataError(f"{path}: name list not found")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise MetadataError(f"{path}: the name list is empty")
+    return parse_names(names, naming or detect_naming(names[0]), seq_lengths, source=str(path))
+
+
+def read_manifest(path: str | Path) -> Metadata:
+    """Read a CSV manifest with the header ``path,pid,camera,frame`` (one row per image).
+
+    ``camera`` is 1-based; ``frame`` is on that camera's global timeline (frames).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MetadataError(f"{path}: manifest not found")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = ["path", "pid", "camera", "frame"]
+        missing = [k for k in need if k not in (reader.fieldnames or [])]
+        if missing:
+            raise MetadataError(f"{path}: manifest header {reader.fieldnames} lacks column(s) {missing}")
+        rows = list(reader)
+    out = {k: np.empty(len(rows), np.int64) for k in ("pid", "camera", "frame")}
+    for i, row in enumerate(rows):
+        for k in out:
+            try:
+                out[k][i] = int(row[k])
+            except (TypeError, ValueError):
+                raise MetadataError(
+                    f"{path}, line {i + 2}: field {k!r} = {row[k]!r} is not an integer"
+                ) from None
+    names = np.asarray([r["path"] for r in rows], dtype=object)
+    if len(rows) and out["camera"].min() < 1:
+        raise MetadataError(f"{path}: field 'camera' must be >= 1 (1-based), got {int(out['camera'].min())}")
+    return Metadata(out["pid"], out["camera"], out["frame"], names)
+
+
+def read_seq_lengths(root: str | Path) -> np.ndarray | None:
+    """The per-camera sequence lengths written beside a dataset (``sequence_lengths.json``), if any.
+
+    The file maps camera id (as text) to a list of sequence lengths in frames.
+    """
+    p = Path(root) / SEQ_LENGTHS_FILE
+    if not p.is_file():
+        return None
+    raw = json.loads(p.read_text())
+    try:
+        cams = sorted(int(c) for c in raw)
+        width = max(len(raw[str(c)]) for c in cams)
+        table = np.zeros((max(cams), width), np.int64)
+        for c in cams:
+            table[c - 1, : len(raw[str(c)])] = raw[str(c)]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise MetadataError(f"{p}: expected {{camera: [sequence lengths in frames]}}, got {exc}") from None
+    return table
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """The three standard splits of a re-ID dataset, as metadata; ``root`` is where they were read."""
+
+    train: Metadata
+    gallery: Metadata
+    query: Metadata
+    root: Path | None = None
+    naming: str | None = None
+
+    def sizes(self) -> tuple[int, int, int]:
+        """(train, gallery, query) image counts."""
+        return len(self.train), len(self.gallery), len(self.query)
+
+
+def list_images(folder: Path) -> list[str]:
+    """Sorted ``*.jpg`` file names in ``folder`` (the standard splits hold JPEGs only)."""
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.endswith(".jpg"))
+
+
+def read_dataset_root(root: str | Path, naming: Naming | None = None) -> DatasetSplits:
+    """Read a dataset root holding ``bounding_box_train/``, ``bounding_box_test/`` and ``query/``.
+
+    The naming scheme is detected from the first file when not given. A ``sequence_lengths.json``
+    beside the folders replaces the Market-1501 sequence table (used by the synthetic campus).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MetadataError(f"{root}: dataset root not found")
+    missing = [f for f in SPLIT_FOLDERS.values() if not (root / f).is_dir()]
+    if missing:
+        raise MetadataError(f"{root}: missing split folder(s) {missing}; expected {list(SPLIT_FOLDERS.values())}")
+    seq_lengths = read_seq_lengths(root)
+    out = {}
+    for split, folder in SPLIT_FOLDERS.items():
+        names = list_images(root / folder)
+        if not names:
+            raise MetadataError(f"{root / folder}: no .jpg images")
+        naming = naming or detect_naming(names[0])
+        out[split] = parse_names(names, naming, seq_lengths, source=str(root / folder))
+    return DatasetSplits(out["train"], out["gallery"], out["query"], root=root, naming=naming)
+
+
+def read_name_lists(folder: str | Path, naming: Naming | None = None) -> DatasetSplits:
+    """Read ``train.txt``, ``gallery.txt`` and ``query.txt`` name lists from ``folder``."""
+    folder = Path(folder)
+    seq_lengths = read_seq_lengths(folder)
+    parts = {s: read_name_list(folder / f"{s}.txt", naming, seq_lengths) for s in ("train", "gallery", "query")}
+    return DatasetSplits(parts["train"], parts["gallery"], parts["query"], root=folder, naming=naming)
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """Counts per split, compared with a known standard split when there is one."""
+
+    rows: list[dict]
+    expected: tuple[int, int, int] | None
+    ok: bool
+
+    def __str__(self) -> str:
+        lines = [f"{'split':8} {'images':>7} {'ids':>5} {'cams':>5} {'junk':>5} {'distr':>5}  expected"]
+        for i, r in enumerate(self.rows):
+            exp = "-" if self.expected is None else str(self.expected[i])
+            flag = "" if self.expected is None or self.expected[i] == r["images"] else "  <-- MISMATCH"
+            lines.append(
+                f"{r['split']:8} {r['images']:7d} {r['ids']:5d} {r['cams']:5d} {r['junk']:5d} "
+                f"{r['distractors']:5d}  {exp}{flag}"
+            )
+        return "\n".join(lines)
+
+
+def split_report(splits: DatasetSplits, dataset: str | None = None) -> SplitReport:
+    """Summarise the splits (images, identities, cameras, junk, distractors) and check known sizes.
+
+    Args:
+        dataset: ``"market"`` or ``"duke"`` to compare with the standard split sizes; ``None`` to skip.
+    """
+    rows = []
+    for name, meta in (("train", splits.train), ("gallery", splits.gallery), ("query", splits.query)):
+        real = meta.pids[meta.pids > 0]
+        rows.append(
+            {
+                "split": name,
+                "images": len(meta),
+                "ids": int(np.unique(real).size),
+                "cams": int(np.unique(meta.cams).size),
+                "junk": int((meta.pids == -1).sum()),
+                "distractors": int((meta.pids == 0).sum()),
+            }
+        )
+    expected = KNOWN_SPLIT_SIZES.get(dataset) if dataset else None
+    ok = expected is None or tuple(r["images"] for r in rows) == expected
+    return SplitReport(rows, expected, ok)
