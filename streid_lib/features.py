@@ -143,7 +143,9 @@ def load_features(path: str | Path) -> FeatureSet:
     required = [f"{side}_{key}" for side in SIDES for key in KEYS]
     missing = [k for k in required if k not in raw]
     if missing:
-        hint = " (is this the ST model file pytorch_result2.mat? see reference issue #26)" if "distribution" in raw else ""
+        hint = (
+            " (is this the ST model file pytorch_result2.mat? see reference issue #26)" if "distribution" in raw else ""
+        )
         raise FeaturesError(f"{path}: missing key(s) {missing}; expected {required}{hint}")
     metas = {}
     for side in SIDES:

@@ -260,9 +260,7 @@ def read_manifest(path: str | Path) -> Metadata:
             try:
                 out[k][i] = int(row[k])
             except (TypeError, ValueError):
-                raise MetadataError(
-                    f"{path}, line {i + 2}: field {k!r} = {row[k]!r} is not an integer"
-                ) from None
+                raise MetadataError(f"{path}, line {i + 2}: field {k!r} = {row[k]!r} is not an integer") from None
     names = np.asarray([r["path"] for r in rows], dtype=object)
     if len(rows) and out["camera"].min() < 1:
         raise MetadataError(f"{path}: field 'camera' must be >= 1 (1-based), got {int(out['camera'].min())}")

@@ -1,0 +1,116 @@
+"""Command line: ``python -m streid_lib {evaluate,synth,train,extract,reproduce} ...``.
+
+The parser lives here; each command's work is done by a library function imported lazily, so that
+``evaluate`` never imports torch and starts fast. This module holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a features file: VIS, ST, VISxST (Eqn. 5) and st-ReID rows")
+    p.add_argument("--features", required=True, help="pytorch_result.mat or .npz features file")
+    p.add_argument("--dataset", choices=["market", "duke", "campus"], required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--train-names", help="text file of training image names, one per line")
+    src.add_argument("--train-dir", help="a bounding_box_train folder")
+    src.add_argument("--train-manifest", help="CSV manifest path,pid,camera,frame of the training images")
+    p.add_argument("--st-model", help="use this fitted ST model (.npz, or the authors' pytorch_result2.mat)")
+    p.add_argument("--json", dest="json_out", help="also write the table as JSON here")
+    p.add_argument("--lambda0", type=float, default=1.0, help="visual smoothing factor λ0 (default 1)")
+    p.add_argument("--gamma0", type=float, default=5.0, help="visual shrinking factor γ0 (default 5)")
+    p.add_argument("--lambda1", type=float, default=2.0, help="ST smoothing factor λ1 (default 2)")
+    p.add_argument("--gamma1", type=float, default=5.0, help="ST shrinking factor γ1 (default 5)")
+    p.add_argument("--sigma", type=float, default=50.0, help="Parzen kernel width in bins (default 50)")
+    p.add_argument("--bin-width", type=int, default=100, help="histogram bin width in frames (default 100)")
+    p.add_argument("--n-bins", type=int, default=None, help="number of bins (default 5000 Market, 3000 Duke)")
+    p.add_argument(
+        "--overflow",
+        choices=["zero", "clip", "error"],
+        default="zero",
+        help="time gaps beyond the last bin: p=0 (default), last bin, or an error",
+    )
+    p.add_argument("--chunk-size", type=int, default=256, help="queries scored per chunk (bounds memory)")
+    p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
+    p.add_argument("--mode", choices=["faithful", "improved"], default="faithful")
+    p.set_defaults(func="streid_lib.evaluation:cli_evaluate")
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="generate the synthetic camera-network dataset (campus)")
+    p.add_argument("--out", required=True, help="dataset root to write")
+    p.add_argument("--preset", choices=["tiny", "small", "large"], default="small")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--naming", choices=["market", "duke"], default="market")
+    p.add_argument("--metadata-only", action="store_true", help="write names and manifests but no images")
+    p.set_defaults(func="streid_lib.campus:cli_synth")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a visual baseline (PCB, ResNet-50, DenseNet-121)")
+    p.add_argument("--model", choices=["pcb", "resnet50", "densenet121"], required=True)
+    p.add_argument("--data", required=True, help="dataset root with bounding_box_train/")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, log, provenance)")
+    p.add_argument("--erasing", type=float, default=0.0, help="random erasing probability (paper's +RE: 0.5)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--height", type=int, default=None, help="input height (default 384 PCB, 256 others)")
+    p.add_argument("--width", type=int, default=None, help="input width (default 192 PCB, 128 others)")
+    p.add_argument("--weights", default="imagenet", help="'imagenet' (torchvision), 'none' (from scratch), or a file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints")
+    p.set_defaults(func="streid_lib.visual.train:cli_train")
+
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="extract query/gallery features into a features file")
+    p.add_argument("--model", choices=["pcb", "resnet50", "densenet121"], required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="dataset root with query/ and bounding_box_test/")
+    p.add_argument("--out", required=True, help="features file to write (.mat or .npz)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func="streid_lib.visual.extract:cli_extract")
+
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="run the study's notebooks in order with papermill")
+    p.add_argument("--profile", choices=["smoke", "default", "paper"], default=None, help="default: smoke under CI")
+    p.add_argument("--out", default=None, help="run directory (default runs/<profile>)")
+    p.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="notebook parameter"
+    )
+    p.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name contains one of these")
+    p.set_defaults(func="streid_lib.reproduce:cli_reproduce")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m streid_lib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_evaluate, _add_synth, _add_train, _add_extract, _add_reproduce):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, func_name = args.func.split(":")
+    import importlib
+
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        # Library errors carry a message that names the file/field; show it without a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
