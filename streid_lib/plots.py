@@ -1,0 +1,192 @@
+"""Figures of the study (matplotlib/seaborn): each function takes computed arrays, returns a Figure.
+
+No numbers are computed here beyond what a plot needs (bin centres, axis limits); the notebooks
+pass in what the tested library functions produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .metadata import Metadata
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return plt
+
+
+def crop_grid(root: str | Path, meta: Metadata, n: int = 24, seed: int = 0, title: str = ""):
+    """A grid of example crops (file names from ``meta.names`` under ``root``), labelled pid/camera."""
+    from PIL import Image
+
+    plt = _plt()
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(meta), size=min(n, len(meta)), replace=False)
+    cols = min(12, len(idx))
+    rows = int(np.ceil(len(idx) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 1.9), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), idx):
+        ax.imshow(Image.open(Path(root) / str(meta.names[i])))
+        ax.set_title(f"id {meta.pids[i]}\ncam {meta.cams[i]}", fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def st_distributions(
+    counts: np.ndarray,
+    smoothed: np.ndarray,
+    bin_width: int,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    truth: np.ndarray | None = None,
+    distance: dict | None = None,
+    max_bins: int | None = None,
+    title: str = "",
+):
+    """The paper's Figure 2(b) style: per camera pair, histogram of votes and the Parzen curve.
+
+    The two directions of a pair are drawn as one signed axis (Δt = t_a − t_b, in frames): the
+    right half is ``[a, b]`` (a later), the left half ``[b, a]``.
+
+    Args:
+        counts: (C, C, H) votes per direction and bin.
+        smoothed: (C, C, H) smoothed per-direction probabilities P̂.
+        bin_width: frames per bin.
+        pairs: unordered camera pairs (1-based) to draw; default all pairs with votes.
+        truth: optional (C, C, H) ground-truth probabilities in the same bins (synthetic data).
+        distance: optional {(a, b): value} printed in each panel (e.g. total variation to truth).
+    """
+    plt = _plt()
+    C, _, H = counts.shape
+    if pairs is None:
+        pairs = [
+            (a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if counts[a, b].sum() + counts[b, a].sum() > 0
+        ]
+    if not pairs:
+        raise ValueError("st_distributions: no camera pair has any vote")
+    last = H if max_bins is None else min(H, max_bins)
+    x = np.concatenate([-(np.arange(last)[::-1] + 0.5), np.arange(last) + 0.5]) * bin_width
+    cols = min(4, len(pairs))
+    rows = int(np.ceil(len(pairs) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel()[len(pairs) :]:
+        ax.axis("off")
+    for ax, (a, b) in zip(axes.ravel(), pairs):
+        i, j = a - 1, b - 1
+
+        def signed(arr: np.ndarray, i: int = i, j: int = j) -> np.ndarray:
+            return np.concatenate([arr[j, i, :last][::-1], arr[i, j, :last]])
+
+        c = signed(counts)
+        total = c.sum()
+        ax.bar(x, c / max(total, 1) / 1.0, width=bin_width, color="0.6", label="votes (fraction)")
+        # Each direction of P̂ sums to 1 on its own (faithful); weight by its share of votes to draw one curve.
+        share_ab = counts[i, j].sum() / max(total, 1)
+        curve = np.concatenate([smoothed[j, i, :last][::-1] * (1 - share_ab), smoothed[i, j, :last] * share_ab])
+        ax.plot(x, curve, color="C0", lw=1.5, label="Parzen (HP)")
+        if truth is not None:
+            t = np.concatenate([truth[j, i, :last][::-1], truth[i, j, :last]])
+            ax.plot(x, t / max(t.sum(), 1e-12), color="C3", lw=1.0, ls="--", label="ground truth")
+        label = f"cam {a} vs {b} ({int(total)} ids)"
+        if distance is not None and (a, b) in distance:
+            label += f"\nTV = {distance[(a, b)]:.2f}"
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("t_a − t_b (frames)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.ravel()[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
+    """Grouped bars of a results table (rows = methods, columns include ``metrics``), in percent."""
+    plt = _plt()
+    long = df[list(metrics)].reset_index(names="method").melt(id_vars="method", var_name="metric", value_name="%")
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(1.4 + 1.2 * len(df), 3.2))
+    sns.barplot(data=long, x="method", y="%", hue="metric", ax=ax)
+    for cont in ax.containers:
+        ax.bar_label(cont, fmt="%.1f", fontsize=7)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def sweep(df, x: str, metrics: Sequence[str] = ("R1", "mAP"), title: str = "", xlabel: str | None = None):
+    """A line plot of metrics (percent) against a swept parameter (column ``x``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    for m in metrics:
+        ax.plot(df[x], df[m], marker="o", label=m)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def ranked_lists(
+    root_query: str | Path,
+    root_gallery: str | Path,
+    query: Metadata,
+    gallery: Metadata,
+    rankings: dict[str, np.ndarray],
+    query_index: Sequence[int],
+    top: int = 8,
+):
+    """The paper's Figure 1: for a few queries, the top of each ranking as pictures.
+
+    Args:
+        rankings: method name → (nq_selected, top) gallery indices, best first, for ``query_index``.
+        query_index: indices of the queries shown (rows).
+    Green frames are true matches (same pid, other camera), red frames are not, grey are junk.
+    """
+    from PIL import Image
+
+    plt = _plt()
+    methods = list(rankings)
+    n_rows = len(query_index) * len(methods)
+    fig, axes = plt.subplots(n_rows, top + 1, figsize=((top + 1) * 0.85, n_rows * 1.75), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    r = 0
+    for qi_pos, qi in enumerate(query_index):
+        for m in methods:
+            ax = axes[r, 0]
+            ax.imshow(Image.open(Path(root_query) / str(query.names[qi])))
+            ax.set_ylabel(m, fontsize=7)
+            ax.set_title(f"query {query.pids[qi]}", fontsize=7)
+            for k, gi in enumerate(rankings[m][qi_pos][:top]):
+                ax = axes[r, k + 1]
+                ax.imshow(Image.open(Path(root_gallery) / str(gallery.names[gi])))
+                same = gallery.pids[gi] == query.pids[qi]
+                junk = gallery.pids[gi] == -1 or (same and gallery.cams[gi] == query.cams[qi])
+                color = "0.6" if junk else ("tab:green" if same else "tab:red")
+                for side in ax.spines.values():
+                    side.set_edgecolor(color)
+                    side.set_linewidth(3)
+                ax.set_title(f"{k + 1}", fontsize=7)
+            r += 1
+    fig.tight_layout()
+    return fig
