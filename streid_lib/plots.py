@@ -59,26 +59,38 @@ def st_distributions(
 ):
     """The paper's Figure 2(b) style: per camera pair, histogram of votes and the Parzen curve.
 
-    The two directions of a pair are drawn as one signed axis (Δt = t_a − t_b, in frames): the
-    right half is ``[a, b]`` (a later), the left half ``[b, a]``.
+    The two directions of a pair are drawn on one signed axis (Δt = t_a − t_b, in frames): the
+    right half is direction ``[a, b]`` (a later), the left half ``[b, a]``. Every curve is a fraction
+    of the pair's identities per bin: each direction's P̂ (normalised on its own, as the faithful
+    model is) is weighted by that direction's share of the votes.
 
     Args:
         counts: (C, C, H) votes per direction and bin.
         smoothed: (C, C, H) smoothed per-direction probabilities P̂.
         bin_width: frames per bin.
         pairs: unordered camera pairs (1-based) to draw; default all pairs with votes.
-        truth: optional (C, C, H) ground-truth probabilities in the same bins (synthetic data).
-        distance: optional {(a, b): value} printed in each panel (e.g. total variation to truth).
+        truth: optional (K, K, ≥H) ground-truth counts in the same bins (synthetic data), K ≤ C.
+        distance: optional {(later, earlier): value} (e.g. TV to the truth) printed per direction.
+        max_bins: bins drawn on each side; default up to the last bin with votes or truth, plus 3σ-ish margin.
     """
     plt = _plt()
     C, _, H = counts.shape
+    if truth is not None:
+        k = truth.shape[0]
+        t_full = np.zeros((C, C, H))
+        t_full[:k, :k] = truth[:, :, :H]
+        truth = t_full
     if pairs is None:
         pairs = [
             (a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if counts[a, b].sum() + counts[b, a].sum() > 0
         ]
     if not pairs:
         raise ValueError("st_distributions: no camera pair has any vote")
-    last = H if max_bins is None else min(H, max_bins)
+    if max_bins is None:
+        support = counts.sum(axis=(0, 1)) + (0 if truth is None else truth.sum(axis=(0, 1)))
+        max_bins = int(np.flatnonzero(support)[-1]) + 1 if support.any() else H
+        max_bins = min(H, int(max_bins * 1.15) + 10)
+    last = min(H, max_bins)
     x = np.concatenate([-(np.arange(last)[::-1] + 0.5), np.arange(last) + 0.5]) * bin_width
     cols = min(4, len(pairs))
     rows = int(np.ceil(len(pairs) / cols))
@@ -88,22 +100,21 @@ def st_distributions(
     for ax, (a, b) in zip(axes.ravel(), pairs):
         i, j = a - 1, b - 1
 
-        def signed(arr: np.ndarray, i: int = i, j: int = j) -> np.ndarray:
-            return np.concatenate([arr[j, i, :last][::-1], arr[i, j, :last]])
+        def signed(arr: np.ndarray, w_ba: float = 1.0, w_ab: float = 1.0, i: int = i, j: int = j) -> np.ndarray:
+            return np.concatenate([arr[j, i, :last][::-1] * w_ba, arr[i, j, :last] * w_ab])
 
-        c = signed(counts)
-        total = c.sum()
-        ax.bar(x, c / max(total, 1) / 1.0, width=bin_width, color="0.6", label="votes (fraction)")
-        # Each direction of P̂ sums to 1 on its own (faithful); weight by its share of votes to draw one curve.
+        total = counts[i, j].sum() + counts[j, i].sum()
         share_ab = counts[i, j].sum() / max(total, 1)
-        curve = np.concatenate([smoothed[j, i, :last][::-1] * (1 - share_ab), smoothed[i, j, :last] * share_ab])
-        ax.plot(x, curve, color="C0", lw=1.5, label="Parzen (HP)")
+        ax.bar(x, signed(counts) / max(total, 1), width=bin_width, color="0.65", label="votes (fraction)")
+        ax.plot(x, signed(smoothed, 1 - share_ab, share_ab), color="C0", lw=1.5, label="Parzen (HP)")
         if truth is not None:
-            t = np.concatenate([truth[j, i, :last][::-1], truth[i, j, :last]])
+            t = signed(truth)
             ax.plot(x, t / max(t.sum(), 1e-12), color="C3", lw=1.0, ls="--", label="ground truth")
         label = f"cam {a} vs {b} ({int(total)} ids)"
-        if distance is not None and (a, b) in distance:
-            label += f"\nTV = {distance[(a, b)]:.2f}"
+        if distance is not None:
+            tvs = [f"TV {p}>{q}: {distance[(p, q)]:.2f}" for p, q in ((a, b), (b, a)) if (p, q) in distance]
+            if tvs:
+                label += "\n" + ", ".join(tvs)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("t_a − t_b (frames)", fontsize=8)
         ax.tick_params(labelsize=7)

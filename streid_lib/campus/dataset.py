@@ -1,0 +1,403 @@
+"""Write a campus dataset root: images, names, manifests, sequence table, truth and provenance."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .._io import atomic_path, write_json_atomic, write_text_atomic
+from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
+from .config import CampusConfig, resolve_config
+from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
+from .simulate import CampusError, CampusNetwork, WalkerSample, build_network, simulate_walkers, truth_histogram
+from .truth import TRUTH_DESCRIPTION, TRUTH_FILE, TransitTruth
+
+INFO_FILE = "campus.json"
+MANIFEST_FILE = "manifest.csv"
+SPLITS = ("train", "gallery", "query")
+_MAX_BATCHES = 200
+
+
+@dataclass(frozen=True)
+class CampusInfo:
+    """What :func:`generate_campus` wrote.
+
+    Attributes:
+        root: dataset root.
+        preset: preset name (or ``"custom"``), ``seed``, ``naming``, ``images`` (False = names only).
+        config: the full :class:`CampusConfig`.
+        counts: per split ``{"images", "ids", "junk", "distractors"}``.
+        files: name → path of every non-image file written.
+        st_params: recommended HP layout for this campus: ``bin_width`` (frames), ``n_bins``, ``sigma`` (bins).
+        seconds: generation wall time (not written to disk, so files stay deterministic).
+    """
+
+    root: Path
+    preset: str
+    seed: int
+    naming: str
+    images: bool
+    config: CampusConfig
+    counts: dict
+    files: dict[str, Path]
+    st_params: dict
+    seconds: float = field(default=0.0, compare=False)
+
+
+def recommended_st_params(cfg: CampusConfig) -> dict:
+    """HP layout for a campus: the faithful 100-frame bins and σ = 50 bins, with enough bins for any |Δt|.
+
+    At 60 fps a 100-frame bin is 1.67 s and σ = 50 bins is 83 s, below the spread of a single
+    route's transit times (±20% of 3-12 minutes), so the faithful σ is sensible here.
+    """
+    bw = 100
+    return {"bin_width": bw, "n_bins": int(math.ceil(cfg.recording_frames / bw)) + 1, "sigma": 50.0}
+
+
+def _seq_lengths(cfg: CampusConfig, rng: np.random.Generator) -> list[list[int]]:
+    """Split each camera's recording into its Market-style sequences (frames, summing to the recording)."""
+    t = cfg.recording_frames
+    out = []
+    for c in range(cfg.n_cams):
+        n = cfg.seqs_per_cam[c % len(cfg.seqs_per_cam)]
+        w = rng.uniform(0.6, 1.4, size=n)
+        cuts = np.floor(np.cumsum(w) / w.sum() * t).astype(np.int64)
+        cuts[-1] = t
+        out.append([int(x) for x in np.diff(np.concatenate([[0], cuts]))])
+    return out
+
+
+def _draw_people(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator) -> tuple[WalkerSample, WalkerSample]:
+    """First ``n_people`` walkers seen by ≥2 cameras and first ``n_distractors`` seen by exactly one."""
+    multi: list[WalkerSample] = []
+    single: list[WalkerSample] = []
+    n_multi = n_single = 0
+    batch = max(256, 2 * (cfg.n_people + cfg.n_distractors))
+    for _ in range(_MAX_BATCHES):
+        if n_multi >= cfg.n_people and n_single >= cfg.n_distractors:
+            break
+        s = simulate_walkers(net, cfg, batch, rng)
+        seen = s.n_seen
+        multi.append(s.take(np.flatnonzero(seen >= 2)))
+        single.append(s.take(np.flatnonzero(seen == 1)))
+        n_multi += len(multi[-1])
+        n_single += len(single[-1])
+    else:
+        raise CampusError(
+            f"after {_MAX_BATCHES * batch} walkers only {n_multi} were seen by two cameras and {n_single} by one; "
+            f"needed n_people={cfg.n_people}, n_distractors={cfg.n_distractors}: raise detect_prob or recording_s"
+        )
+    return (
+        WalkerSample.concat(multi).take(np.arange(cfg.n_people)),
+        WalkerSample.concat(single).take(np.arange(cfg.n_distractors)),
+    )
+
+
+def compute_truth(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator, n: int | None = None) -> TransitTruth:
+    """Monte-Carlo ground truth from ``n`` (default ``cfg.truth_mc``) walkers of the same model."""
+    n = cfg.truth_mc if n is None else n
+    hist = None
+    done = 0
+    while done < n:
+        b = min(50_000, n - done)
+        h, _ = truth_histogram(
+            simulate_walkers(net, cfg, b, rng), cfg.n_cams, cfg.truth_bin_width, cfg.recording_frames
+        )
+        hist = h if hist is None else hist + h
+        done += b
+    return TransitTruth(hist, cfg.truth_bin_width, float(cfg.fps), n, cfg.recording_frames)
+
+
+def _crop_table(people: WalkerSample, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One row per crop: walker index, 0-based camera, global frame, pass view (0 front, 1 back, 2 side)."""
+    w, s, j = np.nonzero(people.crop_frames >= 0)
+    view_per_pass = rng.choice(3, size=people.cams.shape, p=[0.4, 0.4, 0.2])
+    return {
+        "walker": w,
+        "step": s,
+        "cam": people.cams[w, s],
+        "frame": people.crop_frames[w, s, j],
+        "view": view_per_pass[w, s],
+    }
+
+
+def sample_train_metadata(
+    preset: str | CampusConfig = "small", n_ids: int = 100, seed: int = 0, **overrides
+) -> Metadata:
+    """Metadata of ``n_ids`` training-like identities (seen by ≥2 cameras) of a campus, no files written.
+
+    For studies of the HP estimate against the truth as the number of training identities grows.
+    """
+    cfg = resolve_config(preset, n_people=max(n_ids, 2), n_query_ids=1, n_distractors=0, **overrides)
+    net = build_network(cfg.n_cams, cfg.layout_seed)
+    people, _ = _draw_people(cfg, net, np.random.default_rng([seed, 101]))
+    people = people.take(np.arange(n_ids))
+    t = _crop_table(people, np.random.default_rng([seed, 102]))
+    return Metadata(t["walker"] + 1, t["cam"] + 1, t["frame"])
+
+
+def _names(
+    pids: np.ndarray, cams: np.ndarray, frames: np.ndarray, naming: str, seq_lengths: list[list[int]]
+) -> np.ndarray:
+    """File names for crops (cams 1-based, global frames); Market BB = rank among crops of one camera frame."""
+    n = len(pids)
+    if naming == "duke":
+        return np.array([f"{p:04d}_c{c}_f{f:07d}.jpg" for p, c, f in zip(pids, cams, frames)], dtype=object)
+    seq = np.empty(n, np.int64)
+    local = np.empty(n, np.int64)
+    for c in np.unique(cams):
+        m = cams == c
+        cum = np.cumsum(seq_lengths[c - 1])
+        s = np.searchsorted(cum, frames[m], side="right")
+        seq[m] = s + 1
+        local[m] = frames[m] - (cum[s] - np.asarray(seq_lengths[c - 1])[s])
+    order = np.lexsort((np.arange(n), frames, cams))
+    key = cams[order] * (10**8) + frames[order]
+    start = np.r_[True, key[1:] != key[:-1]]
+    group_start = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    bb = np.empty(n, np.int64)
+    bb[order] = np.arange(n) - group_start + 1
+    pid_txt = ["-1" if p == -1 else f"{p:04d}" for p in pids]
+    return np.array(
+        [f"{p}_c{c}s{s}_{f:06d}_{b:02d}.jpg" for p, c, s, f, b in zip(pid_txt, cams, seq, local, bb)], dtype=object
+    )
+
+
+def _prepare_root(out: Path) -> Path:
+    """A fresh staging folder beside ``out``; refuses to replace a folder that is not a campus."""
+    if out.exists():
+        if not out.is_dir():
+            raise CampusError(f"{out}: exists and is not a folder")
+        entries = [p.name for p in out.iterdir()]
+        if entries and INFO_FILE not in entries:
+            raise CampusError(
+                f"{out}: folder is not empty and holds no {INFO_FILE}; refusing to replace something "
+                "that is not a campus dataset (choose an empty or new --out)"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir()
+    return stage
+
+
+def _swap_into_place(stage: Path, out: Path) -> None:
+    """Move the finished staging folder onto ``out`` (a reader never sees a half-written dataset)."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(stage, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out)
+
+
+def generate_campus(
+    out: str | Path,
+    preset: str | CampusConfig = "small",
+    seed: int = 0,
+    naming: str = "market",
+    images: bool = True,
+    progress: bool = True,
+    **overrides,
+) -> CampusInfo:
+    """Generate a campus dataset root (see the package docstring for the layout).
+
+    Args:
+        out: dataset root to write (created; an earlier campus there is replaced).
+        preset: ``"tiny"``, ``"small"``, ``"large"`` or a :class:`CampusConfig`.
+        seed: draws the people, their appearance and the truth's Monte Carlo; same seed → same bytes.
+        naming: ``"market"`` (``PPPP_cXsY_FFFFFF_BB.jpg``) or ``"duke"`` (``PPPP_cC_fFFFFFFF.jpg``).
+        images: False writes names, manifests and truth but no images (``train.txt`` etc. only).
+        progress: show a tqdm bar while rendering (appears only after a second).
+        overrides: :class:`CampusConfig` fields to change, e.g. ``n_cams=4``.
+
+    Raises:
+        CampusError: a bad preset/parameter, or ``out`` holds something that is not a campus.
+    """
+    t0 = time.perf_counter()
+    if naming not in ("market", "duke"):
+        raise CampusError(f"naming: expected 'market' or 'duke', got {naming!r}")
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise CampusError(f"seed: expected a non-negative integer, got {seed!r}")
+    preset_name = preset if isinstance(preset, str) else "custom"
+    cfg = resolve_config(preset, **overrides)
+    if cfg.n_people + cfg.n_distractors > 9999:
+        raise CampusError(
+            f"n_people + n_distractors = {cfg.n_people + cfg.n_distractors}: at most 9999 (4-digit person ids)"
+        )
+    out = Path(out)
+    net = build_network(cfg.n_cams, cfg.layout_seed)
+    ss = np.random.SeedSequence([int(seed), 2019])
+    rng_sim, rng_split, rng_truth, rng_render = (np.random.default_rng(s) for s in ss.spawn(4))
+    seq_lengths = _seq_lengths(cfg, np.random.default_rng([cfg.layout_seed, 31]))
+
+    # People and their crops.
+    people, distractors = _draw_people(cfg, net, rng_sim)
+    everyone = WalkerSample.concat([people, distractors])
+    crops = _crop_table(everyone, rng_split)
+    n_all = len(everyone)
+    is_test = np.zeros(n_all, bool)
+    is_test[rng_split.permutation(cfg.n_people)[: cfg.n_query_ids]] = True
+    is_distractor = np.arange(n_all) >= cfg.n_people
+    pid_of = np.zeros(n_all, np.int64)
+    pid_of[: cfg.n_people] = rng_split.permutation(cfg.n_people) + 1
+    if naming == "duke":  # Duke's single-camera distractors carry ordinary ids
+        pid_of[cfg.n_people :] = cfg.n_people + 1 + np.arange(cfg.n_distractors)
+    w = crops["walker"]
+    split = np.where(is_test[w] | is_distractor[w], 1, 0)  # 0 train, 1 gallery, 2 query
+    # One query per test identity and camera, from passes with ≥2 crops (the rest stays in the gallery).
+    n_pass = everyone.n_crops[w, crops["step"]]
+    first = np.r_[True, (w[1:] != w[:-1]) | (crops["step"][1:] != crops["step"][:-1])]
+    pass_start = np.maximum.accumulate(np.where(first, np.arange(len(w)), 0))
+    pick = np.floor(rng_split.random(len(w)) * n_pass).astype(np.int64)
+    is_query = is_test[w] & (n_pass >= 2) & (np.arange(len(w)) - pass_start == pick[pass_start])
+    split[is_query] = 2
+    pids = pid_of[w]
+    cams = crops["cam"] + 1
+    frames = crops["frame"]
+    views = crops["view"]
+    # Junk crops (pid -1): random camera and time, distinct (camera, frame) from each other.
+    n_junk = int(round(cfg.junk_rate * int((split == 1).sum())))
+    junk_cam = rng_split.integers(1, cfg.n_cams + 1, size=n_junk)
+    junk_frame = rng_split.choice(cfg.recording_frames, size=n_junk, replace=False)
+    kind = np.r_[np.zeros(len(w), np.int64), np.ones(n_junk, np.int64)]  # 1 = junk
+    owner = np.r_[w, np.zeros(n_junk, np.int64)]
+    pids = np.r_[pids, -np.ones(n_junk, np.int64)]
+    cams = np.r_[cams, junk_cam]
+    frames = np.r_[frames, junk_frame]
+    views = np.r_[views, rng_split.integers(0, 3, size=n_junk)]
+    split = np.r_[split, np.ones(n_junk, np.int64)]
+    names = _names(pids, cams, frames, naming, seq_lengths)
+    for s in range(3):
+        ns = names[split == s]
+        if len(set(ns)) != len(ns):
+            raise CampusError(f"internal: duplicate file names in split {SPLITS[s]} (seed {seed})")
+    order = np.lexsort((names, split))  # write and render in (split, name) order
+
+    stage = _prepare_root(out)
+    try:
+        files: dict[str, Path] = {}
+        # Images.
+        if images:
+            _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng_render, progress)
+        # Name lists, manifests, sequence table.
+        for s, sname in enumerate(SPLITS):
+            sel = order[split[order] == s]
+            write_text_atomic(stage / f"{sname}.txt", "".join(f"{n}\n" for n in names[sel]))
+            files[f"{sname}_names"] = out / f"{sname}.txt"
+            _write_manifest(stage / f"manifest_{sname}.csv", sel, split, names, pids, cams, frames)
+            files[f"manifest_{sname}"] = out / f"manifest_{sname}.csv"
+        _write_manifest(stage / MANIFEST_FILE, order, split, names, pids, cams, frames)
+        files["manifest"] = out / MANIFEST_FILE
+        if naming == "market":
+            write_json_atomic(stage / SEQ_LENGTHS_FILE, {str(c + 1): seq_lengths[c] for c in range(cfg.n_cams)})
+            files["sequence_lengths"] = out / SEQ_LENGTHS_FILE
+        # Ground truth.
+        truth = compute_truth(cfg, net, rng_truth)
+        truth.save(stage / TRUTH_FILE)
+        files["transit_truth"] = out / TRUTH_FILE
+        counts = _counts(split, pids, kind)
+        st = recommended_st_params(cfg)
+        info = {
+            "dataset": "campus",
+            "generator": "streid_lib.campus.generate_campus",
+            "streid_version": __version__,
+            "preset": preset_name,
+            "seed": int(seed),
+            "naming": naming,
+            "images": bool(images),
+            "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "extra"},
+            "network": net.describe(),
+            "view_m": [float(x) for x in net.view_m],
+            "sequence_lengths": seq_lengths,
+            "counts": counts,
+            "st_params": st,
+            "truth": {"file": TRUTH_FILE, **TRUTH_DESCRIPTION},
+            "frames": "global frame = offset(camera, sequence) + local frame; all cameras share one clock",
+        }
+        files["info"] = out / INFO_FILE
+        write_json_atomic(stage / INFO_FILE, info)
+        _swap_into_place(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return CampusInfo(
+        out, preset_name, int(seed), naming, bool(images), cfg, counts, files, st, time.perf_counter() - t0
+    )
+
+
+def _counts(split: np.ndarray, pids: np.ndarray, kind: np.ndarray) -> dict:
+    out = {}
+    for s, name in enumerate(SPLITS):
+        m = split == s
+        p = pids[m]
+        out[name] = {
+            "images": int(m.sum()),
+            "ids": int(np.unique(p[p > 0]).size),
+            "junk": int((p == -1).sum()),
+            "distractors": int((p == 0).sum()),
+        }
+    return out
+
+
+def _write_manifest(path: Path, sel, split, names, pids, cams, frames) -> None:
+    buf = io.StringIO()
+    wr = csv.writer(buf, lineterminator="\n")
+    wr.writerow(["path", "pid", "camera", "frame"])
+    for i in sel:
+        wr.writerow([f"{SPLIT_FOLDERS[SPLITS[split[i]]]}/{names[i]}", int(pids[i]), int(cams[i]), int(frames[i])])
+    write_text_atomic(path, buf.getvalue())
+
+
+def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, progress) -> None:
+    from tqdm.auto import tqdm
+
+    outfits = draw_outfits(int(owner.max(initial=0)) + 1, rng, cfg.n_outfits)
+    looks = draw_camera_looks(cfg.n_cams, np.random.default_rng([cfg.layout_seed, 57]))
+    quality = [int(np.clip(cfg.jpeg_quality - 8 * (1.0 - looks.downscale[c]), 50, 95)) for c in range(cfg.n_cams)]
+    for s in SPLITS:
+        (stage / SPLIT_FOLDERS[s]).mkdir()
+    folders = [stage / SPLIT_FOLDERS[s] for s in SPLITS]
+    batch = 128
+    with tqdm(total=len(order), desc="campus images", unit="img", disable=not progress, delay=1.0) as bar:
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            c0 = cams[idx] - 1
+            junk = kind[idx] == 1
+            params = draw_crop_params(c0, views[idx], rng)
+            if junk.any():
+                jp = draw_crop_params(c0[junk], views[idx][junk], rng, junk=True)
+                params = dataclasses.replace(
+                    params,
+                    **{
+                        f.name: _merge(getattr(params, f.name), getattr(jp, f.name), junk)
+                        for f in dataclasses.fields(params)
+                    },
+                )
+            who = outfits.take(owner[idx])
+            if junk.any():  # junk fragments wear random clothes
+                rand = draw_outfits(int(junk.sum()), rng)
+                who = type(who)(**{k: _merge(v, getattr(rand, k), junk) for k, v in who.__dict__.items()})
+            imgs = camera_blur(render_batch(who, params, looks, rng), c0, looks)
+            for b, i in enumerate(idx):
+                (folders[split[i]] / names[i]).write_bytes(encode_jpeg(imgs[b], quality[int(c0[b])]))
+            bar.update(len(idx))
+
+
+def _merge(base: np.ndarray, other: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = np.array(base, copy=True)
+    out[mask] = other
+    return out

@@ -1,0 +1,277 @@
+"""The campus generative model: camera network, walkers, camera passes and crop times.
+
+Everything here is metadata (who, which camera, which frame); appearance lives in
+:mod:`streid_lib.campus.render`. The same function, :func:`simulate_walkers`, draws the people of a
+dataset and the large Monte-Carlo sample behind the ground-truth transit densities, so the two
+follow one generative model by construction.
+
+Model (all times in seconds until converted to frames at ``fps``):
+
+* **Network.** ``K`` cameras joined by walking routes (metres). A camera pair may be joined by
+  several routes of different length (multi-modal transit); pairs without a direct route are
+  reached only through other cameras or, when they are more than ``max_route_cams - 1`` hops
+  apart, never co-observed at all.
+* **Walker.** Starts uniformly over the recording at a camera drawn from ``entry_p``, visits
+  ``L`` cameras (``route_cams_p``), never revisiting one, choosing uniformly among unvisited
+  neighbours and, per hop, one of the parallel routes (``route_p``). A personal speed is heavy
+  tailed: ``log v = log(speed_mps) + speed_log_scale * t(df=speed_tail_df)``, clipped to
+  ``speed_range_mps``; each hop multiplies it by ``lognormal(0, hop_speed_jitter)`` and adds, with
+  probability ``pause_prob``, an exponential pause (mean ``pause_mean_s``).
+* **Pass.** Camera ``c`` sees the walker for ``view_m[c] / v`` seconds. It detects the pass with
+  probability ``detect_prob``; a pass is recorded only if it ends before the recording ends.
+  A recorded pass yields ``1 + Poisson(crops_per_pass - 1)`` crops (at most
+  ``max_crops_per_pass``), at distinct integer frames, one uniformly within each of equal
+  strata of the pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Default 6-camera network: (camera a, camera b, route lengths in metres). Cameras 1-2, 3-4 and
+#: 5-6 have two routes each (bimodal transit); 6 hangs off 5 only, so 6 and 1/3 are far apart.
+DEFAULT_ROUTES_6: tuple[tuple[int, int, tuple[float, ...]], ...] = (
+    (1, 2, (220.0, 560.0)),
+    (2, 3, (330.0,)),
+    (1, 4, (420.0,)),
+    (3, 4, (260.0, 700.0)),
+    (2, 5, (480.0,)),
+    (4, 5, (380.0,)),
+    (5, 6, (300.0, 900.0)),
+)
+
+
+class CampusError(ValueError):
+    """A campus parameter, preset or output folder that is not what is expected."""
+
+
+@dataclass(frozen=True)
+class CampusNetwork:
+    """The walking graph between cameras.
+
+    Attributes:
+        n_cams: K cameras (1-based ids in names; 0-based indices here).
+        route_len: (K, K, R) route lengths in metres, symmetric, NaN where there is no route.
+        route_p: (K, K, R) probability of taking each parallel route (rows sum to 1 where defined).
+        entry_p: (K,) probability of starting at each camera.
+        view_m: (K,) metres of walk visible in each camera.
+    """
+
+    n_cams: int
+    route_len: np.ndarray
+    route_p: np.ndarray
+    entry_p: np.ndarray
+    view_m: np.ndarray
+
+    @property
+    def adjacency(self) -> np.ndarray:
+        """(K, K) bool: cameras joined by at least one direct route."""
+        return np.isfinite(self.route_len).any(axis=2)
+
+    def describe(self) -> list[dict]:
+        """One dict per direct connection: cameras (1-based) and route lengths (metres)."""
+        out = []
+        for a in range(self.n_cams):
+            for b in range(a + 1, self.n_cams):
+                lens = self.route_len[a, b][np.isfinite(self.route_len[a, b])]
+                if lens.size:
+                    out.append(
+                        {
+                            "cams": [a + 1, b + 1],
+                            "routes_m": [float(x) for x in lens],
+                            "route_p": [float(x) for x in self.route_p[a, b][: lens.size]],
+                        }
+                    )
+        return out
+
+
+def build_network(n_cams: int, layout_seed: int = 0) -> CampusNetwork:
+    """The campus walking graph: the hand-made :data:`DEFAULT_ROUTES_6` for 6 cameras, else procedural.
+
+    The procedural layout places cameras in a 1.2 km × 0.8 km area, joins each to its two nearest
+    neighbours by a route 1.2-1.5× the straight distance, and gives about 40% of the joins a second,
+    1.8-2.6× longer route.
+    """
+    if not 1 <= n_cams <= 9:
+        raise CampusError(f"n_cams: expected 1..9 cameras (one digit in file names), got {n_cams}")
+    rng = np.random.default_rng([layout_seed, 7919])
+    edges: list[tuple[int, int, tuple[float, ...]]]
+    if n_cams == 6 and layout_seed == 0:
+        edges = list(DEFAULT_ROUTES_6)
+    else:
+        pos = rng.uniform([0, 0], [1200, 800], size=(n_cams, 2))
+        dist = np.linalg.norm(pos[:, None] - pos[None], axis=2)
+        np.fill_diagonal(dist, np.inf)
+        pairs = set()
+        for a in range(n_cams):
+            for b in np.argsort(dist[a])[: min(2, n_cams - 1)]:
+                pairs.add((min(a, int(b)), max(a, int(b))))
+        edges = []
+        for a, b in sorted(pairs):
+            base = float(np.round(dist[a, b] * rng.uniform(1.2, 1.5), -1))
+            lens = (base,) if rng.random() > 0.4 else (base, float(np.round(base * rng.uniform(1.8, 2.6), -1)))
+            edges.append((a + 1, b + 1, lens))
+    r_max = max((len(e[2]) for e in edges), default=1)
+    route_len = np.full((n_cams, n_cams, r_max), np.nan)
+    route_p = np.zeros((n_cams, n_cams, r_max))
+    for a, b, lens in edges:
+        # The shorter route is the popular one: weights 0.6, 0.4 (or 1 for a single route).
+        w = np.array([0.6, 0.4, 0.2][: len(lens)]) if len(lens) > 1 else np.ones(1)
+        w = w / w.sum()
+        for i, j in ((a - 1, b - 1), (b - 1, a - 1)):
+            route_len[i, j, : len(lens)] = lens
+            route_p[i, j, : len(lens)] = w
+    entry_p = np.full(n_cams, 1.0 / n_cams)
+    view_m = np.round(rng.uniform(8.0, 18.0, size=n_cams), 1)
+    return CampusNetwork(n_cams, route_len, route_p, entry_p, view_m)
+
+
+@dataclass(frozen=True)
+class WalkerSample:
+    """Camera passes of N simulated walkers (at most ``Lmax`` cameras each).
+
+    Attributes:
+        cams: (N, Lmax) 0-based camera index of each visited camera, -1 after the route ends.
+        recorded: (N, Lmax) bool, the pass was detected and ended before the recording ended.
+        n_crops: (N, Lmax) crops of each recorded pass (0 if not recorded).
+        crop_frames: (N, Lmax, M) int64 crop frames (global, on the shared timeline), -1 padding.
+    """
+
+    cams: np.ndarray
+    recorded: np.ndarray
+    n_crops: np.ndarray
+    crop_frames: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cams)
+
+    @property
+    def n_seen(self) -> np.ndarray:
+        """(N,) number of cameras that recorded each walker."""
+        return self.recorded.sum(axis=1)
+
+    def mean_frames(self, n_cams: int) -> np.ndarray:
+        """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded."""
+        n = self.crop_frames.shape[0]
+        out = np.full((n, n_cams), np.nan)
+        valid = self.crop_frames >= 0
+        sums = np.where(valid, self.crop_frames, 0).sum(axis=2).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / self.n_crops
+        rows, steps = np.nonzero(self.recorded)
+        out[rows, self.cams[rows, steps]] = means[rows, steps]
+        return out
+
+    def take(self, idx: np.ndarray) -> WalkerSample:
+        return WalkerSample(self.cams[idx], self.recorded[idx], self.n_crops[idx], self.crop_frames[idx])
+
+    @staticmethod
+    def concat(parts: list[WalkerSample]) -> WalkerSample:
+        return WalkerSample(
+            np.concatenate([p.cams for p in parts]),
+            np.concatenate([p.recorded for p in parts]),
+            np.concatenate([p.n_crops for p in parts]),
+            np.concatenate([p.crop_frames for p in parts]),
+        )
+
+
+def simulate_walkers(net: CampusNetwork, cfg, n: int, rng: np.random.Generator) -> WalkerSample:
+    """Draw ``n`` walkers from the generative model (module docstring); vectorised over walkers.
+
+    Args:
+        cfg: a :class:`~streid_lib.campus.config.CampusConfig` (fps, recording, speed, pass fields).
+    """
+    k = net.n_cams
+    route_cams_p = np.asarray(cfg.route_cams_p, dtype=np.float64)
+    lmax = len(route_cams_p)
+    m = cfg.max_crops_per_pass
+    fps = float(cfg.fps)
+    t_end = cfg.recording_frames / fps  # seconds
+
+    length = 1 + rng.choice(lmax, size=n, p=route_cams_p / route_cams_p.sum())
+    speed = np.exp(np.log(cfg.speed_mps) + cfg.speed_log_scale * rng.standard_t(cfg.speed_tail_df, size=n))
+    speed = np.clip(speed, *cfg.speed_range_mps)
+    cams = np.full((n, lmax), -1, np.int64)
+    t_in = np.zeros((n, lmax))
+    dur = np.zeros((n, lmax))
+    cams[:, 0] = rng.choice(k, size=n, p=net.entry_p)
+    t_in[:, 0] = rng.uniform(0.0, t_end, size=n)
+    visited = np.zeros((n, k), bool)
+    visited[np.arange(n), cams[:, 0]] = True
+    adj = net.adjacency
+    cum_route_p = np.cumsum(net.route_p, axis=2)
+    rows = np.arange(n)
+    v_hop = speed[:, None] * rng.lognormal(0.0, cfg.hop_speed_jitter, size=(n, lmax))  # (n, lmax) m/s
+    dur[:, 0] = net.view_m[cams[:, 0]] / v_hop[:, 0]
+    active = length > 1
+    for step in range(1, lmax):
+        cur = cams[:, step - 1]
+        cand = adj[np.maximum(cur, 0)] & ~visited & (cur >= 0)[:, None] & active[:, None]
+        n_cand = cand.sum(axis=1)
+        go = n_cand > 0
+        # Uniform choice among unvisited neighbours: the j-th True of each row.
+        pick = np.floor(rng.random(n) * np.maximum(n_cand, 1)).astype(np.int64)
+        order = np.cumsum(cand, axis=1) - 1
+        nxt = np.argmax(cand & (order == pick[:, None]), axis=1)
+        u = rng.random(n)
+        route = (u[:, None] > cum_route_p[np.maximum(cur, 0), nxt]).sum(axis=1)
+        route = np.minimum(route, net.route_len.shape[2] - 1)
+        metres = net.route_len[np.maximum(cur, 0), nxt, route]
+        pause = np.where(rng.random(n) < cfg.pause_prob, rng.exponential(cfg.pause_mean_s, size=n), 0.0)
+        transit = metres / v_hop[:, step] + pause
+        go &= np.isfinite(transit)
+        cams[go, step] = nxt[go]
+        t_in[go, step] = t_in[go, step - 1] + dur[go, step - 1] + transit[go]
+        dur[go, step] = net.view_m[nxt[go]] / v_hop[go, step]
+        visited[rows[go], nxt[go]] = True
+        active = go & (length > step + 1)
+
+    exists = cams >= 0
+    recorded = exists & (rng.random((n, lmax)) < cfg.detect_prob) & (t_in + dur < t_end)
+    n_crops = np.minimum(1 + rng.poisson(max(cfg.crops_per_pass - 1.0, 0.0), size=(n, lmax)), m)
+    n_crops = np.where(recorded, n_crops, 0)
+    # Stratified crop times: stratum j of n equal strata of the pass, one uniform frame in each, so
+    # frames are distinct whenever the pass spans at least n frames (it spans hundreds).
+    f_in = np.floor(t_in * fps)
+    span = np.floor(dur * fps) + 1.0
+    j = np.arange(m)[None, None, :]
+    u = rng.random((n, lmax, m))
+    nc = np.maximum(n_crops, 1)[:, :, None]
+    frames = f_in[:, :, None] + np.floor((j + u) * span[:, :, None] / nc)
+    frames = np.where(j < n_crops[:, :, None], frames, -1).astype(np.int64)
+    return WalkerSample(cams, recorded, n_crops, frames)
+
+
+def truth_histogram(
+    sample: WalkerSample, n_cams: int, bin_width: int, max_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of per-identity mean-frame differences, exactly as the faithful HP counts them.
+
+    For every walker and unordered camera pair (j < k) both recorded, with mean frames A_j, A_k:
+    if ``A_j > A_k`` add one to ``hist[j, k, floor((A_j - A_k) / bin_width)]``, else to
+    ``hist[k, j, floor((A_k - A_j) / bin_width)]`` (first index = later camera; ties to the higher
+    index, reference §3.3).
+
+    Returns:
+        hist: (K, K, ceil(max_frames / bin_width)) int64 counts.
+        pair_n: (K, K) int64 number of walkers counted per ordered pair.
+    """
+    means = sample.mean_frames(n_cams)
+    n_bins = int(np.ceil(max_frames / bin_width)) + 1
+    hist = np.zeros((n_cams, n_cams, n_bins), np.int64)
+    flat = hist.reshape(-1)
+    for j in range(n_cams):  # loop over camera pairs only (<= 36), vectorised over walkers
+        for k in range(j + 1, n_cams):
+            both = np.isfinite(means[:, j]) & np.isfinite(means[:, k])
+            d = means[both, j] - means[both, k]
+            later_j = d > 0
+            first = np.where(later_j, j, k)
+            second = np.where(later_j, k, j)
+            b = np.floor(np.abs(d) / bin_width).astype(np.int64)
+            if b.size and b.max() >= n_bins:
+                raise CampusError(f"transit of {b.max() * bin_width} frames beyond the recording ({max_frames})")
+            idx = (first * n_cams + second) * n_bins + b
+            flat += np.bincount(idx, minlength=flat.size)
+    return hist, hist.sum(axis=2)

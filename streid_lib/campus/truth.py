@@ -1,0 +1,229 @@
+"""Ground-truth transit densities of the campus and their distance to a fitted HP model.
+
+File ``transit_truth.npz`` (a plain NumPy archive, written byte-deterministically):
+
+* ``counts`` (K, K, Hb) int64 — Monte-Carlo counts at ``base_bin_width`` frames per bin.
+  ``counts[a-1, b-1, k]`` is the number of simulated walkers seen by cameras a and b whose
+  **mean crop frame in a minus mean crop frame in b** lies in ``[k·w, (k+1)·w)`` frames, i.e. who
+  were seen *later in a* (the first index is the later camera). Equal means go to the higher-index
+  camera as "later". This is exactly the faithful HP histogram of reference §3.3 (one vote per
+  identity per camera pair, per-identity per-camera mean frames) built from an unlimited supply of
+  identities of the same generative model.
+* ``pair_n`` (K, K) int64 — walkers counted per ordered pair (``counts.sum(-1)``).
+* ``base_bin_width`` (int, frames), ``fps`` (float), ``n_walkers`` (int, walkers simulated,
+  before keeping those seen twice), ``recording_frames`` (int).
+* ``description`` — this text, as JSON.
+
+The density of direction (a, b) is ``counts[a-1, b-1] / pair_n[a-1, b-1]``, normalised **per
+direction** like the HP's ``distribution_``; :meth:`TransitTruth.density` re-bins it to any
+multiple of the base bin width (the faithful layout is 100-frame bins).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_path
+from .simulate import CampusError
+
+TRUTH_FILE = "transit_truth.npz"
+
+TRUTH_DESCRIPTION = {
+    "counts": "(K, K, Hb) int64: walkers whose mean crop frame in camera a minus that in camera b lies in "
+    "[k*w, (k+1)*w) frames, w = base_bin_width; first index = later camera (HP convention, reference §3.3)",
+    "pair_n": "(K, K) int64: walkers counted per ordered pair (counts.sum(-1))",
+    "density": "counts / pair_n per ordered pair: normalised per direction like the HP distribution_",
+    "base_bin_width": "frames per bin of counts",
+    "fps": "frames per second",
+    "n_walkers": "Monte-Carlo walkers simulated (all, before keeping pairs seen by both cameras)",
+    "recording_frames": "length of the recording, frames",
+}
+
+
+def write_npz_deterministic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write an ``.npz`` (readable by :func:`numpy.load`) whose bytes depend only on the arrays.
+
+    :func:`numpy.savez` stamps the current time into the zip entries; here every entry gets the
+    fixed date 1980-01-01, so the same data always gives the same file.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            for name, arr in arrays.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buf.getvalue())
+    return path
+
+
+@dataclass(frozen=True)
+class TransitTruth:
+    """Ground-truth transit-time counts of a campus (see the module docstring for the meaning).
+
+    Attributes:
+        counts: (K, K, Hb) int64 Monte-Carlo counts at ``base_bin_width`` frames per bin.
+        base_bin_width: frames per bin of ``counts``.
+        fps: frames per second.
+        n_walkers: walkers simulated.
+        recording_frames: recording length, frames.
+    """
+
+    counts: np.ndarray
+    base_bin_width: int
+    fps: float
+    n_walkers: int
+    recording_frames: int
+
+    @property
+    def n_cams(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def pair_n(self) -> np.ndarray:
+        """(K, K) walkers per ordered pair."""
+        return self.counts.sum(axis=2)
+
+    def rebinned(self, bin_width: int) -> np.ndarray:
+        """(K, K, ceil(Hb·w0/bin_width)) counts at ``bin_width`` frames (a multiple of the base width)."""
+        w0 = self.base_bin_width
+        if bin_width < w0 or bin_width % w0:
+            raise CampusError(
+                f"bin_width={bin_width}: the truth is stored at {w0}-frame bins; expected a multiple of {w0}"
+            )
+        f = bin_width // w0
+        hb = self.counts.shape[2]
+        n = -(-hb // f)
+        padded = np.zeros(self.counts.shape[:2] + (n * f,), np.int64)
+        padded[:, :, :hb] = self.counts
+        # floor(x / (f·w0)) == floor(floor(x / w0) / f) for x >= 0: summing groups of f base bins is exact.
+        return padded.reshape(self.counts.shape[:2] + (n, f)).sum(axis=3)
+
+    def density(self, bin_width: int = 100, n_bins: int | None = None) -> np.ndarray:
+        """(K, K, n_bins) true probability per bin of ``bin_width`` frames, normalised per direction.
+
+        Each non-empty direction sums to 1 over all bins; when ``n_bins`` cuts the support short, the
+        mass beyond is not renormalised away (see :meth:`overflow`). Empty directions are all zero.
+        """
+        c = self.rebinned(bin_width).astype(np.float64)
+        n = c.sum(axis=2, keepdims=True)
+        p = np.divide(c, n, out=np.zeros_like(c), where=n > 0)
+        if n_bins is None:
+            return p
+        out = np.zeros(p.shape[:2] + (n_bins,))
+        m = min(n_bins, p.shape[2])
+        out[:, :, :m] = p[:, :, :m]
+        return out
+
+    def overflow(self, bin_width: int, n_bins: int) -> np.ndarray:
+        """(K, K) true probability mass at or beyond bin ``n_bins`` (not representable in that layout)."""
+        p = self.density(bin_width)
+        return p[:, :, n_bins:].sum(axis=2)
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """Ordered camera pairs (1-based, later camera first) that have any true mass."""
+        a, b = np.nonzero(self.pair_n > 0)
+        return [(int(i) + 1, int(j) + 1) for i, j in zip(a, b)]
+
+    def mean_transit_s(self) -> np.ndarray:
+        """(K, K) mean |Δ mean frame| per ordered pair, seconds (NaN where empty)."""
+        centres = (np.arange(self.counts.shape[2]) + 0.5) * self.base_bin_width
+        n = self.pair_n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (self.counts * centres).sum(axis=2) / n / self.fps
+
+    def save(self, path: str | Path) -> Path:
+        return write_npz_deterministic(
+            path,
+            {
+                "counts": self.counts,
+                "pair_n": self.pair_n,
+                "base_bin_width": np.int64(self.base_bin_width),
+                "fps": np.float64(self.fps),
+                "n_walkers": np.int64(self.n_walkers),
+                "recording_frames": np.int64(self.recording_frames),
+                "description": np.asarray(json.dumps(TRUTH_DESCRIPTION)),
+            },
+        )
+
+
+def load_truth(path: str | Path) -> TransitTruth:
+    """Read ``transit_truth.npz`` (or a campus root holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / TRUTH_FILE
+    if not path.is_file():
+        raise CampusError(f"{path}: transit truth file not found (expected {TRUTH_FILE} in a campus root)")
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in ("counts", "base_bin_width", "fps", "n_walkers", "recording_frames") if k not in z]
+        if missing:
+            raise CampusError(f"{path}: missing key(s) {missing}")
+        counts = z["counts"]
+        if counts.ndim != 3 or counts.shape[0] != counts.shape[1]:
+            raise CampusError(f"{path}: counts: expected a (K, K, H) array, got shape {counts.shape}")
+        return TransitTruth(
+            counts.astype(np.int64),
+            int(z["base_bin_width"]),
+            float(z["fps"]),
+            int(z["n_walkers"]),
+            int(z["recording_frames"]),
+        )
+
+
+def hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed") -> dict[tuple[int, int], float]:
+    """Total-variation distance between a fitted HP density and the true one, per ordered camera pair.
+
+    ``TV(a, b) = ½ Σ_k |P̂[a, b, k] − P[a, b, k]|`` over the model's bins (``model.bin_width`` frames,
+    ``n_bins`` = the model's H), plus ½ of any true mass beyond the last bin. 0 = identical, 1 = disjoint.
+    A pair the model never saw (all-zero row) gets 1.
+
+    Args:
+        model: a fitted :class:`streid_lib.st_model.SpatialTemporalModel` (``smoothed_`` and
+            ``distribution_`` (C, C, H), ``bin_width`` frames); C may exceed the campus's K.
+        truth: a :class:`TransitTruth` or the path of ``transit_truth.npz`` / a campus root.
+        which: ``"smoothed"`` (the Parzen estimate P̂, default) or ``"distribution"`` (the raw P).
+
+    Returns:
+        ``{(a, b): tv}`` for every ordered pair (1-based, later camera first) with true mass.
+    """
+    if not isinstance(truth, TransitTruth):
+        truth = load_truth(truth)
+    if which not in ("smoothed", "distribution"):
+        raise CampusError(f"which={which!r}: expected 'smoothed' or 'distribution'")
+    est = getattr(model, f"{which}_", None)
+    if est is None:
+        raise CampusError(f"model has no {which}_ array: fit it first")
+    est = np.asarray(est, dtype=np.float64)
+    if est.ndim != 3 or est.shape[0] != est.shape[1]:
+        raise CampusError(f"model.{which}_: expected a (C, C, H) array, got shape {est.shape}")
+    k = truth.n_cams
+    if est.shape[0] < k:
+        raise CampusError(f"model.{which}_ covers {est.shape[0]} cameras but the campus has {k}")
+    n_bins = est.shape[2]
+    bin_width = int(model.bin_width)
+    p = truth.density(bin_width, n_bins)
+    over = truth.overflow(bin_width, n_bins)
+    q = est[:k, :k]
+    mass = q.sum(axis=2)
+    # Normalise the estimate per direction too (the faithful P̂ sums to 1 - 1e-7·...; never rescale zeros).
+    q = np.divide(q, mass[..., None], out=np.zeros_like(q), where=mass[..., None] > 0)
+    tv = 0.5 * (np.abs(q - p).sum(axis=2) + over)
+    return {(a, b): (1.0 if mass[a - 1, b - 1] <= 0 else float(tv[a - 1, b - 1])) for a, b in truth.pairs()}
+
+
+def mean_hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed", weighted: bool = True) -> float:
+    """Mean of :func:`hp_distance` over pairs, weighted by the true pair frequency when ``weighted``."""
+    if not isinstance(truth, TransitTruth):
+        truth = load_truth(truth)
+    d = hp_distance(model, truth, which)
+    w = np.array([truth.pair_n[a - 1, b - 1] if weighted else 1 for a, b in d], dtype=np.float64)
+    v = np.array(list(d.values()))
+    return float((w * v).sum() / w.sum()) if len(v) else float("nan")

@@ -1,0 +1,208 @@
+"""The joint metric: visual cosine similarity, ST probability, logistic smoothing, and the paper's score rows.
+
+Rows (all scores: higher is better):
+
+* ``VIS``: cosine similarity s of L2-normalised features, in [-1, 1];
+* ``ST``: the smoothed spatial-temporal probability p̂ alone (paper Figure 4a, "ST only");
+* ``VISxST``: the paper's Eqn. 5 baseline, the plain product of the two streams;
+* ``st-ReID``: the joint metric with logistic smoothing, Eqn. 6, ``f(s; λ0, γ0) · f(p; λ1, γ1)``.
+
+Scores are computed chunk by chunk over queries (one GEMM per chunk for s, one vectorised table lookup for p),
+so peak memory is O(chunk × gallery) whatever the gallery size.
+
+Precision follows the reference (§4): s and the visual factor are float32 (float32 features), p and the ST
+factor float64, so the ``VISxST`` and ``st-ReID`` products are float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .features import FeatureSet
+from .st_model import SpatialTemporalModel
+
+#: The score rows of the paper's tables, in display order.
+ROWS: tuple[str, ...] = ("VIS", "ST", "VISxST", "st-ReID")
+
+
+class JointError(ValueError):
+    """Bad input to the joint metric (names the argument and what was expected)."""
+
+
+def normalize_rows(f: np.ndarray) -> np.ndarray:
+    """L2-normalise each row of an (N, D) feature matrix, as float32.
+
+    PCB features arrive with each of the 6 stripes already L2-normalised; like the reference (§2.6), the whole
+    vector is normalised again, so every stripe ends with norm 1/√6 and a dot product is the mean of the 6
+    per-stripe cosines.
+
+    Raises:
+        JointError: a row with zero norm or a non-finite value (cosine is undefined there).
+    """
+    f = np.asarray(f, dtype=np.float32)
+    if f.ndim != 2:
+        raise JointError(f"features: expected a 2-D (N, D) array, got shape {f.shape}")
+    norms = np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float32))
+    bad = ~np.isfinite(norms) | (norms == 0)
+    if bad.any():
+        raise JointError(f"features row {int(np.argmax(bad))} has zero or non-finite norm; cosine is undefined")
+    return f / norms[:, None]
+
+
+def cosine_similarity(qf: np.ndarray, gf: np.ndarray, normalized: bool = False) -> np.ndarray:
+    """Cosine similarity of every query to every gallery image: one float32 GEMM.
+
+    Args:
+        qf: (nq, D) query features; gf: (ng, D) gallery features.
+        normalized: skip the L2 normalisation when both are already unit rows.
+
+    Returns:
+        (nq, ng) float32 similarities in [-1, 1].
+    """
+    if not normalized:
+        qf, gf = normalize_rows(qf), normalize_rows(gf)
+    if qf.shape[1] != gf.shape[1]:
+        raise JointError(f"feature dimensions disagree: query D={qf.shape[1]}, gallery D={gf.shape[1]}")
+    return qf @ gf.T
+
+
+def logistic(x: np.ndarray | float, lam: float, gamma: float) -> np.ndarray:
+    """Logistic smoothing ``f(x; λ, γ) = 1 / (1 + λ·exp(-γ·x))`` (paper Eqn. 6); keeps float32 input float32."""
+    x = np.asarray(x)
+    out = np.multiply(x, -gamma)  # float32 stays float32 (Python-float scalars do not promote)
+    if not isinstance(out, np.ndarray) or out.ndim == 0:
+        return 1.0 / (1.0 + lam * np.exp(out))
+    # In place: one temporary instead of four on (chunk × gallery) arrays; same IEEE operations.
+    np.exp(out, out=out)
+    out *= lam
+    out += 1.0
+    return np.reciprocal(out, out=out)
+
+
+@dataclass(frozen=True)
+class JointMetric:
+    """st-ReID joint metric ``f(s; λ0, γ0) · f(p; λ1, γ1)`` (defaults: the paper's and the code's 1, 5, 2, 5)."""
+
+    lambda0: float = 1.0
+    gamma0: float = 5.0
+    lambda1: float = 2.0
+    gamma1: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            # Plain Python floats keep float32 inputs float32 (NumPy's scalar promotion rules).
+            value = float(value)
+            object.__setattr__(self, name, value)
+            if not np.isfinite(value) or (name.startswith("lambda") and value < 0):
+                raise JointError(f"{name}: expected a finite number{' >= 0' if 'lambda' in name else ''}, got {value}")
+
+    def visual_factor(self, s: np.ndarray) -> np.ndarray:
+        """``f(s; λ0, γ0)``."""
+        return logistic(s, self.lambda0, self.gamma0)
+
+    def st_factor(self, p: np.ndarray) -> np.ndarray:
+        """``f(p; λ1, γ1)``."""
+        return logistic(p, self.lambda1, self.gamma1)
+
+    def __call__(self, s: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Joint score of visual similarities s and ST probabilities p (broadcasting)."""
+        return self.visual_factor(s) * self.st_factor(p)
+
+    def params(self) -> dict[str, float]:
+        """λ0, γ0, λ1, γ1 as a dict (for provenance)."""
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def check_rows(rows: Sequence[str]) -> tuple[str, ...]:
+    """Validate a selection of score rows (a subset of :data:`ROWS`, order kept, no duplicates)."""
+    rows = tuple(rows)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown or not rows or len(set(rows)) != len(rows):
+        raise JointError(f"rows: expected a non-empty selection of distinct rows from {ROWS}, got {rows}")
+    return rows
+
+
+def vis_x_st(s: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The Eqn. 5 product ``((1 + s) / 2) · p`` (s float32, p float64 → float64); see :func:`score_rows`."""
+    t = np.add(s, 1)
+    t *= 0.5  # exact, the same as dividing by 2
+    return np.multiply(t, p)
+
+
+def score_rows(
+    s: np.ndarray, p: np.ndarray | None, metric: JointMetric = JointMetric(), rows: Sequence[str] = ROWS
+) -> dict[str, np.ndarray]:
+    """Score matrices of the selected rows from visual similarities s and ST probabilities p (same shape).
+
+    ``VISxST`` is the paper's Eqn. 5 baseline, described there as the product of the two streams with "both
+    streams normalized". Cosine lies in [-1, 1], so it is mapped to [0, 1] first: ``((1 + s) / 2) · p`` (our
+    assumption; the reference code has no such row). It is order-equivalent to ``(1 + s) · p``.
+
+    Returns:
+        dict row → array shaped like s (VIS float32 like s; rows involving p float64).
+    """
+    rows = check_rows(rows)
+    if p is None and any(r != "VIS" for r in rows):
+        raise JointError(f"rows {rows}: ST probabilities p are needed for every row but VIS")
+    out: dict[str, np.ndarray] = {}
+    for row in rows:
+        if row == "VIS":
+            out[row] = s
+        elif row == "ST":
+            out[row] = p
+        elif row == "VISxST":
+            out[row] = vis_x_st(s, p)
+        else:
+            out[row] = metric(s, p)
+    return out
+
+
+def iter_score_chunks(
+    fs: FeatureSet,
+    model: SpatialTemporalModel,
+    metric: JointMetric = JointMetric(),
+    rows: Sequence[str] = ROWS,
+    chunk_size: int = 256,
+) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+    """Yield ``(query slice, {row: (c, ng) scores})`` for consecutive chunks of at most ``chunk_size`` queries.
+
+    Values equal :func:`score_rows` on the full matrices (same operations in the same precision); the ST factor
+    ``f(p)`` is evaluated once on the model's small lookup table rather than per pair.
+    """
+    rows = check_rows(rows)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise JointError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")
+    need_s = any(r != "ST" for r in rows)
+    need_p = any(r != "VIS" for r in rows)
+    if need_s:
+        qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
+    if need_p:
+        p_table = model.lookup_table()
+        f_table = metric.st_factor(p_table) if "st-ReID" in rows else None
+        gc, gfr = fs.gallery.cams[None, :], fs.gallery.frames[None, :]
+        model._check_cams(fs.query.cams, "query cams")
+        model._check_cams(fs.gallery.cams, "gallery cams")
+    nq = len(fs.query)
+    for start in range(0, nq, int(chunk_size)):
+        sl = slice(start, min(start + int(chunk_size), nq))
+        s = qn[sl] @ gn.T if need_s else None  # BLAS reads the transposed view: no (D, ng) copy
+        if need_p:
+            # The query plays image "a": the later image's camera indexes first (reference §4).
+            idx = model.lookup_index(fs.query.cams[sl, None], fs.query.frames[sl, None], gc, gfr)
+            p = p_table.take(idx) if ("ST" in rows or "VISxST" in rows) else None
+        out: dict[str, np.ndarray] = {}
+        for row in rows:
+            if row == "VIS":
+                out[row] = s
+            elif row == "ST":
+                out[row] = p
+            elif row == "VISxST":
+                out[row] = vis_x_st(s, p)
+            else:
+                joint = f_table.take(idx)  # float64 f(p); times the float32 f(s), in place
+                joint *= metric.visual_factor(s)
+                out[row] = joint
+        yield sl, out

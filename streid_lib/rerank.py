@@ -1,0 +1,770 @@
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) of any precomputed distance or score matrix.
+
+The paper's "+re-rank" rows re-rank the **joint** st-ReID scores (reference §6): an N×N score matrix J over
+query+gallery (query first, N = nq + ng), distance ``d = 2 − 2·J`` (not squared), k1 = 20, k2 = 6, λ = 0.3.
+:func:`k_reciprocal_rerank` reproduces the published algorithm step by step:
+
+1. ``D = transpose(d / column-max of d)``: row i of D is *column* i of d, divided by that column's maximum.
+2. ``R[i]`` = the k1+1 nearest neighbours of i in D (row i, all N columns, i itself included when it is near).
+3. k-reciprocal set of i: those j in R[i] with i in R[j]. For each of its members c, c's own reciprocal set with
+   k = round(k1/2) (NumPy's round-half-to-even, as ``np.around``) is added when strictly more than 2/3 of it
+   lies in i's set. The union's members u get ``V[i, u] = exp(−D[i, u])``, normalised to sum 1.
+4. Query expansion (when k2 ≠ 1): ``V[i] ← mean of V[R[i, :k2]]``.
+5. Jaccard distance of each query row to every image: ``1 − m/(2 − m)``, ``m = Σ_k min(V[i,k], V[j,k])``.
+6. ``final = (1 − λ)·jaccard + λ·D``; the output is the ``[:nq, nq:]`` block (ascending = better).
+
+How this differs from the reference code (results are the same up to float rounding):
+
+* Memory. The reference holds d (float64), int64 ranks, V and V_qe densely (≈ 12 GiB at N = 20k). Here the
+  input is read in place (float32 or float64, C or Fortran order, never copied whole); the ranks are an (N, k1+1)
+  int64 array; V and V_qe are scipy CSR matrices (≤ ~k1·1.5 and ≤ k2× that non-zeros per row); the Jaccard step
+  runs over chunks of query rows. Peak memory beyond the input and the (nq, ng) float32 output is
+  ``O(N²/block_size)`` for the block extrema (N²/32 values: 50 MB at N = 20k in float32) plus
+  ``O(N·k1·k2·1.5)`` for V_qe plus bounded per-chunk temporaries (see ``benchmarks/bench_rerank.py``).
+* Speed. The k1+1 nearest neighbours of each column are found exactly without sorting or partitioning whole
+  columns: the column is cut into blocks of ``block_size`` entries; the k1+1 blocks with the smallest minima
+  must contain the k1+1 smallest entries (every entry below the (k1+1)-th smallest block minimum lies in one of
+  those blocks), so only (k1+1)·block_size candidates per column are sorted. Everything after that works on
+  (N, k1+1)-shaped integer arrays or sparse rows, vectorised.
+* Ties. The reference's ``np.argpartition`` orders equal distances arbitrarily. Here ties are broken by the
+  smaller index (stable), everywhere, which makes results deterministic and backend-independent.
+* Small N. The reference fails when N ≤ k1. Here k1 is clamped to N − 1 (ranks then cover whole rows); k2 is
+  clamped to the resulting k1 + 1. Both clamps are reported by :func:`effective_params`.
+* Precision. Ranking uses the input values themselves (for a score matrix: descending scores), which orders
+  exactly like the reference's float64 ``(2 − 2J)/max`` for float32 input; weights, the normalisation and the
+  final combination are computed in float64 and the result is returned as float32.
+
+The torch backend (``backend="torch"``, imported lazily; GPU when one is present) runs the O(N²) neighbour
+search and the Jaccard/final step on the device; the small O(N·k1³) reciprocal-set step and the sparse query
+expansion stay on the CPU in both backends.
+
+Also here: :func:`joint_score_matrix` (the N×N joint-score matrix built with the core's vectorised scoring),
+:func:`rerank_rows` (the ``VIS+re-rank`` and ``st-ReID+re-rank`` table rows) and re-ranking *variants* suited to
+the narrow range of joint scores, compared against the faithful path by :func:`compare_rerank_variants`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from .features import FeatureSet
+from .joint import JointMetric, normalize_rows
+from .st_model import SpatialTemporalModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: Re-ranking variants for joint scores (see :func:`rerank_joint`).
+VARIANTS: tuple[str, ...] = ("faithful", "visual_then_st", "rescaled")
+BACKENDS = ("numpy", "torch")
+#: Rows added to the evaluation table by ``--rerank``.
+RERANK_ROWS: tuple[str, ...] = ("VIS+re-rank", "st-ReID+re-rank")
+#: The paper's joint metric (λ0=1, γ0=5, λ1=2, γ1=5), the default everywhere here.
+DEFAULT_METRIC = JointMetric()
+
+
+class RerankError(ValueError):
+    """Bad input to re-ranking (names the argument, its value and what was expected)."""
+
+
+@dataclass(frozen=True)
+class RerankParams:
+    """Effective parameters after clamping to the matrix size (see :func:`effective_params`)."""
+
+    k1: int
+    k2: int
+    k_half: int
+    lambda_value: float
+    n: int
+    n_query: int
+
+
+def effective_params(n: int, n_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> RerankParams:
+    """Validate the parameters and clamp them to an N-image matrix.
+
+    Policy for small matrices: ``k1 ← min(k1, N − 1)`` (the reference would raise), ``k2 ← min(k2, k1 + 1)``;
+    ``k_half = round(k1/2)`` with NumPy's half-to-even rounding of the (clamped) k1, as the reference's
+    ``np.around``.
+
+    Raises:
+        RerankError: non-integer or < 1 k1/k2, λ outside [0, 1], N < 2, or n_query outside 1..N−1.
+    """
+    for name, value in (("k1", k1), ("k2", k2)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise RerankError(f"{name}: expected an integer >= 1, got {value!r}")
+    lam = float(lambda_value)
+    if not (0.0 <= lam <= 1.0):
+        raise RerankError(f"lambda_value: expected a number in [0, 1], got {lambda_value!r}")
+    if n < 2:
+        raise RerankError(f"dist: expected at least 2 images (one query, one gallery), got N={n}")
+    if isinstance(n_query, bool) or not isinstance(n_query, (int, np.integer)) or not (1 <= n_query <= n - 1):
+        raise RerankError(f"n_query: expected an integer in 1..N-1 = 1..{n - 1} (query rows first), got {n_query!r}")
+    k1e = min(int(k1), n - 1)
+    return RerankParams(
+        k1=k1e,
+        k2=min(int(k2), k1e + 1),
+        k_half=int(np.around(k1e / 2)),
+        lambda_value=lam,
+        n=int(n),
+        n_query=int(n_query),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# public entry points
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def k_reciprocal_rerank(
+    dist: Any,
+    n_query: int,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    backend: str = "numpy",
+    device: Any = None,
+    progress: bool = True,
+    block_size: int = 32,
+) -> np.ndarray:
+    """k-reciprocal re-ranking of an (N, N) distance matrix over query+gallery (query rows/columns first).
+
+    Args:
+        dist: (N, N) float32/float64 distances, lower = more similar (numpy array, or a torch tensor for the
+            torch backend). Not modified, not copied whole; Fortran order (a transposed C array) reads fastest.
+        n_query: number of query images nq (the first nq rows/columns).
+        k1, k2, lambda_value: the published parameters (20, 6, 0.3); clamped for small N (:func:`effective_params`).
+        backend: ``"numpy"`` or ``"torch"`` (GPU if available unless ``device`` is given).
+        device: torch device for the torch backend (default: ``"cuda"`` when available, else ``"cpu"``).
+        progress: show a tqdm progress bar.
+        block_size: column block length of the exact neighbour search (a speed/memory knob; results do not
+            depend on it).
+
+    Returns:
+        (nq, N − nq) float32 final distances, query × gallery; rank each row ascending.
+
+    Raises:
+        RerankError: non-square or non-2-D input, bad parameters, NaN/inf entries, a column whose maximum
+            distance is not positive (the normalisation divides by it).
+    """
+    return _rerank(dist, n_query, "dist", k1, k2, lambda_value, backend, device, progress, block_size)
+
+
+def rerank_scores(
+    score: Any,
+    n_query: int,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    backend: str = "numpy",
+    device: Any = None,
+    progress: bool = True,
+    block_size: int = 32,
+) -> np.ndarray:
+    """:func:`k_reciprocal_rerank` of a similarity matrix (higher = better) with ``d = 2 − 2·score`` (reference §6).
+
+    The distance is formed on the fly (float64, per chunk); the score matrix is never copied whole.
+    Returns (nq, N − nq) float32 final distances (ascending = better).
+    """
+    return _rerank(score, n_query, "score", k1, k2, lambda_value, backend, device, progress, block_size)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# validation and the "column view" of the input
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _check_matrix(x: Any, name: str) -> tuple[int, Any]:
+    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise RerankError(f"{name}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
+    return int(shape[0]), shape
+
+
+def _as_numpy_matrix(x: Any, name: str) -> np.ndarray:
+    if _is_torch_tensor(x):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise RerankError(f"{name}: expected a real float matrix, got dtype {x.dtype}")
+        x = x.astype(np.float64)
+    return x
+
+
+def _rerank(
+    x: Any,
+    n_query: int,
+    kind: str,
+    k1: int,
+    k2: int,
+    lambda_value: float,
+    backend: str,
+    device: Any,
+    progress: bool,
+    block_size: int,
+) -> np.ndarray:
+    name = "dist" if kind == "dist" else "score"
+    n, _ = _check_matrix(x, name)
+    prm = effective_params(n, n_query, k1, k2, lambda_value)
+    if backend not in BACKENDS:
+        raise RerankError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise RerankError(f"block_size: expected an integer >= 1, got {block_size!r}")
+    K = prm.k1 + 1
+    n_steps = 4
+    with tqdm(total=n_steps, desc="k-reciprocal re-ranking", disable=not progress, leave=False) as bar:
+        if backend == "numpy":
+            xn = _as_numpy_matrix(x, name)
+            bar.set_postfix_str("neighbours")
+            ranks, cext = _topk_columns_numpy(xn, K, kind == "score", int(block_size), name)
+            bar.update()
+
+            def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+                return xn[rows, cols].astype(np.float64)
+
+        else:
+            import torch
+
+            dev = torch.device(device) if device is not None else _default_device(torch)
+            xt = x if _is_torch_tensor(x) else torch.from_numpy(_as_numpy_matrix(x, name))
+            if not torch.is_floating_point(xt):
+                raise RerankError(f"{name}: expected a real float matrix, got dtype {xt.dtype}")
+            xt = xt.to(dev)
+            bar.set_postfix_str(f"neighbours ({dev})")
+            ranks, cext = _topk_columns_torch(xt, K, kind == "score", name, torch)
+            bar.update()
+
+            def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+                r = torch.from_numpy(rows).to(dev)
+                c = torch.from_numpy(cols).to(dev)
+                return xt[r, c].double().cpu().numpy()
+
+        # Column maxima of d (the reference's normaliser), float64.
+        dmax = cext if kind == "dist" else 2.0 - 2.0 * cext
+        bad = ~(dmax > 0)
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise RerankError(
+                f"{name}: column {j} has maximum distance {dmax[j]!r}; the normalisation d / column-max needs a "
+                "positive maximum in every column"
+            )
+        bar.set_postfix_str("reciprocal sets")
+        V = _build_v(ranks, prm, kind, dmax, gather)
+        bar.update()
+        bar.set_postfix_str("query expansion")
+        if prm.k2 != 1:
+            V = _query_expansion(V, ranks, prm.k2)
+        bar.update()
+        bar.set_postfix_str("jaccard")
+        if backend == "numpy":
+            out = _jaccard_final_numpy(V, xn, prm, kind, dmax)
+        else:
+            out = _jaccard_final_torch(V, xt, prm, kind, dmax, torch, dev)
+        bar.update()
+    return out
+
+
+def _default_device(torch: Any) -> Any:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _nonfinite_error(name: str, col: int) -> RerankError:
+    return RerankError(f"{name}: column {col} contains NaN or inf; re-ranking needs finite values")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# step 2: exact k nearest entries of every column (numpy), ties broken by the smaller row index
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _topk_columns_numpy(x: np.ndarray, K: int, descending: bool, B: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the K best entries of every column of x, best first, ties by the smaller row index.
+
+    Best = smallest (distances) or largest (``descending``: scores). Also returns each column's extreme value on
+    the other side (max for distances, min for scores) as float64, used for the normalisation.
+
+    Exact block pruning: the rows are partitioned into blocks of ≤ B; the K blocks with the best extrema
+    contain the K best entries (see the module docstring), so only their entries are read again. Blocks are
+    contiguous row ranges when x is C-ordered and interleaved rows ``{j + (N//B)·u}`` when x is Fortran-ordered,
+    so that the block extrema are element-wise reductions over contiguous memory in both layouts.
+    Temporaries: the (N, ceil(N/B)) block extrema plus per-chunk slabs of a few MB.
+    """
+    n = x.shape[0]
+    best_red = np.maximum if descending else np.minimum
+    other_red = np.minimum if descending else np.maximum
+    fortran = x.flags.f_contiguous and not x.flags.c_contiguous
+    nbm = n // B  # full blocks
+    tail = n - nbm * B
+    nb = nbm + (tail > 0)
+    ranks = np.empty((n, K), dtype=np.int64)
+    if nb <= K:
+        # Every block would be a candidate: plain stable sort of whole columns (small N).
+        for c0 in range(0, n, 1024):
+            cols = np.ascontiguousarray(x[:, c0 : c0 + 1024].T)
+            if not np.isfinite(cols).all():
+                raise _nonfinite_error(name, c0 + int(np.argmin(np.isfinite(cols).all(axis=1))))
+            ranks[c0 : c0 + len(cols)] = np.argsort(-cols if descending else cols, axis=1, kind="stable")[:, :K]
+        cext = other_red.reduce(x, axis=0).astype(np.float64)
+        return ranks, cext
+
+    bT = np.empty((n, nb), dtype=x.dtype)  # bT[i, j]: best entry of block j of column i
+    if fortran:
+        xt = x.T  # C-contiguous: row i is column i of x
+        cext = np.empty(n, dtype=x.dtype)
+        step = max(1, (1 << 22) // max(n, 1))
+        for c0 in range(0, n, step):
+            rows = xt[c0 : c0 + step]
+            bT[c0 : c0 + step, :nbm] = best_red.reduce(rows[:, : nbm * B].reshape(len(rows), B, nbm), axis=1)
+            if tail:
+                bT[c0 : c0 + step, nbm] = best_red.reduce(rows[:, nbm * B :], axis=1)
+            cext[c0 : c0 + step] = other_red.reduce(rows, axis=1)
+    else:
+        bext = np.empty((nb, n), dtype=x.dtype)
+        cext = None
+        step = max(1, 256 // B) * B  # rows per slab (a whole number of blocks)
+        for r0 in range(0, n, step):
+            slab = x[r0 : r0 + step]
+            full = len(slab) // B
+            if full:
+                bext[r0 // B : r0 // B + full] = best_red.reduce(slab[: full * B].reshape(full, B, n), axis=1)
+            if full * B < len(slab):
+                bext[r0 // B + full] = best_red.reduce(slab[full * B :], axis=0)
+            o = other_red.reduce(slab, axis=0)
+            cext = o if cext is None else other_red(cext, o)
+        bT[:] = bext.T
+        del bext
+    # NaN propagates through min/max; ±inf in any column shows up in one of the two extremes.
+    fin = np.isfinite(cext) & np.isfinite(bT).all(axis=1)
+    if not fin.all():
+        raise _nonfinite_error(name, int(np.argmin(fin)))
+    cext = cext.astype(np.float64)
+
+    if descending:
+        np.negative(bT, out=bT)  # the key: smaller is better
+    sel = np.argpartition(bT, K - 1, axis=1)[:, :K]
+    thr = np.take_along_axis(bT, sel, axis=1).max(axis=1)  # K-th best block extremum (as a key)
+    # More than K blocks reach the threshold: the boundary tie may continue in an unselected block, so those
+    # (rare) columns are ranked by a full stable sort instead.
+    tied = np.count_nonzero(bT <= thr[:, None], axis=1) > 10**9
+    del bT
+    u = np.arange(B)
+    for c0 in range(0, n, 2048):
+        c1 = min(c0 + 2048, n)
+        blk = sel[c0:c1, :, None]
+        if fortran:
+            rows = np.where(blk < nbm, blk + nbm * u, nbm * B + u)
+        else:
+            rows = blk * B + u
+        rows = rows.reshape(c1 - c0, K * B)
+        valid = rows < n
+        np.minimum(rows, n - 1, out=rows)
+        cidx = np.arange(c0, c1)[:, None]
+        vals = x.T[cidx, rows] if fortran else x[rows, cidx]
+        key = -vals if descending else vals
+        # Only entries at or better than the threshold can be among the K best (at least K of them exist).
+        ci, pi = np.nonzero(valid & (key <= thr[c0:c1, None]))
+        r, v = rows[ci, pi], key[ci, pi]
+        order = np.lexsort((r, v, ci))  # by column, then value, then row index
+        ci, r = ci[order], r[order]
+        start = np.searchsorted(ci, np.arange(c1 - c0))
+        pos = np.arange(len(ci)) - start[ci]
+        ranks[c0:c1] = r[pos < K].reshape(c1 - c0, K)
+    for c in np.flatnonzero(tied):
+        col = np.asarray(x[:, c])
+        ranks[c] = np.argsort(-col if descending else col, kind="stable")[:K]
+    return ranks, cext
+
+
+def _topk_columns_torch(x: Any, K: int, descending: bool, name: str, torch: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Torch version of :func:`_topk_columns_numpy` (same output, same tie rule), on x's device."""
+    n = x.shape[0]
+    ranks = torch.empty((n, K), dtype=torch.int64, device=x.device)
+    cext = torch.empty(n, dtype=torch.float64, device=x.device)
+    step = 2048
+    for c0 in range(0, n, step):
+        c1 = min(c0 + step, n)
+        cols = x[:, c0:c1].T.contiguous()  # (c, N): column i of x as a row
+        key = -cols if descending else cols
+        if not torch.isfinite(key).all():
+            bad = (~torch.isfinite(key)).any(dim=1).nonzero()[0, 0].item()
+            raise _nonfinite_error(name, c0 + int(bad))
+        cext[c0:c1] = (cols.min(dim=1).values if descending else cols.max(dim=1).values).double()
+        vals, idx = torch.topk(key, K, dim=1, largest=False, sorted=True)
+        thr = vals[:, -1:]
+        # Ties at the boundary: topk may pick any of the tied entries; fall back to a stable sort for those rows.
+        tied = (key <= thr).sum(dim=1) > K
+        # Within the K, order by (value, row index).
+        idx, perm = idx.sort(dim=1)
+        vals = vals.gather(1, perm)
+        order = torch.sort(vals, dim=1, stable=True).indices
+        idx = idx.gather(1, order)
+        if tied.any():
+            t = tied.nonzero()[:, 0]
+            idx[t] = torch.sort(key[t], dim=1, stable=True).indices[:, :K]
+        ranks[c0:c1] = idx
+    return ranks.cpu().numpy(), cext.cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# step 3: k-reciprocal sets, expansion, V (sparse)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _reciprocal_mask(ranks: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
+    """``mask[i, t] = i in ranks[ranks[i, t], :k]`` for t < k: (N, k) bool."""
+    n = ranks.shape[0]
+    R = ranks[:, :k]
+    mask = np.empty((n, k), dtype=bool)
+    for a in range(0, n, chunk):
+        b = min(a + chunk, n)
+        mask[a:b] = (R[R[a:b]] == np.arange(a, b)[:, None, None]).any(axis=2)
+    return mask
+
+
+def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, gather: Any) -> sp.csr_matrix:
+    """V as a float32 CSR matrix: row i holds ``exp(−D[i, u])``, normalised, over i's expanded reciprocal set."""
+    n, K = ranks.shape
+    K2 = prm.k_half + 1
+    R2 = ranks[:, :K2]
+    rec1 = _reciprocal_mask(ranks, K)
+    rec2 = _reciprocal_mask(ranks, K2)
+    size2 = rec2.sum(axis=1)  # |reciprocal set with k_half| of each image
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    parts_idx: list[np.ndarray] = []
+    parts_row: list[np.ndarray] = []
+    chunk = max(1, 2_000_000 // (K * K2 * K))
+    for a in range(0, n, chunk):
+        b = min(a + chunk, n)
+        R1c, rec1c = ranks[a:b], rec1[a:b]  # (c, K)
+        cand2 = R2[R1c]  # (c, K, K2): the k_half neighbours of each candidate
+        crec2 = rec2[R1c]  # (c, K, K2): which of them are reciprocal
+        # member of i's k-reciprocal set  <=>  in R[i] at a position marked reciprocal
+        member = ((cand2[:, :, :, None] == R1c[:, None, None, :]) & rec1c[:, None, None, :]).any(axis=3)
+        inter = (member & crec2).sum(axis=2)  # |S(c) ∩ krec(i)|
+        # Literal float comparison, as the reference: len(intersection) > 2./3 * len(S(c)).
+        add = rec1c & (inter > (2.0 / 3.0) * size2[R1c])
+        sentinel = n
+        first = np.where(rec1c, R1c, sentinel)
+        second = np.where(add[:, :, None] & crec2, cand2, sentinel).reshape(b - a, K * K2)
+        allc = np.concatenate([first, second], axis=1)
+        allc.sort(axis=1)
+        keep = allc < sentinel
+        keep[:, 1:] &= allc[:, 1:] != allc[:, :-1]
+        indptr[a + 1 : b + 1] = keep.sum(axis=1)
+        parts_idx.append(allc[keep])
+        parts_row.append(np.repeat(np.arange(a, b), keep.sum(axis=1)))
+    np.cumsum(indptr, out=indptr)
+    cols = np.concatenate(parts_idx) if parts_idx else np.zeros(0, np.int64)
+    rows = np.concatenate(parts_row) if parts_row else np.zeros(0, np.int64)
+    # D[i, u] = d(x[u, i]) / max_col(i): row i of the transposed, normalised distance.
+    raw = gather(cols, rows)
+    d = raw if kind == "dist" else 2.0 - 2.0 * raw
+    w = np.exp(-(d / dmax[rows]))
+    sums = np.bincount(rows, weights=w, minlength=n)
+    data = (w / sums[rows]).astype(np.float32)
+    return sp.csr_matrix((data, cols.astype(np.int32), indptr), shape=(n, n))
+
+
+def _query_expansion(V: sp.csr_matrix, ranks: np.ndarray, k2: int) -> sp.csr_matrix:
+    """``V_qe[i] = mean(V[ranks[i, :k2]])`` (float64 accumulation, stored float32)."""
+    n = V.shape[0]
+    Q = sp.csr_matrix(
+        (np.full(n * k2, 1.0 / k2), ranks[:, :k2].reshape(-1), np.arange(0, n * k2 + 1, k2)), shape=(n, n)
+    )
+    Vqe = (Q @ V.astype(np.float64)).tocsr()
+    Vqe.sort_indices()
+    return Vqe.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# steps 5-6: Jaccard distance of the query rows (sparse min-sums) and the final combination
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Max. expanded (query, k, gallery) triples per Jaccard chunk: bounds its temporaries to ~40 B × this.
+_JACCARD_BUDGET = 2_000_000
+#: Max. query rows per chunk: bounds the dense (rows, ng) float64 accumulator.
+_JACCARD_MAX_ROWS = 256
+
+
+def _jaccard_plan(Vq: sp.csr_matrix, colnnz: np.ndarray) -> list[tuple[int, int]]:
+    """Split the query rows so that each chunk expands to at most ``_JACCARD_BUDGET`` triples (≥ 1 row each)."""
+    nq = Vq.shape[0]
+    per_row = np.add.reduceat(colnnz[Vq.indices], Vq.indptr[:-1]) if Vq.nnz else np.zeros(nq, np.int64)
+    per_row = np.where(np.diff(Vq.indptr) > 0, per_row, 0)
+    cum = np.cumsum(per_row)
+    chunks, a = [], 0
+    while a < nq:
+        base = cum[a - 1] if a else 0
+        b = int(np.searchsorted(cum, base + _JACCARD_BUDGET, side="right"))
+        b = min(max(b, a + 1), a + _JACCARD_MAX_ROWS, nq)
+        chunks.append((a, b))
+        a = b
+    return chunks
+
+
+def _ragged_arange(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + l)`` for each (s, l)."""
+    total = int(lens.sum())
+    csum = np.cumsum(lens)
+    return np.arange(total) + np.repeat(starts - (csum - lens), lens)
+
+
+def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray) -> np.ndarray:
+    nq, n = prm.n_query, prm.n
+    ng = n - nq
+    Vq = V[:nq].tocsr()
+    Vg = V[nq:].tocsc()  # column k -> the gallery rows j with V[j, k] != 0 (the reference's inverted index)
+    Vg.sort_indices()
+    colnnz = np.diff(Vg.indptr)
+    out = np.empty((nq, ng), dtype=np.float32)
+    lam = prm.lambda_value
+    for a, b in _jaccard_plan(Vq, colnnz):
+        lo, hi = Vq.indptr[a], Vq.indptr[b]
+        ks = Vq.indices[lo:hi]
+        vals = Vq.data[lo:hi].astype(np.float64)
+        rloc = np.repeat(np.arange(b - a), np.diff(Vq.indptr[a : b + 1]))
+        lens = colnnz[ks]
+        pos = _ragged_arange(Vg.indptr[ks], lens)
+        j = Vg.indices[pos].astype(np.int64)
+        mins = np.minimum(np.repeat(vals, lens), Vg.data[pos])
+        tm = np.bincount(np.repeat(rloc, lens) * ng + j, weights=mins, minlength=(b - a) * ng).reshape(b - a, ng)
+        # jaccard = 1 − m/(2 − m), then final = (1 − λ)·jaccard + λ·D, in place on float64 buffers
+        den = np.subtract(2.0, tm)
+        np.divide(tm, den, out=tm)
+        np.subtract(1.0 - lam, (1.0 - lam) * tm, out=tm)
+        # D[q, nq + g] = d(x[nq + g, q]) / max_col(q)
+        np.copyto(den, x[nq:, a:b].T)
+        if kind == "score":
+            np.subtract(1.0, den, out=den)  # (2 − 2s)/max = (1 − s)·(2/max)
+            den *= (2.0 * lam) / dmax[a:b, None]
+        else:
+            den *= lam / dmax[a:b, None]
+        np.add(tm, den, out=out[a:b], casting="same_kind")
+    return out
+
+
+def _jaccard_final_torch(
+    V: sp.csr_matrix, x: Any, prm: RerankParams, kind: str, dmax: np.ndarray, torch: Any, dev: Any
+) -> np.ndarray:
+    nq, n = prm.n_query, prm.n
+    ng = n - nq
+    Vq = V[:nq].tocsr()
+    Vg = V[nq:].tocsc()
+    Vg.sort_indices()
+    colnnz_np = np.diff(Vg.indptr)
+
+    def t(a: np.ndarray, dtype: Any = None) -> Any:
+        return torch.as_tensor(np.ascontiguousarray(a), device=dev, dtype=dtype)
+
+    g_ptr, g_idx, g_dat = t(Vg.indptr, torch.int64), t(Vg.indices, torch.int64), t(Vg.data, torch.float64)
+    colnnz = t(colnnz_np, torch.int64)
+    dmax_t = t(dmax, torch.float64)
+    out = np.empty((nq, ng), dtype=np.float32)
+    lam = prm.lambda_value
+    for a, b in _jaccard_plan(Vq, colnnz_np):
+        lo, hi = Vq.indptr[a], Vq.indptr[b]
+        ks = t(Vq.indices[lo:hi], torch.int64)
+        vals = t(Vq.data[lo:hi], torch.float64)
+        rloc = t(np.repeat(np.arange(b - a), np.diff(Vq.indptr[a : b + 1])), torch.int64)
+        lens = colnnz[ks]
+        total = int(lens.sum().item())
+        csum = torch.cumsum(lens, 0)
+        pos = torch.arange(total, device=dev) + torch.repeat_interleave(g_ptr[ks] - (csum - lens), lens)
+        j = g_idx[pos]
+        mins = torch.minimum(torch.repeat_interleave(vals, lens), g_dat[pos])
+        tm = torch.zeros((b - a) * ng, dtype=torch.float64, device=dev)
+        tm.index_add_(0, torch.repeat_interleave(rloc, lens) * ng + j, mins)
+        tm = tm.view(b - a, ng)
+        jac = 1.0 - tm / (2.0 - tm)
+        raw = x[nq:, a:b].T.double()
+        d = raw if kind == "dist" else 2.0 - 2.0 * raw
+        out[a:b] = ((1.0 - lam) * jac + lam * (d / dmax_t[a:b, None])).float().cpu().numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# score matrices over query+gallery, table rows and variants
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _all_features(fs: FeatureSet) -> np.ndarray:
+    return normalize_rows(np.concatenate([fs.query_f, fs.gallery_f], axis=0))
+
+
+def cosine_score_matrix(fs: FeatureSet, chunk_size: int = 2048) -> np.ndarray:
+    """(N, N) float32 cosine similarities over query+gallery (query first), Fortran order (fast column reads)."""
+    f = _all_features(fs)
+    n = len(f)
+    out = np.empty((n, n), dtype=np.float32)  # holds the transpose, C order; returned as a Fortran view
+    for a in range(0, n, chunk_size):
+        out[a : a + chunk_size] = f[a : a + chunk_size] @ f.T
+    return out.T
+
+
+def joint_score_matrix(
+    fs: FeatureSet, model: SpatialTemporalModel, metric: JointMetric = DEFAULT_METRIC, chunk_size: int = 1024
+) -> np.ndarray:
+    """(N, N) float32 joint st-ReID scores over query+gallery (query first), as the reference builds them (§6.1).
+
+    ``J[i, j] = f(s_ij; λ0, γ0) · f(p̂(i, j); λ1, γ1)`` with image i in the query role ("a") and j in the gallery
+    role ("b") of :meth:`SpatialTemporalModel.lookup_index` (which matters only at exact frame ties). The
+    diagonal is the self pair: s = 1, p = 0 (same camera), J = σ(5)/3 ≈ 0.331102 with the default metric.
+
+    Built a chunk of columns at a time (one GEMM for s, one table lookup for p); the result is a Fortran-ordered
+    array (its columns are contiguous), which is the layout re-ranking reads fastest. Peak memory: the output
+    plus O(chunk_size × N) temporaries.
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise RerankError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")
+    f = _all_features(fs)
+    cams = np.concatenate([fs.query.cams, fs.gallery.cams])
+    frames = np.concatenate([fs.query.frames, fs.gallery.frames])
+    n = len(f)
+    f_table = metric.st_factor(model.lookup_table())
+    out = np.empty((n, n), dtype=np.float32)  # out[j, i] = J[i, j]
+    for a in range(0, n, chunk_size):
+        b = min(a + chunk_size, n)
+        s = f[a:b] @ f.T  # (c, N): s[j - a, i] = s_ji (= s_ij)
+        idx = model.lookup_index(cams[None, :], frames[None, :], cams[a:b, None], frames[a:b, None])
+        out[a:b] = metric.visual_factor(s) * f_table.take(idx)
+    return out.T
+
+
+def _query_gallery_st_factor(fs: FeatureSet, model: SpatialTemporalModel, metric: JointMetric) -> np.ndarray:
+    """(nq, ng) float64 ``f(p̂; λ1, γ1)`` with the query as image a."""
+    f_table = metric.st_factor(model.lookup_table())
+    q, g = fs.query, fs.gallery
+    return f_table.take(model.lookup_index(q.cams[:, None], q.frames[:, None], g.cams[None, :], g.frames[None, :]))
+
+
+def rerank_joint(
+    fs: FeatureSet,
+    model: SpatialTemporalModel,
+    metric: JointMetric = DEFAULT_METRIC,
+    variant: str = "faithful",
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    backend: str = "numpy",
+    progress: bool = True,
+) -> np.ndarray:
+    """Re-ranked (nq, ng) **scores** (higher = better) of the joint metric, by variant.
+
+    * ``"faithful"`` (reference §6): re-rank ``d = 2 − 2·J`` over query+gallery; score = −final distance.
+    * ``"visual_then_st"``: re-rank the visual distance ``2 − 2·s`` alone, then apply the joint metric with the
+      re-ranked similarity ``s' = 1 − final`` in place of the cosine: score = ``f(s'; λ0, γ0) · f(p̂; λ1, γ1)``.
+      The ST factor then acts on a well-spread visual ranking instead of being squeezed into k-reciprocal weights.
+    * ``"rescaled"``: min–max rescale J over the whole N×N matrix to [0, 1] (one affine map, so every column keeps
+      its order) before ``d = 2 − 2·J'``. This widens the narrow joint-score range (d ∈ (1.30, 2.0) in the
+      reference) so the ``exp(−d)`` weights and the λ·d term discriminate more.
+    """
+    if variant not in VARIANTS:
+        raise RerankError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    nq = len(fs.query)
+    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
+    if variant == "visual_then_st":
+        final = rerank_scores(cosine_score_matrix(fs), nq, **kw)
+        return metric.visual_factor(1.0 - final.astype(np.float64)) * _query_gallery_st_factor(fs, model, metric)
+    J = joint_score_matrix(fs, model, metric)
+    if variant == "rescaled":
+        lo, hi = float(J.min()), float(J.max())
+        if not hi > lo:
+            raise RerankError(f"joint scores are constant ({lo}); cannot rescale them to [0, 1]")
+        # In place on the matrix we own: J' = (J − lo) / (hi − lo).
+        J -= np.float32(lo)
+        J *= np.float32(1.0 / (hi - lo))
+    return -rerank_scores(J, nq, **kw)
+
+
+def rerank_rows(
+    fs: FeatureSet,
+    model: SpatialTemporalModel,
+    metric: JointMetric = DEFAULT_METRIC,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    backend: str = "numpy",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The table rows ``VIS+re-rank`` (cosine, d = 2 − 2·s) and ``st-ReID+re-rank`` (faithful joint scores).
+
+    Returns:
+        ``{row: RankingResult}`` (call ``.summary()`` for R1/R5/R10/mAP/mAP_open_reid/mINP in percent), each
+        evaluated by :func:`streid_lib.metrics.evaluate_scores` on −final distance.
+    """
+    from .metrics import evaluate_scores
+
+    nq = len(fs.query)
+    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
+    vis = rerank_scores(cosine_score_matrix(fs), nq, **kw)
+    out = {"VIS+re-rank": evaluate_scores(-vis, fs.query, fs.gallery)}
+    del vis
+    st = rerank_joint(fs, model, metric, "faithful", **kw)
+    out["st-ReID+re-rank"] = evaluate_scores(st, fs.query, fs.gallery)
+    return out
+
+
+def compare_rerank_variants(
+    fs: FeatureSet,
+    model: SpatialTemporalModel,
+    metric: JointMetric = DEFAULT_METRIC,
+    variants: Sequence[str] = VARIANTS,
+    include_baselines: bool = True,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    backend: str = "numpy",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Metrics of each re-ranking variant (rows) in percent: columns R1 R5 R10 mAP mAP_open_reid mINP.
+
+    With ``include_baselines``, also the rows ``st-ReID`` (joint scores, no re-ranking) and ``VIS+re-rank``.
+    """
+    import pandas as pd
+
+    from .metrics import evaluate_scores
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise RerankError(f"variants: expected a non-empty selection from {VARIANTS}, got {tuple(variants)}")
+    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
+    rows: dict[str, dict[str, float]] = {}
+    if include_baselines:
+        nq = len(fs.query)
+        J = joint_score_matrix(fs, model, metric)
+        rows["st-ReID"] = evaluate_scores(np.ascontiguousarray(J[:nq, nq:]), fs.query, fs.gallery).summary()
+        del J
+        vis = rerank_scores(cosine_score_matrix(fs), nq, **kw)
+        rows["VIS+re-rank"] = evaluate_scores(-vis, fs.query, fs.gallery).summary()
+    for v in variants:
+        rows[v] = evaluate_scores(rerank_joint(fs, model, metric, v, **kw), fs.query, fs.gallery).summary()
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "variant"
+    return df[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
+
+
+__all__ = [
+    "BACKENDS",
+    "RERANK_ROWS",
+    "VARIANTS",
+    "RerankError",
+    "RerankParams",
+    "compare_rerank_variants",
+    "cosine_score_matrix",
+    "effective_params",
+    "joint_score_matrix",
+    "k_reciprocal_rerank",
+    "rerank_joint",
+    "rerank_rows",
+    "rerank_scores",
+]

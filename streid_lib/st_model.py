@@ -1,0 +1,528 @@
+"""The spatial-temporal stream: the histogram-Parzen (HP) estimate of camera-to-camera transit times.
+
+For every ordered camera pair (a, b) the model holds a distribution over time-gap bins: "how long after
+being seen in camera b is a person seen in camera a". It is fitted from training metadata only (identity,
+camera, frame), exactly as the authors' code does (reference behaviour §3):
+
+1. per identity and camera, the **mean** frame ``A = S / (N + 1e-7)`` (§3.2; the 1e-7 is kept on purpose);
+2. one vote per identity per unordered camera pair j < k seen by that identity, into
+   ``counts[later, earlier, floor(|A_j - A_k| / bin_width)]``; equal means count the higher-index camera as the
+   later one (§3.3);
+3. each ordered pair normalised on its own, ``P = counts / (sum + 1e-7)`` (§3.4);
+4. Parzen smoothing along the bin axis with a discrete Gaussian of ``sigma`` bins truncated at
+   ``|d| <= floor(truncate * sigma)``, no border correction, then renormalised by ``sum + 1e-7`` (§3.5).
+
+Lookup (§4): for images (cam_a, frame_a) and (cam_b, frame_b), the array of the **later** image's camera is
+read first: ``P̂[cam_a-1, cam_b-1, (fa-fb)//w]`` if ``fa > fb``, else ``P̂[cam_b-1, cam_a-1, (fb-fa)//w]``
+(ties take the second form). Same-camera pairs and pairs never co-observed in training give 0.
+
+Options that differ from the reference are named and off by default:
+
+* ``overflow``: what a time gap beyond the last bin does. The reference has no check and raises IndexError
+  (reference issue #44). ``"zero"`` (default) gives p = 0, like a camera pair never seen together, and at fit
+  time drops the vote (the number dropped is kept in ``n_overflow_votes_``); ``"clip"`` uses the last bin;
+  ``"error"`` raises :class:`STModelError` naming the gap.
+* ``counting="image_pairs"``: the paper's literal Eqn. 2, where every cross-camera image pair of one identity
+  votes with its own frame gap (reference §9.1), instead of one vote per identity from mean frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import correlate1d
+
+from ._io import atomic_path
+from .metadata import Metadata
+
+#: Number of 100-frame bins the reference uses per dataset. Campus (our synthetic network, Market-style
+#: global frames on per-camera timelines of a few hundred thousand frames) uses Market's 5000 bins, i.e. gaps up
+#: to 500,000 frames; anything longer follows the ``overflow`` policy.
+DATASET_N_BINS: dict[str, int] = {"market": 5000, "duke": 3000, "campus": 5000}
+
+#: Added to denominators exactly where the reference adds it (mean frame, both normalisations).
+EPS = 1e-7
+
+OVERFLOW_POLICIES = ("zero", "clip", "error")
+COUNTING_MODES = ("identity", "image_pairs")
+
+_FORMAT_VERSION = 1
+
+
+class STModelError(ValueError):
+    """Bad parameters or input for the spatial-temporal model (names the value and what was expected)."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Smoothing
+
+
+def gaussian_kernel(sigma: float, truncate: float = 3.0) -> np.ndarray:
+    """The reference's truncated Gaussian, ``g(d) = exp(-d²/2σ²) / (σ√(2π))`` for ``d = -R..R`` (bins).
+
+    ``R = floor(truncate * sigma)``: the reference keeps an offset d while ``d <= 3σ`` (an integer compared with a
+    float), so for a non-integer ``3σ`` the last kept offset is its floor (σ = 50 → R = 150, 301 taps). The kernel
+    is not renormalised (its mass within ±150 is 0.99739 for σ = 50). ``sigma = 0`` gives the identity kernel
+    ``[1.0]`` (no smoothing).
+
+    Returns:
+        (2R+1,) float64 kernel, centre at index R.
+    """
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise STModelError(f"sigma: expected a finite number of bins >= 0, got {sigma!r}")
+    if not (math.isfinite(truncate) and truncate > 0):
+        raise STModelError(f"truncate: expected a finite number of sigmas > 0, got {truncate!r}")
+    if sigma == 0:
+        return np.ones(1)
+    radius = math.floor(truncate * sigma)
+    d = np.arange(-radius, radius + 1, dtype=np.float64)
+    return np.exp(-(d**2) / (2.0 * sigma**2)) / (sigma * math.sqrt(2.0 * math.pi))
+
+
+def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -> np.ndarray:
+    """Parzen-smooth histograms along their last axis and renormalise each one (reference §3.5).
+
+    ``Q[..., i] = Σ_{0<=j<H, |i-j|<=R} g(i-j) · P[..., j]`` (zero outside the array: no border correction), then
+    ``P̂ = Q / (Σ_i Q[..., i] + 1e-7)``. This equals the reference's H×H band-matrix product, done as one
+    vectorised 1-D correlation over all pairs at once (only non-empty rows are touched). All-zero rows stay zero.
+
+    Args:
+        P: (..., H) non-negative histograms (e.g. (C, C, H) per ordered camera pair).
+        sigma: kernel width in bins; truncate: kernel half-width in sigmas.
+
+    Returns:
+        (..., H) float64 smoothed and renormalised histograms.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    if P.ndim < 1 or P.shape[-1] == 0:
+        raise STModelError(f"gaussian_smooth: expected an array (..., H) with H >= 1 bins, got shape {P.shape}")
+    kernel = gaussian_kernel(sigma, truncate)
+    flat = P.reshape(-1, P.shape[-1])
+    out = np.zeros_like(flat)
+    rows = np.flatnonzero(flat.any(axis=1))
+    if rows.size:
+        q = correlate1d(flat[rows], kernel, axis=-1, mode="constant", cval=0.0)
+        out[rows] = q / (q.sum(axis=1, keepdims=True) + EPS)
+    return out.reshape(P.shape)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The model
+
+
+def _check_int_param(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise STModelError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _as_int_array(x: Any, name: str) -> np.ndarray:
+    """Integer view of a camera or frame array; whole-valued floats are accepted, anything else is an error."""
+    a = np.asarray(x)
+    if a.dtype == object or not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise STModelError(f"{name}: expected integers, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating):
+        if a.size and (not np.isfinite(a).all() or (a != np.round(a)).any()):
+            raise STModelError(f"{name}: expected whole numbers (frames/cameras), got non-integer values")
+    return a.astype(np.int64, copy=False)
+
+
+class SpatialTemporalModel:
+    """Histogram-Parzen spatial-temporal model (scikit-learn style: parameters here, ``fit`` sets ``*_``).
+
+    Args:
+        bin_width: histogram bin width in frames (reference: 100).
+        n_bins: number of bins H (reference: 5000 Market, 3000 Duke; see :data:`DATASET_N_BINS`).
+        n_cams: size C of both camera axes (reference: 8 even for Market's 6 cameras).
+        sigma: Parzen kernel width in bins (reference: 50); 0 disables smoothing.
+        truncate: kernel half-width in sigmas (reference: 3, i.e. |d| <= 150 bins).
+        overflow: time gaps of ``n_bins * bin_width`` frames or more: ``"zero"`` (p = 0; at fit time the vote
+            is dropped and counted in ``n_overflow_votes_``), ``"clip"`` (last bin) or ``"error"``.
+        counting: ``"identity"`` (faithful: one vote per identity per camera pair, from mean frames) or
+            ``"image_pairs"`` (paper's Eqn. 2: every cross-camera image pair of one identity votes).
+
+    Fitted attributes:
+        counts_: (C, C, H) float64 votes; ``counts_[a, b, k]``: seen later in camera a+1 than in camera b+1 by
+            a gap in ``[k·w, (k+1)·w)`` frames. ``None`` for a model built by :meth:`from_distribution`.
+        distribution_: (C, C, H) float64 per-direction normalised histogram P (the authors' ``distribution``).
+        smoothed_: (C, C, H) float64 P̂, the smoothed distribution used for lookups.
+        n_identities_, n_votes_, n_overflow_votes_: fit statistics (``None`` when not fitted from metadata).
+    """
+
+    def __init__(
+        self,
+        bin_width: int = 100,
+        n_bins: int = 5000,
+        n_cams: int = 8,
+        sigma: float = 50.0,
+        truncate: float = 3.0,
+        overflow: str = "zero",
+        counting: str = "identity",
+    ) -> None:
+        self.bin_width = bin_width
+        self.n_bins = n_bins
+        self.n_cams = n_cams
+        self.sigma = sigma
+        self.truncate = truncate
+        self.overflow = overflow
+        self.counting = counting
+
+    # -- parameters -------------------------------------------------------------------------------------------
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, as a JSON-able dict."""
+        return {
+            "bin_width": int(self.bin_width),
+            "n_bins": int(self.n_bins),
+            "n_cams": int(self.n_cams),
+            "sigma": float(self.sigma),
+            "truncate": float(self.truncate),
+            "overflow": self.overflow,
+            "counting": self.counting,
+        }
+
+    def _validate_params(self) -> None:
+        _check_int_param("bin_width", self.bin_width)
+        _check_int_param("n_bins", self.n_bins)
+        _check_int_param("n_cams", self.n_cams)
+        gaussian_kernel(float(self.sigma), float(self.truncate))  # validates sigma and truncate
+        if self.overflow not in OVERFLOW_POLICIES:
+            raise STModelError(f"overflow: expected one of {OVERFLOW_POLICIES}, got {self.overflow!r}")
+        if self.counting not in COUNTING_MODES:
+            raise STModelError(f"counting: expected one of {COUNTING_MODES}, got {self.counting!r}")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"SpatialTemporalModel({args})"
+
+    # -- fitting ----------------------------------------------------------------------------------------------
+
+    def fit(self, train: Metadata) -> SpatialTemporalModel:
+        """Estimate counts, P and P̂ from training metadata (pids, 1-based cams, frames).
+
+        Every pid value is one identity, as the reference's ImageFolder classes are (its training folders hold
+        no junk); nothing is filtered here.
+
+        Raises:
+            STModelError: empty input, a camera id above ``n_cams``, or (``overflow="error"``) a gap too long.
+        """
+        self._validate_params()
+        if not isinstance(train, Metadata):
+            raise STModelError(f"fit: expected streid_lib.metadata.Metadata, got {type(train).__name__}")
+        if len(train) == 0:
+            raise STModelError("fit: the training metadata is empty; at least one image is needed")
+        self._check_cams(train.cams, "training cams")
+        C, H = int(self.n_cams), int(self.n_bins)
+        if self.counting == "identity":
+            first, second, bins, n_ids = self._votes_identity(train)
+        else:
+            first, second, bins, n_ids = self._votes_image_pairs(train)
+        over = bins >= H
+        n_over = int(over.sum())
+        if n_over:
+            if self.overflow == "error":
+                worst = int(bins.max())
+                raise STModelError(
+                    f"fit: {n_over} camera-pair time gap(s) fall beyond the last bin (largest: bin {worst}, i.e. "
+                    f">= {worst * int(self.bin_width)} frames) with n_bins={H}, bin_width={self.bin_width}; "
+                    f"raise n_bins or use overflow='zero'/'clip'"
+                )
+            if self.overflow == "clip":
+                bins = np.minimum(bins, H - 1)
+            else:  # "zero": the vote is dropped, as a lookup beyond the last bin gives p = 0
+                keep = ~over
+                first, second, bins = first[keep], second[keep], bins[keep]
+        flat = (first * C + second) * H + bins
+        counts = np.bincount(flat, minlength=C * C * H).astype(np.float64).reshape(C, C, H)
+        self.counts_ = counts
+        self.distribution_ = counts / (counts.sum(axis=2, keepdims=True) + EPS)
+        self.smoothed_ = gaussian_smooth(self.distribution_, float(self.sigma), float(self.truncate))
+        self.n_identities_ = n_ids
+        self.n_votes_ = int(flat.size)
+        self.n_overflow_votes_ = n_over
+        self._table = None
+        return self
+
+    def _votes_identity(self, train: Metadata) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Reference §3.2–3.3: (first cam index, second cam index, bin) of every vote, from mean frames."""
+        C = int(self.n_cams)
+        _, ident = np.unique(train.pids, return_inverse=True)
+        ident = ident.reshape(-1)
+        n_ids = int(ident.max()) + 1
+        cell = ident * C + (train.cams - 1)
+        # Frame sums are exact in float64 (integers far below 2**53), so the summation order does not matter.
+        S = np.bincount(cell, weights=train.frames.astype(np.float64), minlength=n_ids * C).reshape(n_ids, C)
+        N = np.bincount(cell, minlength=n_ids * C).reshape(n_ids, C)
+        A = S / (N + EPS)
+        j, k = np.triu_indices(C, k=1)  # unordered camera pairs j < k, in the reference's loop order
+        valid = (N[:, j] > 0) & (N[:, k] > 0)
+        Aj, Ak = A[:, j], A[:, k]
+        j_later = Aj > Ak  # equal means go to k (the higher-index camera) as "later"
+        diff = np.where(j_later, Aj - Ak, Ak - Aj)
+        bins = (diff / float(self.bin_width)).astype(np.int64)  # int() of a non-negative float = floor
+        jj = np.broadcast_to(j, Aj.shape)
+        kk = np.broadcast_to(k, Aj.shape)
+        first = np.where(j_later, jj, kk)[valid]
+        second = np.where(j_later, kk, jj)[valid]
+        return first.astype(np.int64), second.astype(np.int64), bins[valid], n_ids
+
+    def _votes_image_pairs(self, train: Metadata) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Paper Eqn. 2: every cross-camera image pair of one identity votes with its integer frame gap."""
+        order = np.argsort(train.pids, kind="stable")
+        pids = train.pids[order]
+        cams = train.cams[order] - 1
+        frames = train.frames[order]
+        starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+        sizes = np.diff(np.r_[starts, len(pids)])
+        n_ids = int(len(starts))
+        # Self-join within each identity: image i pairs with every image of its group (O(Σ n_id²) pairs).
+        group_size = np.repeat(sizes, sizes)
+        group_start = np.repeat(starts, sizes)
+        a = np.repeat(np.arange(len(pids)), group_size)
+        offs = np.arange(a.size) - np.repeat(np.cumsum(group_size) - group_size, group_size)
+        b = np.repeat(group_start, group_size) + offs
+        # One vote per unordered image pair: the lower camera plays j, the higher k (as in the identity mode).
+        keep = cams[a] < cams[b]
+        a, b = a[keep], b[keep]
+        j, k = cams[a], cams[b]
+        fj, fk = frames[a], frames[b]
+        j_later = fj > fk
+        gap = np.abs(fj - fk)
+        bins = gap // int(self.bin_width)
+        first = np.where(j_later, j, k)
+        second = np.where(j_later, k, j)
+        return first, second, bins, n_ids
+
+    @classmethod
+    def from_distribution(cls, distribution: np.ndarray, **params: Any) -> SpatialTemporalModel:
+        """A model from a per-direction normalised (C, C, H) distribution, e.g. the authors' ``pytorch_result2.mat``.
+
+        ``n_cams`` and ``n_bins`` are taken from the array's shape; the other parameters (``sigma``, ``bin_width``,
+        ``overflow``, ...) from ``params``. The array is smoothed as the reference's evaluator does; ``counts_`` is
+        ``None``.
+        """
+        D = np.asarray(distribution)
+        if D.ndim != 3 or D.shape[0] != D.shape[1] or 0 in D.shape:
+            raise STModelError(f"distribution: expected a (C, C, H) array with C, H >= 1, got shape {D.shape}")
+        if not np.issubdtype(D.dtype, np.number) or not np.isfinite(D).all() or (D < 0).any():
+            raise STModelError("distribution: expected finite, non-negative numbers")
+        C, _, H = D.shape
+        for key, value in (("n_cams", C), ("n_bins", H)):
+            if key in params and params[key] is not None and int(params[key]) != value:
+                raise STModelError(f"{key}={params[key]!r} disagrees with the distribution's shape {D.shape}")
+            params[key] = value
+        model = cls(**params)
+        model._validate_params()
+        model.counts_ = None
+        model.distribution_ = D.astype(np.float64)
+        model.smoothed_ = gaussian_smooth(model.distribution_, float(model.sigma), float(model.truncate))
+        model.n_identities_ = model.n_votes_ = model.n_overflow_votes_ = None
+        model._table = None
+        return model
+
+    # -- lookup -----------------------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if getattr(self, "smoothed_", None) is None:
+            raise STModelError("the spatial-temporal model is not fitted: call fit(train) or from_distribution()")
+
+    def _check_cams(self, cams: np.ndarray, what: str) -> None:
+        if cams.size == 0:
+            return
+        lo, hi = int(cams.min()), int(cams.max())
+        if lo < 1:
+            raise STModelError(f"{what}: camera ids are 1-based, got camera {lo}")
+        if hi > int(self.n_cams):
+            raise STModelError(
+                f"{what}: camera {hi} is outside the spatial-temporal model, which has n_cams={self.n_cams} "
+                f"(cameras 1..{self.n_cams})"
+            )
+
+    def lookup_table(self) -> np.ndarray:
+        """P̂ rearranged for branch-free lookups: a flat float64 array of ``2·C·C·(H+1)`` values.
+
+        ``T[s, x, y, k]`` is ``P̂[x, y, k]`` when ``s = 1`` (image a later) and ``P̂[y, x, k]`` when ``s = 0``
+        (image b later, or a tie); ``T[..., H] = 0`` is the "beyond the last bin" slot used by ``overflow="zero"``.
+        Index it with :meth:`lookup_index`. Functions of p (the logistic ST factor) can be applied to this small
+        table once instead of to every pair.
+        """
+        self._check_fitted()
+        if getattr(self, "_table", None) is None:
+            P = self.smoothed_
+            C, _, H = P.shape
+            T = np.zeros((2, C, C, H + 1), dtype=np.float64)
+            T[1, :, :, :H] = P
+            T[0, :, :, :H] = P.transpose(1, 0, 2)
+            self._table = T.reshape(-1)
+        return self._table
+
+    def lookup_index(self, cams_a: Any, frames_a: Any, cams_b: Any, frames_b: Any) -> np.ndarray:
+        """Flat indices into :meth:`lookup_table` for image pairs (broadcasting, integer arithmetic throughout).
+
+        Args:
+            cams_a, frames_a: 1-based cameras and frames of images a (any broadcastable shape).
+            cams_b, frames_b: the same for images b.
+
+        Returns:
+            int32 or int64 array of the broadcast shape.
+
+        Raises:
+            STModelError: a camera outside 1..n_cams, non-integer frames, or (``overflow="error"``) a gap beyond
+                the last bin.
+        """
+        self._check_fitted()
+        ca, fa = _as_int_array(cams_a, "cams_a"), _as_int_array(frames_a, "frames_a")
+        cb, fb = _as_int_array(cams_b, "cams_b"), _as_int_array(frames_b, "frames_b")
+        self._check_cams(ca, "cams_a")
+        self._check_cams(cb, "cams_b")
+        try:
+            shape = np.broadcast_shapes(ca.shape, fa.shape, cb.shape, fb.shape)
+        except ValueError:
+            raise STModelError(
+                f"cams/frames shapes do not broadcast: cams_a {ca.shape}, frames_a {fa.shape}, "
+                f"cams_b {cb.shape}, frames_b {fb.shape}"
+            ) from None
+        C, H = int(self.n_cams), int(self.smoothed_.shape[2])
+        H1 = H + 1
+        # int32 halves the memory traffic of the (chunk × gallery) passes when |fa - fb| and the index fit in it.
+        span = max((int(np.abs(x).max()) if x.size else 0) for x in (fa, fb))
+        dt = np.int32 if (2 * span < 2**31 - 1 and 2 * C * C * H1 < 2**31 - 1) else np.int64
+        d = np.asarray(np.subtract(fa, fb, dtype=dt))  # an array even for scalar inputs (in-place ops below)
+        if d.shape != shape:
+            d = np.broadcast_to(d, shape).copy()
+        later = d > 0  # a later: read P̂[a, b]; otherwise (b later or tie) P̂[b, a]
+        k = np.abs(d, out=d)
+        np.floor_divide(k, dt(int(self.bin_width)), out=k)
+        if k.size:
+            if self.overflow == "error":
+                kmax = int(k.max())
+                if kmax >= H:
+                    raise STModelError(
+                        f"a time gap falls in bin {kmax} (>= {kmax * int(self.bin_width)} frames), beyond the last "
+                        f"bin {H - 1} of the model (n_bins={H}, bin_width={self.bin_width}); reference issue #44. "
+                        f"Use the dataset's n_bins, or overflow='zero'/'clip'"
+                    )
+            else:
+                np.minimum(k, H if self.overflow == "zero" else H - 1, out=k)
+        pair = (ca - 1).astype(dt) * dt(C * H1) + (cb - 1).astype(dt) * dt(H1)  # small arrays, broadcast below
+        k += pair
+        k += later.astype(dt) * dt(C * C * H1)
+        return k
+
+    def probability(self, cams_a: Any, frames_a: Any, cams_b: Any, frames_b: Any) -> np.ndarray:
+        """Smoothed ST probability p̂ for image pairs (broadcasting; see the module docstring for the rule).
+
+        Returns:
+            float64 array of the broadcast shape; 0 for same-camera pairs, unseen pairs and (``overflow="zero"``)
+            gaps beyond the last bin.
+        """
+        return self.lookup_table().take(self.lookup_index(cams_a, frames_a, cams_b, frames_b))
+
+    # -- persistence ------------------------------------------------------------------------------------------
+
+    def fit_info(self) -> dict[str, Any]:
+        """Parameters and fit statistics, for provenance records."""
+        self._check_fitted()
+        return {
+            **self.get_params(),
+            "n_bins": int(self.smoothed_.shape[2]),
+            "n_cams": int(self.smoothed_.shape[0]),
+            "source": "counts" if self.counts_ is not None else "distribution",
+            "n_identities": self.n_identities_,
+            "n_votes": self.n_votes_,
+            "n_overflow_votes": self.n_overflow_votes_,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write parameters and arrays to an ``.npz`` file, atomically."""
+        self._check_fitted()
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise STModelError(f"{path}: expected a .npz path for a saved spatial-temporal model")
+        data = {
+            "format_version": np.asarray(_FORMAT_VERSION),
+            "params": np.asarray(json.dumps(self.get_params())),
+            "fit_info": np.asarray(json.dumps(self.fit_info())),
+            "distribution": self.distribution_,
+            "smoothed": self.smoothed_,
+        }
+        if self.counts_ is not None:
+            data["counts"] = self.counts_
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, **data)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> SpatialTemporalModel:
+        """Read a model written by :meth:`save` (the stored P̂ is used as is, not recomputed)."""
+        path = Path(path)
+        if not path.is_file():
+            raise STModelError(f"{path}: spatial-temporal model file not found")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                raw = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise STModelError(f"{path}: not a readable .npz file ({exc})") from None
+        missing = [k for k in ("params", "distribution", "smoothed") if k not in raw]
+        if missing:
+            raise STModelError(
+                f"{path}: missing key(s) {missing}; expected a file written by SpatialTemporalModel.save"
+            )
+        model = cls(**json.loads(str(raw["params"])))
+        model._validate_params()
+        info = json.loads(str(raw["fit_info"])) if "fit_info" in raw else {}
+        shape = (int(model.n_cams), int(model.n_cams), int(model.n_bins))
+        for key in ("distribution", "smoothed", "counts"):
+            if key in raw and raw[key].shape != shape:
+                raise STModelError(f"{path}: {key} has shape {raw[key].shape}, expected {shape} from its parameters")
+        model.counts_ = raw.get("counts")
+        model.distribution_ = raw["distribution"].astype(np.float64)
+        model.smoothed_ = raw["smoothed"].astype(np.float64)
+        model.n_identities_ = info.get("n_identities")
+        model.n_votes_ = info.get("n_votes")
+        model.n_overflow_votes_ = info.get("n_overflow_votes")
+        model._table = None
+        return model
+
+
+def load_mat(path: str | Path) -> np.ndarray:
+    """The ``distribution`` array (C, C, H) float64 of the authors' ``pytorch_result2.mat``."""
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise STModelError(f"{path}: ST model file not found")
+    try:
+        raw = scipy.io.loadmat(path)
+    except (OSError, ValueError) as exc:
+        raise STModelError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
+    if "distribution" not in raw:
+        keys = sorted(k for k in raw if not k.startswith("__"))
+        hint = " (this looks like a features file, pytorch_result.mat)" if "query_f" in raw else ""
+        raise STModelError(f"{path}: missing key 'distribution' (found {keys}){hint}")
+    D = np.asarray(raw["distribution"], dtype=np.float64)
+    if D.ndim != 3:
+        raise STModelError(f"{path}: 'distribution' has shape {D.shape}, expected (C, C, H)")
+    return D
+
+
+def load_st_model(path: str | Path, **params: Any) -> SpatialTemporalModel:
+    """Read an ST model: our ``.npz`` (:meth:`SpatialTemporalModel.load`, its stored parameters and P̂ are used;
+    ``n_bins``/``n_cams`` in ``params`` must agree) or the authors' ``pytorch_result2.mat`` (``distribution``
+    smoothed with ``params``)."""
+    path = Path(path)
+    if path.suffix == ".mat":
+        return SpatialTemporalModel.from_distribution(load_mat(path), **params)
+    if path.suffix == ".npz":
+        model = SpatialTemporalModel.load(path)
+        for key in ("n_bins", "n_cams"):
+            if params.get(key) is not None and int(params[key]) != int(getattr(model, key)):
+                raise STModelError(
+                    f"{path}: the stored model has {key}={getattr(model, key)}, but {params[key]} was asked"
+                )
+        return model
+    raise STModelError(f"{path}: unknown ST model format {path.suffix!r}; expected .npz or .mat")

@@ -1,0 +1,408 @@
+"""Image data for the visual stream: decoding, the in-memory training set with on-device augmentation,
+the plain torchvision DataLoader path (for comparison), and a toy dataset writer for tests and benchmarks.
+
+Fast path (``MemoryTrainSet``): every training image is decoded and resized once (PIL bicubic, as the
+reference's ``transforms.Resize`` on PIL images) into one uint8 tensor (N, H, W, 3) that lives on the
+device when it fits. Each step gathers its batch with the random crop and the horizontal flip folded
+into one index operation, normalises, and applies random erasing, all on the device in batch. The only
+host work per step is Python issuing kernels.
+
+Augmentation semantics follow the reference (§2.5): crop offsets uniform over all positions, flip with
+p = 0.5, ImageNet normalisation, then random erasing with probability p, area fraction U[0.02, 0.4],
+aspect ratio U[0.3, 1/0.3], up to 100 attempts, filled with 0 (the mean, after normalisation).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..metadata import SPLIT_FOLDERS, read_dataset_root
+from .models import IMAGENET_MEAN, IMAGENET_STD
+
+ERASE_AREA = (0.02, 0.4)
+ERASE_ASPECT = 0.3
+ERASE_ATTEMPTS = 100
+
+
+class ImageDataError(ValueError):
+    """An image or image folder that cannot be used."""
+
+
+def default_workers() -> int:
+    """Decoding threads / DataLoader workers: the CPU count, at most 16 (the reference's worker count)."""
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed derived from integer keys (seed, epoch, rank, stream): independent, reproducible streams."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def load_image(path: str | Path, height: int, width: int) -> np.ndarray:
+    """Decode one image to RGB and resize it to (height, width) with PIL bicubic → (H, W, 3) uint8."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (width, height):
+                im = im.resize((width, height), Image.BICUBIC)
+            return np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise ImageDataError(f"{path}: cannot decode image ({exc})") from None
+
+
+def _load_batch(paths: Sequence[str | Path], height: int, width: int) -> np.ndarray:
+    out = np.empty((len(paths), height, width, 3), np.uint8)
+    for i, p in enumerate(paths):
+        out[i] = load_image(p, height, width)
+    return out
+
+
+def iter_decoded(
+    paths: Sequence[str | Path], height: int, width: int, batch_size: int, workers: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield (b, H, W, 3) uint8 batches of ``paths`` in order, decoded by a thread pool a few batches ahead.
+
+    Memory stays bounded: at most ``2·workers`` batches are in flight.
+    """
+    workers = workers or default_workers()
+    chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
+    with ThreadPoolExecutor(workers) as pool:
+        pending: collections.deque = collections.deque()
+        it = iter(chunks)
+        for chunk in it:
+            pending.append(pool.submit(_load_batch, chunk, height, width))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            yield pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(_load_batch, nxt, height, width))
+
+
+def decode_images(paths: Sequence[str | Path], height: int, width: int, workers: int | None = None) -> torch.Tensor:
+    """Decode and resize every image once → (N, H, W, 3) uint8 CPU tensor."""
+    out = torch.empty((len(paths), height, width, 3), dtype=torch.uint8)
+    i = 0
+    for batch in iter_decoded(paths, height, width, 64, workers):
+        out[i : i + len(batch)] = torch.from_numpy(batch)
+        i += len(batch)
+    return out
+
+
+def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """The training images of a dataset root (``bounding_box_train/``, all identities as in ``train_all``).
+
+    Returns:
+        (paths, labels (N,) int64 class indices 0..C-1, class_pids (C,) int64 person id of each class).
+        Classes are the sorted distinct person ids (ImageFolder's order for zero-padded id folders).
+    """
+    splits = read_dataset_root(root)
+    meta = splits.train
+    folder = Path(root) / SPLIT_FOLDERS["train"]
+    class_pids, labels = np.unique(meta.pids, return_inverse=True)
+    if len(class_pids) < 2:
+        raise ImageDataError(f"{folder}: training needs at least 2 identities, found {len(class_pids)}")
+    return [folder / n for n in meta.names], labels.astype(np.int64), class_pids.astype(np.int64)
+
+
+def shard_indices(n: int, epoch_seed: int, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's shuffled indices for one epoch, as ``DistributedSampler`` does.
+
+    One permutation of range(n) shared by all ranks (seeded by ``epoch_seed``) is padded by wrapping
+    around to a multiple of ``world_size``; rank r takes positions r, r+W, r+2W, ...
+    """
+    g = torch.Generator().manual_seed(epoch_seed)
+    perm = torch.randperm(n, generator=g)
+    total = math.ceil(n / world_size) * world_size
+    if total > n:
+        perm = torch.cat([perm, perm[: total - n]])
+    return perm[rank::world_size]
+
+
+def batch_slices(n: int, batch_size: int) -> list[slice]:
+    """Consecutive batches over n items; a trailing batch of a single image is dropped (BatchNorm needs ≥ 2)."""
+    out = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    if out and out[-1].stop - out[-1].start == 1 and len(out) > 1:
+        out.pop()
+    return out
+
+
+def erasing_boxes(
+    batch: int, height: int, width: int, p: float, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random-erasing rectangles for a batch, vectorised over images and over the 100 attempts.
+
+    Per image (reference semantics): erase with probability p; otherwise try up to 100 times
+    area = U[0.02, 0.4]·H·W, aspect r = U[0.3, 1/0.3], h = round(√(area·r)), w = round(√(area/r)); the first
+    attempt with h < H and w < W wins, top-left uniform over [0, H−h] × [0, W−w].
+
+    Returns:
+        (apply (B,) bool, top (B,), left (B,), h (B,), w (B,)) int64, in pixels.
+    """
+    apply = torch.rand(batch, generator=generator, device=device) < p
+    lo, hi = ERASE_AREA
+    area = (lo + (hi - lo) * torch.rand(batch, ERASE_ATTEMPTS, generator=generator, device=device)) * (height * width)
+    r1 = ERASE_ASPECT
+    aspect = r1 + (1.0 / r1 - r1) * torch.rand(batch, ERASE_ATTEMPTS, generator=generator, device=device)
+    h = torch.round(torch.sqrt(area * aspect)).long()
+    w = torch.round(torch.sqrt(area / aspect)).long()
+    ok = (h < height) & (w < width)
+    first = ok.to(torch.int8).argmax(1, keepdim=True)
+    apply = apply & ok.any(1)
+    h = h.gather(1, first).squeeze(1)
+    w = w.gather(1, first).squeeze(1)
+    u = torch.rand(batch, 2, generator=generator, device=device)
+    top = torch.floor(u[:, 0] * (height - h + 1)).long().clamp_max(height - h)
+    left = torch.floor(u[:, 1] * (width - w + 1)).long().clamp_max(width - w)
+    return apply, top, left, h, w
+
+
+def augment_batch(
+    images: torch.Tensor,
+    index: torch.Tensor,
+    out_size: tuple[int, int],
+    erasing: float,
+    generator: torch.Generator,
+    flip: bool = True,
+) -> torch.Tensor:
+    """Crop, flip, normalise and erase a batch on the images' device.
+
+    Args:
+        images: (N, H0, W0, 3) uint8 training set (on the compute device for the fast path).
+        index: (B,) int64 images to take (same device as ``images``).
+        out_size: (h, w) output size; h ≤ H0, w ≤ W0 (equal sizes: no crop, as for PCB).
+        erasing: random-erasing probability p (0 disables it).
+        generator: torch generator on ``images.device`` (all randomness comes from it).
+
+    Returns:
+        (B, 3, h, w) float32 normalised batch in channels-last memory layout.
+    """
+    n, h0, w0, _ = images.shape
+    h, w = out_size
+    if h > h0 or w > w0:
+        raise ImageDataError(f"crop {h}x{w} is larger than the stored images {h0}x{w0}")
+    dev = images.device
+    b = index.shape[0]
+    top = torch.randint(0, h0 - h + 1, (b,), generator=generator, device=dev)
+    left = torch.randint(0, w0 - w + 1, (b,), generator=generator, device=dev)
+    ar_h = torch.arange(h, device=dev)
+    ar_w = torch.arange(w, device=dev)
+    rows = top[:, None] + ar_h  # (B, h)
+    cols = left[:, None] + ar_w  # (B, w)
+    if flip:
+        flipped = torch.rand(b, generator=generator, device=dev) < 0.5
+        cols = torch.where(flipped[:, None], left[:, None] + (w - 1 - ar_w), cols)
+    x = images[index[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, h, w, 3) uint8
+    mean = torch.tensor(IMAGENET_MEAN, device=dev)
+    std = torch.tensor(IMAGENET_STD, device=dev)
+    x = (x.float().div_(255.0) - mean).div_(std)
+    if erasing > 0:
+        apply, et, el, eh, ew = erasing_boxes(b, h, w, erasing, generator, dev)
+        in_r = (ar_h[None, :] >= et[:, None]) & (ar_h[None, :] < (et + eh)[:, None])
+        in_c = (ar_w[None, :] >= el[:, None]) & (ar_w[None, :] < (el + ew)[:, None])
+        mask = in_r[:, :, None] & in_c[:, None, :] & apply[:, None, None]
+        x = x.masked_fill(mask[..., None], 0.0)
+    return x.permute(0, 3, 1, 2)  # NHWC storage = channels_last NCHW view
+
+
+class MemoryTrainSet:
+    """The decoded training set held in memory, with device-side batching and augmentation.
+
+    Args:
+        images: (N, H0, W0, 3) uint8 tensor.
+        labels: (N,) int64 class indices.
+        device: compute device; the images move there when they fit in ``max_device_fraction`` of the
+            free device memory, otherwise they stay in (pinned) host memory and only each batch moves.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        device: torch.device,
+        max_device_fraction: float = 0.5,
+    ) -> None:
+        self.device = torch.device(device)
+        nbytes = images.numel()
+        on_device = self.device.type == "cpu"
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            on_device = nbytes <= max_device_fraction * free
+        self.images_on_device = on_device
+        if on_device:
+            self.images = images.to(self.device)
+        else:
+            self.images = images.pin_memory()
+        self.labels = labels.to(self.device)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.images.shape[1]), int(self.images.shape[2])
+
+    def batches(
+        self,
+        order: torch.Tensor,
+        batch_size: int,
+        out_size: tuple[int, int],
+        erasing: float,
+        generator: torch.Generator,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield augmented (x (B,3,h,w) float32 channels-last, y (B,)) batches over ``order`` (indices)."""
+        order_dev = order.to(self.device)
+        for sl in batch_slices(len(order), batch_size):
+            idx = order_dev[sl]
+            if self.images_on_device:
+                src, sub = self.images, idx
+            else:
+                src = self.images[order[sl]].to(self.device, non_blocking=True)
+                sub = torch.arange(src.shape[0], device=self.device)
+            yield augment_batch(src, sub, out_size, erasing, generator), self.labels[idx]
+
+
+class ReferenceRandomErasing:
+    """Per-image random erasing on a normalised (3, H, W) tensor, as the reference's transform (fill 0).
+
+    Draws from torch's global RNG (seeded per DataLoader worker by PyTorch).
+    """
+
+    def __init__(self, p: float) -> None:
+        self.p = float(p)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if self.p <= 0 or torch.rand(()).item() >= self.p:
+            return img
+        _, hh, ww = img.shape
+        lo, hi = ERASE_AREA
+        for _ in range(ERASE_ATTEMPTS):
+            area = (lo + (hi - lo) * torch.rand(()).item()) * hh * ww
+            aspect = ERASE_ASPECT + (1 / ERASE_ASPECT - ERASE_ASPECT) * torch.rand(()).item()
+            h = int(round(math.sqrt(area * aspect)))
+            w = int(round(math.sqrt(area / aspect)))
+            if h < hh and w < ww:
+                top = int(torch.randint(0, hh - h + 1, ()).item())
+                left = int(torch.randint(0, ww - w + 1, ()).item())
+                img[:, top : top + h, left : left + w] = 0.0
+                return img
+        return img
+
+
+class FileDataset(torch.utils.data.Dataset):
+    """Images read from disk at every access (the plain, reference-style path)."""
+
+    def __init__(self, paths: Sequence[str | Path], labels: np.ndarray, transform) -> None:
+        self.paths = list(paths)
+        self.labels = np.asarray(labels, np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        try:
+            with Image.open(self.paths[i]) as im:
+                img = im.convert("RGB")
+        except OSError as exc:
+            raise ImageDataError(f"{self.paths[i]}: cannot decode image ({exc})") from None
+        return self.transform(img), int(self.labels[i])
+
+
+def plain_train_transform(resize: tuple[int, int], crop: tuple[int, int], erasing: float):
+    """The reference training transform with torchvision: Resize (bicubic) → [RandomCrop] → flip → ToTensor →
+    Normalize → random erasing (reference semantics)."""
+    from torchvision import transforms as T
+
+    steps = [T.Resize(resize, interpolation=T.InterpolationMode.BICUBIC)]
+    if tuple(crop) != tuple(resize):
+        steps.append(T.RandomCrop(crop))
+    steps += [T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if erasing > 0:
+        steps.append(ReferenceRandomErasing(erasing))
+    return T.Compose(steps)
+
+
+def plain_loader(
+    paths: Sequence[str | Path],
+    labels: np.ndarray,
+    resize: tuple[int, int],
+    crop: tuple[int, int],
+    erasing: float,
+    batch_size: int,
+    workers: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> torch.utils.data.DataLoader:
+    """A torchvision-style DataLoader over files (decode + augment per image on CPU workers, fp32).
+
+    Shuffling is seeded by ``seed`` (call ``loader.sampler.set_epoch(e)`` for epoch e under DDP; single
+    process: the generator is reseeded by the caller per epoch).
+    """
+    ds = FileDataset(paths, labels, plain_train_transform(resize, crop, erasing))
+    g = torch.Generator().manual_seed(seed)
+    if world_size > 1:
+        sampler = torch.utils.data.DistributedSampler(ds, world_size, rank, shuffle=True, seed=seed)
+        return torch.utils.data.DataLoader(
+            ds, batch_size, sampler=sampler, num_workers=workers, pin_memory=True, generator=g, drop_last=False
+        )
+    return torch.utils.data.DataLoader(
+        ds, batch_size, shuffle=True, num_workers=workers, pin_memory=True, generator=g, drop_last=False
+    )
+
+
+def write_toy_dataset(
+    root: str | Path,
+    n_ids: int = 4,
+    per_id: int = 3,
+    n_query_ids: int = 2,
+    size: tuple[int, int] = (128, 64),
+    seed: int = 0,
+    quality: int = 90,
+) -> Path:
+    """Write a small Market-style dataset of generated JPEGs (for tests and benchmarks, not for results).
+
+    Each identity has its own colour pattern plus noise, so a model can learn something.
+    Train ids are 1..n_ids; test ids n_ids+1..n_ids+n_query_ids, with ``per_id`` gallery images over
+    cameras 1-3 and one query image on camera 4 ... per id. Names look like ``0001_c1s1_000101_00.jpg``.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    h, w = size
+
+    def write(folder: str, pid: int, cam: int, frame: int, k: int) -> None:
+        base = rng.integers(0, 256, 3)
+        colour = np.array([(pid * 53) % 256, (pid * 97) % 256, (pid * 151) % 256], np.float64)
+        img = np.empty((h, w, 3), np.float64)
+        img[: h // 2] = colour
+        img[h // 2 :] = 255 - colour
+        img += 0.25 * base + rng.normal(0, 20, (h, w, 3))
+        d = root / folder
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
+            d / f"{pid:04d}_c{cam}s1_{frame:06d}_{k:02d}.jpg", quality=quality
+        )
+
+    frame = 100
+    for pid in range(1, n_ids + 1):
+        for k in range(per_id):
+            frame += 7
+            write(SPLIT_FOLDERS["train"], pid, 1 + k % 3, frame, k)
+    for pid in range(n_ids + 1, n_ids + n_query_ids + 1):
+        for k in range(per_id):
+            frame += 7
+            write(SPLIT_FOLDERS["gallery"], pid, 1 + k % 3, frame, k)
+        frame += 7
+        write(SPLIT_FOLDERS["query"], pid, 4, frame, 0)
+    return root

@@ -1,0 +1,209 @@
+"""Feature extraction (reference §2.6): query and gallery features into the project's features file.
+
+For every image: the test resize (PCB 384×192, others 288×144, PIL bicubic) → ToTensor → ImageNet
+normalisation; the model's raw test feature of the image and of its horizontal flip are **summed**; then
+PCB: each of the 6 stripes (2048-d) is L2-normalised and the result flattened channel-major (c·6 + stripe,
+12288-d); others: the whole vector is L2-normalised. Labels, cameras and frames come from the file names
+(:func:`streid_lib.metadata.read_dataset_root`, which honours ``sequence_lengths.json``).
+
+Any other source of features (the authors' ``pytorch_result.mat``, another model's embeddings) enters the
+study through the same file: :func:`features_from_arrays` pairs arrays with a dataset's metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..features import FeatureSet, save_features
+from ..metadata import SPLIT_FOLDERS, read_dataset_root
+from . import data as vdata
+from .models import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODEL_NAMES,
+    TEST_SIZE,
+    WeightsError,
+    build_model,
+    file_sha256,
+    load_model_state,
+    normalise_features,
+    num_classes_in_state,
+)
+from .train import CHECKPOINT_FORMAT, resolve_device
+
+
+def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Build ``model_name`` and load a checkpoint into it: ours (``last.pt``) or a bare state dict
+    (e.g. the authors' ``net_last.pth``). Returns (model on CPU in eval mode, checkpoint provenance)."""
+    if model_name not in MODEL_NAMES:
+        raise WeightsError(f"model {model_name!r}: expected one of {MODEL_NAMES}")
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # several exception types for unreadable files
+        raise WeightsError(f"{path}: cannot read a torch checkpoint ({type(exc).__name__}: {exc})") from None
+    info: dict = {"checkpoint": str(path.resolve()), "checkpoint_sha256": file_sha256(path)}
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        if obj["model_name"] != model_name:
+            raise WeightsError(f"{path}: holds a {obj['model_name']!r} model, not {model_name!r}")
+        state = obj["model_state"]
+        info.update(
+            {
+                "checkpoint_epoch": int(obj["epoch"]),
+                "weights": obj["provenance"].get("weights"),
+                "training_data_root": obj["provenance"].get("data_root"),
+                "training_config": obj["config"],
+            }
+        )
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+        info["weights"] = {"request": "state-dict file", "source": str(path.resolve())}
+    else:
+        raise WeightsError(f"{path}: expected a {CHECKPOINT_FORMAT} checkpoint or a state dict of tensors")
+    model = build_model(model_name, num_classes_in_state(model_name, state), weights="none")
+    load_model_state(model, state, str(path))
+    return model.eval(), info
+
+
+@torch.no_grad()
+def embed_batch(model: torch.nn.Module, x_uint8: torch.Tensor, device: torch.device, amp: bool = False) -> torch.Tensor:
+    """Normalised test features of a (B, H, W, 3) uint8 batch: image + flip summed, then L2 (see module doc).
+
+    Returns:
+        (B, D) float32 on ``device``.
+    """
+    x = x_uint8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        f = model.embed(x).float() + model.embed(x.flip(3)).float()
+    return normalise_features(f)
+
+
+def _extract_side(
+    model: torch.nn.Module,
+    paths: list[Path],
+    size: tuple[int, int],
+    device: torch.device,
+    batch_size: int,
+    amp: bool,
+    workers: int | None,
+    desc: str,
+    progress: bool,
+) -> np.ndarray:
+    out: list[np.ndarray] = []
+    with tqdm(total=len(paths), desc=desc, disable=not progress, unit="img") as bar:
+        for batch in vdata.iter_decoded(paths, size[0], size[1], batch_size, workers):
+            f = embed_batch(model, torch.from_numpy(batch), device, amp)
+            out.append(f.cpu().numpy())
+            bar.update(len(batch))
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def extract_features(
+    model_name: str,
+    checkpoint: str | Path,
+    data_root: str | Path,
+    device: str | torch.device = "auto",
+    batch_size: int = 128,
+    height: int | None = None,
+    width: int | None = None,
+    precision: str = "fp32",
+    workers: int | None = None,
+    progress: bool = True,
+) -> FeatureSet:
+    """Extract query and gallery features of ``data_root`` with a trained model.
+
+    Args:
+        model_name: ``"pcb"``, ``"resnet50"`` or ``"densenet121"``.
+        checkpoint: our ``last.pt`` or a bare state dict (the authors' ``net_last.pth`` loads too).
+        data_root: dataset root with ``query/`` and ``bounding_box_test/``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        batch_size: images per forward pass.
+        height, width: test resize in pixels (default 384×192 PCB, 288×144 others, as the reference).
+        precision: ``"fp32"`` (faithful, default) or ``"bf16"`` (CUDA autocast, faster).
+        workers: decoding threads.
+
+    Returns:
+        FeatureSet with (Nq, D) and (Ng, D) float32 features (D = 12288 PCB, 2048 ResNet-50, 1024 DenseNet-121),
+        rows in sorted file-name order, and provenance (model, checkpoint, weights source, dataset, input size).
+    """
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: expected >= 1")
+    dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    model, info = load_trained_model(model_name, checkpoint)
+    model.to(dev)
+    if dev.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    h0, w0 = TEST_SIZE[model_name]
+    size = (int(height or h0), int(width or w0))
+    splits = read_dataset_root(data_root)
+    root = Path(data_root)
+    feats = {}
+    t0 = time.perf_counter()
+    for side, meta in (("query", splits.query), ("gallery", splits.gallery)):
+        paths = [root / SPLIT_FOLDERS[side] / n for n in meta.names]
+        feats[side] = _extract_side(
+            model, paths, size, dev, batch_size, precision == "bf16", workers, f"extract {side}", progress
+        )
+    seconds = time.perf_counter() - t0
+    provenance = {
+        "kind": "visual-features",
+        "model": model_name,
+        **info,
+        "data_root": str(root.resolve()),
+        "naming": splits.naming,
+        "input_size": list(size),
+        "interpolation": "bicubic (PIL)",
+        "flip": "image + horizontal flip summed",
+        "normalisation": "per-stripe L2, channel-major flatten" if model_name == "pcb" else "L2",
+        "precision": precision,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "seconds": round(seconds, 2),
+    }
+    return FeatureSet(feats["query"], feats["gallery"], splits.query, splits.gallery, provenance)
+
+
+def features_from_arrays(
+    query_f: np.ndarray, gallery_f: np.ndarray, data_root: str | Path, provenance: dict | None = None
+) -> FeatureSet:
+    """Pair features computed elsewhere with a dataset's metadata (rows in sorted file-name order of
+    ``query/`` and ``bounding_box_test/``), so that they enter the study through the same features file."""
+    splits = read_dataset_root(data_root)
+    prov = {"kind": "imported-features", "data_root": str(Path(data_root).resolve()), **(provenance or {})}
+    return FeatureSet(np.asarray(query_f), np.asarray(gallery_f), splits.query, splits.gallery, prov)
+
+
+def cli_extract(args) -> int:
+    """``python -m streid_lib extract ...``: write the features file ``args.out`` (.mat or .npz)."""
+    fs = extract_features(
+        model_name=args.model,
+        checkpoint=args.checkpoint,
+        data_root=args.data,
+        device=args.device,
+        batch_size=args.batch_size,
+        height=getattr(args, "height", None),
+        width=getattr(args, "width", None),
+        precision=getattr(args, "precision", "fp32"),
+        workers=getattr(args, "workers", None),
+        progress=not getattr(args, "no_progress", False),
+    )
+    path = save_features(args.out, fs)
+    print(f"wrote {path}: query {fs.query_f.shape}, gallery {fs.gallery_f.shape}")
+    return 0

@@ -1,0 +1,375 @@
+"""The three visual baselines of the paper (reference §2.1-2.4): PCB, ResNet-50 and DenseNet-121.
+
+Every model maps an image batch ``x`` (B, 3, H, W), normalised with the ImageNet mean/std, to
+
+* ``forward(x)`` → class logits of shape (B, P, C): P = 6 stripes for PCB, P = 1 otherwise;
+* ``embed(x)`` → the raw test feature: (B, 2048, 6) pooled stripes for PCB, (B, 2048) for ResNet-50,
+  (B, 1024) for DenseNet-121 (the vector *before* the bottleneck, reference §2.2-2.4).
+
+Module names follow the reference (``model`` for the torchvision backbone, ``classifier`` or
+``classifier0..5`` with ``add_block`` / ``classifier`` inside), so a state dict of the authors' models
+loads as is (their unused ``model.fc`` / ``model.classifier`` keys are dropped).
+
+ImageNet weights come through torchvision's weights API, from the torch hub cache only. When they are
+not there we stop with :class:`WeightsUnavailableError`; training from scratch happens only with
+``weights="none"``. The resolved source is kept in ``model.weights_info`` for provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torch.nn import functional as F
+
+MODEL_NAMES = ("pcb", "resnet50", "densenet121")
+
+#: Reference input sizes (height, width) in pixels: training crop / test resize (reference §2.5-2.6).
+TRAIN_SIZE = {"pcb": (384, 192), "resnet50": (256, 128), "densenet121": (256, 128)}
+#: Size the training images are resized to before the random crop (no crop for PCB).
+TRAIN_RESIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 144)}
+TEST_SIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 144)}
+#: Raw test feature dimension (before flattening PCB's stripes).
+FEATURE_DIM = {"pcb": 2048 * 6, "resnet50": 2048, "densenet121": 1024}
+PCB_PARTS = 6
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Old-style DenseNet keys ('norm.1') in torchvision's released file (torchvision's own loader remaps them too).
+_DENSE_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+class WeightsError(ValueError):
+    """A weights request or weights file that cannot be honoured."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """ImageNet weights were requested but are not in the local torch hub cache."""
+
+
+def _imagenet_enum(name: str) -> torchvision.models.WeightsEnum:
+    if name in ("pcb", "resnet50"):
+        return torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    if name == "densenet121":
+        return torchvision.models.DenseNet121_Weights.IMAGENET1K_V1
+    raise WeightsError(f"model {name!r}: expected one of {MODEL_NAMES}")
+
+
+def hub_cache_file(name: str) -> Path:
+    """Where torchvision keeps (or would download) the ImageNet weights of ``name``'s backbone."""
+    url = _imagenet_enum(name).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file (for provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = False) -> tuple[dict | None, dict]:
+    """Resolve a weights request into a torchvision backbone state dict and its provenance.
+
+    Args:
+        name: model name (``pcb`` and ``resnet50`` use ResNet-50, ``densenet121`` DenseNet-121).
+        weights: ``"imagenet"`` (torchvision IMAGENET1K_V1 from the hub cache), ``"none"`` (random init,
+            from scratch) or the path of a torchvision state-dict file.
+        download: allow torchvision to download missing ImageNet weights (needs internet).
+
+    Returns:
+        (state dict or None, provenance dict with ``request``, ``source`` and, for files, ``sha256``).
+
+    Raises:
+        WeightsUnavailableError: ImageNet weights are not cached and ``download`` is False.
+        WeightsError: a weights file is missing or unreadable.
+    """
+    enum = _imagenet_enum(name)
+    w = str(weights)
+    if w == "none":
+        return None, {"request": "none", "source": "random initialisation (trained from scratch)"}
+    if w == "imagenet":
+        cached = hub_cache_file(name)
+        if not cached.is_file() and not download:
+            arch = "resnet50" if name != "densenet121" else "densenet121"
+            raise WeightsUnavailableError(
+                f"ImageNet weights for {name} (torchvision {type(enum).__name__}.{enum.name}, file {cached.name}) "
+                f"are not in the torch hub cache {cached.parent} and are not downloaded automatically. "
+                f"Either (1) on a machine with internet run "
+                f"`python -c \"import torchvision; torchvision.models.{arch}(weights='{enum.name}')\"` and copy "
+                f"~/.cache/torch/hub/checkpoints/{cached.name} to {cached} (or set TORCH_HOME); "
+                f"(2) pass --weights /path/to/{cached.name} (weights='/path/to/{cached.name}'); "
+                f"(3) pass --download-weights (download=True) where there is internet; or "
+                f"(4) pass --weights none to train from scratch on purpose (recorded in the provenance)."
+            )
+        state = enum.get_state_dict(progress=False, check_hash=True)
+        info = {
+            "request": "imagenet",
+            "source": f"torchvision {type(enum).__name__}.{enum.name}",
+            "url": enum.url,
+            "file": str(cached),
+        }
+        return _remap_dense_keys(state), info
+    path = Path(w)
+    if not path.is_file():
+        raise WeightsError(f"weights {w!r}: expected 'imagenet', 'none' or an existing weights file; {path} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a bad file
+        raise WeightsError(f"{path}: cannot read a torch state dict ({type(exc).__name__}: {exc})") from None
+    for key in ("state_dict", "model_state", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: expected a state dict of tensors (torchvision {name} backbone)")
+    state = _remap_dense_keys(state)
+    # A file saved from one of our models (keys 'model.*') is accepted too: keep its backbone part.
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    return state, {"request": "file", "source": str(path.resolve()), "sha256": file_sha256(path)}
+
+
+def _remap_dense_keys(state: dict) -> dict:
+    out = {}
+    for k, v in state.items():
+        m = _DENSE_OLD_KEY.match(k)
+        out[m.group(1) + m.group(2) if m else k] = v
+    return out
+
+
+def _load_backbone(backbone: nn.Module, state: dict, ignore_prefixes: tuple[str, ...], source: str) -> None:
+    """Load ``state`` into a torchvision backbone, ignoring its ImageNet head; every other key must match."""
+    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
+    own = backbone.state_dict()
+    # torchvision's released files predate BatchNorm's num_batches_tracked; BatchNorm fills it in itself.
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    bad_shape = [k for k in state if k in own and own[k].shape != state[k].shape]
+    if missing or unexpected or bad_shape:
+        raise WeightsError(
+            f"{source}: does not fit the backbone: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}, "
+            f"wrong shape {bad_shape[:3]}"
+        )
+    backbone.load_state_dict(state, strict=False)
+
+
+class ClassBlock(nn.Module):
+    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C) (reference §2.1).
+
+    Init: bottleneck Linear Kaiming-normal (a=0, fan_out), bias 0; BN weight ~ N(1, 0.02), bias 0;
+    classifier weight ~ N(0, 0.001), bias 0.
+    """
+
+    def __init__(
+        self, input_dim: int, num_classes: int, dropout: bool = True, relu: bool = True, bottleneck: int = 512
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Linear(input_dim, bottleneck), nn.BatchNorm1d(bottleneck)]
+        if relu:
+            layers.append(nn.LeakyReLU(0.1))
+        if dropout:
+            layers.append(nn.Dropout(p=0.5))
+        self.add_block = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Linear(bottleneck, num_classes))
+        nn.init.kaiming_normal_(self.add_block[0].weight, a=0, mode="fan_out")
+        nn.init.zeros_(self.add_block[0].bias)
+        nn.init.normal_(self.add_block[1].weight, 1.0, 0.02)
+        nn.init.zeros_(self.add_block[1].bias)
+        nn.init.normal_(self.classifier[0].weight, 0.0, 0.001)
+        nn.init.zeros_(self.classifier[0].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.add_block(x))
+
+
+class _ReIDModel(nn.Module):
+    """Shared interface: ``forward`` → (B, P, C) logits, ``embed`` → raw test feature, ``new_parameters``."""
+
+    name: str = ""
+    num_parts: int = 1
+    weights_info: dict
+
+    def new_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the new layers (lr 0.1 in the reference); the rest is the backbone (lr 0.01)."""
+        return [p for n, p in self.named_parameters() if not n.startswith("model.")]
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.named_parameters() if n.startswith("model.")]
+
+
+class ResNet50Baseline(_ReIDModel):
+    """``ft_net``: ResNet-50 to layer4, global average pool (2048-d), ClassBlock(2048, C) (reference §2.2)."""
+
+    name = "resnet50"
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.model = torchvision.models.resnet50(weights=None)
+        self.model.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.model.fc = nn.Identity()  # never called in the reference; dropped so DDP sees no unused parameters
+        self.classifier = ClassBlock(2048, num_classes)
+
+    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
+        return torch.flatten(m.avgpool(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self._pooled(x)).unsqueeze(1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2048) pooled feature before the bottleneck."""
+        return self._pooled(x)
+
+
+class DenseNet121Baseline(_ReIDModel):
+    """``ft_net_dense``: DenseNet-121 features (ending at norm5, no final ReLU) + pool, ClassBlock(1024, C)."""
+
+    name = "densenet121"
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.model = torchvision.models.densenet121(weights=None)
+        self.model.features.add_module("avgpool", nn.AdaptiveAvgPool2d((1, 1)))
+        self.model.classifier = nn.Identity()
+        self.classifier = ClassBlock(1024, num_classes)
+
+    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.model.features(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self._pooled(x)).unsqueeze(1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1024) pooled feature before the bottleneck."""
+        return self._pooled(x)
+
+
+class PCB(_ReIDModel):
+    """PCB (reference §2.4): ResNet-50 with a stride-1 layer4, 6 stripes, six ClassBlock(2048, C, relu=False, 256)."""
+
+    name = "pcb"
+    num_parts = PCB_PARTS
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.model = torchvision.models.resnet50(weights=None)
+        self.model.fc = nn.Identity()
+        # Stride 1 in layer4's first block (conv2 and the downsample conv): a 24×12 map at 384×192.
+        self.model.layer4[0].conv2.stride = (1, 1)
+        self.model.layer4[0].downsample[0].stride = (1, 1)
+        self.avgpool = nn.AdaptiveAvgPool2d((PCB_PARTS, 1))
+        self.dropout = nn.Dropout(p=0.5)
+        for i in range(PCB_PARTS):
+            setattr(self, f"classifier{i}", ClassBlock(2048, num_classes, dropout=True, relu=False, bottleneck=256))
+
+    def _stripes(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
+        return self.avgpool(x).flatten(2)  # (B, 2048, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = self.dropout(self._stripes(x))  # dropout is the identity in eval mode
+        return torch.stack([getattr(self, f"classifier{i}")(parts[:, :, i]) for i in range(PCB_PARTS)], dim=1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2048, 6) raw pooled stripes (the bottlenecks and classifiers are not used at test time)."""
+        return self._stripes(x)
+
+
+_CLASSES = {"pcb": PCB, "resnet50": ResNet50Baseline, "densenet121": DenseNet121Baseline}
+
+
+def build_model(
+    name: str, num_classes: int, weights: str | os.PathLike = "imagenet", download: bool = False
+) -> _ReIDModel:
+    """Build one of the baselines with its backbone initialised as requested.
+
+    Args:
+        name: ``"pcb"``, ``"resnet50"`` or ``"densenet121"``.
+        num_classes: number of training identities C.
+        weights: ``"imagenet"`` (torchvision IMAGENET1K_V1 from the torch hub cache), ``"none"`` (from scratch),
+            or the path of a backbone state-dict file.
+        download: let torchvision download missing ImageNet weights (needs internet).
+
+    The resolved weights source is stored in ``model.weights_info`` (for provenance).
+    """
+    if name not in _CLASSES:
+        raise WeightsError(f"model {name!r}: expected one of {MODEL_NAMES}")
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes: expected >= 1, got {num_classes}")
+    state, info = load_backbone_state(name, weights, download=download)
+    model = _CLASSES[name](int(num_classes))
+    if state is not None:
+        head = ("classifier.",) if name == "densenet121" else ("fc.",)
+        _load_backbone(model.model, state, head, info["source"])
+    model.weights_info = info
+    return model
+
+
+def load_model_state(model: _ReIDModel, state: dict, source: str) -> None:
+    """Load a full model state dict (ours or the authors' released ``net_last.pth``) into ``model``.
+
+    The authors' unused ImageNet head (``model.fc.*``, ``model.classifier.*``) is ignored; anything else
+    that does not fit is an error naming ``source``.
+    """
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    state = _remap_dense_keys(state)
+    state = {k: v for k, v in state.items() if not k.startswith(("model.fc.", "model.classifier."))}
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise WeightsError(
+            f"{source}: does not fit a {model.name} model: missing {result.missing_keys[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]}"
+        )
+
+
+def num_classes_in_state(name: str, state: dict) -> int:
+    """Number of classes of a saved model, from its (first) classifier's output layer."""
+    key = "classifier0.classifier.0.weight" if name == "pcb" else "classifier.classifier.0.weight"
+    for k, v in state.items():
+        if k.removeprefix("module.").removeprefix("_orig_mod.") == key:
+            return int(v.shape[0])
+    raise WeightsError(f"state dict has no {key!r}: not a {name} model of this project or of the reference")
+
+
+def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and predictions from (B, P, C) logits: sum over parts of the mean cross-entropy; argmax of summed softmax.
+
+    Returns:
+        (scalar loss, (B,) predicted class indices).
+    """
+    logits = logits.float()
+    p = logits.shape[1]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat_interleave(p), reduction="sum")
+    loss = loss / labels.shape[0]  # = Σ_parts mean-CE(part)
+    if p == 1:
+        pred = logits[:, 0].argmax(1)
+    else:
+        pred = logits.softmax(-1).sum(1).argmax(1)
+    return loss, pred
+
+
+def normalise_features(raw: torch.Tensor) -> torch.Tensor:
+    """Test-feature normalisation (reference §2.6).
+
+    (B, 2048, 6) PCB stripes: each stripe L2-normalised, flattened channel-major (index c·6 + stripe) → (B, 12288).
+    (B, D): the whole vector L2-normalised.
+    """
+    raw = raw.float()
+    if raw.ndim == 3:
+        return F.normalize(raw, p=2, dim=1).reshape(raw.shape[0], -1)
+    return F.normalize(raw, p=2, dim=1)

@@ -1,0 +1,186 @@
+"""Features files: .mat (authors' layout) and .npz round trips, and every bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+from streid_lib.features import FeaturesError, FeatureSet, load_features, save_features
+from streid_lib.metadata import Metadata
+
+
+def make_fs(nq: int = 3, ng: int = 5, d: int = 4, seed: int = 0) -> FeatureSet:
+    rng = np.random.default_rng(seed)
+    q = Metadata(np.arange(1, nq + 1), np.ones(nq, int), np.arange(nq) * 100, [f"q{i}.jpg" for i in range(nq)])
+    g = Metadata(
+        np.array([-1, 0, 1, 2, 3][:ng]),
+        np.arange(ng) % 6 + 1,
+        np.arange(ng) * 7 + 400_000,
+        [f"g{i}.jpg" for i in range(ng)],
+    )
+    return FeatureSet(
+        rng.standard_normal((nq, d)).astype(np.float32),
+        rng.standard_normal((ng, d)).astype(np.float32),
+        q,
+        g,
+        {"model": "test", "seed": seed},
+    )
+
+
+def assert_same(a: FeatureSet, b: FeatureSet) -> None:
+    for side in ("query", "gallery"):
+        np.testing.assert_array_equal(getattr(a, f"{side}_f"), getattr(b, f"{side}_f"))
+        assert getattr(b, f"{side}_f").dtype == np.float32
+        for key in ("pids", "cams", "frames"):
+            np.testing.assert_array_equal(getattr(getattr(a, side), key), getattr(getattr(b, side), key))
+
+
+def test_mat_round_trip_authors_layout(tmp_path: Path) -> None:
+    fs = make_fs()
+    path = save_features(tmp_path / "pytorch_result.mat", fs)
+    raw = scipy.io.loadmat(path)
+    for side, n in (("query", 3), ("gallery", 5)):
+        assert raw[f"{side}_f"].shape == (n, 4)
+        for key in ("label", "cam", "frames"):
+            assert raw[f"{side}_{key}"].shape == (1, n)  # lists saved as 1×N rows, as the authors' code does
+    back = load_features(path)
+    assert_same(fs, back)
+    assert back.gallery.pids.tolist() == [-1, 0, 1, 2, 3]
+    assert back.provenance["features_file"] == str(path)
+
+
+def test_reads_a_file_written_like_the_authors(tmp_path: Path) -> None:
+    # Python lists of ints and float32 feature matrices, saved directly with scipy (no helper of ours).
+    fs = make_fs()
+    raw = {
+        "query_f": fs.query_f,
+        "query_label": fs.query.pids.tolist(),
+        "query_cam": fs.query.cams.tolist(),
+        "query_frames": fs.query.frames.tolist(),
+        "gallery_f": fs.gallery_f,
+        "gallery_label": fs.gallery.pids.tolist(),
+        "gallery_cam": fs.gallery.cams.tolist(),
+        "gallery_frames": fs.gallery.frames.tolist(),
+    }
+    scipy.io.savemat(tmp_path / "r.mat", raw)
+    assert_same(fs, load_features(tmp_path / "r.mat"))
+
+
+def test_npz_round_trip_with_names_and_provenance(tmp_path: Path) -> None:
+    fs = make_fs()
+    back = load_features(save_features(tmp_path / "f.npz", fs))
+    assert_same(fs, back)
+    assert back.query.names.tolist() == ["q0.jpg", "q1.jpg", "q2.jpg"]
+    assert back.provenance["model"] == "test" and back.provenance["seed"] == 0
+    assert back.dim == 4
+
+
+def test_save_is_atomic_and_checks_suffix(tmp_path: Path) -> None:
+    with pytest.raises(FeaturesError, match=r"unknown features format '\.h5'"):
+        save_features(tmp_path / "f.h5", make_fs())
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
+# -- bad input -----------------------------------------------------------------------------------------------
+
+
+def test_lengths_disagree() -> None:
+    fs = make_fs()
+    with pytest.raises(
+        FeaturesError, match="lengths disagree: gallery_f has 4 rows but gallery_label/cam/frames have 5"
+    ):
+        FeatureSet(fs.query_f, fs.gallery_f[:4], fs.query, fs.gallery)
+
+
+def test_nan_and_inf_rows() -> None:
+    fs = make_fs()
+    g = fs.gallery_f.copy()
+    g[2, 1] = np.nan
+    with pytest.raises(FeaturesError, match="gallery_f row 2 contains NaN or inf"):
+        FeatureSet(fs.query_f, g, fs.query, fs.gallery)
+    q = fs.query_f.copy()
+    q[1, 0] = np.inf
+    with pytest.raises(FeaturesError, match="query_f row 1 contains NaN or inf"):
+        FeatureSet(q, fs.gallery_f, fs.query, fs.gallery)
+
+
+def test_all_zero_row() -> None:
+    fs = make_fs()
+    q = fs.query_f.copy()
+    q[2] = 0
+    with pytest.raises(FeaturesError, match="query_f row 2 is all zeros"):
+        FeatureSet(q, fs.gallery_f, fs.query, fs.gallery)
+
+
+def test_empty_query_or_gallery() -> None:
+    fs = make_fs()
+    empty = Metadata([], [], [])
+    with pytest.raises(FeaturesError, match="query is empty"):
+        FeatureSet(np.zeros((0, 4), np.float32), fs.gallery_f, empty, fs.gallery)
+    with pytest.raises(FeaturesError, match="gallery is empty"):
+        FeatureSet(fs.query_f, np.zeros((0, 4), np.float32), fs.query, empty)
+
+
+def test_dimensions_and_shapes() -> None:
+    fs = make_fs()
+    with pytest.raises(FeaturesError, match="feature dimensions disagree: query_f has D=4, gallery_f has D=3"):
+        FeatureSet(fs.query_f, fs.gallery_f[:, :3], fs.query, fs.gallery)
+    with pytest.raises(FeaturesError, match=r"query_f: expected a 2-D \(N, D\) array"):
+        FeatureSet(fs.query_f[0], fs.gallery_f, fs.query, fs.gallery)
+
+
+@pytest.mark.parametrize("suffix", [".mat", ".npz"])
+def test_file_missing_a_key(tmp_path: Path, suffix: str) -> None:
+    path = save_features(tmp_path / f"f{suffix}", make_fs())
+    raw = dict(scipy.io.loadmat(path)) if suffix == ".mat" else dict(np.load(path))
+    del raw["gallery_cam"]
+    raw = {k: v for k, v in raw.items() if not k.startswith("__")}
+    bad = tmp_path / f"bad{suffix}"
+    if suffix == ".mat":
+        scipy.io.savemat(bad, raw)
+    else:
+        np.savez(bad, **raw)
+    with pytest.raises(FeaturesError, match=r"bad\.(mat|npz): missing key\(s\) \['gallery_cam'\]"):
+        load_features(bad)
+
+
+def test_st_model_file_given_as_features(tmp_path: Path) -> None:
+    scipy.io.savemat(tmp_path / "pytorch_result2.mat", {"distribution": np.zeros((8, 8, 10))})
+    with pytest.raises(FeaturesError, match="pytorch_result2.mat.*issue #26"):
+        load_features(tmp_path / "pytorch_result2.mat")
+
+
+def test_file_level_errors(tmp_path: Path) -> None:
+    with pytest.raises(FeaturesError, match="features file not found"):
+        load_features(tmp_path / "none.mat")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(FeaturesError, match="unknown features format"):
+        load_features(tmp_path / "x.txt")
+
+
+def test_file_with_bad_rows_names_the_file(tmp_path: Path) -> None:
+    fs = make_fs()
+    raw = {k: v for k, v in np.load(save_features(tmp_path / "f.npz", fs)).items()}
+    raw["query_f"] = raw["query_f"].copy()
+    raw["query_f"][0] = np.nan
+    np.savez(tmp_path / "nan.npz", **raw)
+    with pytest.raises(FeaturesError, match=r"nan\.npz: query_f row 0 contains NaN"):
+        load_features(tmp_path / "nan.npz")
+    raw = {k: v for k, v in np.load(tmp_path / "f.npz").items()}
+    raw["gallery_frames"] = raw["gallery_frames"][:-1]
+    np.savez(tmp_path / "short.npz", **raw)
+    with pytest.raises(FeaturesError, match=r"short\.npz: gallery: lengths disagree"):
+        load_features(tmp_path / "short.npz")
+    raw = {k: v for k, v in np.load(tmp_path / "f.npz").items()}
+    raw["query_cam"] = np.zeros_like(raw["query_cam"])
+    np.savez(tmp_path / "cam0.npz", **raw)
+    with pytest.raises(FeaturesError, match=r"cam0\.npz: query: cams: camera ids are 1-based"):
+        load_features(tmp_path / "cam0.npz")
+    raw = {k: v for k, v in np.load(tmp_path / "f.npz").items()}
+    raw["gallery_f"] = raw["gallery_f"][0]
+    np.savez(tmp_path / "flat.npz", **raw)
+    with pytest.raises(FeaturesError, match=r"flat\.npz: gallery_f: expected a 2-D"):
+        load_features(tmp_path / "flat.npz")
