@@ -28,7 +28,8 @@ lint: venv
 	$(VENV)/bin/ruff format --check streid_lib tests benchmarks
 
 unit: venv
-	$(PY) -m pytest -q -n 2 tests
+	# one BLAS/OpenMP thread per worker: two workers on two cores, no oversubscription
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
 notebooks: venv
 	CI=true $(PY) -m streid_lib reproduce --profile smoke --out runs/smoke

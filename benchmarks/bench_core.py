@@ -11,7 +11,7 @@ time of ``python -m streid_lib evaluate --help`` (which must not import torch).
 Memory is the tracemalloc peak of each stage (numpy registers its buffers with tracemalloc; BLAS scratch space is
 not included), plus the process's ru_maxrss at the end.
 
-    .venv/bin/python benchmarks/bench_core.py [--dim 12288] [--chunk-size 256] [--threads 1] [--loop-queries 50]
+    .venv/bin/python benchmarks/bench_core.py [--dim 12288] [--chunk-size 256] [--threads 2] [--loop-queries 50]
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from streid_lib.evaluation import rank_rows  # noqa: E402
 from streid_lib.features import FeatureSet  # noqa: E402
-from streid_lib.joint import ROWS, JointMetric, iter_score_chunks, normalize_rows  # noqa: E402
+from streid_lib.joint import ROWS, ChunkScorer, JointMetric  # noqa: E402
 from streid_lib.metadata import read_name_list  # noqa: E402
-from streid_lib.metrics import MetricAccumulator, evaluate_scores  # noqa: E402
+from streid_lib.metrics import MetricAccumulator, RankingProtocol, evaluate_scores  # noqa: E402
 from streid_lib.st_model import SpatialTemporalModel, gaussian_smooth  # noqa: E402
 
 NAMES = REPO.parent / "shared" / "data" / "names" / "market1501"
@@ -103,7 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dim", type=int, default=2048, help="feature dimension (2048 ResNet-50, 12288 PCB)")
     ap.add_argument("--chunk-size", type=int, default=256, help="queries per chunk")
-    ap.add_argument("--threads", type=int, default=1, help="metric threads per chunk")
+    ap.add_argument("--threads", type=int, default=2, help="worker threads ranking the rows (1: none)")
     ap.add_argument("--loop-queries", type=int, default=50, help="queries for the Python-loop evaluator (0: skip)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -138,67 +139,97 @@ def main() -> None:
         a @ b
     gemm_rate = reps * 2 * 2048**3 / (time.perf_counter() - t0) / 1e9
     del a, b
-    qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
-    gnT = np.ascontiguousarray(gn.T)
-    with stage("similarity GEMM (chunked, all queries)"):
-        S = np.empty((nq, ng), np.float32)
-        for a0 in range(0, nq, args.chunk_size):
-            S[a0 : a0 + args.chunk_size] = qn[a0 : a0 + args.chunk_size] @ gnT
-    sim_rate = 2 * nq * ng * D / TIMES["similarity GEMM (chunked, all queries)"][0] / 1e9
-    print(f"  similarity: {sim_rate:.1f} GFLOP/s vs plain float32 np.matmul 2048^3: {gemm_rate:.1f} GFLOP/s")
-
-    # ST lookup + fusion + metrics for the four rows, with the similarities already computed (as in
-    # joint.iter_score_chunks, whose formulas are repeated here so that each stage can be timed apart).
     metric = JointMetric()
-    table = model.lookup_table()
-    f_table = metric.st_factor(table)
-    t_lookup = t_fuse = 0.0
-    t_metric = dict.fromkeys(ROWS, 0.0)
-    accs = {r: MetricAccumulator(gallery, threads=args.threads) for r in ROWS}
-    gc, gfr = gallery.cams[None, :], gallery.frames[None, :]
+    protocol = RankingProtocol(gallery)
+    n_cols = protocol.n_kept  # pid -1 columns are junk for every query: never scored (see README)
+    with stage("ST tables (lookup, f(p), dense ranks)"):
+        scorer = ChunkScorer(fs, model, metric, ROWS, protocol.columns, rank_only=True)
+    with stage("similarity GEMM (chunked, all queries)"):
+        S = np.empty((nq, n_cols), np.float32)
+        for a0 in range(0, nq, args.chunk_size):
+            S[a0 : a0 + args.chunk_size] = scorer.similarity(slice(a0, a0 + args.chunk_size))
+    sim_rate = 2 * nq * n_cols * D / TIMES["similarity GEMM (chunked, all queries)"][0] / 1e9
+    print(
+        f"  similarity ({nq} x {n_cols} scored columns): {sim_rate:.1f} GFLOP/s vs plain float32 np.matmul 2048^3: "
+        f"{gemm_rate:.1f} GFLOP/s"
+    )
+
+    # ST lookup + fusion + metrics for the four rows, with the similarities already computed: the library's own
+    # stages (joint.ChunkScorer, metrics.RankingProtocol/MetricAccumulator), timed apart, wall and CPU time.
+    def clock() -> np.ndarray:
+        return np.array([time.perf_counter(), time.process_time()])
+
+    t_lookup, t_fuse, t_chunk = np.zeros(2), np.zeros(2), np.zeros(2)
+    t_metric = {r: np.zeros(2) for r in ROWS}
+    accs = {r: MetricAccumulator(gallery, protocol=protocol) for r in ROWS}
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
-    t_all = time.perf_counter()
+    t_all = clock()
     for a0 in range(0, nq, args.chunk_size):
         sl = slice(a0, min(a0 + args.chunk_size, nq))
-        t0 = time.perf_counter()
-        idx = model.lookup_index(query.cams[sl, None], query.frames[sl, None], gc, gfr)
-        p = table.take(idx)
-        t1 = time.perf_counter()
-        s = S[sl]
-        rows = {"VIS": s, "ST": p, "VISxST": ((1 + s) / 2) * p, "st-ReID": metric.visual_factor(s) * f_table.take(idx)}
-        t2 = time.perf_counter()
+        t0 = clock()
+        st = scorer.st_lookup(sl)
+        t1 = clock()
+        rows = scorer.fuse(S[sl], st)
+        t2 = clock()
+        chunk = protocol.chunk(query.take(sl), a0)
+        t3 = clock()
         t_lookup += t1 - t0
         t_fuse += t2 - t1
+        t_chunk += t3 - t2
         for r in ROWS:
-            t3 = time.perf_counter()
-            accs[r].update(rows[r], query.take(sl))
-            t_metric[r] += time.perf_counter() - t3
+            t4 = clock()
+            accs[r].update(rows[r], chunk=chunk)
+            t_metric[r] += clock() - t4
     results = {r: accs[r].result() for r in ROWS}
-    total = time.perf_counter() - t_all
+    total = clock() - t_all
     peak = (tracemalloc.get_traced_memory()[1] - base) / MB
-    print(f"  {'ST lookup (all pairs)':40s} {t_lookup:8.3f} s")
-    print(f"  {'fusion (VISxST, st-ReID)':40s} {t_fuse:8.3f} s")
+
+    def show(name: str, t: np.ndarray, extra: str = "") -> None:
+        print(f"  {name:44s} {t[0]:8.3f} s  (CPU {t[1]:6.3f} s){extra}")
+
+    show("ST lookup (index + gathers, all pairs)", t_lookup)
+    show("fusion (VISxST, st-ReID)", t_fuse)
+    show("protocol (good/junk per chunk, shared)", t_chunk)
     for r in ROWS:
-        print(f"  {'metrics ' + r + ' (' + str(rows[r].dtype) + ')':40s} {t_metric[r]:8.3f} s")
-    print(
-        f"  {'TOTAL ST lookup + fusion + metrics, 4 rows':40s} {total:8.3f} s   peak +{peak:8.1f} MiB (target <= 3 s)"
-    )
+        show(f"metrics {r} ({rows[r].dtype})", t_metric[r])
+    show("TOTAL ST lookup + fusion + metrics, 4 rows", total, f"   peak +{peak:8.1f} MiB (target <= 3 s)")
     for r in ROWS:
         print(f"    {r:8s} " + " ".join(f"{k}={v:6.2f}" for k, v in results[r].summary().items()))
 
+    # The same with the rows of a chunk ranked by worker threads while the next chunk is looked up and fused
+    # (as evaluation.rank_rows does with threads > 1).
+    if args.threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        accs_t = {r: MetricAccumulator(gallery, protocol=protocol) for r in ROWS}
+        t_all = clock()
+        with ThreadPoolExecutor(args.threads) as pool:
+            pending: list = []
+            for a0 in range(0, nq, args.chunk_size):
+                sl = slice(a0, min(a0 + args.chunk_size, nq))
+                rows = scorer.fuse(S[sl], scorer.st_lookup(sl))
+                chunk = protocol.chunk(query.take(sl), a0)
+                for f in pending:
+                    f.result()
+                pending = [pool.submit(accs_t[r].update, rows[r], chunk=chunk) for r in ROWS]
+            for f in pending:
+                f.result()
+        same_t = all(accs_t[r].result().summary() == results[r].summary() for r in ROWS)
+        show(f"TOTAL, 4 rows, {args.threads} metric threads", clock() - t_all, f"   same summaries: {same_t}")
+
     # The library path end to end (GEMM included), as evaluation uses it.
-    with stage("iter_score_chunks + metrics, 4 rows (incl. GEMM)"):
-        accs2 = {r: MetricAccumulator(gallery, threads=args.threads) for r in ROWS}
-        for sl, rows2 in iter_score_chunks(fs, model, metric, ROWS, args.chunk_size):
-            for r in ROWS:
-                accs2[r].update(rows2[r], query.take(sl))
-        same = all(accs2[r].result().summary() == results[r].summary() for r in ROWS)
+    with stage("evaluation.rank_rows, 4 rows (incl. GEMM)"):
+        lib = rank_rows(fs, model, metric, ROWS, args.chunk_size, threads=args.threads)
+        same = all(lib[r].summary() == results[r].summary() for r in ROWS)
     print(f"  library path gives the same summaries: {same}")
 
     # One-shot evaluate_scores on the full VIS matrix (float32) for reference.
-    with stage("evaluate_scores one-shot, VIS (float32)"):
-        evaluate_scores(S, query, gallery, chunk_size=args.chunk_size, threads=args.threads)
+    with stage("evaluate_scores one-shot, VIS (float32, whole gallery)"):
+        full = np.zeros((nq, ng), np.float32)  # pid -1 columns (never scored) are junk: any value will do
+        full[:, protocol.columns] = S
+        evaluate_scores(full, query, gallery, chunk_size=args.chunk_size)
+        del full
 
     if args.loop_queries:
         n = args.loop_queries
@@ -210,7 +241,7 @@ def main() -> None:
         own_scores = np.abs(results["st-ReID"].ap[:n] - aps).max()
         extrap = secs * nq / n
         ours_row = (
-            TIMES["similarity GEMM (chunked, all queries)"][0] + t_lookup + t_fuse / 2 + t_metric["st-ReID"]
+            TIMES["similarity GEMM (chunked, all queries)"][0] + t_lookup[0] + t_fuse[0] / 2 + t_metric["st-ReID"][0]
         )  # one row: GEMM + lookup + its share of fusion + its metrics
         print(
             f"Python-loop evaluator (authors' style): {n} queries in {secs:.2f} s -> {extrap:.0f} s for {nq} "

@@ -38,7 +38,7 @@ def features_for(pids: np.ndarray, centres: np.ndarray, noise: float, rng: np.ra
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dim", type=int, default=512)
-    ap.add_argument("--noise", type=float, default=1.2, help="noise scale relative to unit-variance centres")
+    ap.add_argument("--noise", type=float, default=3.0, help="noise scale relative to unit-variance centres")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

@@ -65,6 +65,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints")
+    p.add_argument("--decay-epoch", type=int, default=None, help="epoch index of the x0.1 lr step (default 39/60)")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate of the new layers (reference 0.1)")
+    p.add_argument("--lr-backbone", type=float, default=0.01, help="learning rate of the backbone (reference 0.01)")
+    p.add_argument("--loader", choices=["memory", "plain"], default="memory", help="fast in-memory or plain DataLoader")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 on CUDA")
+    p.add_argument("--workers", type=int, default=None, help="decoding threads / DataLoader workers")
+    p.add_argument("--download-weights", action="store_true", help="allow downloading ImageNet weights (internet)")
+    p.add_argument("--no-resume", action="store_true", help="do not resume from OUT/last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func="streid_lib.visual.train:cli_train")
 
 
@@ -76,6 +85,11 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="features file to write (.mat or .npz)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
+    p.add_argument("--height", type=int, default=None, help="test resize height (default 384 PCB, 288 others)")
+    p.add_argument("--width", type=int, default=None, help="test resize width (default 192 PCB, 144 others)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: CUDA autocast")
+    p.add_argument("--workers", type=int, default=None, help="decoding threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func="streid_lib.visual.extract:cli_extract")
 
 

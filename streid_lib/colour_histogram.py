@@ -135,8 +135,9 @@ def colour_histogram_features(
     root: str | Path,
     stripes: int = 6,
     bins: tuple[int, int, int] = (8, 4, 4),
-    columns: tuple[float, float] = (0.2, 0.8),
-    center: str | None = "train",
+    columns: tuple[float, float] = (0.3, 0.7),
+    soft: bool = True,
+    center: str | None = None,
     progress: bool = False,
 ) -> FeatureSet:
     """Query and gallery colour-histogram features of a dataset root (``query/``, ``bounding_box_test/``).
@@ -161,7 +162,7 @@ def colour_histogram_features(
             from tqdm.auto import tqdm
 
             paths = list(tqdm(paths, desc=f"read {split}", unit="img", delay=1.0))
-        return histogram_features(load_images(paths), stripes, bins, columns=columns)
+        return histogram_features(load_images(paths), stripes, bins, sqrt=True, columns=columns, soft=soft)
 
     qf = feats("query", splits.query.names)
     gf = feats("gallery", splits.gallery.names)
@@ -174,6 +175,7 @@ def colour_histogram_features(
         "stripes": int(stripes),
         "bins": [int(b) for b in bins],
         "columns": [float(c) for c in columns],
+        "soft": bool(soft),
         "space": "HSV",
         "hellinger": True,
         "center": center,

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._io import write_json_atomic
 from .features import FeatureSet, load_features
 from .joint import ROWS, JointMetric, check_rows, iter_score_chunks
@@ -63,6 +65,7 @@ def evaluate_features(
     rerank: bool = False,
     mode: str = "faithful",
     train: Metadata | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Evaluate the selected score rows of a features file against a fitted ST model.
 
@@ -76,24 +79,22 @@ def evaluate_features(
         mode: ``"faithful"``, or ``"improved"`` to add the Bayesian-fusion rows
             (:func:`streid_lib.improved.improved_rows`, which needs ``train``).
         train: training metadata; needed by ``mode="improved"``.
+        threads: worker threads that rank the rows of a chunk while the next chunk is scored (1: all in the
+            calling thread). The figures do not depend on it.
 
     Returns:
         ``{"rows": {row: {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}}, "params": {...},
         "n_query": int, "n_gallery": int}`` with metrics in percent.
     """
-    from .metrics import MetricAccumulator
-
     rows = check_rows(rows)
     if mode not in MODES:
         raise EvaluationError(f"mode: expected one of {MODES}, got {mode!r}")
     if mode == "improved" and train is None:
         raise EvaluationError("mode='improved' needs the training metadata (train=...)")
-    accs = {row: MetricAccumulator(fs.gallery) for row in rows}
-    for sl, scores in iter_score_chunks(fs, model, metric, rows, chunk_size):
-        q = fs.query.take(sl)
-        for row in rows:
-            accs[row].update(scores[row], q)
-    out_rows: dict[str, dict[str, float]] = {row: _summary(accs[row].result()) for row in rows}
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise EvaluationError(f"threads: expected an integer >= 1, got {threads!r}")
+    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads))
+    out_rows: dict[str, dict[str, float]] = {row: _summary(results[row]) for row in rows}
     if rerank:
         rerank_rows = _optional("rerank", "rerank_rows", "--rerank / rerank=True")
         out_rows.update({k: _summary(v) for k, v in rerank_rows(fs, model, metric).items()})
@@ -117,6 +118,50 @@ def evaluate_features(
     if improved_info is not None:
         params["improved"] = improved_info
     return {"rows": out_rows, "params": params, "n_query": len(fs.query), "n_gallery": len(fs.gallery)}
+
+
+def rank_rows(
+    fs: FeatureSet,
+    model: SpatialTemporalModel,
+    metric: JointMetric = DEFAULT_METRIC,
+    rows: Sequence[str] = ROWS,
+    chunk_size: int = 256,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Per-query metrics (:class:`streid_lib.metrics.RankingResult`) of each selected row, chunk by chunk.
+
+    The rows of a chunk share everything that does not depend on the scores: the ST lookup index
+    (:func:`streid_lib.joint.iter_score_chunks`) and the protocol's good/junk items
+    (:class:`streid_lib.metrics.RankingProtocol`, one :class:`~streid_lib.metrics.QueryChunk` per chunk). Only the
+    gallery items that can take part in a ranking are scored (pid -1 items are junk for every query), and the ST
+    row is ranked on the dense ranks of p (``rank_only``): both change no figure, only the work.
+
+    With ``threads > 1`` the rows of chunk i are ranked by worker threads while chunk i+1 is scored; each row's
+    chunks still reach its accumulator in query order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .metrics import MetricAccumulator, RankingProtocol
+
+    protocol = RankingProtocol(fs.gallery)
+    accs = {row: MetricAccumulator(fs.gallery, protocol=protocol) for row in rows}
+    chunks = iter_score_chunks(fs, model, metric, rows, chunk_size, columns=protocol.columns, rank_only=True)
+    if threads == 1:
+        for sl, scores in chunks:
+            chunk = protocol.chunk(fs.query.take(sl), sl.start)
+            for row in rows:
+                accs[row].update(scores[row], chunk=chunk)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            pending: list[Any] = []
+            for sl, scores in chunks:
+                chunk = protocol.chunk(fs.query.take(sl), sl.start)
+                for f in pending:  # the previous chunk is done before this one starts: order kept per row
+                    f.result()
+                pending = [pool.submit(accs[row].update, scores[row], chunk=chunk) for row in rows]
+            for f in pending:
+                f.result()
+    return {row: accs[row].result() for row in rows}
 
 
 def _package_version() -> str:
@@ -243,5 +288,6 @@ __all__ = [
     "evaluate_features",
     "fit_st_model",
     "format_table",
+    "rank_rows",
     "read_train_metadata",
 ]

@@ -19,7 +19,8 @@ opt-in mode measured against faithful, by
    * normalisation keeps the priors that faithful discards: ``p = X / n_dir · [n_dir / n_pair] · [n_pair / N]``
      where ``n_dir`` is the mass of the ordered pair, ``n_pair`` that of both directions and ``N`` the total.
      The factor in the first brackets is the **direction prior** (``direction_prior``), the second the
-     **camera-pair prior** (``pair_prior``); both on by default, each can be switched off for ablations.
+     **camera-pair prior** (``pair_prior``); both on by default, each can be switched off for ablations (the
+     direction bracket then becomes 1/2, the pair bracket 1).
 
    The evidence is ``logLR = log((1 - ρ)·p_same/p_diff + ρ)`` (nats). The **outlier fraction** ρ (default
    0.01) is the floor: it models the few same-identity transits that look like random pairs, keeps the log finite
@@ -36,24 +37,28 @@ opt-in mode measured against faithful, by
 
 2. **Fusion.** ``score = s + w · logLR`` with s the cosine similarity. Read as Bayes' rule, the visual logit is
    ``a·s + b`` and the posterior log-odds ``a·s + b + logLR``; ranking by it is ranking by ``s + logLR / a``,
-   so ``w = 1/a``. w is **calibrated** by a logistic regression of same/different on ``[s, logLR]`` over
-   training-identity pairs of held-out folds (``w = coef_logLR / coef_s``; all positives and a seeded sample of
-   negatives — case-control sampling changes only the intercept). This needs visual features of the training
-   images (``train_features``). **Without them** (a features file holds only query and gallery), w cannot be
-   estimated from training data; it falls back to the documented constant :data:`DEFAULT_W`, while σ and the
-   counting rule are still chosen by the protocol from the ST side alone (ST-only validation mAP). Test
-   features are never used to pick w.
+   so ``w = 1/a``. w is **calibrated on training identities**: per validation fold, a logistic regression of
+   same/different on ``[s, logLR]`` over cross-camera training pairs gives ``w_log = coef_logLR / coef_s``
+   (case-control sampling of pairs changes only the intercept), and the validation ranking picks a multiplier
+   ``m`` of it (:data:`DEFAULT_W_SCALES`): the pairwise fit is dominated by the bulk of easy negatives and, on
+   the campus, gives about a quarter of the weight that ranks best, so the scale comes from the logistic fit and
+   the last factor from validation mAP. The final ``w = m · w_log`` with ``w_log`` refitted on the pooled
+   validation pairs. This needs visual features of the training images (``train_features``). **Without them**
+   (a features file holds only query and gallery) w cannot be estimated from training data: it falls back to
+   the documented constant :data:`DEFAULT_W`, while σ and the counting rule are still chosen by the protocol,
+   from the ST evidence alone (ST-only validation mAP). Test data are never used to pick anything.
 
    The re-ranking variant ``improved+re-rank`` first re-ranks the visual distance ``2 - 2s`` (k-reciprocal,
-   over query+gallery) and then adds the ST evidence: ``score = -d_rr + w_rr · logLR``; ``w_rr`` is calibrated
-   the same way on re-ranked validation distances when training features exist, else :data:`DEFAULT_W_RERANK`.
+   over query+gallery, :func:`streid_lib.rerank.rerank_scores`) and then adds the ST evidence:
+   ``score = -d_rr + w_rr · logLR``; ``w_rr`` is chosen the same way on re-ranked validation distances when
+   training features exist, else :data:`DEFAULT_W_RERANK`.
 
 3. **Selection protocol** (:func:`select_hyperparameters`): training identities only. Identities are split into
    folds; for each fold the ST model is fitted on the other folds' identities and a validation query/gallery
    split is built from the fold's identities (one query per identity and camera, the rest gallery, same-camera
-   matches junk; queries without a cross-camera match are dropped). σ and the counting rule (and w when a grid
-   of w is given) are chosen by mean validation mAP (ties: R1, then the earlier grid entry). The function's
-   signature cannot receive query or gallery data.
+   matches junk; queries without a cross-camera match are dropped). σ, the counting rule and w's multiplier (or
+   w from an explicit grid) are chosen by mean validation mAP (ties: R1, then the earlier grid entry). The
+   function's signature cannot receive query or gallery data.
 
 Library functions for the "beyond the paper" notebook return pandas DataFrames (pandas is imported lazily).
 """
@@ -72,11 +77,12 @@ from .metadata import Metadata
 from .st_model import COUNTING_MODES, EPS, SpatialTemporalModel, gaussian_smooth
 
 #: Fusion weight (cosine units per nat of ST evidence) used when no training features exist to calibrate it.
-#: Bayes reading: w = 1/a with a the slope of the visual logit in the cosine; a ≈ 20–50 is typical of deep
-#: re-id features whose matching and non-matching cosines differ by ~0.4 with spreads ~0.1, hence 0.03.
+#: Bayes reading: w = 1/a with a the slope of the visual logit in the cosine. Value: the weight the protocol
+#: calibrates on the campus with colour-histogram training features (0.10-0.17 over presets and seeds), rounded
+#: down; it is *not* calibrated for other features (pass ``train_features``, or ``w`` explicitly via a grid).
 DEFAULT_W: float = 0.1
-#: The same for the re-ranking variant, in units of the re-ranked distance (which spreads over ~[0, 1]).
-DEFAULT_W_RERANK: float = 0.03
+#: The same for the re-ranking variant, in units of the re-ranked distance (campus calibration: about 0.2).
+DEFAULT_W_RERANK: float = 0.1
 #: Outlier fraction ρ of the likelihood ratio: the floor ``log ρ`` of the evidence.
 DEFAULT_OUTLIER: float = 0.01
 #: Default search grid of the selection protocol (σ in bins; counting rules of :class:`SpatialTemporalModel`).
@@ -205,12 +211,18 @@ def _smooth_mass(X: np.ndarray, sigma: float, truncate: float, across_zero: bool
 
 
 def _normalise(X: np.ndarray, direction_prior: bool, pair_prior: bool) -> np.ndarray:
-    """``p = X / n_dir · [n_dir / n_pair] · [n_pair / N]`` (brackets: the optional priors); 0 where empty."""
+    """``p = X / n_dir · [n_dir / n_pair] · [n_pair / N]`` (brackets: the optional priors); 0 where empty.
+
+    Without the direction prior its bracket is 1/2 (both directions equally likely); without the pair prior its
+    bracket is 1 (every pair weighted alike).
+    """
     n_dir = X.sum(axis=2)
     n_pair = n_dir + n_dir.T
     total = n_dir.sum()
-    denom = n_pair if direction_prior else n_dir
-    scale = np.divide(1.0, denom, out=np.zeros_like(denom), where=denom > 0)
+    if direction_prior:
+        scale = np.divide(1.0, n_pair, out=np.zeros_like(n_pair), where=n_pair > 0)
+    else:
+        scale = np.divide(0.5, n_dir, out=np.zeros_like(n_dir), where=n_dir > 0)
     if pair_prior:
         scale = scale * (n_pair / total if total > 0 else 0.0)
     return X * scale[:, :, None]
@@ -413,8 +425,9 @@ def calibrate_weight(
     """Fusion weight ``w = coef_logLR / coef_s`` from a logistic regression of same/different on ``[s, logLR]``.
 
     At most ``max_positives`` positive and ``max_negatives`` negative pairs are sampled (seeded); such
-    case-control sampling shifts only the intercept, not the slopes. Regularisation is negligible (C = 1e6), so
-    the slopes are the maximum-likelihood ones.
+    case-control sampling shifts only the intercept, not the slopes. The columns are standardised and lightly
+    L2-regularised (C = 1): negligible for thousands of pairs, and it keeps the fit finite when the training
+    pairs are separable.
 
     Args:
         s: (n,) visual scores (any scale; higher = more similar); log_lr: (n,) ST evidence; same: (n,) bool labels.
@@ -444,9 +457,13 @@ def calibrate_weight(
         neg = rng.choice(neg, size=int(max_negatives), replace=False)
     idx = np.concatenate([pos, neg])
     X = np.stack([s[idx], log_lr[idx]], axis=1)
-    clf = LogisticRegression(C=1e6, max_iter=1000)
-    clf.fit(X, same[idx])
-    a, c = (float(v) for v in clf.coef_[0])
+    # Standardised columns condition the solver (a few iterations instead of hundreds); slopes are mapped back.
+    mu, sd = X.mean(axis=0), X.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    clf = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=100)
+    clf.fit((X - mu) / sd, same[idx])
+    a, c = (float(v) for v in clf.coef_[0] / sd)
+    intercept = float(clf.intercept_[0] - np.sum(clf.coef_[0] * mu / sd))
     if not a > 0:
         raise ImprovedError(
             f"calibrate_weight: the visual score has a non-positive logistic slope ({a:.4g}) on training pairs; "
@@ -455,7 +472,7 @@ def calibrate_weight(
     info = {
         "coef_s": a,
         "coef_log_lr": c,
-        "intercept": float(clf.intercept_[0]),
+        "intercept": intercept,
         "n_pos": int(pos.size),
         "n_neg": int(neg.size),
     }
@@ -504,16 +521,22 @@ def validation_splits(train: Metadata, n_folds: int = 2, seed: int = 0) -> list[
         _, first = np.unique(key, return_index=True)  # first in a random order = a random image per (id, cam)
         query = np.sort(perm[first])
         gallery = np.setdiff1d(held, query)
-        # A query is usable when its identity has a gallery image in another camera.
-        g_id_total = dict(zip(*np.unique(train.pids[gallery], return_counts=True)))
-        g_key = train.pids[gallery] * (train.n_cams + 1) + train.cams[gallery]
-        g_key_total = dict(zip(*np.unique(g_key, return_counts=True)))
-        q_key = train.pids[query] * (train.n_cams + 1) + train.cams[query]
-        other_cam = np.array(
-            [g_id_total.get(p, 0) - g_key_total.get(k, 0) for p, k in zip(train.pids[query], q_key)], np.int64
+        # A query is usable when its identity has a gallery image in another camera:
+        # (#gallery images of its pid) - (#gallery images of its pid in its camera) > 0.
+        ncam = train.n_cams + 1
+        other_cam = _count_in(train.pids[gallery], train.pids[query]) - _count_in(
+            train.pids[gallery] * ncam + train.cams[gallery], train.pids[query] * ncam + train.cams[query]
         )
         out.append(ValidationSplit(np.flatnonzero(fold != f), query[other_cam > 0], gallery))
     return out
+
+
+def _count_in(pool: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """How many times each of ``keys`` occurs in ``pool`` (vectorised)."""
+    values, counts = np.unique(pool, return_counts=True)
+    pos = np.minimum(np.searchsorted(values, keys), max(len(values) - 1, 0))
+    hit = (values[pos] == keys) if len(values) else np.zeros(len(keys), bool)
+    return np.where(hit, counts[pos] if len(values) else 0, 0)
 
 
 @dataclass
@@ -608,12 +631,13 @@ def select_hyperparameters(
     For each fold of :func:`validation_splits`, the likelihood-ratio model is fitted on the other folds'
     identities and scored on the fold's validation split (one query per identity and camera, rest gallery).
 
-    * With ``train_features`` (rows aligned with ``train``): the score is ``s + w·logLR``. Per fold, the logistic
-      weight ``w_log`` is fitted on the fold's cross-camera pairs (:func:`calibrate_weight`), and the candidates
-      are ``w = w_log · m`` for the multipliers ``grid["w_scale"]`` (default 0.5, 1, 2, 4, 8): the pairwise
-      logistic fit gives the scale, the validation ranking the last factor (the fit is dominated by the bulk of
-      easy negatives, while ranking depends on the top of the list, so on campus the best m is > 1).
-      ``grid["w"]`` (absolute weights) replaces this.
+    * With ``train_features`` (rows aligned with ``train``): the score is ``s + w·logLR``. Per fold and candidate,
+      the logistic weight ``w_log`` is fitted on the fold's cross-camera pairs (:func:`calibrate_weight`) and
+      ``w = m · w_log``. Stage 1 picks σ and counting with m = the middle of ``grid["w_scale"]`` (default
+      0.5, 1, 2, 4, 8); stage 2 picks m for the winner (the pairwise fit is dominated by the bulk of easy
+      negatives while ranking depends on the top of the list; on the campus the best m is 2-4). Two stages keep
+      the cost at (#σ·#counting + #m) validation rankings per fold instead of their product.
+      ``grid["w"]`` (absolute weights) replaces this with one exhaustive stage.
     * Without features: the score is the ST evidence alone (σ and counting only); w = :data:`DEFAULT_W`.
 
     The candidate with the best mean validation mAP (then R1, then grid order) wins. Its final w is the logistic
@@ -631,9 +655,9 @@ def select_hyperparameters(
         max_positives, max_negatives: pairs sampled per fold for the logistic fits (same pairs for every candidate).
 
     Returns:
-        (:class:`Choice`, DataFrame with one row per candidate: sigma, counting, w_scale, w (mean over folds),
-        R1, mAP (validation, percent, mean over folds), R1_sd, mAP_sd, chosen). Per-fold rows are in
-        ``df.attrs["per_fold"]``, the re-ranking candidates in ``df.attrs["rerank"]``.
+        (:class:`Choice`, DataFrame with one row per candidate and stage: sigma, counting, w_scale, w (mean over
+        folds), R1, mAP (validation, percent, mean over folds), R1_sd, mAP_sd, stage, chosen). Per-fold rows are
+        in ``df.attrs["per_fold"]``, the re-ranking candidates in ``df.attrs["rerank"]``.
     """
     import pandas as pd
 
@@ -651,64 +675,72 @@ def select_hyperparameters(
     feats = _check_train_features(train, train_features)
     params = _st_params(train, st_params)
     splits = validation_splits(train, n_folds, seed)
+    two_stage = feats is not None and w_abs is None
+    m0 = scales[len(scales) // 2]  # stage 1 multiplier (the middle of the grid)
     rows: list[dict[str, Any]] = []
     pooled: dict[tuple, list] = {}
     fold_data = []
+
+    def record(stage: int, f: int, sigma: float, counting: str, m: float, w: float, score: np.ndarray) -> None:
+        qm, gm = fold_data[f][1], fold_data[f][2]
+        summ = evaluate_scores(score, qm, gm).summary()
+        rows.append({"stage": stage, "fold": f, "sigma": sigma, "counting": counting, "w_scale": m, "w": w,
+                     "n_query": len(qm), "n_gallery": len(gm), "R1": summ["R1"], "mAP": summ["mAP"]})  # fmt: skip
+
+    # Stage 1: σ and counting (w = m0 · w_log with features; the ST evidence alone without).
+    bases: dict[tuple[int, str], LikelihoodRatioModel] = {}
     for f, sp in enumerate(splits):
         fit_meta, qm, gm = train.take(sp.fit), train.take(sp.query), train.take(sp.gallery)
+        if len(qm) == 0:
+            raise ImprovedError(
+                f"train: validation fold {f} has no identity seen in two cameras, so no query can be evaluated; "
+                "use fewer folds or more training identities"
+            )
         geo = (qm.cams[:, None], qm.frames[:, None], gm.cams[None, :], gm.frames[None, :])
         s = cosine_similarity(feats[sp.query], feats[sp.gallery]) if feats is not None else None
         pidx, psame = _pair_index(qm, gm, max_positives, max_negatives, seed + f) if s is not None else (None, None)
         fq, fg = (feats[sp.query], feats[sp.gallery]) if feats is not None else (None, None)
-        fold_data.append((fit_meta, qm, gm, geo, pidx, psame, fq, fg))
+        fold_data.append((fit_meta, qm, gm, geo, pidx, psame, fq, fg, s))
         for counting in countings:
             base = LikelihoodRatioModel(**{**params, "counting": counting, "sigma": sigmas[0]}).fit(fit_meta)
+            bases[(f, counting)] = base
             for sigma in sigmas:
                 model = base if sigma == base.sigma else base.with_params(sigma=sigma)
                 llr = model.log_lr(*geo)
-                cands: list[tuple[float, float]] = []  # (w_scale or NaN, w)
                 if s is None:
-                    cands.append((math.nan, DEFAULT_W))
+                    record(1, f, sigma, counting, math.nan, DEFAULT_W, _break_ties(llr, model.lookup_table()))
                 elif w_abs is not None:
-                    cands += [(math.nan, float(w)) for w in w_abs]
+                    for w in w_abs:
+                        record(1, f, sigma, counting, math.nan, float(w), s + float(w) * llr)
                 else:
                     sample = (s.reshape(-1)[pidx], llr.reshape(-1)[pidx], psame)
                     pooled.setdefault((counting, sigma), []).append(sample)
                     w_log, _ = calibrate_weight(*sample)
-                    cands += [(m, m * w_log) for m in scales]
-                for m, w in cands:
-                    summ = evaluate_scores(llr if s is None else s + w * llr, qm, gm).summary()
-                    rows.append(
-                        {
-                            "fold": f,
-                            "sigma": sigma,
-                            "counting": counting,
-                            "w_scale": m,
-                            "w": w,
-                            "n_query": len(qm),
-                            "n_gallery": len(gm),
-                            "R1": summ["R1"],
-                            "mAP": summ["mAP"],
-                        }
-                    )
-    per_fold = pd.DataFrame(rows)
-    keys = ["sigma", "counting", "w_scale" if (feats is not None and w_abs is None) else "w"]
-    agg = (
-        per_fold.groupby(keys, sort=False, dropna=False)
-        .agg(
-            **({"w": ("w", "mean")} if "w" not in keys else {}),
-            R1=("R1", "mean"),
-            mAP=("mAP", "mean"),
-            R1_sd=("R1", "std"),
-            mAP_sd=("mAP", "std"),
-        )
-        .reset_index()
-    )
+                    record(1, f, sigma, counting, m0, m0 * w_log, s + m0 * w_log * llr)
+    keys = ["sigma", "counting", "w_scale" if two_stage else "w"]
+    agg = _aggregate(pd.DataFrame(rows), keys)
     best = _best(agg)
+    sigma, counting = float(agg.loc[best, "sigma"]), str(agg.loc[best, "counting"])
+    # Stage 2 (features, no absolute w grid): the multiplier m of the logistic weight, for the winner.
+    if two_stage and len(scales) > 1:
+        for f, (_fm, _qm, _gm, geo, pidx, _ps, _fq, _fg, s) in enumerate(fold_data):
+            llr = bases[(f, counting)].with_params(sigma=sigma).log_lr(*geo)
+            w_log, _ = calibrate_weight(s.reshape(-1)[pidx], llr.reshape(-1)[pidx], fold_data[f][5])
+            for m in scales:
+                if m != m0:
+                    record(2, f, sigma, counting, m, m * w_log, s + m * w_log * llr)
+        per = pd.DataFrame(rows)
+        winner = (per["sigma"] == sigma) & (per["counting"] == counting)
+        stage2 = _aggregate(per[winner], keys)
+        stage2 = stage2.sort_values("w_scale", kind="stable").reset_index(drop=True)
+        best2 = _best(stage2)
+        agg = pd.concat([agg.assign(stage=1), stage2.assign(stage=2)], ignore_index=True)
+        best = len(agg) - len(stage2) + best2
+    else:
+        agg = agg.assign(stage=1)
     agg["chosen"] = agg.index == best
-    agg.attrs["per_fold"] = per_fold
+    agg.attrs["per_fold"] = pd.DataFrame(rows)
     win = agg.loc[best]
-    sigma, counting = float(win["sigma"]), str(win["counting"])
     calibration: dict[str, Any] = {}
     if feats is None:
         w, source = DEFAULT_W, "default"
@@ -752,6 +784,36 @@ def select_hyperparameters(
 DEFAULT_W_SCALES: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
+def _aggregate(per_fold: Any, keys: list[str]) -> Any:
+    """Mean (and sd) of validation R1/mAP over folds per candidate, in grid order."""
+    return (
+        per_fold.groupby(keys, sort=False, dropna=False)
+        .agg(
+            **({"w": ("w", "mean")} if "w" not in keys else {}),
+            R1=("R1", "mean"),
+            mAP=("mAP", "mean"),
+            R1_sd=("R1", "std"),
+            mAP_sd=("mAP", "std"),
+        )
+        .reset_index()
+    )
+
+
+def _break_ties(score: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Scores drawn from ``table`` made distinct without changing the ranking the metrics would produce.
+
+    Ties rank by gallery order; subtracting ``ε · j / ng`` with ε below half the smallest gap between distinct
+    table values does exactly that, and lets the metrics skip their (slow) tie resolution. Unchanged when the
+    gap is too small to resolve in float64.
+    """
+    u = np.unique(table)
+    gap = float(np.diff(u).min()) if u.size > 1 else 1.0
+    eps = 0.5 * gap
+    if eps < 1e-9 * max(1.0, float(np.abs(u).max())):
+        return score
+    return score - eps * (np.arange(score.shape[1]) / score.shape[1])
+
+
 def _best(agg: Any) -> int:
     """Index of the best candidate: highest mean mAP, then R1, then the earliest in grid order."""
     order = np.lexsort((np.arange(len(agg)), -agg["R1"].to_numpy(), -agg["mAP"].to_numpy()))
@@ -767,7 +829,7 @@ def _select_w_rerank(
     from .metrics import evaluate_scores
 
     rows, pooled = [], []
-    for f, (fit_meta, qm, gm, geo, pidx, psame, fq, fg) in enumerate(fold_data):
+    for f, (fit_meta, qm, gm, geo, pidx, psame, fq, fg, _s) in enumerate(fold_data):
         llr = LikelihoodRatioModel(**params).fit(fit_meta).log_lr(*geo)
         d_rr = _rerank_distance(fq, fg)
         sample = (-d_rr.reshape(-1)[pidx], llr.reshape(-1)[pidx], psame)
@@ -1054,9 +1116,13 @@ def _rerank_fused(fs: FeatureSet, fitted: ImprovedModel) -> Any:
 
     meta = Metadata.concat([fs.query, fs.gallery])
     allf = normalize_rows(np.concatenate([fs.query_f, fs.gallery_f], axis=0))
-    score = allf @ allf.T + fitted.w * fitted.lr.log_lr(
-        meta.cams[:, None], meta.frames[:, None], meta.cams[None, :], meta.frames[None, :]
-    )
+    n = len(meta)
+    score = np.empty((n, n), np.float32)  # filled in row blocks: peak memory N² float32 + one block
+    w_table = fitted.w * fitted.lr.lookup_table()
+    for a in range(0, n, 1024):
+        b = min(a + 1024, n)
+        idx = fitted.lr.lookup_index(meta.cams[a:b, None], meta.frames[a:b, None], meta.cams[None], meta.frames[None])
+        score[a:b] = allf[a:b] @ allf.T + w_table.take(idx)
     d = np.asarray(rerank_scores(score, len(fs.query), progress=False))
     return evaluate_scores(-d, fs.query, fs.gallery)
 
@@ -1111,25 +1177,44 @@ def bootstrap_difference(result_a: Any, result_b: Any, n_boot: int = 1000, seed:
     return pd.DataFrame(rows)
 
 
-def colour_histogram_campus(root: Any) -> tuple[FeatureSet, Metadata, np.ndarray]:
+def colour_histogram_campus(root: Any, **colour_kw: Any) -> tuple[FeatureSet, Metadata, np.ndarray]:
     """Colour-histogram features of a dataset root **with** its training images' features (for calibration).
 
-    Query/gallery features are :func:`streid_lib.colour_histogram.colour_histogram_features` (centred on the
-    mean training feature); the training features are computed the same way, so w can be calibrated on
-    training pairs.
+    Query/gallery features are :func:`streid_lib.colour_histogram.colour_histogram_features` (``colour_kw`` are
+    passed on); the training features are computed with the parameters recorded in its provenance, centred the
+    same way (``center`` None or ``"train"``), and checked against the first query features.
 
     Returns:
         (FeatureSet, training metadata, (N_train, D) float32 training features aligned with it).
     """
+    import inspect
     from pathlib import Path
 
     from .colour_histogram import _renorm, colour_histogram_features, histogram_features, load_images
     from .metadata import SPLIT_FOLDERS, read_dataset_root
 
     root = Path(root)
-    fs = colour_histogram_features(root, center="train")
-    train = read_dataset_root(root).train
-    folder = root / SPLIT_FOLDERS["train"]
-    raw = histogram_features(load_images([folder / n for n in train.names]))
-    train_f = _renorm(raw - raw.mean(axis=0))
-    return fs, train, train_f
+    fs = colour_histogram_features(root, **colour_kw)
+    prov = fs.provenance
+    names = set(inspect.signature(histogram_features).parameters) - {"images"}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in prov.items() if k in names}
+    center = prov.get("center")
+    if center not in (None, "train"):
+        raise ImprovedError(f"center={center!r}: training features can be reproduced for center None or 'train'")
+    splits = read_dataset_root(root)
+
+    def raw(split: str, names_: Any) -> np.ndarray:
+        folder = root / SPLIT_FOLDERS[split]
+        return histogram_features(load_images([folder / n for n in names_]), **kw)
+
+    train_raw = raw("train", splits.train.names)
+    mean = train_raw.mean(axis=0) if center == "train" else None
+    train_f = train_raw if mean is None else _renorm(train_raw - mean)
+    check = raw("query", splits.query.names[:4])
+    check = check if mean is None else _renorm(check - mean)
+    if not np.allclose(check, fs.query_f[:4], atol=1e-5):
+        raise ImprovedError(
+            "colour_histogram_campus: recomputed query features disagree with colour_histogram_features; "
+            "its parameters are not all recorded in the provenance"
+        )
+    return fs, splits.train, train_f

@@ -160,49 +160,123 @@ def score_rows(
     return out
 
 
+def st_rank_table(table: np.ndarray) -> np.ndarray:
+    """Dense ranks of a lookup table's values: int32, ``r[i] < r[j]`` iff ``table[i] < table[j]`` (equal iff equal).
+
+    Gathering these instead of p ranks the ST row exactly as p does (same order, same ties), in 4 bytes per pair.
+    """
+    return np.unique(table, return_inverse=True)[1].astype(np.int32).reshape(table.shape)
+
+
+class ChunkScorer:
+    """Scores of the selected rows for any slice of queries, in three stages the benchmark times apart.
+
+    :meth:`similarity` (one GEMM), :meth:`st_lookup` (the ST index, computed once and shared by the ST, VISxST and
+    st-ReID rows, then the gathers from the model's small tables) and :meth:`fuse` (the rows from both).
+    :func:`iter_score_chunks` is these three in a loop. See it for ``columns`` and ``rank_only``.
+    """
+
+    def __init__(
+        self,
+        fs: FeatureSet,
+        model: SpatialTemporalModel,
+        metric: JointMetric = JointMetric(),
+        rows: Sequence[str] = ROWS,
+        columns: np.ndarray | None = None,
+        rank_only: bool = False,
+    ) -> None:
+        self.rows = rows = check_rows(rows)
+        self.metric, self.model, self.rank_only = metric, model, bool(rank_only)
+        ng = len(fs.gallery)
+        if columns is not None:
+            columns = np.asarray(columns)
+            if columns.ndim != 1 or not np.issubdtype(columns.dtype, np.integer):
+                raise JointError(f"columns: expected a 1-D integer array of gallery positions, got {columns.dtype}")
+            if columns.size and (int(columns.min()) < 0 or int(columns.max()) >= ng):
+                raise JointError(f"columns: gallery positions must lie in 0..{ng - 1}")
+        self.columns = columns
+        self.need_s = any(r != "ST" for r in rows)
+        self.need_p = "VISxST" in rows or ("ST" in rows and not rank_only)
+        self.need_r = "ST" in rows and rank_only
+        self.need_f = "st-ReID" in rows
+        g_meta = fs.gallery if columns is None else fs.gallery.take(columns)
+        if self.need_s:
+            self.qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
+            self.gn = gn if columns is None else gn[columns]
+        self.need_idx = self.need_p or self.need_f or self.need_r
+        if self.need_idx:
+            p_table = model.lookup_table()
+            self.p_table = p_table
+            self.f_table = metric.st_factor(p_table) if self.need_f else None
+            self.r_table = st_rank_table(p_table) if self.need_r else None
+            model._check_cams(fs.query.cams, "query cams")
+            model._check_cams(fs.gallery.cams, "gallery cams")
+            # The query plays image "a": the later image's camera indexes first (reference §4).
+            self.gc, self.gfr = g_meta.cams[None, :], g_meta.frames[None, :]
+            self.qc, self.qfr = fs.query.cams[:, None], fs.query.frames[:, None]
+
+    def similarity(self, sl: slice) -> np.ndarray | None:
+        """(c, n) float32 cosine similarities of the queries ``sl`` (None when no row needs them)."""
+        return self.qn[sl] @ self.gn.T if self.need_s else None  # BLAS reads the transposed view: no copy
+
+    def st_lookup(self, sl: slice) -> dict[str, np.ndarray]:
+        """The ST quantities of the queries ``sl`` that the rows need: ``p``, ``f_p`` (float64 f(p)), ``rank``."""
+        out: dict[str, np.ndarray] = {}
+        if self.need_idx:
+            idx = self.model.lookup_index(self.qc[sl], self.qfr[sl], self.gc, self.gfr)  # intp: no conversion
+            if self.need_p:
+                out["p"] = self.p_table.take(idx)
+            if self.need_f:
+                out["f_p"] = self.f_table.take(idx)
+            if self.need_r:
+                out["rank"] = self.r_table.take(idx)
+        return out
+
+    def fuse(self, s: np.ndarray | None, st: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``{row: scores}`` from :meth:`similarity` and :meth:`st_lookup` (``st["f_p"]`` is used in place)."""
+        out: dict[str, np.ndarray] = {}
+        for row in self.rows:
+            if row == "VIS":
+                out[row] = s
+            elif row == "ST":
+                out[row] = st["rank"] if self.rank_only else st["p"]
+            elif row == "VISxST":
+                out[row] = vis_x_st(s, st["p"])
+            else:
+                joint = st["f_p"]  # float64 f(p); times the float32 f(s), in place
+                joint *= self.metric.visual_factor(s)
+                out[row] = joint
+        return out
+
+
 def iter_score_chunks(
     fs: FeatureSet,
     model: SpatialTemporalModel,
     metric: JointMetric = JointMetric(),
     rows: Sequence[str] = ROWS,
     chunk_size: int = 256,
+    columns: np.ndarray | None = None,
+    rank_only: bool = False,
 ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
-    """Yield ``(query slice, {row: (c, ng) scores})`` for consecutive chunks of at most ``chunk_size`` queries.
+    """Yield ``(query slice, {row: (c, n) scores})`` for consecutive chunks of at most ``chunk_size`` queries.
 
-    Values equal :func:`score_rows` on the full matrices (same operations in the same precision); the ST factor
-    ``f(p)`` is evaluated once on the model's small lookup table rather than per pair.
+    Values equal :func:`score_rows` on the full matrices (same operations in the same precision). Per chunk, the
+    ST lookup index is computed once and shared by the ST, VISxST and st-ReID rows; p and the ST factor ``f(p)``
+    are gathered from the model's small lookup table (``f`` evaluated once per table entry, not per pair).
+
+    Args:
+        columns: optional gallery positions to score (e.g. :attr:`streid_lib.metrics.RankingProtocol.columns`,
+            which leaves out the pid -1 items that every query ignores); ``n = len(columns)``. Default: the whole
+            gallery, ``n = ng``.
+        rank_only: the scores only feed rankings, so a row may be replaced by an array that orders and ties
+            every pair exactly as it does: ``ST`` then yields the int32 dense rank of p among the lookup table's
+            values (:func:`st_rank_table`) instead of float64 p, which is cheaper to gather and to rank.
     """
     rows = check_rows(rows)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise JointError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")
-    need_s = any(r != "ST" for r in rows)
-    need_p = any(r != "VIS" for r in rows)
-    if need_s:
-        qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
-    if need_p:
-        p_table = model.lookup_table()
-        f_table = metric.st_factor(p_table) if "st-ReID" in rows else None
-        gc, gfr = fs.gallery.cams[None, :], fs.gallery.frames[None, :]
-        model._check_cams(fs.query.cams, "query cams")
-        model._check_cams(fs.gallery.cams, "gallery cams")
+    scorer = ChunkScorer(fs, model, metric, rows, columns, rank_only)
     nq = len(fs.query)
     for start in range(0, nq, int(chunk_size)):
         sl = slice(start, min(start + int(chunk_size), nq))
-        s = qn[sl] @ gn.T if need_s else None  # BLAS reads the transposed view: no (D, ng) copy
-        if need_p:
-            # The query plays image "a": the later image's camera indexes first (reference §4).
-            idx = model.lookup_index(fs.query.cams[sl, None], fs.query.frames[sl, None], gc, gfr)
-            p = p_table.take(idx) if ("ST" in rows or "VISxST" in rows) else None
-        out: dict[str, np.ndarray] = {}
-        for row in rows:
-            if row == "VIS":
-                out[row] = s
-            elif row == "ST":
-                out[row] = p
-            elif row == "VISxST":
-                out[row] = vis_x_st(s, p)
-            else:
-                joint = f_table.take(idx)  # float64 f(p); times the float32 f(s), in place
-                joint *= metric.visual_factor(s)
-                out[row] = joint
-        yield sl, out
+        yield sl, scorer.fuse(scorer.similarity(sl), scorer.st_lookup(sl))

@@ -31,6 +31,7 @@ popcount. pid ``-1`` columns are junk for every query and are dropped once per c
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -114,104 +115,89 @@ class RankingResult:
         }
 
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
 _HAS_POPCOUNT = hasattr(np, "bitwise_count")  # numpy >= 2.0
+#: Bool buffers are padded to a multiple of this many columns: 255 uint64 words of 8 bools (see _count_rows).
+_BLOCK = 8 * 255
+#: Integer score dtypes ranked through int64 keys ``score·2^32 + (n - 1 - position)`` (distinct, stable order).
+_KEYED = (np.int8, np.int16, np.int32, np.uint8, np.uint16)
+#: Float dtypes compared as they are; wider floats are ranked on a float32 copy first.
+_NARROW_FLOATS = (np.float16, np.float32)
 
 
-def _popcount_rows(buf: np.ndarray) -> np.ndarray:
-    """Number of True per row of a C-contiguous (G, W) bool array whose W is a multiple of 8."""
-    if _HAS_POPCOUNT:  # popcount of 8 bools (bytes 0/1) at a time: the fastest count numpy offers
-        return np.bitwise_count(buf.view(np.uint64)).sum(axis=1, dtype=np.int64)
-    return np.count_nonzero(buf, axis=1).astype(np.int64)
+def _count_rows(buf: np.ndarray) -> np.ndarray:
+    """Number of True per row of a C-contiguous (G, W) bool array whose W is a multiple of :data:`_BLOCK`.
+
+    The bytes (0 or 1) are summed as uint64 words, 255 words at a time, so that no byte lane can exceed 255;
+    then the lanes are added. This is about twice as fast as a popcount of every word.
+    """
+    g = buf.shape[0]
+    lanes = np.add.reduce(buf.view(np.uint64).reshape(g, -1, 255), axis=2)
+    return lanes.view(np.uint8).reshape(g, -1).sum(axis=1, dtype=np.int64)
 
 
-class MetricAccumulator:
-    """Evaluate a score matrix chunk by chunk of queries; memory stays O(chunk × gallery).
+def _count_before(buf: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """``buf[i, :stop[i]].sum()`` for each row of a C-contiguous (n, W) bool array (W a multiple of 8).
 
-    ``update(scores_chunk, query_chunk)`` for consecutive chunks, then ``result()``. The result equals
-    :func:`evaluate_scores` on the whole matrix.
+    Whole uint64 words (8 bools each) are counted by prefix sums of their popcounts, then the start of the last one.
+    """
+    if not (_HAS_POPCOUNT and _LITTLE_ENDIAN):
+        return np.count_nonzero(buf & (np.arange(buf.shape[1]) < stop[:, None]), axis=1).astype(np.int64)
+    words = buf.view(np.uint64)
+    csum = np.zeros((len(stop), words.shape[1] + 1), np.int64)
+    np.cumsum(np.bitwise_count(words), axis=1, out=csum[:, 1:])
+    q, r = np.divmod(stop, 8)
+    rows = np.arange(len(stop))
+    # The first r bytes of word q are its r low-order bytes on a little-endian machine (q < n_words: stop < W).
+    last = words[rows, q] & ((np.uint64(1) << (8 * r).astype(np.uint64)) - np.uint64(1))
+    return csum[rows, q] + np.bitwise_count(last).astype(np.int64)
 
-    Args:
-        gallery: metadata of the Ng gallery items (columns of every chunk).
-        threads: worker threads per chunk (numpy releases the GIL in the comparisons); 1 = none.
+
+@dataclass(frozen=True)
+class QueryChunk:
+    """The protocol applied to a chunk of queries: per query the good and same-camera junk gallery items.
+
+    Positions are in the protocol's kept-gallery coordinates (pid -1 columns removed), ascending. The same
+    object serves every score row of the chunk (VIS, ST, ...), since good/junk depend only on the metadata.
     """
 
-    def __init__(self, gallery: Metadata, threads: int = 1) -> None:
+    query: Metadata
+    goods: tuple[np.ndarray, ...]
+    junks: tuple[np.ndarray, ...]
+    n_good: np.ndarray  # (c,) int64
+
+    def __len__(self) -> int:
+        return len(self.query)
+
+
+class RankingProtocol:
+    """The Market/Duke protocol of one gallery, shared by every score row evaluated against it.
+
+    pid -1 gallery items are junk for every query: :attr:`columns` are the others (ascending), the only
+    columns a ranking needs. Good (same pid, other camera) and same-camera junk items are looked up per
+    (pid, camera) in O(log Ng) and cached.
+    """
+
+    def __init__(self, gallery: Metadata) -> None:
         if len(gallery) == 0:
             raise MetricsError("gallery is empty: at least one gallery item is needed")
-        if threads < 1:
-            raise MetricsError(f"threads must be >= 1, got {threads}")
         self.gallery = gallery
-        self.threads = int(threads)
         self.n_gallery = len(gallery)
         keep = gallery.pids != JUNK_PID
-        # pid -1 columns are junk for every query: drop them once per chunk (None = keep all).
-        self._keep = None if keep.all() else np.flatnonzero(keep)
+        #: Gallery positions that take part in rankings (all but pid -1), ascending.
+        self.columns = np.flatnonzero(keep)
+        self.n_kept = len(self.columns)
         kept_pids = gallery.pids[keep]
-        self._n_kept = len(kept_pids)
-        # Bool buffers are padded to a multiple of 8 columns so they can be popcounted as uint64.
-        self._width = -(-max(self._n_kept, 1) // 8) * 8
+        # Bool buffers are padded to a multiple of _BLOCK columns for _count_rows; padding stays False.
+        self.width = -(-max(self.n_kept, 1) // _BLOCK) * _BLOCK
         # Gallery positions grouped by pid (positions ascending within a pid) for O(log Ng) look-up.
         order = np.argsort(kept_pids, kind="stable")
         self._pid_sorted = kept_pids[order]
         self._pos_sorted = order.astype(np.int64)
         self._cam_sorted = gallery.cams[keep][order]
         self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._n_good: list[np.ndarray] = []
-        self._ranks: list[np.ndarray] = []  # per chunk: flat sorted ranks of good items, query-major
-        self._n_queries = 0
 
-    def update(self, scores: np.ndarray, query: Metadata) -> None:
-        """Add the rankings of a chunk of queries.
-
-        Args:
-            scores: (c, Ng) scores of c queries against the whole gallery; higher = better; finite.
-            query: metadata of the c queries, in row order.
-        """
-        scores = np.asarray(scores)
-        if scores.ndim != 2 or scores.shape != (len(query), self.n_gallery):
-            raise MetricsError(
-                f"scores: expected shape (len(query), len(gallery)) = ({len(query)}, {self.n_gallery}), "
-                f"got {scores.shape}"
-            )
-        if not (np.issubdtype(scores.dtype, np.floating) or np.issubdtype(scores.dtype, np.integer)):
-            raise MetricsError(f"scores: expected real numbers, got dtype {scores.dtype}")
-        if len(query) == 0:
-            return
-        if np.issubdtype(scores.dtype, np.floating) and not np.isfinite(scores.sum(dtype=np.float64)):
-            # One fast sum finds NaN/inf (or an overflow, which the exact check below clears).
-            bad = ~np.isfinite(scores)
-            if bad.any():
-                q, g = np.argwhere(bad)[0]
-                raise MetricsError(
-                    f"scores[{self._n_queries + q}, {g}] = {float(scores[q, g])}: scores must be finite "
-                    "(NaN/inf cannot be ranked)"
-                )
-        if (query.pids == JUNK_PID).any():
-            i = int(np.argmax(query.pids == JUNK_PID))
-            raise MetricsError(f"query {self._n_queries + i} has pid -1 (junk): junk images cannot be queries")
-        kept = scores if self._keep is None else np.take(scores, self._keep, axis=1)
-        kept = np.ascontiguousarray(kept)
-        n = len(query)
-        if self.threads == 1 or n < 2 * self.threads:
-            n_good, ranks = self._rank_block(kept, query.pids, query.cams)
-        else:
-            bounds = np.linspace(0, n, self.threads + 1).astype(int)
-            with ThreadPoolExecutor(self.threads) as pool:
-                parts = list(
-                    pool.map(
-                        lambda ab: self._rank_block(
-                            kept[ab[0] : ab[1]], query.pids[ab[0] : ab[1]], query.cams[ab[0] : ab[1]]
-                        ),
-                        zip(bounds[:-1], bounds[1:], strict=True),
-                    )
-                )
-            n_good = np.concatenate([p[0] for p in parts])
-            ranks = np.concatenate([p[1] for p in parts])
-        self._n_good.append(n_good)
-        self._ranks.append(ranks)
-        self._n_queries += n
-
-    def _good_junk(self, pid: int, cam: int) -> tuple[np.ndarray, np.ndarray]:
+    def good_junk(self, pid: int, cam: int) -> tuple[np.ndarray, np.ndarray]:
         """Kept-gallery positions (ascending) of the good and the same-camera junk items of one query (cached)."""
         key = (pid, cam)
         hit = self._cache.get(key)
@@ -222,41 +208,110 @@ class MetricAccumulator:
             hit = self._cache[key] = (pos[other_cam], pos[~other_cam])
         return hit
 
-    def _rank_block(self, kept: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted 0-based junk-free ranks of every good item of each query of a block (flat, query-major)."""
-        n_k = self._n_kept
-        buf = np.zeros((16, self._width), dtype=bool)  # grows on demand; padding columns stay False
-        n_good = np.zeros(len(pids), np.int64)
-        out: list[np.ndarray] = []
-        for q in range(len(pids)):
-            good, junk = self._good_junk(int(pids[q]), int(cams[q]))
-            g = len(good)
-            n_good[q] = g
-            if g == 0:
-                continue
-            if g > len(buf):
-                buf = np.zeros((max(g, 2 * len(buf)), self._width), dtype=bool)
-            row = kept[q]
-            t = row[good]
-            b = buf[:g]
-            # Items strictly better than each good item ...
-            np.greater(row, t[:, None], out=b[:, :n_k])
-            rank = _popcount_rows(b)
-            # ... plus equal items earlier in gallery order (stable ties). Each good item equals itself.
-            np.equal(row, t[:, None], out=b[:, :n_k])
-            n_eq = _popcount_rows(b)
-            tied = np.flatnonzero(n_eq > 1)
-            if len(tied):
-                before = np.arange(n_k)[None, :] < good[tied, None]
-                rank[tied] += np.count_nonzero(b[tied, :n_k] & before, axis=1)
-            if len(junk):
-                # Same-camera junk items that were counted ahead of a good item are removed from the list.
-                sj = row[junk]
-                ahead = (sj[None, :] > t[:, None]) | ((sj[None, :] == t[:, None]) & (junk[None, :] < good[:, None]))
-                rank -= ahead.sum(axis=1)
-            out.append(np.sort(rank))
-        ranks = np.concatenate(out) if out else np.zeros(0, np.int64)
-        return n_good, ranks
+    def chunk(self, query: Metadata, offset: int = 0) -> QueryChunk:
+        """Good/junk items of a chunk of queries (``offset``: index of its first query, for error messages)."""
+        if (query.pids == JUNK_PID).any():
+            i = int(np.argmax(query.pids == JUNK_PID))
+            raise MetricsError(f"query {offset + i} has pid -1 (junk): junk images cannot be queries")
+        pairs = [self.good_junk(int(p), int(c)) for p, c in zip(query.pids.tolist(), query.cams.tolist(), strict=True)]
+        goods = tuple(g for g, _ in pairs)
+        return QueryChunk(query, goods, tuple(j for _, j in pairs), np.array([len(g) for g in goods], np.int64))
+
+    def kept(self, scores: np.ndarray) -> np.ndarray:
+        """The (c, n_kept) C-contiguous columns of a (c, Ng) score chunk; a (c, n_kept) chunk is taken as is."""
+        if scores.shape[1] == self.n_gallery and self.n_kept != self.n_gallery:
+            scores = np.take(scores, self.columns, axis=1)
+        return np.ascontiguousarray(scores)
+
+
+class MetricAccumulator:
+    """Evaluate a score matrix chunk by chunk of queries; memory stays O(chunk × gallery).
+
+    ``update(scores_chunk, query_chunk)`` for consecutive chunks, then ``result()``. The result equals
+    :func:`evaluate_scores` on the whole matrix.
+
+    Several accumulators (one per score row) can share one :class:`RankingProtocol` and, per chunk, one
+    :class:`QueryChunk` (``update(scores, chunk=protocol.chunk(query))``): the good/junk structure is then
+    computed once for all rows, and the scores may be given on :attr:`RankingProtocol.columns` only.
+
+    Args:
+        gallery: metadata of the Ng gallery items (columns of every chunk).
+        threads: worker threads per chunk (numpy releases the GIL in the comparisons); 1 = none.
+        protocol: a :class:`RankingProtocol` of the same gallery to share (default: a new one).
+    """
+
+    def __init__(self, gallery: Metadata, threads: int = 1, protocol: RankingProtocol | None = None) -> None:
+        if len(gallery) == 0:
+            raise MetricsError("gallery is empty: at least one gallery item is needed")
+        if threads < 1:
+            raise MetricsError(f"threads must be >= 1, got {threads}")
+        if protocol is None:
+            protocol = RankingProtocol(gallery)
+        elif protocol.gallery is not gallery and len(protocol.gallery) != len(gallery):
+            raise MetricsError(f"protocol: built for {len(protocol.gallery)} gallery items, not {len(gallery)}")
+        self.gallery = gallery
+        self.protocol = protocol
+        self.threads = int(threads)
+        self.n_gallery = len(gallery)
+        self._n_good: list[np.ndarray] = []
+        self._ranks: list[np.ndarray] = []  # per chunk: flat sorted ranks of good items, query-major
+        self._n_queries = 0
+
+    def update(self, scores: np.ndarray, query: Metadata | None = None, *, chunk: QueryChunk | None = None) -> None:
+        """Add the rankings of a chunk of queries.
+
+        Args:
+            scores: (c, Ng) scores of c queries against the whole gallery, or (c, n_kept) on the protocol's
+                :attr:`~RankingProtocol.columns`; higher = better; finite.
+            query: metadata of the c queries, in row order (or ``chunk``).
+            chunk: the chunk's :meth:`RankingProtocol.chunk` (shared between rows), instead of ``query``.
+        """
+        if chunk is None:
+            if query is None:
+                raise MetricsError("update: give the query metadata or its QueryChunk")
+            n = len(query)
+        else:
+            n = len(chunk)
+        scores = np.asarray(scores)
+        n_kept = self.protocol.n_kept
+        if scores.ndim != 2 or scores.shape[0] != n or scores.shape[1] not in (self.n_gallery, n_kept):
+            raise MetricsError(
+                f"scores: expected shape (len(query), len(gallery)) = ({n}, {self.n_gallery}), got {scores.shape}"
+            )
+        if not (np.issubdtype(scores.dtype, np.floating) or np.issubdtype(scores.dtype, np.integer)):
+            raise MetricsError(f"scores: expected real numbers, got dtype {scores.dtype}")
+        if n == 0:
+            return
+        if np.issubdtype(scores.dtype, np.floating) and not np.isfinite(scores.sum()):
+            # One fast sum finds NaN/inf (or an overflow, which the exact check below clears).
+            bad = ~np.isfinite(scores)
+            if bad.any():
+                q, g = np.argwhere(bad)[0]
+                value = float(scores[q, g])
+                if scores.shape[1] != self.n_gallery:  # scores on the protocol's columns
+                    g = self.protocol.columns[g]
+                raise MetricsError(
+                    f"scores[{self._n_queries + q}, {g}] = {value}: scores must be finite (NaN/inf cannot be ranked)"
+                )
+        if chunk is None:
+            chunk = self.protocol.chunk(query, self._n_queries)
+        kept = self.protocol.kept(scores)
+        if self.threads == 1 or n < 2 * self.threads:
+            n_good, ranks = rank_chunk(kept, chunk, self.protocol)
+        else:
+            bounds = np.linspace(0, n, self.threads + 1).astype(int)
+            with ThreadPoolExecutor(self.threads) as pool:
+                parts = list(
+                    pool.map(
+                        lambda ab: rank_chunk(kept[ab[0] : ab[1]], chunk, self.protocol, ab[0]),
+                        zip(bounds[:-1], bounds[1:], strict=True),
+                    )
+                )
+            n_good = np.concatenate([p[0] for p in parts])
+            ranks = np.concatenate([p[1] for p in parts])
+        self._n_good.append(n_good)
+        self._ranks.append(ranks)
+        self._n_queries += n
 
     def result(self) -> RankingResult:
         """The metrics of all queries added so far."""
@@ -282,6 +337,98 @@ class MetricAccumulator:
         hits = np.bincount(first_hit[valid], minlength=self.n_gallery)[: self.n_gallery]
         cmc = np.cumsum(hits) / max(nq, 1)
         return RankingResult(ap, ap_open, inp, first_hit, n_good, cmc)
+
+
+def _resolve_fine(eq: np.ndarray, stop: np.ndarray, frow: np.ndarray, crow: np.ndarray, n_k: int) -> np.ndarray:
+    """Items ahead of each tied good item among those equal to it in float32 (``eq``), by full-precision score.
+
+    An equal item k is ahead of good item j when ``x_k > x_j``, or ``x_k == x_j`` and ``k < j``. Items whose score
+    is exactly its float32 value v (e.g. the many exact zeros of VISxST) all share the value v, so they are
+    counted in bulk on the bool rows; only the others are compared one by one (usually none).
+    """
+    xj, v = frow[stop], crow[stop].astype(frow.dtype)
+    inexact = np.zeros(eq.shape[1], bool)
+    np.not_equal(frow, crow, out=inexact[:n_k])
+    exact_eq = eq & ~inexact
+    n_exact = _count_rows(exact_eq)
+    # x_j == v: the exact items tie with j (ahead when earlier); v > x_j: all ahead; v < x_j: none.
+    out = np.where(xj == v, _count_before(exact_eq, stop), np.where(v > xj, n_exact, 0))
+    which, col = np.nonzero(eq & inexact)
+    if len(col):
+        xk, xt, sk = frow[col], xj[which], stop[which]
+        ahead = (xk > xt) | ((xk == xt) & (col < sk))
+        out += np.bincount(which[ahead], minlength=len(stop))
+    return out
+
+
+def rank_chunk(
+    kept: np.ndarray, chunk: QueryChunk, protocol: RankingProtocol, first: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted 0-based junk-free ranks of every good item of each query of a block (flat, query-major).
+
+    Args:
+        kept: (c, n_kept) C-contiguous scores on the protocol's columns; row i is query ``first + i`` of chunk.
+        chunk: the chunk's good/junk items.
+
+    The rank of good item j is ``#{k : s_k > s_j} + #{k < j : s_k = s_j}`` minus the junk items so counted: per
+    query, the G good scores are compared with the row (``>``, then ``==`` for the stable tie rule), G × n_kept
+    bools counted in uint64 words. Exact in every case:
+
+    * float64 (or wider) scores are compared as float32 first, which halves the work: rounding to float32 is
+      monotone, so a strictly larger float32 value means a strictly larger score, and only the items whose
+      float32 value equals a good item's are compared again, in full precision;
+    * small integer scores (e.g. the ST row's dense ranks, with many exact ties) become int64 keys
+      ``score·2^32 + (n_kept - 1 - position)``: distinct, ordered by score then gallery position, so one ``>``
+      pass gives the stable rank and no tie needs resolving.
+    """
+    n_k = protocol.n_kept
+    fine = None
+    keyed = kept.dtype.type in _KEYED
+    if keyed:
+        coarse = np.left_shift(kept, 32, dtype=np.int64)
+        coarse += np.arange(n_k - 1, -1, -1, dtype=np.int64)
+    elif kept.dtype.type in _NARROW_FLOATS or not np.issubdtype(kept.dtype, np.floating):
+        coarse = kept  # float32/float16, or wide integers: compared exactly as they are
+    else:
+        coarse, fine = kept.astype(np.float32), kept
+    exact = coarse if fine is None else fine
+    width = protocol.width
+    buf = np.zeros((16, width), dtype=bool)  # grows on demand; padding columns stay False
+    n_good = chunk.n_good[first : first + len(kept)]
+    out: list[np.ndarray] = []
+    for i in range(len(kept)):
+        g = int(n_good[i])
+        if g == 0:
+            continue
+        good, junk = chunk.goods[first + i], chunk.junks[first + i]
+        if g > len(buf):
+            buf = np.zeros((max(g, 2 * len(buf)), width), dtype=bool)
+        row = coarse[i]
+        t = row[good][:, None]
+        b = buf[:g]
+        # Items strictly better than each good item ...
+        np.greater(row, t, out=b[:, :n_k])
+        rank = _count_rows(b)
+        if not keyed:
+            # ... plus equal items earlier in gallery order (stable ties). Each good item equals itself.
+            np.equal(row, t, out=b[:, :n_k])
+            tied = np.flatnonzero(_count_rows(b) > 1)
+            if len(tied):
+                eq = b[tied]  # (n_tied, width): the items equal to each tied good item (in coarse precision)
+                stop = good[tied]
+                if fine is None:
+                    rank[tied] += _count_before(eq, stop)
+                else:
+                    rank[tied] += _resolve_fine(eq, stop, fine[i], coarse[i], n_k)
+        if len(junk):
+            # Same-camera junk items that were counted ahead of a good item are removed from the list.
+            xrow = exact[i]
+            sj, tx = xrow[junk][None, :], xrow[good][:, None]
+            ahead = (sj > tx) | ((sj == tx) & (junk[None, :] < good[:, None]))
+            rank -= ahead.sum(axis=1)
+        out.append(np.sort(rank))
+    ranks = np.concatenate(out) if out else np.zeros(0, np.int64)
+    return n_good, ranks
 
 
 def iter_row_chunks(n: int, chunk_size: int) -> Iterator[slice]:

@@ -78,7 +78,8 @@ def st_distributions(
     if truth is not None:
         k = truth.shape[0]
         t_full = np.zeros((C, C, H))
-        t_full[:k, :k] = truth[:, :, :H]
+        m = min(H, truth.shape[2])
+        t_full[:k, :k, :m] = truth[:, :, :m]
         truth = t_full
     if pairs is None:
         pairs = [

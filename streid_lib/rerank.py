@@ -355,7 +355,7 @@ def _topk_columns_numpy(x: np.ndarray, K: int, descending: bool, B: int, name: s
     thr = np.take_along_axis(bT, sel, axis=1).max(axis=1)  # K-th best block extremum (as a key)
     # More than K blocks reach the threshold: the boundary tie may continue in an unselected block, so those
     # (rare) columns are ranked by a full stable sort instead.
-    tied = np.count_nonzero(bT <= thr[:, None], axis=1) > 10**9
+    tied = np.count_nonzero(bT <= thr[:, None], axis=1) > K
     del bT
     u = np.arange(B)
     for c0 in range(0, n, 2048):

@@ -120,6 +120,11 @@ def _check_int_param(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def _abs_max(a: np.ndarray) -> int:
+    """Largest absolute value of a non-empty integer array (as a Python int: no overflow)."""
+    return max(abs(int(a.min())), abs(int(a.max())))
+
+
 def _as_int_array(x: Any, name: str) -> np.ndarray:
     """Integer view of a camera or frame array; whole-valued floats are accepted, anything else is an error."""
     a = np.asarray(x)
@@ -368,7 +373,8 @@ class SpatialTemporalModel:
             cams_b, frames_b: the same for images b.
 
         Returns:
-            int32 or int64 array of the broadcast shape.
+            ``np.intp`` array of the broadcast shape (``take`` converts any other index type with an extra,
+            slow pass).
 
         Raises:
             STModelError: a camera outside 1..n_cams, non-integer frames, or (``overflow="error"``) a gap beyond
@@ -387,31 +393,41 @@ class SpatialTemporalModel:
                 f"cams_b {cb.shape}, frames_b {fb.shape}"
             ) from None
         C, H = int(self.n_cams), int(self.smoothed_.shape[2])
-        H1 = H + 1
-        # int32 halves the memory traffic of the (chunk × gallery) passes when |fa - fb| and the index fit in it.
-        span = max((int(np.abs(x).max()) if x.size else 0) for x in (fa, fb))
-        dt = np.int32 if (2 * span < 2**31 - 1 and 2 * C * C * H1 < 2**31 - 1) else np.int64
-        d = np.asarray(np.subtract(fa, fb, dtype=dt))  # an array even for scalar inputs (in-place ops below)
+        H1, w = H + 1, int(self.bin_width)
+        if 0 in shape:
+            return np.zeros(shape, np.intp)
+        # The bounds of the gap come from the (usually small, broadcast) inputs, not from the pairs: they decide
+        # the integer width and whether the overflow policy needs a pass at all.
+        gap_max = max(int(fa.max()) - int(fb.min()), int(fb.max()) - int(fa.min()))
+        # int32 for the (chunk × gallery) passes when every intermediate fits: |fa - fb| <= gap_max and every
+        # index < 2·C·C·(H+1). The final index is written as intp, the type take() needs.
+        i32_max = 2**31 - 1
+        dt = (
+            np.int32
+            if (gap_max <= i32_max and max(map(_abs_max, (fa, fb))) <= i32_max and 2 * C * C * H1 <= i32_max)
+            else np.int64
+        )
+        d = np.asarray(np.subtract(fa.astype(dt, copy=False), fb.astype(dt, copy=False)))
         if d.shape != shape:
             d = np.broadcast_to(d, shape).copy()
         later = d > 0  # a later: read P̂[a, b]; otherwise (b later or tie) P̂[b, a]
         k = np.abs(d, out=d)
-        np.floor_divide(k, dt(int(self.bin_width)), out=k)
-        if k.size:
+        np.floor_divide(k, dt(w), out=k)
+        if gap_max // w >= H:  # some gap may fall beyond the last bin (pass skipped when none can)
             if self.overflow == "error":
                 kmax = int(k.max())
                 if kmax >= H:
                     raise STModelError(
-                        f"a time gap falls in bin {kmax} (>= {kmax * int(self.bin_width)} frames), beyond the last "
+                        f"a time gap falls in bin {kmax} (>= {kmax * w} frames), beyond the last "
                         f"bin {H - 1} of the model (n_bins={H}, bin_width={self.bin_width}); reference issue #44. "
                         f"Use the dataset's n_bins, or overflow='zero'/'clip'"
                     )
             else:
                 np.minimum(k, H if self.overflow == "zero" else H - 1, out=k)
-        pair = (ca - 1).astype(dt) * dt(C * H1) + (cb - 1).astype(dt) * dt(H1)  # small arrays, broadcast below
-        k += pair
-        k += later.astype(dt) * dt(C * C * H1)
-        return k
+        # Camera offsets added from the (small) broadcast inputs, so no (chunk × gallery) pair array is built.
+        np.add(k, (cb - 1).astype(dt) * dt(H1), out=k)
+        np.add(k, dt(C * C * H1), out=k, where=later)
+        return np.add(k, (ca - 1).astype(dt) * dt(C * H1), dtype=np.intp)
 
     def probability(self, cams_a: Any, frames_a: Any, cams_b: Any, frames_b: Any) -> np.ndarray:
         """Smoothed ST probability p̂ for image pairs (broadcasting; see the module docstring for the rule).

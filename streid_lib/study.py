@@ -161,11 +161,27 @@ def dataset_root(cfg: StudyConfig) -> Path | None:
     if cfg.dataset != "campus":
         return Path(cfg.data_root) if cfg.data_root else None
     root = Path(cfg.data_root) if cfg.data_root else REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
-    if not (root / "manifest.csv").is_file():
+    if not _campus_is_current(root, cfg):
         from .campus import generate_campus
 
         generate_campus(root, preset=cfg.campus_preset, seed=cfg.seed)
     return root
+
+
+def _campus_is_current(root: Path, cfg: StudyConfig) -> bool:
+    """True when ``root`` holds a finished campus made with today's configuration of its preset and seed."""
+    import dataclasses
+
+    from .campus import INFO_FILE, resolve_config
+
+    info = root / INFO_FILE
+    if not (root / "manifest.csv").is_file() or not info.is_file():
+        return False
+    if cfg.data_root:  # a campus the user pointed at is used as it is
+        return True
+    rec = json.loads(info.read_text())
+    want = json.loads(json.dumps(dataclasses.asdict(resolve_config(cfg.campus_preset)), default=str))
+    return rec.get("config") == want and rec.get("seed") == cfg.seed and rec.get("images", True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,9 +439,14 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     path = cfg.features_path(key)
     if cfg.features and key in ("pcb", "pcb_re"):
         return load_features(cfg.features)
-    if path.is_file() and not force:
-        return load_features(path)
     root = dataset_root(cfg)
+    stale = False
+    if path.is_file() and not force:
+        cached = load_features(path)
+        if root is None or _same_images(cached, root):
+            return cached
+        # The dataset changed under the run directory (e.g. regenerated): features and checkpoints are stale.
+        stale = True
     if root is None:
         raise ValueError(f"features for {key!r}: no dataset folder and no features file were given")
     if key == "colour":
@@ -450,10 +471,25 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
             device=cfg.device,
             seed=cfg.seed,
             batch_size=t.batch_size,
+            resume=not (stale or force),
         )
         fs = extract_features(arch, ckpt, root, device=cfg.device, height=h, width=w)
     save_features(path, fs)
     return load_features(path)
+
+
+def _same_images(fs, root: Path) -> bool:
+    """Whether a cached features file describes exactly the query and gallery images of ``root``."""
+    from .metadata import read_dataset_root
+
+    splits = read_dataset_root(root)
+    for side in ("query", "gallery"):
+        a, b = getattr(fs, side), getattr(splits, side)
+        if a.names is None or len(a) != len(b) or not np.array_equal(a.names.astype(str), b.names.astype(str)):
+            return False
+        if not (np.array_equal(a.frames, b.frames) and np.array_equal(a.pids, b.pids)):
+            return False
+    return True
 
 
 def evaluate_rows(fs, model, rows=None, rerank: bool = False, **metric_params: Any) -> dict:

@@ -4,17 +4,19 @@ Real re-ID datasets cannot be downloaded here, so this package simulates one who
 spatial-temporal structure is known exactly:
 
 * **Network** (:mod:`.simulate`): K cameras (default 6) on a walking graph. Cameras 1-2, 3-4 and
-  5-6 are joined by two routes each (multi-modal transit), camera 6 hangs off 5 only, and routes
-  visit at most 4 cameras, so some pairs (e.g. 1-6, 3-6) are never co-observed. People walk both ways.
+  5-6 are joined by two routes each (multi-modal transit); camera 6 hangs off 5 only and routes
+  visit at most 4 cameras, so far pairs (1-6, 3-6) are co-observed only by the rare 4-camera routes
+  (about 20x fewer identities than neighbours). People walk both ways.
 * **People**: heavy-tailed walking speeds (log-speed × Student t, 3 d.o.f.), occasional pauses,
   uniform start over the recording, routes through 2-4 cameras, detection misses; single-camera
   people become distractors.
 * **Recording**: 60 fps on one shared clock. Every camera records several sequences (Market's
   ``cXsY``); the frame in a name is local to its sequence and ``sequence_lengths.json`` gives the
   offsets, so the global frame is ``offset(camera, sequence) + local frame``. 1-8 crops per pass.
-* **Appearance** (:mod:`.render`): procedurally rendered 128×64 crops from a small palette, with
-  per-camera colour cast, brightness, gamma, resolution loss and blur, pose/scale jitter, views,
-  bags and partial occlusion.
+* **Appearance** (:mod:`.render`): procedurally rendered 128×64 crops from a small palette; people
+  dress from a catalogue of ``n_outfits`` clothing combinations, so genuine lookalikes exist (the
+  ambiguity the ST stream resolves); per-camera colour cast, brightness, gamma, resolution loss and
+  blur, per-crop background, pose/scale jitter, front/back/side views, bags and partial occlusion.
 
 Layout of a campus root (``generate_campus(out, ...)``)::
 
@@ -94,7 +96,9 @@ def cli_synth(args) -> int:
         progress=True,
     )
     splits = read_dataset_root(info.root) if info.images else read_name_lists(info.root, info.naming)
-    print(f"campus ({info.preset}, seed {info.seed}, {info.naming} names) written to {info.root} in {info.seconds:.1f} s")
+    print(
+        f"campus ({info.preset}, seed {info.seed}, {info.naming} names) written to {info.root} in {info.seconds:.1f} s"
+    )
     print(split_report(splits))
     st = info.st_params
     print(f"HP layout: bin_width={st['bin_width']} frames, n_bins={st['n_bins']}, sigma={st['sigma']} bins")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .simulate import CampusError
 
@@ -20,7 +20,7 @@ class CampusConfig:
 
     n_cams: int = 6
     fps: float = 60.0  # frames per second (Duke's rate)
-    recording_s: float = 3600.0  # length of the shared recording, seconds
+    recording_s: float = 7200.0  # length of the shared recording, seconds (432,000 frames at 60 fps)
     n_people: int = 250
     n_query_ids: int = 100
     n_distractors: int = 40
@@ -41,8 +41,7 @@ class CampusConfig:
     truth_bin_width: int = 10  # frames per bin of the stored truth (re-binned on use)
     layout_seed: int = 0  # fixes the network; the dataset seed draws the people
     jpeg_quality: int = 90
-    n_outfits: int = 60  # clothing catalogue size (lookalikes share an entry); 0 = every person dressed apart
-    extra: dict = field(default_factory=dict, compare=False)
+    n_outfits: int = 120  # clothing catalogue size (lookalikes share an entry); 0 = every person dressed apart
 
     @property
     def recording_frames(self) -> int:
@@ -102,7 +101,8 @@ class CampusConfig:
             raise bad("speed_tail_df", "positive degrees of freedom")
         if not self.seqs_per_cam or any((not isinstance(s, int)) or not 1 <= s <= 9 for s in self.seqs_per_cam):
             raise bad("seqs_per_cam", "1..9 sequences per camera (one digit in Market names)")
-        if self.recording_frames / min(self.seqs_per_cam) * 1.6 > 999_999:
+        n_seq = min(self.seqs_per_cam)
+        if self.recording_frames * 1.4 / (1.4 + 0.6 * (n_seq - 1)) > 999_999:  # longest possible sequence
             raise bad("recording_s", "a recording whose sequences fit Market's 6-digit frame counter")
         if self.recording_frames > 9_999_999:
             raise bad("recording_s", "at most 9,999,999 frames (Duke's 7-digit frame field)")
@@ -114,9 +114,15 @@ class CampusConfig:
 PRESETS: dict[str, CampusConfig] = {
     # Tests: a few hundred images, generated in about a second.
     "tiny": CampusConfig(
-        recording_s=1200.0, n_people=50, n_query_ids=20, n_distractors=10, truth_mc=40_000, seqs_per_cam=(2, 1, 3)
+        recording_s=1200.0,
+        n_people=50,
+        n_query_ids=20,
+        n_distractors=10,
+        n_outfits=25,
+        truth_mc=40_000,
+        seqs_per_cam=(2, 1, 3),
     ),
-    # Main job default: 250 identities, about 3,000 images.
+    # Main job default: 250 identities (150 train, 100 test) + 40 distractors, about 2,000 images.
     "small": CampusConfig(),
     # Market-like scale (1,501 identities, ~30k images); its metadata-only mode feeds benchmarks.
     "large": CampusConfig(
@@ -126,6 +132,7 @@ PRESETS: dict[str, CampusConfig] = {
         n_distractors=600,
         crops_per_pass=5.0,
         max_crops_per_pass=12,
+        n_outfits=600,
         truth_mc=400_000,
     ),
 }

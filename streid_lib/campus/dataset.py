@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .._io import atomic_path, write_json_atomic, write_text_atomic
+from .._io import write_json_atomic, write_text_atomic
 from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
 from .config import CampusConfig, resolve_config
 from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
@@ -104,7 +103,9 @@ def _draw_people(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator
     )
 
 
-def compute_truth(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator, n: int | None = None) -> TransitTruth:
+def compute_truth(
+    cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator, n: int | None = None
+) -> TransitTruth:
     """Monte-Carlo ground truth from ``n`` (default ``cfg.truth_mc``) walkers of the same model."""
     n = cfg.truth_mc if n is None else n
     hist = None
@@ -152,8 +153,9 @@ def _names(
 ) -> np.ndarray:
     """File names for crops (cams 1-based, global frames); Market BB = rank among crops of one camera frame."""
     n = len(pids)
+    pid_txt = ["-1" if p == -1 else f"{p:04d}" for p in pids]
     if naming == "duke":
-        return np.array([f"{p:04d}_c{c}_f{f:07d}.jpg" for p, c, f in zip(pids, cams, frames)], dtype=object)
+        return np.array([f"{p}_c{c}_f{f:07d}.jpg" for p, c, f in zip(pid_txt, cams, frames)], dtype=object)
     seq = np.empty(n, np.int64)
     local = np.empty(n, np.int64)
     for c in np.unique(cams):
@@ -168,7 +170,6 @@ def _names(
     group_start = np.maximum.accumulate(np.where(start, np.arange(n), 0))
     bb = np.empty(n, np.int64)
     bb[order] = np.arange(n) - group_start + 1
-    pid_txt = ["-1" if p == -1 else f"{p:04d}" for p in pids]
     return np.array(
         [f"{p}_c{c}s{s}_{f:06d}_{b:02d}.jpg" for p, c, s, f, b in zip(pid_txt, cams, seq, local, bb)], dtype=object
     )
@@ -319,7 +320,7 @@ def generate_campus(
             "seed": int(seed),
             "naming": naming,
             "images": bool(images),
-            "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "extra"},
+            "config": dataclasses.asdict(cfg),
             "network": net.describe(),
             "view_m": [float(x) for x in net.view_m],
             "sequence_lengths": seq_lengths,

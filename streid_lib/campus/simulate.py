@@ -43,6 +43,10 @@ DEFAULT_ROUTES_6: tuple[tuple[int, int, tuple[float, ...]], ...] = (
 )
 
 
+#: The faithful HP's denominator epsilon in per-identity mean frames (reference §3.2).
+HP_EPS = 1e-7
+
+
 class CampusError(ValueError):
     """A campus parameter, preset or output folder that is not what is expected."""
 
@@ -153,13 +157,17 @@ class WalkerSample:
         return self.recorded.sum(axis=1)
 
     def mean_frames(self, n_cams: int) -> np.ndarray:
-        """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded."""
+        """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded.
+
+        Computed as the faithful HP does, ``sum / (n + 1e-7)`` (reference §3.2): the tiny downward bias
+        only matters when a difference lands exactly on a bin edge, and keeping it makes the truth
+        bit-for-bit the HP's counting rule.
+        """
         n = self.crop_frames.shape[0]
         out = np.full((n, n_cams), np.nan)
         valid = self.crop_frames >= 0
         sums = np.where(valid, self.crop_frames, 0).sum(axis=2).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums / self.n_crops
+        means = sums / (self.n_crops + HP_EPS)
         rows, steps = np.nonzero(self.recorded)
         out[rows, self.cams[rows, steps]] = means[rows, steps]
         return out

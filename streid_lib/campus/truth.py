@@ -4,7 +4,8 @@ File ``transit_truth.npz`` (a plain NumPy archive, written byte-deterministicall
 
 * ``counts`` (K, K, Hb) int64 — Monte-Carlo counts at ``base_bin_width`` frames per bin.
   ``counts[a-1, b-1, k]`` is the number of simulated walkers seen by cameras a and b whose
-  **mean crop frame in a minus mean crop frame in b** lies in ``[k·w, (k+1)·w)`` frames, i.e. who
+  **mean crop frame in a minus mean crop frame in b** lies in ``[k·w, (k+1)·w)`` frames (means taken
+  as the HP takes them, ``sum / (n + 1e-7)``), i.e. who
   were seen *later in a* (the first index is the later camera). Equal means go to the higher-index
   camera as "later". This is exactly the faithful HP histogram of reference §3.3 (one vote per
   identity per camera pair, per-identity per-camera mean frames) built from an unlimited supply of

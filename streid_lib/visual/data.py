@@ -47,6 +47,23 @@ def derive_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+_NORM_CACHE: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def norm_constants(device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std as (3,) float32 tensors on ``device``, created once per device.
+
+    Creating them per step would copy from host memory and synchronise the GPU every step.
+    """
+    key = str(device)
+    if key not in _NORM_CACHE:
+        _NORM_CACHE[key] = (
+            torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device),
+            torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device),
+        )
+    return _NORM_CACHE[key]
+
+
 def load_image(path: str | Path, height: int, width: int) -> np.ndarray:
     """Decode one image to RGB and resize it to (height, width) with PIL bicubic → (H, W, 3) uint8."""
     try:
@@ -73,7 +90,7 @@ def iter_decoded(
 
     Memory stays bounded: at most ``2·workers`` batches are in flight.
     """
-    workers = workers or default_workers()
+    workers = max(1, workers or default_workers())
     chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     with ThreadPoolExecutor(workers) as pool:
         pending: collections.deque = collections.deque()
@@ -203,8 +220,7 @@ def augment_batch(
         flipped = torch.rand(b, generator=generator, device=dev) < 0.5
         cols = torch.where(flipped[:, None], left[:, None] + (w - 1 - ar_w), cols)
     x = images[index[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, h, w, 3) uint8
-    mean = torch.tensor(IMAGENET_MEAN, device=dev)
-    std = torch.tensor(IMAGENET_STD, device=dev)
+    mean, std = norm_constants(dev)
     x = (x.float().div_(255.0) - mean).div_(std)
     if erasing > 0:
         apply, et, el, eh, ew = erasing_boxes(b, h, w, erasing, generator, dev)
@@ -355,10 +371,22 @@ def plain_loader(
     if world_size > 1:
         sampler = torch.utils.data.DistributedSampler(ds, world_size, rank, shuffle=True, seed=seed)
         return torch.utils.data.DataLoader(
-            ds, batch_size, sampler=sampler, num_workers=workers, pin_memory=True, generator=g, drop_last=False
+            ds,
+            batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            generator=g,
+            drop_last=False,
         )
     return torch.utils.data.DataLoader(
-        ds, batch_size, shuffle=True, num_workers=workers, pin_memory=True, generator=g, drop_last=False
+        ds,
+        batch_size,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        generator=g,
+        drop_last=False,
     )
 
 

@@ -25,8 +25,6 @@ from ..features import FeatureSet, save_features
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
 from . import data as vdata
 from .models import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     MODEL_NAMES,
     TEST_SIZE,
     WeightsError,
@@ -82,9 +80,8 @@ def embed_batch(model: torch.nn.Module, x_uint8: torch.Tensor, device: torch.dev
         (B, D) float32 on ``device``.
     """
     x = x_uint8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    x = (x - mean) / std
+    mean, std = vdata.norm_constants(device)
+    x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):

@@ -206,7 +206,7 @@ class EpochRunner:
         n_batches: int,
         desc: str = "",
         progress: bool = True,
-        log_every: int = 20,
+        log_every: int = 50,
         world_size: int = 1,
         max_steps: int | None = None,
     ) -> dict:
@@ -308,7 +308,7 @@ def _resolve_config(
         precision=precision,
         compile=bool(compile),
         checkpoint_every=int(checkpoint_every),
-        workers=int(workers or vdata.default_workers()),
+        workers=int(vdata.default_workers() if workers is None else workers),
         world_size=int(world_size),
     )
 
@@ -376,6 +376,7 @@ def train_model(
     dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     rank, world, created_pg = _setup_distributed(dev)
     try:
         return _train(

@@ -1,0 +1,246 @@
+"""Visual training (reference §2.5) on a tiny generated dataset, on the CPU: augmentation semantics, schedule,
+loss going down, exact resume after a kill, the plain loader via the CLI, and DDP on gloo with two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+from streid_lib.visual import data as vdata  # noqa: E402
+from streid_lib.visual.models import IMAGENET_MEAN, IMAGENET_STD, build_model, part_logits_loss  # noqa: E402
+from streid_lib.visual.train import (  # noqa: E402
+    EpochRunner,
+    TrainConfig,
+    TrainError,
+    _SimulatedKill,
+    build_optimizer,
+    default_decay_epoch,
+    load_checkpoint,
+    lr_factor,
+    train_model,
+)
+
+SIZE = (32, 16)  # tiny training input (pixels): the code path is the same as at 384×192
+# Reduced learning rates: the reference's 0.1/0.01 assume an ImageNet backbone and hundreds of classes;
+# from scratch on 3 identities they make the weights blow up.
+LR = {"lr": 0.01, "lr_backbone": 0.001}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # One intra-op thread: on a small shared CPU, oversubscribed OpenMP threads make ResNet steps 5-10x slower.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Path:
+    return vdata.write_toy_dataset(tmp_path_factory.mktemp("toy"), n_ids=3, per_id=2, n_query_ids=2, seed=1)
+
+
+def _run(toy: Path, out: Path, **kw):
+    args = dict(
+        model="pcb", epochs=5, height=SIZE[0], width=SIZE[1], weights="none", device="cpu", seed=0, batch_size=6,
+        erasing=0.5, checkpoint_every=2, progress=False, workers=2, **LR,
+    )  # fmt: skip
+    args.update(kw)
+    return train_model(toy, out_dir=out, **args)
+
+
+@pytest.fixture(scope="module")
+def full_run(toy, tmp_path_factory) -> Path:
+    """An uninterrupted 5-epoch PCB run (checkpoints at epochs 2, 4 and 5)."""
+    return _run(toy, tmp_path_factory.mktemp("full"))
+
+
+# ---------------------------------------------------------------- augmentation, sharding, schedule
+
+
+def test_schedule_matches_reference() -> None:
+    assert default_decay_epoch(60) == 39  # StepLR(40) stepped at each epoch's start
+    assert [lr_factor(e, 39) for e in (0, 38, 39, 59)] == [1.0, 1.0, 0.1, 0.1]
+    assert default_decay_epoch(10) == 6 and default_decay_epoch(1) == 1
+
+
+def test_shards_cover_every_image_like_distributed_sampler() -> None:
+    a = vdata.shard_indices(11, 5, rank=0, world_size=2)
+    b = vdata.shard_indices(11, 5, rank=1, world_size=2)
+    assert len(a) == len(b) == 6
+    assert set(a.tolist()) | set(b.tolist()) == set(range(11))
+    single = vdata.shard_indices(11, 5, 0, 1)
+    assert sorted(single.tolist()) == list(range(11)) and torch.equal(single[0::2], a)
+    assert not torch.equal(single, vdata.shard_indices(11, 6, 0, 1))  # a new permutation per epoch seed
+    assert [s.stop - s.start for s in vdata.batch_slices(9, 4)] == [4, 4]  # a lone last image is dropped
+    assert [s.stop - s.start for s in vdata.batch_slices(10, 4)] == [4, 4, 2]
+
+
+def test_device_augmentation_crop_flip_normalise() -> None:
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (5, 12, 10, 3), dtype=torch.uint8, generator=g)
+    idx = torch.tensor([4, 0, 4, 2, 1, 3, 0, 2])
+    x = vdata.augment_batch(imgs, idx, (8, 6), erasing=0.0, generator=torch.Generator().manual_seed(1))
+    assert x.shape == (8, 3, 8, 6) and x.is_contiguous(memory_format=torch.channels_last)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    flips = 0
+    for k, i in enumerate(idx.tolist()):
+        full = (imgs[i].permute(2, 0, 1).float() / 255 - mean) / std
+        # The output must be one of the crops of image i, possibly mirrored.
+        hits = [
+            (flip, t, l)
+            for t in range(12 - 8 + 1)
+            for l in range(10 - 6 + 1)
+            for flip in (False, True)
+            if torch.allclose(x[k], full[:, t : t + 8, l : l + 6].flip(2) if flip else full[:, t : t + 8, l : l + 6])
+        ]
+        assert hits, f"sample {k} is not a crop of image {i}"
+        flips += hits[0][0]
+    assert 0 < flips < 8
+    # No crop when the output size is the stored size (PCB): exactly ToTensor + Normalize, maybe mirrored.
+    y = vdata.augment_batch(imgs, torch.arange(5), (12, 10), 0.0, torch.Generator().manual_seed(2), flip=False)
+    ref = (imgs.permute(0, 3, 1, 2).float() / 255 - mean) / std
+    assert torch.allclose(y, ref, atol=1e-6)
+
+
+def test_random_erasing_boxes_follow_reference_ranges() -> None:
+    h, w = 64, 32
+    apply, top, left, eh, ew = vdata.erasing_boxes(4000, h, w, 0.5, torch.Generator().manual_seed(0), "cpu")
+    assert 0.45 < apply.float().mean().item() < 0.55
+    area = (eh * ew).float()[apply] / (h * w)
+    assert area.min() > 0.015 and area.max() < 0.42  # U[0.02, 0.4] up to rounding
+    assert (eh < h).all() and (ew < w).all() and (top >= 0).all() and (left >= 0).all()
+    assert (top + eh <= h).all() and (left + ew <= w).all()
+    aspect = (eh.float() / ew.float())[apply]
+    assert aspect.min() > 0.2 and aspect.max() < 4.0  # U[0.3, 1/0.3] up to rounding
+    # Applied to a batch: erased pixels are exactly 0 (the mean after normalisation), one rectangle per image.
+    imgs = torch.full((6, h, w, 3), 200, dtype=torch.uint8)
+    x = vdata.augment_batch(imgs, torch.arange(6), (h, w), 1.0, torch.Generator().manual_seed(3), flip=False)
+    zero = (x == 0).all(1)
+    assert zero.any((1, 2)).all()
+    for z in zero:
+        rows, cols = z.any(1).nonzero().flatten(), z.any(0).nonzero().flatten()
+        assert z[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()  # a filled rectangle
+
+
+# ---------------------------------------------------------------- training
+
+
+@pytest.mark.slow
+def test_training_steps_lower_the_loss_on_their_batch(toy: Path) -> None:
+    """Three SGD steps of the training loop on one augmented batch, each evaluated with the same dropout masks."""
+    paths, labels, _ = vdata.training_split(toy)
+    images = vdata.decode_images(paths, *SIZE, workers=1)
+    ts = vdata.MemoryTrainSet(images, torch.from_numpy(labels), torch.device("cpu"))
+    x, y = next(ts.batches(torch.arange(len(ts)), 6, SIZE, 0.5, torch.Generator().manual_seed(0)))
+    torch.manual_seed(0)
+    model = build_model("pcb", 3, weights="none").train()
+    runner = EpochRunner(
+        model, build_optimizer(model, TrainConfig(lr=1e-3, lr_backbone=1e-4)), torch.device("cpu"), False
+    )
+
+    def loss_now() -> float:
+        torch.manual_seed(7)
+        with torch.no_grad():
+            return part_logits_loss(model(x), y)[0].item()
+
+    losses = [loss_now()]
+    for _ in range(3):
+        torch.manual_seed(7)  # the step's forward draws the same dropout masks as loss_now()
+        step_loss, correct = runner.step(x, y)
+        assert step_loss.item() == pytest.approx(losses[-1], rel=1e-5)
+        assert 0 <= correct.item() <= 6
+        losses.append(loss_now())
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < losses[0] - 0.05, losses
+
+
+@pytest.mark.slow
+def test_training_run_records_history_and_provenance(full_run: Path) -> None:
+    ck = load_checkpoint(full_run)
+    assert ck["epoch"] == 5 and [h["epoch"] for h in ck["history"]] == [1, 2, 3, 4, 5]
+    assert all(np.isfinite(h["loss"]) and h["images"] == 6 for h in ck["history"])
+    assert [h["lr_factor"] for h in ck["history"]] == [1.0, 1.0, 1.0, 0.1, 0.1]  # decay_epoch = round(39/60*5) = 3
+    assert ck["provenance"]["weights"]["request"] == "none"
+    assert ck["provenance"]["input_size"] == list(SIZE) and ck["config"]["decay_epoch"] == 3
+    assert ck["config"]["erasing"] == 0.5 and ck["config"]["precision"] == "fp32"
+    assert ck["class_pids"] == [1, 2, 3]
+    assert json.loads((full_run.parent / "provenance.json").read_text())["model"] == "pcb"
+    assert not list(full_run.parent.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_state(full_run: Path, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    with pytest.raises(_SimulatedKill):
+        _run(toy, out, _kill_after_epochs=3)  # checkpoint at epoch 2; epoch 3 is lost
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    # A resume with different options is refused rather than mixed.
+    with pytest.raises(TrainError, match="erasing"):
+        _run(toy, out, erasing=0.0)
+    resumed = _run(toy, out)
+    a, b = load_checkpoint(full_run), load_checkpoint(resumed)
+    assert b["epoch"] == 5
+    for k, v in a["model_state"].items():
+        assert torch.equal(v, b["model_state"][k]), k
+    for sa, sb in zip(a["optimizer_state"]["state"].values(), b["optimizer_state"]["state"].values(), strict=True):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    # A finished run is not trained again.
+    assert _run(toy, out) == resumed and load_checkpoint(resumed)["epoch"] == 5
+
+
+@pytest.mark.slow
+def test_plain_loader_through_the_cli(toy: Path, tmp_path: Path) -> None:
+    from streid_lib.cli import main
+
+    out = tmp_path / "plain"
+    rc = main(
+        ["train", "--model", "resnet50", "--data", str(toy), "--out", str(out), "--epochs", "1", "--height", "32",
+         "--width", "16", "--weights", "none", "--device", "cpu", "--loader", "plain", "--workers", "0",
+         "--batch-size", "6", "--no-progress"]
+    )  # fmt: skip
+    assert rc == 0
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["config"]["loader"] == "plain" and ck["config"]["precision"] == "fp32"
+    assert ck["config"]["resize"] == [36, 18]  # 288×144 → 256×128 ratio, scaled
+    assert ck["history"][0]["images"] == 6
+
+
+def test_weights_unavailable_stops_training(toy: Path, tmp_path: Path, monkeypatch) -> None:
+    from streid_lib.cli import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
+    rc = main(["train", "--model", "pcb", "--data", str(toy), "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert rc == 2  # the CLI prints the library's message (how to get the weights) and exits
+    assert not (tmp_path / "x" / "last.pt").exists()
+
+
+@pytest.mark.slow
+def test_ddp_on_gloo_with_two_processes(toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "streid_lib",
+        "train", "--model", "resnet50", "--data", str(toy), "--out", str(out), "--epochs", "2", "--height", "32",
+        "--width", "16", "--weights", "none", "--device", "cpu", "--batch-size", "3", "--workers", "1",
+        "--checkpoint-every", "1", "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["config"]["world_size"] == 2 and ck["epoch"] == 2
+    sums = ck["ddp_param_checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1]  # the replicas stayed identical
+    # Each epoch's 6 images were split over the two processes (3 each), none seen twice.
+    assert [h["images"] for h in ck["history"]] == [6, 6]
