@@ -170,8 +170,13 @@ def main(argv=None) -> int:
         res["speedup_vs_plain"] = round(best / res["plain_fp32_dataloader"]["images_per_s"], 2)
         res["train_60_epochs_market_min"] = round(60 * 12936 / max(best, 1e-9) / 60, 1)
 
-        # ---------------- extraction
-        trained.eval()
+        # ---------------- extraction (a freshly initialised model: throughput does not depend on the weights,
+        # and a few from-scratch steps at the reference lr can leave dead ReLUs, i.e. all-zero features)
+        del trained
+        torch.manual_seed(1)
+        trained = build_model("pcb", len(class_pids), weights="none").to(dev).eval()
+        if dev.type == "cuda":
+            trained = trained.to(memory_format=torch.channels_last)
         x = torch.randint(0, 256, (args.extract_batch, *size, 3), dtype=torch.uint8, device=dev)
         for prec, amp in (("fp32", False), ("bf16", True)):
             for _ in range(3):

@@ -95,7 +95,7 @@ def main() -> None:
     print(f"faithful R1 {f['R1']:.2f} mAP {f['mAP']:.2f}")
     print(
         f"improved R1 {i['R1']:.2f} mAP {i['mAP']:.2f}  (choice: {info['choice']['counting']}, "
-        f"sigma={info['choice']['sigma']}, w={info['choice']['w']:.4g} {info['choice']['w_source']})"
+        f"sigma={info['choice']['sigma']}, w={info['w_effective']:.4g} ({info['choice']['w_source']}))"
     )
     print(f"improved (calibrated) R1 {c['R1']:.2f} mAP {c['mAP']:.2f}")
 

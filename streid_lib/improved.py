@@ -44,14 +44,19 @@ opt-in mode measured against faithful, by
    the campus, gives about a quarter of the weight that ranks best, so the scale comes from the logistic fit and
    the last factor from validation mAP. The final ``w = m · w_log`` with ``w_log`` refitted on the pooled
    validation pairs. This needs visual features of the training images (``train_features``). **Without them**
-   (a features file holds only query and gallery) w cannot be estimated from training data: it falls back to
-   the documented constant :data:`DEFAULT_W`, while σ and the counting rule are still chosen by the protocol,
-   from the ST evidence alone (ST-only validation mAP). Test data are never used to pick anything.
+   (a features file holds only query and gallery) w cannot be estimated from training data. The fallback
+   (``w_source="spread"``) is ``w = DEFAULT_W · σ_s`` with σ_s the median over queries of the standard deviation
+   of a query's cosine row: by the Bayes reading, ``a = d'/σ_s`` for a match separation of d' standard
+   deviations, so w scales with σ_s, which removes the feature-dependent unit of the cosine (on the campus and
+   on synthetic Market features the calibrated w/σ_s is 0.3-0.7, while w itself spans a factor 12). σ_s reads
+   the *unlabelled* query-gallery scores only (no identities, like k-reciprocal re-ranking reads the features);
+   σ and the counting rule are still chosen by the protocol, from the ST evidence alone (ST-only validation
+   mAP). Labels of test data are never used.
 
    The re-ranking variant ``improved+re-rank`` first re-ranks the visual distance ``2 - 2s`` (k-reciprocal,
    over query+gallery, :func:`streid_lib.rerank.rerank_scores`) and then adds the ST evidence:
    ``score = -d_rr + w_rr · logLR``; ``w_rr`` is chosen the same way on re-ranked validation distances when
-   training features exist, else :data:`DEFAULT_W_RERANK`.
+   training features exist, else ``DEFAULT_W`` times the median per-query spread of ``d_rr``.
 
 3. **Selection protocol** (:func:`select_hyperparameters`): training identities only. Identities are split into
    folds; for each fold the ST model is fitted on the other folds' identities and a validation query/gallery
@@ -76,13 +81,13 @@ from .features import FeatureSet
 from .metadata import Metadata
 from .st_model import COUNTING_MODES, EPS, SpatialTemporalModel, gaussian_smooth
 
-#: Fusion weight (cosine units per nat of ST evidence) used when no training features exist to calibrate it.
-#: Bayes reading: w = 1/a with a the slope of the visual logit in the cosine. Value: the weight the protocol
-#: calibrates on the campus with colour-histogram training features (0.10-0.17 over presets and seeds), rounded
-#: down; it is *not* calibrated for other features (pass ``train_features``, or ``w`` explicitly via a grid).
-DEFAULT_W: float = 0.1
-#: The same for the re-ranking variant, in units of the re-ranked distance (campus calibration: about 0.2).
-DEFAULT_W_RERANK: float = 0.1
+#: Fallback fusion weight without training features, in units of the visual score's spread σ_s per nat of ST
+#: evidence (``w = DEFAULT_W · σ_s``; module docstring). The campus and synthetic-Market calibrations give
+#: w/σ_s = 0.3-0.7; 0.5 is their middle. Not calibrated for other features: pass ``train_features`` to calibrate.
+DEFAULT_W: float = 0.5
+#: The same for the re-ranking variant: w_rr = DEFAULT_W_RERANK · median per-query sd of the re-ranked distance
+#: (campus calibration: 1.4; 1.0 keeps the same margin below it as DEFAULT_W).
+DEFAULT_W_RERANK: float = 1.0
 #: Outlier fraction ρ of the likelihood ratio: the floor ``log ρ`` of the evidence.
 DEFAULT_OUTLIER: float = 0.01
 #: Default search grid of the selection protocol (σ in bins; counting rules of :class:`SpatialTemporalModel`).
@@ -546,7 +551,7 @@ class Choice:
     Attributes:
         sigma: Parzen width in bins; counting: ``"identity"`` or ``"image_pairs"``.
         w: fusion weight of ``s + w·logLR``; w_rerank: the same after visual re-ranking (None if not asked for).
-        w_source: ``"calibrated"`` (logistic fit on training pairs), ``"grid"`` or ``"default"`` (:data:`DEFAULT_W`,
+        w_source: ``"calibrated"`` (logistic fit on training pairs), ``"grid"`` or ``"spread"`` (:data:`DEFAULT_W`,
             no training features).
         calibration: coefficients of the pooled logistic fits; protocol: folds, seed, criterion.
     """
@@ -555,7 +560,7 @@ class Choice:
     counting: str
     w: float
     w_rerank: float | None = None
-    w_source: str = "default"
+    w_source: str = "spread"
     calibration: dict[str, Any] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
 
@@ -638,7 +643,8 @@ def select_hyperparameters(
       negatives while ranking depends on the top of the list; on the campus the best m is 2-4). Two stages keep
       the cost at (#σ·#counting + #m) validation rankings per fold instead of their product.
       ``grid["w"]`` (absolute weights) replaces this with one exhaustive stage.
-    * Without features: the score is the ST evidence alone (σ and counting only); w = :data:`DEFAULT_W`.
+    * Without features: the score is the ST evidence alone (σ and counting only); w is the spread rule
+      (``w_source="spread"``: ``Choice.w`` = :data:`DEFAULT_W` is then a multiplier of the score spread σ_s).
 
     The candidate with the best mean validation mAP (then R1, then grid order) wins. Its final w is the logistic
     weight refitted on the pooled validation pairs of all folds times the chosen multiplier. With ``rerank``,
@@ -650,7 +656,7 @@ def select_hyperparameters(
         grid: ``{"sigma": [bins], "counting": [...], "w_scale": [...], "w": [...]}``, each optional
             (defaults: :data:`DEFAULT_GRID`, :data:`DEFAULT_W_SCALES`).
         n_folds, seed: identity folds and query draws.
-        rerank: also choose ``w_rerank`` (needs train_features; without them it is :data:`DEFAULT_W_RERANK`).
+        rerank: also choose ``w_rerank`` (needs train_features; without them the spread rule, DEFAULT_W_RERANK).
         st_params: bin_width, n_bins, n_cams, truncate, overflow (and priors, ρ) of :class:`LikelihoodRatioModel`.
         max_positives, max_negatives: pairs sampled per fold for the logistic fits (same pairs for every candidate).
 
@@ -683,7 +689,8 @@ def select_hyperparameters(
 
     def record(stage: int, f: int, sigma: float, counting: str, m: float, w: float, score: np.ndarray) -> None:
         qm, gm = fold_data[f][1], fold_data[f][2]
-        summ = evaluate_scores(score, qm, gm).summary()
+        # float32 validation scores take the metrics' single-pass path (float64 ones are compared twice).
+        summ = evaluate_scores(score if score.dtype.kind == "i" else score.astype(np.float32), qm, gm).summary()
         rows.append({"stage": stage, "fold": f, "sigma": sigma, "counting": counting, "w_scale": m, "w": w,
                      "n_query": len(qm), "n_gallery": len(gm), "R1": summ["R1"], "mAP": summ["mAP"]})  # fmt: skip
 
@@ -706,10 +713,12 @@ def select_hyperparameters(
             bases[(f, counting)] = base
             for sigma in sigmas:
                 model = base if sigma == base.sigma else base.with_params(sigma=sigma)
-                llr = model.log_lr(*geo)
+                idx = model.lookup_index(*geo)
                 if s is None:
-                    record(1, f, sigma, counting, math.nan, DEFAULT_W, _break_ties(llr, model.lookup_table()))
-                elif w_abs is not None:
+                    record(1, f, sigma, counting, math.nan, DEFAULT_W, _dense_table(model.lookup_table()).take(idx))
+                    continue
+                llr = model.lookup_table().take(idx)
+                if w_abs is not None:
                     for w in w_abs:
                         record(1, f, sigma, counting, math.nan, float(w), s + float(w) * llr)
                 else:
@@ -743,7 +752,7 @@ def select_hyperparameters(
     win = agg.loc[best]
     calibration: dict[str, Any] = {}
     if feats is None:
-        w, source = DEFAULT_W, "default"
+        w, source = DEFAULT_W, "spread"
     elif w_abs is not None:
         w, source = float(win["w"]), "grid"
     else:
@@ -799,19 +808,14 @@ def _aggregate(per_fold: Any, keys: list[str]) -> Any:
     )
 
 
-def _break_ties(score: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Scores drawn from ``table`` made distinct without changing the ranking the metrics would produce.
+def _dense_table(table: np.ndarray) -> np.ndarray:
+    """The dense rank (int32) of every value of a lookup table: same order and ties as the values.
 
-    Ties rank by gallery order; subtracting ``ε · j / ng`` with ε below half the smallest gap between distinct
-    table values does exactly that, and lets the metrics skip their (slow) tie resolution. Unchanged when the
-    gap is too small to resolve in float64.
+    ST-only validation scores are read from this table instead of the logLR one: the metrics are identical,
+    and integer scores take the metrics' keyed path, which resolves the many exact ties in one pass.
     """
-    u = np.unique(table)
-    gap = float(np.diff(u).min()) if u.size > 1 else 1.0
-    eps = 0.5 * gap
-    if eps < 1e-9 * max(1.0, float(np.abs(u).max())):
-        return score
-    return score - eps * (np.arange(score.shape[1]) / score.shape[1])
+    _, inv = np.unique(table, return_inverse=True)
+    return inv.reshape(table.shape).astype(np.int32)
 
 
 def _best(agg: Any) -> int:
@@ -915,6 +919,17 @@ def st_params_from(model: SpatialTemporalModel) -> dict[str, Any]:
     return {k: p[k] for k in ("bin_width", "n_bins", "n_cams", "truncate", "overflow")}
 
 
+def score_spread(qn: np.ndarray, gnT: np.ndarray, n_sample: int = 256) -> float:
+    """σ_s: median over (up to ``n_sample`` evenly spaced) queries of the standard deviation of a cosine row.
+
+    Args:
+        qn: (nq, D) L2-normalised query features; gnT: (D, ng) L2-normalised gallery features, transposed.
+    Uses no labels; deterministic.
+    """
+    idx = np.unique(np.linspace(0, len(qn) - 1, min(len(qn), int(n_sample))).astype(np.int64))
+    return float(np.median((qn[idx] @ gnT).std(axis=1)))
+
+
 def _chunked_result(fs: FeatureSet, score_chunk: Callable[[slice], np.ndarray], chunk_size: int) -> Any:
     from .metrics import MetricAccumulator, iter_row_chunks
 
@@ -932,31 +947,45 @@ def improved_results(
     chunk_size: int = 256,
     lr: LikelihoodRatioModel | None = None,
     w: float | None = None,
+    info: dict | None = None,
 ) -> dict[str, Any]:
     """RankingResults of ``improved`` (and ``improved+re-rank``) on a FeatureSet, chunked over queries.
 
-    ``lr``/``w`` override the fitted model's (for ablations). Memory: O(chunk × gallery), plus the N×N
-    re-ranking matrix when ``rerank``.
+    ``lr``/``w`` override the fitted model's (for ablations; ``w`` is then the weight itself). With the spread rule
+    (no training features) the weight is ``fitted.w`` times :func:`score_spread`; ``info`` receives the weights
+    used (``w_effective``, ``w_rerank_effective``). Scores are float32 (the precision of the cosine). Memory:
+    O(chunk × gallery), plus the N×N re-ranking matrix when ``rerank``.
     """
     from .joint import normalize_rows
 
     lr = fitted.lr if lr is None else lr
-    w = fitted.w if w is None else float(w)
     table = lr.lookup_table()
     qc, qf = fs.query.cams[:, None], fs.query.frames[:, None]
     gc, gf = fs.gallery.cams[None, :], fs.gallery.frames[None, :]
     qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
     gnT = np.ascontiguousarray(gn.T)
-    w_table = w * table  # scale the small table once, not every pair
+    spread_rule = fitted.choice.w_source == "spread"
+    if w is None:
+        w = fitted.w * score_spread(qn, gnT) if spread_rule else fitted.w
+    w = float(w)
+    if info is not None:
+        info["w_effective"] = w
+    # Scale the small table once, not every pair. float32 like s: the metrics rank float32 in one pass, and the
+    # cosine itself carries only float32 precision.
+    w_table = (w * table).astype(np.float32)
 
     def improved_chunk(sl: slice) -> np.ndarray:
         return (qn[sl] @ gnT) + w_table.take(lr.lookup_index(qc[sl], qf[sl], gc, gf))
 
     out = {"improved": _chunked_result(fs, improved_chunk, chunk_size)}
     if rerank:
-        w_rr = fitted.w_rerank if fitted.w_rerank is not None else DEFAULT_W_RERANK
         d_rr = _rerank_distance(fs.query_f, fs.gallery_f)
-        rr_table = w_rr * table
+        w_rr = fitted.w_rerank if fitted.w_rerank is not None else DEFAULT_W_RERANK
+        if spread_rule:
+            w_rr = w_rr * float(np.median(d_rr.std(axis=1)))
+        if info is not None:
+            info["w_rerank_effective"] = float(w_rr)
+        rr_table = (w_rr * table).astype(np.float32)
 
         def rerank_chunk(sl: slice) -> np.ndarray:
             return rr_table.take(lr.lookup_index(qc[sl], qf[sl], gc, gf)) - d_rr[sl]
@@ -992,9 +1021,11 @@ def improved_rows(
         if st_params is None and base is not None:
             st_params = st_params_from(base)
         fitted = fit_improved(train, train_features, rerank=rerank, st_params=st_params, **select_kw)
-    results = improved_results(fs, fitted, rerank, chunk_size=chunk_size)
+    used: dict[str, float] = {}
+    results = improved_results(fs, fitted, rerank, chunk_size=chunk_size, info=used)
     if info is not None:
         info.update(fitted.provenance())
+        info.update(used)
         if fitted.validation is not None:
             info["validation"] = fitted.validation.to_dict(orient="records")
     return {row: res.summary() for row, res in results.items()}
@@ -1020,10 +1051,10 @@ def ablation_table(
 
     Variants (each changes one thing of the chosen improved model; w stays the chosen one): the other counting
     rule, no direction prior, no camera-pair prior, no background (likelihood only), per-direction smoothing,
-    other σ, fusion with w = 1 and with :data:`DEFAULT_W`, the ST evidence alone; and with ``rerank``: faithful
-    st-ReID+re-rank (joint score re-ranked), improved+re-rank (visual re-ranked, then ST added) and re-ranking
-    the improved fused score. Test labels only *evaluate* the variants here; the chosen model comes from
-    training identities.
+    other σ, fusion with w = 1 and with the spread rule (:data:`DEFAULT_W`), the ST evidence alone; and with
+    ``rerank``: faithful st-ReID+re-rank (joint score re-ranked), improved+re-rank (visual re-ranked, then ST
+    added) and re-ranking the improved fused score. Test labels only *evaluate* the variants here; the chosen
+    model comes from training identities.
 
     Returns:
         DataFrame: variant, ingredient, R1, R5, mAP, mINP (percent), dR1, dmAP (vs faithful st-ReID).
@@ -1057,8 +1088,12 @@ def ablation_table(
         results[name] = improved_results(fs, fitted, chunk_size=chunk_size, **kw)["improved"]
         ingredient[name] = what
 
+    from .joint import normalize_rows
+
     lr = fitted.lr
-    add("improved", f"chosen: {fitted.choice.counting}, σ={lr.sigma:g}, w={fitted.w:.4g} ({fitted.choice.w_source})")
+    spread = score_spread(normalize_rows(fs.query_f), normalize_rows(fs.gallery_f).T)
+    w_eff = fitted.w * spread if fitted.choice.w_source == "spread" else fitted.w
+    add("improved", f"chosen: {fitted.choice.counting}, σ={lr.sigma:g}, w={w_eff:.4g} ({fitted.choice.w_source})")
     other = [c for c in COUNTING_MODES if c != lr.counting]
     for c in other:
         add(f"counting={c}", "counting rule", lr=LikelihoodRatioModel(**{**lr.get_params(), "counting": c}).fit(train))
@@ -1070,8 +1105,9 @@ def ablation_table(
         if float(sg) != float(lr.sigma):
             add(f"σ={float(sg):g}", "bandwidth σ (bins)", lr=lr.with_params(sigma=float(sg)))
     add("w=1", "fusion weight (uncalibrated Bayes)", w=1.0)
-    if fitted.choice.w_source != "default":
-        add(f"w={DEFAULT_W:g} (default)", "fusion weight", w=DEFAULT_W)
+    if fitted.choice.w_source != "spread":
+        w_spread = DEFAULT_W * spread
+        add(f"w={w_spread:.3g} (spread rule)", "fusion weight without training features", w=w_spread)
     add("ST evidence only", "fusion (no visual)", w=1e6)  # ranking by logLR; s only breaks ties
     if rerank:
         from .rerank import rerank_rows
@@ -1083,7 +1119,7 @@ def ablation_table(
         ingredient["VIS+re-rank"] = "re-rank the visual distance, no ST"
         results["improved+re-rank"] = improved_results(fs, fitted, True, chunk_size=chunk_size)["improved+re-rank"]
         ingredient["improved+re-rank"] = "re-rank visual distance, then add w_rr·logLR"
-        results["re-rank improved score"] = _rerank_fused(fs, fitted)
+        results["re-rank improved score"] = _rerank_fused(fs, fitted, w_eff)
         ingredient["re-rank improved score"] = "re-ranking order: fuse first, then re-rank (2 - 2·score)"
 
     base_s = results["faithful"].summary()
@@ -1108,7 +1144,7 @@ def ablation_table(
     return df
 
 
-def _rerank_fused(fs: FeatureSet, fitted: ImprovedModel) -> Any:
+def _rerank_fused(fs: FeatureSet, fitted: ImprovedModel, w: float) -> Any:
     """Re-rank the improved fused score over query+gallery (d = 2 - 2·score), the faithful re-ranking order."""
     from .joint import normalize_rows
     from .metrics import evaluate_scores
@@ -1118,7 +1154,7 @@ def _rerank_fused(fs: FeatureSet, fitted: ImprovedModel) -> Any:
     allf = normalize_rows(np.concatenate([fs.query_f, fs.gallery_f], axis=0))
     n = len(meta)
     score = np.empty((n, n), np.float32)  # filled in row blocks: peak memory N² float32 + one block
-    w_table = fitted.w * fitted.lr.lookup_table()
+    w_table = w * fitted.lr.lookup_table()
     for a in range(0, n, 1024):
         b = min(a + 1024, n)
         idx = fitted.lr.lookup_index(meta.cams[a:b, None], meta.frames[a:b, None], meta.cams[None], meta.frames[None])

@@ -92,7 +92,20 @@ def st_distributions(
         max_bins = int(np.flatnonzero(support)[-1]) + 1 if support.any() else H
         max_bins = min(H, int(max_bins * 1.15) + 10)
     last = min(H, max_bins)
-    x = np.concatenate([-(np.arange(last)[::-1] + 0.5), np.arange(last) + 0.5]) * bin_width
+    # Display bins: sum groups of f model bins so that about 40 bars show per direction (100-frame bins
+    # are far too thin to see over a span of many minutes). Sums keep every curve a fraction per bar.
+    f = max(1, int(np.ceil(last / 40)))
+    n_disp = int(np.ceil(last / f))
+
+    def coarse(arr: np.ndarray) -> np.ndarray:
+        out = np.zeros(arr.shape[:2] + (n_disp * f,))
+        out[:, :, :last] = arr[:, :, :last]
+        return out.reshape(arr.shape[:2] + (n_disp, f)).sum(axis=3)
+
+    counts_d, smoothed_d = coarse(counts), coarse(smoothed)
+    truth_d = None if truth is None else coarse(truth)
+    width = f * bin_width
+    x = np.concatenate([-(np.arange(n_disp)[::-1] + 0.5), np.arange(n_disp) + 0.5]) * width
     cols = min(4, len(pairs))
     rows = int(np.ceil(len(pairs) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False)
@@ -102,14 +115,14 @@ def st_distributions(
         i, j = a - 1, b - 1
 
         def signed(arr: np.ndarray, w_ba: float = 1.0, w_ab: float = 1.0, i: int = i, j: int = j) -> np.ndarray:
-            return np.concatenate([arr[j, i, :last][::-1] * w_ba, arr[i, j, :last] * w_ab])
+            return np.concatenate([arr[j, i][::-1] * w_ba, arr[i, j] * w_ab])
 
         total = counts[i, j].sum() + counts[j, i].sum()
         share_ab = counts[i, j].sum() / max(total, 1)
-        ax.bar(x, signed(counts) / max(total, 1), width=bin_width, color="0.65", label="votes (fraction)")
-        ax.plot(x, signed(smoothed, 1 - share_ab, share_ab), color="C0", lw=1.5, label="Parzen (HP)")
-        if truth is not None:
-            t = signed(truth)
+        ax.bar(x, signed(counts_d) / max(total, 1), width=width, color="0.7", linewidth=0, label="votes (fraction)")
+        ax.plot(x, signed(smoothed_d, 1 - share_ab, share_ab), color="C0", lw=1.5, label="Parzen (HP)")
+        if truth_d is not None:
+            t = signed(truth_d)
             ax.plot(x, t / max(t.sum(), 1e-12), color="C3", lw=1.0, ls="--", label="ground truth")
         label = f"cam {a} vs {b} ({int(total)} ids)"
         if distance is not None:
@@ -117,7 +130,7 @@ def st_distributions(
             if tvs:
                 label += "\n" + ", ".join(tvs)
         ax.set_title(label, fontsize=9)
-        ax.set_xlabel("t_a − t_b (frames)", fontsize=8)
+        ax.set_xlabel(f"t_a − t_b (frames; bars of {width} frames)", fontsize=8)
         ax.tick_params(labelsize=7)
     axes.ravel()[0].legend(fontsize=7)
     if title:

@@ -140,3 +140,18 @@ def test_other_features_enter_through_the_same_file(toy, tmp_path) -> None:
 def test_missing_checkpoint_is_named(toy, tmp_path) -> None:
     with pytest.raises(WeightsError, match="nope.pt"):
         extract_features("pcb", tmp_path / "nope.pt", toy, device="cpu", progress=False)
+
+
+@pytest.mark.slow
+def test_extraction_on_the_tiny_campus(resnet_state_file, tmp_path) -> None:
+    """The synthetic campus (Market-style names + sequence_lengths.json): frames come out on its own timeline."""
+    campus = pytest.importorskip("streid_lib.campus")
+    root = tmp_path / "campus"
+    campus.generate_campus(root, "tiny", seed=0, progress=False)
+    path, _ = resnet_state_file
+    fs = extract_features("resnet50", path, root, device="cpu", batch_size=64, height=32, width=16, progress=False)
+    splits = read_dataset_root(root)
+    assert (root / "sequence_lengths.json").is_file()
+    assert fs.query_f.shape == (len(splits.query), 2048) and fs.gallery_f.shape == (len(splits.gallery), 2048)
+    assert np.array_equal(fs.gallery.frames, splits.gallery.frames) and np.array_equal(fs.query.cams, splits.query.cams)
+    assert np.allclose(np.linalg.norm(fs.query_f, axis=1), 1.0, atol=1e-5)

@@ -225,7 +225,7 @@ class EpochRunner:
                 correct += ok
                 seen += b
                 steps += 1
-                if steps % log_every == 0 or steps == n_batches:
+                if progress and (steps % log_every == 0 or steps == n_batches):
                     # The only host synchronisation: once every `log_every` steps, for the progress bar.
                     el = time.perf_counter() - t0
                     bar.set_postfix(
@@ -411,7 +411,8 @@ def _train(
     paths, labels_np, class_pids = vdata.training_split(data_root)
     n_classes = len(class_pids)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, n_classes, cfg.weights, download=download_weights)
+    # On resume the checkpoint holds the weights: no need for the ImageNet file again.
+    model = build_model(cfg.model, n_classes, "none" if ckpt is not None else cfg.weights, download=download_weights)
     weights_info = model.weights_info
     model.to(dev)
     if cfg.loader == "memory" and dev.type == "cuda":
