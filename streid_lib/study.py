@@ -514,13 +514,23 @@ def _same_images(fs, root: Path) -> bool:
     return True
 
 
-def evaluate_rows(fs, model, rows=None, rerank: bool = False, **metric_params: Any) -> dict:
-    """``{row: summary}`` for one features set and ST model (faithful joint metric)."""
+def evaluate_rows(
+    fs, model, rows=None, rerank: bool = False, mode: str = "faithful", train=None, **metric_params: Any
+) -> dict:
+    """``{row: summary}`` for one features set and ST model (faithful joint metric; ``mode="improved"``
+    adds the improved rows, fitted on ``train`` metadata only)."""
     from .evaluation import evaluate_features
     from .joint import ROWS, JointMetric
 
-    res = evaluate_features(fs, model, JointMetric(**metric_params), rows=rows or ROWS, rerank=rerank)
+    res = evaluate_features(
+        fs, model, JointMetric(**metric_params), rows=rows or ROWS, rerank=rerank, mode=mode, train=train
+    )
     return res["rows"]
+
+
+def best_of(df: Any, metrics: Sequence[str] = ("R1", "mAP")) -> str:
+    """A sentence naming the best row of a results table for each metric (computed, for notebooks)."""
+    return "; ".join(f"best {m}: {df[m].idxmax()} ({df[m].max():.1f})" for m in metrics)
 
 
 def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | None = None) -> Any:
