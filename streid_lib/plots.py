@@ -142,6 +142,8 @@ def st_distributions(
 def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
     """Grouped bars of a results table (rows = methods, columns include ``metrics``), in percent."""
     plt = _plt()
+    df = df.copy()
+    df.attrs = {}  # attached results objects (e.g. improved.ablation_table) do not survive pandas reshaping
     long = df[list(metrics)].reset_index(names="method").melt(id_vars="method", var_name="metric", value_name="%")
     import seaborn as sns
 
