@@ -95,8 +95,8 @@ _PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "campus_preset": "tiny",
         "train": TrainSettings(
             epochs=1,
-            height_pcb=96,
-            width_pcb=48,
+            height_pcb=64,
+            width_pcb=32,
             height=64,
             width=32,
             batch_size=16,
@@ -107,10 +107,12 @@ _PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "default": {
         "campus_preset": "small",
+        # Sized for ≈10 minutes of the whole study on 2 CPU cores. PCB at 64×32 has a 4×2 layer4 map, so its six
+        # adaptive-pooling stripes overlap (the paper's 384×192 gives 24 rows, 4 per stripe).
         "train": TrainSettings(
-            epochs=4,
-            height_pcb=96,
-            width_pcb=48,
+            epochs=2,
+            height_pcb=64,
+            width_pcb=32,
             height=64,
             width=32,
             batch_size=32,
@@ -463,9 +465,10 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     stale = False
     if path.is_file() and not force:
         cached = load_features(path)
-        if root is None or _same_images(cached, root):
+        if root is None or (_same_images(cached, root) and _same_training(cached, cfg, key)):
             return cached
-        # The dataset changed under the run directory (e.g. regenerated): features and checkpoints are stale.
+        # The dataset or the training settings changed under the run directory: features and checkpoints
+        # are stale and are made again from scratch.
         stale = True
     if root is None:
         raise ValueError(f"features for {key!r}: no dataset folder and no features file were given")
@@ -476,28 +479,47 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     else:
         from .visual import extract_features, train_model
 
-        arch, erasing = VISUAL_MODELS[key]
-        t = cfg.train
-        h, w = (t.height_pcb, t.width_pcb) if arch == "pcb" else (t.height, t.width)
+        req = _train_request(cfg, key)
         ckpt = train_model(
             root,
-            arch,
+            req.pop("model"),
             cfg.out / "checkpoints" / key,
-            epochs=t.epochs,
-            erasing=erasing,
-            height=h,
-            width=w,
-            weights=t.weights,
             device=cfg.device,
-            seed=cfg.seed,
-            batch_size=t.batch_size,
             resume=not (stale or force),
-            lr=t.lr,
-            lr_backbone=t.lr_backbone,
+            **req,
         )
-        fs = extract_features(arch, ckpt, root, device=cfg.device, height=h, width=w)
+        fs = extract_features(
+            VISUAL_MODELS[key][0], ckpt, root, device=cfg.device, height=req["height"], width=req["width"]
+        )
     save_features(path, fs)
     return load_features(path)
+
+
+def _train_request(cfg: StudyConfig, key: str) -> dict:
+    """The training settings a visual model of this run is asked for (compared with a cache's provenance)."""
+    arch, erasing = VISUAL_MODELS[key]
+    t = cfg.train
+    h, w = (t.height_pcb, t.width_pcb) if arch == "pcb" else (t.height, t.width)
+    return {
+        "model": arch,
+        "epochs": t.epochs,
+        "erasing": erasing,
+        "height": h,
+        "width": w,
+        "weights": t.weights,
+        "seed": cfg.seed,
+        "lr": t.lr,
+        "lr_backbone": t.lr_backbone,
+        "batch_size": t.batch_size,
+    }
+
+
+def _same_training(fs, cfg: StudyConfig, key: str) -> bool:
+    """Whether cached features were made by a model trained with this run's settings."""
+    if key not in VISUAL_MODELS:
+        return True
+    done = fs.provenance.get("training_config", {})
+    return all(done.get(k) == v for k, v in _train_request(cfg, key).items())
 
 
 def _same_images(fs, root: Path) -> bool:
