@@ -654,7 +654,7 @@ def st_sensitivity(
     cfg: StudyConfig,
     fs,
     sigmas: Sequence[float] = (0, 5, 10, 25, 50, 100, 200),
-    bin_widths: Sequence[int] = (25, 50, 100, 200, 400),
+    bin_widths: Sequence[int] = (20, 50, 100, 200, 400),
 ) -> Any:
     """Effect of the Parzen width σ and of the bin width on the HP estimate and on st-ReID.
 

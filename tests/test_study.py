@@ -108,3 +108,21 @@ def test_command_line_parameters_are_coerced(text, value):
 def test_unknown_notebook_filter_is_an_error():
     with pytest.raises(FileNotFoundError, match="no notebooks"):
         reproduce.notebooks(["no-such-notebook"])
+
+
+def _fs(provenance):
+    from streid_lib.features import FeatureSet
+    from streid_lib.metadata import Metadata
+
+    meta = Metadata(np.array([1, 2]), np.array([1, 2]), np.array([10, 20]))
+    return FeatureSet(np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32), meta, meta, provenance)
+
+
+def test_cached_features_must_match_the_training_settings(tmp_path):
+    cfg = study.resolve_config("smoke", out_dir=str(tmp_path))
+    done = dict(study._train_request(cfg, "pcb_re"))
+    assert done["erasing"] == 0.5 and done["model"] == "pcb"
+    assert study._same_training(_fs({"training_config": done}), cfg, "pcb_re")
+    assert not study._same_training(_fs({"training_config": {**done, "epochs": 7}}), cfg, "pcb_re")
+    assert not study._same_training(_fs({}), cfg, "pcb_re")  # unknown origin: train again
+    assert study._same_training(_fs({}), cfg, "colour")  # training-free features carry no training settings
