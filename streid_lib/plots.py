@@ -153,6 +153,8 @@ def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
         ax.bar_label(cont, fmt="%.1f", fontsize=7)
     ax.set_ylim(0, 100)
     ax.set_xlabel("")
+    if len(df) > 4:
+        ax.tick_params(axis="x", labelrotation=20)
     ax.set_title(title)
     fig.tight_layout()
     return fig
