@@ -17,9 +17,12 @@ order as :func:`streid_lib.rerank.joint_score_matrix` returns it. Then it resets
 * extra peak: ``VmHWM`` after the call minus ``VmRSS`` before it, i.e. the peak resident memory *beyond* the
   input matrix (and the interpreter), which includes the (nq, ng) output.
 
-The dense reference is the published algorithm as st-ReID ships it (float64 d, ``np.argpartition`` ranks,
-dense V and V_qe, a Python loop per image, an inverted index by column scans, a loop per query). It is skipped
-above ``--dense-max`` images, where it would need more memory than this machine can spare (≈ 12 GiB at 20k).
+The "dense" method is :func:`streid_lib.rerank_reference.reference_rerank_scores`, the slow reference that the
+tests also use: the published algorithm written out image by image with dense arrays (one float64 N×N distance,
+dense float32 V and query-expanded V, a Python loop per image and per query). Unlike the published code it
+ranks with a stable sort (ties by the smaller index, as :mod:`streid_lib.rerank`) and finds the Jaccard sums by
+scanning the columns where the query's V is non-zero instead of building an inverted index; its memory is of the
+same order (≈ 16 N² bytes: about 1.5 GiB at 10k, 6 GiB at 20k). It is skipped above ``--dense-max`` images.
 Both are also checked to agree (max |Δ| of the final distances) wherever both run.
 """
 
@@ -61,57 +64,6 @@ def synthetic_joint(n: int, seed: int = 0, dim: int = 512) -> tuple[np.ndarray, 
     return out.T, int(round(n * Q_FRACTION))
 
 
-def dense_reference(all_dist: np.ndarray, query_num: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3):
-    """The published re_ranking(query_num, all_dist) on a score matrix, dense, as the reference runs it."""
-    original_dist = 2.0 - 2 * np.asarray(all_dist, dtype=np.float64)
-    original_dist = np.transpose(1.0 * original_dist / np.max(original_dist, axis=0))
-    V = np.zeros_like(original_dist).astype(np.float32)
-    initial_rank = np.argpartition(original_dist, range(1, k1 + 1))
-    all_num = original_dist.shape[0]
-    for i in range(all_num):
-        forward_k_neigh_index = initial_rank[i, : k1 + 1]
-        backward_k_neigh_index = initial_rank[forward_k_neigh_index, : k1 + 1]
-        fi = np.where(backward_k_neigh_index == i)[0]
-        k_reciprocal_index = forward_k_neigh_index[fi]
-        k_reciprocal_expansion_index = k_reciprocal_index
-        for j in range(len(k_reciprocal_index)):
-            candidate = k_reciprocal_index[j]
-            candidate_forward_k_neigh_index = initial_rank[candidate, : int(np.around(k1 / 2)) + 1]
-            candidate_backward_k_neigh_index = initial_rank[
-                candidate_forward_k_neigh_index, : int(np.around(k1 / 2)) + 1
-            ]
-            fi_candidate = np.where(candidate_backward_k_neigh_index == candidate)[0]
-            candidate_k_reciprocal_index = candidate_forward_k_neigh_index[fi_candidate]
-            if len(np.intersect1d(candidate_k_reciprocal_index, k_reciprocal_index)) > 2.0 / 3 * len(
-                candidate_k_reciprocal_index
-            ):
-                k_reciprocal_expansion_index = np.append(k_reciprocal_expansion_index, candidate_k_reciprocal_index)
-        k_reciprocal_expansion_index = np.unique(k_reciprocal_expansion_index)
-        weight = np.exp(-original_dist[i, k_reciprocal_expansion_index])
-        V[i, k_reciprocal_expansion_index] = 1.0 * weight / np.sum(weight)
-    original_dist = original_dist[:query_num,]
-    if k2 != 1:
-        V_qe = np.zeros_like(V, dtype=np.float32)
-        for i in range(all_num):
-            V_qe[i, :] = np.mean(V[initial_rank[i, :k2], :], axis=0)
-        V = V_qe
-        del V_qe
-    del initial_rank
-    invIndex = [np.where(V[:, i] != 0)[0] for i in range(all_num)]
-    jaccard_dist = np.zeros_like(original_dist, dtype=np.float32)
-    for i in range(query_num):
-        temp_min = np.zeros(shape=[1, all_num], dtype=np.float32)
-        indNonZero = np.where(V[i, :] != 0)[0]
-        indImages = [invIndex[ind] for ind in indNonZero]
-        for j in range(len(indNonZero)):
-            temp_min[0, indImages[j]] = temp_min[0, indImages[j]] + np.minimum(
-                V[i, indNonZero[j]], V[indImages[j], indNonZero[j]]
-            )
-        jaccard_dist[i] = 1 - temp_min / (2.0 - temp_min)
-    final_dist = jaccard_dist * (1 - lambda_value) + original_dist * lambda_value
-    return final_dist[:query_num, query_num:]
-
-
 def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -124,7 +76,9 @@ def child(method: str, n: int, seed: int, out_npy: str | None) -> dict:
     J, nq = synthetic_joint(n, seed)
     build_s = time.perf_counter() - t0
     if method == "dense":
-        run = lambda: dense_reference(J, nq)  # noqa: E731
+        from streid_lib.rerank_reference import reference_rerank_scores
+
+        run = lambda: reference_rerank_scores(J, nq)  # noqa: E731
     else:
         from streid_lib.rerank import rerank_scores
 

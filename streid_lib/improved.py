@@ -71,7 +71,9 @@ Library functions for the "beyond the paper" notebook return pandas DataFrames (
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -431,8 +433,9 @@ def calibrate_weight(
 
     At most ``max_positives`` positive and ``max_negatives`` negative pairs are sampled (seeded); such
     case-control sampling shifts only the intercept, not the slopes. The columns are standardised and lightly
-    L2-regularised (C = 1): negligible for thousands of pairs, and it keeps the fit finite when the training
-    pairs are separable.
+    L2-regularised (C = 1, intercept not penalised: scikit-learn's ``LogisticRegression(C=1)`` objective): negligible
+    for thousands of pairs, and it keeps the fit finite when the training pairs are separable. Solved by
+    :func:`_logistic_l2` (Newton's method to convergence; no scikit-learn import, which alone costs ~2 s).
 
     Args:
         s: (n,) visual scores (any scale; higher = more similar); log_lr: (n,) ST evidence; same: (n,) bool labels.
@@ -443,8 +446,6 @@ def calibrate_weight(
     Raises:
         ImprovedError: no positives or negatives, or a visual slope <= 0 (w would be meaningless).
     """
-    from sklearn.linear_model import LogisticRegression
-
     s = np.asarray(s, dtype=np.float64).reshape(-1)
     log_lr = np.asarray(log_lr, dtype=np.float64).reshape(-1)
     same = np.asarray(same, dtype=bool).reshape(-1)
@@ -465,10 +466,9 @@ def calibrate_weight(
     # Standardised columns condition the solver (a few iterations instead of hundreds); slopes are mapped back.
     mu, sd = X.mean(axis=0), X.std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)
-    clf = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=100)
-    clf.fit((X - mu) / sd, same[idx])
-    a, c = (float(v) for v in clf.coef_[0] / sd)
-    intercept = float(clf.intercept_[0] - np.sum(clf.coef_[0] * mu / sd))
+    coef, b0 = _logistic_l2((X - mu) / sd, same[idx])
+    a, c = (float(v) for v in coef / sd)
+    intercept = float(b0 - np.sum(coef * mu / sd))
     if not a > 0:
         raise ImprovedError(
             f"calibrate_weight: the visual score has a non-positive logistic slope ({a:.4g}) on training pairs; "
@@ -482,6 +482,50 @@ def calibrate_weight(
         "n_neg": int(neg.size),
     }
     return c / a, info
+
+
+def _logistic_l2(X: np.ndarray, y: np.ndarray, max_iter: int = 100) -> tuple[np.ndarray, float]:
+    """L2-penalised logistic regression ``min Σ_i log(1 + e^{z_i}) - y_i z_i + ||β||²/2``, ``z = Xβ + b``.
+
+    The objective of scikit-learn's ``LogisticRegression(C=1)`` (intercept b not penalised), minimised by Newton's
+    method with a backtracking line search until the step is below 1e-10 (scikit-learn's Newton solver stops at
+    a gradient tolerance of 1e-4, so the two agree to about 1e-6 relative). The objective is strictly convex, so
+    the minimiser is unique.
+
+    Args:
+        X: (n, d) float64 (standardised) features; y: (n,) bool labels.
+
+    Returns:
+        ((d,) coefficients, intercept).
+    """
+    n, d = X.shape
+    A = np.concatenate([X, np.ones((n, 1))], axis=1)
+    yf = y.astype(np.float64)
+    pen = np.r_[np.ones(d), 0.0]  # the intercept is not penalised
+    theta = np.zeros(d + 1)
+
+    def objective(t: np.ndarray) -> float:
+        z = A @ t
+        return float(np.sum(np.logaddexp(0.0, z) - yf * z) + 0.5 * np.sum(pen * t * t))
+
+    f = objective(theta)
+    for _ in range(int(max_iter)):
+        z = A @ theta
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
+        grad = A.T @ (p - yf) + pen * theta
+        hess = (A * (p * (1.0 - p))[:, None]).T @ A + np.diag(pen)
+        step = np.linalg.solve(hess, -grad)
+        t = 1.0
+        while True:  # Armijo backtracking: Newton steps are usually accepted at t = 1
+            cand = theta + t * step
+            f_new = objective(cand)
+            if f_new <= f + 1e-4 * t * float(grad @ step) or t < 1e-10:
+                break
+            t *= 0.5
+        theta, f = cand, f_new
+        if np.max(np.abs(t * step)) < 1e-10:
+            break
+    return theta[:d], float(theta[d])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -619,6 +663,89 @@ def _check_train_features(train: Metadata, train_features: np.ndarray | None) ->
     return f
 
 
+def _threads() -> int:
+    """Ranking threads: 2 where there are 2 CPUs or more (as the faithful rows); the figures do not depend on it."""
+    return min(2, os.cpu_count() or 1)
+
+
+class _Fold:
+    """One validation fold: its metadata, features and one ranking protocol shared by every candidate.
+
+    The good/junk items of each query chunk (:class:`streid_lib.metrics.RankingProtocol`) and the ST lookup indices
+    (``idx``, (nq, ng) into any candidate's lookup table) depend on the metadata only, so they are computed once
+    and reused for every σ, counting rule and weight; a candidate is then one ``take`` of its small table.
+    """
+
+    def __init__(
+        self,
+        fit_meta: Metadata,
+        qm: Metadata,
+        gm: Metadata,
+        fq: np.ndarray | None,
+        fg: np.ndarray | None,
+        s: np.ndarray | None,
+        pidx: np.ndarray | None,
+        psame: np.ndarray | None,
+        chunk_size: int = 256,
+    ) -> None:
+        from .metrics import RankingProtocol, iter_row_chunks
+
+        self.fit_meta, self.qm, self.gm, self.fq, self.fg, self.s = fit_meta, qm, gm, fq, fg, s
+        self.pidx, self.psame = pidx, psame
+        self.s_pairs = None if s is None else s.reshape(-1)[pidx]
+        self.protocol = RankingProtocol(gm)
+        self.slices = list(iter_row_chunks(len(qm), chunk_size))
+        self.chunks = [self.protocol.chunk(qm.take(sl), sl.start) for sl in self.slices]
+        self.idx: np.ndarray | None = None
+        self.idx_pairs: np.ndarray | None = None
+
+    def set_index(self, model: LikelihoodRatioModel) -> None:
+        """Lookup indices of every validation pair (and of the calibration pairs) from a fitted model's bins."""
+        q, g = self.qm, self.gm
+        self.idx = model.lookup_index(q.cams[:, None], q.frames[:, None], g.cams[None, :], g.frames[None, :])
+        if self.pidx is not None:
+            self.idx_pairs = self.idx.reshape(-1)[self.pidx]
+
+    def summary_of(self, score: np.ndarray) -> dict[str, float]:
+        """Validation metrics of a (nq, ng) score matrix; equal to ``evaluate_scores(score, qm, gm).summary()``."""
+        from .metrics import MetricAccumulator
+
+        acc = MetricAccumulator(self.gm, protocol=self.protocol)
+        for sl, chunk in zip(self.slices, self.chunks, strict=True):
+            acc.update(score[sl], chunk=chunk)
+        return acc.result().summary()
+
+    def summary(self, table: np.ndarray) -> dict[str, float]:
+        """Validation metrics of a candidate given as its (weighted) lookup table: ``s + table[idx]``, or
+        ``table[idx]`` alone without features. Float scores are ranked as float32 (the metrics' single-pass path;
+        float64 ones are compared twice), integer ones (dense ranks) as they are."""
+        st = table.take(self.idx)
+        if self.s is None:
+            return self.summary_of(st if st.dtype.kind == "i" else st.astype(np.float32))
+        st += self.s  # float64: the same values as s + w·logLR
+        return self.summary_of(st.astype(np.float32))
+
+
+def _dense_model_table(model: LikelihoodRatioModel) -> np.ndarray:
+    """:func:`_dense_table` of a fitted model's lookup table, faster: only observed pairs carry non-zero evidence.
+
+    Every other entry (unobserved pairs, the diagonal, the overflow slot) is exactly 0 and the diagonal is never
+    observed, so the table's distinct values are those of the observed pairs plus 0; the unique values are
+    sorted once on the observed pairs only (a fraction of the table) and the ranks laid out like the table.
+    """
+    obs = model.observed_
+    _, inv = np.unique(np.r_[model.log_lr_[obs].ravel(), 0.0], return_inverse=True)
+    inv = inv.reshape(-1).astype(np.int32)
+    zero = inv[-1]  # the rank of 0.0
+    ranks = np.full(model.log_lr_.shape, zero, dtype=np.int32)
+    ranks[obs] = inv[:-1].reshape(-1, ranks.shape[2])
+    C, _, H = ranks.shape
+    T = np.full((2, C, C, H + 1), zero, dtype=np.int32)
+    T[1, :, :, :H] = ranks
+    T[0, :, :, :H] = ranks.transpose(1, 0, 2)
+    return T.reshape(-1)
+
+
 def select_hyperparameters(
     train: Metadata,
     train_features: np.ndarray | None = None,
@@ -668,7 +795,6 @@ def select_hyperparameters(
     import pandas as pd
 
     from .joint import cosine_similarity
-    from .metrics import evaluate_scores
 
     grid = dict(DEFAULT_GRID if grid is None else grid)
     unknown = set(grid) - {"sigma", "counting", "w", "w_scale"}
@@ -685,59 +811,79 @@ def select_hyperparameters(
     m0 = scales[len(scales) // 2]  # stage 1 multiplier (the middle of the grid)
     rows: list[dict[str, Any]] = []
     pooled: dict[tuple, list] = {}
-    fold_data = []
+    fold_data: list[_Fold] = []
+    models: dict[tuple[int, str, float], LikelihoodRatioModel] = {}
+    w_logs: dict[tuple[int, str, float], float] = {}
+    pool = ThreadPoolExecutor(_threads())
+    pending: list[tuple[dict[str, Any], Any]] = []
 
-    def record(stage: int, f: int, sigma: float, counting: str, m: float, w: float, score: np.ndarray) -> None:
-        qm, gm = fold_data[f][1], fold_data[f][2]
-        # float32 validation scores take the metrics' single-pass path (float64 ones are compared twice).
-        summ = evaluate_scores(score if score.dtype.kind == "i" else score.astype(np.float32), qm, gm).summary()
-        rows.append({"stage": stage, "fold": f, "sigma": sigma, "counting": counting, "w_scale": m, "w": w,
-                     "n_query": len(qm), "n_gallery": len(gm), "R1": summ["R1"], "mAP": summ["mAP"]})  # fmt: skip
+    def record(stage: int, f: int, sigma: float, counting: str, m: float, w: float, table: np.ndarray) -> None:
+        """Queue the validation ranking of ``s + table[idx]`` (or of ``table[idx]`` alone without features)."""
+        fd = fold_data[f]
+        row = {"stage": stage, "fold": f, "sigma": sigma, "counting": counting, "w_scale": m, "w": w,
+               "n_query": len(fd.qm), "n_gallery": len(fd.gm)}  # fmt: skip
+        rows.append(row)
+        pending.append((row, pool.submit(fd.summary, table)))
 
-    # Stage 1: σ and counting (w = m0 · w_log with features; the ST evidence alone without).
-    bases: dict[tuple[int, str], LikelihoodRatioModel] = {}
-    for f, sp in enumerate(splits):
-        fit_meta, qm, gm = train.take(sp.fit), train.take(sp.query), train.take(sp.gallery)
-        if len(qm) == 0:
-            raise ImprovedError(
-                f"train: validation fold {f} has no identity seen in two cameras, so no query can be evaluated; "
-                "use fewer folds or more training identities"
-            )
-        geo = (qm.cams[:, None], qm.frames[:, None], gm.cams[None, :], gm.frames[None, :])
-        s = cosine_similarity(feats[sp.query], feats[sp.gallery]) if feats is not None else None
-        pidx, psame = _pair_index(qm, gm, max_positives, max_negatives, seed + f) if s is not None else (None, None)
-        fq, fg = (feats[sp.query], feats[sp.gallery]) if feats is not None else (None, None)
-        fold_data.append((fit_meta, qm, gm, geo, pidx, psame, fq, fg, s))
-        for counting in countings:
-            base = LikelihoodRatioModel(**{**params, "counting": counting, "sigma": sigmas[0]}).fit(fit_meta)
-            bases[(f, counting)] = base
-            for sigma in sigmas:
-                model = base if sigma == base.sigma else base.with_params(sigma=sigma)
-                idx = model.lookup_index(*geo)
-                if s is None:
-                    record(1, f, sigma, counting, math.nan, DEFAULT_W, _dense_table(model.lookup_table()).take(idx))
-                    continue
-                llr = model.lookup_table().take(idx)
-                if w_abs is not None:
-                    for w in w_abs:
-                        record(1, f, sigma, counting, math.nan, float(w), s + float(w) * llr)
-                else:
-                    sample = (s.reshape(-1)[pidx], llr.reshape(-1)[pidx], psame)
-                    pooled.setdefault((counting, sigma), []).append(sample)
-                    w_log, _ = calibrate_weight(*sample)
-                    record(1, f, sigma, counting, m0, m0 * w_log, s + m0 * w_log * llr)
-    keys = ["sigma", "counting", "w_scale" if two_stage else "w"]
-    agg = _aggregate(pd.DataFrame(rows), keys)
-    best = _best(agg)
-    sigma, counting = float(agg.loc[best, "sigma"]), str(agg.loc[best, "counting"])
-    # Stage 2 (features, no absolute w grid): the multiplier m of the logistic weight, for the winner.
+    def collect() -> None:
+        for row, fut in pending:
+            summ = fut.result()
+            row["R1"], row["mAP"] = summ["R1"], summ["mAP"]
+        pending.clear()
+
+    try:
+        # Stage 1: σ and counting (w = m0 · w_log with features; the ST evidence alone without).
+        for f, sp in enumerate(splits):
+            fit_meta, qm, gm = train.take(sp.fit), train.take(sp.query), train.take(sp.gallery)
+            if len(qm) == 0:
+                raise ImprovedError(
+                    f"train: validation fold {f} has no identity seen in two cameras, so no query can be evaluated; "
+                    "use fewer folds or more training identities"
+                )
+            s = cosine_similarity(feats[sp.query], feats[sp.gallery]) if feats is not None else None
+            pidx, psame = _pair_index(qm, gm, max_positives, max_negatives, seed + f) if s is not None else (None, None)
+            fq, fg = (feats[sp.query], feats[sp.gallery]) if feats is not None else (None, None)
+            fd = _Fold(fit_meta, qm, gm, fq, fg, s, pidx, psame)
+            fold_data.append(fd)
+            for counting in countings:
+                base = LikelihoodRatioModel(**{**params, "counting": counting, "sigma": sigmas[0]}).fit(fit_meta)
+                if fd.idx is None:
+                    # The lookup indices depend only on the bins, cameras and overflow policy, which every
+                    # candidate shares: computed once per fold (and the calibration pairs' indices with them).
+                    fd.set_index(base)
+                for sigma in sigmas:
+                    model = base if sigma == base.sigma else base.with_params(sigma=sigma)
+                    models[(f, counting, sigma)] = model
+                    if s is None:
+                        record(1, f, sigma, counting, math.nan, DEFAULT_W, _dense_model_table(model))
+                        continue
+                    table = model.lookup_table()
+                    if w_abs is not None:
+                        for w in w_abs:
+                            record(1, f, sigma, counting, math.nan, float(w), float(w) * table)
+                    else:
+                        sample = (fd.s_pairs, table.take(fd.idx_pairs), psame)
+                        pooled.setdefault((counting, sigma), []).append(sample)
+                        w_log, _ = calibrate_weight(*sample)
+                        w_logs[(f, counting, sigma)] = w_log
+                        record(1, f, sigma, counting, m0, m0 * w_log, (m0 * w_log) * table)
+        collect()
+        keys = ["sigma", "counting", "w_scale" if two_stage else "w"]
+        agg = _aggregate(pd.DataFrame(rows), keys)
+        best = _best(agg)
+        sigma, counting = float(agg.loc[best, "sigma"]), str(agg.loc[best, "counting"])
+        # Stage 2 (features, no absolute w grid): the multiplier m of the logistic weight, for the winner.
+        # The winner's models and logistic weights are those of stage 1 (same counts, σ and calibration pairs).
+        if two_stage and len(scales) > 1:
+            for f in range(len(fold_data)):
+                table, w_log = models[(f, counting, sigma)].lookup_table(), w_logs[(f, counting, sigma)]
+                for m in scales:
+                    if m != m0:
+                        record(2, f, sigma, counting, m, m * w_log, (m * w_log) * table)
+            collect()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if two_stage and len(scales) > 1:
-        for f, (_fm, _qm, _gm, geo, pidx, _ps, _fq, _fg, s) in enumerate(fold_data):
-            llr = bases[(f, counting)].with_params(sigma=sigma).log_lr(*geo)
-            w_log, _ = calibrate_weight(s.reshape(-1)[pidx], llr.reshape(-1)[pidx], fold_data[f][5])
-            for m in scales:
-                if m != m0:
-                    record(2, f, sigma, counting, m, m * w_log, s + m * w_log * llr)
         per = pd.DataFrame(rows)
         winner = (per["sigma"] == sigma) & (per["counting"] == counting)
         stage2 = _aggregate(per[winner], keys)
@@ -768,9 +914,8 @@ def select_hyperparameters(
     if rerank and feats is None:
         w_rr = DEFAULT_W_RERANK
     elif rerank:
-        w_rr, calibration["rerank"], rr_table = _select_w_rerank(
-            fold_data, {**params, "counting": counting, "sigma": sigma}, scales, w_abs
-        )
+        winners = [models[(f, counting, sigma)] for f in range(len(fold_data))]
+        w_rr, calibration["rerank"], rr_table = _select_w_rerank(fold_data, winners, scales, w_abs)
         agg.attrs["rerank"] = rr_table
     protocol = {
         "n_folds": int(n_folds),
@@ -825,18 +970,19 @@ def _best(agg: Any) -> int:
 
 
 def _select_w_rerank(
-    fold_data: list, params: dict[str, Any], scales: Sequence[float], w_abs: Sequence[float] | None
+    fold_data: list[_Fold], models: list[LikelihoodRatioModel], scales: Sequence[float], w_abs: Sequence[float] | None
 ) -> tuple[float, dict[str, Any], Any]:
-    """w_rerank for ``-d_rr + w·logLR``: logistic scale × multiplier (or an absolute grid) by validation mAP."""
+    """w_rerank for ``-d_rr + w·logLR``: logistic scale × multiplier (or an absolute grid) by validation mAP.
+
+    ``models``: per fold, the winning likelihood-ratio model fitted on the fold's training identities.
+    """
     import pandas as pd
 
-    from .metrics import evaluate_scores
-
     rows, pooled = [], []
-    for f, (fit_meta, qm, gm, geo, pidx, psame, fq, fg, _s) in enumerate(fold_data):
-        llr = LikelihoodRatioModel(**params).fit(fit_meta).log_lr(*geo)
-        d_rr = _rerank_distance(fq, fg)
-        sample = (-d_rr.reshape(-1)[pidx], llr.reshape(-1)[pidx], psame)
+    for f, (fd, model) in enumerate(zip(fold_data, models, strict=True)):
+        llr = model.lookup_table().take(fd.idx)
+        d_rr = _rerank_distance(fd.fq, fd.fg)
+        sample = (-d_rr.reshape(-1)[fd.pidx], llr.reshape(-1)[fd.pidx], fd.psame)
         pooled.append(sample)
         if w_abs is not None:
             cands = [(math.nan, float(w)) for w in w_abs]
@@ -844,7 +990,7 @@ def _select_w_rerank(
             w_log, _ = calibrate_weight(*sample)
             cands = [(m, m * w_log) for m in scales]
         for m, w in cands:
-            summ = evaluate_scores(w * llr - d_rr, qm, gm).summary()
+            summ = fd.summary_of(w * llr - d_rr)
             rows.append({"fold": f, "w_scale": m, "w": w, "R1": summ["R1"], "mAP": summ["mAP"]})
     per_fold = pd.DataFrame(rows)
     key = "w" if w_abs is not None else "w_scale"
@@ -930,12 +1076,29 @@ def score_spread(qn: np.ndarray, gnT: np.ndarray, n_sample: int = 256) -> float:
     return float(np.median((qn[idx] @ gnT).std(axis=1)))
 
 
-def _chunked_result(fs: FeatureSet, score_chunk: Callable[[slice], np.ndarray], chunk_size: int) -> Any:
+def _chunked_result(fs: FeatureSet, score_chunk: Callable[[slice], np.ndarray], chunk_size: int, protocol: Any) -> Any:
+    """Rank ``score_chunk(rows)`` ((c, n_kept) scores on ``protocol.columns``) chunk by chunk of queries.
+
+    As the faithful rows (:func:`streid_lib.evaluation.rank_rows`): with 2 CPUs a worker thread ranks chunk i while
+    chunk i+1 is scored; the chunks reach the accumulator in query order, so the figures do not depend on it.
+    """
     from .metrics import MetricAccumulator, iter_row_chunks
 
-    acc = MetricAccumulator(fs.gallery)
-    for sl in iter_row_chunks(len(fs.query), int(chunk_size)):
-        acc.update(score_chunk(sl), fs.query.take(sl))
+    acc = MetricAccumulator(fs.gallery, protocol=protocol)
+    slices = iter_row_chunks(len(fs.query), int(chunk_size))
+    if _threads() == 1:
+        for sl in slices:
+            acc.update(score_chunk(sl), chunk=protocol.chunk(fs.query.take(sl), sl.start))
+        return acc.result()
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
+        for sl in slices:
+            scores, chunk = score_chunk(sl), protocol.chunk(fs.query.take(sl), sl.start)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(acc.update, scores, chunk=chunk)
+        if pending is not None:
+            pending.result()
     return acc.result()
 
 
@@ -957,13 +1120,19 @@ def improved_results(
     O(chunk × gallery), plus the N×N re-ranking matrix when ``rerank``.
     """
     from .joint import normalize_rows
+    from .metrics import RankingProtocol
 
     lr = fitted.lr if lr is None else lr
     table = lr.lookup_table()
+    # Only the gallery items that can take part in a ranking are scored (pid -1 items are junk for every query),
+    # as in the faithful rows: the figures are the same, the work smaller.
+    protocol = RankingProtocol(fs.gallery)
+    cols = protocol.columns
     qc, qf = fs.query.cams[:, None], fs.query.frames[:, None]
-    gc, gf = fs.gallery.cams[None, :], fs.gallery.frames[None, :]
+    gc, gf = fs.gallery.cams[None, cols], fs.gallery.frames[None, cols]
     qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
     gnT = np.ascontiguousarray(gn.T)
+    gnT_kept = np.ascontiguousarray(gnT[:, cols])
     spread_rule = fitted.choice.w_source == "spread"
     if w is None:
         w = fitted.w * score_spread(qn, gnT) if spread_rule else fitted.w
@@ -975,9 +1144,9 @@ def improved_results(
     w_table = (w * table).astype(np.float32)
 
     def improved_chunk(sl: slice) -> np.ndarray:
-        return (qn[sl] @ gnT) + w_table.take(lr.lookup_index(qc[sl], qf[sl], gc, gf))
+        return (qn[sl] @ gnT_kept) + w_table.take(lr.lookup_index(qc[sl], qf[sl], gc, gf))
 
-    out = {"improved": _chunked_result(fs, improved_chunk, chunk_size)}
+    out = {"improved": _chunked_result(fs, improved_chunk, chunk_size, protocol)}
     if rerank:
         d_rr = _rerank_distance(fs.query_f, fs.gallery_f)
         w_rr = fitted.w_rerank if fitted.w_rerank is not None else DEFAULT_W_RERANK
@@ -988,9 +1157,9 @@ def improved_results(
         rr_table = (w_rr * table).astype(np.float32)
 
         def rerank_chunk(sl: slice) -> np.ndarray:
-            return rr_table.take(lr.lookup_index(qc[sl], qf[sl], gc, gf)) - d_rr[sl]
+            return rr_table.take(lr.lookup_index(qc[sl], qf[sl], gc, gf)) - np.take(d_rr[sl], cols, axis=1)
 
-        out["improved+re-rank"] = _chunked_result(fs, rerank_chunk, chunk_size)
+        out["improved+re-rank"] = _chunked_result(fs, rerank_chunk, chunk_size, protocol)
     return out
 
 

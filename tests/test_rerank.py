@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking: agreement with a loop transcription of the published algorithm, edge cases, bad input."""
+"""k-reciprocal re-ranking: agreement with the slow reference (streid_lib.rerank_reference), edge cases, bad input."""
 
 from __future__ import annotations
 
@@ -19,62 +19,8 @@ from streid_lib.rerank import (
     rerank_rows,
     rerank_scores,
 )
+from streid_lib.rerank_reference import reference_rerank, reference_rerank_scores
 from streid_lib.st_model import SpatialTemporalModel
-
-# ---------------------------------------------------------------------------------------------------------------
-# the published algorithm (Zhong et al. 2017, as copied in st-ReID's re_ranking.py), transcribed loop by loop.
-# Only differences: ranks by a stable argsort (ties by index; argpartition leaves them arbitrary) and the
-# documented clamping of k1/k2 for tiny N.
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def loop_rerank(original_dist: np.ndarray, query_num: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3):
-    original_dist = np.asarray(original_dist, dtype=np.float64)
-    all_num = original_dist.shape[0]
-    k1 = min(k1, all_num - 1)
-    k2 = min(k2, k1 + 1)
-    original_dist = np.transpose(1.0 * original_dist / np.max(original_dist, axis=0))
-    V = np.zeros_like(original_dist).astype(np.float32)
-    initial_rank = np.argsort(original_dist, axis=1, kind="stable")
-    for i in range(all_num):
-        forward_k_neigh_index = initial_rank[i, : k1 + 1]
-        backward_k_neigh_index = initial_rank[forward_k_neigh_index, : k1 + 1]
-        fi = np.where(backward_k_neigh_index == i)[0]
-        k_reciprocal_index = forward_k_neigh_index[fi]
-        k_reciprocal_expansion_index = k_reciprocal_index
-        for j in range(len(k_reciprocal_index)):
-            candidate = k_reciprocal_index[j]
-            kh = int(np.around(k1 / 2))
-            candidate_forward_k_neigh_index = initial_rank[candidate, : kh + 1]
-            candidate_backward_k_neigh_index = initial_rank[candidate_forward_k_neigh_index, : kh + 1]
-            fi_candidate = np.where(candidate_backward_k_neigh_index == candidate)[0]
-            candidate_k_reciprocal_index = candidate_forward_k_neigh_index[fi_candidate]
-            if len(np.intersect1d(candidate_k_reciprocal_index, k_reciprocal_index)) > 2.0 / 3 * len(
-                candidate_k_reciprocal_index
-            ):
-                k_reciprocal_expansion_index = np.append(k_reciprocal_expansion_index, candidate_k_reciprocal_index)
-        k_reciprocal_expansion_index = np.unique(k_reciprocal_expansion_index)
-        weight = np.exp(-original_dist[i, k_reciprocal_expansion_index])
-        V[i, k_reciprocal_expansion_index] = 1.0 * weight / np.sum(weight)
-    original_dist = original_dist[:query_num,]
-    if k2 != 1:
-        V_qe = np.zeros_like(V, dtype=np.float32)
-        for i in range(all_num):
-            V_qe[i, :] = np.mean(V[initial_rank[i, :k2], :], axis=0)
-        V = V_qe
-    invIndex = [np.where(V[:, i] != 0)[0] for i in range(all_num)]
-    jaccard_dist = np.zeros_like(original_dist, dtype=np.float32)
-    for i in range(query_num):
-        temp_min = np.zeros(shape=[1, all_num], dtype=np.float32)
-        indNonZero = np.where(V[i, :] != 0)[0]
-        indImages = [invIndex[ind] for ind in indNonZero]
-        for j in range(len(indNonZero)):
-            temp_min[0, indImages[j]] = temp_min[0, indImages[j]] + np.minimum(
-                V[i, indNonZero[j]], V[indImages[j], indNonZero[j]]
-            )
-        jaccard_dist[i] = 1 - temp_min / (2.0 - temp_min)
-    final_dist = jaccard_dist * (1 - lambda_value) + original_dist * lambda_value
-    return final_dist[:query_num, query_num:]
 
 
 def clustered_dist(n: int, n_ids: int, seed: int, dim: int = 8, noise: float = 0.7, asym: bool = False) -> np.ndarray:
@@ -117,9 +63,9 @@ CASES = [  # (N, nq, n_ids, seed, k1, k2, lambda, block_size)
 
 @pytest.mark.parametrize("n,nq,n_ids,seed,k1,k2,lam,bs", CASES)
 @pytest.mark.parametrize("asym", [False, True])
-def test_numpy_matches_loop_transcription(n, nq, n_ids, seed, k1, k2, lam, bs, asym):
+def test_numpy_matches_reference(n, nq, n_ids, seed, k1, k2, lam, bs, asym):
     d = clustered_dist(n, n_ids, seed, asym=asym)
-    ref = loop_rerank(d, nq, k1, k2, lam)
+    ref = reference_rerank(d, nq, k1, k2, lam)
     ours = k_reciprocal_rerank(d, nq, k1, k2, lam, progress=False, block_size=bs)
     assert_same(ours, ref)
     # Fortran order and float64 input give the same result
@@ -128,10 +74,10 @@ def test_numpy_matches_loop_transcription(n, nq, n_ids, seed, k1, k2, lam, bs, a
 
 
 @pytest.mark.parametrize("n,nq,n_ids,seed,k1,k2,lam,bs", CASES[:3])
-def test_torch_matches_loop_transcription(n, nq, n_ids, seed, k1, k2, lam, bs):
+def test_torch_matches_reference(n, nq, n_ids, seed, k1, k2, lam, bs):
     pytest.importorskip("torch")
     d = clustered_dist(n, n_ids, seed, asym=True)
-    ref = loop_rerank(d, nq, k1, k2, lam)
+    ref = reference_rerank(d, nq, k1, k2, lam)
     assert_same(k_reciprocal_rerank(d, nq, k1, k2, lam, backend="torch", device="cpu", progress=False), ref)
 
 
@@ -139,7 +85,7 @@ def test_reciprocal_sets_are_exercised():
     """Guard against a vacuous comparison: the test matrices give non-trivial sets and a real re-ordering."""
     d = clustered_dist(90, 9, 1)
     nq = 20
-    ref = loop_rerank(d, nq)
+    ref = reference_rerank(d, nq)
     plain = d[nq:, :nq].T  # the transposed block, as the reference's D
     changed = (np.argsort(ref, axis=1, kind="stable")[:, :5] != np.argsort(plain, axis=1, kind="stable")[:, :5]).any()
     assert changed
@@ -148,9 +94,11 @@ def test_reciprocal_sets_are_exercised():
 
 def test_scores_equal_distance_form():
     d = clustered_dist(64, 8, 5)
-    s = (2 - d) / 2  # d = 2 - 2 s exactly representable? compare to the loop on 2 - 2s in float64
+    s = (2 - d) / 2  # d = 2 - 2 s exactly representable? compare to the reference on 2 - 2s in float64
     s = s.astype(np.float32)
-    ref = loop_rerank(2.0 - 2.0 * s.astype(np.float64), 10)
+    ref = reference_rerank(2.0 - 2.0 * s.astype(np.float64), 10)
+    # the reference's own score form (used by benchmarks/bench_rerank.py) forms d = 2 - 2 s the same way
+    np.testing.assert_array_equal(reference_rerank_scores(s, 10), ref)
     assert_same(rerank_scores(s, 10, progress=False, block_size=4), ref)
     assert_same(rerank_scores(np.asfortranarray(s), 10, progress=False, block_size=3), ref)
     pytest.importorskip("torch")
@@ -167,9 +115,9 @@ def test_n_smaller_than_k1_clamps():
     prm = effective_params(12, 4, 20, 6)
     assert (prm.k1, prm.k2, prm.k_half) == (11, 6, 6)
     assert effective_params(4, 1, 20, 6).k2 == 4
-    ref = loop_rerank(d, 4, 20, 6)
+    ref = reference_rerank(d, 4, 20, 6)
     assert_same(k_reciprocal_rerank(d, 4, progress=False), ref)
-    assert_same(k_reciprocal_rerank(d[:3, :3], 1, progress=False), loop_rerank(d[:3, :3], 1))
+    assert_same(k_reciprocal_rerank(d[:3, :3], 1, progress=False), reference_rerank(d[:3, :3], 1))
     pytest.importorskip("torch")
     assert_same(k_reciprocal_rerank(d, 4, backend="torch", device="cpu", progress=False), ref)
 
@@ -182,7 +130,7 @@ def test_duplicate_scores_tie_break_by_index():
     d = np.round(base[np.ix_(idx, idx)] * 4) / 4
     d = d.astype(np.float32)
     nq = 9
-    ref = loop_rerank(d, nq)
+    ref = reference_rerank(d, nq)
     for bs in (2, 3, 32):
         assert_same(k_reciprocal_rerank(d, nq, progress=False, block_size=bs), ref)
         assert_same(k_reciprocal_rerank(np.asfortranarray(d), nq, progress=False, block_size=bs), ref)
@@ -200,7 +148,7 @@ def test_query_without_true_match_and_one_camera_gallery():
     d = clustered_dist(70, 7, 9)
     nq = 10
     final = k_reciprocal_rerank(d, nq, progress=False, block_size=4)
-    assert_same(final, loop_rerank(d, nq))
+    assert_same(final, reference_rerank(d, nq))
     rng = np.random.default_rng(0)
     gp = rng.integers(1, 8, 60)
     qp = np.concatenate([[99], rng.choice(gp, nq - 1)])  # query 0 has no match in the gallery
@@ -210,8 +158,8 @@ def test_query_without_true_match_and_one_camera_gallery():
     summ = res.summary()
     assert res.n_good[0] == 0 and res.first_hit[0] == -1
     assert 0 <= summ["mAP"] <= 100 * (nq - 1) / nq  # the matchless query counts as 0 in the average
-    # the same metrics as the reference transcription
-    assert evaluate_scores(-loop_rerank(d, nq), query, gallery).summary() == pytest.approx(summ)
+    # the same metrics as the slow reference
+    assert evaluate_scores(-reference_rerank(d, nq), query, gallery).summary() == pytest.approx(summ)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -286,15 +234,15 @@ def test_rows_and_variants(make_feature_set):
     rows = rerank_rows(fs, model, progress=False)
     assert set(rows) == {"VIS+re-rank", "st-ReID+re-rank"}
     J = joint_score_matrix(fs, model)
-    want = evaluate_scores(-loop_rerank(2.0 - 2.0 * J.astype(np.float64), nq), fs.query, fs.gallery).summary()
+    want = evaluate_scores(-reference_rerank(2.0 - 2.0 * J.astype(np.float64), nq), fs.query, fs.gallery).summary()
     assert rows["st-ReID+re-rank"].summary() == pytest.approx(want)
     S = cosine_score_matrix(fs)
-    want = evaluate_scores(-loop_rerank(2.0 - 2.0 * S.astype(np.float64), nq), fs.query, fs.gallery).summary()
+    want = evaluate_scores(-reference_rerank(2.0 - 2.0 * S.astype(np.float64), nq), fs.query, fs.gallery).summary()
     assert rows["VIS+re-rank"].summary() == pytest.approx(want)
 
     resc = rerank_joint(fs, model, variant="rescaled", progress=False)
     Jr = (J.astype(np.float64) - J.min()) / (J.max() - J.min())
-    np.testing.assert_allclose(resc, -loop_rerank(2.0 - 2.0 * Jr, nq), atol=1e-5)
+    np.testing.assert_allclose(resc, -reference_rerank(2.0 - 2.0 * Jr, nq), atol=1e-5)
     vts = rerank_joint(fs, model, variant="visual_then_st", progress=False)
     assert vts.shape == (nq, len(fs.gallery)) and np.isfinite(vts).all()
 
