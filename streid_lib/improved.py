@@ -65,6 +65,16 @@ opt-in mode measured against faithful, by
    w from an explicit grid) are chosen by mean validation mAP (ties: R1, then the earlier grid entry). The
    function's signature cannot receive query or gallery data.
 
+   Cost (issue 7: at most 2× the faithful rows): per fold the ranking protocol's good/junk items, the ST lookup
+   indices and the calibration pairs are computed once and shared by every candidate (a candidate is one
+   ``take`` of its small table); σ variants reuse the counts (:meth:`LikelihoodRatioModel.with_params`); the
+   multiplier stage reuses the stage-1 models and logistic weights; validation rankings run in a worker thread
+   while the next candidate is fitted; the final model is fitted while the multipliers are ranked. All exact:
+   the same choices and figures as computing each candidate from scratch. The logistic fit is our own Newton
+   solver of scikit-learn's ``LogisticRegression(C=1)`` objective, run to convergence (scikit-learn stops at a
+   gradient tolerance; its weights differ from the exact optimum by ~1e-4 relative), which also avoids
+   importing scikit-learn (~2 s).
+
 Library functions for the "beyond the paper" notebook return pandas DataFrames (pandas is imported lazily).
 """
 
@@ -133,7 +143,7 @@ def background_counts(
     n_bins: int = 5000,
     n_cams: int = 8,
     overflow: str = "zero",
-    max_block: int = 2_000_000,
+    max_block: int = 262_144,
 ) -> tuple[np.ndarray, int]:
     """Histogram of time gaps between **different** training identities, in faithful's layout.
 
@@ -141,7 +151,8 @@ def background_counts(
     identity i' != i in camera k (units: per-camera mean frames for ``counting="identity"``, images for
     ``"image_pairs"``). Each pair votes into ``counts[later, earlier, floor(|Δ| / bin_width)]``, ties counting
     the higher camera as later — the same rule as the same-identity votes. Vectorised as outer differences in
-    blocks of at most ``max_block`` pairs (a loop over camera pairs and blocks only).
+    blocks of at most ``max_block`` pairs (a loop over camera pairs and blocks only; cache-sized blocks are
+    fastest, and the integer counts do not depend on the block size).
 
     Returns:
         ((C, C, H) float64 counts, number of votes beyond the last bin). Overflowing votes follow ``overflow``:
@@ -162,28 +173,30 @@ def background_counts(
             for s0 in range(0, gj.size, step):
                 rows = gj[s0 : s0 + step]
                 d = t[rows, None] - tk[None, :]  # t_j - t_k
-                other = pid[rows, None] != pk[None, :]
-                j_later = d > 0  # equal times: k (higher camera) is later, as in faithful
+                skip = pid[rows, None] == pk[None, :]  # same identity: not background
                 if counting == "identity":
                     b = (np.abs(d) / float(bw)).astype(np.int64)  # int() of a non-negative float = floor
                 else:
                     b = np.abs(d) // bw
-                b, j_later = b[other], j_later[other]
                 over = b >= H
+                np.logical_and(over, ~skip, out=over)
                 if over.any():
                     n_over += int(over.sum())
                     if overflow == "error":
                         raise ImprovedError(
-                            f"background: a time gap between different identities falls in bin {int(b.max())} "
+                            f"background: a time gap between different identities falls in bin {int(b[over].max())} "
                             f"(cameras {j + 1} and {k + 1}), beyond the last bin {H - 1} (n_bins={H}, "
                             f"bin_width={bw}); raise n_bins or use overflow='zero'/'clip'"
                         )
                     if overflow == "clip":
-                        b = np.minimum(b, H - 1)
+                        np.minimum(b, H - 1, out=b)
                     else:
-                        b, j_later = b[~over], j_later[~over]
-                slot = np.where(j_later, b, H + b)
-                counts[j, k] += np.bincount(slot, minlength=2 * H)
+                        skip |= over
+                # Slot b: j later; H + b: k later (equal times: k, the higher camera, is later, as in faithful).
+                # Skipped pairs go to an extra slot 2H that is dropped: no compaction of the block needed.
+                np.add(b, H, out=b, where=d <= 0)
+                np.copyto(b, 2 * H, where=skip)
+                counts[j, k] += np.bincount(b.reshape(-1), minlength=2 * H + 1)[: 2 * H]
     out = np.zeros((C, C, H), dtype=np.float64)
     j, k = np.triu_indices(C, k=1)
     out[j, k] = counts[j, k, :H]
@@ -498,31 +511,49 @@ def _logistic_l2(X: np.ndarray, y: np.ndarray, max_iter: int = 100) -> tuple[np.
     Returns:
         ((d,) coefficients, intercept).
     """
+    from scipy.special import expit
+
     n, d = X.shape
-    A = np.concatenate([X, np.ones((n, 1))], axis=1)
+    A = np.ascontiguousarray(np.concatenate([X, np.ones((n, 1))], axis=1))
+    AT = np.ascontiguousarray(A.T)
+    iu = np.triu_indices(d + 1)
+    # Products of column pairs, once: each Hessian is then one (pairs × n) matrix-vector product.
+    Q = AT[iu[0]] * AT[iu[1]]
     yf = y.astype(np.float64)
     pen = np.r_[np.ones(d), 0.0]  # the intercept is not penalised
     theta = np.zeros(d + 1)
+    ybar = float(yf.mean())
+    theta[d] = math.log(ybar / (1.0 - ybar))  # the optimum when every slope is 0: one Newton step saved
 
-    def objective(t: np.ndarray) -> float:
+    def objective(t: np.ndarray) -> tuple[float, np.ndarray]:
         z = A @ t
-        return float(np.sum(np.logaddexp(0.0, z) - yf * z) + 0.5 * np.sum(pen * t * t))
+        return float(np.sum(np.logaddexp(0.0, z)) - yf @ z + 0.5 * np.sum(pen * t * t)), z
 
-    f = objective(theta)
+    z = A @ theta
+    f: float | None = None
     for _ in range(int(max_iter)):
-        z = A @ theta
-        p = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
-        grad = A.T @ (p - yf) + pen * theta
-        hess = (A * (p * (1.0 - p))[:, None]).T @ A + np.diag(pen)
+        p = expit(z)
+        grad = AT @ (p - yf) + pen * theta
+        hess = np.zeros((d + 1, d + 1))
+        hess[iu] = Q @ (p * (1.0 - p))
+        hess = hess + np.triu(hess, 1).T + np.diag(pen)
         step = np.linalg.solve(hess, -grad)
         t = 1.0
-        while True:  # Armijo backtracking: Newton steps are usually accepted at t = 1
-            cand = theta + t * step
-            f_new = objective(cand)
-            if f_new <= f + 1e-4 * t * float(grad @ step) or t < 1e-10:
-                break
-            t *= 0.5
-        theta, f = cand, f_new
+        if np.max(np.abs(step)) > 0.5:
+            # Far from the optimum: Armijo backtracking (Newton steps are usually accepted at t = 1). Close to it
+            # (standardised columns, steps <= 0.5) the full Newton step converges quadratically: no objective needed.
+            if f is None:
+                f = objective(theta)[0]
+            while True:
+                cand = theta + t * step
+                f_new, z_new = objective(cand)
+                if f_new <= f + 1e-4 * t * float(grad @ step) or t < 1e-10:
+                    break
+                t *= 0.5
+            theta, f, z = cand, f_new, z_new
+        else:
+            theta = theta + step
+            z, f = A @ theta, None
         if np.max(np.abs(t * step)) < 1e-10:
             break
     return theta[:d], float(theta[d])
@@ -607,6 +638,9 @@ class Choice:
     w_source: str = "spread"
     calibration: dict[str, Any] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: The likelihood-ratio model with the chosen σ and counting fitted on all of ``train``, when the protocol
+    #: fitted it already (while it ranked the last candidates); None otherwise. Not part of :meth:`as_dict`.
+    final_model: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (for provenance)."""
@@ -706,24 +740,34 @@ class _Fold:
         if self.pidx is not None:
             self.idx_pairs = self.idx.reshape(-1)[self.pidx]
 
-    def summary_of(self, score: np.ndarray) -> dict[str, float]:
-        """Validation metrics of a (nq, ng) score matrix; equal to ``evaluate_scores(score, qm, gm).summary()``."""
+    def summary_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> dict[str, float]:
+        """Validation metrics of a (nq, ng) score matrix, or of a function giving its rows ``score(rows)``; equal
+        to ``evaluate_scores(score, qm, gm).summary()``."""
         from .metrics import MetricAccumulator
 
         acc = MetricAccumulator(self.gm, protocol=self.protocol)
         for sl, chunk in zip(self.slices, self.chunks, strict=True):
-            acc.update(score[sl], chunk=chunk)
+            acc.update(score(sl) if callable(score) else score[sl], chunk=chunk)
         return acc.result().summary()
 
     def summary(self, table: np.ndarray) -> dict[str, float]:
         """Validation metrics of a candidate given as its (weighted) lookup table: ``s + table[idx]``, or
-        ``table[idx]`` alone without features. Float scores are ranked as float32 (the metrics' single-pass path;
-        float64 ones are compared twice), integer ones (dense ranks) as they are."""
-        st = table.take(self.idx)
-        if self.s is None:
-            return self.summary_of(st if st.dtype.kind == "i" else st.astype(np.float32))
-        st += self.s  # float64: the same values as s + w·logLR
-        return self.summary_of(st.astype(np.float32))
+        ``table[idx]`` alone without features.
+
+        Built chunk by chunk of queries (cache-sized temporaries instead of full-matrix ones). Float scores are
+        ranked as float32 (the metrics' single-pass path; float64 ones are compared twice), integer ones (dense
+        ranks) as they are.
+        """
+        idx, s = self.idx, self.s
+
+        def rows(sl: slice) -> np.ndarray:
+            st = table.take(idx[sl])
+            if s is None:
+                return st if st.dtype.kind == "i" else st.astype(np.float32)
+            st += s[sl]  # float64: the same values as s + w·logLR
+            return st.astype(np.float32)
+
+        return self.summary_of(rows)
 
 
 def _dense_model_table(model: LikelihoodRatioModel) -> np.ndarray:
@@ -812,9 +856,12 @@ def select_hyperparameters(
     rows: list[dict[str, Any]] = []
     pooled: dict[tuple, list] = {}
     fold_data: list[_Fold] = []
+    final: LikelihoodRatioModel | None = None
     models: dict[tuple[int, str, float], LikelihoodRatioModel] = {}
     w_logs: dict[tuple[int, str, float], float] = {}
-    pool = ThreadPoolExecutor(_threads())
+    # One ranking worker beside this thread, which fits and calibrates the next candidates meanwhile (a second
+    # worker is slower on 2 cores: the rankings' per-query Python loop contends for the GIL).
+    pool = ThreadPoolExecutor(1)
     pending: list[tuple[dict[str, Any], Any]] = []
 
     def record(stage: int, f: int, sigma: float, counting: str, m: float, w: float, table: np.ndarray) -> None:
@@ -880,6 +927,9 @@ def select_hyperparameters(
                 for m in scales:
                     if m != m0:
                         record(2, f, sigma, counting, m, m * w_log, (m * w_log) * table)
+            # σ and the counting rule are chosen: the final model (all training identities) is fitted while the
+            # multipliers are ranked, and handed to fit_improved with the choice.
+            final = LikelihoodRatioModel(**{**params, "counting": counting, "sigma": sigma}).fit(train)
             collect()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -931,6 +981,7 @@ def select_hyperparameters(
         "st_params": params,
     }
     choice = Choice(sigma, counting, float(w), None if w_rr is None else float(w_rr), source, calibration, protocol)
+    choice.final_model = final
     return choice, agg
 
 
@@ -1055,7 +1106,9 @@ def fit_improved(
         train, train_features, grid, n_folds=n_folds, seed=seed, rerank=rerank, st_params=st_params
     )
     params = {**choice.protocol["st_params"], "sigma": choice.sigma, "counting": choice.counting}
-    lr = LikelihoodRatioModel(**params).fit(train)
+    lr = choice.final_model
+    if lr is None or lr.get_params() != LikelihoodRatioModel(**params).get_params():
+        lr = LikelihoodRatioModel(**params).fit(train)
     return ImprovedModel(lr, choice.w, choice.w_rerank, choice, table)
 
 
@@ -1132,7 +1185,6 @@ def improved_results(
     gc, gf = fs.gallery.cams[None, cols], fs.gallery.frames[None, cols]
     qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
     gnT = np.ascontiguousarray(gn.T)
-    gnT_kept = np.ascontiguousarray(gnT[:, cols])
     spread_rule = fitted.choice.w_source == "spread"
     if w is None:
         w = fitted.w * score_spread(qn, gnT) if spread_rule else fitted.w
@@ -1144,7 +1196,9 @@ def improved_results(
     w_table = (w * table).astype(np.float32)
 
     def improved_chunk(sl: slice) -> np.ndarray:
-        return (qn[sl] @ gnT_kept) + w_table.take(lr.lookup_index(qc[sl], qf[sl], gc, gf))
+        # The GEMM runs on the whole gallery, then keeps the columns: a GEMM on the kept columns alone may round
+        # differently (1 ulp), which would move near-ties and change the figures in the 8th digit.
+        return np.take(qn[sl] @ gnT, cols, axis=1) + w_table.take(lr.lookup_index(qc[sl], qf[sl], gc, gf))
 
     out = {"improved": _chunked_result(fs, improved_chunk, chunk_size, protocol)}
     if rerank:

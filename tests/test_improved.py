@@ -396,3 +396,70 @@ def test_campus_improved_beats_faithful(campus_features) -> None:
     default = improved_rows(fs, train, st_params=st, grid={"sigma": (25.0,), "counting": ("identity",)})["improved"]
     assert default["R1"] > faithful["R1"]
     assert default["mAP"] > faithful["mAP"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Exact speed-ups of the protocol (issue 7, speed): each shortcut equals the direct computation
+
+
+def test_logistic_solver_reaches_the_penalised_optimum() -> None:
+    rng = np.random.default_rng(11)
+    n = 20_000
+    X = rng.standard_normal((n, 2))
+    y = rng.random(n) < 1 / (1 + np.exp(-(-2.0 + 1.5 * X[:, 0] - 0.7 * X[:, 1])))
+    coef, b = improved._logistic_l2(X, y)
+    p = 1 / (1 + np.exp(-(X @ coef + b)))
+    grad = np.r_[X.T @ (p - y) + coef, np.sum(p - y)]  # gradient of Σ logloss + ||β||²/2 (intercept free)
+    assert np.max(np.abs(grad)) < 1e-6
+    assert coef[0] == pytest.approx(1.5, rel=0.1) and coef[1] == pytest.approx(-0.7, rel=0.15)
+    # Separable data: the penalty keeps the solution finite.
+    Xs = np.r_[rng.normal(-3, 0.1, (50, 2)), rng.normal(3, 0.1, (50, 2))]
+    coef_s, _ = improved._logistic_l2(Xs, np.r_[np.zeros(50, bool), np.ones(50, bool)])
+    assert np.all(np.isfinite(coef_s)) and coef_s.sum() > 0
+
+
+@pytest.mark.parametrize("counting", ["identity", "image_pairs"])
+def test_dense_model_table_equals_dense_table(counting: str) -> None:
+    train, _, _ = synthetic_world(seed=9, n_ids=50)
+    lr = LikelihoodRatioModel(n_bins=4000, sigma=4.0, counting=counting).fit(train)
+    got = improved._dense_model_table(lr)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, improved._dense_table(lr.lookup_table()))
+
+
+def test_background_counts_do_not_depend_on_the_block_size() -> None:
+    train, _, _ = synthetic_world(seed=10, n_ids=60)
+    for counting in ("identity", "image_pairs"):
+        a = background_counts(train, counting=counting, n_bins=300, overflow="clip", max_block=5)
+        b = background_counts(train, counting=counting, n_bins=300, overflow="clip", max_block=10**7)
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1] == b[1] > 0
+
+
+def test_fold_ranking_equals_evaluate_scores() -> None:
+    train, tf, _ = synthetic_world(seed=12, n_ids=60)
+    sp = validation_splits(train, 2, seed=0)[0]
+    qm, gm = train.take(sp.query), train.take(sp.gallery)
+    from streid_lib.joint import cosine_similarity
+
+    s = cosine_similarity(tf[sp.query], tf[sp.gallery])
+    lr = LikelihoodRatioModel(n_bins=4000, sigma=5.0).fit(train.take(sp.fit))
+    llr = lr.log_lr(qm.cams[:, None], qm.frames[:, None], gm.cams[None], gm.frames[None])
+    with_s = improved._Fold(train.take(sp.fit), qm, gm, None, None, s, None, None, chunk_size=7)
+    with_s.set_index(lr)
+    w = 0.37
+    want = evaluate_scores((s + w * llr).astype(np.float32), qm, gm).summary()
+    assert with_s.summary(w * lr.lookup_table()) == want
+    st_only = improved._Fold(train.take(sp.fit), qm, gm, None, None, None, None, None, chunk_size=5)
+    st_only.set_index(lr)
+    assert st_only.summary(improved._dense_model_table(lr)) == evaluate_scores(llr, qm, gm).summary()
+
+
+def test_fit_improved_reuses_the_final_model_fitted_by_the_protocol() -> None:
+    train, tf, _ = synthetic_world(seed=13, n_ids=60)
+    grid = {"sigma": (4.0, 12.0), "counting": ("identity", "image_pairs"), "w_scale": (1.0, 2.0)}
+    fitted = fit_improved(train, tf, grid=grid, st_params={"n_bins": 4000})
+    assert fitted.choice.final_model is fitted.lr
+    fresh = LikelihoodRatioModel(**fitted.lr.get_params()).fit(train)
+    np.testing.assert_array_equal(fresh.lookup_table(), fitted.lr.lookup_table())
+    assert "final_model" not in fitted.choice.as_dict()
