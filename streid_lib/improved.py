@@ -297,15 +297,9 @@ class LikelihoodRatioModel:
         self.outlier = outlier
 
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters as a JSON-able dict (for provenance)."""
+        """Constructor parameters as a JSON-able dict (for provenance): the faithful model's, then our own."""
         return {
-            "bin_width": int(self.bin_width),
-            "n_bins": int(self.n_bins),
-            "n_cams": int(self.n_cams),
-            "sigma": float(self.sigma),
-            "truncate": float(self.truncate),
-            "overflow": self.overflow,
-            "counting": self.counting,
+            **self._faithful().get_params(),
             "direction_prior": bool(self.direction_prior),
             "pair_prior": bool(self.pair_prior),
             "background": bool(self.background),
@@ -317,15 +311,9 @@ class LikelihoodRatioModel:
         return "LikelihoodRatioModel(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
 
     def _faithful(self) -> SpatialTemporalModel:
-        return SpatialTemporalModel(
-            bin_width=self.bin_width,
-            n_bins=self.n_bins,
-            n_cams=self.n_cams,
-            sigma=self.sigma,
-            truncate=self.truncate,
-            overflow=self.overflow,
-            counting=self.counting,
-        )
+        """The faithful model with this model's shared parameters (bins, cameras, σ, overflow, counting)."""
+        shared = ("bin_width", "n_bins", "n_cams", "sigma", "truncate", "overflow", "counting")
+        return SpatialTemporalModel(**{k: getattr(self, k) for k in shared})
 
     def fit(self, train: Metadata) -> LikelihoodRatioModel:
         """Count same-identity and different-identity gaps on training metadata, then build the evidence table.
