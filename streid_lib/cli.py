@@ -64,6 +64,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument(
+        "--cuda-graph", choices=["auto", "on", "off"], default="auto",
+        help="replay each step as a CUDA graph (auto: on with the memory loader on one GPU without --compile)",
+    )  # fmt: skip
     p.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints")
     p.add_argument("--decay-epoch", type=int, default=None, help="epoch index of the x0.1 lr step (default 39/60)")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate of the new layers (reference 0.1)")

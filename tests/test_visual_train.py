@@ -226,6 +226,17 @@ def test_weights_unavailable_stops_training(toy: Path, tmp_path: Path, monkeypat
     assert not (tmp_path / "x" / "last.pt").exists()
 
 
+def test_cuda_graph_is_refused_where_it_cannot_run(toy: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainError, match="cuda_graph=True needs a CUDA device"):
+        _run(toy, tmp_path / "g", cuda_graph=True)
+    with pytest.raises(TrainError, match="cuda_graph="):
+        _run(toy, tmp_path / "g", cuda_graph="yes")
+    assert not (tmp_path / "g" / "last.pt").exists()
+    # on the CPU the optimizer keeps PyTorch's default (non-fused) update
+    model = build_model("resnet50", 3, weights="none")
+    assert not build_optimizer(model, TrainConfig()).defaults["fused"]
+
+
 @pytest.mark.slow
 def test_ddp_on_gloo_with_two_processes(toy: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
