@@ -9,8 +9,11 @@
 #      extraction against the CPU, torch re-ranking on the GPU against numpy;
 #   2. benchmarks/bench_gpu_train.py: PCB training images/s at 384×192 (fast path eager, batch 32/64/128;
 #      plain fp32 DataLoader loop; torch.compile last), extraction images/s;
-#   3. benchmarks/bench_rerank.py at N = 20,000: numpy on this machine's CPUs and the torch backend on the GPU.
-# Limits sum to about 7 minutes; a lent machine gives 15 minutes in all, start-up included.
+#   3. benchmarks/bench_train_models.py: train_model + extract_features for PCB, ResNet-50 and DenseNet-121,
+#      3 whole epochs each at the reference sizes (the user's path: CUDA-graph capture, decay re-capture,
+#      checkpoints);
+#   4. benchmarks/bench_rerank.py at N = 20,000: numpy on this machine's CPUs and the torch backend on the GPU.
+# Limits sum to about 10 minutes, the runs take about 5; a lent machine gives 15 minutes in all, start-up included.
 set -u
 OUT=${OUT:-runs/gpu_checks}
 PY=${PYTHON:-python3}
@@ -37,11 +40,13 @@ stage() {  # stage NAME LIMIT_S CMD...: run, log to $OUT/NAME.log, print its sta
     nproc
 } 2>&1 | tee "$OUT/machine.txt"
 
-want() { [[ " ${STAGES:-tests train rerank} " == *" $1 "* ]]; }  # STAGES="tests train" skips re-ranking
+want() { [[ " ${STAGES:-tests train models rerank} " == *" $1 "* ]]; }  # STAGES="tests train": only those
 
 want tests && stage pytest_cuda "${LIMIT_TESTS:-110}" $PY -m pytest -q -p no:cacheprovider -rs -s tests/test_cuda.py
 want train && stage bench_gpu_train "${LIMIT_TRAIN:-250}" $PY benchmarks/bench_gpu_train.py \
     --json "$OUT/bench_gpu_train.json" --extra-batch-sizes 64 128
+want models && stage bench_train_models "${LIMIT_MODELS:-150}" $PY benchmarks/bench_train_models.py \
+    --json "$OUT/bench_train_models.json"
 want rerank && TAIL=8 stage bench_rerank "${LIMIT_RERANK:-80}" $PY benchmarks/bench_rerank.py \
     --sizes 20000 --dense-max 0 --backends numpy torch
 

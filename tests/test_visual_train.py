@@ -226,6 +226,11 @@ def test_weights_unavailable_stops_training(toy: Path, tmp_path: Path, monkeypat
     assert not (tmp_path / "x" / "last.pt").exists()
 
 
+def test_too_small_input_for_densenet_is_refused(toy: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainError, match="input 24x16: densenet121 needs at least 32"):
+        _run(toy, tmp_path / "d", model="densenet121", height=24, width=16)
+
+
 def test_cuda_graph_is_refused_where_it_cannot_run(toy: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainError, match="cuda_graph=True needs a CUDA device"):
         _run(toy, tmp_path / "g", cuda_graph=True)

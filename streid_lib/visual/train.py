@@ -370,6 +370,9 @@ def _resolve_config(
     h0, w0 = TRAIN_SIZE[model]
     height = int(height or h0)
     width = int(width or w0)
+    if model == "densenet121" and min(height, width) < 32:
+        # its four /2 transitions leave no pixel below 32 px (PCB and ResNet-50 pool adaptively)
+        raise TrainError(f"input {height}x{width}: densenet121 needs at least 32 pixels in height and width")
     # The reference resizes to 288×144 before a 256×128 crop (×1.125); PCB is resized only.
     rh, rw = TRAIN_RESIZE[model]
     resize = (round(height * rh / h0), round(width * rw / w0))
