@@ -8,6 +8,12 @@ Two containers with the same keys (reference §0):
 * an ``.npz`` with the same keys (1-D metadata arrays), plus optional ``query_names``,
   ``gallery_names`` and a JSON ``provenance`` string.
 
+Either container may also hold a **training side**, laid out like query and gallery: ``train_f`` (Nt×D),
+``train_label``, ``train_cam``, ``train_frames`` and (``.npz``) ``train_names``. It is optional and all or
+nothing: a file with some ``train_*`` keys but not all four required ones is refused. When present, it gives
+the ST model its training metadata and lets the improved mode calibrate on training features
+(:attr:`FeatureSet.train`, :attr:`FeatureSet.train_f`).
+
 Whatever produced the features (our training, the authors' released file, another model), every
 later step reads this file and is indifferent to its origin.
 """
@@ -24,6 +30,8 @@ from ._io import atomic_path
 from .metadata import Metadata, MetadataError
 
 SIDES = ("query", "gallery")
+#: The optional training side of a features file (same keys as a test side).
+TRAIN_SIDE = "train"
 KEYS = ("f", "label", "cam", "frames")
 
 
@@ -41,6 +49,8 @@ class FeatureSet:
         query: metadata of the Nq query images.
         gallery: metadata of the Ng gallery images.
         provenance: where the features came from (model, checkpoint, dataset, ...).
+        train_f: (Nt, D) float32 features of the training images, or ``None`` (optional training side).
+        train: metadata of the Nt training images, or ``None``; given together with ``train_f``.
     """
 
     query_f: np.ndarray
@@ -48,20 +58,38 @@ class FeatureSet:
     query: Metadata
     gallery: Metadata
     provenance: dict = field(default_factory=dict, compare=False)
+    train_f: np.ndarray | None = None
+    train: Metadata | None = None
 
     def __post_init__(self) -> None:
-        for side in SIDES:
+        if (self.train_f is None) != (self.train is None):
+            raise FeaturesError("training side: give both train_f and train (metadata), or neither")
+        for side in self.sides:
             f = np.asarray(getattr(self, f"{side}_f"))
             if f.ndim != 2:
                 raise FeaturesError(f"{side}_f: expected a 2-D (N, D) array, got shape {f.shape}")
             object.__setattr__(self, f"{side}_f", f.astype(np.float32, copy=False))
-        validate_features(self.query_f, self.query, "query")
-        validate_features(self.gallery_f, self.gallery, "gallery")
-        if self.query_f.shape[1] != self.gallery_f.shape[1]:
-            raise FeaturesError(
-                f"feature dimensions disagree: query_f has D={self.query_f.shape[1]}, "
-                f"gallery_f has D={self.gallery_f.shape[1]}"
-            )
+            validate_features(getattr(self, f"{side}_f"), getattr(self, side), side)
+        for side in self.sides[1:]:
+            d = getattr(self, f"{side}_f").shape[1]
+            if d != self.query_f.shape[1]:
+                raise FeaturesError(
+                    f"feature dimensions disagree: query_f has D={self.query_f.shape[1]}, {side}_f has D={d}"
+                )
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The sides this set holds: query, gallery and, when present, train."""
+        return SIDES + ((TRAIN_SIDE,) if self.train is not None else ())
+
+    @property
+    def has_train(self) -> bool:
+        """Whether the set carries a training side (``train_f`` and ``train``)."""
+        return self.train is not None
+
+    def without_train(self) -> FeatureSet:
+        """The same query and gallery, without the training side."""
+        return FeatureSet(self.query_f, self.gallery_f, self.query, self.gallery, self.provenance)
 
     @property
     def dim(self) -> int:
@@ -96,7 +124,8 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
     """Write ``fs`` to ``path`` (``.mat`` in the authors' layout or ``.npz``), atomically."""
     path = Path(path)
     data: dict[str, np.ndarray] = {}
-    for side in SIDES:
+    sides = fs.sides
+    for side in sides:
         meta: Metadata = getattr(fs, side)
         data[f"{side}_f"] = getattr(fs, f"{side}_f")
         data[f"{side}_label"] = meta.pids
@@ -109,7 +138,7 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
             # 1-D arrays become 1×N rows, as the authors' lists did.
             scipy.io.savemat(tmp, data, oned_as="row")
     elif path.suffix == ".npz":
-        for side in SIDES:
+        for side in sides:
             names = getattr(fs, side).names
             if names is not None:
                 data[f"{side}_names"] = np.asarray(names, dtype=str)
@@ -147,8 +176,16 @@ def load_features(path: str | Path) -> FeatureSet:
             " (is this the ST model file pytorch_result2.mat? see reference issue #26)" if "distribution" in raw else ""
         )
         raise FeaturesError(f"{path}: missing key(s) {missing}; expected {required}{hint}")
+    train_keys = [f"{TRAIN_SIDE}_{key}" for key in KEYS]
+    present = [k for k in train_keys if k in raw]
+    if present and len(present) != len(train_keys):
+        missing = [k for k in train_keys if k not in raw]
+        raise FeaturesError(
+            f"{path}: incomplete training side: has {present} but lacks {missing}; give all of {train_keys} or none"
+        )
+    sides = SIDES + ((TRAIN_SIDE,) if present else ())
     metas = {}
-    for side in SIDES:
+    for side in sides:
         names = raw.get(f"{side}_names")
         try:
             metas[side] = Metadata(
@@ -166,4 +203,13 @@ def load_features(path: str | Path) -> FeatureSet:
     provenance = {"features_file": str(path)}
     if "provenance" in raw:
         provenance.update(json.loads(str(raw["provenance"])))
-    return FeatureSet(raw["query_f"], raw["gallery_f"], metas["query"], metas["gallery"], provenance)
+    train = metas.get(TRAIN_SIDE)
+    return FeatureSet(
+        raw["query_f"],
+        raw["gallery_f"],
+        metas["query"],
+        metas["gallery"],
+        provenance,
+        train_f=None if train is None else raw[f"{TRAIN_SIDE}_f"],
+        train=train,
+    )

@@ -184,3 +184,59 @@ def test_file_with_bad_rows_names_the_file(tmp_path: Path) -> None:
     np.savez(tmp_path / "flat.npz", **raw)
     with pytest.raises(FeaturesError, match=r"flat\.npz: gallery_f: expected a 2-D"):
         load_features(tmp_path / "flat.npz")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The optional training side (train_f, train_label, train_cam, train_frames, train_names)
+
+
+def with_train(fs: FeatureSet, nt: int = 6, seed: int = 1) -> FeatureSet:
+    rng = np.random.default_rng(seed)
+    t = Metadata(np.arange(nt) // 2 + 1, np.arange(nt) % 2 + 1, np.arange(nt) * 50, [f"t{i}.jpg" for i in range(nt)])
+    tf = rng.standard_normal((nt, fs.dim)).astype(np.float32)
+    return FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=tf, train=t)
+
+
+@pytest.mark.parametrize("suffix", [".mat", ".npz"])
+def test_training_side_round_trip(tmp_path: Path, suffix: str) -> None:
+    fs = with_train(make_fs())
+    back = load_features(save_features(tmp_path / f"f{suffix}", fs))
+    assert back.has_train and back.sides == ("query", "gallery", "train")
+    np.testing.assert_array_equal(back.train_f, fs.train_f)
+    for key in ("pids", "cams", "frames"):
+        np.testing.assert_array_equal(getattr(back.train, key), getattr(fs.train, key))
+    if suffix == ".npz":
+        assert back.train.names.tolist() == fs.train.names.tolist()
+    assert_same(fs, back)
+    assert not back.without_train().has_train
+
+
+def test_no_training_side_is_the_default(tmp_path: Path) -> None:
+    back = load_features(save_features(tmp_path / "f.npz", make_fs()))
+    assert not back.has_train and back.train is None and back.train_f is None
+    assert "train_f" not in np.load(tmp_path / "f.npz").files
+
+
+def test_incomplete_training_side_is_refused(tmp_path: Path) -> None:
+    fs = make_fs()
+    data = {f"{s}_{k}": v for s in ("query", "gallery") for k, v in _raw(fs, s).items()}
+    data["train_f"] = np.ones((2, fs.dim), np.float32)
+    data["train_label"] = np.array([1, 2])
+    np.savez(tmp_path / "half.npz", **data)
+    with pytest.raises(FeaturesError, match=r"half\.npz: incomplete training side.*train_cam"):
+        load_features(tmp_path / "half.npz")
+
+
+def test_training_side_must_agree(tmp_path: Path) -> None:
+    fs = with_train(make_fs())
+    with pytest.raises(FeaturesError, match="train_f has D=3"):
+        FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, train_f=fs.train_f[:, :3], train=fs.train)
+    with pytest.raises(FeaturesError, match="train_f has 5 rows"):
+        FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, train_f=fs.train_f[:5], train=fs.train)
+    with pytest.raises(FeaturesError, match="give both train_f and train"):
+        FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, train_f=fs.train_f)
+
+
+def _raw(fs: FeatureSet, side: str) -> dict:
+    meta = getattr(fs, side)
+    return {"f": getattr(fs, f"{side}_f"), "label": meta.pids, "cam": meta.cams, "frames": meta.frames}
