@@ -1,10 +1,18 @@
-"""Small I/O helpers shared by every module that writes a file: atomic writes and JSON."""
+"""Small I/O helpers shared by every module that writes a file: atomic writes, JSON, and leftovers of killed runs.
+
+Temporary names carry the writer's process id (``.NAME.tmp-PID-XXXX`` files from :func:`atomic_path`,
+``.NAME.partial-PID`` folders from staged writers such as the campus generator), so that the next run in the
+same place can tell a leftover of a killed process from the work of one still running:
+:func:`remove_stale_leftovers` deletes only entries whose process is gone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +30,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.tmp.", suffix=path.suffix if suffix is None else suffix, dir=path.parent
+        prefix=f".{path.name}.tmp-{os.getpid()}-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
     )
     os.close(fd)
     tmp_path = Path(tmp)
@@ -60,3 +68,48 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+#: ``.NAME.tmp-PID-…`` (atomic_path) and ``.NAME.partial-PID`` (staged folders): the pid is group 2.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|partial)-(?P<pid>\d+)(?:-.*)?$")
+
+
+def partial_dir(path: str | os.PathLike) -> Path:
+    """The staging folder beside ``path`` for a writer that builds a whole folder and renames it at the end."""
+    path = Path(path)
+    return path.parent / f".{path.name}.partial-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_leftovers(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete temp files and partial folders in ``folder`` left by killed writers; return what was removed.
+
+    Only entries named by this module's own patterns (``.NAME.tmp-PID-…``, ``.NAME.partial-PID``) whose process
+    is no longer running are touched, and with ``name`` only those for that target name. Nothing else in the
+    folder is ever deleted.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        m = _LEFTOVER.match(entry.name)
+        if m is None or (name is not None and m["name"] != name) or _alive(int(m["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return sorted(removed)

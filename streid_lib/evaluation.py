@@ -21,9 +21,9 @@ import numpy as np
 
 from ._io import write_json_atomic
 from .features import FeatureSet, load_features
-from .joint import ROWS, JointMetric, check_rows, iter_score_chunks
+from .joint import DEFAULT_METRIC, ROWS, JointMetric, check_rows, iter_score_chunks
 from .metadata import Metadata, MetadataError, list_images, parse_names, read_manifest, read_name_list, read_seq_lengths
-from .st_model import DATASET_N_BINS, SpatialTemporalModel, STModelError, load_st_model
+from .st_model import SpatialTemporalModel, STModelError, fit_st_model, load_st_model
 
 #: Columns of the table: (key in a summary, header).
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -35,26 +35,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("mINP", "mINP"),
 )
 MODES = ("faithful", "improved")
-#: The paper's λ0=1, γ0=5, λ1=2, γ1=5 (a frozen dataclass, safe as a default argument).
-DEFAULT_METRIC = JointMetric()
 
 
 class EvaluationError(ValueError):
     """Bad evaluation input or options (names the value and what was expected)."""
-
-
-def fit_st_model(train: Metadata, dataset: str, **params: Any) -> SpatialTemporalModel:
-    """Fit the ST model with the dataset's reference bin count (:data:`DATASET_N_BINS`) unless ``n_bins`` is given.
-
-    ``n_cams`` defaults to the reference's 8, or the largest training camera id when that is larger.
-    """
-    if params.get("n_bins") is None:
-        if dataset not in DATASET_N_BINS:
-            raise EvaluationError(f"dataset: expected one of {sorted(DATASET_N_BINS)} or an explicit n_bins")
-        params["n_bins"] = DATASET_N_BINS[dataset]
-    if params.get("n_cams") is None:
-        params["n_cams"] = max(8, train.n_cams)
-    return SpatialTemporalModel(**params).fit(train)
 
 
 def evaluate_features(

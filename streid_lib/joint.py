@@ -116,6 +116,10 @@ class JointMetric:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
+#: The paper's λ0=1, γ0=5, λ1=2, γ1=5 (a frozen dataclass, safe as a default argument).
+DEFAULT_METRIC = JointMetric()
+
+
 def check_rows(rows: Sequence[str]) -> tuple[str, ...]:
     """Validate a selection of score rows (a subset of :data:`ROWS`, order kept, no duplicates)."""
     rows = tuple(rows)

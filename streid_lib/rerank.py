@@ -54,7 +54,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .features import FeatureSet
-from .joint import JointMetric, normalize_rows
+from .joint import DEFAULT_METRIC, JointMetric, normalize_rows
 from .st_model import SpatialTemporalModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,7 +66,6 @@ BACKENDS = ("numpy", "torch")
 #: Rows added to the evaluation table by ``--rerank``.
 RERANK_ROWS: tuple[str, ...] = ("VIS+re-rank", "st-ReID+re-rank")
 #: The paper's joint metric (λ0=1, γ0=5, λ1=2, γ1=5), the default everywhere here.
-DEFAULT_METRIC = JointMetric()
 
 
 class RerankError(ValueError):

@@ -505,6 +505,26 @@ class SpatialTemporalModel:
         return model
 
 
+def fit_st_model(train: Metadata, dataset: str, **params: Any) -> SpatialTemporalModel:
+    """Fit the faithful ST model with the dataset's reference bin count unless ``n_bins`` is given.
+
+    The one rule for every caller (command line, study, benchmarks): ``n_bins`` defaults to
+    :data:`DATASET_N_BINS` of ``dataset``; ``n_cams`` defaults to the reference's 8, or the largest training
+    camera id when that is larger (a 9-camera network fits). Other ``params`` go to :class:`SpatialTemporalModel`.
+
+    Raises:
+        STModelError: ``dataset`` has no reference bin count and ``n_bins`` is not given.
+    """
+    if params.get("n_bins") is None:
+        if dataset not in DATASET_N_BINS:
+            expected = f"one of {sorted(DATASET_N_BINS)} or an explicit n_bins"
+            raise STModelError(f"dataset: expected {expected}, got {dataset!r}")
+        params["n_bins"] = DATASET_N_BINS[dataset]
+    if params.get("n_cams") is None:
+        params["n_cams"] = max(8, train.n_cams)
+    return SpatialTemporalModel(**params).fit(train)
+
+
 def load_mat(path: str | Path) -> np.ndarray:
     """The ``distribution`` array (C, C, H) float64 of the authors' ``pytorch_result2.mat``."""
     import scipy.io

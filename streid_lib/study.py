@@ -447,10 +447,10 @@ def st_params(cfg: StudyConfig, **overrides: Any) -> dict:
 
 
 def fit_st_model(cfg: StudyConfig, **overrides: Any):
-    """Fit the faithful HP model on the run's training metadata."""
-    from .st_model import SpatialTemporalModel
+    """Fit the faithful HP model on the run's training metadata (:func:`streid_lib.st_model.fit_st_model`)."""
+    from .st_model import fit_st_model as fit
 
-    return SpatialTemporalModel(**st_params(cfg, **overrides)).fit(training_metadata(cfg))
+    return fit(training_metadata(cfg), cfg.dataset, **overrides)
 
 
 def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: bool = True):

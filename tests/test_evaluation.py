@@ -16,6 +16,7 @@ from streid_lib.cli import main
 from streid_lib.evaluation import (
     COLUMNS,
     EvaluationError,
+    STModelError,
     evaluate_features,
     fit_st_model,
     format_table,
@@ -103,7 +104,7 @@ def test_rerank_and_improved_hooks(setup, monkeypatch):
 
 def test_fit_st_model_bad_dataset(setup):
     _, train = setup
-    with pytest.raises(EvaluationError, match="dataset"):
+    with pytest.raises(STModelError, match="dataset"):
         fit_st_model(train, "cuhk03")
     assert fit_st_model(train, "cuhk03", n_bins=10).n_bins == 10
 
