@@ -13,6 +13,9 @@ import numpy as np
 
 from .metadata import Metadata
 
+#: Colours of Figure 1's frames.
+MATCH_COLOURS = {"true match": "tab:green", "other identity": "tab:red"}
+
 
 def _plt():
     import matplotlib
@@ -71,8 +74,10 @@ def st_distributions(
         pairs: unordered camera pairs (1-based) to draw; default all pairs with votes.
         truth: optional (K, K, ≥H) ground-truth counts in the same bins (synthetic data), K ≤ C.
         distance: optional {(later, earlier): value} (e.g. TV to the truth) printed per direction.
-        max_bins: bins drawn on each side; default up to the last bin with votes or truth, plus 3σ-ish margin.
+        max_bins: bins drawn on each side; default: where 99.5 % of the votes and of the truth lie, plus 10 %.
     """
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     plt = _plt()
     C, _, H = counts.shape
     if truth is not None:
@@ -88,9 +93,15 @@ def st_distributions(
     if not pairs:
         raise ValueError("st_distributions: no camera pair has any vote")
     if max_bins is None:
-        support = counts.sum(axis=(0, 1)) + (0 if truth is None else truth.sum(axis=(0, 1)))
-        max_bins = int(np.flatnonzero(support)[-1]) + 1 if support.any() else H
-        max_bins = min(H, int(max_bins * 1.15) + 10)
+        # Zoom to where the data are: the bin below which 99.5 % of the votes (and of the truth) lie, plus a margin.
+        def reach(arr: np.ndarray) -> int:
+            mass = arr.sum(axis=(0, 1))
+            if not mass.any():
+                return 0
+            return int(np.searchsorted(np.cumsum(mass) / mass.sum(), 0.995)) + 1
+
+        furthest = max(reach(counts), 0 if truth is None else reach(truth), 1)
+        max_bins = min(H, int(np.ceil(furthest * 1.1)) + 2)
     last = min(H, max_bins)
     # Display bins: sum groups of f model bins so that about 40 bars show per direction (100-frame bins
     # are far too thin to see over a span of many minutes). Sums keep every curve a fraction per bar.
@@ -130,9 +141,22 @@ def st_distributions(
             if tvs:
                 label += "\n" + ", ".join(tvs)
         ax.set_title(label, fontsize=9)
-        ax.set_xlabel(f"t_a − t_b (frames; bars of {width} frames)", fontsize=8)
+        ax.set_xlim(-last * bin_width, last * bin_width)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, symmetric=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / 1000:g}k"))
+        ax.set_xlabel("Δt = t_a − t_b (frames)", fontsize=8)
+        ax.set_ylabel("fraction of ids per bar", fontsize=8)
         ax.tick_params(labelsize=7)
     axes.ravel()[0].legend(fontsize=7)
+    caption = (
+        f"Each panel: one camera pair a vs b; right half: a seen after b, left half: b after a; bars of {width} frames."
+    )
+    if distance is not None:
+        caption += (
+            " TV p>q: total-variation distance between the HP estimate and the true transit density for camera p "
+            "seen after q (0 = identical, 1 = disjoint)."
+        )
+    fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=8, wrap=True)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -140,35 +164,48 @@ def st_distributions(
 
 
 def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
-    """Grouped bars of a results table (rows = methods, columns include ``metrics``), in percent."""
+    """Grouped bars of a results table (rows = methods, columns include ``metrics``), in percent.
+
+    Rows without numbers (not computed) are left out; the y axis starts at 0.
+    """
     plt = _plt()
     df = df.copy()
     df.attrs = {}  # attached results objects (e.g. improved.ablation_table) do not survive pandas reshaping
+    df = df.dropna(subset=list(metrics), how="all")
     long = df[list(metrics)].reset_index(names="method").melt(id_vars="method", var_name="metric", value_name="%")
     import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(1.4 + 1.2 * len(df), 3.2))
+    longest = max((len(str(i)) for i in df.index), default=0)
+    fig, ax = plt.subplots(figsize=(1.6 + max(1.2, 0.09 * longest) * len(df), 3.4))
     sns.barplot(data=long, x="method", y="%", hue="metric", ax=ax)
     for cont in ax.containers:
         ax.bar_label(cont, fmt="%.1f", fontsize=7)
-    ax.set_ylim(0, 100)
+    top = float(np.nanmax(long["%"])) if len(long) else 0.0
+    ax.set_ylim(0, min(100.0, max(10.0, 10.0 * np.ceil(top * 1.15 / 10.0))))
     ax.set_xlabel("")
-    if len(df) > 4:
-        ax.tick_params(axis="x", labelrotation=20)
+    ax.set_ylabel("percent")
+    if len(df) > 3 or longest > 10:
+        plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
     return fig
 
 
 def sweep(df, x: str, metrics: Sequence[str] = ("R1", "mAP"), title: str = "", xlabel: str | None = None):
-    """A line plot of metrics (percent) against a swept parameter (column ``x``)."""
+    """A line plot of metrics (percent) against a swept parameter (column ``x``).
+
+    The y axis starts at 0, and the title states each metric's spread (max − min), so a flat curve looks flat.
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    fig, ax = plt.subplots(figsize=(4.4, 3.2))
     for m in metrics:
         ax.plot(df[x], df[m], marker="o", label=m)
+    top = float(np.nanmax(df[list(metrics)].to_numpy())) if len(df) else 0.0
+    ax.set_ylim(0, min(100.0, max(10.0, 10.0 * np.ceil(top * 1.15 / 10.0))))
     ax.set_xlabel(xlabel or x)
-    ax.set_ylabel("%")
-    ax.set_title(title)
+    ax.set_ylabel("percent")
+    spread = ", ".join(f"{m} spread {df[m].max() - df[m].min():.1f}" for m in metrics)
+    ax.set_title(f"{title}\n{spread} points" if title else f"{spread} points", fontsize=10)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -179,43 +216,42 @@ def ranked_lists(
     root_gallery: str | Path,
     query: Metadata,
     gallery: Metadata,
-    rankings: dict[str, np.ndarray],
-    query_index: Sequence[int],
-    top: int = 8,
+    examples,
 ):
     """The paper's Figure 1: for a few queries, the top of each ranking as pictures.
 
     Args:
-        rankings: method name → (nq_selected, top) gallery indices, best first, for ``query_index``.
-        query_index: indices of the queries shown (rows).
-    Green frames are true matches (same pid, other camera), red frames are not, grey are junk.
+        examples: :class:`streid_lib.study.steps.RankedExamples` (queries, ranked gallery indices per method, rule).
+    Green frames are true matches (same identity), red frames another identity (junk is removed, as in the metrics).
     """
+    from matplotlib.patches import Patch
     from PIL import Image
 
     plt = _plt()
-    methods = list(rankings)
-    n_rows = len(query_index) * len(methods)
-    fig, axes = plt.subplots(n_rows, top + 1, figsize=((top + 1) * 0.85, n_rows * 1.75), squeeze=False)
+    methods = list(examples.lists)
+    top = next(iter(examples.lists.values())).shape[1]
+    n_rows = len(examples.queries) * len(methods)
+    fig, axes = plt.subplots(n_rows, top + 1, figsize=((top + 1) * 0.85, n_rows * 1.75 + 0.6), squeeze=False)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     r = 0
-    for qi_pos, qi in enumerate(query_index):
+    for pos, qi in enumerate(examples.queries):
         for m in methods:
             ax = axes[r, 0]
             ax.imshow(Image.open(Path(root_query) / str(query.names[qi])))
             ax.set_ylabel(m, fontsize=7)
-            ax.set_title(f"query {query.pids[qi]}", fontsize=7)
-            for k, gi in enumerate(rankings[m][qi_pos][:top]):
+            ax.set_title(f"query id {query.pids[qi]}", fontsize=7)
+            for k, gi in enumerate(examples.lists[m][pos]):
                 ax = axes[r, k + 1]
                 ax.imshow(Image.open(Path(root_gallery) / str(gallery.names[gi])))
-                same = gallery.pids[gi] == query.pids[qi]
-                junk = gallery.pids[gi] == -1 or (same and gallery.cams[gi] == query.cams[qi])
-                color = "0.6" if junk else ("tab:green" if same else "tab:red")
+                colour = MATCH_COLOURS["true match" if gallery.pids[gi] == query.pids[qi] else "other identity"]
                 for side in ax.spines.values():
-                    side.set_edgecolor(color)
+                    side.set_edgecolor(colour)
                     side.set_linewidth(3)
                 ax.set_title(f"{k + 1}", fontsize=7)
             r += 1
-    fig.tight_layout()
+    handles = [Patch(facecolor="none", edgecolor=c, linewidth=3, label=k) for k, c in MATCH_COLOURS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig

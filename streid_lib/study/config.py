@@ -1,0 +1,375 @@
+"""The study's configuration: profiles, routes and where a run's outputs go (one object, :class:`StudyConfig`).
+
+Profiles (notebook parameter ``profile``) say how much is computed:
+
+* ``smoke``: the ``tiny`` campus, tiny inputs, one epoch, short sweeps; chosen automatically when the environment
+  variable ``CI`` is set (as Pyro/GPyTorch notebooks shrink themselves under CI).
+* ``default``: the ``small`` campus on a CPU, short training from scratch at a small input size, full sweeps.
+* ``paper``: the paper's training recipe (60 epochs, 384×192 PCB, ImageNet weights), for a GPU.
+
+Routes (which inputs a run has; :attr:`StudyConfig.route`):
+
+* ``campus``: the embedded synthetic campus (generated and seeded on first use); the visual models are trained here.
+* ``dataset folder``: a Market-1501 / DukeMTMC-reID folder (``dataset`` + ``data_root``); models trained here.
+* ``features file``: one features file that stands for PCB (for example the authors' ``pytorch_result.mat``); the
+  ST model is fitted on ``train_names``, on ``data_root``'s training images, or on the file's own training side.
+* ``features folder``: a folder of features files named after the study's visual models (``pcb``, ``pcb_re``,
+  ``resnet50``, ``densenet121``; ``.npz`` or ``.mat``), any subset; nothing is trained.
+
+A row or figure whose input a route lacks is reported as "not computed (needs …)", never filled from another row.
+
+Where outputs go (:func:`resolve_config`): the run directory (features cache, checkpoints, executed notebooks) is
+``runs/<profile>`` for the default campus and ``runs/<profile>-<run name>`` otherwise; figures and tables go to
+the repository's ``figures/`` for the default campus, to ``figures/<run name>/`` for every other run (for example
+``figures/duke-duke_mobilenetv2/``), and to ``<run directory>/figures`` under the smoke profile or when the run
+directory is not the default one (``--out``). The run name is
+``<dataset>-<source>`` with the features file's stem, the features folder's name, the dataset folder's name or the
+campus preset as the source, and ``-seed<N>`` when the seed is not 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROFILES = ("smoke", "default", "paper")
+DATASETS = ("campus", "market", "duke")
+#: The dataset names as the paper writes them.
+DATASET_LABELS = {"campus": "the campus (synthetic)", "market": "Market-1501", "duke": "DukeMTMC-reID"}
+
+#: The visual models of the study, keyed as in the tables: (architecture, random-erasing probability).
+VISUAL_MODELS: dict[str, tuple[str, float]] = {
+    "resnet50": ("resnet50", 0.0),
+    "densenet121": ("densenet121", 0.0),
+    "pcb": ("pcb", 0.0),
+    "pcb_re": ("pcb", 0.5),
+}
+#: Readable names of the visual streams (``colour``: the training-free colour-histogram descriptor of the campus).
+MODEL_LABELS = {
+    "resnet50": "ResNet-50",
+    "densenet121": "DenseNet-121",
+    "pcb": "PCB",
+    "pcb_re": "PCB+RE",
+    "colour": "colour histogram",
+}
+FEATURE_SUFFIXES = (".npz", ".mat")
+
+
+class StudyConfigError(ValueError):
+    """A notebook parameter that cannot be used (names the parameter, the value and what was expected)."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How the visual baselines are trained under a profile (units: epochs, pixels, images)."""
+
+    epochs: int
+    height_pcb: int
+    width_pcb: int
+    height: int
+    width: int
+    batch_size: int = 32
+    weights: str = "imagenet"
+    #: Learning rates of the new layers and of the backbone (reference: 0.1 / 0.01 with ImageNet weights).
+    #: From scratch on the small campus the reference rates diverge, so the CPU profiles use 0.01 for both.
+    lr: float = 0.1
+    lr_backbone: float = 0.01
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each notebook computes under a profile (the notebooks never size themselves)."""
+
+    #: Notebook 03: Parzen widths σ (bins, at 100-frame bins) and bin widths (frames) swept.
+    sigmas: tuple[float, ...] = (0, 5, 10, 25, 50, 100, 200)
+    bin_widths: tuple[int, ...] = (20, 50, 100, 200, 400)
+    #: Notebook 06: values of λ1 over 0.4-2.8 and of γ over 1-7 (the paper's ranges, Figure 4c/d).
+    sweep_points: int = 7
+    #: Figure 1: queries shown and the length of each ranked list.
+    ranked_queries: int = 3
+    ranked_top: int = 8
+    #: Notebook 07: paired bootstrap resamples over queries.
+    bootstrap_samples: int = 2000
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named profile: the campus preset, the training recipe and the notebook sizes."""
+
+    name: str
+    campus_preset: str
+    train: TrainSettings
+    sizes: Sizes
+
+
+PROFILE_SETTINGS: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke",
+        campus_preset="tiny",
+        train=TrainSettings(
+            epochs=1,
+            height_pcb=64,
+            width_pcb=32,
+            height=64,
+            width=32,
+            batch_size=16,
+            weights="none",
+            lr=0.01,
+            lr_backbone=0.01,
+        ),
+        sizes=Sizes(sigmas=(10, 50), bin_widths=(100,), sweep_points=3, bootstrap_samples=200),
+    ),
+    "default": Profile(
+        "default",
+        campus_preset="small",
+        # Sized for ≈10 minutes of the whole study on 2 CPU cores. PCB at 64×32 has a 4×2 layer4 map, so its six
+        # adaptive-pooling stripes overlap (the paper's 384×192 gives 24 rows, 4 per stripe).
+        train=TrainSettings(
+            epochs=2,
+            height_pcb=64,
+            width_pcb=32,
+            height=64,
+            width=32,
+            batch_size=32,
+            weights="none",
+            lr=0.01,
+            lr_backbone=0.01,
+        ),
+        sizes=Sizes(),
+    ),
+    "paper": Profile(
+        "paper",
+        campus_preset="large",
+        train=TrainSettings(epochs=60, height_pcb=384, width_pcb=192, height=256, width=128, batch_size=32),
+        sizes=Sizes(),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Resolved notebook parameters: every choice a run makes, recorded in its provenance.
+
+    Make one with :func:`resolve_config` (it checks the parameters and fills the defaults).
+    """
+
+    profile: str
+    dataset: str  # campus | market | duke
+    data_root: str | None
+    features: str | None  # a features file (stands for PCB) or a folder of features files
+    train_names: str | None
+    device: str
+    out_dir: str
+    figures_dir: str
+    seed: int
+    campus_preset: str
+    train: TrainSettings
+    sizes: Sizes
+    #: Visual model key → features file given for it (features routes; empty otherwise).
+    feature_files: dict[str, str] = field(default_factory=dict)
+    models: tuple[str, ...] = tuple(VISUAL_MODELS)
+
+    @property
+    def out(self) -> Path:
+        """The run directory."""
+        return Path(self.out_dir)
+
+    @property
+    def route(self) -> str:
+        """``campus``, ``dataset folder``, ``features file`` or ``features folder``."""
+        if self.features:
+            return "features folder" if Path(self.features).is_dir() else "features file"
+        return "campus" if self.dataset == "campus" else "dataset folder"
+
+    @property
+    def trains_models(self) -> bool:
+        """Whether the visual models are trained in this run (no features were given)."""
+        return not self.features
+
+    @property
+    def has_images(self) -> bool:
+        """Whether the run has image files (the campus, or a dataset folder)."""
+        return self.dataset == "campus" or self.data_root is not None
+
+    @property
+    def dataset_label(self) -> str:
+        """The dataset as the paper names it (the campus: "the campus (synthetic)")."""
+        return DATASET_LABELS[self.dataset]
+
+    def features_path(self, model_key: str) -> Path:
+        """Where the features of one visual model are cached in this run (``.npz``)."""
+        return self.out / "features" / f"{model_key}.npz"
+
+    def describe(self) -> str:
+        """One line naming the profile, the dataset, the route and the output folders."""
+        src = f", features {self.features}" if self.features else ""
+        root = f", data_root {self.data_root}" if self.data_root else ""
+        return (
+            f"profile={self.profile}, dataset={self.dataset} ({self.route}{src}{root}); "
+            f"run directory {self.out_dir}; figures and tables in {self.figures_dir}"
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The configuration as plain values, for provenance records."""
+        rec = asdict(self)
+        rec["route"] = self.route
+        return rec
+
+
+def _default_profile() -> str:
+    return "smoke" if "CI" in os.environ else "default"
+
+
+def resolve_config(
+    *,
+    profile: str | None = None,
+    dataset: str = "campus",
+    data_root: str | None = None,
+    features: str | None = None,
+    train_names: str | None = None,
+    device: str = "auto",
+    epochs: int | None = None,
+    out_dir: str | None = None,
+    figures_dir: str | None = None,
+    seed: int = 0,
+    campus_preset: str | None = None,
+) -> StudyConfig:
+    """Turn the notebook parameters (keywords only) into a checked :class:`StudyConfig`.
+
+    ``profile=None`` means ``smoke`` when the environment variable ``CI`` is set, else ``default``. Output folders
+    follow the rule in this module's docstring unless ``out_dir`` / ``figures_dir`` are given.
+
+    Raises:
+        StudyConfigError: naming the parameter, the value and what was expected.
+    """
+    if profile in (None, ""):
+        profile = _default_profile()
+    if profile not in PROFILES:
+        raise StudyConfigError(f"profile: expected one of {PROFILES}, got {profile!r}")
+    if dataset not in DATASETS:
+        raise StudyConfigError(f"dataset: expected one of {DATASETS}, got {dataset!r}")
+    if dataset != "campus" and data_root is None and features is None:
+        raise StudyConfigError(
+            f"dataset={dataset!r} needs data_root (a dataset folder) or features (a features file or folder)"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise StudyConfigError(f"seed: expected a non-negative integer, got {seed!r}")
+    if dataset != "campus" and data_root is not None and not Path(data_root).is_dir():
+        raise StudyConfigError(f"data_root: {data_root} is not a folder")
+    if train_names is not None and not Path(train_names).is_file():
+        raise StudyConfigError(f"train_names: {train_names} is not a file (expected training image names, one a line)")
+    feature_files = _feature_files(features) if features else {}
+    prof = PROFILE_SETTINGS[profile]
+    train = prof.train
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise StudyConfigError(f"epochs: expected a positive integer or None, got {epochs!r}")
+        train = replace(train, epochs=epochs)
+    preset = campus_preset or prof.campus_preset
+    name = run_name(dataset, preset, data_root, features, seed, profile)
+    default_out = REPO_ROOT / "runs" / (f"{profile}-{name}" if name else profile)
+    out = Path(out_dir) if out_dir else default_out
+    if figures_dir:
+        figs = Path(figures_dir)
+    elif profile == "smoke" or out.resolve() != default_out.resolve():
+        figs = out / "figures"
+    elif name:
+        figs = REPO_ROOT / "figures" / name
+    else:  # the campus of the profile: the README's figures for the default profile, a folder of its own otherwise
+        figs = REPO_ROOT / "figures" if profile == "default" else REPO_ROOT / "figures" / f"campus-{preset}"
+    return StudyConfig(
+        profile=profile,
+        dataset=dataset,
+        data_root=None if data_root is None else str(data_root),
+        features=None if features is None else str(features),
+        train_names=None if train_names is None else str(train_names),
+        device=str(device),
+        out_dir=str(out),
+        figures_dir=str(figs),
+        seed=seed,
+        campus_preset=preset,
+        train=train,
+        sizes=prof.sizes,
+        feature_files=feature_files,
+    )
+
+
+def run_name(dataset: str, preset: str, data_root: str | None, features: str | None, seed: int, profile: str) -> str:
+    """The name of a run's output folders; empty for the campus with the profile's own preset and seed 0."""
+    if features:
+        path = Path(features)
+        name = f"{dataset}-{path.stem if path.suffix in FEATURE_SUFFIXES else path.name}"
+    elif data_root:
+        name = f"{dataset}-{Path(data_root).name}"
+    elif preset != PROFILE_SETTINGS[profile].campus_preset or seed:
+        name = f"campus-{preset}"
+    else:
+        return ""
+    return f"{name}-seed{seed}" if seed else name
+
+
+def _feature_files(features: str) -> dict[str, str]:
+    """The features file(s) given: ``{"pcb": file}`` for one file, one entry per recognised file for a folder."""
+    path = Path(features)
+    if path.is_file():
+        if path.suffix not in FEATURE_SUFFIXES:
+            raise StudyConfigError(f"features: {path} is not a features file (expected .npz or .mat)")
+        return {"pcb": str(path)}
+    if not path.is_dir():
+        raise StudyConfigError(f"features: {path} not found (expected a features file or a folder of them)")
+    found: dict[str, str] = {}
+    unknown = []
+    for p in sorted(path.iterdir()):
+        if p.suffix not in FEATURE_SUFFIXES or p.name.startswith("."):
+            continue
+        if p.stem not in VISUAL_MODELS:
+            unknown.append(p.name)
+        elif p.stem in found:
+            raise StudyConfigError(
+                f"features: {path} holds two files for {p.stem!r}: {Path(found[p.stem]).name}, {p.name}"
+            )
+        else:
+            found[p.stem] = str(p)
+    expected = ", ".join(f"{k}.npz" for k in VISUAL_MODELS)
+    if unknown:
+        raise StudyConfigError(
+            f"features: {path} holds features files the study does not know: {unknown}; expected names: {expected} "
+            "(or .mat)"
+        )
+    if not found:
+        raise StudyConfigError(f"features: {path} holds no features file; expected some of: {expected} (or .mat)")
+    return found
+
+
+def dataset_root(cfg: StudyConfig) -> Path | None:
+    """The dataset folder of this run; the campus is generated (once, seeded) when missing.
+
+    Returns ``None`` when the run has features files only (no images).
+    """
+    if cfg.dataset != "campus":
+        return Path(cfg.data_root) if cfg.data_root else None
+    root = Path(cfg.data_root) if cfg.data_root else REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
+    if not _campus_is_current(root, cfg):
+        from ..campus import generate_campus
+
+        generate_campus(root, preset=cfg.campus_preset, seed=cfg.seed)
+    return root
+
+
+def _campus_is_current(root: Path, cfg: StudyConfig) -> bool:
+    """True when ``root`` holds a finished campus made with today's configuration of its preset and seed."""
+    from ..campus import INFO_FILE
+    from ..campus import resolve_config as campus_config
+
+    info = root / INFO_FILE
+    if not (root / "manifest.csv").is_file() or not info.is_file():
+        return False
+    if cfg.data_root:  # a campus the user pointed at is used as it is
+        return True
+    rec = json.loads(info.read_text())
+    want = json.loads(json.dumps(asdict(campus_config(cfg.campus_preset)), default=str))
+    return rec.get("config") == want and rec.get("seed") == cfg.seed and rec.get("images", True)

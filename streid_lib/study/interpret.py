@@ -1,0 +1,144 @@
+"""Computed interpretation: every sentence a notebook states about its results is rendered here from the numbers.
+
+No function here judges a result against the paper (that is :mod:`.claims`); they say what the run's numbers
+are, which rows are best, how much a sweep moves, and what the run could not compute and why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import MODEL_LABELS, StudyConfig
+from .steps import NotComputed, available, main_features, missing_reason, splits_source, visual_keys
+
+
+def describe_splits(cfg: StudyConfig, splits: Any) -> str:
+    """Images, identities and cameras of each split, junk (id −1) and distractors (id 0) of the gallery."""
+    parts = []
+    for name in ("train", "gallery", "query"):
+        meta = getattr(splits, name)
+        ids = int(np.unique(meta.pids[meta.pids > 0]).size)
+        parts.append(f"{name} {len(meta):,} images of {ids:,} identities over {np.unique(meta.cams).size} cameras")
+    g = splits.gallery
+    return (
+        f"Read from {splits_source(cfg)}: " + "; ".join(parts) + f". The gallery holds {int((g.pids == -1).sum()):,} "
+        f"junk (id −1) and {int((g.pids == 0).sum()):,} distractor (id 0) images."
+    )
+
+
+def _range(rows: dict[str, Any], metric: str, label=lambda k: k) -> str:
+    vals = {k: float(v[metric]) for k, v in rows.items() if not isinstance(v, NotComputed)}
+    if not vals:
+        return f"no {metric} was computed"
+    lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
+    if lo == hi:
+        return f"{metric} {vals[hi]:.1f} ({label(hi)})"
+    return f"{metric} ranges from {vals[lo]:.1f} ({label(lo)}) to {vals[hi]:.1f} ({label(hi)})"
+
+
+def describe_visual(rows: dict[str, Any]) -> str:
+    """How the visual-only rows compare: the R1 and mAP ranges with the streams at each end."""
+    label = lambda k: MODEL_LABELS.get(k, k)  # noqa: E731
+    return f"Visual stream only: {_range(rows, 'R1', label)}; {_range(rows, 'mAP', label)}."
+
+
+def describe_st_fit(st: Any) -> str:
+    """What the HP model was fitted on."""
+    over = st.n_overflow_votes_ or 0
+    total = (st.n_votes_ or 0) + over
+    share = f" ({100.0 * over / total:.1f} %)" if total else ""
+    return (
+        f"The HP model was fitted on {st.n_identities_:,} training identities: {st.n_votes_:,} votes in "
+        f"{st.n_bins:,} bins of {st.bin_width} frames over {st.n_cams} cameras; {over:,} votes{share} fell beyond "
+        "the last bin."
+    )
+
+
+def describe_sensitivity(sens: Any) -> str:
+    """The σ and bin-width sweeps: the R1 range of each, and where the HP estimate is closest to the truth."""
+    out = []
+    for sweep, col, symbol, unit in (
+        ("sigma", "sigma", "σ", " bins"),
+        ("bin width", "bin_width", "bin width", " frames"),
+    ):
+        df = sens[sens.sweep == sweep]
+        if len(df) == 0:
+            continue
+        lo, hi = df.loc[df["R1"].idxmin()], df.loc[df["R1"].idxmax()]
+        values = f"{symbol} = {', '.join(f'{v:g}' for v in df[col])}{unit}"
+        if len(df) == 1:
+            text = f"At {values}, st-ReID R1 is {hi['R1']:.1f}"
+        elif lo["R1"] == hi["R1"]:
+            text = f"Over {values}, st-ReID R1 is {hi['R1']:.1f} at every value"
+        else:
+            text = (
+                f"Over {values}, st-ReID R1 ranges from {lo['R1']:.1f} ({symbol} = {lo[col]:g}) to {hi['R1']:.1f} "
+                f"({symbol} = {hi[col]:g})"
+            )
+        if "TV" in df and df["TV"].notna().any() and len(df) > 1:
+            best = df.loc[df["TV"].idxmin()]
+            text += f"; the HP estimate is closest to the truth at {symbol} = {best[col]:g} (TV {best['TV']:.3f})"
+        out.append(text + ".")
+    return " ".join(out)
+
+
+def describe_differences(rows: dict[str, Any], pairs: list[tuple[str, str]]) -> str:
+    """``b − a`` in R1 and mAP for each pair whose both rows were computed."""
+    out = []
+    for a, b in pairs:
+        if a in rows and b in rows and not isinstance(rows[a], NotComputed) and not isinstance(rows[b], NotComputed):
+            d1 = float(rows[b]["R1"]) - float(rows[a]["R1"])
+            dm = float(rows[b]["mAP"]) - float(rows[a]["mAP"])
+            out.append(f"{b} − {a}: R1 {d1:+.1f}, mAP {dm:+.1f}")
+    return ("In this run: " + "; ".join(out) + ".") if out else ""
+
+
+def describe_sweep(df: Any, column: str, symbol: str) -> str:
+    """R1 and mAP ranges over a sweep, with the best value's position."""
+    parts = []
+    for metric in ("R1", "mAP"):
+        lo, hi = df.loc[df[metric].idxmin()], df.loc[df[metric].idxmax()]
+        parts.append(
+            f"{metric} ranges from {lo[metric]:.1f} to {hi[metric]:.1f} over {symbol} = "
+            f"{df[column].min():g}–{df[column].max():g} (best at {symbol} = {hi[column]:g})"
+        )
+    return "; ".join(parts) + "."
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def not_computed(cfg: StudyConfig, notebook: str) -> str:
+    """One sentence: what this notebook could not compute in this run, and why (or that it computed everything)."""
+    gaps: list[str] = []
+    models = {"02": visual_keys(cfg), "04": ("pcb", "pcb_re"), "05": ("resnet50", "densenet121", "pcb")}
+    for key in models.get(notebook, ()):
+        if not available(cfg, key):
+            gaps.append(f"{MODEL_LABELS[key]} ({missing_reason(cfg, key)})")
+    if notebook == "01" and not cfg.has_images:
+        gaps.append("the example crops (no images in a features-only run; a list of example entries stands in)")
+    if notebook == "03" and cfg.dataset != "campus":
+        gaps.append("the true transit densities and the TV distances (ground truth exists on the campus only)")
+    if notebook == "06":
+        key, fs = main_features(cfg)
+        if key != "pcb":
+            gaps.append(f"Figure 4 on PCB ({missing_reason(cfg, 'pcb')}; {MODEL_LABELS[key]} is used instead)")
+        if not (cfg.has_images and fs.query.names is not None):
+            gaps.append(
+                "Figure 1 as pictures (no images, or no image names in the features file; a text list stands in)"
+            )
+    if not gaps:
+        return "Everything in this notebook was computed in this run."
+    return "Not computed in this run: " + _join(gaps) + "."
+
+
+def features_used(cfg: StudyConfig, key: str) -> str:
+    """Which features a figure or table of this run is computed on, in words."""
+    label = MODEL_LABELS.get(key, key)
+    if cfg.features and key in cfg.feature_files:
+        return f"{label} row: the features file {Path(cfg.feature_files[key]).name}"
+    return f"{label} features trained in this run" if key != "colour" else "colour-histogram features"

@@ -1,0 +1,182 @@
+"""What a run writes: tables (CSV + Markdown) and figures (PNG + SVG), each with a provenance record beside it.
+
+Reproducible bytes: a rerun at the same commit rewrites the tables and figures byte for byte; only the provenance
+records (``<name>.provenance.json``: date, commit, machine) change. SVGs use a fixed hash salt and carry no date;
+tables carry no header of their own (their provenance is the sidecar record).
+
+Tables are written and shown alike: readable column names (:data:`COLUMN_LABELS`), integers as integers, one
+decimal for everything else unless a column asks for more (``decimals``), and "—" where nothing was computed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import atomic_path, write_json_atomic, write_text_atomic
+from .config import REPO_ROOT, StudyConfig
+
+#: Column and index names as tables show them (units in parentheses).
+COLUMN_LABELS = {
+    "mAP_open_reid": "mAP (open-reid)",
+    "sigma": "σ (bins)",
+    "sigma_frames": "σ (frames)",
+    "bin_width": "bin width (frames)",
+    "TV": "TV to truth",
+    "lambda1": "λ1",
+    "gamma": "γ0 = γ1",
+}
+MISSING = "—"
+#: Fixed salt for the ids matplotlib writes into SVGs (otherwise random per run).
+SVG_HASH_SALT = "streid"
+
+
+def git_commit() -> str:
+    """The commit of the code that made an output (with ``+dirty`` when the tree has changes)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            # The outputs themselves (figures/) do not make the code dirty.
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(cfg: StudyConfig, **details: Any) -> dict:
+    """A provenance record: the run's configuration, features source, commit, date and machine."""
+    rec = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "profile": cfg.profile,
+        "dataset": cfg.dataset,
+        "route": cfg.route,
+        "data_root": cfg.data_root or (f"campus preset {cfg.campus_preset!r}" if cfg.dataset == "campus" else None),
+        "features": cfg.feature_files or None,
+        "train_names": cfg.train_names,
+        "seed": cfg.seed,
+        "train_settings": cfg.record()["train"],
+        "sizes": cfg.record()["sizes"],
+        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    rec.update(details)
+    return rec
+
+
+def pd_na() -> Any:
+    """pandas' missing-value marker (``pd.NA``), or None when pandas is absent."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        return None
+    return pd.NA
+
+
+def _cell(value: Any, decimals: int = 1) -> str:
+    """One table cell as text: integers as integers, floats with ``decimals``, nothing computed as "—"."""
+    if value is None or value is pd_na():
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return MISSING if not np.isfinite(value) else f"{value:.{decimals}f}"
+    return str(value)
+
+
+def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
+    """The table as text cells, with readable column names (what the notebooks show and the files hold)."""
+    import pandas as pd
+
+    decimals = decimals or {}
+    out = pd.DataFrame(index=[_cell(i) for i in df.index])
+    out.index.name = COLUMN_LABELS.get(str(df.index.name), df.index.name)
+    for col in df.columns:
+        values = df[col].tolist()
+        if pd.api.types.is_integer_dtype(df[col].dtype):
+            values = [None if pd.isna(v) else int(v) for v in values]
+        out[COLUMN_LABELS.get(str(col), str(col))] = [_cell(v, decimals.get(str(col), 1)) for v in values]
+    return out
+
+
+def _markdown(text: Any) -> str:
+    """A plain Markdown table of a text frame (first column: the index)."""
+    cols = [str(text.index.name or "")] + [str(c) for c in text.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in text.iterrows():
+        lines.append("| " + " | ".join([str(idx)] + [str(v).replace("|", "\\|") for v in row.tolist()]) + " |")
+    return "\n".join(lines)
+
+
+def write_table(
+    df: Any,
+    name: str,
+    cfg: StudyConfig,
+    title: str = "",
+    note: str = "",
+    decimals: dict[str, int] | None = None,
+    **details: Any,
+) -> Any:
+    """Write a table as ``<name>.csv`` and ``<name>.md`` into ``figures_dir``, with ``<name>.provenance.json``.
+
+    Args:
+        df: the table (index: row names); a ``source`` column should say where each row's numbers came from.
+        title: the Markdown heading line; note: a sentence under the table (e.g. what was not computed).
+        decimals: decimals per column (default one).
+        details: extra provenance fields.
+
+    Returns:
+        The table as the files show it (text cells), for the notebook to display.
+    """
+    text = formatted(df, decimals)
+    out = Path(cfg.figures_dir)
+    csv = text.replace(MISSING, "")
+    write_text_atomic(out / f"{name}.csv", csv.to_csv(index=True))
+    parts = [f"**{title}**" if title else "", _markdown(text), note, f"Provenance: `{name}.provenance.json`."]
+    write_text_atomic(out / f"{name}.md", "\n\n".join(p for p in parts if p) + "\n")
+    write_json_atomic(out / f"{name}.provenance.json", provenance(cfg, table=name, title=title, **details))
+    return text
+
+
+def save_figure(fig: Any, name: str, cfg: StudyConfig, **details: Any) -> None:
+    """Save a matplotlib figure as PNG and SVG (same bytes on a rerun), with ``<name>.provenance.json`` beside them."""
+    import matplotlib
+
+    out = Path(cfg.figures_dir)
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+        for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+            with atomic_path(out / f"{name}.{ext}") as tmp:
+                fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight", metadata=meta)
+    write_json_atomic(out / f"{name}.provenance.json", provenance(cfg, figure=name, **details))
+
+
+def say(*sentences: str) -> None:
+    """Show computed sentences: as Markdown in a notebook, as plain text elsewhere."""
+    text = " ".join(s for s in sentences if s)
+    if not text:
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks
+        print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))

@@ -1,0 +1,103 @@
+"""The README's generated blocks: the claims verdicts and the results of each run recorded under ``figures/``.
+
+``python -m streid_lib.study.readme [README.md]`` rewrites the text between ``<!-- generated:NAME -->`` and
+``<!-- /generated:NAME -->`` for NAME in ``claims`` and ``results`` from the committed figures, so that the README
+states no number that a run did not produce (``make study`` runs it after the notebooks). A unit test checks that
+the README matches the figures.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from .._io import write_text_atomic
+from .claims import CLAIMS_JSON, collect_runs, summary_table
+from .config import REPO_ROOT
+
+BLOCKS = ("claims", "results")
+#: The computed tables shown per run, in order: (file stem, heading). The first that exists of each group is used.
+_RESULT_TABLES = (
+    (("tables_1_2_campus", "table1", "table2"), "Tables 1-2 rows"),
+    (("table3",), "Table 3 rows"),
+    (("figure4ab",), "Figure 4(a, b) rows"),
+)
+
+
+def _computed_rows(csv: Path) -> str:
+    """The rows of a table CSV that this run computed (or could not compute), as Markdown; quoted rows left out."""
+    import csv as csv_mod
+
+    with csv.open(newline="") as fh:
+        rows = list(csv_mod.reader(fh))
+    head, body = rows[0], rows[1:]
+    src = head.index("source") if "source" in head else None
+    keep = [r for r in body if src is None or not r[src].startswith("quoted")]
+    if src is not None:
+        head = head[:src] + head[src + 1 :]
+        keep = [r[:src] + r[src + 1 :] for r in keep]
+    if not keep:
+        return ""
+    cells = [[c if c else "—" for c in r] for r in keep]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+
+
+def results_block(root: Path) -> str:
+    """Per run under ``root`` (the campus first): its computed Tables 1-3 and Figure 4(a, b) rows, with links."""
+    import json
+
+    folders = ([root] if (root / CLAIMS_JSON).is_file() else []) + sorted(
+        p.parent for p in root.glob(f"*/{CLAIMS_JSON}")
+    )
+    if not folders:
+        return "No run has been recorded under figures/ yet."
+    out = []
+    for folder in folders:
+        label = json.loads((folder / CLAIMS_JSON).read_text())["run"]["label"]
+        rel = folder.relative_to(root.parent).as_posix()
+        out.append(f"#### {label} (`{rel}/`)")
+        for stems, heading in _RESULT_TABLES:
+            for stem in stems:
+                csv = folder / f"{stem}.csv"
+                table = _computed_rows(csv) if csv.is_file() else ""
+                if table:
+                    out.append(f"{heading} ([{stem}]({rel}/{stem}.md)), computed in that run:\n\n{table}")
+                    break
+    return "\n\n".join(out)
+
+
+def render_blocks(root: Path | None = None) -> dict[str, str]:
+    """The generated README blocks from the figures under ``root`` (default: the repository's ``figures/``)."""
+    root = root or REPO_ROOT / "figures"
+    return {"claims": summary_table(collect_runs(root)), "results": results_block(root)}
+
+
+def update_text(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with every generated block replaced.
+
+    Raises:
+        ValueError: a block's markers are missing.
+    """
+    for name, body in blocks.items():
+        pattern = re.compile(rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- /generated:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README: markers <!-- generated:{name} --> … <!-- /generated:{name} --> not found")
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def update_readme(path: str | Path = REPO_ROOT / "README.md", root: Path | None = None) -> bool:
+    """Rewrite the README's generated blocks; returns whether the file changed."""
+    path = Path(path)
+    old = path.read_text()
+    new = update_text(old, render_blocks(root))
+    if new != old:
+        write_text_atomic(path, new)
+    return new != old
+
+
+if __name__ == "__main__":
+    target = sys.argv[1] if len(sys.argv) > 1 else REPO_ROOT / "README.md"
+    print(f"{target}: {'updated' if update_readme(target) else 'already up to date'}")

@@ -1,0 +1,521 @@
+"""The study's steps: each notebook calls a few of these; every number they return is computed in the run.
+
+Inputs come from the run's route (:mod:`.config`): image folders (the campus, a dataset folder), or features files
+alone. A step whose input the route lacks raises :class:`MissingInput` (its message says what it needs), and the
+row helpers turn that into a :class:`NotComputed` entry, never into another row's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import MODEL_LABELS, VISUAL_MODELS, StudyConfig, dataset_root
+
+
+class MissingInput(ValueError):
+    """A step needs an input this run does not have; the message says which (``needs …``)."""
+
+
+@dataclass(frozen=True)
+class NotComputed:
+    """A result that this run could not compute, with the reason (``needs …``)."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"not computed ({self.reason})"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Data: splits and training metadata
+
+
+def load_splits(cfg: StudyConfig):
+    """The run's three splits as :class:`streid_lib.metadata.DatasetSplits`.
+
+    From the image folders when the run has them; otherwise query and gallery from the features file's metadata
+    and train from :func:`training_metadata` (names, or the file's training side).
+    """
+    from ..metadata import DatasetSplits, read_dataset_root
+
+    root = dataset_root(cfg)
+    if root is not None:
+        return read_dataset_root(root)
+    _, fs = main_features(cfg)
+    naming = cfg.dataset if cfg.dataset in ("market", "duke") else None
+    return DatasetSplits(training_metadata(cfg), fs.gallery, fs.query, root=None, naming=naming)
+
+
+def splits_source(cfg: StudyConfig) -> str:
+    """Where :func:`load_splits` reads the splits from, in words."""
+    if cfg.has_images:
+        return "the image folders (bounding_box_train, bounding_box_test, query)"
+    key, _ = main_features(cfg)
+    return f"the metadata of the features file {Path(cfg.feature_files[key]).name} and {training_source(cfg)}"
+
+
+def per_camera_counts(splits) -> Any:
+    """Images per split and camera (a DataFrame: splits × cameras, plus totals and identities), as integers."""
+    import pandas as pd
+
+    cams = sorted({int(c) for name in ("train", "gallery", "query") for c in np.unique(getattr(splits, name).cams)})
+    rows = {}
+    for name in ("train", "gallery", "query"):
+        meta = getattr(splits, name)
+        counts = np.bincount(meta.cams, minlength=max(cams) + 1)
+        row = {f"cam {c}": int(counts[c]) for c in cams}
+        row["images"] = len(meta)
+        row["identities"] = int(np.unique(meta.pids[meta.pids > 0]).size)
+        rows[name] = row
+    df = pd.DataFrame.from_dict(rows, orient="index").astype("int64")
+    df.index.name = "split"
+    return df
+
+
+def example_entries(meta, n: int = 12, seed: int = 0) -> Any:
+    """A few entries of a split as text (name, identity, camera, frame): the stand-in for crops without images."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(meta), size=min(n, len(meta)), replace=False))
+    names = meta.names[idx] if meta.names is not None else ["(no name)"] * len(idx)
+    df = pd.DataFrame(
+        {"name": [str(x) for x in names], "id": meta.pids[idx], "camera": meta.cams[idx], "frame": meta.frames[idx]},
+        index=idx,
+    )
+    df.index.name = "entry"
+    return df
+
+
+def training_metadata(cfg: StudyConfig):
+    """Training-image metadata for the ST model.
+
+    In order: ``train_names``; the dataset folder's ``bounding_box_train``; the training side of a given features
+    file (``train_*`` keys).
+
+    Raises:
+        MissingInput: none of the three is available.
+    """
+    from ..metadata import read_name_list, read_seq_lengths
+
+    if cfg.train_names:
+        naming = cfg.dataset if cfg.dataset in ("market", "duke") else None
+        return read_name_list(cfg.train_names, naming, read_seq_lengths(Path(cfg.train_names).parent))
+    root = dataset_root(cfg)
+    if root is not None:
+        from ..metadata import read_dataset_root
+
+        return read_dataset_root(root).train
+    for _key, fs in _given_with_train(cfg):
+        return fs.train
+    raise MissingInput(
+        "the ST model needs training metadata: give train_names (a file of training image names), data_root, or a "
+        "features file with a training side (train_f, train_label, train_cam, train_frames)"
+    )
+
+
+def training_source(cfg: StudyConfig) -> str:
+    """Where :func:`training_metadata` reads the training images from, in words."""
+    if cfg.train_names:
+        return f"the training names in {Path(cfg.train_names).name}"
+    if cfg.has_images:
+        return "the training image folder"
+    for key, _ in _given_with_train(cfg):
+        return f"the training side of {Path(cfg.feature_files[key]).name}"
+    return "no training images"
+
+
+def _given_with_train(cfg: StudyConfig):
+    """(key, FeatureSet) of the given features files that carry a training side, PCB first."""
+    from ..features import load_features
+
+    for key in sorted(cfg.feature_files, key=lambda k: k != "pcb"):
+        fs = load_features(cfg.feature_files[key])
+        if fs.has_train:
+            yield key, fs
+
+
+def fit_st_model(cfg: StudyConfig, **overrides: Any):
+    """Fit the faithful HP model on the run's training metadata (:func:`streid_lib.st_model.fit_st_model`)."""
+    from ..st_model import fit_st_model as fit
+
+    return fit(training_metadata(cfg), cfg.dataset, **overrides)
+
+
+def campus_truth(cfg: StudyConfig):
+    """The campus' ground-truth transit densities (``None`` for a real dataset)."""
+    if cfg.dataset != "campus":
+        return None
+    from ..campus import load_truth
+
+    return load_truth(dataset_root(cfg))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Visual streams
+
+
+def visual_keys(cfg: StudyConfig) -> tuple[str, ...]:
+    """The visual streams a run reports: the colour histogram (campus with images) and the study's four models."""
+    return (("colour",) if cfg.dataset == "campus" else ()) + tuple(VISUAL_MODELS)
+
+
+def available(cfg: StudyConfig, key: str) -> bool:
+    """Whether this run can produce the features of ``key`` (given, trainable, or training-free)."""
+    if key == "colour":
+        return cfg.dataset == "campus"
+    return key in cfg.feature_files if cfg.features else True
+
+
+def missing_reason(cfg: StudyConfig, key: str) -> str:
+    """Why ``key`` has no features in this run, as ``needs …``."""
+    label = MODEL_LABELS.get(key, key)
+    if key == "colour":
+        return "needs the campus images (the colour histogram is computed on the campus only)"
+    if cfg.route == "features folder":
+        return f"needs {key}.npz or {key}.mat in the features folder"
+    return f"needs {label} features: a features folder with {key}.npz, or a dataset folder to train on"
+
+
+def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: bool = True):
+    """Features of one visual stream (``resnet50``, ``densenet121``, ``pcb``, ``pcb_re`` or ``colour``).
+
+    Given features files are read as they are. Otherwise features are cached in the run directory
+    (``features/<key>.npz``): a rerun, or a run resumed after an interruption, reuses finished features, and
+    training resumes from its last checkpoint.
+
+    Raises:
+        MissingInput: the run was given features files and none for ``key``.
+    """
+    from ..features import load_features, save_features
+
+    if key != "colour" and cfg.features:
+        if key not in cfg.feature_files:
+            raise MissingInput(missing_reason(cfg, key))
+        fs = load_features(cfg.feature_files[key])
+        _check_same_test_side(cfg, key, fs)
+        return fs
+    path = cfg.features_path(key)
+    root = dataset_root(cfg)
+    stale = False
+    if path.is_file() and not force:
+        cached = load_features(path)
+        if root is None or (_same_images(cached, root) and _same_training(cached, cfg, key)):
+            return cached
+        # The dataset or the training settings changed under the run directory: features and checkpoints
+        # are stale and are made again from scratch.
+        stale = True
+    if root is None:
+        raise MissingInput(missing_reason(cfg, key))
+    if key == "colour":
+        from ..colour_histogram import colour_histogram_features
+
+        fs = colour_histogram_features(root)
+    else:
+        from ..visual import extract_features, train_model
+
+        req = _train_request(cfg, key)
+        ckpt = train_model(
+            root,
+            req.pop("model"),
+            cfg.out / "checkpoints" / key,
+            device=cfg.device,
+            resume=not (stale or force),
+            **req,
+        )
+        fs = extract_features(
+            VISUAL_MODELS[key][0], ckpt, root, device=cfg.device, height=req["height"], width=req["width"]
+        )
+    save_features(path, fs)
+    return load_features(path)
+
+
+def main_features(cfg: StudyConfig) -> tuple[str, Any]:
+    """The visual stream of Figure 4 and of the ST sweeps: PCB as in the paper, else the first one given."""
+    for key in ("pcb", "pcb_re", "resnet50", "densenet121"):
+        if available(cfg, key):
+            return key, visual_features(cfg, key)
+    raise MissingInput(missing_reason(cfg, "pcb"))  # pragma: no cover - a features route has at least one file
+
+
+def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
+    """Given features files must all describe the same query and gallery images (same ids, cameras, frames)."""
+    from ..features import FeaturesError, load_features
+
+    ref_key = next(iter(sorted(cfg.feature_files, key=lambda k: k != "pcb")))
+    if ref_key == key:
+        return
+    ref = load_features(cfg.feature_files[ref_key])
+    for side in ("query", "gallery"):
+        a, b = getattr(fs, side), getattr(ref, side)
+        same = len(a) == len(b) and all(
+            np.array_equal(getattr(a, f), getattr(b, f)) for f in ("pids", "cams", "frames")
+        )
+        if not same:
+            raise FeaturesError(
+                f"{cfg.feature_files[key]}: its {side} side differs from {cfg.feature_files[ref_key]} "
+                "(ids, cameras or frames): every features file of a run must describe the same images"
+            )
+
+
+def _train_request(cfg: StudyConfig, key: str) -> dict:
+    """The training settings a visual model of this run is asked for (compared with a cache's provenance)."""
+    arch, erasing = VISUAL_MODELS[key]
+    t = cfg.train
+    h, w = (t.height_pcb, t.width_pcb) if arch == "pcb" else (t.height, t.width)
+    return {
+        "model": arch,
+        "epochs": t.epochs,
+        "erasing": erasing,
+        "height": h,
+        "width": w,
+        "weights": t.weights,
+        "seed": cfg.seed,
+        "lr": t.lr,
+        "lr_backbone": t.lr_backbone,
+        "batch_size": t.batch_size,
+    }
+
+
+def _same_training(fs, cfg: StudyConfig, key: str) -> bool:
+    """Whether cached features were made by a model trained with this run's settings."""
+    if key not in VISUAL_MODELS:
+        return True
+    done = fs.provenance.get("training_config", {})
+    return all(done.get(k) == v for k, v in _train_request(cfg, key).items())
+
+
+def _same_images(fs, root: Path) -> bool:
+    """Whether a cached features file describes exactly the query and gallery images of ``root``."""
+    from ..metadata import read_dataset_root
+
+    splits = read_dataset_root(root)
+    for side in ("query", "gallery"):
+        a, b = getattr(fs, side), getattr(splits, side)
+        if a.names is None or len(a) != len(b) or not np.array_equal(a.names.astype(str), b.names.astype(str)):
+            return False
+        if not (np.array_equal(a.frames, b.frames) and np.array_equal(a.pids, b.pids)):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Rows and sweeps
+
+
+def evaluate_rows(
+    fs, model, rows=None, rerank: bool = False, mode: str = "faithful", train=None, **metric_params: Any
+) -> dict:
+    """``{row: summary}`` for one features set and ST model (faithful joint metric; ``mode="improved"``
+    adds the improved rows, fitted on ``train`` metadata only)."""
+    from ..evaluation import evaluate_features
+    from ..joint import ROWS, JointMetric
+
+    res = evaluate_features(
+        fs, model, JointMetric(**metric_params), rows=rows or ROWS, rerank=rerank, mode=mode, train=train
+    )
+    return res["rows"]
+
+
+def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: bool = False) -> dict[str, Any]:
+    """``{row: summary}`` of one visual stream, or ``{row: NotComputed}`` for every row when it has no features.
+
+    With ``rerank`` the re-ranked rows (``VIS+re-rank``, ``st-ReID+re-rank``) are included.
+    """
+    try:
+        fs = visual_features(cfg, key)
+    except MissingInput as exc:
+        names = list(rows) + (["VIS+re-rank", "st-ReID+re-rank"] if rerank else [])
+        return dict.fromkeys(names, NotComputed(str(exc)))
+    return evaluate_rows(fs, model, rows=tuple(rows), rerank=rerank)
+
+
+def best_of(df: Any, metrics: Sequence[str] = ("R1", "mAP")) -> str:
+    """A sentence naming the best row of a results table for each metric (computed, for notebooks)."""
+    return "; ".join(f"best {m}: {df[m].idxmax()} ({df[m].max():.1f})" for m in metrics)
+
+
+def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | None = None) -> Any:
+    """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d).
+
+    ``name`` is ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, as the
+    authors' single ``--alpha``).
+    """
+    import pandas as pd
+
+    recs = []
+    for v in values:
+        params = dict(base or {})
+        if name == "gamma":
+            params.update(gamma0=float(v), gamma1=float(v))
+        else:
+            params[name] = float(v)
+        summary = evaluate_rows(fs, model, rows=("st-ReID",), **params)["st-ReID"]
+        recs.append({name: float(v), **summary})
+    return pd.DataFrame(recs)
+
+
+def st_sensitivity(cfg: StudyConfig, fs) -> Any:
+    """Effect of the Parzen width σ and of the bin width on the HP estimate and on st-ReID.
+
+    Two one-dimensional sweeps around the faithful layout (100-frame bins, σ = 50 bins), sized by the profile
+    (``cfg.sizes``): σ in bins at 100-frame bins; and the bin width with σ held at 5,000 frames (so only the
+    histogram's resolution changes). The time span covered stays that of the faithful layout.
+    Columns: sweep, bin_width (frames), sigma (bins), sigma_frames, TV (mean total-variation distance
+    to the truth, weighted by pair frequency; campus only), R1 and mAP of st-ReID (percent).
+    """
+    import pandas as pd
+
+    from ..st_model import DATASET_N_BINS, fit_st_model
+
+    train = training_metadata(cfg)
+    truth = campus_truth(cfg)
+    span = DATASET_N_BINS[cfg.dataset] * 100  # frames covered by the faithful layout
+    sizes = cfg.sizes
+    grid = [("sigma", 100, float(s)) for s in sizes.sigmas] + [
+        ("bin width", int(w), 5000.0 / w) for w in sizes.bin_widths
+    ]
+    recs = []
+    for sweep_name, bw, sigma in grid:
+        model = fit_st_model(train, cfg.dataset, bin_width=bw, n_bins=int(np.ceil(span / bw)), sigma=sigma)
+        rec = {"sweep": sweep_name, "bin_width": bw, "sigma": sigma, "sigma_frames": sigma * bw}
+        if truth is not None:
+            from ..campus import mean_hp_distance
+
+            rec["TV"] = mean_hp_distance(model, truth)
+        summary = evaluate_rows(fs, model, rows=("st-ReID",))["st-ReID"]
+        rec.update(R1=summary["R1"], mAP=summary["mAP"])
+        recs.append(rec)
+    return pd.DataFrame(recs)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Figure 1: ranked lists
+
+
+@dataclass(frozen=True)
+class RankedExamples:
+    """A few queries and the top of their VIS and st-ReID rankings (the paper's Figure 1).
+
+    Attributes:
+        queries: (n,) query indices shown.
+        lists: method → (n, top) gallery indices, best first (junk removed as the protocol does).
+        scores: method → (n, top) their scores.
+        rule: the selection rule, in words, with how many queries met it.
+    """
+
+    queries: np.ndarray
+    lists: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]
+    rule: str
+
+
+def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) -> RankedExamples:
+    """Queries whose rank-1 is wrong with VIS and right with st-ReID (any queries when none is), with top lists.
+
+    The ranking protocol is :class:`streid_lib.metrics.RankingProtocol` (junk: pid -1, and the query's identity
+    in its own camera), as in every table.
+    """
+    from ..evaluation import rank_rows
+    from ..joint import DEFAULT_METRIC, cosine_similarity, score_rows
+    from ..metrics import RankingProtocol
+
+    methods = ("VIS", "st-ReID")
+    results = rank_rows(fs, model, DEFAULT_METRIC, rows=methods)
+    hit = {m: results[m].first_hit == 0 for m in methods}
+    fixed = np.flatnonzero(~hit["VIS"] & hit["st-ReID"])
+    rng = np.random.default_rng(seed)
+    nq = len(fs.query)
+    if len(fixed):
+        chosen = rng.choice(fixed, size=min(n_queries, len(fixed)), replace=False)
+        rule = (
+            f"{len(chosen)} queries drawn at random (seed {seed}) among the {len(fixed)} of {nq} whose rank-1 "
+            "gallery image is another identity with VIS alone and the true identity with st-ReID"
+        )
+    else:
+        chosen = rng.choice(nq, size=min(n_queries, nq), replace=False)
+        rule = (
+            f"no query of {nq} has a wrong VIS rank-1 and a right st-ReID rank-1, so {len(chosen)} queries are "
+            f"drawn at random (seed {seed})"
+        )
+    chosen = np.sort(chosen)
+    protocol = RankingProtocol(fs.gallery)
+    cols = protocol.columns
+    q, g = fs.query.take(chosen), fs.gallery.take(cols)
+    s = cosine_similarity(fs.query_f[chosen], fs.gallery_f[cols])
+    p = model.probability(q.cams[:, None], q.frames[:, None], g.cams[None, :], g.frames[None, :])
+    scores = score_rows(s, p, DEFAULT_METRIC, rows=methods)
+    junks = protocol.chunk(q).junks
+    lists, tops = {}, {}
+    for m in methods:
+        sc = np.array(scores[m], dtype=np.float64)
+        for i, junk in enumerate(junks):
+            sc[i, junk] = -np.inf
+        order = np.argsort(-sc, axis=1, kind="stable")[:, :top]  # ties: gallery order, as the metrics
+        lists[m] = cols[order]
+        tops[m] = np.take_along_axis(sc, order, axis=1)
+    return RankedExamples(chosen, lists, tops, rule)
+
+
+def ranked_text(fs, ex: RankedExamples) -> Any:
+    """Figure 1 as a table: per query and method, the ranked gallery entries (id, camera, frame, score, match)."""
+    import pandas as pd
+
+    recs = []
+    for pos, qi in enumerate(ex.queries):
+        qid, qcam, qframe = int(fs.query.pids[qi]), int(fs.query.cams[qi]), int(fs.query.frames[qi])
+        for m, lists in ex.lists.items():
+            for rank, gi in enumerate(lists[pos], 1):
+                gid = int(fs.gallery.pids[gi])
+                match = "true match" if gid == qid else ("distractor" if gid == 0 else "other identity")
+                recs.append(
+                    {
+                        "query": f"{int(qi)} (id {qid}, cam {qcam}, frame {qframe})",
+                        "method": m,
+                        "rank": rank,
+                        "id": gid,
+                        "camera": int(fs.gallery.cams[gi]),
+                        "frame": int(fs.gallery.frames[gi]),
+                        "score": float(ex.scores[m][pos, rank - 1]),
+                        "match": match,
+                    }
+                )
+    return pd.DataFrame(recs).set_index("query")
+
+
+def features_summary(cfg: StudyConfig) -> Any:
+    """One line per visual stream of the run: where its features come from, their dimension and sizes.
+
+    Streams with features are loaded (and, on the training routes, trained first); the others say what they need.
+    """
+    import pandas as pd
+
+    recs = {}
+    for key in visual_keys(cfg):
+        label = MODEL_LABELS[key]
+        try:
+            fs = visual_features(cfg, key)
+        except MissingInput as exc:
+            recs[label] = {"source": f"not computed ({exc})", "D": None, "query": None, "gallery": None, "train": None}
+            continue
+        if cfg.features and key in cfg.feature_files:
+            source = f"features file {Path(cfg.feature_files[key]).name}"
+        else:
+            source = "computed from the images" if key == "colour" else "trained in this run"
+        recs[label] = {
+            "source": source,
+            "D": fs.dim,
+            "query": len(fs.query),
+            "gallery": len(fs.gallery),
+            "train": len(fs.train) if fs.has_train else None,
+        }
+    df = pd.DataFrame.from_dict(recs, orient="index")
+    for col in ("D", "query", "gallery", "train"):
+        df[col] = df[col].astype("Int64")
+    df.index.name = "visual stream"
+    return df

@@ -1,0 +1,187 @@
+"""The study's tables: computed rows beside the paper's quoted rows, one table per dataset.
+
+Computed columns go only into the table of the dataset that ran: Table 1 for Market-1501, Table 2 for
+DukeMTMC-reID; the other one holds the paper's numbers alone, with a sentence saying so. A campus run writes
+campus tables (``tables_1_2_campus``), with the paper's columns beside them marked with the paper's datasets.
+Table 3 is written for every run; its title names the dataset that ran (the paper's is DukeMTMC-reID).
+
+A row whose input the run lacks carries no numbers; its ``source`` says "not computed (needs …)".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import DATASET_LABELS, StudyConfig
+from .outputs import write_table
+from .paper import PAPER_COLUMNS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3
+from .steps import NotComputed, model_rows
+
+COMPUTED = "computed (this run)"
+#: Rows we compute that are not rows of the paper, and why they are there.
+EXTRA_ROWS = {
+    "st-ReID+re-rank": "computed (this run); not a row of the paper: re-ranking without RE, to check the "
+    "re-ranking claim when no PCB+RE features are given",
+}
+_PAPER_BY_DATASET = {"market": (PAPER_TABLE1, "Table 1"), "duke": (PAPER_TABLE2, "Table 2")}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table to write: its file name, title, the frame and a sentence under it."""
+
+    name: str
+    title: str
+    frame: Any
+    note: str = ""
+
+    def write(self, cfg: StudyConfig) -> Any:
+        """Write it into the run's figures folder (:func:`.outputs.write_table`); returns the table as shown."""
+        return write_table(self.frame, self.name, cfg, title=self.title, note=self.note)
+
+
+def _source(name: str, value: Any) -> str:
+    if isinstance(value, NotComputed):
+        return str(value)
+    return EXTRA_ROWS.get(name, COMPUTED)
+
+
+def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS) -> Any:
+    """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed)."""
+    import pandas as pd
+
+    recs = {k: {c: (np.nan if isinstance(v, NotComputed) else float(v[c])) for c in columns} for k, v in rows.items()}
+    df = pd.DataFrame.from_dict(recs, orient="index", columns=list(columns))
+    df["source"] = [_source(k, v) for k, v in rows.items()]
+    df.index.name = "method"
+    return df
+
+
+def computed_only(rows: dict[str, Any]) -> dict[str, dict]:
+    """The rows that hold numbers (for plots)."""
+    return {k: v for k, v in rows.items() if not isinstance(v, NotComputed)}
+
+
+def not_computed_note(rows: dict[str, Any]) -> str:
+    """A sentence naming the rows that were not computed and why (empty when all were)."""
+    missing = {k: v.reason for k, v in rows.items() if isinstance(v, NotComputed)}
+    if not missing:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for k, reason in missing.items():
+        by_reason.setdefault(reason, []).append(k)
+    return " ".join(f"Not computed: {', '.join(ks)} ({reason})." for reason, ks in by_reason.items())
+
+
+def paper_frame(paper: dict[str, tuple], prefix: str = "") -> Any:
+    """The paper's rows as a DataFrame (columns R1 R5 R10 mAP, with an optional prefix)."""
+    import pandas as pd
+
+    return pd.DataFrame.from_dict(paper, orient="index", columns=[f"{prefix}{c}" for c in PAPER_COLUMNS])
+
+
+def side_by_side(ours: dict[str, Any], paper: dict[str, tuple], paper_label: str) -> Any:
+    """Our rows (computed, or not computed) next to the paper's quoted rows for the same methods.
+
+    Columns: ``R1 R5 R10 mAP`` (this run), ``paper R1 … paper mAP`` (quoted from ``paper_label``) and ``source``;
+    rows the paper has but we do not compute are appended, quoted only.
+    """
+    import pandas as pd
+
+    mine = results_frame(ours)
+    theirs = paper_frame(paper, "paper ")
+    quoted = f"paper columns {PAPER_SOURCE}, {paper_label}"
+    mine["source"] = [s if k not in paper else f"{s}; {quoted}" for k, s in mine["source"].items()]
+    rest = theirs.loc[[k for k in paper if k not in ours]].copy()
+    rest["source"] = f"{PAPER_SOURCE}, {paper_label}"
+    df = pd.concat([mine.join(theirs), rest])[list(mine.columns[:-1]) + list(theirs.columns) + ["source"]]
+    df.index.name = "method"
+    return df
+
+
+def tables_1_2_rows(cfg: StudyConfig, model) -> dict[str, Any]:
+    """Our rows of Tables 1-2: PCB(*), st-ReID, st-ReID+RE, st-ReID+RE+re-rank (``NotComputed`` when missing).
+
+    When there are PCB features but no PCB+RE features, ``st-ReID+re-rank`` (not a row of the paper) is added so
+    that the re-ranking claim can still be checked.
+    """
+    plain = model_rows(cfg, "pcb", model, ("VIS", "st-ReID"))
+    with_re = model_rows(cfg, "pcb_re", model, ("st-ReID",), rerank=True)
+    rows = {
+        "PCB(*)": plain["VIS"],
+        "st-ReID": plain["st-ReID"],
+        "st-ReID+RE": with_re["st-ReID"],
+        "st-ReID+RE+re-rank": with_re["st-ReID+re-rank"],
+    }
+    if isinstance(with_re["st-ReID"], NotComputed) and not isinstance(plain["st-ReID"], NotComputed):
+        rows["st-ReID+re-rank"] = model_rows(cfg, "pcb", model, ("st-ReID",), rerank=True)["st-ReID+re-rank"]
+    return rows
+
+
+def table_3_rows(cfg: StudyConfig, model) -> dict[str, Any]:
+    """Our rows of Table 3: each visual baseline without and with the ST stream (``NotComputed`` when missing)."""
+    out = {}
+    for key, label in (("resnet50", "ResNet50"), ("densenet121", "DenseNet121"), ("pcb", "PCB")):
+        rows = model_rows(cfg, key, model, ("VIS", "st-ReID"))
+        out["PCB(*)" if key == "pcb" else f"{label} baseline"] = rows["VIS"]
+        out[f"{label}+ST"] = rows["st-ReID"]
+    return out
+
+
+def features_note(cfg: StudyConfig) -> str:
+    """A sentence saying which features stand for the paper's models in a features route (empty otherwise)."""
+    if not cfg.features:
+        return ""
+    from pathlib import Path
+
+    given = ", ".join(f"{k} ← {Path(p).name}" for k, p in cfg.feature_files.items())
+    return f"Visual features given to this run (they stand for the paper's models of the same name): {given}."
+
+
+def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
+    """The Tables 1-2 files of a run: one computed table for its dataset, the other quoted only (campus: one)."""
+    missing = not_computed_note(ours)
+    extra = features_note(cfg)
+    if cfg.dataset == "campus":
+        df = results_frame(ours)
+        for paper, label in ((PAPER_TABLE1, "Market-1501"), (PAPER_TABLE2, "DukeMTMC-reID")):
+            theirs = paper_frame({k: paper[k] for k in ours if k in paper}, f"{label} ")
+            theirs.columns = [f"{c} (paper)" for c in theirs.columns]
+            df = df.join(theirs)
+        df = df[[c for c in df.columns if c != "source"] + ["source"]]
+        df["source"] = [
+            s if k not in PAPER_TABLE1 else f"{s}; paper columns {PAPER_SOURCE}, Tables 1-2"
+            for k, s in df["source"].items()
+        ]
+        title = (
+            "Tables 1-2 rows on the campus (synthetic; computed in this run), beside the paper's Market-1501 and "
+            "DukeMTMC-reID columns (quoted)"
+        )
+        return [Table("tables_1_2_campus", title, df, " ".join(p for p in (missing, extra) if p))]
+    out = []
+    for dataset, (paper, name) in _PAPER_BY_DATASET.items():
+        label = DATASET_LABELS[dataset]
+        file = name.lower().replace(" ", "")
+        if dataset == cfg.dataset:
+            title = f"{name} ({label}): rows computed in this run beside the paper's (quoted)"
+            df = side_by_side(ours, paper, f"{name} ({label})")
+            out.append(Table(file, title, df, " ".join(p for p in (missing, extra) if p)))
+        else:
+            df = paper_frame(paper)
+            df["source"] = f"{PAPER_SOURCE}, {name} ({label})"
+            df.index.name = "method"
+            note = f"Quoted only: this run is on {cfg.dataset_label}, so nothing in {name} ({label}) is computed."
+            out.append(Table(file, f"{name} ({label}): the paper's numbers (quoted)", df, note))
+    return out
+
+
+def table_3(cfg: StudyConfig, ours: dict[str, Any]) -> Table:
+    """Table 3 of a run: its rows computed on the run's dataset beside the paper's (DukeMTMC-reID, quoted)."""
+    where = cfg.dataset_label
+    title = f"Table 3 rows computed on {where} beside the paper's Table 3 (DukeMTMC-reID, quoted)"
+    df = side_by_side(ours, PAPER_TABLE3, "Table 3 (DukeMTMC-reID)")
+    note = " ".join(p for p in (not_computed_note(ours), features_note(cfg)) if p)
+    return Table("table3", title, df, note)

@@ -1,0 +1,173 @@
+"""The paper's claims: every check can come out held, not held and not computed, from the numbers it is given;
+verdicts are recorded per run and collected into claims.md and the README."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from streid_lib import study
+from streid_lib.metadata import DatasetSplits, Metadata
+from streid_lib.study import claims, readme
+from streid_lib.study.claims import HELD, NOT_COMPUTED, NOT_HELD
+
+
+def row(r1, m=None):
+    return {"R1": r1, "R5": r1, "R10": r1, "mAP": r1 if m is None else m}
+
+
+@pytest.fixture
+def campus_cfg(tmp_path):
+    return study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+
+
+@pytest.fixture
+def duke_cfg(tmp_path):
+    from streid_lib.features import FeatureSet, save_features
+
+    m = Metadata([1, 2], [1, 2], [10, 20])
+    f = tmp_path / "feats.npz"
+    save_features(
+        f, FeatureSet([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], m, m, train_f=[[1.0, 0.0]] * 2, train=m)
+    )
+    return study.resolve_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "run"))
+
+
+def verdict(claim_id, result, cfg):
+    return claims.CLAIMS_BY_ID[claim_id].check(result, cfg)
+
+
+def test_every_claim_has_a_quote_a_place_and_a_notebook():
+    assert len({c.id for c in claims.CLAIMS}) == len(claims.CLAIMS)
+    for c in claims.CLAIMS:
+        assert c.quote and c.where and c.test and c.notebook in {"01", "02", "03", "04", "05", "06", "07"}
+
+
+def test_claims_are_documented():
+    text = (study.REPO_ROOT / "docs" / "claims.md").read_text()
+    for c in claims.CLAIMS:
+        assert f"`{c.id}`" in text, f"docs/claims.md does not describe claim {c.id}"
+
+
+def test_st_lift_of_ten_points(campus_cfg):
+    rows = {"PCB(*)": row(80), "PCB+ST": row(91), "ResNet50 baseline": row(70), "ResNet50+ST": row(81)}
+    rows |= {"DenseNet121 baseline": study.NotComputed("needs x"), "DenseNet121+ST": study.NotComputed("needs x")}
+    status, detail = verdict("st-lift-10", rows, campus_cfg)
+    assert status == HELD and "PCB +11.0" in detail and "not computed: DenseNet-121" in detail
+    rows["ResNet50+ST"] = row(79.9)
+    assert verdict("st-lift-10", rows, campus_cfg)[0] == NOT_HELD
+    none = {k: study.NotComputed("needs features") for k in rows}
+    assert verdict("st-lift-10", none, campus_cfg)[0] == NOT_COMPUTED
+
+
+def test_logistic_smoothing_against_the_eqn5_row(campus_cfg):
+    assert verdict("ls-beats-eqn5", {"VISxST": row(20), "st-ReID": row(30)}, campus_cfg)[0] == HELD
+    status, detail = verdict("ls-beats-eqn5", {"VISxST": row(22.3), "st-ReID": row(17.5)}, campus_cfg)
+    assert status == NOT_HELD and "VIS×ST 22.3, st-ReID 17.5" in detail
+    assert verdict("ls-beats-eqn5", {"st-ReID": row(30)}, campus_cfg)[0] == NOT_COMPUTED
+
+
+def test_random_erasing_and_reranking(campus_cfg):
+    rows = {"st-ReID": row(50, 40), "st-ReID+RE": row(51, 41), "st-ReID+RE+re-rank": row(50.5, 50)}
+    assert verdict("re-helps", rows, campus_cfg)[0] == HELD
+    assert verdict("rerank", rows, campus_cfg) == (HELD, "st-ReID+RE+re-rank − st-ReID+RE: mAP +9.0, R1 -0.5")
+    rows["st-ReID+RE+re-rank"] = row(40, 50)  # mAP up, R1 down by 11: not "keeps R1"
+    assert verdict("rerank", rows, campus_cfg)[0] == NOT_HELD
+    rows["st-ReID+RE"] = row(49, 41)
+    assert verdict("re-helps", rows, campus_cfg)[0] == NOT_HELD
+    no_re = {"st-ReID": row(50, 40), "st-ReID+RE": study.NotComputed("needs PCB+RE features")}
+    assert verdict("re-helps", no_re, campus_cfg) == (NOT_COMPUTED, "st-ReID+RE not computed (needs PCB+RE features)")
+    no_re["st-ReID+re-rank"] = row(52, 45)  # re-ranking without RE stands in
+    assert verdict("rerank", no_re, campus_cfg)[0] == HELD
+
+
+def test_sweeps_near_best(campus_cfg):
+    lam = pd.DataFrame({"lambda1": [0.4, 1.6, 2.8], "R1": [50.0, 51.0, 51.5]})
+    assert verdict("lambda-flat", lam, campus_cfg)[0] == HELD
+    gam = pd.DataFrame({"gamma": [1.0, 4.0, 7.0], "R1": [16.7, 29.9, 19.0]})
+    status, detail = verdict("gamma-flat", gam, campus_cfg)
+    assert status == NOT_HELD and "to 29.9 (γ = 4)" in detail
+    short = pd.DataFrame({"gamma": [3.0, 5.0], "R1": [1.0, 1.0]})
+    assert verdict("gamma-flat", short, campus_cfg)[0] == NOT_COMPUTED  # not the paper's range
+    lam = pd.DataFrame({"lambda1": [0.4, 1.6, 2.8], "R1": [28.0, 28.5, 29.0]})
+    defaults = {"rows": {"st-ReID": row(29.0)}, "lambda": lam, "gamma": gam}
+    assert verdict("defaults-near-best", defaults, campus_cfg)[0] == HELD
+    defaults["rows"] = {"st-ReID": row(20.0)}
+    assert verdict("defaults-near-best", defaults, campus_cfg)[0] == NOT_HELD
+
+
+def test_split_sizes_and_paper_numbers_only_on_the_papers_datasets(campus_cfg, duke_cfg):
+    meta = Metadata([1, 2, 2], [1, 1, 2], [0, 1, 2])
+    splits = DatasetSplits(meta, meta, meta)
+    assert verdict("splits", splits, campus_cfg)[0] == NOT_COMPUTED
+    status, detail = verdict("splits", splits, duke_cfg)
+    assert status == NOT_HELD and "train 3 (paper 16,522)" in detail
+    rows = {"st-ReID": row(94.3, 82.0)}
+    assert verdict("paper-numbers", rows, campus_cfg)[0] == NOT_COMPUTED
+    assert verdict("paper-numbers", rows, duke_cfg)[0] == HELD
+    rows = {"st-ReID": row(17.5, 4.9)}
+    status, detail = verdict("paper-numbers", rows, duke_cfg)
+    assert status == NOT_HELD and "feats.npz" in detail
+
+
+def test_visual_order_and_figure_4a(campus_cfg):
+    vis = {"pcb": row(30), "densenet121": row(20), "resnet50": row(10), "colour": row(40)}
+    assert verdict("visual-order", vis, campus_cfg)[0] == HELD
+    vis["resnet50"] = row(25)
+    assert verdict("visual-order", vis, campus_cfg) == (NOT_HELD, "R1 PCB 30.0, ResNet-50 25.0, DenseNet-121 20.0")
+    fig4 = {"VIS": row(9.1), "ST": row(5.4), "VISxST": row(22.3), "st-ReID": row(17.5)}
+    assert verdict("st-alone-weak", fig4, campus_cfg)[0] == HELD
+    assert verdict("st-helps", fig4, campus_cfg)[0] == HELD
+    assert verdict("eqn5-beats-vis", fig4, campus_cfg)[0] == HELD
+    fig4["ST"] = row(23.8)
+    assert verdict("st-alone-weak", fig4, campus_cfg)[0] == NOT_HELD
+
+
+def test_verdicts_are_recorded_per_run_and_collected(campus_cfg, duke_cfg):
+    report = study.check_claims(campus_cfg, "06", figure4={"VISxST": row(20), "st-ReID": row(30)})
+    text = str(report)
+    assert "Claims of the paper checked in notebook 06" in text and "HELD" in text
+    assert "this run has no lambda sweep result" in text  # not passed: not computed
+    figs = campus_cfg.out / "figures"
+    rec = json.loads((figs / "claims.json").read_text())
+    assert rec["claims"]["ls-beats-eqn5"]["status"] == HELD
+    assert "ls-beats-eqn5" in rec["claims"] and "date" not in json.dumps(rec)
+    md = (figs / "claims.md").read_text()
+    assert "| Logistic smoothing beats the Eqn. 5 product (nb 06)" in md and "**held**" in md
+    assert str(study.check_claims(campus_cfg, "03")) == "Notebook 03 checks no claim of the paper."
+
+
+def test_collected_table_has_one_column_per_run(tmp_path):
+    for sub, label, status in (("", "campus", HELD), ("duke-x", "Duke", NOT_HELD)):
+        folder = tmp_path / sub
+        folder.mkdir(exist_ok=True)
+        rec = {"run": {"label": label}, "claims": {"rerank": {"status": status, "detail": "numbers"}}}
+        (folder / claims.CLAIMS_JSON).write_text(json.dumps(rec))
+    runs = claims.collect_runs(tmp_path)
+    assert [r["run"]["label"] for r in runs] == ["campus", "Duke"]
+    md = claims.render_claims(runs)
+    assert "| claim | paper | campus | Duke |" in md
+    assert "**held**: numbers | **not held**: numbers |" in md
+    assert "| Re-ranking raises mAP and keeps R1 | held | not held |" in claims.summary_table(runs)
+
+
+def test_readme_blocks_are_rendered_from_the_figures(tmp_path):
+    text = (
+        "a\n<!-- generated:claims -->\nold\n<!-- /generated:claims -->\n"
+        "b\n<!-- generated:results -->\nx\n<!-- /generated:results -->\n"
+    )
+    new = readme.update_text(text, {"claims": "NEW", "results": "R"})
+    assert "<!-- generated:claims -->\nNEW\n<!-- /generated:claims -->" in new and "old" not in new
+    with pytest.raises(ValueError, match="generated:claims"):
+        readme.update_text("no markers", {"claims": "x"})
+
+
+def test_readme_matches_the_committed_figures():
+    """The README's verdicts and results are those recorded under figures/ (``make study`` rewrites them)."""
+    path = study.REPO_ROOT / "README.md"
+    text = path.read_text()
+    assert readme.update_text(text, readme.render_blocks()) == text, (
+        "README.md is out of date with figures/: run `python -m streid_lib.study.readme`"
+    )

@@ -1,0 +1,150 @@
+"""The study's routes end to end: all seven notebooks through papermill on a folder of features files (route d), on
+a dataset folder with training on the CPU (route b), and on the authors' route (a .mat features file plus training
+names) made from the real DukeMTMC-reID development features (route c, paper profile).
+
+Each test checks what the tables say: computed rows hold this run's numbers, rows whose model was not given read
+"not computed (needs …)", and only the table of the dataset that ran holds computed columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streid_lib import reproduce
+from streid_lib.evaluation import evaluate_features
+from streid_lib.features import FeatureSet, load_features, save_features
+from streid_lib.metadata import read_name_lists
+from streid_lib.st_model import fit_st_model
+from streid_lib.study.claims import CLAIMS
+
+DEV_FEATURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "features" / "duke_mobilenetv2.npz"
+pytestmark = pytest.mark.slow
+
+
+def read_table(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {r["method"]: r for r in rows}
+
+
+def computed(table: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {k: r for k, r in table.items() if r["source"].startswith("computed")}
+
+
+def run(out: Path, profile: str, **parameters) -> Path:
+    reproduce.run_study(profile=profile, out_dir=out, parameters=parameters, progress=False)
+    return out / "figures"
+
+
+def check_one_table_per_dataset(figs: Path, dataset: str) -> dict[str, dict[str, str]]:
+    mine, other = ("table2", "table1") if dataset == "duke" else ("table1", "table2")
+    assert not computed(read_table(figs / f"{other}.csv")), f"{other} must hold the paper's numbers only"
+    assert not (figs / "tables_1_2_campus.csv").exists()
+    return read_table(figs / f"{mine}.csv")
+
+
+def check_no_row_repeats_another(rows: dict[str, dict[str, str]]) -> None:
+    numbers = [tuple(r[c] for c in ("R1", "R5", "R10", "mAP")) for r in rows.values()]
+    assert len(set(numbers)) == len(numbers), f"a computed row repeats another's numbers: {rows}"
+
+
+def check_every_claim_has_a_verdict(figs: Path) -> dict:
+    rec = json.loads((figs / "claims.json").read_text())
+    assert set(rec["claims"]) == {c.id for c in CLAIMS}
+    assert all(v["status"] in ("held", "not held", "not computed") for v in rec["claims"].values())
+    return rec["claims"]
+
+
+def identity_features(meta, centres: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
+    """Features around one centre per identity, so that the visual stream beats chance."""
+    return (
+        centres[np.abs(meta.pids) % len(centres)] + noise * rng.standard_normal((len(meta), centres.shape[1]))
+    ).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def duke_names(tmp_path_factory) -> Path:
+    """A tiny campus with DukeMTMC-reID names (names and truth only, no images)."""
+    from streid_lib.campus import generate_campus
+
+    root = tmp_path_factory.mktemp("names") / "campus"
+    generate_campus(root, "tiny", seed=3, naming="duke", images=False, progress=False)
+    return root
+
+
+def test_route_d_features_folder(tmp_path, duke_names):
+    """Route d: pcb (with a training side), pcb_re and resnet50 given; densenet121 not given."""
+    splits = read_name_lists(duke_names, "duke")
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((10_000, 16))
+    folder = tmp_path / "features"
+    folder.mkdir()
+    for key, noise in (("pcb", 1.5), ("pcb_re", 1.4), ("resnet50", 2.0)):
+        qf, gf = (identity_features(getattr(splits, s), centres, rng, noise) for s in ("query", "gallery"))
+        train = {}
+        if key == "pcb":
+            train = {"train": splits.train, "train_f": identity_features(splits.train, centres, rng, noise)}
+        save_features(folder / f"{key}.npz", FeatureSet(qf, gf, splits.query, splits.gallery, {"model": key}, **train))
+    figs = run(tmp_path / "run", "smoke", dataset="duke", features=str(folder))
+
+    table2 = check_one_table_per_dataset(figs, "duke")
+    assert set(computed(table2)) == {"PCB(*)", "st-ReID", "st-ReID+RE", "st-ReID+RE+re-rank"}
+    pcb = load_features(folder / "pcb.npz")
+    want = evaluate_features(pcb, fit_st_model(splits.train, "duke"), rows=("st-ReID",))["rows"]["st-ReID"]
+    assert table2["st-ReID"]["R1"] == f"{want['R1']:.1f}" and table2["st-ReID"]["mAP"] == f"{want['mAP']:.1f}"
+    check_no_row_repeats_another(computed(table2))
+    table3 = read_table(figs / "table3.csv")
+    assert table3["DenseNet121+ST"]["R1"] == "" and "densenet121.npz" in table3["DenseNet121+ST"]["source"]
+    assert table3["ResNet50+ST"]["R1"] != ""
+    verdicts = check_every_claim_has_a_verdict(figs)
+    assert verdicts["visual-order"]["status"] == "not computed" and "DenseNet-121" in verdicts["visual-order"]["detail"]
+    assert verdicts["splits"]["status"] == "not held"  # a tiny campus is not DukeMTMC-reID's split
+    assert (figs / "figure1_ranked_lists.md").is_file() and not (figs / "figure1_ranked_lists.png").exists()
+    assert not (figs / "data_example_crops.png").exists()
+
+
+def test_route_b_dataset_folder_trained_on_the_cpu(tmp_path):
+    """Route b: a dataset folder with DukeMTMC-reID names (a tiny campus), the four models trained briefly."""
+    from streid_lib.campus import generate_campus
+
+    root = tmp_path / "DukeLike"
+    generate_campus(root, "tiny", seed=1, naming="duke", progress=False)
+    figs = run(tmp_path / "run", "smoke", dataset="duke", data_root=str(root), device="cpu")
+
+    table2 = check_one_table_per_dataset(figs, "duke")
+    assert set(computed(table2)) == {"PCB(*)", "st-ReID", "st-ReID+RE", "st-ReID+RE+re-rank"}
+    visual = read_table(figs / "visual_baselines.csv")
+    assert set(computed(visual)) == {"ResNet-50", "DenseNet-121", "PCB", "PCB+RE"}
+    check_every_claim_has_a_verdict(figs)
+    for picture in ("data_example_crops.png", "figure1_ranked_lists.png", "figure2b_st_distributions.png"):
+        assert (figs / picture).is_file(), picture
+
+
+@pytest.mark.skipif(not DEV_FEATURES.is_file(), reason=f"real development features not found: {DEV_FEATURES}")
+def test_route_c_authors_mat_and_train_names_paper_profile(tmp_path):
+    """``reproduce --profile paper -p dataset duke -p features F.mat -p train_names T``: Table 2 holds the computed
+    faithful rows, Table 1 none, and no computed row repeats another's numbers."""
+    dev = load_features(DEV_FEATURES)
+    mat = tmp_path / "pytorch_result.mat"
+    save_features(mat, dev.without_train())
+    names = tmp_path / "train_names.txt"
+    names.write_text("\n".join(str(n) for n in dev.train.names) + "\n")
+    figs = run(tmp_path / "run", "paper", dataset="duke", features=str(mat), train_names=str(names))
+
+    table2 = check_one_table_per_dataset(figs, "duke")
+    rows = computed(table2)
+    assert {"PCB(*)", "st-ReID", "st-ReID+re-rank"} <= set(rows)
+    assert table2["st-ReID+RE"]["R1"] == "" and table2["st-ReID+RE"]["source"].startswith("not computed (needs")
+    check_no_row_repeats_another(rows)
+    fs = load_features(mat)
+    want = evaluate_features(fs, fit_st_model(dev.train, "duke"), rows=("VIS", "st-ReID"))["rows"]
+    assert table2["st-ReID"]["R1"] == f"{want['st-ReID']['R1']:.1f}"
+    assert table2["PCB(*)"]["mAP"] == f"{want['VIS']['mAP']:.1f}"
+    verdicts = check_every_claim_has_a_verdict(figs)
+    assert verdicts["splits"]["status"] == "held"
+    assert (figs / "figure1_ranked_lists.md").is_file()
