@@ -1,13 +1,17 @@
 # The two commands the README opens with:
 #   make study   set up (once) and run the whole study on the embedded campus dataset
-#   make test    set up (once) and run the unit tests, then the notebooks in the smoke profile (papermill + nbval)
+#   make test    set up (once) and run the unit tests, then the notebooks in the smoke profile (papermill + nbval),
+#                on the campus and on the real DukeMTMC-reID development features when ../shared holds them
 # Both create the virtual environment $(VENV) when missing and reuse it afterwards.
+#   make study-real   the whole study on the real development features (figures/duke-duke_mobilenetv2/)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
+# Real DukeMTMC-reID features (ImageNet MobileNetV2) beside the repository; never copied into it.
+DEV_FEATURES ?= ../shared/data/features/duke_mobilenetv2.npz
 
-.PHONY: study test unit notebooks lint venv clean
+.PHONY: study study-real test unit notebooks notebooks-real lint venv clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,12 +24,18 @@ venv: $(VENV)/.installed
 
 study: venv
 	$(PY) -m streid_lib reproduce --profile $(PROFILE)
+	$(PY) -m streid_lib.study.readme
 
-test: venv lint unit notebooks
+study-real: venv
+	@test -f $(DEV_FEATURES) || { echo "study-real: $(DEV_FEATURES) not found (../shared is absent)"; exit 1; }
+	$(PY) -m streid_lib reproduce --profile $(PROFILE) -p dataset duke -p features $(abspath $(DEV_FEATURES))
+	$(PY) -m streid_lib.study.readme
+
+test: venv lint unit notebooks notebooks-real
 
 lint: venv
-	$(VENV)/bin/ruff check streid_lib tests benchmarks
-	$(VENV)/bin/ruff format --check streid_lib tests benchmarks
+	$(VENV)/bin/ruff check streid_lib tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check streid_lib tests benchmarks notebooks
 
 unit: venv
 	# one BLAS/OpenMP thread per worker: two workers on two cores, no oversubscription
@@ -34,6 +44,16 @@ unit: venv
 notebooks: venv
 	CI=true $(PY) -m streid_lib reproduce --profile smoke --out runs/smoke
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider runs/smoke/notebooks
+
+# Route c on real data: all notebooks on one features file with its own training side (smoke profile), then nbval.
+notebooks-real: venv
+	@if [ -f $(DEV_FEATURES) ]; then \
+	  CI=true $(PY) -m streid_lib reproduce --profile smoke --out runs/smoke-duke \
+	    -p dataset duke -p features $(abspath $(DEV_FEATURES)) && \
+	  $(PY) -m pytest -q --nbval-lax -p no:cacheprovider runs/smoke-duke/notebooks; \
+	else \
+	  echo "notebooks-real: SKIPPED: $(DEV_FEATURES) not found (../shared is absent): no notebook ran on real data"; \
+	fi
 
 clean:
 	rm -rf $(VENV) runs
