@@ -113,3 +113,20 @@ def remove_stale_leftovers(folder: str | os.PathLike, name: str | None = None) -
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return sorted(removed)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` (one line) when the folder ``path`` could not be created or written; call before work.
+
+    ``path`` may not exist yet: then the nearest existing folder above it must be writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{path}: cannot be created, {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{path}: cannot be written, {existing} is not writable")
