@@ -241,12 +241,11 @@ def read_train_metadata(
 ) -> tuple[Metadata, dict[str, Any]]:
     """Training metadata from exactly one of a name list, a ``bounding_box_train`` folder or a CSV manifest.
 
-    Names must follow the naming of the features (``features_naming``, see :func:`features_naming`) when it is
+    Names must follow the naming of the features (``features_naming``, see :func:`naming_of_features`) when it is
     known, which must agree with a named dataset's, else the dataset's (:data:`DATASET_NAMING`), unless ``naming``
-    declares it. Market-style names are
-    made global with a sequence table: ``sequence_lengths`` (a file) when given, else a ``sequence_lengths.json``
-    beside the list (or beside the folder), else, for Market-1501 only, the authors' table. Campus names without
-    their table are refused. Manifests carry global frames and need neither.
+    declares it. Market-style names are made global with a sequence table: ``sequence_lengths`` (a file) when
+    given, else a ``sequence_lengths.json`` beside the list (or beside the folder), else, for Market-1501 only, the
+    authors' table. Campus names without their table are refused. Manifests carry global frames and need neither.
 
     Returns:
         the metadata and a provenance record: ``kind`` (``names``/``dir``/``manifest``), ``path``, ``n_images``,
@@ -318,7 +317,7 @@ def _expected_naming(
     return DATASET_NAMING[dataset], f"--dataset {dataset}"
 
 
-def features_naming(fs: FeatureSet) -> str | None:
+def naming_of_features(fs: FeatureSet) -> str | None:
     """The naming of a features file's images: its provenance's ``naming`` (written by ``extract``), else the
     naming of its stored query names, else ``None`` (unknown, e.g. the authors' ``.mat``)."""
     recorded = fs.provenance.get("naming")
@@ -410,7 +409,7 @@ def choose_training(args: argparse.Namespace, fs: FeatureSet) -> tuple[Metadata 
             *options,
             naming=args.naming,
             sequence_lengths=args.sequence_lengths,
-            features_naming=features_naming(fs),
+            features_naming=naming_of_features(fs),
             features_file=str(args.features),
         )
         if fs.has_train:
