@@ -5,6 +5,7 @@ Exit codes: 0 done, 1 the work failed, 2 bad input, 130 interrupted (128 + SIGIN
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -30,12 +31,15 @@ COMMANDS = {
 
 
 def _fake_command(monkeypatch, command: str, behaviour) -> None:
-    """Replace the function behind ``command`` (without importing its module: train/extract import torch)."""
+    """Replace the function behind ``command`` where ``main`` looks it up (train/extract's modules import torch)."""
     args = build_parser().parse_args([command, *COMMANDS[command]])
     module_name, func_name = args.func.split(":")
-    module = types.ModuleType(module_name)
-    setattr(module, func_name, behaviour)
-    monkeypatch.setitem(sys.modules, module_name, module)
+    real = importlib.import_module
+
+    def import_module(name: str, package: str | None = None):
+        return types.SimpleNamespace(**{func_name: behaviour}) if name == module_name else real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
 
 
 def test_every_command_is_covered():

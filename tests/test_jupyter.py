@@ -63,17 +63,19 @@ async def _execute_over_websocket(port: int, kernel_id: str, code: str) -> str:
     content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
     request = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
     await ws.write_message(json.dumps(request))
-    result = None
+    result, replied, idle = None, False, False
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while not (replied and idle) and time.monotonic() < deadline:  # shell reply and iopub outputs: any order
         msg = json.loads(await asyncio.wait_for(ws.read_message(), timeout=30))
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
         if msg["msg_type"] == "execute_result":
             result = msg["content"]["data"]["text/plain"]
-        if msg["msg_type"] == "execute_reply":
+        elif msg["msg_type"] == "execute_reply":
             assert msg["content"]["status"] == "ok", msg["content"]
-            break
+            replied = True
+        elif msg["msg_type"] == "status":
+            idle = msg["content"]["execution_state"] == "idle"
     ws.close()
     return result
 
