@@ -118,7 +118,9 @@ def remove_stale_leftovers(folder: str | os.PathLike, name: str | None = None) -
 def check_writable(path: str | os.PathLike) -> None:
     """Raise ``ValueError`` (one line) when the folder ``path`` could not be created or written; call before work.
 
-    ``path`` may not exist yet: then the nearest existing folder above it must be writable.
+    ``path`` may not exist yet: then the nearest existing folder above it must take a new file. That is probed
+    with a temporary file of this module's naming, removed at once (permission bits alone do not tell: root
+    writes into read-only folders, and some places refuse everyone).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -128,5 +130,9 @@ def check_writable(path: str | os.PathLike) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise ValueError(f"{path}: cannot be created, {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{path}: cannot be written, {existing} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name or 'probe'}.tmp-{os.getpid()}-", dir=existing)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be written, {existing} is not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)

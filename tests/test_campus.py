@@ -376,7 +376,18 @@ def test_synth_checks_its_destination_before_any_work(tmp_path, capsys, monkeypa
     assert capsys.readouterr().err == f"error: {blocker}: exists and is not a folder\n"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders, so this case cannot occur as root")
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="no /sys here (a place that refuses new files, even to root)")
+def test_synth_refuses_a_destination_where_nothing_can_be_written(capsys, monkeypatch):
+    from streid_lib.cli import main
+
+    monkeypatch.setattr("streid_lib.campus.dataset.build_network", _no_work)
+    assert main(["synth", "--out", "/sys/streid-campus", "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: /sys/streid-campus: cannot be written, /sys is not writable (")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders (see the /sys test)")
 def test_synth_refuses_a_read_only_destination(tmp_path, capsys, monkeypatch):
     from streid_lib.cli import main
 
@@ -386,7 +397,8 @@ def test_synth_refuses_a_read_only_destination(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("streid_lib.campus.dataset.build_network", _no_work)
     try:
         assert main(["synth", "--out", str(ro / "campus"), "--preset", "tiny"]) == 2
-        assert capsys.readouterr().err == f"error: {ro / 'campus'}: cannot be written, {ro} is not writable\n"
+        msg = f"error: {ro / 'campus'}: cannot be written, {ro} is not writable (Permission denied)\n"
+        assert capsys.readouterr().err == msg
     finally:
         ro.chmod(0o700)
 

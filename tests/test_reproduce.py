@@ -190,7 +190,15 @@ def test_a_bad_configuration_or_destination_writes_nothing(tmp_path, capsys):
     assert not out.exists() and blocker.read_text() == "not a folder"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders, so this case cannot occur as root")
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="no /sys here (a place that refuses new files, even to root)")
+def test_a_destination_where_nothing_can_be_written_is_refused_before_work(capsys):
+    assert run_cli("--profile", "smoke", "--out", "/sys/streid-run") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: /sys/streid-run/notebooks: cannot be written, /sys is not writable (")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders (see the /sys test)")
 def test_a_read_only_destination_is_refused_before_work(tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -198,7 +206,8 @@ def test_a_read_only_destination_is_refused_before_work(tmp_path, capsys):
     try:
         assert run_cli("--profile", "smoke", "--out", str(ro / "run")) == 2
         where = ro / "run" / "notebooks"
-        assert capsys.readouterr().err == f"error: {where}: cannot be written, {ro} is not writable\n"
+        msg = f"error: {where}: cannot be written, {ro} is not writable (Permission denied)\n"
+        assert capsys.readouterr().err == msg
     finally:
         ro.chmod(0o700)
 
