@@ -223,8 +223,9 @@ class _StderrRelay:
     """Forwards what a kernel writes to stderr (progress bars, warnings) to the terminal, indented.
 
     On a terminal, carriage returns pass through, so a progress bar refreshes in place (cut to the terminal's
-    width so that it never wraps). Through a pipe or into a file, every finished line is written, but a line
-    that is refreshed with ``\\r`` (a progress bar) only once per ``interval`` seconds and when it finishes.
+    width so that it never wraps; other lines are written whole). Through a pipe or into a file, every finished
+    line is written, but a line that is refreshed with ``\\r`` (a progress bar) only once per ``interval`` seconds
+    and when it finishes.
     """
 
     def __init__(self, stream: IO[str], interval: float = 30.0, indent: str = "      ") -> None:
@@ -238,6 +239,8 @@ class _StderrRelay:
         self._open = False  # tty: a line has been started and not ended
         self._col0 = True  # tty: the cursor is at the start of a line (write the indent first)
         self._col = 0  # tty: characters written on this line after the indent
+        self._blank = True  # tty: what this line shows is blank (a cleared bar)
+        self._refreshed = False  # tty: this line began with \r (a bar that refreshes in place)
 
     def write(self, text: str) -> int:
         if self.tty:
@@ -254,12 +257,15 @@ class _StderrRelay:
                 out.append(piece)
                 self._col0 = True
                 self._open = self._open and piece == "\r"
+                self._refreshed = piece == "\r"
             elif piece:
                 if self._col0:
                     out.append(self.indent)
-                    self._col = 0
-                out.append(piece[: max(0, width - self._col)])
+                    self._col, self._blank = 0, True
+                # A line refreshed in place (a bar) must not wrap; finished lines (warnings) may.
+                out.append(piece[: max(0, width - self._col)] if self._refreshed else piece)
                 self._col += len(piece)
+                self._blank = self._blank and not piece.strip()
                 self._col0, self._open = False, True
         self.stream.write("".join(out))
         self.stream.flush()
@@ -291,8 +297,8 @@ class _StderrRelay:
     def close(self) -> None:
         """End a line left open (a bar, a message without its newline)."""
         if self.tty:
-            if self._open:
-                self.stream.write("\n")
+            if self._open:  # a bar cleared on close (tqdm leave=False) leaves a blank line: reuse it
+                self.stream.write("\r" if self._blank else "\n")
                 self._open, self._col0 = False, True
         else:
             line = self._tail.rstrip() or self._pending

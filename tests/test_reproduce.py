@@ -303,7 +303,14 @@ def test_on_a_terminal_a_progress_bar_refreshes_in_place_within_its_width(monkey
     relay.write("\rstep 2/2")
     relay.close()
     relay.write("done\n")
-    assert stream.getvalue() == "\r  step 1/2 " + "x" * 18 + "\r  step 2/2\n  done\n"
+    relay.write("UserWarning: " + "w" * 40 + "\n")  # a finished line is written whole (the terminal wraps it)
+    assert stream.getvalue() == "\r  step 1/2 " + "x" * 18 + "\r  step 2/2\n  done\n  UserWarning: " + "w" * 40 + "\n"
+    cleared = _Stream(tty=True)  # tqdm(leave=False) blanks its line when it closes: no empty line is left
+    relay = reproduce._StderrRelay(cleared, indent="  ")
+    relay.write("\rrerank 3/4\r          \r")
+    relay.close()
+    relay.write("next\n")
+    assert cleared.getvalue() == "\r  rerank 3/4\r            \r\r  next\n"
 
 
 def test_timing_table():
