@@ -223,9 +223,9 @@ class _StderrRelay:
     """Forwards what a kernel writes to stderr (progress bars, warnings) to the terminal, indented.
 
     On a terminal, carriage returns pass through, so a progress bar refreshes in place (cut to the terminal's
-    width so that it never wraps; other lines are written whole). Through a pipe or into a file, every finished
-    line is written, but a line that is refreshed with ``\\r`` (a progress bar) only once per ``interval`` seconds
-    and when it finishes.
+    width so that it never wraps; a finished line that was cut is written again whole). Through a pipe or into a
+    file, every finished line is written, but a line that is refreshed with ``\\r`` (a progress bar) only once per
+    ``interval`` seconds and when it finishes.
     """
 
     def __init__(self, stream: IO[str], interval: float = 30.0, indent: str = "      ") -> None:
@@ -238,9 +238,9 @@ class _StderrRelay:
         self._last_shown = -float("inf")
         self._open = False  # tty: a line has been started and not ended
         self._col0 = True  # tty: the cursor is at the start of a line (write the indent first)
-        self._col = 0  # tty: characters written on this line after the indent
-        self._blank = True  # tty: what this line shows is blank (a cleared bar)
-        self._refreshed = False  # tty: this line began with \r (a bar that refreshes in place)
+        self._line = ""  # tty: the text written since the last \r or \n
+        self._shown = 0  # tty: how much of it is on the screen (the rest was cut at the terminal's width)
+        self._blank = True  # tty: what the current line shows is blank (a cleared bar)
 
     def write(self, text: str) -> int:
         if self.tty:
@@ -253,20 +253,24 @@ class _StderrRelay:
         width = max(20, shutil.get_terminal_size().columns - 1 - len(self.indent))
         out = []
         for piece in re.split(r"(\r|\n)", text):
-            if piece in ("\r", "\n"):
-                out.append(piece)
-                self._col0 = True
-                self._open = self._open and piece == "\r"
-                self._refreshed = piece == "\r"
+            if piece == "\n":
+                if len(self._line) > self._shown:  # a line cut while it could still be refreshed: it is finished
+                    out.append(f"\r{self.indent}{self._line}")
+                out.append("\n")
+                self._line, self._shown, self._col0, self._open, self._blank = "", 0, True, False, True
+            elif piece == "\r":
+                out.append("\r")
+                self._line, self._shown, self._col0 = "", 0, True
             elif piece:
                 if self._col0:
                     out.append(self.indent)
-                    self._col, self._blank = 0, True
-                # A line refreshed in place (a bar) must not wrap; finished lines (warnings) may.
-                out.append(piece[: max(0, width - self._col)] if self._refreshed else piece)
-                self._col += len(piece)
-                self._blank = self._blank and not piece.strip()
-                self._col0, self._open = False, True
+                    self._col0 = False
+                # Cut to the width: a line that wraps cannot be refreshed in place with \r.
+                room = max(0, width - self._shown)
+                out.append(piece[:room])
+                self._shown += min(len(piece), room)
+                self._line += piece
+                self._open, self._blank = True, not self._line.strip()
         self.stream.write("".join(out))
         self.stream.flush()
 

@@ -303,8 +303,11 @@ def test_on_a_terminal_a_progress_bar_refreshes_in_place_within_its_width(monkey
     relay.write("\rstep 2/2")
     relay.close()
     relay.write("done\n")
-    relay.write("UserWarning: " + "w" * 40 + "\n")  # a finished line is written whole (the terminal wraps it)
-    assert stream.getvalue() == "\r  step 1/2 " + "x" * 18 + "\r  step 2/2\n  done\n  UserWarning: " + "w" * 40 + "\n"
+    warning = "UserWarning: " + "w" * 40
+    relay.write(warning + "\n")  # a finished line is written again whole (the terminal wraps it)
+    assert stream.getvalue() == (
+        "\r  step 1/2 " + "x" * 18 + "\r  step 2/2\n  done\n" + f"  {warning[:27]}\r  {warning}\n"
+    )
     cleared = _Stream(tty=True)  # tqdm(leave=False) blanks its line when it closes: no empty line is left
     relay = reproduce._StderrRelay(cleared, indent="  ")
     relay.write("\rrerank 3/4\r          \r")
