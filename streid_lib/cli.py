@@ -12,31 +12,81 @@ from collections.abc import Sequence
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    # The defaults have one home, the library: they are read from it here, never repeated.
+    import dataclasses
+    import inspect
+
+    from .evaluation import DATASET_NAMING, MODES, evaluate_features
+    from .joint import ALL_ROWS, ROWS, JointMetric
+    from .st_model import DATASET_N_BINS, OVERFLOW_POLICIES, SpatialTemporalModel
+
+    st = {k: v.default for k, v in inspect.signature(SpatialTemporalModel).parameters.items()}
+    metric = {f.name: f.default for f in dataclasses.fields(JointMetric)}
+    evaluate = {k: v.default for k, v in inspect.signature(evaluate_features).parameters.items()}
     p = sub.add_parser("evaluate", help="evaluate a features file: VIS, ST, VISxST (Eqn. 5) and st-ReID rows")
     p.add_argument("--features", required=True, help="pytorch_result.mat or .npz features file")
-    p.add_argument("--dataset", choices=["market", "duke", "campus"], required=True)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--train-names", help="text file of training image names, one per line")
+    p.add_argument("--dataset", choices=list(DATASET_N_BINS), required=True)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--train-names",
+        help="text file of training image names, one per line (default: the features file's train side)",
+    )
     src.add_argument("--train-dir", help="a bounding_box_train folder")
     src.add_argument("--train-manifest", help="CSV manifest path,pid,camera,frame of the training images")
+    p.add_argument(
+        "--naming",
+        choices=sorted(set(DATASET_NAMING.values())),
+        help="declare the naming of --train-names/--train-dir (default: the dataset's, "
+        + ", ".join(f"{k} → {v}" for k, v in DATASET_NAMING.items())
+        + "; for campus, the naming recorded in the features file when there is one)",
+    )
+    p.add_argument(
+        "--sequence-lengths",
+        metavar="FILE",
+        help="sequence table for Market-style names (default: sequence_lengths.json beside the names; for market "
+        "the authors' table)",
+    )
     p.add_argument("--st-model", help="use this fitted ST model (.npz, or the authors' pytorch_result2.mat)")
-    p.add_argument("--json", dest="json_out", help="also write the table as JSON here")
-    p.add_argument("--lambda0", type=float, default=1.0, help="visual smoothing factor λ0 (default 1)")
-    p.add_argument("--gamma0", type=float, default=5.0, help="visual shrinking factor γ0 (default 5)")
-    p.add_argument("--lambda1", type=float, default=2.0, help="ST smoothing factor λ1 (default 2)")
-    p.add_argument("--gamma1", type=float, default=5.0, help="ST shrinking factor γ1 (default 5)")
-    p.add_argument("--sigma", type=float, default=50.0, help="Parzen kernel width in bins (default 50)")
-    p.add_argument("--bin-width", type=int, default=100, help="histogram bin width in frames (default 100)")
-    p.add_argument("--n-bins", type=int, default=None, help="number of bins (default 5000 Market, 3000 Duke)")
+    p.add_argument("--json", dest="json_out", help="also write the table as JSON here (checked before any work)")
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        choices=ALL_ROWS,
+        default=list(ROWS),
+        metavar="ROW",
+        help=f"score rows, from {', '.join(ALL_ROWS)} (default: {' '.join(ROWS)})",
+    )
+    for name, what in (
+        ("lambda0", "visual smoothing factor λ0"),
+        ("gamma0", "visual shrinking factor γ0"),
+        ("lambda1", "ST smoothing factor λ1"),
+        ("gamma1", "ST shrinking factor γ1"),
+    ):
+        p.add_argument(f"--{name}", type=float, default=metric[name], help=f"{what} (default %(default)s)")
+    p.add_argument("--sigma", type=float, default=st["sigma"], help="Parzen kernel width in bins (default %(default)s)")
+    p.add_argument(
+        "--bin-width", type=int, default=st["bin_width"], help="histogram bin width in frames (default %(default)s)"
+    )
+    p.add_argument(
+        "--n-bins",
+        type=int,
+        default=None,
+        help="number of bins (default: " + ", ".join(f"{k} {v}" for k, v in DATASET_N_BINS.items()) + ")",
+    )
     p.add_argument(
         "--overflow",
-        choices=["zero", "clip", "error"],
-        default="zero",
-        help="time gaps beyond the last bin: p=0 (default), last bin, or an error",
+        choices=OVERFLOW_POLICIES,
+        default=st["overflow"],
+        help="time gaps beyond the last bin: p=0 (zero), last bin (clip), or an error (default %(default)s)",
     )
-    p.add_argument("--chunk-size", type=int, default=256, help="queries scored per chunk (bounds memory)")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=evaluate["chunk_size"],
+        help="queries scored per chunk (bounds memory; default %(default)s)",
+    )
     p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
-    p.add_argument("--mode", choices=["faithful", "improved"], default="faithful")
+    p.add_argument("--mode", choices=MODES, default=evaluate["mode"])
     p.set_defaults(func="streid_lib.evaluation:cli_evaluate")
 
 

@@ -365,7 +365,7 @@ PAPER_TABLE3 = {
     "PCB(*)": (83.8, 91.7, 94.4, 69.4),
     "PCB+ST": (94.0, 97.0, 97.8, 82.8),
 }
-#: Figure 4 rank-1 values stated in the paper's text (DukeMTMC-reID, §Ablation Studies).
+#: Figure 4 rank-1 values stated in the paper's text (DukeMTMC-reID, the paper's Ablation Studies section).
 PAPER_FIGURE4_TEXT = {
     "ST only (Fig. 4a)": 5.5,
     "VIS only (Fig. 4a)": 83.8,
