@@ -48,9 +48,15 @@ import torch.distributed as dist
 
 from .._io import atomic_path, check_output_path, remove_stale_leftovers, write_json_atomic
 from .._progress import progress_bar, progress_message
+from . import config as _config
 from . import data as vdata
-from .config import REFERENCE_DECAY, ConfigError, TrainConfig, default_decay_epoch, from_options, resolve_config
+from .config import REFERENCE_DECAY, ConfigError, from_options, resolve_config
 from .models import build_model, part_logits_loss
+
+#: The recipe's configuration object and schedule rule live in :mod:`.config` (torch-free, for the command line);
+#: named here too, beside the recipe they describe (docs/reference.md §2.5).
+TrainConfig = _config.TrainConfig
+default_decay_epoch = _config.default_decay_epoch
 
 __all__ = [
     "CHECKPOINT_FORMAT",
