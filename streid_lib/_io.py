@@ -115,24 +115,39 @@ def remove_stale_leftovers(folder: str | os.PathLike, name: str | None = None) -
     return sorted(removed)
 
 
-def check_writable(path: str | os.PathLike) -> None:
-    """Raise ``ValueError`` (one line) when the folder ``path`` could not be created or written; call before work.
+def check_output_path(
+    path: str | os.PathLike, *, kind: str = "file", suffixes: tuple[str, ...] | None = None, what: str = "output"
+) -> Path:
+    """Check, before any work, that ``path`` can be written; create nothing. Returns ``Path(path)``.
 
-    ``path`` may not exist yet: then the nearest existing folder above it must take a new file. That is probed
-    with a temporary file of this module's naming, removed at once (permission bits alone do not tell: root
-    writes into read-only folders, and some places refuse everyone).
+    ``kind="file"``: ``path`` must not be a folder and, with ``suffixes``, must end in one of them.
+    ``kind="folder"``: ``path`` must not be a file. Either way the nearest existing folder on the way to it must
+    accept a new file (probed with a temporary file, removed at once: permission bits alone mislead under root
+    or on read-only mounts).
+
+    Raises:
+        ValueError: one line naming ``what``, the path and what is wrong.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{path}: exists and is not a folder")
-    existing = path
-    while not existing.exists() and existing != existing.parent:
+    if kind not in ("file", "folder"):
+        raise ValueError(f"kind={kind!r}: expected 'file' or 'folder'")
+    if kind == "file":
+        if path.is_dir():
+            raise ValueError(f"{what} {path}: is a folder; expected a file path")
+        if suffixes and path.suffix not in suffixes:
+            raise ValueError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
+    elif path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path}: is a file; expected a folder")
+    folder = path if kind == "folder" else path.parent
+    existing = folder.absolute()
+    while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"{path}: cannot be created, {existing} is not a folder")
+        raise ValueError(f"{what} {path}: cannot be created, {existing} is a file")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name or 'probe'}.tmp-{os.getpid()}-", dir=existing)
+        fd, probe = tempfile.mkstemp(prefix=f".probe.tmp-{os.getpid()}-", dir=existing)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot be written, {existing} is not writable ({exc.strerror or exc})") from None
+        raise ValueError(f"{what} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(probe)
+    return path

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ._io import atomic_path, check_writable, remove_stale_leftovers
+from ._io import atomic_path, check_output_path, remove_stale_leftovers
 from .study import REPO_ROOT, resolve_config
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -414,8 +414,8 @@ def run_study(
     cfg = resolve_config(profile=options["profile"], out_dir=options["out_dir"], **params)
     out = Path(cfg.out)
     nb_out = out / "notebooks"
-    for path in (nb_out, Path(cfg.figures_dir)):
-        check_writable(path)
+    check_output_path(out, kind="folder", what="run folder")
+    check_output_path(cfg.figures_dir, kind="folder", what="figures folder")
 
     values = {"profile": cfg.profile, "out_dir": str(out.resolve()), **params}
     nb_out.mkdir(parents=True, exist_ok=True)

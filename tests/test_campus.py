@@ -371,7 +371,8 @@ def test_synth_checks_its_destination_before_any_work(tmp_path, capsys, monkeypa
     blocker.write_text("x")
     monkeypatch.setattr("streid_lib.campus.dataset.build_network", _no_work)
     assert main(["synth", "--out", str(blocker / "campus"), "--preset", "tiny"]) == 2
-    assert capsys.readouterr().err == f"error: {blocker / 'campus'}: cannot be created, {blocker} is not a folder\n"
+    msg = f"error: campus folder {blocker / 'campus'}: cannot be created, {blocker} is a file\n"
+    assert capsys.readouterr().err == msg
     assert main(["synth", "--out", str(blocker), "--preset", "tiny"]) == 2
     assert capsys.readouterr().err == f"error: {blocker}: exists and is not a folder\n"
 
@@ -383,7 +384,7 @@ def test_synth_refuses_a_destination_where_nothing_can_be_written(capsys, monkey
     monkeypatch.setattr("streid_lib.campus.dataset.build_network", _no_work)
     assert main(["synth", "--out", "/sys/streid-campus", "--preset", "tiny"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: /sys/streid-campus: cannot be written, /sys is not writable (")
+    assert err.startswith("error: campus folder /sys/streid-campus: cannot write in /sys (")
     assert err.count("\n") == 1
 
 
@@ -397,7 +398,7 @@ def test_synth_refuses_a_read_only_destination(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("streid_lib.campus.dataset.build_network", _no_work)
     try:
         assert main(["synth", "--out", str(ro / "campus"), "--preset", "tiny"]) == 2
-        msg = f"error: {ro / 'campus'}: cannot be written, {ro} is not writable (Permission denied)\n"
+        msg = f"error: campus folder {ro / 'campus'}: cannot write in {ro} (Permission denied)\n"
         assert capsys.readouterr().err == msg
     finally:
         ro.chmod(0o700)

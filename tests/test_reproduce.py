@@ -185,8 +185,7 @@ def test_a_bad_configuration_or_destination_writes_nothing(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert run_cli("--profile", "smoke", "--out", str(blocker / "run")) == 2
-    where = blocker / "run" / "notebooks"
-    assert capsys.readouterr().err == f"error: {where}: cannot be created, {blocker} is not a folder\n"
+    assert capsys.readouterr().err == f"error: run folder {blocker / 'run'}: cannot be created, {blocker} is a file\n"
     assert not out.exists() and blocker.read_text() == "not a folder"
 
 
@@ -194,7 +193,7 @@ def test_a_bad_configuration_or_destination_writes_nothing(tmp_path, capsys):
 def test_a_destination_where_nothing_can_be_written_is_refused_before_work(capsys):
     assert run_cli("--profile", "smoke", "--out", "/sys/streid-run") == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: /sys/streid-run/notebooks: cannot be written, /sys is not writable (")
+    assert err.startswith("error: run folder /sys/streid-run: cannot write in /sys (")
     assert err.count("\n") == 1
 
 
@@ -205,8 +204,7 @@ def test_a_read_only_destination_is_refused_before_work(tmp_path, capsys):
     ro.chmod(0o500)
     try:
         assert run_cli("--profile", "smoke", "--out", str(ro / "run")) == 2
-        where = ro / "run" / "notebooks"
-        msg = f"error: {where}: cannot be written, {ro} is not writable (Permission denied)\n"
+        msg = f"error: run folder {ro / 'run'}: cannot write in {ro} (Permission denied)\n"
         assert capsys.readouterr().err == msg
     finally:
         ro.chmod(0o700)

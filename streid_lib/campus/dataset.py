@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .._io import check_writable, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
+from .._io import check_output_path, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
 from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
 from .config import CampusConfig, resolve_config
 from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
@@ -244,8 +244,11 @@ def _check_destination(out: Path) -> None:
                     f"{out}: holds {len(foreign)} file(s) the campus generator did not write ({shown}); "
                     "refusing to replace it (move them elsewhere or choose another --out)"
                 )
-    try:  # the folder is replaced by a rename, so the one above it must be writable
-        check_writable(out.parent if out.exists() else out)
+    try:  # an existing campus is replaced by renames: the folder above it must take new entries
+        if out.exists():
+            check_output_path(out.parent, kind="folder", what="folder above the campus")
+        else:
+            check_output_path(out, kind="folder", what="campus folder")
     except ValueError as exc:
         raise CampusError(str(exc)) from None
     remove_stale_leftovers(out.parent, name=out.name)
