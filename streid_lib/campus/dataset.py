@@ -449,7 +449,7 @@ def _write_manifest(path: Path, sel, split, names, pids, cams, frames) -> None:
 
 
 def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, progress) -> None:
-    from tqdm import tqdm  # plain text bar: readable on a terminal, in a notebook and through `reproduce`
+    from .._progress import progress_bar
 
     outfits = draw_outfits(int(owner.max(initial=0)) + 1, rng, cfg.n_outfits)
     looks = draw_camera_looks(cfg.n_cams, np.random.default_rng([cfg.layout_seed, 57]))
@@ -458,7 +458,7 @@ def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, 
         (stage / SPLIT_FOLDERS[s]).mkdir()
     folders = [stage / SPLIT_FOLDERS[s] for s in SPLITS]
     batch = 128
-    with tqdm(total=len(order), desc="campus images", unit="img", disable=not progress, delay=1.0) as bar:
+    with progress_bar(len(order), "campus images", enabled=progress, unit="img", delay=1.0) as bar:
         for start in range(0, len(order), batch):
             idx = order[start : start + batch]
             c0 = cams[idx] - 1
