@@ -613,7 +613,7 @@ def cosine_score_matrix(fs: FeatureSet, chunk_size: int = 2048) -> np.ndarray:
 def joint_score_matrix(
     fs: FeatureSet, model: SpatialTemporalModel, metric: JointMetric = DEFAULT_METRIC, chunk_size: int = 1024
 ) -> np.ndarray:
-    """(N, N) float32 joint st-ReID scores over query+gallery (query first), as the reference builds them (§6.1).
+    """(N, N) float32 joint st-ReID scores over query+gallery (query first), as the reference builds them (§6).
 
     ``J[i, j] = f(s_ij; λ0, γ0) · f(p̂(i, j); λ1, γ1)`` with image i in the query role ("a") and j in the gallery
     role ("b") of :meth:`SpatialTemporalModel.lookup_index` (which matters only at exact frame ties). The
