@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain tqdm on stderr: no notebook widget (and no IProgress warning)
 
 from .features import FeatureSet
 from .joint import DEFAULT_METRIC, JointMetric, normalize_rows
@@ -65,7 +65,6 @@ VARIANTS: tuple[str, ...] = ("faithful", "visual_then_st", "rescaled")
 BACKENDS = ("numpy", "torch")
 #: Rows added to the evaluation table by ``--rerank``.
 RERANK_ROWS: tuple[str, ...] = ("VIS+re-rank", "st-ReID+re-rank")
-#: The paper's joint metric (λ0=1, γ0=5, λ1=2, γ1=5), the default everywhere here.
 
 
 class RerankError(ValueError):
@@ -154,7 +153,7 @@ def k_reciprocal_rerank(
     return _rerank(dist, n_query, "dist", k1, k2, lambda_value, backend, device, progress, block_size)
 
 
-def rerank_scores(
+def rerank_distances(
     score: Any,
     n_query: int,
     k1: int = 20,
@@ -165,9 +164,10 @@ def rerank_scores(
     progress: bool = True,
     block_size: int = 32,
 ) -> np.ndarray:
-    """:func:`k_reciprocal_rerank` of a similarity matrix (higher = better) with ``d = 2 − 2·score`` (reference §6).
+    """The re-ranked **distances** of a similarity matrix: :func:`k_reciprocal_rerank` of ``d = 2 − 2·score`` (§6).
 
-    The distance is formed on the fly (float64, per chunk); the score matrix is never copied whole.
+    The input is a score (higher = better); the output is a distance (lower = better), as the name says. The
+    distance is formed on the fly (float64, per chunk); the score matrix is never copied whole.
     Returns (nq, N − nq) float32 final distances (ascending = better).
     """
     return _rerank(score, n_query, "score", k1, k2, lambda_value, backend, device, progress, block_size)
@@ -602,7 +602,12 @@ def _all_features(fs: FeatureSet) -> np.ndarray:
 
 def cosine_score_matrix(fs: FeatureSet, chunk_size: int = 2048) -> np.ndarray:
     """(N, N) float32 cosine similarities over query+gallery (query first), Fortran order (fast column reads)."""
-    f = _all_features(fs)
+    return cosine_matrix(np.concatenate([fs.query_f, fs.gallery_f], axis=0), chunk_size)
+
+
+def cosine_matrix(feats: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
+    """(N, N) float32 cosine similarities of (N, D) features, Fortran order (fast column reads for re-ranking)."""
+    f = normalize_rows(feats)
     n = len(f)
     out = np.empty((n, n), dtype=np.float32)  # holds the transpose, C order; returned as a Fortran view
     for a in range(0, n, chunk_size):
@@ -672,7 +677,7 @@ def rerank_joint(
     nq = len(fs.query)
     kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
     if variant == "visual_then_st":
-        final = rerank_scores(cosine_score_matrix(fs), nq, **kw)
+        final = rerank_distances(cosine_score_matrix(fs), nq, **kw)
         return metric.visual_factor(1.0 - final.astype(np.float64)) * _query_gallery_st_factor(fs, model, metric)
     J = joint_score_matrix(fs, model, metric)
     if variant == "rescaled":
@@ -682,7 +687,7 @@ def rerank_joint(
         # In place on the matrix we own: J' = (J − lo) / (hi − lo).
         J -= np.float32(lo)
         J *= np.float32(1.0 / (hi - lo))
-    return -rerank_scores(J, nq, **kw)
+    return -rerank_distances(J, nq, **kw)
 
 
 def rerank_rows(
@@ -705,7 +710,7 @@ def rerank_rows(
 
     nq = len(fs.query)
     kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
-    vis = rerank_scores(cosine_score_matrix(fs), nq, **kw)
+    vis = rerank_distances(cosine_score_matrix(fs), nq, **kw)
     out = {"VIS+re-rank": evaluate_scores(-vis, fs.query, fs.gallery)}
     del vis
     st = rerank_joint(fs, model, metric, "faithful", **kw)
@@ -743,7 +748,7 @@ def compare_rerank_variants(
         J = joint_score_matrix(fs, model, metric)
         rows["st-ReID"] = evaluate_scores(np.ascontiguousarray(J[:nq, nq:]), fs.query, fs.gallery).summary()
         del J
-        vis = rerank_scores(cosine_score_matrix(fs), nq, **kw)
+        vis = rerank_distances(cosine_score_matrix(fs), nq, **kw)
         rows["VIS+re-rank"] = evaluate_scores(-vis, fs.query, fs.gallery).summary()
     for v in variants:
         rows[v] = evaluate_scores(rerank_joint(fs, model, metric, v, **kw), fs.query, fs.gallery).summary()
@@ -759,11 +764,12 @@ __all__ = [
     "RerankError",
     "RerankParams",
     "compare_rerank_variants",
+    "cosine_matrix",
     "cosine_score_matrix",
     "effective_params",
     "joint_score_matrix",
     "k_reciprocal_rerank",
     "rerank_joint",
     "rerank_rows",
-    "rerank_scores",
+    "rerank_distances",
 ]

@@ -15,11 +15,11 @@ from streid_lib.rerank import (
     effective_params,
     joint_score_matrix,
     k_reciprocal_rerank,
+    rerank_distances,
     rerank_joint,
     rerank_rows,
-    rerank_scores,
 )
-from streid_lib.rerank_reference import reference_rerank, reference_rerank_scores
+from streid_lib.rerank_reference import reference_rerank, reference_rerank_distances
 from streid_lib.st_model import SpatialTemporalModel
 
 
@@ -98,11 +98,11 @@ def test_scores_equal_distance_form():
     s = s.astype(np.float32)
     ref = reference_rerank(2.0 - 2.0 * s.astype(np.float64), 10)
     # the reference's own score form (used by benchmarks/bench_rerank.py) forms d = 2 - 2 s the same way
-    np.testing.assert_array_equal(reference_rerank_scores(s, 10), ref)
-    assert_same(rerank_scores(s, 10, progress=False, block_size=4), ref)
-    assert_same(rerank_scores(np.asfortranarray(s), 10, progress=False, block_size=3), ref)
+    np.testing.assert_array_equal(reference_rerank_distances(s, 10), ref)
+    assert_same(rerank_distances(s, 10, progress=False, block_size=4), ref)
+    assert_same(rerank_distances(np.asfortranarray(s), 10, progress=False, block_size=3), ref)
     pytest.importorskip("torch")
-    assert_same(rerank_scores(s, 10, backend="torch", device="cpu", progress=False), ref)
+    assert_same(rerank_distances(s, 10, backend="torch", device="cpu", progress=False), ref)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_duplicate_scores_tie_break_by_index():
     for bs in (2, 3, 32):
         assert_same(k_reciprocal_rerank(d, nq, progress=False, block_size=bs), ref)
         assert_same(k_reciprocal_rerank(np.asfortranarray(d), nq, progress=False, block_size=bs), ref)
-        assert_same(rerank_scores(np.asfortranarray(1 - d / 2), nq, progress=False, block_size=bs), ref)
+        assert_same(rerank_distances(np.asfortranarray(1 - d / 2), nq, progress=False, block_size=bs), ref)
     pytest.importorskip("torch")
     assert_same(k_reciprocal_rerank(d, nq, backend="torch", device="cpu", progress=False), ref)
 
@@ -181,7 +181,7 @@ def test_bad_input():
     with pytest.raises(RerankError, match="column 7 contains NaN"):
         k_reciprocal_rerank(bad, 5, progress=False)
     with pytest.raises(RerankError, match="column 7 contains NaN"):
-        rerank_scores(bad, 5, progress=False, block_size=4)
+        rerank_distances(bad, 5, progress=False, block_size=4)
     bad[3, 7] = -np.inf
     with pytest.raises(RerankError, match="NaN or inf"):
         k_reciprocal_rerank(bad, 5, progress=False, block_size=2)
@@ -252,3 +252,22 @@ def test_rows_and_variants(make_feature_set):
     assert df.loc["faithful", "mAP"] == pytest.approx(rows["st-ReID+re-rank"].summary()["mAP"])
     with pytest.raises(RerankError, match="variant"):
         rerank_joint(fs, model, variant="nope")
+
+
+def test_progress_bar_is_plain_tqdm_on_stderr(capsys) -> None:
+    # tqdm.auto picks the notebook widget (and warns "IProgress not found" without ipywidgets); plain tqdm writes
+    # text to stderr everywhere.
+    from streid_lib import rerank
+
+    assert rerank.tqdm.__module__ == "tqdm.std"
+    s = np.random.default_rng(0).standard_normal((12, 12)).astype(np.float32)
+    rerank.rerank_distances(s @ s.T / 12, 4, progress=True)
+    out, err = capsys.readouterr()
+    assert "k-reciprocal re-ranking" in err and out == ""
+
+
+def test_cosine_matrix_of_features_equals_the_feature_sets(make_feature_set) -> None:
+    from streid_lib.rerank import cosine_matrix, cosine_score_matrix
+
+    fs = make_feature_set(nq=5, ng=9)
+    np.testing.assert_array_equal(cosine_matrix(np.concatenate([fs.query_f, fs.gallery_f])), cosine_score_matrix(fs))
