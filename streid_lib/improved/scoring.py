@@ -1,0 +1,215 @@
+"""The fitted improved mode and its rows: ``improved`` (``s + w·logLR``) and ``improved+re-rank`` (``F - β·J``).
+
+:func:`improved_rows` is what ``evaluate --mode improved`` runs. It calibrates on the features file's training
+side when the set has one (:attr:`FeatureSet.train_f`); without it the weight follows the spread rule
+(:mod:`.calibration`). The provenance says which (``w_source`` and ``train_features``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..features import FeatureSet
+from ..metadata import Metadata
+from ..st_model import SpatialTemporalModel
+from .calibration import score_spread
+from .config import ImprovedError, SelectionConfig
+from .likelihood import SHARED_PARAMS, LikelihoodRatioModel
+from .reranking import jaccard_distance, jaccard_weight
+from .selection import Choice, select_hyperparameters
+
+ROW = "improved"
+RERANK_ROW = "improved+re-rank"
+
+
+@dataclass
+class ImprovedModel:
+    """The improved mode, ready to score: the likelihood-ratio model fitted on all training identities + weights.
+
+    Attributes:
+        likelihood_ratio: the fitted :class:`LikelihoodRatioModel`; choice: the selection's :class:`Choice`;
+        validation: the selection's validation table (DataFrame).
+    """
+
+    likelihood_ratio: LikelihoodRatioModel
+    choice: Choice
+    validation: Any = None
+
+    @property
+    def w(self) -> float:
+        """The calibrated weight, or the spread-rule multiplier (``choice.w_source == "spread"``)."""
+        return self.choice.w
+
+    def provenance(self) -> dict[str, Any]:
+        """Everything needed to reproduce the scores (JSON-able)."""
+        return {"choice": self.choice.as_dict(), "st_model": self.likelihood_ratio.fit_info()}
+
+
+def fit_improved(
+    train: Metadata,
+    train_features: np.ndarray | None = None,
+    *,
+    config: SelectionConfig | None = None,
+    rerank: bool = False,
+    st_params: Mapping[str, Any] | None = None,
+) -> ImprovedModel:
+    """Run :func:`select_hyperparameters` and fit the chosen likelihood-ratio model on all training identities."""
+    choice, table = select_hyperparameters(train, train_features, config=config, rerank=rerank, st_params=st_params)
+    lr = choice.final_model
+    if lr is None or lr.get_params() != LikelihoodRatioModel(**choice.params).get_params():
+        lr = LikelihoodRatioModel(**choice.params).fit(train)
+    return ImprovedModel(lr, choice, table)
+
+
+def st_params_from(model: SpatialTemporalModel) -> dict[str, Any]:
+    """The bins, cameras, truncation and overflow policy of a faithful model (so improved uses the same ones)."""
+    p = model.get_params()
+    return {k: p[k] for k in SHARED_PARAMS}
+
+
+def improved_results(
+    fs: FeatureSet,
+    fitted: ImprovedModel,
+    rerank: bool = False,
+    *,
+    chunk_size: int = 256,
+    likelihood_ratio: LikelihoodRatioModel | None = None,
+    w: float | None = None,
+    rerank_params: Mapping[str, Any] | None = None,
+    threads: int | None = None,
+    info: dict | None = None,
+) -> dict[str, Any]:
+    """RankingResults of ``improved`` (and ``improved+re-rank``) on a FeatureSet, chunked over queries.
+
+    ``likelihood_ratio``/``w`` override the fitted model's (ablations; ``w`` is then the weight itself), and
+    ``rerank_params`` (``{"source", "b"}``) the chosen re-ranking term. With the spread rule (no training features)
+    the weight is ``fitted.w`` times :func:`score_spread` of the cosine. ``info`` receives the weights used
+    (``w_effective``; with ``rerank`` ``rerank``: source, b, β). Scores are float32 (the precision of the cosine).
+    Memory: O(chunk × gallery), plus the N×N matrix of the re-ranking's neighbour search when ``rerank``.
+    """
+    from ..joint import normalize_rows
+    from ..metrics import RankingProtocol, default_threads, iter_row_chunks, rank_chunks
+
+    lr = fitted.likelihood_ratio if likelihood_ratio is None else likelihood_ratio
+    threads = default_threads() if threads is None else int(threads)
+    # Only the gallery items that can take part in a ranking are scored (pid -1 items are junk for every query),
+    # as in the faithful rows: the figures are the same, the work smaller.
+    protocol = RankingProtocol(fs.gallery)
+    cols = protocol.columns
+    qc, qfr = fs.query.cams[:, None], fs.query.frames[:, None]
+    gc, gfr = fs.gallery.cams[None, cols], fs.gallery.frames[None, cols]
+    qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
+    gnT = np.ascontiguousarray(gn.T)
+    if w is None:
+        w = fitted.w * score_spread(qn=qn, gnT=gnT) if fitted.choice.w_source == "spread" else fitted.w
+    w = float(w)
+    if info is not None:
+        info["w_effective"] = w
+    # The small table is scaled once, not every pair; float32 like s (the cosine carries float32 precision).
+    w_table = (w * lr.lookup_table()).astype(np.float32)
+
+    def fused(sl: slice) -> np.ndarray:
+        # The GEMM runs on the whole gallery, then keeps the columns: a GEMM on the kept columns alone may round
+        # differently (1 ulp), which would move near-ties.
+        return np.take(qn[sl] @ gnT, cols, axis=1) + w_table.take(lr.lookup_index(qc[sl], qfr[sl], gc, gfr))
+
+    def chunks(rows: dict[str, Any]) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        for sl in iter_row_chunks(len(fs.query), int(chunk_size)):
+            f = fused(sl)
+            yield sl, {row: fn(sl, f) for row, fn in rows.items()}
+
+    rows: dict[str, Any] = {ROW: lambda sl, f: f}
+    if rerank:
+        chosen = fitted.choice.rerank or {}
+        rp = {**chosen, **(rerank_params or {})}
+        if "source" not in rp or "b" not in rp:
+            raise ImprovedError(
+                "improved+re-rank: the model was fitted without rerank=True; refit or give rerank_params"
+            )
+        feats = np.concatenate([fs.query_f, fs.gallery_f])
+        meta = Metadata.concat([fs.query, fs.gallery])
+        jac = jaccard_distance(feats, meta, len(fs.query), source=rp["source"], model=lr, w=w)[:, cols]
+        beta = rp.get("beta")
+        if beta is None:  # no validation data: b times the spread of this set's own improved score
+            sample = np.unique(np.linspace(0, len(fs.query) - 1, min(len(fs.query), 256)).astype(np.int64))
+            beta = jaccard_weight(fused(sample), float(rp["b"]))
+        beta = np.float32(beta)
+        if info is not None:
+            info["rerank"] = {"source": rp["source"], "b": float(rp["b"]), "beta": float(beta)}
+        rows[RERANK_ROW] = lambda sl, f: f - beta * jac[sl]
+    return rank_chunks(chunks(rows), fs.query, protocol, list(rows), threads)
+
+
+def _same_metadata(a: Metadata, b: Metadata) -> bool:
+    return len(a) == len(b) and all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("pids", "cams", "frames"))
+
+
+def improved_rows(
+    fs: FeatureSet,
+    train: Metadata | None = None,
+    rerank: bool = False,
+    *,
+    train_features: np.ndarray | None = None,
+    fitted: ImprovedModel | None = None,
+    config: SelectionConfig | None = None,
+    st_params: Mapping[str, Any] | None = None,
+    base: SpatialTemporalModel | None = None,
+    chunk_size: int = 256,
+    info: dict | None = None,
+) -> dict[str, dict[str, float]]:
+    """Rows ``improved`` (and with ``rerank`` ``improved+re-rank``) for ``evaluate --mode improved``.
+
+    Training data: ``train`` (metadata), default the set's training side ``fs.train``. Calibration uses
+    ``train_features`` when given, else the set's training features ``fs.train_f`` when it has them: if ``train``
+    is the set's own training metadata they are used with it; if it differs, the improved mode uses the set's
+    training side (metadata and features) and says so in ``info["train_features"]``. Without training features
+    the weight follows the spread rule. The hyperparameters come from :func:`fit_improved` on training data only
+    — never from the query/gallery data — unless a ready ``fitted`` model is passed. Bins, cameras and overflow
+    follow ``base`` (the faithful model of the same evaluation) or ``st_params``.
+
+    Returns:
+        {row: {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}} in percent. ``info`` (if given) receives the
+        provenance: choice, ST-model fit info, weights used, the training-features source, validation records.
+    """
+    train, train_features, source = resolve_training(fs, train, train_features)
+    if fitted is None:
+        if st_params is None and base is not None:
+            st_params = st_params_from(base)
+        fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params)
+    used: dict[str, Any] = {}
+    results = improved_results(fs, fitted, rerank, chunk_size=chunk_size, info=used)
+    if info is not None:
+        info.update(fitted.provenance())
+        info.update(used)
+        info["w_source"] = fitted.choice.w_source
+        info["train_features"] = source
+        if fitted.validation is not None:
+            info["validation"] = fitted.validation.to_dict(orient="records")
+    return {row: res.summary() for row, res in results.items()}
+
+
+def resolve_training(
+    fs: FeatureSet, train: Metadata | None, train_features: np.ndarray | None
+) -> tuple[Metadata, np.ndarray | None, dict[str, Any]]:
+    """(training metadata, training features or None, provenance record) for the improved mode of ``fs``."""
+    if train is None:
+        if not fs.has_train:
+            raise ImprovedError(
+                "improved mode needs training metadata: the features set has no training side and no train was given"
+            )
+        train = fs.train
+    if train_features is not None:
+        return train, train_features, {"used": True, "source": "given train_features", "n_images": len(train)}
+    if not fs.has_train:
+        return train, None, {"used": False, "source": "none (no training side): spread rule", "n_images": 0}
+    rec = {"used": True, "source": "features file training side", "n_images": len(fs.train)}
+    if not _same_metadata(train, fs.train):
+        rec["note"] = (
+            f"the given training metadata ({len(train)} images) differs from the features file's training side "
+            f"({len(fs.train)} images); the improved mode uses the file's training side, whose features it needs"
+        )
+    return fs.train, fs.train_f, rec
