@@ -681,13 +681,66 @@ def rerank_joint(
         return metric.visual_factor(1.0 - final.astype(np.float64)) * _query_gallery_st_factor(fs, model, metric)
     J = joint_score_matrix(fs, model, metric)
     if variant == "rescaled":
-        lo, hi = float(J.min()), float(J.max())
-        if not hi > lo:
-            raise RerankError(f"joint scores are constant ({lo}); cannot rescale them to [0, 1]")
-        # In place on the matrix we own: J' = (J − lo) / (hi − lo).
-        J -= np.float32(lo)
-        J *= np.float32(1.0 / (hi - lo))
+        _rescale_in_place(J)  # in place on the matrix we own: J' = (J − lo) / (hi − lo)
     return -rerank_distances(J, nq, **kw)
+
+
+def rerank_results(
+    fs: FeatureSet,
+    model: SpatialTemporalModel,
+    metric: JointMetric = DEFAULT_METRIC,
+    variants: Sequence[str] = ("faithful",),
+    visual: bool = True,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    backend: str = "numpy",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """RankingResults of ``VIS+re-rank`` (with ``visual``) and of the joint re-ranking ``variants``
+    (:func:`rerank_joint`), each N×N matrix built once.
+
+    The cosine matrix serves VIS+re-rank and ``"visual_then_st"`` (which re-uses VIS+re-rank's distances); the
+    joint matrix serves ``"faithful"`` and then, rescaled in place, ``"rescaled"``. Every result equals the one of
+    :func:`rerank_joint` (same operations on the same matrices).
+
+    Returns:
+        ``{"VIS+re-rank" | variant: RankingResult}``.
+    """
+    from .metrics import evaluate_scores
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise RerankError(f"variants: expected a selection from {VARIANTS}, got {tuple(variants)}")
+    nq = len(fs.query)
+    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
+    out: dict[str, Any] = {}
+    if visual or "visual_then_st" in variants:
+        d_vis = rerank_distances(cosine_score_matrix(fs), nq, **kw)
+        if visual:
+            out["VIS+re-rank"] = evaluate_scores(-d_vis, fs.query, fs.gallery)
+        if "visual_then_st" in variants:
+            st_factor = _query_gallery_st_factor(fs, model, metric)
+            score = metric.visual_factor(1.0 - d_vis.astype(np.float64)) * st_factor
+            out["visual_then_st"] = evaluate_scores(score, fs.query, fs.gallery)
+        del d_vis
+    if "faithful" in variants or "rescaled" in variants:
+        J = joint_score_matrix(fs, model, metric)
+        if "faithful" in variants:
+            out["faithful"] = evaluate_scores(-rerank_distances(J, nq, **kw), fs.query, fs.gallery)
+        if "rescaled" in variants:
+            _rescale_in_place(J)
+            out["rescaled"] = evaluate_scores(-rerank_distances(J, nq, **kw), fs.query, fs.gallery)
+    return {k: out[k] for k in (["VIS+re-rank"] if visual else []) + [v for v in VARIANTS if v in variants]}
+
+
+def _rescale_in_place(J: np.ndarray) -> None:
+    """``J ← (J − min) / (max − min)`` over the whole matrix (one affine map: every column keeps its order)."""
+    lo, hi = float(J.min()), float(J.max())
+    if not hi > lo:
+        raise RerankError(f"joint scores are constant ({lo}); cannot rescale them to [0, 1]")
+    J -= np.float32(lo)
+    J *= np.float32(1.0 / (hi - lo))
 
 
 def rerank_rows(
@@ -706,16 +759,9 @@ def rerank_rows(
         ``{row: RankingResult}`` (call ``.summary()`` for R1/R5/R10/mAP/mAP_open_reid/mINP in percent), each
         evaluated by :func:`streid_lib.metrics.evaluate_scores` on −final distance.
     """
-    from .metrics import evaluate_scores
-
-    nq = len(fs.query)
     kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
-    vis = rerank_distances(cosine_score_matrix(fs), nq, **kw)
-    out = {"VIS+re-rank": evaluate_scores(-vis, fs.query, fs.gallery)}
-    del vis
-    st = rerank_joint(fs, model, metric, "faithful", **kw)
-    out["st-ReID+re-rank"] = evaluate_scores(st, fs.query, fs.gallery)
-    return out
+    res = rerank_results(fs, model, metric, ("faithful",), visual=True, **kw)
+    return {"VIS+re-rank": res["VIS+re-rank"], "st-ReID+re-rank": res["faithful"]}
 
 
 def compare_rerank_variants(
@@ -738,8 +784,7 @@ def compare_rerank_variants(
 
     from .metrics import evaluate_scores
 
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
+    if not variants or any(v not in VARIANTS for v in variants):
         raise RerankError(f"variants: expected a non-empty selection from {VARIANTS}, got {tuple(variants)}")
     kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
     rows: dict[str, dict[str, float]] = {}
@@ -748,10 +793,8 @@ def compare_rerank_variants(
         J = joint_score_matrix(fs, model, metric)
         rows["st-ReID"] = evaluate_scores(np.ascontiguousarray(J[:nq, nq:]), fs.query, fs.gallery).summary()
         del J
-        vis = rerank_distances(cosine_score_matrix(fs), nq, **kw)
-        rows["VIS+re-rank"] = evaluate_scores(-vis, fs.query, fs.gallery).summary()
-    for v in variants:
-        rows[v] = evaluate_scores(rerank_joint(fs, model, metric, v, **kw), fs.query, fs.gallery).summary()
+    res = rerank_results(fs, model, metric, variants, visual=include_baselines, **kw)
+    rows.update({k: v.summary() for k, v in res.items()})
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "variant"
     return df[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
@@ -770,6 +813,7 @@ __all__ = [
     "joint_score_matrix",
     "k_reciprocal_rerank",
     "rerank_joint",
+    "rerank_results",
     "rerank_rows",
     "rerank_distances",
 ]

@@ -42,7 +42,8 @@ def test_bootstrap_difference() -> None:
 
 def test_ablation_rows_are_consistent_and_none_beats_the_chosen_row_beyond_noise() -> None:
     fs = synthetic_world(seed=7, n_ids=80)
-    df = improved.ablation_table(fs, rerank=True, config=SMALL, n_boot=500)
+    abl = improved.ablation_table(fs, rerank=True, config=SMALL, n_boot=500)
+    df = abl.table
     names = list(df["variant"])
     for want in ("VIS", "faithful", "improved", "w=1", "ST evidence only", "faithful+re-rank", "improved+re-rank",
                  "per-direction smoothing"):  # fmt: skip
@@ -53,9 +54,9 @@ def test_ablation_rows_are_consistent_and_none_beats_the_chosen_row_beyond_noise
     assert row.loc["faithful", "dR1"] == 0.0 and row.loc["faithful", "dmAP"] == 0.0
     assert row.loc["improved", "dmAP"] == pytest.approx(row.loc["improved", "mAP"] - row.loc["faithful", "mAP"])
     # The rows agree with the stand-alone functions.
-    fitted = df.attrs["fitted"]
+    fitted = abl.fitted
     assert row.loc["improved", "mAP"] == pytest.approx(improved.improved_rows(fs, fitted=fitted)["improved"]["mAP"])
-    assert set(df.attrs["results"]) == set(names)
+    assert set(abl.results) == set(names) | {"re-rank variant visual_then_st", "re-rank variant rescaled"}
     # The noise check covers every variant of the chosen row, and none beats it beyond noise.
     checked = df[df["beats_beyond_noise"].notna()]
     assert "w=1" in set(checked["variant"]) and "improved" not in set(checked["variant"])
@@ -98,7 +99,8 @@ def campus_features(tmp_path_factory: pytest.TempPathFactory):
 def test_campus_improved_beats_faithful_and_no_ablation_beats_it(campus_features) -> None:
     fs = campus_features
     assert fs.has_train and len(fs.train_f) == len(fs.train)
-    df = improved.ablation_table(fs, rerank=False, config=SelectionConfig.for_profile("smoke"), n_boot=500)
+    abl = improved.ablation_table(fs, rerank=False, config=SelectionConfig.for_profile("smoke"), n_boot=500)
+    df = abl.table
     row = df.set_index("variant")
     assert row.loc["improved", "R1"] > row.loc["faithful", "R1"]
     assert row.loc["improved", "mAP"] > row.loc["faithful", "mAP"]
@@ -106,5 +108,5 @@ def test_campus_improved_beats_faithful_and_no_ablation_beats_it(campus_features
     assert not checked["beats_beyond_noise"].astype(bool).any(), checked[["variant", "d_crit", "ci_low"]]
     # The evaluate --mode improved path without training features (spread rule) beats faithful as well.
     plain = improved.improved_rows(fs.without_train(), fs.train, config=SelectionConfig.for_profile("smoke"),
-                                   st_params=improved.st_params_from(df.attrs["faithful"]))["improved"]  # fmt: skip
+                                   st_params=improved.st_params_from(abl.faithful))["improved"]  # fmt: skip
     assert plain["R1"] > row.loc["faithful", "R1"] and plain["mAP"] > row.loc["faithful", "mAP"]

@@ -271,3 +271,20 @@ def test_cosine_matrix_of_features_equals_the_feature_sets(make_feature_set) -> 
 
     fs = make_feature_set(nq=5, ng=9)
     np.testing.assert_array_equal(cosine_matrix(np.concatenate([fs.query_f, fs.gallery_f])), cosine_score_matrix(fs))
+
+
+def test_rerank_results_share_matrices_and_equal_each_variant(make_feature_set) -> None:
+    from streid_lib.rerank import VARIANTS, rerank_results
+
+    fs = make_feature_set(nq=9, ng=40, n_ids=8, n_cams=4, max_frame=20_000, seed=3)
+    rng = np.random.default_rng(1)
+    train = Metadata(rng.integers(1, 30, 200), rng.integers(1, 5, 200), rng.integers(0, 20_000, 200))
+    model = SpatialTemporalModel(n_bins=300).fit(train)
+    res = rerank_results(fs, model, variants=VARIANTS, progress=False)
+    assert list(res) == ["VIS+re-rank", *VARIANTS]
+    for v in VARIANTS:
+        want = evaluate_scores(rerank_joint(fs, model, variant=v, progress=False), fs.query, fs.gallery)
+        np.testing.assert_array_equal(res[v].ap, want.ap)
+    rows = rerank_rows(fs, model, progress=False)
+    np.testing.assert_array_equal(rows["st-ReID+re-rank"].ap, res["faithful"].ap)
+    np.testing.assert_array_equal(rows["VIS+re-rank"].ap, res["VIS+re-rank"].ap)

@@ -4,8 +4,9 @@ The faithful joint metric (docs/reference.md §4) lets the ST stream move the sc
 the two travel directions of a camera pair apart, and fixes σ = 50 bins by hand. The improved mode replaces it, as
 a named opt-in mode measured against faithful:
 
-* :mod:`.likelihood` — the ST evidence as a log-likelihood ratio of same vs different training identities
-  (:class:`LikelihoodRatioModel`), with direction and camera-pair priors and three counting rules;
+* :mod:`.counting` and :mod:`.likelihood` — the ST evidence as a log-likelihood ratio of same vs different
+  training identities (:class:`LikelihoodRatioModel`), with direction and camera-pair priors and three counting
+  rules;
 * :mod:`.calibration` — the fusion ``s + w·logLR`` and its weight from a scikit-learn logistic regression on
   training pairs (:func:`calibrate_weight`), or the spread rule without training features;
 * :mod:`.folds` and :mod:`.selection` — every choice (counting, σ, priors, likelihood ratio vs likelihood, w, the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from .analysis import (
     BOOT_METRICS,
+    Ablations,
     ablation_table,
     bootstrap_difference,
     colour_histogram_campus,
@@ -39,9 +41,10 @@ from .config import (
     ImprovedError,
     SelectionConfig,
 )
+from .counting import PairHistograms, background_counts, pair_histograms
 from .folds import Fold, ValidationSplit, validation_splits
-from .likelihood import LikelihoodRatioModel, PairHistograms, background_counts, pair_histograms
-from .report import BeyondReport, beyond_the_paper, interpretation
+from .likelihood import LikelihoodRatioModel
+from .report import BOOTSTRAP_RESAMPLES, BeyondReport, beyond_the_paper, interpretation
 from .reranking import fused_score_matrix, jaccard_distance, jaccard_weight
 from .scoring import (
     RERANK_ROW,
@@ -56,6 +59,7 @@ from .scoring import (
 from .selection import Choice, select_hyperparameters
 
 __all__ = [
+    "BOOTSTRAP_RESAMPLES",
     "BOOT_METRICS",
     "COUNTINGS",
     "DEFAULT_OUTLIER",
@@ -66,6 +70,7 @@ __all__ = [
     "RERANK_SOURCES",
     "ROW",
     "STRUCTURE",
+    "Ablations",
     "BeyondReport",
     "Choice",
     "Fold",

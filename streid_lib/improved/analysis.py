@@ -3,13 +3,14 @@
 **Noise.** Two rankings of the same queries differ by query-sampling noise. The paired bootstrap over queries
 (:func:`bootstrap_difference`) resamples the queries with replacement (seeded), the same resample for both
 rankings, and reads the percentile interval of the difference. A variant *beats* the chosen row **beyond noise**
-when the lower end of the 95 % interval of (variant - chosen) in the selection's criterion, rank-1 plus mAP per
-query, is above 0 (:func:`noise_check`).
+when the lower end of the interval of (variant - chosen) in the selection's criterion, rank-1 plus mAP per query,
+is above 0, the intervals being family-wise 95 % over the variants of the table (Bonferroni; :func:`noise_check`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..metadata import Metadata
 from ..st_model import SpatialTemporalModel
 from .calibration import score_spread
 from .config import COUNTINGS, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
+from .likelihood import LikelihoodRatioModel
 from .scoring import RERANK_ROW, ROW, ImprovedModel, fit_improved, improved_results, resolve_training, st_params_from
 
 #: Per-query quantities of the bootstrap, in percent: rank-1 hit, AP, INP, and the selection's criterion.
@@ -97,33 +99,59 @@ def noise_check(
 ) -> Any:  # fmt: skip
     """Whether each variant beats ``reference`` beyond noise: paired bootstrap of (variant - reference) in R1+mAP.
 
+    The intervals are family-wise (Bonferroni): with k variants each interval is read at ``1 - (1 - level)/k``, so
+    that the statement "no variant beats the reference" holds at ``level`` for the whole table, not per row (with
+    12 equal variants, one would cross a per-row 95 % bound in about a quarter of all runs).
+
     Returns:
-        DataFrame indexed by variant: diff, ci_low, ci_high (percentage points of R1+mAP), beats_beyond_noise
-        (``ci_low > 0``).
+        DataFrame indexed by variant: diff, ci_low, ci_high (percentage points of R1+mAP, at the family-wise level),
+        beats_beyond_noise (``ci_low > 0``).
     """
     import pandas as pd
 
+    family = 1.0 - (1.0 - level) / max(len(variants), 1)
     recs = {}
     for v in variants:
-        row = bootstrap_difference(results[reference], results[v], n_boot, seed, level, metrics=("R1+mAP",)).iloc[0]
-        recs[v] = {"diff": row["diff"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
-                   "beats_beyond_noise": bool(row["ci_low"] > 0)}  # fmt: skip
+        b = bootstrap_difference(results[reference], results[v], n_boot, seed, family, metrics=("R1+mAP",)).iloc[0]
+        recs[v] = {"diff": b["diff"], "ci_low": b["ci_low"], "ci_high": b["ci_high"],
+                   "beats_beyond_noise": bool(b["ci_low"] > 0)}  # fmt: skip
     return pd.DataFrame.from_dict(recs, orient="index")
 
 
 def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: bool, chunk_size: int = 256) -> dict:
-    """RankingResults of VIS and faithful st-ReID (and with ``rerank`` their re-ranked rows)."""
+    """RankingResults of VIS and faithful st-ReID; with ``rerank`` also VIS+re-rank, faithful+re-rank and the other
+    joint re-ranking variants (``"re-rank variant <name>"``, :func:`streid_lib.rerank.rerank_results`)."""
     from ..evaluation import rank_rows
     from ..joint import DEFAULT_METRIC
 
     res = rank_rows(fs, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), chunk_size, 1)
     out = {"VIS": res["VIS"], "faithful": res["st-ReID"]}
     if rerank:
-        from ..rerank import rerank_rows
+        from ..rerank import VARIANTS, rerank_results
 
-        rr = rerank_rows(fs, faithful, DEFAULT_METRIC, progress=False)
-        out["VIS+re-rank"], out["faithful+re-rank"] = rr["VIS+re-rank"], rr["st-ReID+re-rank"]
+        rr = rerank_results(fs, faithful, DEFAULT_METRIC, VARIANTS, visual=True, progress=False)
+        out["VIS+re-rank"], out["faithful+re-rank"] = rr.pop("VIS+re-rank"), rr.pop("faithful")
+        out.update({f"re-rank variant {k}": v for k, v in rr.items()})
     return out
+
+
+@dataclass
+class Ablations:
+    """The ablation table and what it was computed from (kept out of the DataFrame's ``attrs``, which pandas
+    deep-copies on every derived frame).
+
+    Attributes:
+        table: one row per variant (see :func:`ablation_table`); results: variant → RankingResult;
+        fitted: the chosen :class:`ImprovedModel`; faithful: the faithful ST model; w_effective: the weight used;
+        rerank: improved+re-rank's source, b and β (None without re-ranking).
+    """
+
+    table: Any
+    results: dict[str, Any]
+    fitted: ImprovedModel
+    faithful: SpatialTemporalModel
+    w_effective: float
+    rerank: dict[str, Any] | None = None
 
 
 def ablation_table(
@@ -138,7 +166,7 @@ def ablation_table(
     n_boot: int = 1000,
     seed: int = 0,
     chunk_size: int = 256,
-) -> Any:
+) -> Ablations:
     """Faithful vs improved on a FeatureSet, and what each ingredient brings (one DataFrame row per variant).
 
     Variants change one thing of the chosen improved model, relative to the choice (w stays the chosen one): each
@@ -149,20 +177,18 @@ def ablation_table(
     chosen model comes from training identities (training side of ``fs`` unless ``train``/``train_features``).
 
     Returns:
-        DataFrame: variant, ingredient, R1, R5, mAP, mINP (percent), dR1, dmAP (vs faithful st-ReID), and for the
-        variants of the improved (resp. improved+re-rank) row the paired-bootstrap noise check against it:
-        d_crit, ci_low, ci_high (R1+mAP, percentage points), beats_beyond_noise. ``df.attrs``: ``results``
-        (variant → RankingResult), ``choice``, ``w_effective``, ``validation``.
+        :class:`Ablations` whose ``table`` has the columns variant, ingredient, R1, R5, mAP, mINP (percent), dR1,
+        dmAP (vs faithful st-ReID), and for the variants of the improved (resp. improved+re-rank) row the
+        paired-bootstrap noise check against it: d_crit, ci_low, ci_high (R1+mAP, percentage points),
+        beats_beyond_noise.
     """
     import pandas as pd
 
     train, train_features, _ = resolve_training(fs, train, train_features)
     if faithful is None:
-        from ..st_model import SpatialTemporalModel as STM
-
-        p = fitted.likelihood_ratio.get_params() if fitted is not None else {"n_cams": max(8, train.n_cams)}
-        faithful = STM(**{k: p[k] for k in ("bin_width", "n_bins", "n_cams", "truncate", "overflow") if k in p})
-        faithful = faithful.fit(train)
+        # Faithful's defaults, with the bins of the improved model when one is given (n_cams >= the training's).
+        shared = st_params_from(fitted.likelihood_ratio) if fitted is not None else {"n_cams": max(8, train.n_cams)}
+        faithful = SpatialTemporalModel(**shared).fit(train)
     if fitted is None:
         fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params_from(faithful))
     results = faithful_results(fs.without_train(), faithful, rerank, chunk_size)
@@ -170,82 +196,83 @@ def ablation_table(
     if rerank:
         ingredient.update({"VIS+re-rank": "re-rank the visual distance, no ST",
                            "faithful+re-rank": "re-rank the joint score (docs/reference.md §6)"})  # fmt: skip
-    info: dict[str, Any] = {}
-    chosen_rr = fitted.choice.rerank if rerank else None
-    main = improved_results(fs, fitted, rerank, chunk_size=chunk_size, info=info)
-    lr, w_eff, choice = fitted.likelihood_ratio, info["w_effective"], fitted.choice
-    results[ROW] = main[ROW]
-    ingredient[ROW] = (f"chosen: {lr.counting}, σ={lr.sigma:g}, "
-                       + ", ".join(f"{k}={'on' if getattr(lr, k) else 'off'}" for k in
-                                   ("direction_prior", "pair_prior", "background"))
-                       + f", w={w_eff:.4g} ({choice.w_source})")  # fmt: skip
-    variants: list[str] = []
-
-    def add(name: str, what: str, **kw: Any) -> None:
-        results[name] = improved_results(fs, fitted, chunk_size=chunk_size, **{"w": w_eff, **kw})[ROW]
-        ingredient[name] = what
-        variants.append(name)
-
+    lr, choice = fitted.likelihood_ratio, fitted.choice
+    w_eff = improved_w(fs, fitted)
+    # The variants: (name, ingredient, likelihood-ratio model or None, weight or None), scored in one pass.
+    specs: list[tuple[str, str, Any, float | None]] = []
     p = lr.get_params()
-    from .likelihood import LikelihoodRatioModel
-
     for c in COUNTINGS:
         if c != lr.counting:
-            add(
-                f"counting={c}",
-                "counting rule",
-                likelihood_ratio=LikelihoodRatioModel(**{**p, "counting": c}).fit(train),
-            )
-    labels = {"direction_prior": "direction prior", "pair_prior": "camera-pair prior", "background": "background"}
+            other = LikelihoodRatioModel(**{**p, "counting": c}).fit(train)
+            specs.append((f"counting={c}", "counting rule", other, None))
+    labels = {"direction_prior": "direction prior", "pair_prior": "camera-pair prior"}
     for sw, label in labels.items():
         on = bool(getattr(lr, sw))
-        name = f"{label} {'off' if on else 'on'}" if sw != "background" else (
-            "likelihood (no background)" if on else "likelihood ratio (background)")  # fmt: skip
-        add(name, "likelihood ratio vs likelihood" if sw == "background" else label,
-            likelihood_ratio=lr.with_params(**{sw: not on}))  # fmt: skip
+        specs.append((f"{label} {'off' if on else 'on'}", label, lr.with_params(**{sw: not on}), None))
+    name = "likelihood (no background)" if lr.background else "likelihood ratio (background)"
+    specs.append((name, "likelihood ratio vs likelihood", lr.with_params(background=not lr.background), None))
     if lr.across_zero:
-        add("per-direction smoothing", "smoothing across Δt=0", likelihood_ratio=lr.with_params(across_zero=False))
-    grid = choice.protocol.get("sigmas", SelectionConfig().sigmas)
-    for sg in grid:
+        specs.append(("per-direction smoothing", "smoothing across Δt=0", lr.with_params(across_zero=False), None))
+    for sg in choice.protocol.get("sigmas", SelectionConfig().sigmas):
         if float(sg) != float(lr.sigma):
-            add(f"σ={float(sg):g}", "bandwidth σ (bins)", likelihood_ratio=lr.with_params(sigma=float(sg)))
+            specs.append((f"σ={float(sg):g}", "bandwidth σ (bins)", lr.with_params(sigma=float(sg)), None))
     if choice.w_source == "calibrated" and choice.w_scale not in (None, 1.0):
-        add("w = logistic weight (m=1)", "validated multiplier of the logistic weight", w=w_eff / choice.w_scale)
-    add("w=1", "fusion weight (uncalibrated Bayes)", w=1.0)
+        specs.append(("w = logistic weight (m=1)", "validated multiplier of the logistic weight", None,
+                      w_eff / choice.w_scale))  # fmt: skip
+    specs.append(("w=1", "fusion weight (uncalibrated Bayes)", None, 1.0))
     if choice.w_source != "spread":
         from ..joint import normalize_rows
 
         w_spread = DEFAULT_W * score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
-        add("w by spread rule", "fusion weight without training features", w=w_spread)
-    add("ST evidence only", "fusion (no visual)", w=1e6)  # ranking by logLR; s only breaks ties
+        specs.append(("w by spread rule", "fusion weight without training features", None, w_spread))
+    specs.append(("ST evidence only", "fusion (no visual)", None, 1e6))  # ranking by logLR; s only breaks ties
+    info: dict[str, Any] = {}
+    variants = {name: (model, w) for name, _, model, w in specs}
+    main = improved_results(fs, fitted, rerank, chunk_size=chunk_size, variants=variants, info=info)
+    results[ROW] = main.pop(ROW)
+    ingredient[ROW] = (f"chosen: {lr.counting}, σ={lr.sigma:g}, "
+                       + ", ".join(f"{k}={'on' if getattr(lr, k) else 'off'}" for k in
+                                   ("direction_prior", "pair_prior", "background"))
+                       + f", w={w_eff:.4g} ({choice.w_source})")  # fmt: skip
+    for name, what, _, _ in specs:
+        results[name], ingredient[name] = main[name], what
+    names = [name for name, *_ in specs]
     rr_variants: list[str] = []
     if rerank:
+        chosen_rr = info["rerank"]
         results[RERANK_ROW] = main[RERANK_ROW]
         ingredient[RERANK_ROW] = f"chosen: neighbours of the {chosen_rr['source']} score, b={chosen_rr['b']:g}"
         for src in RERANK_SOURCES:
             if src != chosen_rr["source"]:
                 name = f"re-rank, {src} neighbours"
-                rp = {"source": src, "b": chosen_rr["b"]}
-                results[name] = improved_results(fs, fitted, True, chunk_size=chunk_size, w=w_eff,
-                                                 rerank_params=rp)[RERANK_ROW]  # fmt: skip
-                ingredient[name] = "k-reciprocal neighbours from the other score"
+                rp = {"source": src, "b": chosen_rr["b"], "beta": chosen_rr["beta"]}
+                results[name] = improved_results(fs, fitted, True, chunk_size=chunk_size, rerank_params=rp)[RERANK_ROW]
+                ingredient[name] = "k-reciprocal neighbours from the other score (same β)"
                 rr_variants.append(name)
+    table_rows = [n for n in results if not n.startswith("re-rank variant ")]
     base = results["faithful"].summary()
     recs = []
-    for name, res in results.items():
-        sm = res.summary()
+    for name in table_rows:
+        sm = results[name].summary()
         recs.append({"variant": name, "ingredient": ingredient[name], "R1": sm["R1"], "R5": sm["R5"],
                      "mAP": sm["mAP"], "mINP": sm["mINP"], "dR1": sm["R1"] - base["R1"],
                      "dmAP": sm["mAP"] - base["mAP"]})  # fmt: skip
     df = pd.DataFrame(recs)
-    checks = [noise_check(results, ROW, variants, n_boot=n_boot, seed=seed)]
+    checks = [noise_check(results, ROW, names, n_boot=n_boot, seed=seed)]
     if rr_variants:
         checks.append(noise_check(results, RERANK_ROW, rr_variants, n_boot=n_boot, seed=seed))
     noise = pd.concat(checks).rename(columns={"diff": "d_crit"})
     df = df.merge(noise, left_on="variant", right_index=True, how="left")
-    df.attrs.update(results=results, choice=choice.as_dict(), w_effective=w_eff, rerank=info.get("rerank"),
-                    validation=fitted.validation, fitted=fitted, faithful=faithful)  # fmt: skip
-    return df
+    return Ablations(df, results, fitted, faithful, w_eff, info.get("rerank"))
+
+
+def improved_w(fs: FeatureSet, fitted: ImprovedModel) -> float:
+    """The weight the improved row uses on ``fs``: the calibrated one, or the spread rule's on this set's cosine."""
+    if fitted.choice.w_source != "spread":
+        return float(fitted.w)
+    from ..joint import normalize_rows
+
+    return float(fitted.w) * score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
 
 
 def colour_histogram_campus(root: Any, **colour_kw: Any) -> FeatureSet:

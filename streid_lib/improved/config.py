@@ -41,11 +41,14 @@ class SelectionConfig:
     """The search space and protocol of :func:`streid_lib.improved.select_hyperparameters` (one object).
 
     The search is a coordinate ascent in a fixed order of stages; each stage tries its grid with everything else
-    held at the current best, and keeps a change only when it raises the criterion:
+    held at the current best, and keeps a change only when it raises the criterion by more than one standard error
+    of the paired difference over validation queries:
 
     1. ``countings`` at σ = ``sigma0`` (all of them);
     2. σ over ``sigmas`` (a log grid, bins): a walk from ``sigma0`` to the better neighbour while it improves;
-    3. each switch of ``structure`` turned off alone, then the improving ones together;
+       when σ moved, the counting rules once more at the new σ (and the walk again if the rule changes);
+    3. each switch of ``structure`` flipped alone; the best helpful flip is kept and the others are flipped again
+       from there, until no flip helps;
     4. (training features only) the multiplier of the logistic weight: a walk on ``w_scales`` from ``w_scale0``;
     5. (re-ranking, training features only) the neighbour source and the Jaccard weight, all of
        ``rerank_sources`` × ``rerank_b``, rank-1 first: only pairs that keep the validation rank-1 of the

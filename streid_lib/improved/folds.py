@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -126,18 +127,22 @@ class Fold:
         if self.pidx is not None:
             self.idx_pairs = self.idx.reshape(-1)[self.pidx]
 
-    def summary_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> dict[str, float]:
-        """Validation metrics of a (nq, ng) score matrix, or of a function giving its rows ``score(rows)``; equal
-        to ``evaluate_scores(score, qm, gm).summary()``."""
+    def result_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> Any:
+        """The :class:`~streid_lib.metrics.RankingResult` of a (nq, ng) score matrix, or of a function giving its
+        rows ``score(rows)``; equal to ``evaluate_scores(score, qm, gm)``."""
         from ..metrics import MetricAccumulator
 
         acc = MetricAccumulator(self.gm, protocol=self.protocol)
         for sl, chunk in zip(self.slices, self.chunks, strict=True):
             acc.update(score(sl) if callable(score) else score[sl], chunk=chunk)
-        return acc.result().summary()
+        return acc.result()
 
-    def summary(self, table: np.ndarray) -> dict[str, float]:
-        """Validation metrics of a candidate given as its (weighted) lookup table: ``s + table[idx]``, or
+    def summary_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> dict[str, float]:
+        """``result_of(score).summary()``: validation R1, mAP, ... in percent."""
+        return self.result_of(score).summary()
+
+    def result(self, table: np.ndarray) -> Any:
+        """Validation ranking of a candidate given as its (weighted) lookup table: ``s + table[idx]``, or
         ``table[idx]`` alone without features (an integer rank table is ranked as it is).
 
         Built chunk by chunk of queries; float scores are ranked as float32 (the precision of the cosine).
@@ -151,4 +156,8 @@ class Fold:
             st += s[sl]  # float64: the same values as s + w·logLR
             return st.astype(np.float32)
 
-        return self.summary_of(rows)
+        return self.result_of(rows)
+
+    def summary(self, table: np.ndarray) -> dict[str, float]:
+        """``result(table).summary()``."""
+        return self.result(table).summary()

@@ -31,6 +31,9 @@ TARGETS_NO_TRAIN: tuple[tuple[str, str, str, str, float], ...] = (
     ("improved+re-rank ≥ improved − 1 R1, no training features", RERANK_ROW, ROW, "R1", -1.0),
 )
 NO_TRAIN = " (no training features)"
+#: Paired-bootstrap resamples per study profile (smoke runs shrink it; the intervals' Monte Carlo error at 200
+#: resamples is about a tenth of their width).
+BOOTSTRAP_RESAMPLES: dict[str, int] = {"smoke": 200, "default": 2000, "paper": 2000}
 
 
 @dataclass
@@ -44,7 +47,9 @@ class BeyondReport:
         comparisons: paired bootstraps of the pairs that matter (R1, mAP, mINP).
         targets: each target with its measured difference and whether it is met.
         validation: the selection's candidates; rerank_validation: improved+re-rank's (None without).
-        choice: the chosen hyperparameters; details: features, sizes, noise level.
+        rerank_variants: faithful st-ReID re-ranked by :func:`streid_lib.rerank.rerank_joint`'s variants, next to
+            st-ReID, VIS+re-rank and the faithful re-ranking (None without re-ranking).
+        choice: the chosen hyperparameters; details: features, sizes, noise level; faithful: the faithful ST model.
     """
 
     summary: Any
@@ -53,8 +58,10 @@ class BeyondReport:
     targets: Any
     validation: Any
     rerank_validation: Any
+    rerank_variants: Any
     choice: dict
     details: dict = field(default_factory=dict)
+    faithful: Any = None
 
 
 def beyond_the_paper(
@@ -64,7 +71,8 @@ def beyond_the_paper(
     train: Metadata | None = None,
     config: SelectionConfig | None = None,
     rerank: bool = True,
-    n_boot: int = 1000,
+    profile: str = "default",
+    n_boot: int | None = None,
     seed: int = 0,
 ) -> BeyondReport:
     """Faithful vs improved (and improved+re-rank) on ``fs``, with ablations and paired bootstrap intervals.
@@ -74,7 +82,8 @@ def beyond_the_paper(
             spread-rule rows without it are added for comparison).
         dataset: the dataset key of the faithful ST model's bins (:func:`streid_lib.st_model.fit_st_model`).
         train: training metadata when ``fs`` has no training side (default ``fs.train``).
-        config: the selection's search (:meth:`SelectionConfig.for_profile` shrinks it for smoke runs).
+        profile: the study profile, which sizes the search (:meth:`SelectionConfig.for_profile`) and the bootstrap
+            (:data:`BOOTSTRAP_RESAMPLES`) unless ``config`` or ``n_boot`` is given.
         n_boot, seed: paired bootstrap resamples over queries and their seed.
     """
     import pandas as pd
@@ -85,15 +94,17 @@ def beyond_the_paper(
     if train is None:
         raise ValueError("beyond_the_paper: the features have no training side; give the training metadata (train=)")
     faithful = fit_st_model(train, dataset)
+    config = SelectionConfig.for_profile(profile) if config is None else config
+    n_boot = BOOTSTRAP_RESAMPLES.get(profile, BOOTSTRAP_RESAMPLES["default"]) if n_boot is None else int(n_boot)
     abl = ablation_table(fs, train, faithful=faithful, rerank=rerank, config=config, n_boot=n_boot, seed=seed)
-    results = dict(abl.attrs["results"])
+    results = dict(abl.results)
     main = ["VIS", "faithful", ROW] + (["VIS+re-rank", "faithful+re-rank", RERANK_ROW] if rerank else [])
-    rerank_validation = abl.attrs["validation"].attrs.get("rerank") if abl.attrs["validation"] is not None else None
+    validation = abl.fitted.validation
+    rerank_validation = validation.attrs.get("rerank") if validation is not None else None
     details: dict[str, Any] = {
         "features": fs.provenance.get("features", fs.provenance.get("source", "features file")),
         "n_query": len(fs.query), "n_gallery": len(fs.gallery), "n_train": len(train),
-        "train_features": fs.has_train, "n_boot": n_boot, "w_effective": abl.attrs["w_effective"],
-        "rerank": abl.attrs["rerank"],
+        "train_features": fs.has_train, "n_boot": n_boot, "w_effective": abl.w_effective, "rerank": abl.rerank,
     }  # fmt: skip
     if fs.has_train:
         from .scoring import fit_improved, improved_results, st_params_from
@@ -125,8 +136,25 @@ def beyond_the_paper(
         comp.append(df.assign(comparison=f"{b_name} − {a_name}"))
     comparisons = pd.concat(comp, ignore_index=True).set_index(["comparison", "metric"])
     targets = _targets(results, rerank, with_train=fs.has_train)
-    return BeyondReport(summary, abl, comparisons, targets, abl.attrs["validation"], rerank_validation,
-                        abl.attrs["choice"], details)  # fmt: skip
+    variants = _rerank_variants(results) if rerank else None
+    choice = abl.fitted.choice.as_dict()
+    return BeyondReport(
+        summary, abl.table, comparisons, targets, validation, rerank_validation, variants, choice, details, faithful
+    )
+
+
+def _rerank_variants(results: dict[str, Any]) -> Any:
+    """The re-ranking variants for joint scores (:data:`streid_lib.rerank.VARIANTS`) beside st-ReID and VIS+re-rank
+    (the variant ``"faithful"`` is the faithful+re-rank row), from :func:`~.analysis.faithful_results`."""
+    import pandas as pd
+
+    from ..rerank import VARIANTS
+
+    names = {"st-ReID": "faithful", "VIS+re-rank": "VIS+re-rank", "faithful": "faithful+re-rank"}
+    names.update({v: f"re-rank variant {v}" for v in VARIANTS if v != "faithful"})
+    out = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T
+    out.index.name = "variant"
+    return out[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
 
 
 def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
@@ -182,16 +210,20 @@ def interpretation(report: BeyondReport) -> list[str]:
     checked = abl[abl["beats_beyond_noise"].notna()]
     beats = checked[checked["beats_beyond_noise"].astype(bool)]
     if len(beats):
+        listed = ", ".join(f"{v} ({x:+.1f})" for v, x in zip(beats["variant"], beats["d_crit"], strict=True))
         out.append(
             f"{len(beats)} of {len(checked)} ablation rows beat the chosen row beyond noise (paired bootstrap of "
-            f"rank-1 + mAP): " + ", ".join(f"{v} ({x:+.1f})" for v, x in zip(beats["variant"], beats["d_crit"])) + "."
+            f"rank-1 + mAP, family-wise 95 %): {listed}."
         )
     else:
         worst = checked.loc[checked["d_crit"].idxmax()] if len(checked) else None
         closest = (
             f"; the closest is {worst['variant']} ({worst['d_crit']:+.1f} rank-1 + mAP)" if worst is not None else ""
         )
-        out.append(f"None of the {len(checked)} ablation rows beats the chosen row beyond noise{closest}.")
+        out.append(
+            f"None of the {len(checked)} ablation rows beats the chosen row beyond noise (paired bootstrap of rank-1 "
+            f"+ mAP, family-wise 95 %){closest}."
+        )
     variants = abl[abl["variant"].isin(checked["variant"]) & (abl["variant"] != "ST evidence only")]
     if len(variants):
         loss = variants.loc[variants["mAP"].idxmin()]
@@ -217,6 +249,13 @@ def interpretation(report: BeyondReport) -> list[str]:
             f"Without training features (the weight by the spread rule) improved reaches {n['R1']:.1f} / "
             f"{n['mAP']:.1f}, {n['R1'] - i['R1']:+.1f} rank-1 and {n['mAP'] - i['mAP']:+.1f} mAP against the "
             f"calibrated row."
+        )
+    rv = report.rerank_variants
+    if rv is not None:
+        out.append(
+            "Re-ranking faithful joint scores: "
+            + "; ".join(f"the best {m} is {rv[m].idxmax()} ({rv[m].max():.1f})" for m in ("R1", "mAP"))
+            + f", against st-ReID's {rv.loc['st-ReID', 'R1']:.1f} / {rv.loc['st-ReID', 'mAP']:.1f} without re-ranking."
         )
     t = report.targets
     if len(t):

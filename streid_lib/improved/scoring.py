@@ -65,8 +65,8 @@ def fit_improved(
     return ImprovedModel(lr, choice, table)
 
 
-def st_params_from(model: SpatialTemporalModel) -> dict[str, Any]:
-    """The bins, cameras, truncation and overflow policy of a faithful model (so improved uses the same ones)."""
+def st_params_from(model: SpatialTemporalModel | LikelihoodRatioModel) -> dict[str, Any]:
+    """The bins, cameras, truncation and overflow policy of a model (so improved and faithful share them)."""
     p = model.get_params()
     return {k: p[k] for k in SHARED_PARAMS}
 
@@ -79,17 +79,20 @@ def improved_results(
     chunk_size: int = 256,
     likelihood_ratio: LikelihoodRatioModel | None = None,
     w: float | None = None,
+    variants: Mapping[str, tuple[LikelihoodRatioModel | None, float | None]] | None = None,
     rerank_params: Mapping[str, Any] | None = None,
     threads: int | None = None,
     info: dict | None = None,
 ) -> dict[str, Any]:
     """RankingResults of ``improved`` (and ``improved+re-rank``) on a FeatureSet, chunked over queries.
 
-    ``likelihood_ratio``/``w`` override the fitted model's (ablations; ``w`` is then the weight itself), and
-    ``rerank_params`` (``{"source", "b"}``) the chosen re-ranking term. With the spread rule (no training features)
+    ``likelihood_ratio``/``w`` override the fitted model's (``w`` is then the weight itself); ``variants`` adds rows
+    ``{name: (likelihood_ratio or None, w or None)}`` scored in the same pass (ablations: the cosine and the lookup
+    indices are computed once per chunk for all of them; their models must share the bins). ``rerank_params``
+    (``{"source", "b", "beta"}``) overrides the chosen re-ranking term. With the spread rule (no training features)
     the weight is ``fitted.w`` times :func:`score_spread` of the cosine. ``info`` receives the weights used
     (``w_effective``; with ``rerank`` ``rerank``: source, b, β). Scores are float32 (the precision of the cosine).
-    Memory: O(chunk × gallery), plus the N×N matrix of the re-ranking's neighbour search when ``rerank``.
+    Memory: O(chunk × gallery × rows), plus the N×N matrix of the re-ranking's neighbour search when ``rerank``.
     """
     from ..joint import normalize_rows
     from ..metrics import RankingProtocol, default_threads, iter_row_chunks, rank_chunks
@@ -109,26 +112,28 @@ def improved_results(
     w = float(w)
     if info is not None:
         info["w_effective"] = w
-    # The small table is scaled once, not every pair; float32 like s (the cosine carries float32 precision).
-    w_table = (w * lr.lookup_table()).astype(np.float32)
+    # Each row's small table is scaled once, not every pair; float32 like s (the cosine's precision).
+    tables = {ROW: (w * lr.lookup_table()).astype(np.float32)}
+    for name, (lr_v, w_v) in (variants or {}).items():
+        lr_v = lr if lr_v is None else lr_v
+        if st_params_from(lr_v) != st_params_from(lr):
+            raise ImprovedError(f"variant {name!r}: its bins/cameras differ from the chosen model's; score it apart")
+        tables[name] = (float(w if w_v is None else w_v) * lr_v.lookup_table()).astype(np.float32)
 
-    def fused(sl: slice) -> np.ndarray:
+    def similarity(sl: slice) -> np.ndarray:
         # The GEMM runs on the whole gallery, then keeps the columns: a GEMM on the kept columns alone may round
         # differently (1 ulp), which would move near-ties.
-        return np.take(qn[sl] @ gnT, cols, axis=1) + w_table.take(lr.lookup_index(qc[sl], qfr[sl], gc, gfr))
+        return np.take(qn[sl] @ gnT, cols, axis=1)
 
-    def chunks(rows: dict[str, Any]) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
-        for sl in iter_row_chunks(len(fs.query), int(chunk_size)):
-            f = fused(sl)
-            yield sl, {row: fn(sl, f) for row, fn in rows.items()}
+    def fused(sl: slice) -> np.ndarray:
+        return similarity(sl) + tables[ROW].take(lr.lookup_index(qc[sl], qfr[sl], gc, gfr))
 
-    rows: dict[str, Any] = {ROW: lambda sl, f: f}
+    jac, beta = None, None
     if rerank:
-        chosen = fitted.choice.rerank or {}
-        rp = {**chosen, **(rerank_params or {})}
+        rp = {**(fitted.choice.rerank or {}), **(rerank_params or {})}
         if "source" not in rp or "b" not in rp:
             raise ImprovedError(
-                "improved+re-rank: the model was fitted without rerank=True; refit or give rerank_params"
+                "improved+re-rank: the model was fitted without rerank=True; refit it or give rerank_params"
             )
         feats = np.concatenate([fs.query_f, fs.gallery_f])
         meta = Metadata.concat([fs.query, fs.gallery])
@@ -140,8 +145,19 @@ def improved_results(
         beta = np.float32(beta)
         if info is not None:
             info["rerank"] = {"source": rp["source"], "b": float(rp["b"]), "beta": float(beta)}
-        rows[RERANK_ROW] = lambda sl, f: f - beta * jac[sl]
-    return rank_chunks(chunks(rows), fs.query, protocol, list(rows), threads)
+    names = [*tables, *([RERANK_ROW] if rerank else [])]
+    step = max(16, int(chunk_size) * 4 // max(4, len(names)))  # bounded memory however many rows
+
+    def chunks() -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        for sl in iter_row_chunks(len(fs.query), step):
+            s = similarity(sl)
+            idx = lr.lookup_index(qc[sl], qfr[sl], gc, gfr)  # shared: every row has the same bins
+            rows = {name: s + table.take(idx) for name, table in tables.items()}
+            if rerank:
+                rows[RERANK_ROW] = rows[ROW] - beta * jac[sl]
+            yield sl, rows
+
+    return rank_chunks(chunks(), fs.query, protocol, names, threads)
 
 
 def _same_metadata(a: Metadata, b: Metadata) -> bool:

@@ -10,16 +10,18 @@ validation split. A candidate's score on a fold is
   on the top of each list;
 * without them: the ST evidence alone (its dense ranks, which order and tie every pair exactly as it does).
 
-**Criterion**: the mean over folds of validation rank-1 plus mAP (percent), ``"R1+mAP"`` (or mAP alone). Ties
-keep the current value, then the earlier grid entry.
+**Criterion**: the mean over folds of validation rank-1 plus mAP (percent), ``"R1+mAP"`` (or mAP alone).
 
 **Search**: a coordinate ascent in the fixed order of :class:`~.config.SelectionConfig`: the counting rule (all
 rules); σ, a walk on its log grid from ``sigma0`` (both neighbours, then onwards in the better direction while
-the criterion rises: the criterion is taken to be unimodal along the grid); the direction prior, the camera-pair
+the criterion rises: the criterion is taken to be unimodal along the grid); when σ moved, the counting rules once
+more at the new σ (and σ again when the rule changes); the direction prior, the camera-pair
 prior and the background, each switched off alone and then the improving ones together; the multiplier m, a walk
 on its grid from ``w_scale0``; for improved+re-rank the neighbour source × the Jaccard weight b (all pairs).
-A stage keeps a change only when it raises the criterion. The final ``w`` is ``m`` times the logistic weight
-refitted on the pooled validation pairs of all folds.
+A stage keeps a change only when it raises the criterion by more than one standard error of the paired
+difference over the validation queries (the one-standard-error rule of cross-validation: without evidence the
+current value, the faithful-like default, stays). The final ``w`` is ``m`` times the logistic weight refitted on
+the pooled validation pairs of all folds.
 
 **Cost**: per fold, the ranking protocol, the ST lookup indices, the cosine and the calibration pairs are
 computed once for all candidates; models of one counting rule share their counts and smoothed histograms
@@ -42,8 +44,9 @@ import numpy as np
 from ..metadata import Metadata
 from .calibration import calibrate_weight
 from .config import DEFAULT_RERANK_B, DEFAULT_RERANK_SOURCE, DEFAULT_W, ImprovedError, SelectionConfig
+from .counting import pair_histograms
 from .folds import Fold, validation_splits
-from .likelihood import SHARED_PARAMS, LikelihoodRatioModel, pair_histograms
+from .likelihood import SHARED_PARAMS, LikelihoodRatioModel
 from .reranking import jaccard_distance, jaccard_weight
 
 #: The likelihood-ratio parameters a candidate sets (the rest are the faithful model's bins and defaults).
@@ -133,8 +136,9 @@ class _Search:
         self.base: dict[tuple[int, str], LikelihoodRatioModel] = {}
         self.w_log: dict[tuple[int, tuple], float] = {}
         self.records: list[dict[str, Any]] = []
+        self.per_query: dict[tuple, np.ndarray] = {}
         self.done: dict[tuple, list[dict[str, Any]]] = {}
-        self.pending: list[tuple[dict[str, Any], Future]] = []
+        self.pending: list[tuple[dict[str, Any], tuple, Future]] = []
         # One ranking worker beside this thread, which fits and calibrates the next candidates meanwhile (a second
         # worker is slower on 2 cores: the rankings' per-query Python loop contends for the GIL).
         self.pool = ThreadPoolExecutor(1)
@@ -183,18 +187,34 @@ class _Search:
                 table = w * model.lookup_table()
             self.records.append(rec)
             recs.append(rec)
-            self.pending.append((rec, self.pool.submit(fd.summary, table)))
+            self.pending.append((rec, key, self.pool.submit(fd.result, table)))
 
     def collect(self) -> None:
-        for rec, fut in self.pending:
-            summ = fut.result()
+        for rec, key, fut in self.pending:
+            res = fut.result()
+            summ = res.summary()
             rec["R1"], rec["mAP"] = summ["R1"], summ["mAP"]
+            self.per_query[(key, rec["fold"])] = _per_query(res, self.cfg.criterion)
         self.pending.clear()
 
     def value(self, cand: Mapping[str, Any]) -> float:
         """The criterion of a ranked candidate (mean over folds)."""
         recs = self.done[_key(cand)]
         return _criterion(recs, self.cfg.criterion)
+
+    def gain(self, cand: Mapping[str, Any], ref: Mapping[str, Any]) -> tuple[float, float]:
+        """(criterion of cand − criterion of ref, its standard error): the paired difference over the validation
+        queries of each fold, averaged over folds like the criterion."""
+        diffs = [self.per_query[(_key(cand), f)] - self.per_query[(_key(ref), f)] for f in range(len(self.folds))]
+        mean = float(np.mean([d.mean() for d in diffs]))
+        se = float(np.sqrt(sum(d.var(ddof=1) / len(d) for d in diffs if len(d) > 1)) / len(diffs))
+        return mean, se
+
+    def better(self, cand: Mapping[str, Any], ref: Mapping[str, Any]) -> bool:
+        """The one-standard-error rule: cand replaces ref only when it raises the criterion by more than one
+        standard error of the paired difference (so a change needs evidence, and noise keeps the current value)."""
+        mean, se = self.gain(cand, ref)
+        return mean > se
 
     def walk(self, name: str, current: dict[str, Any], key: str, grid: tuple[float, ...]) -> dict[str, Any]:
         """A walk on a sorted grid: rank the current value's two neighbours, then keep stepping towards the better
@@ -215,20 +235,35 @@ class _Search:
         return best
 
     def stage(self, name: str, current: dict[str, Any], cands: list[dict[str, Any]]) -> dict[str, Any]:
-        """Rank ``cands`` (and the current point); return the best, keeping the current one on ties."""
+        """Rank ``cands`` (and the current point); return the best of those that beat the current one by more than
+        a standard error (:meth:`better`), or the current one."""
         for c in [current, *cands]:
             self.submit(name, c)
         self.collect()
-        best, best_v = current, self.value(current)
+        best, best_v = current, -np.inf
         for c in cands:
             v = self.value(c)
-            if v > best_v:
+            if _key(c) != _key(current) and v > best_v and self.better(c, current):
                 best, best_v = c, v
         return best
 
 
+def _none(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A table row as a candidate (NaN, the table's "no multiplier", back to None)."""
+    out = dict(row)
+    if isinstance(out.get("w_scale"), float) and math.isnan(out["w_scale"]):
+        out["w_scale"] = None
+    return out
+
+
 def _key(cand: Mapping[str, Any]) -> tuple:
     return tuple(cand.get(k) for k in (*CANDIDATE_KEYS, "w_scale"))
+
+
+def _per_query(result: Any, criterion: str) -> np.ndarray:
+    """Each validation query's share of the criterion, in percent: rank-1 hit + AP (or AP)."""
+    ap = 100.0 * np.asarray(result.ap, np.float64)
+    return ap + 100.0 * (result.first_hit == 0) if criterion == "R1+mAP" else ap
 
 
 def _criterion(recs: list[Mapping[str, Any]], criterion: str) -> float:
@@ -258,7 +293,8 @@ def select_hyperparameters(
 
     Returns:
         (:class:`Choice`, DataFrame with one row per ranked candidate: stage, the candidate's parameters, w (mean
-        over folds), R1, mAP (validation, percent, mean over folds), R1_sd, mAP_sd, criterion, chosen).
+        over folds), R1, mAP (validation, percent, mean over folds), R1_sd, mAP_sd, criterion, chosen,
+        gain_vs_chosen and se_vs_chosen (its criterion minus the chosen one's, and the standard error)).
         ``df.attrs["per_fold"]`` has the per-fold rows, ``df.attrs["rerank"]`` the re-ranking candidates.
     """
     import pandas as pd
@@ -276,14 +312,18 @@ def select_hyperparameters(
     try:
         current = search.stage("counting", current, [{**current, "counting": c} for c in cfg.countings])
         current = search.walk("sigma", current, "sigma", cfg.sigmas)
-        singles = [{**current, sw: False} for sw in cfg.structure if current[sw]]
-        base_v = search.value(current)
-        best = search.stage("structure", current, singles)
-        improving = [c for c in singles if search.value(c) > base_v]
-        if len(improving) > 1:
-            combo = {**current, **{sw: False for sw in cfg.structure if any(not c[sw] for c in improving)}}
-            best = search.stage("structure", best, [combo])
-        current = best
+        if current["sigma"] != float(cfg.sigma0):
+            # σ moved: the counting rules again at the new σ, and σ again if the rule changes (a second pass).
+            again = search.stage("counting", current, [{**current, "counting": c} for c in cfg.countings])
+            if again is not current:
+                current = search.walk("sigma", again, "sigma", cfg.sigmas)
+        # The switches: flip each one alone, keep the best flip that helps, and flip the others again from there
+        # until no flip helps (switches interact, e.g. the pair prior with the background).
+        for _ in range(len(cfg.structure)):
+            best = search.stage("structure", current, [{**current, sw: not current[sw]} for sw in cfg.structure])
+            if best is current:
+                break
+            current = best
         lr_params = {**params, **{k: current[k] for k in CANDIDATE_KEYS}}
         # The likelihood-ratio model is chosen: the final one (all training identities) is fitted while the
         # multipliers are ranked.
@@ -325,13 +365,18 @@ def select_hyperparameters(
         if rerank:
             rerank_choice, rr_table = _select_rerank(search, current)
     table = _table(pd.DataFrame(search.records), current, cfg.criterion)
+    gains = [search.gain(dict(zip(CANDIDATE_KEYS, k[:-1]), w_scale=k[-1]), current) for k in search.done]
+    order = {k: i for i, k in enumerate(search.done)}  # the table lists candidates in the order they were ranked
+    table["gain_vs_chosen"] = [gains[order[_key(_none(r))]][0] for _, r in table.iterrows()]
+    table["se_vs_chosen"] = [gains[order[_key(_none(r))]][1] for _, r in table.iterrows()]
     if rr_table is not None:
         table.attrs["rerank"] = rr_table
     protocol = {
         **cfg.as_dict(),
         "criterion": f"mean over folds of validation {cfg.criterion} (percent)",
-        "search": "coordinate ascent: counting (all), sigma (walk on the log grid), structure (each switch off, then "
-        "the improving ones together), w_scale (walk on its grid), then (re-rank) source x b (all)",
+        "search": "coordinate ascent: counting (all), sigma (walk on the log grid), counting again when sigma moved "
+        "(then sigma again if it changed), structure (flip each switch, keep the best helpful flip, repeat), w_scale "
+        "(walk on its grid), then (re-rank) source x b (all, keeping validation R1)",
         "score": "ST evidence only (dense ranks)" if feats is None else "s + w*logLR, w = w_scale * logistic weight",
         "st_params": params,
         "n_candidates": len(search.done),
