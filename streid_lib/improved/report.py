@@ -102,7 +102,7 @@ def beyond_the_paper(
     validation = abl.fitted.validation
     rerank_validation = validation.attrs.get("rerank") if validation is not None else None
     details: dict[str, Any] = {
-        "features": fs.provenance.get("features", fs.provenance.get("source", "features file")),
+        "features": features_label(fs),
         "n_query": len(fs.query), "n_gallery": len(fs.gallery), "n_train": len(train),
         "train_features": fs.has_train, "n_boot": n_boot, "w_effective": abl.w_effective, "rerank": abl.rerank,
     }  # fmt: skip
@@ -155,6 +155,21 @@ def _rerank_variants(results: dict[str, Any]) -> Any:
     out = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T
     out.index.name = "variant"
     return out[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
+
+
+def features_label(fs: FeatureSet) -> str:
+    """A short name of the features from their provenance: "DukeMTMC-reID, <model> features", "colour-histogram
+    features", or the features file's name."""
+    from pathlib import Path
+
+    prov = fs.provenance
+    if prov.get("features") == "colour_histogram":
+        return "colour-histogram features"
+    if prov.get("model"):
+        dataset = str(prov.get("dataset", "")).split(" (")[0]
+        return f"{dataset + ', ' if dataset else ''}{prov['model']} features"
+    source = prov.get("features_file") or prov.get("source") or prov.get("features")
+    return f"features {Path(str(source)).name}" if source else "the features"
 
 
 def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
@@ -259,11 +274,7 @@ def interpretation(report: BeyondReport) -> list[str]:
         )
     t = report.targets
     if len(t):
-        met = t[t["met"]]
-        missed = t[~t["met"]]
-        out.append(
-            f"{len(met)} of {len(t)} targets are met"
-            + (": every one." if not len(missed) else "; not met: " + ", ".join(
-                f"{k} (measured {v:+.1f})" for k, v in zip(missed.index, missed["difference"])) + ".")
-        )  # fmt: skip
+        met, missed = t[t["met"]], t[~t["met"]]
+        listed = ", ".join(f"{k} (measured {v:+.1f})" for k, v in zip(missed.index, missed["difference"], strict=True))
+        out.append(f"Targets met: {len(met)} of {len(t)}" + (f"; not met: {listed}." if len(missed) else "."))
     return out
