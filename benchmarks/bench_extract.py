@@ -42,6 +42,7 @@ def main(argv=None) -> int:
 
     from streid_lib.metadata import SPLIT_FOLDERS, read_dataset_root
     from streid_lib.visual import data as vdata
+    from streid_lib.visual.config import ExtractConfig
     from streid_lib.visual.extract import extract_features
     from streid_lib.visual.models import TEST_SIZE, build_model
 
@@ -73,9 +74,8 @@ def main(argv=None) -> int:
         ckpt = Path(tmp) / "state.pth"
         torch.save(build_model(args.model, 2, weights="none").state_dict(), ckpt)
         for k in ("first", "second"):
-            fs = extract_features(
-                args.model, ckpt, root, device=dev, batch_size=args.batch_size, height=h, width=w, progress=False
-            )
+            extract = ExtractConfig(model=args.model, batch_size=args.batch_size, height=h, width=w, train=False)
+            fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=dev, progress=False)
             res[f"extract_{k}_call_images_per_s"] = round(len(paths) / fs.provenance["seconds"], 1)
     print(json.dumps(res, indent=2))
     if args.json:

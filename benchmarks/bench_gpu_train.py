@@ -83,9 +83,9 @@ def cycle_batches(trainset, n: int, batch_size: int, size, erasing: float, seed:
 def time_training(runner, batches, warmup: int, steps: int, batch_size: int) -> tuple[float, float]:
     """(images/s over ``steps`` timed steps, warm-up seconds)."""
     t0 = time.perf_counter()
-    runner.run(batches, warmup, progress=False, max_steps=warmup)
+    runner.run(batches, warmup, max_steps=warmup)
     warm_s = time.perf_counter() - t0
-    stats = runner.run(batches, steps, progress=False, max_steps=steps)
+    stats = runner.run(batches, steps, max_steps=steps)
     return stats["seen"] / stats["seconds"], warm_s
 
 
@@ -100,6 +100,7 @@ def main(argv=None) -> int:
         return 2
 
     from streid_lib.visual import data as vdata
+    from streid_lib.visual.config import ExtractConfig
     from streid_lib.visual.extract import embed_batch, extract_features
     from streid_lib.visual.models import build_model
     from streid_lib.visual.train import EpochRunner, TrainConfig, build_optimizer
@@ -221,10 +222,10 @@ def main(argv=None) -> int:
             log(f"extraction, model side ({prec}, image + flip, normalised): {ips:.0f} img/s")
         ckpt = Path(tmp) / "pcb_state.pth"
         torch.save(trained.state_dict(), ckpt)
-        fs = extract_features(
-            "pcb", ckpt, root, device=dev, batch_size=args.extract_batch, height=size[0], width=size[1],
-            workers=workers, progress=False,
-        )  # fmt: skip
+        extract = ExtractConfig(
+            model="pcb", batch_size=args.extract_batch, height=size[0], width=size[1], workers=workers, train=False
+        )
+        fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=dev, progress=False)
         n = len(fs.query) + len(fs.gallery)
         res["extract_end_to_end_fp32_images_per_s"] = round(n / fs.provenance["seconds"], 1)
         log(f"extraction, end to end (JPEG decode + fp32): {n} images in {fs.provenance['seconds']:.1f} s "

@@ -43,8 +43,8 @@ def main(argv=None) -> int:
         return 2
 
     from streid_lib.visual import data as vdata
+    from streid_lib.visual.config import TRAIN_SIZE, ExtractConfig, TrainConfig
     from streid_lib.visual.extract import extract_features
-    from streid_lib.visual.models import TRAIN_SIZE
     from streid_lib.visual.train import load_checkpoint, train_model
 
     dev = torch.device(args.device)
@@ -59,14 +59,15 @@ def main(argv=None) -> int:
         for name in args.models:
             h, w = (max(32, round(v * args.size_scale)) for v in TRAIN_SIZE[name])
             t0 = time.perf_counter()
-            ckpt = train_model(
-                root, name, Path(tmp) / name, epochs=args.epochs, weights="none", device=dev, height=h, width=w,
-                erasing=0.5, checkpoint_every=1, progress=False,
-            )  # fmt: skip
+            config = TrainConfig(
+                model=name, epochs=args.epochs, weights="none", height=h, width=w, erasing=0.5, checkpoint_every=1
+            )
+            ckpt = train_model(config, data_root=root, out_dir=Path(tmp) / name, device=dev, progress=False)
             train_s = time.perf_counter() - t0
             ck = load_checkpoint(ckpt)
             hist = ck["history"]
-            fs = extract_features(name, ckpt, root, device=dev, height=h, width=w, progress=False)
+            extract = ExtractConfig(model=name, height=h, width=w, train=False)
+            fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=dev, progress=False)
             n_ext = len(fs.query) + len(fs.gallery)
             finite = all(math.isfinite(e["loss"]) for e in hist)
             ok &= finite

@@ -113,3 +113,41 @@ def remove_stale_leftovers(folder: str | os.PathLike, name: str | None = None) -
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return sorted(removed)
+
+
+def check_output_path(
+    path: str | os.PathLike, *, kind: str = "file", suffixes: tuple[str, ...] | None = None, what: str = "output"
+) -> Path:
+    """Check, before any work, that ``path`` can be written; create nothing. Returns ``Path(path)``.
+
+    ``kind="file"``: ``path`` must not be a folder and, with ``suffixes``, must end in one of them.
+    ``kind="folder"``: ``path`` must not be a file. Either way the nearest existing folder on the way to it must
+    accept a new file (probed with a temporary file, removed at once: permission bits alone mislead under root
+    or on read-only mounts).
+
+    Raises:
+        ValueError: one line naming ``what``, the path and what is wrong.
+    """
+    path = Path(path)
+    if kind not in ("file", "folder"):
+        raise ValueError(f"kind={kind!r}: expected 'file' or 'folder'")
+    if kind == "file":
+        if path.is_dir():
+            raise ValueError(f"{what} {path}: is a folder; expected a file path")
+        if suffixes and path.suffix not in suffixes:
+            raise ValueError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
+    elif path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path}: is a file; expected a folder")
+    folder = path if kind == "folder" else path.parent
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {path}: cannot be created, {existing} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".probe.tmp-{os.getpid()}-", dir=existing)
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path

@@ -12,31 +12,81 @@ from collections.abc import Sequence
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    # The defaults have one home, the library: they are read from it here, never repeated.
+    import dataclasses
+    import inspect
+
+    from .evaluation import DATASET_NAMING, MODES, evaluate_features
+    from .joint import ALL_ROWS, ROWS, JointMetric
+    from .st_model import DATASET_N_BINS, OVERFLOW_POLICIES, SpatialTemporalModel
+
+    st = {k: v.default for k, v in inspect.signature(SpatialTemporalModel).parameters.items()}
+    metric = {f.name: f.default for f in dataclasses.fields(JointMetric)}
+    evaluate = {k: v.default for k, v in inspect.signature(evaluate_features).parameters.items()}
     p = sub.add_parser("evaluate", help="evaluate a features file: VIS, ST, VISxST (Eqn. 5) and st-ReID rows")
     p.add_argument("--features", required=True, help="pytorch_result.mat or .npz features file")
-    p.add_argument("--dataset", choices=["market", "duke", "campus"], required=True)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--train-names", help="text file of training image names, one per line")
+    p.add_argument("--dataset", choices=list(DATASET_N_BINS), required=True)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--train-names",
+        help="text file of training image names, one per line (default: the features file's train side)",
+    )
     src.add_argument("--train-dir", help="a bounding_box_train folder")
     src.add_argument("--train-manifest", help="CSV manifest path,pid,camera,frame of the training images")
+    p.add_argument(
+        "--naming",
+        choices=sorted(set(DATASET_NAMING.values())),
+        help="declare the naming of --train-names/--train-dir (default: the dataset's, "
+        + ", ".join(f"{k} → {v}" for k, v in DATASET_NAMING.items())
+        + "; for campus, the naming recorded in the features file when there is one)",
+    )
+    p.add_argument(
+        "--sequence-lengths",
+        metavar="FILE",
+        help="sequence table for Market-style names (default: sequence_lengths.json beside the names; for market "
+        "the authors' table)",
+    )
     p.add_argument("--st-model", help="use this fitted ST model (.npz, or the authors' pytorch_result2.mat)")
-    p.add_argument("--json", dest="json_out", help="also write the table as JSON here")
-    p.add_argument("--lambda0", type=float, default=1.0, help="visual smoothing factor λ0 (default 1)")
-    p.add_argument("--gamma0", type=float, default=5.0, help="visual shrinking factor γ0 (default 5)")
-    p.add_argument("--lambda1", type=float, default=2.0, help="ST smoothing factor λ1 (default 2)")
-    p.add_argument("--gamma1", type=float, default=5.0, help="ST shrinking factor γ1 (default 5)")
-    p.add_argument("--sigma", type=float, default=50.0, help="Parzen kernel width in bins (default 50)")
-    p.add_argument("--bin-width", type=int, default=100, help="histogram bin width in frames (default 100)")
-    p.add_argument("--n-bins", type=int, default=None, help="number of bins (default 5000 Market, 3000 Duke)")
+    p.add_argument("--json", dest="json_out", help="also write the table as JSON here (checked before any work)")
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        choices=ALL_ROWS,
+        default=list(ROWS),
+        metavar="ROW",
+        help=f"score rows, from {', '.join(ALL_ROWS)} (default: {' '.join(ROWS)})",
+    )
+    for name, what in (
+        ("lambda0", "visual smoothing factor λ0"),
+        ("gamma0", "visual shrinking factor γ0"),
+        ("lambda1", "ST smoothing factor λ1"),
+        ("gamma1", "ST shrinking factor γ1"),
+    ):
+        p.add_argument(f"--{name}", type=float, default=metric[name], help=f"{what} (default %(default)s)")
+    p.add_argument("--sigma", type=float, default=st["sigma"], help="Parzen kernel width in bins (default %(default)s)")
+    p.add_argument(
+        "--bin-width", type=int, default=st["bin_width"], help="histogram bin width in frames (default %(default)s)"
+    )
+    p.add_argument(
+        "--n-bins",
+        type=int,
+        default=None,
+        help="number of bins (default: " + ", ".join(f"{k} {v}" for k, v in DATASET_N_BINS.items()) + ")",
+    )
     p.add_argument(
         "--overflow",
-        choices=["zero", "clip", "error"],
-        default="zero",
-        help="time gaps beyond the last bin: p=0 (default), last bin, or an error",
+        choices=OVERFLOW_POLICIES,
+        default=st["overflow"],
+        help="time gaps beyond the last bin: p=0 (zero), last bin (clip), or an error (default %(default)s)",
     )
-    p.add_argument("--chunk-size", type=int, default=256, help="queries scored per chunk (bounds memory)")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=evaluate["chunk_size"],
+        help="queries scored per chunk (bounds memory; default %(default)s)",
+    )
     p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
-    p.add_argument("--mode", choices=["faithful", "improved"], default="faithful")
+    p.add_argument("--mode", choices=MODES, default=evaluate["mode"])
     p.set_defaults(func="streid_lib.evaluation:cli_evaluate")
 
 
@@ -51,48 +101,76 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    # Defaults come from the configuration dataclass (torch-free); each option is named after its field.
+    from .visual.config import MODEL_NAMES, TrainConfig, defaults
+
+    d = defaults(TrainConfig)
     p = sub.add_parser("train", help="train a visual baseline (PCB, ResNet-50, DenseNet-121)")
-    p.add_argument("--model", choices=["pcb", "resnet50", "densenet121"], required=True)
+    p.add_argument("--model", choices=MODEL_NAMES, required=True)
     p.add_argument("--data", required=True, help="dataset root with bounding_box_train/")
-    p.add_argument("--out", required=True, help="run directory (checkpoints, log, provenance)")
-    p.add_argument("--erasing", type=float, default=0.0, help="random erasing probability (paper's +RE: 0.5)")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--height", type=int, default=None, help="input height (default 384 PCB, 256 others)")
-    p.add_argument("--width", type=int, default=None, help="input width (default 192 PCB, 128 others)")
-    p.add_argument("--weights", default="imagenet", help="'imagenet' (torchvision), 'none' (from scratch), or a file")
+    p.add_argument("--out", required=True, help="run directory (last.pt, history.json, provenance.json)")
+    p.add_argument("--erasing", type=float, default=d["erasing"], help="random erasing probability (paper's +RE: 0.5)")
+    p.add_argument("--epochs", type=int, default=d["epochs"], help="default %(default)s")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
+    p.add_argument(
+        "--height", type=int, default=d["height"], help="input height in pixels (default 384 PCB, 256 others)"
+    )
+    p.add_argument("--width", type=int, default=d["width"], help="input width in pixels (default 192 PCB, 128 others)")
+    p.add_argument(
+        "--weights", default=d["weights"], help="'imagenet' (torchvision, default), 'none' (from scratch), or a file"
+    )
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
-        "--cuda-graph", choices=["auto", "on", "off"], default="auto",
+        "--cuda-graph", choices=["auto", "on", "off"], default=d["cuda_graph"],
         help="replay each step as a CUDA graph (auto: on with the memory loader on one GPU without --compile)",
     )  # fmt: skip
-    p.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints")
-    p.add_argument("--decay-epoch", type=int, default=None, help="epoch index of the x0.1 lr step (default 39/60)")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate of the new layers (reference 0.1)")
-    p.add_argument("--lr-backbone", type=float, default=0.01, help="learning rate of the backbone (reference 0.01)")
-    p.add_argument("--loader", choices=["memory", "plain"], default="memory", help="fast in-memory or plain DataLoader")
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 on CUDA")
-    p.add_argument("--workers", type=int, default=None, help="decoding threads / DataLoader workers")
+    p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="epochs between checkpoints")
+    p.add_argument(
+        "--keep-checkpoints", action="store_true",
+        help="keep every checkpoint as epoch_NNN.pt (default: only last.pt, slimmed when the run is finished)",
+    )  # fmt: skip
+    p.add_argument(
+        "--decay-epoch", type=int, default=d["decay_epoch"], help="epoch index of the x0.1 lr step (default 39/60)"
+    )
+    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate of the new layers (reference %(default)s)")
+    p.add_argument(
+        "--lr-backbone",
+        type=float,
+        default=d["lr_backbone"],
+        help="learning rate of the backbone (reference %(default)s)",
+    )
+    p.add_argument(
+        "--loader", choices=["memory", "plain"], default=d["loader"], help="fast in-memory or plain DataLoader"
+    )
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=d["precision"], help="auto: bf16 on CUDA")
+    p.add_argument("--workers", type=int, default=d["workers"], help="decoding threads / DataLoader workers")
     p.add_argument("--download-weights", action="store_true", help="allow downloading ImageNet weights (internet)")
-    p.add_argument("--no-resume", action="store_true", help="do not resume from OUT/last.pt")
+    p.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming from OUT/last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func="streid_lib.visual.train:cli_train")
 
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("extract", help="extract query/gallery features into a features file")
-    p.add_argument("--model", choices=["pcb", "resnet50", "densenet121"], required=True)
+    from .visual.config import MODEL_NAMES, ExtractConfig, defaults
+
+    d = defaults(ExtractConfig)
+    p = sub.add_parser("extract", help="extract query, gallery and training features into a features file")
+    p.add_argument("--model", choices=MODEL_NAMES, required=True)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True, help="dataset root with query/ and bounding_box_test/")
+    p.add_argument("--data", required=True, help="dataset root with query/, bounding_box_test/, bounding_box_train/")
     p.add_argument("--out", required=True, help="features file to write (.mat or .npz)")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
     p.add_argument("--device", default="auto")
-    p.add_argument("--height", type=int, default=None, help="test resize height (default 384 PCB, 288 others)")
-    p.add_argument("--width", type=int, default=None, help="test resize width (default 192 PCB, 144 others)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: CUDA autocast")
-    p.add_argument("--workers", type=int, default=None, help="decoding threads")
+    p.add_argument("--height", type=int, default=d["height"], help="test resize height (default 384 PCB, 288 others)")
+    p.add_argument("--width", type=int, default=d["width"], help="test resize width (default 192 PCB, 144 others)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=d["precision"], help="bf16: CUDA autocast")
+    p.add_argument("--workers", type=int, default=d["workers"], help="decoding threads")
+    p.add_argument(
+        "--no-train", dest="train", action="store_false", default=d["train"],
+        help="skip the training images (the file then holds query and gallery only)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func="streid_lib.visual.extract:cli_extract")
 

@@ -159,9 +159,9 @@ def colour_histogram_features(
         folder = root / SPLIT_FOLDERS[split]
         paths = [folder / n for n in names]
         if progress:
-            from tqdm.auto import tqdm
+            from ._progress import progress_bar
 
-            paths = list(tqdm(paths, desc=f"read {split}", unit="img", delay=1.0))
+            paths = list(progress_bar(desc=f"read {split}", iterable=paths, unit="img", delay=1.0))
         return histogram_features(load_images(paths), stripes, bins, sqrt=True, columns=columns, soft=soft)
 
     qf = feats("query", splits.query.names)

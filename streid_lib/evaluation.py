@@ -12,6 +12,7 @@ ranks are by descending score with ties broken by gallery order. All figures are
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,18 @@ import numpy as np
 from ._io import write_json_atomic
 from .features import FeatureSet, load_features
 from .joint import DEFAULT_METRIC, ROWS, JointMetric, check_rows, iter_score_chunks
-from .metadata import Metadata, MetadataError, list_images, parse_names, read_manifest, read_name_list, read_seq_lengths
+from .metadata import (
+    SEQ_LENGTHS_FILE,
+    Metadata,
+    MetadataError,
+    detect_list_naming,
+    detect_naming,
+    list_images,
+    parse_names,
+    read_manifest,
+    read_name_lines,
+    read_seq_lengths_file,
+)
 from .metrics import default_threads
 from .st_model import SpatialTemporalModel, STModelError, fit_st_model, load_st_model
 
@@ -201,52 +213,322 @@ def format_table(result: dict[str, Any]) -> str:
 # Command line
 
 
+#: The naming each ``--dataset`` expects of training names (``--train-names``/``--train-dir``) unless declared with
+#: ``--naming``. The campus is written with Market-style names by default (``synth --naming market``); a campus
+#: written with Duke-style names is recognised from its features file's provenance (``naming``, written by
+#: ``extract``) or declared (docs/reference.md §13).
+DATASET_NAMING: dict[str, str] = {"market": "market", "duke": "duke", "campus": "market"}
+_NAMING_TEXT = {"market": "Market-style (PPPP_cXsY_FFFFFF_BB.jpg)", "duke": "Duke-style (PPPP_cC_fFFFFFFF.jpg)"}
+#: What the provenance says of the authors' Market-1501 sequence table.
+AUTHORS_MARKET_TABLE = "the authors' Market-1501 table (metadata.MARKET_SEQ_LENGTHS)"
+#: Rows that read the spatial-temporal model.
+_ST_ROWS = ("ST", "VISxST", "VISxST-shifted", "st-ReID")
+
+
 def read_train_metadata(
-    dataset: str, names: str | None = None, directory: str | None = None, manifest: str | None = None
-) -> tuple[Metadata, dict[str, str]]:
+    dataset: str,
+    names: str | None = None,
+    directory: str | None = None,
+    manifest: str | None = None,
+    *,
+    naming: str | None = None,
+    sequence_lengths: str | None = None,
+    features_naming: str | None = None,
+    features_file: str = "the features file",
+) -> tuple[Metadata, dict[str, Any]]:
     """Training metadata from exactly one of a name list, a ``bounding_box_train`` folder or a CSV manifest.
 
-    Market-style names use a ``sequence_lengths.json`` beside the list (or beside the folder's dataset root)
-    when there is one, else the authors' Market table. Returns the metadata and a provenance record.
+    Names must follow the naming of the features (``features_naming``, see :func:`naming_of_features`) when it is
+    known, which must agree with a named dataset's, else the dataset's (:data:`DATASET_NAMING`), unless ``naming``
+    declares it. Market-style names are made global with a sequence table: ``sequence_lengths`` (a file) when
+    given, else a ``sequence_lengths.json`` beside the list (or beside the folder), else, for Market-1501 only, the
+    authors' table. Campus names without their table are refused. Manifests carry global frames and need neither.
+
+    Returns:
+        the metadata and a provenance record: ``kind`` (``names``/``dir``/``manifest``), ``path``, ``n_images``,
+        ``n_identities`` and, for names, ``naming``, ``naming_from`` and ``sequence_table``.
+
+    Raises:
+        EvaluationError, MetadataError: naming the file (and line) and what was expected.
     """
     given = [(k, v) for k, v in (("names", names), ("dir", directory), ("manifest", manifest)) if v is not None]
     if len(given) != 1:
         raise EvaluationError(f"training data: give exactly one of a name list, a folder or a manifest, got {given}")
-    naming = dataset if dataset in ("market", "duke") else None
+    if dataset not in DATASET_NAMING:
+        raise EvaluationError(f"dataset: expected one of {sorted(DATASET_NAMING)}, got {dataset!r}")
     kind, value = given[0]
     path = Path(value)
+    if kind == "manifest":
+        if naming is not None or sequence_lengths is not None:
+            raise EvaluationError(
+                f"{path}: a manifest carries global frames; --naming and --sequence-lengths apply to names only"
+            )
+        train = read_manifest(path)
+        return train, _train_record(kind, path, train, frames="as given in the manifest (global per camera)")
     if kind == "names":
-        train = read_name_list(path, naming, read_seq_lengths(path.parent))
-    elif kind == "dir":
+        lines, files = read_name_lines(path)
+    else:
         if not path.is_dir():
             raise MetadataError(f"{path}: training folder (bounding_box_train) not found")
-        files = list_images(path)
+        files, lines = list_images(path), None
         if not files:
             raise MetadataError(f"{path}: no .jpg images in the training folder")
-        from .metadata import detect_naming
+    found = detect_list_naming(files, str(path), lines)
+    expected, because = _expected_naming(dataset, naming, features_naming, features_file)
+    if found != expected:
+        where = f"{path}, line {lines[0]}" if lines else str(path)
+        hint = (
+            "; a campus written with --naming duke has Duke-style names: pass --naming duke"
+            if dataset == "campus" and found == "duke"
+            else f"; if these names are right, declare them with --naming {found}"
+        )
+        raise EvaluationError(
+            f"{where}: {files[0]!r} is a {_NAMING_TEXT[found]} name, but {because} expects "
+            f"{_NAMING_TEXT[expected]} names{hint}"
+        )
+    seq, table = _sequence_table(dataset, expected, path, kind, sequence_lengths)
+    train = parse_names(files, expected, seq, source=str(path), lines=lines)
+    return train, _train_record(kind, path, train, naming=expected, naming_from=because, sequence_table=table)
 
-        train = parse_names(files, naming or detect_naming(files[0]), read_seq_lengths(path.parent), source=str(path))
+
+def _expected_naming(
+    dataset: str, declared: str | None, features_naming: str | None, features_file: str
+) -> tuple[str, str]:
+    """The naming training names must have, and why (for messages and the provenance).
+
+    Declared (``--naming``) wins; else the features file's naming when known, which must agree with a named
+    dataset's; else the dataset's (:data:`DATASET_NAMING`).
+    """
+    if declared is not None:
+        if declared not in _NAMING_TEXT:
+            raise EvaluationError(f"naming: expected one of {sorted(_NAMING_TEXT)}, got {declared!r}")
+        return declared, f"--naming {declared}"
+    if features_naming in _NAMING_TEXT:
+        if dataset != "campus" and features_naming != DATASET_NAMING[dataset]:
+            raise EvaluationError(
+                f"{features_file}: holds {_NAMING_TEXT[features_naming]} names, but --dataset {dataset} expects "
+                f"{_NAMING_TEXT[DATASET_NAMING[dataset]]} names: are the features from another dataset? (declare "
+                f"the training names' naming with --naming to go ahead)"
+            )
+        return features_naming, f"--dataset {dataset} with {features_file} ({features_naming}-style names)"
+    return DATASET_NAMING[dataset], f"--dataset {dataset}"
+
+
+def naming_of_features(fs: FeatureSet) -> str | None:
+    """The naming of a features file's images: its provenance's ``naming`` (written by ``extract``), else the
+    naming of its stored query names, else ``None`` (unknown, e.g. the authors' ``.mat``)."""
+    recorded = fs.provenance.get("naming")
+    if recorded in _NAMING_TEXT:
+        return recorded
+    names = fs.query.names
+    if names is not None and len(names):
+        try:
+            return detect_naming(str(names[0]))
+        except MetadataError:
+            return None
+    return None
+
+
+def _sequence_table(
+    dataset: str, naming: str, path: Path, kind: str, explicit: str | None
+) -> tuple[np.ndarray | None, str | None]:
+    """The sequence table for Market-style names and how the provenance names it (None, None for Duke names)."""
+    if naming != "market":
+        if explicit is not None:
+            raise EvaluationError(f"{explicit}: --sequence-lengths applies to Market-style names only")
+        return None, None
+    if explicit is not None:
+        return read_seq_lengths_file(explicit), str(Path(explicit))
+    beside = path.parent / SEQ_LENGTHS_FILE  # a name list's folder, or a bounding_box_train folder's dataset root
+    if beside.is_file():
+        return read_seq_lengths_file(beside), str(beside)
+    if dataset != "market":
+        what = (
+            "campus Market-style names need the campus's"
+            if dataset == "campus"
+            else (f"Market-style names with --dataset {dataset} need their own")
+        )
+        raise EvaluationError(
+            f"{path}: {what} sequence table to make frames global (the authors' Market-1501 table is for Market-1501 "
+            f"only); looked for {beside}, which does not exist. Pass --sequence-lengths FILE (the dataset root's "
+            f"{SEQ_LENGTHS_FILE})"
+        )
+    return None, AUTHORS_MARKET_TABLE
+
+
+def _train_record(kind: str, path: Path, train: Metadata, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"kind": kind, "path": str(path), "n_images": len(train)}
+    record["n_identities"] = int(np.unique(train.pids).size)
+    record.update({k: v for k, v in extra.items() if v is not None})
+    return record
+
+
+def check_output_file(path: str | Path, option: str = "--json") -> Path:
+    """Check, before any work, that a result file can be written at ``path``; return it.
+
+    The path must not be a folder. Missing parent folders are created when the file is written (as ``extract``
+    and ``train`` do), so the nearest existing ancestor must be a folder in which this process can create a file:
+    that is probed with a temporary file of :mod:`streid_lib._io`'s naming, removed at once.
+
+    Raises:
+        EvaluationError: one line naming the path, the option and why.
+    """
+    import tempfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise EvaluationError(f"{path}: {option}: that path is a folder; expected a file name, e.g. {path / 'x.json'}")
+    if path.name in ("", ".", ".."):
+        raise EvaluationError(f"{path}: {option}: expected a file name")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise EvaluationError(f"{path}: {option}: cannot create folder {path.parent}: {ancestor} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=ancestor)
+    except OSError as exc:
+        raise EvaluationError(f"{path}: {option}: cannot write in {ancestor} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def choose_training(args: argparse.Namespace, fs: FeatureSet) -> tuple[Metadata | None, dict[str, Any]]:
+    """The training metadata of ``evaluate``: a ``--train-*`` option when given, else the features file's side.
+
+    Returns ``(None, {"kind": "none"})`` when there is neither (allowed only with ``--st-model`` in faithful mode).
+    """
+    options = (args.train_names, args.train_dir, args.train_manifest)
+    if any(v is not None for v in options):
+        train, record = read_train_metadata(
+            args.dataset,
+            *options,
+            naming=args.naming,
+            sequence_lengths=args.sequence_lengths,
+            features_naming=naming_of_features(fs),
+            features_file=str(args.features),
+        )
+        if fs.has_train:
+            record["features_train_side"] = "present but not used: the option given wins"
+        return train, record
+    if args.naming is not None or args.sequence_lengths is not None:
+        raise EvaluationError("--naming and --sequence-lengths apply to --train-names or --train-dir, none was given")
+    if fs.has_train:
+        return fs.train, _train_record("features file", Path(args.features), fs.train, side="train_*")
+    if args.st_model is None or args.mode != "faithful":
+        need = "the ST model" if args.st_model is None else "--mode improved"
+        raise EvaluationError(
+            f"{args.features}: no training side (train_f, train_label, train_cam, train_frames) and no "
+            f"--train-names, --train-dir or --train-manifest given; {need} needs training metadata"
+        )
+    return None, {"kind": "none"}
+
+
+def _describe_train(record: dict[str, Any], table: bool = True) -> str:
+    """A training source in words, for messages and the printed header (``table``: with its sequence table)."""
+    if record["kind"] == "features file":
+        where = f"the training side of {record['path']}"
+    elif record["kind"] == "none":
+        return "no training data"
     else:
-        train = read_manifest(path)
-    return train, {"kind": kind, "path": str(path), "n_images": str(len(train))}
+        where = {"names": "name list", "dir": "folder", "manifest": "manifest"}[record["kind"]] + f" {record['path']}"
+    text = f"{where} ({record['n_images']} images, {record['n_identities']} identities"
+    if table and record.get("sequence_table"):
+        text += f"; sequence table: {record['sequence_table']}"
+    return text + ")"
+
+
+def st_checks(fs: FeatureSet, model: SpatialTemporalModel, source: str, features: str) -> list[str]:
+    """What the ST model cannot tell about this test set: errors where nothing can be computed, else warnings.
+
+    * a test camera outside the model's cameras → error;
+    * a model without any vote (e.g. a training set of one image, or with no identity seen by two cameras), or a
+      test set none of whose cross-camera pairs was seen together in training → error: every ST lookup is 0;
+    * some cross-camera test pairs never seen together, or training votes beyond the last bin → warnings.
+
+    Args:
+        source: where the model came from, in words (for messages).
+        features: the features file, for messages.
+
+    Returns:
+        the warnings, one line each.
+    """
+    for side in ("query", "gallery"):
+        cams = getattr(fs, side).cams
+        if int(cams.max()) > int(model.n_cams):
+            raise EvaluationError(
+                f"{features}: {side}_cam holds camera {int(cams.max())}, outside the ST model's cameras "
+                f"1..{model.n_cams} ({source})"
+            )
+    info = model.fit_info()
+    empty = info["n_votes"] == 0 if info["n_votes"] is not None else not model.distribution_.any()
+    if empty:
+        raise EvaluationError(
+            f"the spatial-temporal model from {source} has no votes: no identity is seen by two cameras, so p = 0 "
+            f"for every pair and the ST rows cannot be computed; give training data in which identities appear in "
+            f"more than one camera"
+        )
+    warnings: list[str] = []
+    C = int(model.n_cams)
+    gallery = fs.gallery.cams[fs.gallery.pids != -1]  # junk items take part in no ranking
+    pairs = np.outer(np.bincount(fs.query.cams - 1, minlength=C), np.bincount(gallery - 1, minlength=C))
+    np.fill_diagonal(pairs, 0)
+    unseen = np.where(model.observed_pairs(), 0, pairs)
+    if pairs.sum() and unseen.sum() == pairs.sum():
+        raise EvaluationError(
+            f"no camera pair of the test set in {features} was seen together in training ({source}): p = 0 for "
+            f"every cross-camera query-gallery pair, so the ST rows cannot be computed"
+        )
+    if unseen.sum():
+        a, b = np.nonzero(np.triu(unseen + unseen.T))
+        listed = ", ".join(f"{i + 1}-{j + 1}" for i, j in zip(a, b, strict=True))
+        share = 100.0 * unseen.sum() / pairs.sum()
+        warnings.append(
+            f"camera pair(s) {listed} of the test set were never seen together in training ({source}): p = 0 for "
+            f"{share:.1f}% of the cross-camera query-gallery pairs"
+        )
+    if info.get("n_overflow_votes"):
+        fate = "dropped" if model.overflow == "zero" else "put in the last bin"
+        warnings.append(
+            f"{info['n_overflow_votes']} training vote(s) fell beyond the last bin (n_bins={model.n_bins}, "
+            f"bin_width={model.bin_width} frames) and were {fate} (overflow={model.overflow!r})"
+        )
+    return warnings
 
 
 def cli_evaluate(args: argparse.Namespace) -> int:
-    """``python -m streid_lib evaluate``: print the rows table and optionally write it as JSON."""
+    """``python -m streid_lib evaluate``: print the rows table and optionally write it as JSON.
+
+    Every input is checked at the door, before anything is computed: the ``--json`` destination, the features
+    file, the training data (``--train-*``, else the features file's training side) and what the ST model can say
+    about the test set (:func:`st_checks`). Warnings are printed under the table and listed in the JSON.
+    """
+    json_out = check_output_file(args.json_out) if args.json_out else None
     fs = load_features(args.features)
-    train, train_source = read_train_metadata(args.dataset, args.train_names, args.train_dir, args.train_manifest)
-    metric = JointMetric(args.lambda0, args.gamma0, args.lambda1, args.gamma1)
+    rows = check_rows(args.rows)
+    metric = JointMetric(lambda0=args.lambda0, gamma0=args.gamma0, lambda1=args.lambda1, gamma1=args.gamma1)
     params = {"sigma": args.sigma, "bin_width": args.bin_width, "overflow": args.overflow}
+    train, train_source = choose_training(args, fs)
     if args.st_model:
         # n_bins/n_cams come from the stored model; --n-bins must agree when given.
         model = load_st_model(args.st_model, **params, n_bins=args.n_bins)
         st_source = {"kind": "file", "path": str(args.st_model)}
+        st_text = f"the ST model file {args.st_model}"
     else:
-        model = fit_st_model(train, args.dataset, n_bins=args.n_bins, **params)
+        try:
+            model = fit_st_model(train, args.dataset, n_bins=args.n_bins, **params)
+        except STModelError as exc:
+            raise STModelError(f"fitting the ST model on {_describe_train(train_source)}: {exc}") from None
         st_source = {"kind": "fit", "train": train_source}
+        st_text = f"fitted on {_describe_train(train_source)}"
+    uses_st = args.rerank or args.mode != "faithful" or any(r in _ST_ROWS for r in rows)
+    short = st_text if args.st_model else f"fitted on {_describe_train(train_source, table=False)}"
+    warnings = st_checks(fs, model, short, str(args.features)) if uses_st else []
     result = evaluate_features(
-        fs, model, metric, ROWS, chunk_size=args.chunk_size, rerank=args.rerank, mode=args.mode, train=train
+        fs, model, metric, rows, chunk_size=args.chunk_size, rerank=args.rerank, mode=args.mode, train=train
     )
+    result["warnings"] = warnings
     result["provenance"] = {
         "command": "python -m streid_lib evaluate",
         "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "command")},
@@ -257,21 +539,28 @@ def cli_evaluate(args: argparse.Namespace) -> int:
         "st_model": st_source,
     }
     print(f"{args.dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)")
+    print(f"ST model: {st_text}")
     print(format_table(result))
-    if args.json_out:
-        write_json_atomic(args.json_out, result)
-        print(f"wrote {args.json_out}")
+    for w in warnings:
+        print(f"warning: {w}")
+    if json_out is not None:
+        write_json_atomic(json_out, result)
+        print(f"wrote {json_out}")
     return 0
 
 
 __all__ = [
     "COLUMNS",
+    "DATASET_NAMING",
     "EvaluationError",
     "STModelError",
+    "check_output_file",
+    "choose_training",
     "cli_evaluate",
     "evaluate_features",
     "fit_st_model",
     "format_table",
     "rank_rows",
     "read_train_metadata",
+    "st_checks",
 ]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_path
-from .metadata import Metadata, MetadataError
+from .metadata import FIELD_MINIMUM, Metadata, MetadataError, check_field
 
 SIDES = ("query", "gallery")
 #: The optional training side of a features file (same keys as a test side).
@@ -97,8 +97,16 @@ class FeatureSet:
         return int(self.query_f.shape[1])
 
 
+def row_norms(f: np.ndarray) -> np.ndarray:
+    """(N,) float32 L2 norms of the rows of an (N, D) float32 matrix, exactly as the evaluation computes them."""
+    return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float32))
+
+
 def validate_features(f: np.ndarray, meta: Metadata, side: str, source: str = "") -> None:
-    """Check one side: non-empty, lengths agree, no NaN/inf and no all-zero rows.
+    """Check one side: non-empty, lengths agree, no NaN/inf, and every row has a usable direction.
+
+    A row must have a finite, non-zero float32 norm (:func:`row_norms`): an all-zero row, or values so small or
+    so large that their squares underflow or overflow in float32, leave cosine undefined.
 
     Raises:
         FeaturesError: naming the side, the field and the offending row.
@@ -118,6 +126,15 @@ def validate_features(f: np.ndarray, meta: Metadata, side: str, source: str = ""
         raise FeaturesError(
             f"{where}{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
         )
+    if f.dtype == np.float32:
+        norms = row_norms(f)
+        bad = ~np.isfinite(norms) | (norms == 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FeaturesError(
+                f"{where}{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small "
+                f"for float32), so cosine is undefined"
+            )
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> Path:
@@ -150,25 +167,61 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
     return path
 
 
+def _read_raw(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``.mat`` or ``.npz`` file; any reading failure becomes one line naming the file."""
+    layout = "query_f, query_label, query_cam, query_frames and the same for gallery"
+    if path.suffix == ".mat":
+        import scipy.io
+
+        try:
+            return scipy.io.loadmat(path)
+        except NotImplementedError:  # scipy's answer to MATLAB v7.3 (HDF5) files
+            raise FeaturesError(
+                f"{path}: a MATLAB v7.3 (HDF5) file, which scipy cannot read; expected MATLAB v5 (save with "
+                f"scipy.io.savemat, or MATLAB's save -v7) holding {layout}"
+            ) from None
+        except Exception as exc:  # MatReadError, ValueError("Unknown mat file type"), zlib errors, ...
+            raise FeaturesError(
+                f"{path}: not a readable MATLAB .mat file ({_one_line(exc)}); expected MATLAB v5 holding {layout}"
+            ) from None
+    if path.suffix == ".npz":
+        try:
+            z = np.load(path, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise FeaturesError(f"{path}: a single .npy array, not an .npz archive; expected {layout}")
+            with z:
+                return {k: z[k] for k in z.files}
+        except FeaturesError:
+            raise
+        except ValueError as exc:
+            if "pickle" in str(exc):  # a text or pickle file, or an object array inside the archive
+                raise FeaturesError(
+                    f"{path}: not an .npz archive of plain arrays (it holds pickled data or is not a NumPy file "
+                    f"at all); expected numeric arrays {layout}, and string arrays for *_names"
+                ) from None
+            raise FeaturesError(f"{path}: not a readable .npz file ({_one_line(exc)}); expected {layout}") from None
+        except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError, ...
+            raise FeaturesError(f"{path}: not a readable .npz file ({_one_line(exc)}); expected {layout}") from None
+    raise FeaturesError(f"{path}: unknown features format {path.suffix!r}; expected .mat or .npz")
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as ``Type: message`` on one line (messages of file readers may span lines)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def load_features(path: str | Path) -> FeatureSet:
     """Read a features file (``.mat`` or ``.npz``) and validate it.
 
     Raises:
-        FeaturesError: the file is missing, lacks a key, or its arrays disagree; the message names
-            the file and the key.
+        FeaturesError: the file is missing or unreadable, lacks a key, or its arrays disagree; the message names
+            the file, the key (``query_frames``, ``gallery_f``, ...) and what was expected.
     """
     path = Path(path)
     if not path.is_file():
-        raise FeaturesError(f"{path}: features file not found")
-    if path.suffix == ".mat":
-        import scipy.io
-
-        raw = scipy.io.loadmat(path)
-    elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            raw = {k: z[k] for k in z.files}
-    else:
-        raise FeaturesError(f"{path}: unknown features format {path.suffix!r}; expected .mat or .npz")
+        raise FeaturesError(f"{path}: features file not found" + (" (that path is a folder)" if path.is_dir() else ""))
+    raw = _read_raw(path)
     required = [f"{side}_{key}" for side in SIDES for key in KEYS]
     missing = [k for k in required if k not in raw]
     if missing:
@@ -184,32 +237,53 @@ def load_features(path: str | Path) -> FeatureSet:
             f"{path}: incomplete training side: has {present} but lacks {missing}; give all of {train_keys} or none"
         )
     sides = SIDES + ((TRAIN_SIDE,) if present else ())
-    metas = {}
+    metas, feats = {}, {}
     for side in sides:
+        fields = {}
+        for name, key in zip(FIELD_MINIMUM, ("label", "cam", "frames"), strict=True):
+            try:
+                fields[name] = check_field(raw[f"{side}_{key}"], name, label=f"{path}: {side}_{key}")
+            except MetadataError as exc:
+                raise FeaturesError(str(exc)) from None
         names = raw.get(f"{side}_names")
-        try:
-            metas[side] = Metadata(
-                np.asarray(raw[f"{side}_label"]).reshape(-1),
-                np.asarray(raw[f"{side}_cam"]).reshape(-1),
-                np.asarray(raw[f"{side}_frames"]).reshape(-1),
-                None if names is None else np.asarray(names).reshape(-1).astype(object),
-            )
-        except MetadataError as exc:
-            raise FeaturesError(f"{path}: {side}: {exc}") from None
+        if names is not None:
+            names = np.asarray(names).reshape(-1).astype(object)
+            fields["names"] = names
+        lengths = {f"{side}_{k}": len(v) for k, v in zip(("label", "cam", "frames", "names"), fields.values())}
+        if len(set(lengths.values())) > 1:
+            raise FeaturesError(f"{path}: {side}: lengths disagree: {lengths}")
+        metas[side] = Metadata(fields["pids"], fields["cams"], fields["frames"], names)
         f = np.asarray(raw[f"{side}_f"])
         if f.ndim != 2:
             raise FeaturesError(f"{path}: {side}_f: expected a 2-D (N, D) array, got shape {f.shape}")
-        validate_features(f, metas[side], side, source=str(path))
-    provenance = {"features_file": str(path)}
+        if not np.issubdtype(f.dtype, np.number) or np.issubdtype(f.dtype, np.complexfloating):
+            raise FeaturesError(f"{path}: {side}_f: expected real numbers, got dtype {f.dtype}")
+        if np.issubdtype(f.dtype, np.floating) and f.dtype.itemsize > 4:
+            big = np.isfinite(f) & (np.abs(f) > np.finfo(np.float32).max)
+            if big.any():
+                i = int(np.argmax(big.any(axis=1)))
+                raise FeaturesError(
+                    f"{path}: {side}_f row {i}: a value beyond float32's range (the evaluation's precision)"
+                )
+        feats[side] = f.astype(np.float32, copy=False)  # the evaluation's precision: FeatureSet checks it in float32
+    provenance: dict = {"features_file": str(path)}
     if "provenance" in raw:
-        provenance.update(json.loads(str(raw["provenance"])))
-    train = metas.get(TRAIN_SIDE)
-    return FeatureSet(
-        raw["query_f"],
-        raw["gallery_f"],
-        metas["query"],
-        metas["gallery"],
-        provenance,
-        train_f=None if train is None else raw[f"{TRAIN_SIDE}_f"],
-        train=train,
-    )
+        try:
+            stored = json.loads(str(np.asarray(raw["provenance"]).reshape(-1)[0]))
+        except (ValueError, IndexError):
+            raise FeaturesError(f"{path}: provenance: expected a JSON object string") from None
+        if not isinstance(stored, dict):
+            raise FeaturesError(f"{path}: provenance: expected a JSON object, got {type(stored).__name__}")
+        provenance.update(stored)
+    try:
+        return FeatureSet(
+            feats["query"],
+            feats["gallery"],
+            metas["query"],
+            metas["gallery"],
+            provenance,
+            train_f=feats.get(TRAIN_SIDE),
+            train=metas.get(TRAIN_SIDE),
+        )
+    except FeaturesError as exc:
+        raise FeaturesError(f"{path}: {exc}") from None

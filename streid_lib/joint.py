@@ -4,8 +4,10 @@ Rows (all scores: higher is better):
 
 * ``VIS``: cosine similarity s of L2-normalised features, in [-1, 1];
 * ``ST``: the smoothed spatial-temporal probability p̂ alone (paper Figure 4a, "ST only");
-* ``VISxST``: the paper's Eqn. 5 baseline, the plain product of the two streams;
-* ``st-ReID``: the joint metric with logistic smoothing, Eqn. 6, ``f(s; λ0, γ0) · f(p; λ1, γ1)``.
+* ``VISxST``: the paper's Eqn. 5 baseline, the plain product of the two streams, ``s · p``;
+* ``st-ReID``: the joint metric with logistic smoothing, Eqn. 6, ``f(s; λ0, γ0) · f(p; λ1, γ1)``;
+* ``VISxST-shifted`` (named option, not among the default rows): ``((1 + s) / 2) · p``, Eqn. 5 with the cosine
+  first mapped to [0, 1] (docs/reference.md §4.1).
 
 Scores are computed chunk by chunk over queries (one GEMM per chunk for s, one vectorised table lookup for p),
 so peak memory is O(chunk × gallery) whatever the gallery size.
@@ -21,11 +23,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .features import FeatureSet
+from .features import FeatureSet, row_norms
 from .st_model import SpatialTemporalModel
 
-#: The score rows of the paper's tables, in display order.
+#: The score rows of the paper's tables, in display order (the default selection).
 ROWS: tuple[str, ...] = ("VIS", "ST", "VISxST", "st-ReID")
+#: Named opt-in rows, computed only when asked for (docs/reference.md §4.1, §12).
+OPTIONAL_ROWS: tuple[str, ...] = ("VISxST-shifted",)
+#: Every row :func:`check_rows` accepts.
+ALL_ROWS: tuple[str, ...] = ROWS + OPTIONAL_ROWS
 
 
 class JointError(ValueError):
@@ -45,7 +51,7 @@ def normalize_rows(f: np.ndarray) -> np.ndarray:
     f = np.asarray(f, dtype=np.float32)
     if f.ndim != 2:
         raise JointError(f"features: expected a 2-D (N, D) array, got shape {f.shape}")
-    norms = np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float32))
+    norms = row_norms(f)
     bad = ~np.isfinite(norms) | (norms == 0)
     if bad.any():
         raise JointError(f"features row {int(np.argmax(bad))} has zero or non-finite norm; cosine is undefined")
@@ -82,9 +88,12 @@ def logistic(x: np.ndarray | float, lam: float, gamma: float) -> np.ndarray:
     return np.reciprocal(out, out=out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JointMetric:
-    """st-ReID joint metric ``f(s; λ0, γ0) · f(p; λ1, γ1)`` (defaults: the paper's and the code's 1, 5, 2, 5)."""
+    """st-ReID joint metric ``f(s; λ0, γ0) · f(p; λ1, γ1)`` (defaults: the paper's and the code's 1, 5, 2, 5).
+
+    Keyword-only, like every estimator's configuration here: ``JointMetric(lambda0=1, gamma0=5, ...)``.
+    """
 
     lambda0: float = 1.0
     gamma0: float = 5.0
@@ -121,19 +130,31 @@ DEFAULT_METRIC = JointMetric()
 
 
 def check_rows(rows: Sequence[str]) -> tuple[str, ...]:
-    """Validate a selection of score rows (a subset of :data:`ROWS`, order kept, no duplicates)."""
+    """Validate a selection of score rows (a subset of :data:`ALL_ROWS`, order kept, no duplicates)."""
     rows = tuple(rows)
-    unknown = [r for r in rows if r not in ROWS]
+    unknown = [r for r in rows if r not in ALL_ROWS]
     if unknown or not rows or len(set(rows)) != len(rows):
-        raise JointError(f"rows: expected a non-empty selection of distinct rows from {ROWS}, got {rows}")
+        raise JointError(f"rows: expected a non-empty selection of distinct rows from {ALL_ROWS}, got {rows}")
     return rows
 
 
 def vis_x_st(s: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The Eqn. 5 product ``((1 + s) / 2) · p`` (s float32, p float64 → float64); see :func:`score_rows`."""
+    """Eqn. 5 as the paper writes it, ``s · p`` (s float32, p float64 → float64): the faithful ``VISxST`` row."""
+    return np.multiply(s, p)
+
+
+def vis_x_st_shifted(s: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The named option ``VISxST-shifted``, ``((1 + s) / 2) · p``: the cosine mapped to [0, 1] before the product.
+
+    s float32, p float64 → float64. Order-equivalent to ``(1 + s) · p``.
+    """
     t = np.add(s, 1)
     t *= 0.5  # exact, the same as dividing by 2
     return np.multiply(t, p)
+
+
+#: Product rows of the two streams: row → function of (s, p).
+_PRODUCT_ROWS = {"VISxST": vis_x_st, "VISxST-shifted": vis_x_st_shifted}
 
 
 def score_rows(
@@ -141,9 +162,11 @@ def score_rows(
 ) -> dict[str, np.ndarray]:
     """Score matrices of the selected rows from visual similarities s and ST probabilities p (same shape).
 
-    ``VISxST`` is the paper's Eqn. 5 baseline, described there as the product of the two streams with "both
-    streams normalized". Cosine lies in [-1, 1], so it is mapped to [0, 1] first: ``((1 + s) / 2) · p`` (our
-    assumption; the reference code has no such row). It is order-equivalent to ``(1 + s) · p``.
+    ``VISxST`` is the paper's Eqn. 5 baseline as the paper writes it, ``s(xi, xj) · p(y=1|k, ci, cj)``: the cosine
+    s is used directly as the visual probability, which the paper's next paragraph names as the first flaw that
+    logistic smoothing fixes (the reference code has no such row). For Figure 4(b) the paper says both streams
+    are "normalized" without saying how; ``VISxST-shifted`` is one reading, the cosine mapped to [0, 1] first,
+    ``((1 + s) / 2) · p``, kept as a named option (docs/reference.md §4.1).
 
     Returns:
         dict row → array shaped like s (VIS float32 like s; rows involving p float64).
@@ -157,8 +180,8 @@ def score_rows(
             out[row] = s
         elif row == "ST":
             out[row] = p
-        elif row == "VISxST":
-            out[row] = vis_x_st(s, p)
+        elif row in _PRODUCT_ROWS:
+            out[row] = _PRODUCT_ROWS[row](s, p)
         else:
             out[row] = metric(s, p)
     return out
@@ -175,8 +198,8 @@ def st_rank_table(table: np.ndarray) -> np.ndarray:
 class ChunkScorer:
     """Scores of the selected rows for any slice of queries, in three stages the benchmark times apart.
 
-    :meth:`similarity` (one GEMM), :meth:`st_lookup` (the ST index, computed once and shared by the ST, VISxST and
-    st-ReID rows, then the gathers from the model's small tables) and :meth:`fuse` (the rows from both).
+    :meth:`similarity` (one GEMM), :meth:`st_lookup` (the ST index, computed once and shared by the ST, VISxST(-shifted)
+    and st-ReID rows, then the gathers from the model's small tables) and :meth:`fuse` (the rows from both).
     :func:`iter_score_chunks` is these three in a loop. See it for ``columns`` and ``rank_only``.
     """
 
@@ -200,7 +223,7 @@ class ChunkScorer:
                 raise JointError(f"columns: gallery positions must lie in 0..{ng - 1}")
         self.columns = columns
         self.need_s = any(r != "ST" for r in rows)
-        self.need_p = "VISxST" in rows or ("ST" in rows and not rank_only)
+        self.need_p = any(r in _PRODUCT_ROWS for r in rows) or ("ST" in rows and not rank_only)
         self.need_r = "ST" in rows and rank_only
         self.need_f = "st-ReID" in rows
         g_meta = fs.gallery if columns is None else fs.gallery.take(columns)
@@ -244,8 +267,8 @@ class ChunkScorer:
                 out[row] = s
             elif row == "ST":
                 out[row] = st["rank"] if self.rank_only else st["p"]
-            elif row == "VISxST":
-                out[row] = vis_x_st(s, st["p"])
+            elif row in _PRODUCT_ROWS:
+                out[row] = _PRODUCT_ROWS[row](s, st["p"])
             else:
                 joint = st["f_p"]  # float64 f(p); times the float32 f(s), in place
                 joint *= self.metric.visual_factor(s)

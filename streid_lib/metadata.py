@@ -19,6 +19,7 @@ names the file and the pattern expected.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -71,6 +72,62 @@ class MetadataError(ValueError):
     """A file name, manifest row or dataset folder that does not match what is expected."""
 
 
+#: Largest magnitude accepted for a pid, camera or frame. Integers up to 2**53 are exact in float64, the type the
+#: authors' ``.mat`` files often store them in and the type the ST fit sums frames in; anything larger is garbage.
+MAX_INT = 2**53
+
+#: Smallest value of each metadata field and what its values are (docs/reference.md §1).
+FIELD_MINIMUM: dict[str, tuple[int, str]] = {
+    "pids": (-1, "person ids must be >= -1 (-1 junk, 0 distractor)"),
+    "cams": (1, "camera ids are 1-based (>= 1)"),
+    "frames": (0, "frame numbers must be integers >= 0"),
+}
+
+
+def check_field(values: object, key: str, label: str | None = None) -> np.ndarray:
+    """One metadata field (``pids``, ``cams`` or ``frames``) as a 1-D int64 array, after every check.
+
+    Integers, or whole-valued floats (``.mat`` files store lists as doubles); 1×N and N×1 rows are flattened.
+    Each value must lie in ``[FIELD_MINIMUM[key], MAX_INT]``.
+
+    Args:
+        label: how the field is named in an error, e.g. ``"f.npz: query_frames"`` (default: ``key``).
+
+    Raises:
+        MetadataError: naming ``label``, the first offending value and its position.
+    """
+    label = label or key
+    arr = np.asarray(values)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise MetadataError(f"{label}: expected a 1-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise MetadataError(f"{label}: expected integers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise MetadataError(
+                f"{label}: expected whole numbers, got non-integer value {arr[i].item()!r} at position {i}"
+            )
+    lo, what = FIELD_MINIMUM[key]
+    over = np.abs(arr) > MAX_INT if np.issubdtype(arr.dtype, np.floating) else (arr > MAX_INT) | (arr < -MAX_INT)
+    if over.any():
+        i = int(np.argmax(over))
+        raise MetadataError(
+            f"{label}: value {arr[i].item()!r} at position {i} is out of range (|value| <= 2**53 expected)"
+        )
+    arr = arr.astype(np.int64, copy=False)
+    below = arr < lo
+    if below.any():
+        i = int(np.argmax(below))
+        raise MetadataError(f"{label}: {what}; got {int(arr[i])} at position {i}")
+    return arr
+
+
 @dataclass(frozen=True)
 class Metadata:
     """Identity, camera and time of N images, as parallel 1-D arrays.
@@ -88,26 +145,14 @@ class Metadata:
     names: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        for key in ("pids", "cams", "frames"):
-            arr = np.asarray(getattr(self, key))
-            if arr.ndim != 1:
-                arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
-            if arr.ndim != 1:
-                raise MetadataError(f"{key}: expected a 1-D array, got shape {arr.shape}")
-            if arr.size and not np.issubdtype(arr.dtype, np.number):
-                raise MetadataError(f"{key}: expected integers, got dtype {arr.dtype}")
-            if arr.size and np.issubdtype(arr.dtype, np.floating):
-                if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-                    raise MetadataError(f"{key}: expected whole numbers, got non-integer values")
-            object.__setattr__(self, key, arr.astype(np.int64, copy=False))
-        n = {k: len(getattr(self, k)) for k in ("pids", "cams", "frames")}
+        for key in FIELD_MINIMUM:
+            object.__setattr__(self, key, check_field(getattr(self, key), key))
+        n = {k: len(getattr(self, k)) for k in FIELD_MINIMUM}
         if self.names is not None:
             object.__setattr__(self, "names", np.asarray(self.names, dtype=object).reshape(-1))
             n["names"] = len(self.names)
         if len(set(n.values())) > 1:
             raise MetadataError(f"lengths disagree: {n}")
-        if len(self.cams) and self.cams.min() < 1:
-            raise MetadataError(f"cams: camera ids are 1-based, got {int(self.cams.min())}")
 
     def __len__(self) -> int:
         return len(self.pids)
@@ -170,6 +215,7 @@ def parse_names(
     naming: Naming,
     seq_lengths: np.ndarray | None = None,
     source: str = "<names>",
+    lines: Sequence[int] | None = None,
 ) -> Metadata:
     """Parse image file names into :class:`Metadata`.
 
@@ -178,9 +224,10 @@ def parse_names(
         naming: ``"market"`` (frames made global with ``seq_lengths``) or ``"duke"`` (raw frames).
         seq_lengths: (C, S) sequence lengths for Market-style names; default the authors' table.
         source: where the names came from, for error messages.
+        lines: the line number of each name in ``source`` (a name list), for error messages.
 
     Raises:
-        MetadataError: naming the first file that does not match, and the pattern expected.
+        MetadataError: naming the first file that does not match (and its line), and the pattern expected.
     """
     if naming not in _EXPECTED:
         raise MetadataError(f"naming: expected 'market' or 'duke', got {naming!r}")
@@ -191,6 +238,10 @@ def parse_names(
     frames = np.empty(n, np.int64)
     if naming == "market":
         offsets = sequence_offsets(MARKET_SEQ_LENGTHS if seq_lengths is None else seq_lengths)
+
+    def where(i: int) -> str:
+        return f"{source}, line {lines[i]}" if lines is not None else source
+
     for i, name in enumerate(names):
         if naming == "duke":
             m = DUKE_PATTERN.match(name)
@@ -199,7 +250,9 @@ def parse_names(
             m = MARKET_PATTERN.match(name) or MARKET_RENAMED_PATTERN.match(name)
             seq = m.groupdict().get("seq") if m else None
         if m is None:
-            raise MetadataError(f"{source}: file name {name!r} does not match {_EXPECTED[naming]}")
+            raise MetadataError(f"{where(i)}: file name {name!r} does not match {_EXPECTED[naming]}")
+        if len(m["frame"]) > 15:  # beyond MAX_INT: not a frame number
+            raise MetadataError(f"{where(i)}: file name {name!r}: frame {m['frame']} is out of range")
         pids[i] = int(m["pid"])
         cams[i] = int(m["cam"])
         frame = int(m["frame"])
@@ -207,14 +260,14 @@ def parse_names(
             c, s = cams[i], int(seq)
             if not (1 <= c <= offsets.shape[0] and 1 <= s <= offsets.shape[1]):
                 raise MetadataError(
-                    f"{source}: file name {name!r}: camera {c}, sequence {s} is outside the sequence-length "
+                    f"{where(i)}: file name {name!r}: camera {c}, sequence {s} is outside the sequence-length "
                     f"table ({offsets.shape[0]} cameras x {offsets.shape[1]} sequences)"
                 )
             frame += int(offsets[c - 1, s - 1])
         frames[i] = frame
     if n and cams.min() < 1:
-        bad = names[int(np.argmin(cams))]
-        raise MetadataError(f"{source}: file name {bad!r}: camera ids are 1-based, got camera 0")
+        i = int(np.argmin(cams))
+        raise MetadataError(f"{where(i)}: file name {names[i]!r}: camera ids are 1-based, got camera 0")
     return Metadata(pids, cams, frames, np.asarray(names, dtype=object))
 
 
@@ -228,62 +281,134 @@ def detect_naming(name: str) -> Naming:
     raise MetadataError(f"file name {base!r} matches neither {_EXPECTED['market']} nor {_EXPECTED['duke']}")
 
 
-def read_name_list(path: str | Path, naming: Naming | None = None, seq_lengths: np.ndarray | None = None) -> Metadata:
-    """Read a text file of image names, one per line (blank lines ignored), into :class:`Metadata`."""
+def read_text(path: str | Path, what: str) -> str:
+    """The text of a UTF-8 file; a UTF-8 byte-order mark (as Windows editors write) is accepted and dropped.
+
+    UTF-16/32 files and bytes that are not UTF-8 are refused with the file, the line and what was expected.
+
+    Args:
+        what: what the file is, for messages (``"name list"``, ``"manifest"``).
+    """
     path = Path(path)
     if not path.is_file():
-        raise MetadataError(f"{path}: name list not found")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not names:
+        raise MetadataError(f"{path}: {what} not found" + (" (that path is a folder)" if path.is_dir() else ""))
+    raw = path.read_bytes()
+    for bom, enc in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+                     (b"\xfe\xff", "UTF-16")):  # fmt: skip
+        if raw.startswith(bom):
+            raise MetadataError(f"{path}: the {what} is {enc} text; expected UTF-8 (save it as UTF-8)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise MetadataError(
+            f"{path}, line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8; expected a UTF-8 text {what}"
+        ) from None
+
+
+def read_name_lines(path: str | Path) -> tuple[list[int], list[str]]:
+    """The names of a name list and their 1-based line numbers (blank lines and surrounding whitespace dropped).
+
+    ``\\r\\n`` line ends and a UTF-8 byte-order mark are accepted (:func:`read_text`).
+
+    Raises:
+        MetadataError: the file is missing, not UTF-8, or holds no name.
+    """
+    rows = [(i + 1, line.strip()) for i, line in enumerate(read_text(path, "name list").splitlines())]
+    rows = [(i, line) for i, line in rows if line]
+    if not rows:
         raise MetadataError(f"{path}: the name list is empty")
-    return parse_names(names, naming or detect_naming(names[0]), seq_lengths, source=str(path))
+    return [i for i, _ in rows], [n for _, n in rows]
+
+
+def detect_list_naming(names: Sequence[str], source: str, lines: Sequence[int] | None = None) -> Naming:
+    """The naming scheme of a list of names, from its first name; errors name the source and the line."""
+    try:
+        return detect_naming(names[0])
+    except MetadataError as exc:
+        where = f"{source}, line {lines[0]}" if lines is not None else source
+        raise MetadataError(f"{where}: {exc}") from None
+
+
+def read_name_list(path: str | Path, naming: Naming | None = None, seq_lengths: np.ndarray | None = None) -> Metadata:
+    """Read a text file of image names, one per line, into :class:`Metadata` (:func:`read_name_lines`).
+
+    The naming scheme is detected from the first name when not given. Every error names the file and the line.
+    """
+    lines, names = read_name_lines(path)
+    naming = naming or detect_list_naming(names, str(path), lines)
+    return parse_names(names, naming, seq_lengths, source=str(path), lines=lines)
 
 
 def read_manifest(path: str | Path) -> Metadata:
     """Read a CSV manifest with the header ``path,pid,camera,frame`` (one row per image).
 
-    ``camera`` is 1-based; ``frame`` is on that camera's global timeline (frames).
+    ``pid`` is -1 for junk, 0 for a distractor; ``camera`` is 1-based; ``frame`` is on that camera's global
+    timeline (frames, >= 0). UTF-8 (:func:`read_text`). Every error names the file, the line and the field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MetadataError(f"{path}: manifest not found")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        need = ["path", "pid", "camera", "frame"]
-        missing = [k for k in need if k not in (reader.fieldnames or [])]
-        if missing:
-            raise MetadataError(f"{path}: manifest header {reader.fieldnames} lacks column(s) {missing}")
-        rows = list(reader)
-    out = {k: np.empty(len(rows), np.int64) for k in ("pid", "camera", "frame")}
-    for i, row in enumerate(rows):
-        for k in out:
+    reader = csv.DictReader(io.StringIO(read_text(path, "manifest"), newline=""))
+    need = ["path", "pid", "camera", "frame"]
+    missing = [k for k in need if k not in (reader.fieldnames or [])]
+    if missing:
+        raise MetadataError(f"{path}: manifest header {reader.fieldnames} lacks column(s) {missing}")
+    fields = {"pid": "pids", "camera": "cams", "frame": "frames"}
+    values: dict[str, list[int]] = {k: [] for k in fields}
+    names = []
+    for row in reader:
+        for k, key in fields.items():
+            raw = row[k]
             try:
-                out[k][i] = int(row[k])
+                v = int(raw)
             except (TypeError, ValueError):
-                raise MetadataError(f"{path}, line {i + 2}: field {k!r} = {row[k]!r} is not an integer") from None
-    names = np.asarray([r["path"] for r in rows], dtype=object)
-    if len(rows) and out["camera"].min() < 1:
-        raise MetadataError(f"{path}: field 'camera' must be >= 1 (1-based), got {int(out['camera'].min())}")
-    return Metadata(out["pid"], out["camera"], out["frame"], names)
+                raise MetadataError(
+                    f"{path}, line {reader.line_num}: field {k!r} = {raw!r} is not an integer"
+                ) from None
+            lo, what = FIELD_MINIMUM[key]
+            if not lo <= v <= MAX_INT:
+                limit = "" if v < lo else " and at most 2**53"
+                raise MetadataError(f"{path}, line {reader.line_num}: field {k!r} = {raw!r}: {what}{limit}")
+            values[k].append(v)
+        names.append(row["path"])
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in values.items()}
+    return Metadata(out["pid"], out["camera"], out["frame"], np.asarray(names, dtype=object))
 
 
 def read_seq_lengths(root: str | Path) -> np.ndarray | None:
-    """The per-camera sequence lengths written beside a dataset (``sequence_lengths.json``), if any.
-
-    The file maps camera id (as text) to a list of sequence lengths in frames.
-    """
+    """The per-camera sequence lengths written beside a dataset (``root/sequence_lengths.json``), if any."""
     p = Path(root) / SEQ_LENGTHS_FILE
-    if not p.is_file():
-        return None
-    raw = json.loads(p.read_text())
+    return read_seq_lengths_file(p) if p.is_file() else None
+
+
+def read_seq_lengths_file(path: str | Path) -> np.ndarray:
+    """A sequence table file: JSON mapping each camera id (as text, 1-based) to its sequence lengths in frames.
+
+    Returns:
+        (C, S) int64 table for :func:`parse_names`, zero where a camera has fewer sequences.
+
+    Raises:
+        MetadataError: naming the file and what was expected.
+    """
+    path = Path(path)
+    expected = '{"<camera>": [length of sequence 1, length of sequence 2, ...] in frames}'
     try:
-        cams = sorted(int(c) for c in raw)
-        width = max(len(raw[str(c)]) for c in cams)
-        table = np.zeros((max(cams), width), np.int64)
-        for c in cams:
-            table[c - 1, : len(raw[str(c)])] = raw[str(c)]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise MetadataError(f"{p}: expected {{camera: [sequence lengths in frames]}}, got {exc}") from None
+        raw = json.loads(read_text(path, "sequence table"))
+    except json.JSONDecodeError as exc:
+        raise MetadataError(f"{path}: not valid JSON ({exc}); expected {expected}") from None
+    try:
+        if not isinstance(raw, dict) or not raw:
+            raise ValueError("not a non-empty object")
+        table_in = {int(c): v for c, v in raw.items()}
+        if min(table_in) < 1 or any(not isinstance(v, list) for v in table_in.values()):
+            raise ValueError("camera ids must be >= 1 and each value a list")
+        width = max(len(v) for v in table_in.values())
+        table = np.zeros((max(table_in), max(width, 1)), np.int64)
+        for c, v in table_in.items():
+            if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= MAX_INT for x in v):
+                raise ValueError(f"camera {c}: sequence lengths must be whole frames >= 0")
+            table[c - 1, : len(v)] = v
+    except (TypeError, ValueError) as exc:
+        raise MetadataError(f"{path}: expected {expected}, got {exc}") from None
     return table
 
 
@@ -325,7 +450,7 @@ def read_dataset_root(root: str | Path, naming: Naming | None = None) -> Dataset
         names = list_images(root / folder)
         if not names:
             raise MetadataError(f"{root / folder}: no .jpg images")
-        naming = naming or detect_naming(names[0])
+        naming = naming or detect_list_naming(names, str(root / folder))
         out[split] = parse_names(names, naming, seq_lengths, source=str(root / folder))
     return DatasetSplits(out["train"], out["gallery"], out["query"], root=root, naming=naming)
 

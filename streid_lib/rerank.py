@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm import tqdm  # plain tqdm on stderr: no notebook widget (and no IProgress warning)
 
+from ._progress import progress_bar
 from .features import FeatureSet
 from .joint import DEFAULT_METRIC, JointMetric, normalize_rows
 from .st_model import SpatialTemporalModel
@@ -139,7 +139,7 @@ def k_reciprocal_rerank(
         k1, k2, lambda_value: the published parameters (20, 6, 0.3); clamped for small N (:func:`effective_params`).
         backend: ``"numpy"`` or ``"torch"`` (GPU if available unless ``device`` is given).
         device: torch device for the torch backend (default: ``"cuda"`` when available, else ``"cpu"``).
-        progress: show a tqdm progress bar.
+        progress: show a progress bar on stderr (:func:`streid_lib._progress.progress_bar`).
         block_size: column block length of the exact neighbour search (a speed/memory knob; results do not
             depend on it).
 
@@ -221,7 +221,7 @@ def _rerank(
         raise RerankError(f"block_size: expected an integer >= 1, got {block_size!r}")
     K = prm.k1 + 1
     n_steps = 4
-    with tqdm(total=n_steps, desc="k-reciprocal re-ranking", disable=not progress, leave=False) as bar:
+    with progress_bar(total=n_steps, desc="k-reciprocal re-ranking", enabled=progress, leave=False) as bar:
         if backend == "numpy":
             xn = _as_numpy_matrix(x, name)
             bar.set_postfix_str("neighbours")
@@ -618,7 +618,7 @@ def cosine_matrix(feats: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
 def joint_score_matrix(
     fs: FeatureSet, model: SpatialTemporalModel, metric: JointMetric = DEFAULT_METRIC, chunk_size: int = 1024
 ) -> np.ndarray:
-    """(N, N) float32 joint st-ReID scores over query+gallery (query first), as the reference builds them (§6.1).
+    """(N, N) float32 joint st-ReID scores over query+gallery (query first), as the reference builds them (§6).
 
     ``J[i, j] = f(s_ij; λ0, γ0) · f(p̂(i, j); λ1, γ1)`` with image i in the query role ("a") and j in the gallery
     role ("b") of :meth:`SpatialTemporalModel.lookup_index` (which matters only at exact frame ties). The

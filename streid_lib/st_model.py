@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import correlate1d
 
 from ._io import atomic_path
 from .metadata import Metadata
@@ -49,6 +48,11 @@ EPS = 1e-7
 
 OVERFLOW_POLICIES = ("zero", "clip", "error")
 COUNTING_MODES = ("identity", "image_pairs")
+
+#: Largest model accepted, in cells ``n_cams² × n_bins`` of one (C, C, H) float64 array (2**26 cells = 512 MiB; the
+#: model holds five such arrays). The faithful Market model has 8² × 5000 = 320,000 cells; a camera id of a
+#: million in a corrupted file would otherwise ask for terabytes.
+MAX_CELLS = 2**26
 
 _FORMAT_VERSION = 1
 
@@ -100,6 +104,8 @@ def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -
     P = np.asarray(P, dtype=np.float64)
     if P.ndim < 1 or P.shape[-1] == 0:
         raise STModelError(f"gaussian_smooth: expected an array (..., H) with H >= 1 bins, got shape {P.shape}")
+    from scipy.ndimage import correlate1d  # imported here: the command line builds its parser from this module
+
     kernel = gaussian_kernel(sigma, truncate)
     flat = P.reshape(-1, P.shape[-1])
     out = np.zeros_like(flat)
@@ -150,6 +156,9 @@ class SpatialTemporalModel:
         counting: ``"identity"`` (faithful: one vote per identity per camera pair, from mean frames) or
             ``"image_pairs"`` (paper's Eqn. 2: every cross-camera image pair of one identity votes).
 
+    The constructor is keyword-only (``SpatialTemporalModel(n_bins=3000, sigma=50.0)``) and only stores its
+    parameters; they are checked by :meth:`fit`.
+
     Fitted attributes:
         counts_: (C, C, H) float64 votes; ``counts_[a, b, k]``: seen later in camera a+1 than in camera b+1 by
             a gap in ``[k·w, (k+1)·w)`` frames. ``None`` for a model built by :meth:`from_distribution`.
@@ -160,6 +169,7 @@ class SpatialTemporalModel:
 
     def __init__(
         self,
+        *,
         bin_width: int = 100,
         n_bins: int = 5000,
         n_cams: int = 8,
@@ -199,6 +209,12 @@ class SpatialTemporalModel:
             raise STModelError(f"overflow: expected one of {OVERFLOW_POLICIES}, got {self.overflow!r}")
         if self.counting not in COUNTING_MODES:
             raise STModelError(f"counting: expected one of {COUNTING_MODES}, got {self.counting!r}")
+        cells = int(self.n_cams) ** 2 * int(self.n_bins)
+        if cells > MAX_CELLS:
+            raise STModelError(
+                f"n_cams={self.n_cams}, n_bins={self.n_bins}: the model would hold n_cams² × n_bins = {cells:,} cells "
+                f"per array, more than the {MAX_CELLS:,} allowed (camera ids are expected to be small 1-based integers)"
+            )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -437,6 +453,17 @@ class SpatialTemporalModel:
             gaps beyond the last bin.
         """
         return self.lookup_table().take(self.lookup_index(cams_a, frames_a, cams_b, frames_b))
+
+    def observed_pairs(self) -> np.ndarray:
+        """(C, C) bool: camera pairs (a+1, b+1), a != b, with any probability mass in either travel direction.
+
+        A pair that is False was never seen together in training: every lookup for it gives p = 0.
+        """
+        self._check_fitted()
+        mass = self.distribution_.sum(axis=2) > 0
+        seen = mass | mass.T
+        np.fill_diagonal(seen, False)
+        return seen
 
     # -- persistence ------------------------------------------------------------------------------------------
 

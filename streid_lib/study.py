@@ -365,7 +365,7 @@ PAPER_TABLE3 = {
     "PCB(*)": (83.8, 91.7, 94.4, 69.4),
     "PCB+ST": (94.0, 97.0, 97.8, 82.8),
 }
-#: Figure 4 rank-1 values stated in the paper's text (DukeMTMC-reID, §Ablation Studies).
+#: Figure 4 rank-1 values stated in the paper's text (DukeMTMC-reID, the paper's Ablation Studies section).
 PAPER_FIGURE4_TEXT = {
     "ST only (Fig. 4a)": 5.5,
     "VIS only (Fig. 4a)": 83.8,
@@ -481,20 +481,21 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
 
         fs = colour_histogram_features(root)
     else:
-        from .visual import extract_features, train_model
+        from .visual import ExtractConfig, TrainConfig, extract_features, train_model
 
         req = _train_request(cfg, key)
         ckpt = train_model(
-            root,
-            req.pop("model"),
-            cfg.out / "checkpoints" / key,
+            TrainConfig(**req),
+            data_root=root,
+            out_dir=cfg.out / "checkpoints" / key,
             device=cfg.device,
             resume=not (stale or force),
-            **req,
+            progress=progress,
+            label=key,
         )
-        fs = extract_features(
-            VISUAL_MODELS[key][0], ckpt, root, device=cfg.device, height=req["height"], width=req["width"]
-        )
+        # The training side only where a notebook uses it: PCB's, for improved mode's calibration.
+        extract = ExtractConfig(model=req["model"], height=req["height"], width=req["width"], train=key == "pcb")
+        fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=cfg.device, progress=progress, label=key)
     save_features(path, fs)
     return load_features(path)
 

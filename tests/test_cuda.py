@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 from streid_lib.rerank import k_reciprocal_rerank, rerank_distances  # noqa: E402
 from streid_lib.visual import data as vdata  # noqa: E402
+from streid_lib.visual.config import ExtractConfig, TrainConfig  # noqa: E402
 from streid_lib.visual.extract import extract_features  # noqa: E402
 from streid_lib.visual.train import _SimulatedKill, build_optimizer, load_checkpoint, train_model  # noqa: E402
 
@@ -34,13 +35,15 @@ def toy(tmp_path_factory) -> Path:
     return vdata.write_toy_dataset(tmp_path_factory.mktemp("toy"), n_ids=4, per_id=4, n_query_ids=3, seed=3)
 
 
-def _run(toy: Path, out: Path, **kw) -> Path:
+def _run(toy: Path, out: Path, _kill_after_epochs: int | None = None, **kw) -> Path:
     args = dict(
-        model="pcb", epochs=4, height=SIZE[0], width=SIZE[1], weights="none", device="cuda", seed=0, batch_size=8,
-        erasing=0.5, checkpoint_every=2, progress=False, workers=2, **LR,
+        model="pcb", epochs=4, height=SIZE[0], width=SIZE[1], weights="none", seed=0, batch_size=8, erasing=0.5,
+        checkpoint_every=2, workers=2, **LR,
     )  # fmt: skip
-    args.update(kw)
-    return train_model(toy, out_dir=out, **args)
+    return train_model(
+        TrainConfig(**{**args, **kw}), data_root=toy, out_dir=out, device="cuda", progress=False,
+        _kill_after_epochs=_kill_after_epochs,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def _batches(toy: Path, n: int, batch: int = 8):
 
 def _runner(graph: bool, seed: int = 0, dropout: float | None = None):
     from streid_lib.visual.models import build_model
-    from streid_lib.visual.train import EpochRunner, TrainConfig
+    from streid_lib.visual.train import EpochRunner
 
     torch.manual_seed(seed)
     model = build_model("pcb", 4, weights="none").cuda().to(memory_format=torch.channels_last).train()
@@ -144,7 +147,6 @@ def test_graph_steps_lower_the_loss_on_their_batch(toy: Path) -> None:
 
 def test_optimizer_is_fused_on_the_gpu() -> None:
     from streid_lib.visual.models import build_model
-    from streid_lib.visual.train import TrainConfig
 
     model = build_model("resnet50", 5, weights="none").cuda()
     assert build_optimizer(model, TrainConfig()).defaults.get("fused") is True
@@ -171,9 +173,9 @@ def test_killed_gpu_run_resumes_close_to_the_uninterrupted_one(full_run: Path, t
 
 
 def test_gpu_extraction_matches_the_cpu(full_run: Path, toy: Path) -> None:
-    kw = dict(batch_size=5, height=SIZE[0], width=SIZE[1], progress=False, workers=2)
-    cpu = extract_features("pcb", full_run, toy, device="cpu", **kw)
-    gpu = extract_features("pcb", full_run, toy, device="cuda", **kw)
+    cfg = ExtractConfig(model="pcb", batch_size=5, height=SIZE[0], width=SIZE[1], workers=2, train=False)
+    cpu = extract_features(cfg, checkpoint=full_run, data_root=toy, device="cpu", progress=False)
+    gpu = extract_features(cfg, checkpoint=full_run, data_root=toy, device="cuda", progress=False)
     assert gpu.query_f.shape == cpu.query_f.shape == (3, 12288) and gpu.query_f.dtype == np.float32
     # TF32 convolutions on the GPU: agreement to about 1e-3, far below the spread between identities.
     for a, b in ((cpu.query_f, gpu.query_f), (cpu.gallery_f, gpu.gallery_f)):

@@ -177,7 +177,7 @@ def test_file_with_bad_rows_names_the_file(tmp_path: Path) -> None:
     raw = {k: v for k, v in np.load(tmp_path / "f.npz").items()}
     raw["query_cam"] = np.zeros_like(raw["query_cam"])
     np.savez(tmp_path / "cam0.npz", **raw)
-    with pytest.raises(FeaturesError, match=r"cam0\.npz: query: cams: camera ids are 1-based"):
+    with pytest.raises(FeaturesError, match=r"cam0\.npz: query_cam: camera ids are 1-based"):
         load_features(tmp_path / "cam0.npz")
     raw = {k: v for k, v in np.load(tmp_path / "f.npz").items()}
     raw["gallery_f"] = raw["gallery_f"][0]
@@ -240,3 +240,104 @@ def test_training_side_must_agree(tmp_path: Path) -> None:
 def _raw(fs: FeatureSet, side: str) -> dict:
     meta = getattr(fs, side)
     return {"f": getattr(fs, f"{side}_f"), "label": meta.pids, "cam": meta.cams, "frames": meta.frames}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# File-format errors name the file and say what was expected; ranges are checked per key
+
+
+def test_text_file_named_mat_or_npz(tmp_path: Path) -> None:
+    (tmp_path / "notes.mat").write_text("query_f = [1, 2, 3]\n")
+    with pytest.raises(
+        FeaturesError, match=r"notes\.mat: not a readable MATLAB \.mat file .*expected MATLAB v5 holding"
+    ):
+        load_features(tmp_path / "notes.mat")
+    (tmp_path / "empty.mat").write_bytes(b"")
+    with pytest.raises(FeaturesError, match=r"empty\.mat: not a readable MATLAB \.mat file"):
+        load_features(tmp_path / "empty.mat")
+    (tmp_path / "notes.npz").write_text("query_f,query_label\n1,2\n")
+    with pytest.raises(FeaturesError, match=r"notes\.npz: not an \.npz archive of plain arrays"):
+        load_features(tmp_path / "notes.npz")
+    np.save(tmp_path / "single.npy", np.zeros((2, 2)))
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")
+    with pytest.raises(FeaturesError, match=r"single\.npz: a single \.npy array, not an \.npz archive"):
+        load_features(tmp_path / "single.npz")
+    (tmp_path / "folder.npz").mkdir()
+    with pytest.raises(FeaturesError, match=r"folder\.npz: features file not found \(that path is a folder\)"):
+        load_features(tmp_path / "folder.npz")
+
+
+def test_matlab_v73_file(tmp_path: Path) -> None:
+    # MATLAB v7.3 files are HDF5 with a MATLAB header; scipy refuses them with NotImplementedError.
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
+    (tmp_path / "v73.mat").write_bytes(header.ljust(116) + b"\x00" * 8 + b"\x00\x02" + b"IM" + b"\x00" * 400)
+    with pytest.raises(FeaturesError, match=r"v73\.mat: a MATLAB v7\.3 \(HDF5\) file"):
+        load_features(tmp_path / "v73.mat")
+
+
+def test_truncated_npz(tmp_path: Path) -> None:
+    data = save_features(tmp_path / "f.npz", make_fs()).read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FeaturesError, match=r"cut\.npz: not a readable \.npz file \(BadZipFile"):
+        load_features(tmp_path / "cut.npz")
+
+
+def _npz_with(tmp_path: Path, name: str, **changes) -> Path:
+    raw = dict(np.load(save_features(tmp_path / "clean.npz", with_train(make_fs()))))
+    for k, v in changes.items():
+        if v is None:
+            del raw[k]
+        else:
+            raw[k] = v
+    np.savez(tmp_path / name, **raw)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("query_frames", np.array([0, -5, 200]), r"query_frames: frame numbers must be integers >= 0; got -5 at pos"),
+        ("train_frames", -np.arange(1, 7), r"train_frames: frame numbers must be integers >= 0; got -1 at position 0"),
+        ("gallery_cam", np.array([1, 2, 3, 4, -1]), r"gallery_cam: camera ids are 1-based \(>= 1\); got -1"),
+        ("gallery_label", np.array([-1, 0, -3, 2, 3]), r"gallery_label: person ids must be >= -1"),
+        ("train_label", np.arange(6) + 0.5, r"train_label: expected whole numbers, got non-integer value 0\.5"),
+        ("query_frames", np.array([0.0, 1e300, 2.0]), r"query_frames: value 1e\+300 at position 1 is out of range"),
+        ("query_cam", np.array(["1", "1", "1"]), r"query_cam: expected integers, got dtype <U1"),
+        ("query_f", np.ones((3, 4), np.complex64), r"query_f: expected real numbers, got dtype complex64"),
+        ("gallery_f", np.full((5, 4), 1e39), r"gallery_f row 0: a value beyond float32's range"),
+        ("train_f", np.full((6, 4), 1e-30), r"train_f row 0: its float32 norm is 0\.0"),  # squares underflow
+        ("gallery_names", np.array(["a.jpg"]), r"gallery: lengths disagree: .*'gallery_names': 1"),
+        ("provenance", np.asarray("{not json"), r"provenance: expected a JSON object string"),
+        ("provenance", np.asarray("[1, 2]"), r"provenance: expected a JSON object, got list"),
+    ],
+)
+def test_bad_values_name_the_file_and_key(tmp_path: Path, key, value, match) -> None:
+    path = _npz_with(tmp_path, "bad.npz", **{key: value})
+    with pytest.raises(FeaturesError, match=rf"bad\.npz: {match}") as info:
+        load_features(path)
+    assert "\n" not in str(info.value)
+
+
+def test_negative_frames_in_a_mat_file(tmp_path: Path) -> None:
+    fs = make_fs()
+    path = save_features(tmp_path / "f.mat", fs)
+    raw = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+    raw["gallery_frames"] = raw["gallery_frames"].astype(np.float64) - 500_000.0  # doubles, as MATLAB stores them
+    scipy.io.savemat(tmp_path / "neg.mat", raw)
+    with pytest.raises(FeaturesError, match=r"neg\.mat: gallery_frames: frame numbers must be integers >= 0"):
+        load_features(tmp_path / "neg.mat")
+
+
+def test_valid_variants_load_the_same(tmp_path: Path) -> None:
+    clean = load_features(save_features(tmp_path / "clean.npz", with_train(make_fs())))
+    raw = dict(np.load(tmp_path / "clean.npz"))
+    variants = {
+        "float_metadata": {k: raw[k].astype(np.float64) for k in raw if k.endswith(("_label", "_cam", "_frames"))},
+        "row_metadata": {k: raw[k][None, :] for k in raw if k.endswith(("_label", "_cam", "_frames"))},
+        "float64_features": {k: raw[k].astype(np.float64) for k in raw if k.endswith("_f")},
+        "no_names": {k: None for k in raw if k.endswith("_names")},
+    }
+    for name, changes in variants.items():
+        back = load_features(_npz_with(tmp_path, f"{name}.npz", **changes))
+        assert_same(clean, back)
+        np.testing.assert_array_equal(back.train_f, clean.train_f)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import random_feature_set
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streid_lib.evaluation import evaluate_features
+from streid_lib.features import FeatureSet, load_features
 from streid_lib.joint import (
+    ALL_ROWS,
     ROWS,
     JointError,
     JointMetric,
@@ -19,7 +24,8 @@ from streid_lib.joint import (
     score_rows,
 )
 from streid_lib.metadata import Metadata
-from streid_lib.st_model import SpatialTemporalModel, STModelError
+from streid_lib.metrics import evaluate_scores
+from streid_lib.st_model import SpatialTemporalModel, STModelError, fit_st_model
 
 
 def test_logistic_sample_values_of_the_reference():
@@ -80,11 +86,17 @@ def test_cosine_similarity_matches_pairwise_dots():
 def test_score_rows_definitions():
     s = np.array([[0.2, -0.4]], dtype=np.float32)
     p = np.array([[0.01, 0.0]])
-    out = score_rows(s, p, JointMetric(), ROWS)
-    assert list(out) == list(ROWS)
+    out = score_rows(s, p, JointMetric(), ALL_ROWS)
+    assert list(out) == list(ALL_ROWS) == [*ROWS, "VISxST-shifted"]
     np.testing.assert_array_equal(out["VIS"], s)
     np.testing.assert_array_equal(out["ST"], p)
-    np.testing.assert_allclose(out["VISxST"], (1 + s) / 2 * p)
+    # Eqn. 5 as the paper writes it: s·p, the cosine used directly (a negative s gives a negative score)
+    np.testing.assert_array_equal(out["VISxST"], s.astype(np.float64) * p)
+    assert out["VISxST"].dtype == np.float64 and out["VISxST"][0, 0] == pytest.approx(0.002)
+    # the named option: cosine mapped to [0, 1] first (in float32, like s), then times float64 p
+    np.testing.assert_array_equal(out["VISxST-shifted"], ((1 + s) / 2).astype(np.float64) * p)
+    assert out["VISxST-shifted"][0, 0] == pytest.approx(0.006)
+    assert list(score_rows(s, p, rows=ROWS)) == list(ROWS)  # the shifted row is opt-in
     np.testing.assert_allclose(out["st-ReID"], logistic(s, 1, 5) * logistic(p, 2, 5))
     assert list(score_rows(s, None, rows=("VIS",))) == ["VIS"]
     with pytest.raises(JointError, match="rows"):
@@ -121,19 +133,19 @@ def test_chunked_scores_match_the_loop(seed, chunk):
     rng = np.random.default_rng(seed)
     train = Metadata(rng.integers(1, 20, 200), rng.integers(1, 5, 200), rng.integers(0, 30_000, 200))
     model = SpatialTemporalModel(n_bins=250, n_cams=4, sigma=4.0).fit(train)  # some gaps overflow 250 bins
-    metric = JointMetric(1.5, 4.0, 2.0, 6.0)
+    metric = JointMetric(lambda0=1.5, gamma0=4.0, lambda1=2.0, gamma1=6.0)
     s_loop, p_loop = _loop_scores(fs, model, metric)
-    expected = score_rows(s_loop, p_loop, metric, ROWS)
-    got = {row: [] for row in ROWS}
+    expected = score_rows(s_loop, p_loop, metric, ALL_ROWS)
+    got = {row: [] for row in ALL_ROWS}
     starts = []
-    for sl, scores in iter_score_chunks(fs, model, metric, ROWS, chunk_size=chunk):
+    for sl, scores in iter_score_chunks(fs, model, metric, ALL_ROWS, chunk_size=chunk):
         starts.append(sl.start)
-        for row in ROWS:
+        for row in ALL_ROWS:
             assert scores[row].shape == (sl.stop - sl.start, 23)
             got[row].append(scores[row])
     assert starts == list(range(0, 11, chunk))
     np.testing.assert_array_equal(np.vstack(got["ST"]), p_loop)
-    for row in ("VIS", "VISxST", "st-ReID"):
+    for row in ("VIS", "VISxST", "VISxST-shifted", "st-ReID"):
         np.testing.assert_allclose(np.vstack(got[row]), expected[row], rtol=2e-6, atol=1e-7)
     assert np.vstack(got["st-ReID"]).dtype == np.float64
 
@@ -144,9 +156,11 @@ def test_chunks_equal_score_rows_exactly(make_feature_set):
     metric = JointMetric()
     s = normalize_rows(fs.query_f) @ normalize_rows(fs.gallery_f).T
     p = model.probability(fs.query.cams[:, None], fs.query.frames[:, None], fs.gallery.cams, fs.gallery.frames)
-    full = score_rows(s, p, metric, ROWS)
-    chunks = list(iter_score_chunks(fs, model, metric, ("st-ReID", "ST"), chunk_size=4))
+    full = score_rows(s, p, metric, ALL_ROWS)
+    chunks = list(iter_score_chunks(fs, model, metric, ("st-ReID", "ST", "VISxST-shifted", "VISxST"), chunk_size=4))
     np.testing.assert_array_equal(np.vstack([c["ST"] for _, c in chunks]), full["ST"])
+    for row in ("VISxST", "VISxST-shifted"):
+        np.testing.assert_array_equal(np.vstack([c[row] for _, c in chunks]), full[row])
     np.testing.assert_allclose(np.vstack([c["st-ReID"] for _, c in chunks]), full["st-ReID"], rtol=1e-6)
 
 
@@ -163,3 +177,44 @@ def test_iter_score_chunks_bad_input(make_feature_set):
     # VIS alone never touches the ST model (an unfitted one is fine)
     sl, out = next(iter_score_chunks(fs, SpatialTemporalModel(), rows=("VIS",)))
     assert list(out) == ["VIS"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Eqn. 5 on real data: the VISxST row is the plain product s·p
+
+
+DEV_FEATURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "features" / "duke_mobilenetv2.npz"
+
+
+@pytest.mark.slow
+def test_vis_x_st_is_plain_s_times_p_on_real_duke_data():
+    """Real DukeMTMC-reID names, cameras and frames (the dev features file: ImageNet MobileNetV2 features)."""
+    if not DEV_FEATURES.is_file():
+        pytest.skip(f"dev features not found at {DEV_FEATURES} (repo/../shared is absent)")
+    fs = load_features(DEV_FEATURES)
+    assert fs.query.names[0].endswith(".jpg") and fs.has_train  # real names, real training side
+    model = fit_st_model(fs.train, "duke")
+    pick = np.arange(0, len(fs.query), 10)
+    sub = FeatureSet(fs.query_f[pick], fs.gallery_f, fs.query.take(pick), fs.gallery)
+    # Plain numpy: cosine of unit rows, and the reference's lookup (later image's camera first, 100-frame bins).
+    qn = sub.query_f / np.linalg.norm(sub.query_f, axis=1, keepdims=True)
+    gn = sub.gallery_f / np.linalg.norm(sub.gallery_f, axis=1, keepdims=True)
+    s = qn @ gn.T
+    qc, qt = sub.query.cams[:, None] - 1, sub.query.frames[:, None]
+    gc, gt = sub.gallery.cams[None, :] - 1, sub.gallery.frames[None, :]
+    d = qt - gt
+    k = np.abs(d) // 100
+    P = model.smoothed_
+    kk = np.minimum(k, P.shape[2] - 1)
+    p = np.where(d > 0, P[qc, gc, kk], P[gc, qc, kk]) * (k < P.shape[2])
+    expected = s.astype(np.float64) * p
+    got = np.vstack([c["VISxST"] for _, c in iter_score_chunks(sub, model, JointMetric(), ("VISxST",), 64)])
+    # s differs from the library's GEMM by float32 rounding only (|Δs| < 1e-6), so the products agree to 1e-6·p
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * P.max())
+    assert (got < 0).any() and (p > 0).mean() > 0.2  # negative cosines do occur, and p is informative
+    # The row's figures are those of the plain product; the shifted option is another row with other figures.
+    rows = evaluate_features(sub, model, JointMetric(), ("VISxST", "VISxST-shifted"))["rows"]
+    plain = evaluate_scores(expected, sub.query, sub.gallery).summary()
+    assert rows["VISxST"]["R1"] == pytest.approx(plain["R1"], abs=1e-9)
+    assert rows["VISxST"]["mAP"] == pytest.approx(plain["mAP"], abs=1e-6)
+    assert rows["VISxST"]["R1"] != rows["VISxST-shifted"]["R1"]

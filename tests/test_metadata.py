@@ -14,6 +14,7 @@ from streid_lib.metadata import (
     SEQ_LENGTHS_FILE,
     Metadata,
     MetadataError,
+    check_field,
     detect_naming,
     market_global_frame,
     parse_names,
@@ -21,6 +22,7 @@ from streid_lib.metadata import (
     read_manifest,
     read_name_list,
     read_name_lists,
+    read_seq_lengths_file,
     sequence_offsets,
     split_report,
 )
@@ -171,7 +173,7 @@ def test_read_name_list(tmp_path: Path) -> None:
     with pytest.raises(MetadataError, match="not found"):
         read_name_list(tmp_path / "missing.txt")
     (tmp_path / "bad.txt").write_text("0002_c1s1_000451_03.jpg\nbroken.jpg\n")
-    with pytest.raises(MetadataError, match=r"bad\.txt: file name 'broken\.jpg'"):
+    with pytest.raises(MetadataError, match=r"bad\.txt, line 2: file name 'broken\.jpg'"):
         read_name_list(tmp_path / "bad.txt")
 
 
@@ -289,3 +291,115 @@ def test_real_split_sizes(dataset: str, folder: str) -> None:
         assert n_double == 24
     else:
         assert gallery.cams.max() == 8 and (gallery.pids >= 0).all()
+
+
+# -- validation at the door: ranges, encodings, line numbers --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "values", "match"),
+    [
+        ("frames", [0, -5], r"f\.npz: query_frames: frame numbers must be integers >= 0; got -5 at position 1"),
+        ("frames", [0.0, -1.0], "frame numbers must be integers >= 0; got -1 at position 1"),
+        ("cams", [1, 0], r"camera ids are 1-based \(>= 1\); got 0 at position 1"),
+        ("pids", [-1, -2], r"person ids must be >= -1 \(-1 junk, 0 distractor\); got -2 at position 1"),
+        ("frames", [3, 2.5], "expected whole numbers, got non-integer value 2.5 at position 1"),
+        ("frames", [3, float("inf")], "non-integer value inf at position 1"),
+        ("frames", [3, 1e30], r"value 1e\+30 at position 1 is out of range"),
+        ("frames", np.array([3, 2**62], np.int64), "out of range"),
+        ("frames", np.array([3, 2**64 - 1], np.uint64), "out of range"),
+        ("frames", np.array(["3"]), "expected integers, got dtype <U1"),
+        ("frames", np.array([1 + 2j]), "expected integers, got dtype complex128"),
+        ("frames", np.array([True]), "expected integers, got dtype bool"),
+    ],
+)
+def test_check_field_names_the_field_value_and_position(key, values, match) -> None:
+    with pytest.raises(MetadataError, match=match):
+        check_field(values, key, label="f.npz: query_frames")
+
+
+def test_check_field_accepts_what_the_reference_writes() -> None:
+    assert check_field(np.array([[1.0, 2.0, 0.0]]), "frames").tolist() == [1, 2, 0]  # a 1×N row of doubles
+    assert check_field(np.array([-1, 0, 5], np.int32), "pids").dtype == np.int64
+    assert check_field([], "cams").size == 0
+
+
+def test_metadata_refuses_negative_frames() -> None:
+    with pytest.raises(MetadataError, match="frames: frame numbers must be integers >= 0; got -3"):
+        Metadata([1, 2], [1, 2], [10, -3])
+
+
+def test_manifest_range_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    cases = {
+        "frame": ("a,1,1,5\nb,1,2,-5\n", r"m\.csv, line 3: field 'frame' = '-5': frame numbers must be integers >= 0"),
+        "pid": ("a,-7,1,5\n", r"m\.csv, line 2: field 'pid' = '-7': person ids must be >= -1"),
+        "huge": ("a,1,1,99999999999999999999\n", r"line 2: field 'frame' = '99999999999999999999': .*at most 2\*\*53"),
+        "float": ("a,1,1,5.5\n", r"line 2: field 'frame' = '5\.5' is not an integer"),
+        "short": ("a,1,1\n", r"line 2: field 'frame' = None is not an integer"),
+    }
+    for body, match in cases.values():
+        p = tmp_path / "m.csv"
+        p.write_text("path,pid,camera,frame\n" + body)
+        with pytest.raises(MetadataError, match=match):
+            read_manifest(p)
+
+
+def test_manifest_with_bom_and_crlf(tmp_path: Path) -> None:
+    p = tmp_path / "m.csv"
+    p.write_bytes("\ufeffpath,pid,camera,frame\r\na.jpg,3,1,100\r\n".encode())
+    m = read_manifest(p)
+    assert m.pids.tolist() == [3] and m.frames.tolist() == [100]
+
+
+def test_name_list_encodings(tmp_path: Path) -> None:
+    names = "0002_c1s1_000451_03.jpg\n0002_c1s2_000123_01.jpg\n"
+    # A UTF-8 byte-order mark (Windows Notepad) and CRLF line ends are accepted: same metadata.
+    p = tmp_path / "bom.txt"
+    p.write_bytes(b"\xef\xbb\xbf" + names.replace("\n", "\r\n").encode())
+    assert read_name_list(p).frames.tolist() == [451, 72804]
+    # UTF-16 (with its BOM) is refused, naming the file and what is expected.
+    p16 = tmp_path / "utf16.txt"
+    p16.write_bytes(names.encode("utf-16"))
+    with pytest.raises(MetadataError, match=r"utf16\.txt: the name list is UTF-16 text; expected UTF-8"):
+        read_name_list(p16)
+    # Bytes that are not UTF-8: file, line and byte.
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(names.encode() + "0003_c1s1_000451_03\xe9.jpg\n".encode("latin-1"))
+    with pytest.raises(MetadataError, match=r"latin1\.txt, line 3: byte 0xe9 is not UTF-8"):
+        read_name_list(bad)
+
+
+def test_name_list_errors_carry_line_numbers(tmp_path: Path) -> None:
+    p = tmp_path / "first.txt"
+    p.write_text("\n\nname\n0002_c1s1_000451_03.jpg\n")  # a header line where the first name should be
+    with pytest.raises(MetadataError, match=r"first\.txt, line 3: file name 'name' matches neither"):
+        read_name_list(p)
+    p = tmp_path / "later.txt"
+    p.write_text("0001_c2_f0046182.jpg\n\n0001_c2_f-046182.jpg\n")  # a negative frame does not parse
+    with pytest.raises(MetadataError, match=r"later\.txt, line 3: file name '0001_c2_f-046182\.jpg' does not match"):
+        read_name_list(p)
+    p = tmp_path / "long.txt"
+    p.write_text("0002_c1s1_" + "9" * 30 + "_03.jpg\n")
+    with pytest.raises(MetadataError, match=r"long\.txt, line 1: .*frame 9+ is out of range"):
+        read_name_list(p)
+    with pytest.raises(MetadataError, match=r"folder\.txt: name list not found \(that path is a folder\)"):
+        (tmp_path / "folder.txt").mkdir()
+        read_name_list(tmp_path / "folder.txt")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a non-empty object"),
+        ('{"0": [1]}', "camera ids must be >= 1"),
+        ('{"1": [-5]}', "sequence lengths must be whole frames >= 0"),
+        ('{"1": [1.5]}', "sequence lengths must be whole frames >= 0"),
+        ('{"x": [1]}', "invalid literal"),
+    ],
+)
+def test_sequence_table_file_errors(tmp_path: Path, text: str, match: str) -> None:
+    p = tmp_path / SEQ_LENGTHS_FILE
+    p.write_text(text)
+    with pytest.raises(MetadataError, match=rf"sequence_lengths\.json: .*{match}"):
+        read_seq_lengths_file(p)

@@ -388,3 +388,34 @@ def test_other_bad_input():
 def test_dataset_bins():
     assert DATASET_N_BINS["market"] == 5000 and DATASET_N_BINS["duke"] == 3000
     assert issubclass(STModelError, ValueError)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Estimator conventions and coverage
+
+
+def test_constructor_is_keyword_only_and_fit_sets_trailing_underscores():
+    with pytest.raises(TypeError):
+        SpatialTemporalModel(100, 3000)  # scikit-learn style: parameters by keyword only
+    m = SpatialTemporalModel(bin_width=100, n_bins=10, sigma=0)
+    assert not any(k.endswith("_") for k in vars(m))  # the constructor only stores parameters
+    m.fit(Metadata([1, 1], [1, 2], [0, 100]))
+    fitted = {k for k in vars(m) if k.endswith("_") and not k.startswith("_")}
+    assert fitted == {"counts_", "distribution_", "smoothed_", "n_identities_", "n_votes_", "n_overflow_votes_"}
+
+
+def test_observed_pairs():
+    # identity 1 seen by cameras 1 and 2; identity 2 by cameras 2 and 3 (3 later than 2)
+    m = SpatialTemporalModel(n_cams=4, n_bins=10, sigma=0).fit(Metadata([1, 1, 2, 2], [1, 2, 2, 3], [0, 100, 0, 300]))
+    seen = m.observed_pairs()
+    assert seen.dtype == bool and (seen == seen.T).all() and not seen.diagonal().any()
+    assert {(int(a) + 1, int(b) + 1) for a, b in zip(*np.nonzero(np.triu(seen)), strict=True)} == {(1, 2), (2, 3)}
+    empty = SpatialTemporalModel(n_bins=10).fit(Metadata([1], [1], [0]))  # one image: no vote at all
+    assert empty.n_votes_ == 0 and not empty.observed_pairs().any()
+
+
+def test_model_size_is_bounded():
+    # a corrupted camera id (a million) must not ask for terabytes: refused before any allocation
+    with pytest.raises(STModelError, match=r"n_cams=1000000, n_bins=3000: .*camera ids are expected to be small"):
+        SpatialTemporalModel(n_cams=1_000_000, n_bins=3000).fit(Metadata([1, 1], [1, 2], [0, 100]))
+    assert SpatialTemporalModel(n_cams=20, n_bins=3000).fit(Metadata([1, 1], [1, 2], [0, 100])).n_votes_ == 1

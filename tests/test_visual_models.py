@@ -1,4 +1,4 @@
-"""Visual models (reference §2.1-2.4): shapes at the reference sizes, heads, losses and the weights policy."""
+"""Visual models (docs/reference.md §2.1-2.4): shapes at the reference sizes, heads, losses and the weights policy."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Visual training (reference §2.5) on a tiny generated dataset, on the CPU: augmentation semantics, schedule,
+"""Visual training (docs/reference.md §2.5) on a tiny generated dataset, on the CPU: augmentation semantics, schedule,
 loss going down, exact resume after a kill, the plain loader via the CLI, and DDP on gloo with two processes."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from streid_lib.visual import data as vdata  # noqa: E402
+from streid_lib.visual.config import ConfigError  # noqa: E402
 from streid_lib.visual.models import IMAGENET_MEAN, IMAGENET_STD, build_model, part_logits_loss  # noqa: E402
 from streid_lib.visual.train import (  # noqa: E402
     EpochRunner,
@@ -49,19 +51,43 @@ def toy(tmp_path_factory) -> Path:
     return vdata.write_toy_dataset(tmp_path_factory.mktemp("toy"), n_ids=3, per_id=2, n_query_ids=2, seed=1)
 
 
-def _run(toy: Path, out: Path, **kw):
+def _config(**kw) -> TrainConfig:
     args = dict(
-        model="pcb", epochs=5, height=SIZE[0], width=SIZE[1], weights="none", device="cpu", seed=0, batch_size=6,
-        erasing=0.5, checkpoint_every=2, progress=False, workers=2, **LR,
+        model="pcb", epochs=5, height=SIZE[0], width=SIZE[1], weights="none", seed=0, batch_size=6, erasing=0.5,
+        checkpoint_every=2, workers=2, **LR,
     )  # fmt: skip
-    args.update(kw)
-    return train_model(toy, out_dir=out, **args)
+    return TrainConfig(**{**args, **kw})
+
+
+def _run(toy: Path, out: Path, _kill_after_epochs: int | None = None, **kw):
+    return train_model(
+        _config(**kw), data_root=toy, out_dir=out, device="cpu", progress=False, _kill_after_epochs=_kill_after_epochs
+    )
 
 
 @pytest.fixture(scope="module")
 def full_run(toy, tmp_path_factory) -> Path:
-    """An uninterrupted 5-epoch PCB run (checkpoints at epochs 2, 4 and 5)."""
-    return _run(toy, tmp_path_factory.mktemp("full"))
+    """An uninterrupted 5-epoch PCB run (checkpoints at epochs 2, 4 and 5, all kept)."""
+    return _run(toy, tmp_path_factory.mktemp("full"), keep_checkpoints=True)
+
+
+def _cli_train(toy: Path, out: Path, *extra: str) -> list[str]:
+    """``train`` arguments of a tiny 1-epoch ResNet-50 run on the CPU."""
+    return [
+        "train", "--model", "resnet50", "--data", str(toy), "--out", str(out), "--epochs", "1", "--height", "32",
+        "--width", "16", "--weights", "none", "--device", "cpu", "--batch-size", "6", "--workers", "1",
+        "--lr", "0.01", "--lr-backbone", "0.001", *extra,
+    ]  # fmt: skip
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob(".*tmp*"))
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 # ---------------------------------------------------------------- augmentation, sharding, schedule
@@ -176,7 +202,15 @@ def test_training_run_records_history_and_provenance(full_run: Path) -> None:
     assert ck["config"]["erasing"] == 0.5 and ck["config"]["precision"] == "fp32"
     assert ck["class_pids"] == [1, 2, 3]
     assert json.loads((full_run.parent / "provenance.json").read_text())["model"] == "pcb"
-    assert not list(full_run.parent.glob(".*tmp*"))  # atomic writes leave no temporaries
+    assert json.loads((full_run.parent / "history.json").read_text()) == ck["history"]
+    assert not _leftovers(full_run.parent)  # atomic writes leave no temporaries
+    # keep_checkpoints: every checkpoint in full; the finished last.pt without the resume-only states.
+    files = sorted(p.name for p in full_run.parent.iterdir())
+    assert files == ["epoch_002.pt", "epoch_004.pt", "epoch_005.pt", "history.json", "last.pt", "provenance.json"]
+    kept = load_checkpoint(full_run.parent / "epoch_005.pt")
+    assert "optimizer_state" in kept and "rng" in kept and "optimizer_state" not in ck and "rng" not in ck
+    assert all(torch.equal(v, ck["model_state"][k]) for k, v in kept["model_state"].items())
+    assert full_run.stat().st_size < 0.6 * (full_run.parent / "epoch_005.pt").stat().st_size
 
 
 @pytest.mark.slow
@@ -184,7 +218,10 @@ def test_killed_run_resumes_to_the_same_state(full_run: Path, toy: Path, tmp_pat
     out = tmp_path / "killed"
     with pytest.raises(_SimulatedKill):
         _run(toy, out, _kill_after_epochs=3)  # checkpoint at epoch 2; epoch 3 is lost
-    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    at2, ref2 = load_checkpoint(out / "last.pt"), load_checkpoint(full_run.parent / "epoch_002.pt")
+    assert at2["epoch"] == 2 and sorted(p.name for p in out.iterdir()) == ["history.json", "last.pt", "provenance.json"]
+    for sa, sb in zip(ref2["optimizer_state"]["state"].values(), at2["optimizer_state"]["state"].values(), strict=True):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
     # A resume with different options is refused rather than mixed.
     with pytest.raises(TrainError, match="erasing"):
         _run(toy, out, erasing=0.0)
@@ -193,53 +230,240 @@ def test_killed_run_resumes_to_the_same_state(full_run: Path, toy: Path, tmp_pat
     assert b["epoch"] == 5
     for k, v in a["model_state"].items():
         assert torch.equal(v, b["model_state"][k]), k
-    for sa, sb in zip(a["optimizer_state"]["state"].values(), b["optimizer_state"]["state"].values(), strict=True):
-        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
     # A finished run is not trained again.
     assert _run(toy, out) == resumed and load_checkpoint(resumed)["epoch"] == 5
 
 
 @pytest.mark.slow
-def test_plain_loader_through_the_cli(toy: Path, tmp_path: Path) -> None:
+def test_ctrl_c_leaves_a_resumable_run_and_no_temp_files(toy: Path, tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C during the second checkpoint's write: the temp file goes, the first checkpoint stays, and the
+    run resumes from it; Ctrl-C during a step leaves the last checkpoint as it was."""
+    import streid_lib.visual.train as vtrain
+
+    out = tmp_path / "interrupted"
+    real_save = torch.save
+    saves = []
+
+    def interrupted_save(obj, f, *a, **k):
+        saves.append(Path(f).name)
+        if len(saves) == 2:
+            Path(f).write_bytes(b"half a checkpoint")
+            raise KeyboardInterrupt
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(vtrain.torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        _run(toy, out, epochs=3, checkpoint_every=1)
+    assert saves[1].startswith(".last.pt.tmp-") and not _leftovers(out)
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    assert len(json.loads((out / "history.json").read_text())) == 1
+    monkeypatch.setattr(vtrain.torch, "save", real_save)
+
+    steps = []
+    real_step = vtrain.EpochRunner.step
+
+    def interrupted_step(self, x, y):
+        steps.append(1)
+        if len(steps) == 2:  # epoch 3's step (one step per epoch of 6 images)
+            raise KeyboardInterrupt
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(vtrain.EpochRunner, "step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        _run(toy, out, epochs=3, checkpoint_every=1)
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2 and not _leftovers(out)
+    monkeypatch.setattr(vtrain.EpochRunner, "step", real_step)
+    assert load_checkpoint(_run(toy, out, epochs=3, checkpoint_every=1))["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_run_stopped_before_its_first_checkpoint_leaves_nothing(toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "early"
+    with pytest.raises(_SimulatedKill):
+        _run(toy, out, _kill_after_epochs=1)  # checkpoints every 2 epochs: none yet
+    assert not out.exists()  # no provenance.json, history or folder that looks like a result
+
+
+@pytest.mark.slow
+def test_plain_loader_through_the_cli_with_progress(toy: Path, tmp_path: Path, capsys) -> None:
     from streid_lib.cli import main
 
     out = tmp_path / "plain"
-    rc = main(
-        ["train", "--model", "resnet50", "--data", str(toy), "--out", str(out), "--epochs", "1", "--height", "32",
-         "--width", "16", "--weights", "none", "--device", "cpu", "--loader", "plain", "--workers", "0",
-         "--batch-size", "6", "--no-progress"]
-    )  # fmt: skip
+    rc = main(_cli_train(toy, out, "--loader", "plain", "--workers", "0"))
     assert rc == 0
     ck = load_checkpoint(out / "last.pt")
     assert ck["config"]["loader"] == "plain" and ck["config"]["precision"] == "fp32"
     assert ck["config"]["resize"] == [36, 18]  # 288×144 → 256×128 ratio, scaled
     assert ck["history"][0]["images"] == 6
+    # Progress on stderr (what a terminal and `reproduce` show): the model, epoch, steps, ETA and loss.
+    captured = capsys.readouterr()
+    assert "train resnet50 epoch 1/1: 100%" in captured.err and "1/1 [" in captured.err and "loss=" in captured.err
+    assert "IProgress" not in captured.err and f"checkpoint: {out / 'last.pt'}" in captured.out
 
 
-def test_weights_unavailable_stops_training(toy: Path, tmp_path: Path, monkeypatch) -> None:
+def test_weights_unavailable_stops_training_and_leaves_nothing(toy: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     from streid_lib.cli import main
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
     rc = main(["train", "--model", "pcb", "--data", str(toy), "--out", str(tmp_path / "x"), "--device", "cpu"])
     assert rc == 2  # the CLI prints the library's message (how to get the weights) and exits
-    assert not (tmp_path / "x" / "last.pt").exists()
+    assert "ImageNet" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # a failed start leaves no provenance.json, nor a folder
+
+
+def test_undecodable_training_image_stops_the_start_and_leaves_nothing(tmp_path: Path) -> None:
+    toy = vdata.write_toy_dataset(tmp_path / "toy", n_ids=3, per_id=2, n_query_ids=1, seed=4)
+    bad = sorted((toy / "bounding_box_train").iterdir())[2]
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(vdata.ImageDataError, match=f"{bad}: cannot decode image"):
+        _run(toy, tmp_path / "run", epochs=1)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--height", "0"), ("--height", "-5"), ("--width", "0"), ("--epochs", "0"), ("--batch-size", "1"),
+     ("--lr", "0"), ("--decay-epoch", "2")],
+)  # fmt: skip
+def test_train_options_out_of_range_are_one_line_errors(toy, tmp_path, capsys, option, value) -> None:
+    from streid_lib.cli import main
+
+    out = tmp_path / "run"
+    assert main(_cli_train(toy, out, option, value)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {option} {float(value) if option == '--lr' else value}: expected ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_train_height_zero_message(toy, tmp_path, capsys) -> None:
+    from streid_lib.cli import main
+
+    assert main(_cli_train(toy, tmp_path / "run", "--height", "0")) == 2
+    assert capsys.readouterr().err == (
+        "error: --height 0: expected a positive number of pixels (leave it unset for the model's default)\n"
+    )
+
+
+def test_truncated_checkpoint_names_the_path_and_the_way_out(toy, tmp_path, capsys) -> None:
+    from streid_lib.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    whole = io.BytesIO()
+    torch.save({"format": "streid-visual-checkpoint/1", "model_state": {"w": torch.ones(5000)}}, whole)
+    truncated = whole.getvalue()[: len(whole.getvalue()) // 2]  # as a kill during a plain write would leave it
+    (out / "last.pt").write_bytes(truncated)
+    assert main(_cli_train(toy, out)) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {out / 'last.pt'} is not a readable checkpoint (truncated?); "
+        "delete it or pass --no-resume (resume=False) to start afresh\n"
+    )
+    assert (out / "last.pt").read_bytes() == truncated  # never deleted
+    with pytest.raises(TrainError, match="is not a readable checkpoint"):
+        load_checkpoint(out / "last.pt")
+
+
+@pytest.mark.slow
+def test_no_resume_starts_afresh_and_stale_temp_files_are_removed(toy, tmp_path, capsys) -> None:
+    """The way out of a truncated last.pt; a killed writer's temp files go, anything else in the folder stays."""
+    from streid_lib.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    dead = _dead_pid()
+    stale = [f".last.pt.tmp-{dead}-k2j4.pt", f".history.json.tmp-{dead}-x81z.json"]
+    for name in stale:
+        (out / name).write_bytes(b"\0" * 1000)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = f".last.pt.tmp-{sleeper.pid}-abcd.pt"  # a writer still running: not ours to remove
+        mine = [".last.pt.tmp.notes", "notes.txt", live]
+        for name in mine:
+            (out / name).write_text("keep me")
+        assert main(_cli_train(toy, out, "--no-resume", "--no-progress")) == 0
+        left = sorted(p.name for p in out.iterdir())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert left == sorted([*mine, "history.json", "last.pt", "provenance.json"])
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits: then a sysfs folder)."""
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").touch()
+    except PermissionError:
+        return ro
+    (ro / "probe").unlink()
+    if Path("/sys/kernel").is_dir():
+        return Path("/sys/kernel")
+    pytest.skip("cannot make an unwritable folder as this user on this system")
+
+
+def test_train_destination_is_checked_before_any_work(toy, tmp_path, capsys) -> None:
+    from streid_lib.cli import main
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    ro = _unwritable_folder(tmp_path)
+    (tmp_path / "lastdir" / "last.pt").mkdir(parents=True)
+    cases = [
+        (a_file, f"error: run directory {a_file}: is a file; expected a folder"),
+        (a_file / "sub", f"error: run directory {a_file / 'sub'}: cannot be created, {a_file} is a file"),
+        (ro / "run", f"error: run directory {ro / 'run'}: cannot write in {ro} ("),
+        (tmp_path / "lastdir", f"error: {tmp_path / 'lastdir' / 'last.pt'}: is a folder; expected the run's"),
+    ]
+    for out, words in cases:
+        # --data points nowhere: the destination is checked first, so its error is the one reported
+        args = _cli_train(tmp_path / "no-data", out)
+        assert main(args) == 2, out
+        err = capsys.readouterr().err
+        assert err.startswith(words) and err.count("\n") == 1, err
 
 
 def test_too_small_input_for_densenet_is_refused(toy: Path, tmp_path: Path) -> None:
-    with pytest.raises(TrainError, match="input 24x16: densenet121 needs at least 32"):
+    with pytest.raises(ConfigError, match=r"height=24: expected at least 32 pixels for densenet121 \(input 24x16\)"):
         _run(toy, tmp_path / "d", model="densenet121", height=24, width=16)
 
 
 def test_cuda_graph_is_refused_where_it_cannot_run(toy: Path, tmp_path: Path) -> None:
-    with pytest.raises(TrainError, match="cuda_graph=True needs a CUDA device"):
+    with pytest.raises(TrainError, match="cuda_graph='on': expected a CUDA device, loader='memory'"):
         _run(toy, tmp_path / "g", cuda_graph=True)
-    with pytest.raises(TrainError, match="cuda_graph="):
+    with pytest.raises(ConfigError, match="cuda_graph='yes': expected one of"):
         _run(toy, tmp_path / "g", cuda_graph="yes")
-    assert not (tmp_path / "g" / "last.pt").exists()
+    assert not (tmp_path / "g").exists()
     # on the CPU the optimizer keeps PyTorch's default (non-fused) update
     model = build_model("resnet50", 3, weights="none")
     assert not build_optimizer(model, TrainConfig()).defaults["fused"]
+
+
+def test_progress_bar_rule() -> None:
+    from streid_lib import _progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    old = sys.stderr
+    try:
+        sys.stderr = io.StringIO()
+        bar = _progress.progress_bar(10, "x")
+        assert bar.mininterval == _progress.NON_TTY_INTERVAL_S and type(bar).__module__ == "tqdm.std"
+        bar.close()
+        sys.stderr = Tty()
+        bar = _progress.progress_bar(10, "x")
+        assert bar.mininterval == 0.1
+        bar.close()
+    finally:
+        sys.stderr = old
 
 
 @pytest.mark.slow

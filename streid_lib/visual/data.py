@@ -7,7 +7,7 @@ device when it fits. Each step gathers its batch with the random crop and the ho
 into one index operation, normalises, and applies random erasing, all on the device in batch. The only
 host work per step is Python issuing kernels.
 
-Augmentation semantics follow the reference (§2.5): crop offsets uniform over all positions, flip with
+Augmentation semantics follow the reference (docs/reference.md §2.5): crop offsets uniform over all positions, flip with
 p = 0.5, ImageNet normalisation, then random erasing with probability p, area fraction U[0.02, 0.4],
 aspect ratio U[0.3, 1/0.3], up to 100 attempts, filled with 0 (the mean, after normalisation).
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from PIL import Image
 
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
+from .config import default_workers
 from .models import IMAGENET_MEAN, IMAGENET_STD
 
 ERASE_AREA = (0.02, 0.4)
@@ -35,11 +35,6 @@ ERASE_ATTEMPTS = 100
 
 class ImageDataError(ValueError):
     """An image or image folder that cannot be used."""
-
-
-def default_workers() -> int:
-    """Decoding threads / DataLoader workers: the CPU count, at most 16 (the reference's worker count)."""
-    return max(1, min(16, os.cpu_count() or 1))
 
 
 def derive_seed(*keys: int) -> int:
@@ -88,11 +83,13 @@ def iter_decoded(
 ) -> Iterator[np.ndarray]:
     """Yield (b, H, W, 3) uint8 batches of ``paths`` in order, decoded by a thread pool a few batches ahead.
 
-    Memory stays bounded: at most ``2·workers`` batches are in flight.
+    Memory stays bounded: at most ``2·workers`` batches are in flight. ``workers``: threads (``None``: the
+    default count). When the consumer stops early (an error, Ctrl-C) the batches not yet started are cancelled.
     """
-    workers = max(1, workers or default_workers())
+    workers = max(1, default_workers() if workers is None else workers)
     chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         pending: collections.deque = collections.deque()
         it = iter(chunks)
         for chunk in it:
@@ -104,6 +101,8 @@ def iter_decoded(
             nxt = next(it, None)
             if nxt is not None:
                 pending.append(pool.submit(_load_batch, nxt, height, width))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def decode_images(paths: Sequence[str | Path], height: int, width: int, workers: int | None = None) -> torch.Tensor:
@@ -263,10 +262,6 @@ class MemoryTrainSet:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.images.shape[1]), int(self.images.shape[2])
 
     def batches(
         self,

@@ -1,4 +1,4 @@
-"""Feature extraction (reference §2.6): query and gallery features into the project's features file.
+"""Feature extraction (docs/reference.md §2.6): query, gallery and training features into one features file.
 
 For every image: the test resize (PCB 384×192, others 288×144, PIL bicubic) → ToTensor → ImageNet
 normalisation; the model's raw test feature of the image and of its horizontal flip are **summed**; then
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from .._io import check_output_path, remove_stale_leftovers
+from .._progress import progress_bar
 from ..features import FeatureSet, save_features
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
 from . import data as vdata
+from .config import MODEL_NAMES, ConfigError, ExtractConfig, from_options
 from .models import (
-    MODEL_NAMES,
-    TEST_SIZE,
     WeightsError,
     build_model,
     file_sha256,
@@ -97,110 +97,122 @@ def _extract_side(
     batch_size: int,
     amp: bool,
     workers: int | None,
-    desc: str,
-    progress: bool,
+    bar,
 ) -> np.ndarray:
     out: list[np.ndarray] = []
-    with tqdm(total=len(paths), desc=desc, disable=not progress, unit="img") as bar:
-        for batch in vdata.iter_decoded(paths, size[0], size[1], batch_size, workers):
-            f = embed_batch(model, torch.from_numpy(batch), device, amp)
-            out.append(f.cpu().numpy())
-            bar.update(len(batch))
+    for batch in vdata.iter_decoded(paths, size[0], size[1], batch_size, workers):
+        f = embed_batch(model, torch.from_numpy(batch), device, amp)
+        out.append(f.cpu().numpy())
+        bar.update(len(batch))
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def extract_features(
-    model_name: str,
-    checkpoint: str | Path,
-    data_root: str | Path,
+    config: ExtractConfig,
+    *,
+    checkpoint: str | os.PathLike,
+    data_root: str | os.PathLike,
     device: str | torch.device = "auto",
-    batch_size: int = 128,
-    height: int | None = None,
-    width: int | None = None,
-    precision: str = "fp32",
-    workers: int | None = None,
     progress: bool = True,
+    label: str | None = None,
 ) -> FeatureSet:
-    """Extract query and gallery features of ``data_root`` with a trained model.
+    """Extract the features of ``data_root``'s query, gallery and (with ``config.train``) training images.
 
     Args:
-        model_name: ``"pcb"``, ``"resnet50"`` or ``"densenet121"``.
+        config: model, batch size, test resize, precision, threads and whether to extract the training side
+            (:class:`~streid_lib.visual.config.ExtractConfig`, checked when built).
         checkpoint: our ``last.pt`` or a bare state dict (the authors' ``net_last.pth`` loads too).
-        data_root: dataset root with ``query/`` and ``bounding_box_test/``.
+        data_root: dataset root with ``query/``, ``bounding_box_test/`` and ``bounding_box_train/``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        batch_size: images per forward pass.
-        height, width: test resize in pixels (default 384×192 PCB, 288×144 others, as the reference).
-        precision: ``"fp32"`` (faithful, default) or ``"bf16"`` (CUDA autocast, faster).
-        workers: decoding threads.
+        progress: a progress bar on stderr over all the images (``label``, side, ETA).
+        label: the name the progress shows (the study's model key); default ``config.model``.
 
     Returns:
-        FeatureSet with (Nq, D) and (Ng, D) float32 features (D = 12288 PCB, 2048 ResNet-50, 1024 DenseNet-121),
-        rows in sorted file-name order, and provenance (model, checkpoint, weights source, dataset, input size).
+        FeatureSet with (Nq, D), (Ng, D) and, with ``config.train``, (Nt, D) float32 features (D = 12288 PCB,
+        2048 ResNet-50, 1024 DenseNet-121), rows in sorted file-name order, and provenance (model, checkpoint,
+        weights source, dataset, input size, ``train_side``).
     """
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size}: expected >= 1")
+    if not isinstance(config, ExtractConfig):
+        raise TypeError(f"config: expected an ExtractConfig, got {type(config).__name__}")
     dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
-    model, info = load_trained_model(model_name, checkpoint)
+    if config.precision == "bf16" and dev.type != "cuda":
+        raise ConfigError("precision", "bf16", f"'fp32' on {dev}: bf16 autocast needs CUDA")
+    model, info = load_trained_model(config.model, checkpoint)
     model.to(dev)
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    h0, w0 = TEST_SIZE[model_name]
-    size = (int(height or h0), int(width or w0))
+    size = config.input_size
     splits = read_dataset_root(data_root)
     root = Path(data_root)
+    sides = [("query", splits.query), ("gallery", splits.gallery)]
+    if config.train:
+        sides.append(("train", splits.train))
     feats = {}
     t0 = time.perf_counter()
-    for side, meta in (("query", splits.query), ("gallery", splits.gallery)):
-        paths = [root / SPLIT_FOLDERS[side] / n for n in meta.names]
-        feats[side] = _extract_side(
-            model, paths, size, dev, batch_size, precision == "bf16", workers, f"extract {side}", progress
-        )
+    name = label or config.model
+    with progress_bar(sum(len(m) for _, m in sides), f"extract {name} query", progress, unit="img") as bar:
+        for side, meta in sides:
+            bar.set_description_str(f"extract {name} {side}", refresh=False)
+            paths = [root / SPLIT_FOLDERS[side] / n for n in meta.names]
+            amp = config.precision == "bf16"
+            feats[side] = _extract_side(model, paths, size, dev, config.batch_size, amp, config.workers, bar)
     seconds = time.perf_counter() - t0
     provenance = {
         "kind": "visual-features",
-        "model": model_name,
+        "model": config.model,
         **info,
         "data_root": str(root.resolve()),
         "naming": splits.naming,
         "input_size": list(size),
         "interpolation": "bicubic (PIL)",
         "flip": "image + horizontal flip summed",
-        "normalisation": "per-stripe L2, channel-major flatten" if model_name == "pcb" else "L2",
-        "precision": precision,
+        "normalisation": "per-stripe L2, channel-major flatten" if config.model == "pcb" else "L2",
+        "precision": config.precision,
+        "train_side": bool(config.train),
+        "images": {side: len(meta) for side, meta in sides},
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "torch": str(torch.__version__),
         "python": platform.python_version(),
         "seconds": round(seconds, 2),
     }
-    return FeatureSet(feats["query"], feats["gallery"], splits.query, splits.gallery, provenance)
+    return FeatureSet(
+        feats["query"], feats["gallery"], splits.query, splits.gallery, provenance,
+        train_f=feats.get("train"), train=splits.train if config.train else None,
+    )  # fmt: skip
 
 
 def features_from_arrays(
-    query_f: np.ndarray, gallery_f: np.ndarray, data_root: str | Path, provenance: dict | None = None
+    query_f: np.ndarray,
+    gallery_f: np.ndarray,
+    data_root: str | os.PathLike,
+    provenance: dict | None = None,
+    train_f: np.ndarray | None = None,
 ) -> FeatureSet:
     """Pair features computed elsewhere with a dataset's metadata (rows in sorted file-name order of
-    ``query/`` and ``bounding_box_test/``), so that they enter the study through the same features file."""
+    ``query/``, ``bounding_box_test/`` and, with ``train_f``, ``bounding_box_train/``), so that they enter the
+    study through the same features file."""
     splits = read_dataset_root(data_root)
     prov = {"kind": "imported-features", "data_root": str(Path(data_root).resolve()), **(provenance or {})}
-    return FeatureSet(np.asarray(query_f), np.asarray(gallery_f), splits.query, splits.gallery, prov)
+    prov.setdefault("train_side", train_f is not None)
+    return FeatureSet(
+        np.asarray(query_f), np.asarray(gallery_f), splits.query, splits.gallery, prov,
+        train_f=None if train_f is None else np.asarray(train_f), train=None if train_f is None else splits.train,
+    )  # fmt: skip
 
 
 def cli_extract(args) -> int:
-    """``python -m streid_lib extract ...``: write the features file ``args.out`` (.mat or .npz)."""
+    """``python -m streid_lib extract ...``: write the features file ``args.out`` (.mat or .npz).
+
+    The destination is checked before any work; temp files a killed extraction left beside it are removed.
+    """
+    out = Path(args.out)
+    check_output_path(out, kind="file", suffixes=(".npz", ".mat"), what="features file")
+    config = from_options(ExtractConfig, args)
+    remove_stale_leftovers(out.parent, name=out.name)
     fs = extract_features(
-        model_name=args.model,
-        checkpoint=args.checkpoint,
-        data_root=args.data,
-        device=args.device,
-        batch_size=args.batch_size,
-        height=getattr(args, "height", None),
-        width=getattr(args, "width", None),
-        precision=getattr(args, "precision", "fp32"),
-        workers=getattr(args, "workers", None),
-        progress=not getattr(args, "no_progress", False),
+        config, checkpoint=args.checkpoint, data_root=args.data, device=args.device, progress=not args.no_progress
     )
-    path = save_features(args.out, fs)
-    print(f"wrote {path}: query {fs.query_f.shape}, gallery {fs.gallery_f.shape}")
+    path = save_features(out, fs)
+    shapes = ", ".join(f"{side} {getattr(fs, side + '_f').shape}" for side in fs.sides)
+    print(f"wrote {path}: {shapes}")
     return 0

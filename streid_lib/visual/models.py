@@ -1,10 +1,10 @@
-"""The three visual baselines of the paper (reference §2.1-2.4): PCB, ResNet-50 and DenseNet-121.
+"""The three visual baselines of the paper (docs/reference.md §2.1-2.4): PCB, ResNet-50 and DenseNet-121.
 
 Every model maps an image batch ``x`` (B, 3, H, W), normalised with the ImageNet mean/std, to
 
 * ``forward(x)`` → class logits of shape (B, P, C): P = 6 stripes for PCB, P = 1 otherwise;
 * ``embed(x)`` → the raw test feature: (B, 2048, 6) pooled stripes for PCB, (B, 2048) for ResNet-50,
-  (B, 1024) for DenseNet-121 (the vector *before* the bottleneck, reference §2.2-2.4).
+  (B, 1024) for DenseNet-121 (the vector *before* the bottleneck, docs/reference.md §2.2-2.4).
 
 Module names follow the reference (``model`` for the torchvision backbone, ``classifier`` or
 ``classifier0..5`` with ``add_block`` / ``classifier`` inside), so a state dict of the authors' models
@@ -27,13 +27,8 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-MODEL_NAMES = ("pcb", "resnet50", "densenet121")
+from .config import MODEL_NAMES, TEST_SIZE, TRAIN_RESIZE, TRAIN_SIZE  # noqa: F401  (re-exported)
 
-#: Reference input sizes (height, width) in pixels: training crop / test resize (reference §2.5-2.6).
-TRAIN_SIZE = {"pcb": (384, 192), "resnet50": (256, 128), "densenet121": (256, 128)}
-#: Size the training images are resized to before the random crop (no crop for PCB).
-TRAIN_RESIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 144)}
-TEST_SIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 144)}
 #: Raw test feature dimension (before flattening PCB's stripes).
 FEATURE_DIM = {"pcb": 2048 * 6, "resnet50": 2048, "densenet121": 1024}
 PCB_PARTS = 6
@@ -165,10 +160,10 @@ def _load_backbone(backbone: nn.Module, state: dict, ignore_prefixes: tuple[str,
 
 
 class ClassBlock(nn.Module):
-    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C) (reference §2.1).
+    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C).
 
-    Init: bottleneck Linear Kaiming-normal (a=0, fan_out), bias 0; BN weight ~ N(1, 0.02), bias 0;
-    classifier weight ~ N(0, 0.001), bias 0.
+    Init (docs/reference.md §2.1): bottleneck Linear Kaiming-normal (a=0, fan_out), bias 0; BN weight
+    ~ N(1, 0.02), bias 0; classifier weight ~ N(0, 0.001), bias 0.
     """
 
     def __init__(
@@ -209,7 +204,7 @@ class _ReIDModel(nn.Module):
 
 
 class ResNet50Baseline(_ReIDModel):
-    """``ft_net``: ResNet-50 to layer4, global average pool (2048-d), ClassBlock(2048, C) (reference §2.2)."""
+    """``ft_net``: ResNet-50 to layer4, global average pool (2048-d), ClassBlock(2048, C) (docs/reference.md §2.2)."""
 
     name = "resnet50"
 
@@ -258,7 +253,7 @@ class DenseNet121Baseline(_ReIDModel):
 
 
 class PCB(_ReIDModel):
-    """PCB (reference §2.4): ResNet-50 with a stride-1 layer4, 6 stripes, six ClassBlock(2048, C, relu=False, 256)."""
+    """PCB (docs/reference.md §2.4): ResNet-50, stride-1 layer4, 6 stripes, six ClassBlock(2048, C, relu=False, 256)."""
 
     name = "pcb"
     num_parts = PCB_PARTS
@@ -364,7 +359,7 @@ def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
 
 
 def normalise_features(raw: torch.Tensor) -> torch.Tensor:
-    """Test-feature normalisation (reference §2.6).
+    """Test-feature normalisation (docs/reference.md §2.6).
 
     (B, 2048, 6) PCB stripes: each stripe L2-normalised, flattened channel-major (index c·6 + stripe) → (B, 12288).
     (B, D): the whole vector L2-normalised.

@@ -1,9 +1,9 @@
-"""Training the visual baselines with the reference recipe (reference §2.5), fast on a GPU, resumable.
+"""Training the visual baselines with the reference recipe (docs/reference.md §2.5), fast on a GPU, resumable.
 
-Recipe (faithful defaults): SGD, Nesterov momentum 0.9, weight decay 5e-4; lr 0.1 for the new layers and
-0.01 for the backbone; ×0.1 from epoch index ``decay_epoch`` on (the reference's StepLR(40) stepped at the
-start of each epoch decays from index 39 of 60; for other epoch counts the default is
-``round(39/60·epochs)``); batch 32; PCB at 384×192 (resize only), the others resized to 288×144 and
+Recipe (faithful defaults, :class:`~streid_lib.visual.config.TrainConfig`): SGD, Nesterov momentum 0.9, weight
+decay 5e-4; lr 0.1 for the new layers and 0.01 for the backbone; ×0.1 from epoch index ``decay_epoch`` on (the
+reference's StepLR(40) stepped at the start of each epoch decays from index 39 of 60; for other epoch counts the
+default is ``round(39/60·epochs)``); batch 32; PCB at 384×192 (resize only), the others resized to 288×144 and
 randomly cropped to 256×128; horizontal flip; random erasing with probability ``erasing`` (0.5 = "+RE").
 A trailing batch of a single image is dropped (BatchNorm needs two).
 
@@ -18,32 +18,69 @@ images per process. BatchNorm statistics stay per process.
 
 Reproducibility: every random stream (shuffle, augmentation, dropout) is re-derived at the start of each
 epoch from (seed, epoch, rank), and checkpoints are written at epoch boundaries, so a killed run that resumes
-from its last checkpoint ends in the same state as an uninterrupted one. The checkpoint also stores the
-torch RNG states, the full configuration and the provenance.
+from its last checkpoint ends in the same state as an uninterrupted one. A checkpoint stores the weights, the
+optimizer and RNG states, the resolved configuration, the history and the provenance.
+
+The run directory (``out_dir``) holds, once the first checkpoint is written:
+
+* ``last.pt``: the latest checkpoint. When the run is finished it keeps the weights, configuration, history and
+  provenance but drops the optimizer and RNG states, which serve only to resume (half the size);
+* ``epoch_NNN.pt``: every checkpoint in full, only with ``keep_checkpoints``;
+* ``history.json`` and ``provenance.json``, rewritten with each checkpoint. Nothing is written before the first
+  checkpoint, so a run that fails at its start (or is stopped before a checkpoint) leaves nothing that looks
+  like a result. Temporary files of a killed run (``.last.pt.tmp-PID-…``) are removed by the next run there.
+
+An interrupted run (Ctrl-C, a kill) resumes from ``last.pt`` with the same configuration.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
-from .._io import atomic_path, write_json_atomic
+from .._io import atomic_path, check_output_path, remove_stale_leftovers, write_json_atomic
+from .._progress import progress_bar, progress_message
+from . import config as _config
 from . import data as vdata
-from .models import MODEL_NAMES, TRAIN_RESIZE, TRAIN_SIZE, build_model, part_logits_loss
+from .config import REFERENCE_DECAY, ConfigError, from_options, resolve_config
+from .models import build_model, part_logits_loss
+
+#: The recipe's configuration object and schedule rule live in :mod:`.config` (torch-free, for the command line);
+#: named here too, beside the recipe they describe (docs/reference.md §2.5).
+TrainConfig = _config.TrainConfig
+default_decay_epoch = _config.default_decay_epoch
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "REFERENCE_DECAY",
+    "EpochRunner",
+    "TrainConfig",
+    "TrainError",
+    "build_optimizer",
+    "default_decay_epoch",
+    "load_checkpoint",
+    "lr_factor",
+    "resolve_config",
+    "resolve_device",
+    "train_model",
+]
 
 CHECKPOINT_FORMAT = "streid-visual-checkpoint/1"
 LAST = "last.pt"
-#: Reference schedule: decay from epoch index 39 of 60 (StepLR step 40, stepped at each epoch's start).
-REFERENCE_DECAY = (39, 60)
+HISTORY = "history.json"
+PROVENANCE = "provenance.json"
+#: Name of a kept checkpoint (``keep_checkpoints``): the epoch count, zero-padded.
+EPOCH_CHECKPOINT = "epoch_{:03d}.pt"
+#: What a finished ``last.pt`` no longer holds: needed only to resume an unfinished run.
+_RESUME_ONLY = ("optimizer_state", "rng")
 
 #: Config fields that must agree for a checkpoint to be resumed.
 _RESUME_KEYS = (
@@ -68,47 +105,11 @@ _RESUME_KEYS = (
 
 
 class TrainError(ValueError):
-    """A training request that cannot be run (bad option, incompatible checkpoint)."""
+    """A training request that cannot be run (bad option, incompatible or unreadable checkpoint)."""
 
 
 class _SimulatedKill(RuntimeError):
     """Raised by the test hook that stops a run as if it had been killed."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run (stored in every checkpoint).
-
-    Sizes are in pixels; ``decay_epoch`` is a 0-based epoch index; lrs are per parameter group.
-    """
-
-    model: str = "pcb"
-    epochs: int = 60
-    batch_size: int = 32
-    erasing: float = 0.0
-    height: int = 384
-    width: int = 192
-    resize: tuple[int, int] = (384, 192)
-    weights: str = "imagenet"
-    seed: int = 0
-    lr: float = 0.1
-    lr_backbone: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    decay_epoch: int = 39
-    loader: str = "memory"
-    precision: str = "fp32"
-    compile: bool = False
-    cuda_graph: bool = False
-    checkpoint_every: int = 5
-    workers: int = 1
-    world_size: int = 1
-    extra: dict = field(default_factory=dict)
-
-
-def default_decay_epoch(epochs: int) -> int:
-    """The reference's decay epoch index scaled to ``epochs``: round(39/60·epochs) (39 for 60 epochs)."""
-    return int(round(REFERENCE_DECAY[0] / REFERENCE_DECAY[1] * epochs))
 
 
 def lr_factor(epoch: int, decay_epoch: int) -> float:
@@ -120,7 +121,10 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     """``"auto"`` → this process's CUDA device when available, else CPU."""
     if str(device) == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise TrainError(f"device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise TrainError(f"device {device!r}: CUDA is not available on this machine")
     if dev.type == "cuda" and dev.index is None:
@@ -277,38 +281,43 @@ class EpochRunner:
         self,
         batches,
         n_batches: int,
-        desc: str = "",
-        progress: bool = True,
+        *,
+        bar=None,
         log_every: int = 50,
         world_size: int = 1,
         max_steps: int | None = None,
     ) -> dict:
-        """Run the batches; returns this process's {"loss_sum", "correct", "seen", "steps", "seconds"}."""
+        """Run the batches; returns this process's {"loss_sum", "correct", "seen", "steps", "seconds"}.
+
+        ``bar``: a progress bar (:func:`streid_lib._progress.progress_bar`) advanced by one per step, its
+        postfix showing the running loss, accuracy and images/s every ``log_every`` steps.
+        """
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
         steps = 0
         t0 = time.perf_counter()
-        bar = tqdm(total=n_batches if max_steps is None else min(n_batches, max_steps), desc=desc, disable=not progress)
-        with bar:
-            for x, y in batches:
-                loss, ok = self.step(x, y)
-                b = int(y.shape[0])
-                loss_sum += loss * b
-                correct += ok
-                seen += b
-                steps += 1
-                if progress and (steps % log_every == 0 or steps == n_batches):
-                    # The only host synchronisation: once every `log_every` steps, for the progress bar.
-                    el = time.perf_counter() - t0
-                    bar.set_postfix(
-                        loss=f"{loss_sum.item() / seen:.4f}",
-                        acc=f"{correct.item() / seen:.3f}",
-                        img_s=f"{seen * world_size / max(el, 1e-9):.0f}",
-                    )
+        show = bar is not None and not bar.disable
+        for x, y in batches:
+            loss, ok = self.step(x, y)
+            b = int(y.shape[0])
+            loss_sum += loss * b
+            correct += ok
+            seen += b
+            steps += 1
+            if show and (steps % log_every == 0 or steps == n_batches):
+                # The only host synchronisation: once every `log_every` steps, for the progress bar.
+                el = time.perf_counter() - t0
+                bar.set_postfix(
+                    loss=f"{loss_sum.item() / seen:.4f}",
+                    acc=f"{correct.item() / seen:.3f}",
+                    img_s=f"{seen * world_size / max(el, 1e-9):.0f}",
+                    refresh=False,
+                )
+            if bar is not None:
                 bar.update(1)
-                if max_steps is not None and steps >= max_steps:
-                    break
+            if max_steps is not None and steps >= max_steps:
+                break
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return {
@@ -320,182 +329,102 @@ class EpochRunner:
         }
 
 
-def _resolve_config(
-    model: str,
-    epochs: int,
-    batch_size: int,
-    erasing: float,
-    height: int | None,
-    width: int | None,
-    weights: str,
-    seed: int,
-    lr: float,
-    lr_backbone: float,
-    decay_epoch: int | None,
-    loader: str,
-    precision: str,
-    compile: bool,
-    checkpoint_every: int,
-    workers: int | None,
-    device: torch.device,
-    world_size: int,
-    cuda_graph: str | bool = "auto",
-) -> TrainConfig:
-    if model not in MODEL_NAMES:
-        raise TrainError(f"model {model!r}: expected one of {MODEL_NAMES}")
-    if epochs < 1 or batch_size < 2 or checkpoint_every < 1:
-        raise TrainError(
-            f"epochs={epochs}, batch_size={batch_size}, checkpoint_every={checkpoint_every}: "
-            "expected epochs >= 1, batch_size >= 2, checkpoint_every >= 1"
-        )
-    if not 0.0 <= erasing <= 1.0:
-        raise TrainError(f"erasing={erasing}: expected a probability in [0, 1]")
-    if loader not in ("memory", "plain"):
-        raise TrainError(f"loader={loader!r}: expected 'memory' (fast path) or 'plain' (torchvision DataLoader)")
-    if precision not in ("auto", "bf16", "fp32"):
-        raise TrainError(f"precision={precision!r}: expected 'auto', 'bf16' or 'fp32'")
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and loader == "memory" else "fp32"
-    if precision == "bf16" and device.type != "cuda":
-        raise TrainError("precision='bf16' needs a CUDA device; CPU training runs in fp32")
-    if cuda_graph not in ("auto", True, False):
-        raise TrainError(f"cuda_graph={cuda_graph!r}: expected 'auto', True or False")
-    graph_ok = device.type == "cuda" and loader == "memory" and not compile and world_size == 1
-    if cuda_graph is True and not graph_ok:
-        raise TrainError(
-            "cuda_graph=True needs a CUDA device, loader='memory', no torch.compile and a single process "
-            f"(got device {device}, loader {loader!r}, compile={compile}, {world_size} processes)"
-        )
-    cuda_graph = graph_ok if cuda_graph == "auto" else bool(cuda_graph)
-    h0, w0 = TRAIN_SIZE[model]
-    height = int(height or h0)
-    width = int(width or w0)
-    if model == "densenet121" and min(height, width) < 32:
-        # its four /2 transitions leave no pixel below 32 px (PCB and ResNet-50 pool adaptively)
-        raise TrainError(f"input {height}x{width}: densenet121 needs at least 32 pixels in height and width")
-    # The reference resizes to 288×144 before a 256×128 crop (×1.125); PCB is resized only.
-    rh, rw = TRAIN_RESIZE[model]
-    resize = (round(height * rh / h0), round(width * rw / w0))
-    decay = default_decay_epoch(epochs) if decay_epoch is None else int(decay_epoch)
-    return TrainConfig(
-        model=model,
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        erasing=float(erasing),
-        height=height,
-        width=width,
-        resize=resize,
-        weights=str(weights),
-        seed=int(seed),
-        lr=float(lr),
-        lr_backbone=float(lr_backbone),
-        decay_epoch=decay,
-        loader=loader,
-        precision=precision,
-        compile=bool(compile),
-        cuda_graph=bool(cuda_graph),
-        checkpoint_every=int(checkpoint_every),
-        workers=int(vdata.default_workers() if workers is None else workers),
-        world_size=int(world_size),
-    )
-
-
-def _config_dict(cfg: TrainConfig) -> dict:
-    d = asdict(cfg)
-    d["resize"] = list(cfg.resize)
-    return d
-
-
 def train_model(
-    data_root: str | Path,
-    model: str = "pcb",
-    out_dir: str | Path = "runs/visual",
-    epochs: int = 60,
-    erasing: float = 0.0,
-    height: int | None = None,
-    width: int | None = None,
-    weights: str | os.PathLike = "imagenet",
+    config: TrainConfig,
+    *,
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
     device: str | torch.device = "auto",
-    seed: int = 0,
-    batch_size: int = 32,
-    lr: float = 0.1,
-    lr_backbone: float = 0.01,
-    decay_epoch: int | None = None,
-    loader: str = "memory",
-    precision: str = "auto",
-    compile: bool = False,
-    checkpoint_every: int = 5,
-    workers: int | None = None,
-    download_weights: bool = False,
-    cuda_graph: str | bool = "auto",
     resume: bool = True,
+    download_weights: bool = False,
     progress: bool = True,
+    label: str | None = None,
     _kill_after_epochs: int | None = None,
 ) -> Path:
     """Train a visual baseline on ``data_root/bounding_box_train`` and return the final checkpoint path.
 
     Args:
+        config: what is trained and how (:class:`~streid_lib.visual.config.TrainConfig`, checked when built).
         data_root: dataset root (Market-style or Duke-style names; ``sequence_lengths.json`` honoured).
-        model: ``"pcb"``, ``"resnet50"`` or ``"densenet121"``.
-        out_dir: run directory: ``last.pt`` (resumable checkpoint), ``history.json``, ``provenance.json``.
-        epochs: number of epochs (reference 60).
-        erasing: random-erasing probability (0.5 for the paper's "+RE" rows).
-        height, width: training input in pixels (default 384×192 PCB, 256×128 crops otherwise).
-        weights: ``"imagenet"`` (torch hub cache only), ``"none"`` (from scratch) or a backbone weights file.
+        out_dir: run directory (see the module doc); checked before any work (a folder that can be written).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        seed: seeds initialisation, shuffling, augmentation and dropout.
-        batch_size: images per step per process (reference 32).
-        lr, lr_backbone: learning rates of the new layers and of the backbone.
-        decay_epoch: 0-based epoch index from which lr is ×0.1 (default round(39/60·epochs)).
-        loader: ``"memory"`` (fast path) or ``"plain"`` (torchvision DataLoader, fp32).
-        precision: ``"auto"`` (bf16 on CUDA with the memory loader, else fp32), ``"bf16"`` or ``"fp32"``.
-        compile: wrap the model in ``torch.compile``.
-        cuda_graph: replay each training step as a CUDA graph (:class:`EpochRunner`); ``"auto"``: on with
-            the memory loader on one CUDA device without ``compile``.
-        checkpoint_every: epochs between checkpoints (the last epoch is always saved).
-        workers: decoding threads / DataLoader workers (default min(16, CPUs)).
+        resume: continue from ``out_dir/last.pt`` when it exists (its configuration must match); ``False``
+            starts afresh and replaces it at the first checkpoint.
         download_weights: allow downloading missing ImageNet weights (needs internet).
-        resume: continue from ``out_dir/last.pt`` when it exists (its configuration must match).
-        progress: show a tqdm bar (rank 0 only).
+        progress: a progress bar on stderr (rank 0 only): ``label``, epoch, step, ETA of the whole run, loss.
+        label: the name the progress shows (the study's model key, e.g. ``"pcb_re"``); default ``config.model``.
 
     Returns:
         Path of ``out_dir/last.pt``, holding the final weights, configuration, history and provenance.
+
+    Raises:
+        TrainError: a request that cannot run here (device, CUDA graphs, bf16), an unreadable or incompatible
+            ``last.pt``, an unwritable ``out_dir``. Nothing is written then.
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
     out_dir = Path(out_dir)
+    try:
+        check_output_path(out_dir, kind="folder", what="run directory")
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+    if (out_dir / LAST).is_dir():
+        raise TrainError(f"{out_dir / LAST}: is a folder; expected the run's checkpoint file (or nothing)")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
+    try:
+        cfg = resolve_config(config, dev, int(os.environ.get("WORLD_SIZE", "1")))
+    except ConfigError as exc:
+        raise TrainError(str(exc)) from None
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     rank, world, created_pg = _setup_distributed(dev)
     try:
         return _train(
-            data_root, out_dir, dev, rank, world, model, epochs, erasing, height, width, weights, seed, batch_size,
-            lr, lr_backbone, decay_epoch, loader, precision, compile, checkpoint_every, workers, download_weights,
-            resume, progress, _kill_after_epochs, cuda_graph,
+            cfg, data_root=Path(data_root), out_dir=out_dir, dev=dev, rank=rank, world=world, resume=resume,
+            download_weights=download_weights, progress=progress and rank == 0, label=label or cfg.model,
+            kill_after=_kill_after_epochs,
         )  # fmt: skip
     finally:
         if created_pg:
             dist.destroy_process_group()
 
 
+def _read_checkpoint(path: Path) -> dict:
+    """``torch.load`` a checkpoint on the CPU; an unreadable file is a :class:`TrainError` naming the way out."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated zip, pickle errors, a folder...: several exception types
+        raise TrainError(
+            f"{path} is not a readable checkpoint (truncated?); "
+            "delete it or pass --no-resume (resume=False) to start afresh"
+        ) from None
+
+
 def _train(
-    data_root, out_dir, dev, rank, world, model_name, epochs, erasing, height, width, weights, seed, batch_size,
-    lr, lr_backbone, decay_epoch, loader, precision, compile, checkpoint_every, workers, download_weights,
-    resume, progress, kill_after, cuda_graph="auto",
-) -> Path:  # fmt: skip
-    cfg = _resolve_config(
-        model_name, epochs, batch_size, erasing, height, width, str(weights), seed, lr, lr_backbone, decay_epoch,
-        loader, precision, compile, checkpoint_every, workers, dev, world, cuda_graph,
-    )  # fmt: skip
+    cfg: TrainConfig,
+    *,
+    data_root: Path,
+    out_dir: Path,
+    dev: torch.device,
+    rank: int,
+    world: int,
+    resume: bool,
+    download_weights: bool,
+    progress: bool,
+    label: str,
+    kill_after: int | None,
+) -> Path:
     last = out_dir / LAST
+    if rank == 0:
+        remove_stale_leftovers(out_dir)  # temp files of killed writers (never anything else)
     ckpt = None
-    if resume and last.is_file():
-        ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    if resume and last.exists():
+        ckpt = _read_checkpoint(last)
         _check_resumable(ckpt, cfg, last)
         if ckpt["epoch"] >= cfg.epochs:
-            if rank == 0 and progress:
-                print(f"{last}: already trained for {ckpt['epoch']} epochs; nothing to do")
+            progress_message(f"{label}: {last} already trained for {ckpt['epoch']} epochs; nothing to do", progress)
             return last
 
     paths, labels_np, class_pids = vdata.training_split(data_root)
@@ -511,33 +440,32 @@ def _train(
     history: list[dict] = []
     start_epoch = 0
     if ckpt is not None:
+        if [int(p) for p in ckpt["class_pids"]] != class_pids.tolist():
+            raise TrainError(f"{last}: its classes (person ids) differ from those in {data_root}")
         model.load_state_dict(ckpt["model_state"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
         history = list(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
         _restore_rng(ckpt["rng"])
         weights_info = ckpt["provenance"]["weights"]
-        if [int(p) for p in ckpt["class_pids"]] != class_pids.tolist():
-            raise TrainError(f"{last}: its classes (person ids) differ from those in {data_root}")
+        del ckpt
 
     provenance = {
         "kind": "visual-training",
         "model": cfg.model,
         "num_classes": n_classes,
         "n_train_images": len(paths),
-        "data_root": str(Path(data_root).resolve()),
+        "data_root": str(data_root.resolve()),
         "weights": weights_info,
         "input_size": [cfg.height, cfg.width],
         "train_resize": list(cfg.resize),
         "decay_epoch": cfg.decay_epoch,
-        "config": _config_dict(cfg),
+        "config": cfg.to_dict(),
         "torch": str(torch.__version__),
         "torchvision": str(__import__("torchvision").__version__),
         "python": platform.python_version(),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
     }
-    if rank == 0:
-        write_json_atomic(out_dir / "provenance.json", provenance)
 
     net: torch.nn.Module = model
     if world > 1:
@@ -550,74 +478,79 @@ def _train(
         t0 = time.perf_counter()
         images = vdata.decode_images(paths, *cfg.resize, workers=cfg.workers)
         trainset = vdata.MemoryTrainSet(images, labels, dev)
-        if rank == 0 and progress:
-            where = "device" if trainset.images_on_device else "pinned host memory"
-            print(
-                f"decoded {len(paths)} training images at {cfg.resize[0]}x{cfg.resize[1]} in "
-                f"{time.perf_counter() - t0:.1f} s ({images.numel() / 2**20:.0f} MiB uint8, on {where})"
-            )
+        where = "device" if trainset.images_on_device else "pinned host memory"
+        progress_message(
+            f"{label}: decoded {len(paths)} training images at {cfg.resize[0]}x{cfg.resize[1]} in "
+            f"{time.perf_counter() - t0:.1f} s ({images.numel() / 2**20:.0f} MiB uint8, on {where})",
+            progress,
+        )
         plain = None
+        n_batches = len(vdata.batch_slices(math.ceil(len(paths) / world), cfg.batch_size))  # this rank's shard
     else:
         trainset = None
         plain = vdata.plain_loader(
             paths, labels_np, cfg.resize, (cfg.height, cfg.width), cfg.erasing, cfg.batch_size, cfg.workers,
             cfg.seed, rank, world,
         )  # fmt: skip
+        n_batches = len(plain)
 
     runner = EpochRunner(
         net, optimizer, dev, amp=cfg.precision == "bf16", cuda_graph=cfg.cuda_graph, graph_batch=cfg.batch_size
     )
+    name = label if label == cfg.model else f"{label} ({cfg.model})"
+    bar = progress_bar(
+        total=cfg.epochs * n_batches, desc=f"train {name} epoch {start_epoch + 1}/{cfg.epochs}", enabled=progress,
+        initial=start_epoch * n_batches, unit="step",
+    )  # fmt: skip
     n = len(paths)
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        _set_lr(optimizer, epoch, cfg.decay_epoch)
-        # Every random stream restarts from (seed, epoch, rank): resuming at an epoch boundary is exact.
-        torch.manual_seed(vdata.derive_seed(cfg.seed, epoch, rank, 1))
-        if trainset is not None:
-            order = vdata.shard_indices(n, vdata.derive_seed(cfg.seed, epoch, 0), rank, world)
-            gen = torch.Generator(dev).manual_seed(vdata.derive_seed(cfg.seed, epoch, rank, 2))
-            batches = trainset.batches(order, cfg.batch_size, (cfg.height, cfg.width), cfg.erasing, gen)
-            n_batches = len(vdata.batch_slices(len(order), cfg.batch_size))
-        else:
+    with bar:
+        for epoch in range(start_epoch, cfg.epochs):
+            bar.set_description_str(f"train {name} epoch {epoch + 1}/{cfg.epochs}", refresh=False)
+            model.train()
+            _set_lr(optimizer, epoch, cfg.decay_epoch)
+            # Every random stream restarts from (seed, epoch, rank): resuming at an epoch boundary is exact.
+            torch.manual_seed(vdata.derive_seed(cfg.seed, epoch, rank, 1))
+            if trainset is not None:
+                order = vdata.shard_indices(n, vdata.derive_seed(cfg.seed, epoch, 0), rank, world)
+                gen = torch.Generator(dev).manual_seed(vdata.derive_seed(cfg.seed, epoch, rank, 2))
+                batches = trainset.batches(order, cfg.batch_size, (cfg.height, cfg.width), cfg.erasing, gen)
+            else:
+                if world > 1:
+                    plain.sampler.set_epoch(epoch)
+                plain.generator.manual_seed(vdata.derive_seed(cfg.seed, epoch, 0))
+                batches = plain
+            stats = runner.run(batches, n_batches, bar=bar, world_size=world)
+            totals = torch.stack([stats["loss_sum"].double(), stats["correct"].double()]).cpu()
+            totals = torch.cat([totals, torch.tensor([float(stats["seen"])], dtype=torch.float64)])
             if world > 1:
-                plain.sampler.set_epoch(epoch)
-            plain.generator.manual_seed(vdata.derive_seed(cfg.seed, epoch, 0))
-            batches, n_batches = plain, len(plain)
-        stats = runner.run(
-            batches, n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and rank == 0,
-            world_size=world,
-        )  # fmt: skip
-        totals = torch.stack([stats["loss_sum"].double(), stats["correct"].double()]).cpu()
-        totals = torch.cat([totals, torch.tensor([float(stats["seen"])], dtype=torch.float64)])
-        if world > 1:
-            totals = totals.to(dev)
-            dist.all_reduce(totals)
-            totals = totals.cpu()
-        seen = float(totals[2])
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "lr_factor": lr_factor(epoch, cfg.decay_epoch),
-                "loss": float(totals[0]) / seen,
-                "accuracy": float(totals[1]) / seen,
-                "images": int(seen),
-                "seconds": round(stats["seconds"], 3),
-                "images_per_s": round(seen / max(stats["seconds"], 1e-9), 1),
-            }
-        )
-        done = epoch + 1
-        if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
-            extra = {}
-            if done == cfg.epochs and world > 1:
-                extra["ddp_param_checksums"] = _param_checksums(model, world)
-            if rank == 0:
-                _save_checkpoint(last, model, optimizer, cfg, done, history, class_pids, provenance, extra)
-                write_json_atomic(out_dir / "history.json", history)
-            if world > 1:
-                dist.barrier()
-        if kill_after is not None and done - start_epoch >= kill_after and done < cfg.epochs:
-            # Test hook: stop as a killed process would, after this epoch's (possible) checkpoint.
-            raise _SimulatedKill(f"simulated kill after epoch {done}")
+                totals = totals.to(dev)
+                dist.all_reduce(totals)
+                totals = totals.cpu()
+            seen = float(totals[2])
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "lr_factor": lr_factor(epoch, cfg.decay_epoch),
+                    "loss": float(totals[0]) / seen,
+                    "accuracy": float(totals[1]) / seen,
+                    "images": int(seen),
+                    "seconds": round(stats["seconds"], 3),
+                    "images_per_s": round(seen / max(stats["seconds"], 1e-9), 1),
+                }
+            )
+            done = epoch + 1
+            if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
+                extra = {}
+                if done == cfg.epochs and world > 1:
+                    extra["ddp_param_checksums"] = _param_checksums(model, world)
+                if rank == 0:
+                    state = _checkpoint_state(model, optimizer, cfg, done, history, class_pids, provenance, extra)
+                    _write_run(out_dir, state, cfg, done)
+                if world > 1:
+                    dist.barrier()
+            if kill_after is not None and done - start_epoch >= kill_after and done < cfg.epochs:
+                # Test hook: stop as a killed process would, after this epoch's (possible) checkpoint.
+                raise _SimulatedKill(f"simulated kill after epoch {done}")
     return last
 
 
@@ -630,8 +563,7 @@ def _param_checksums(model: torch.nn.Module, world: int) -> list[float]:
     return [float(t.item()) for t in out]
 
 
-def _save_checkpoint(
-    path: Path,
+def _checkpoint_state(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     cfg: TrainConfig,
@@ -640,8 +572,8 @@ def _save_checkpoint(
     class_pids: np.ndarray,
     provenance: dict,
     extra: dict,
-) -> None:
-    ckpt: dict[str, Any] = {
+) -> dict[str, Any]:
+    return {
         "format": CHECKPOINT_FORMAT,
         "model_name": cfg.model,
         "num_classes": int(len(class_pids)),
@@ -649,63 +581,71 @@ def _save_checkpoint(
         "epoch": int(epoch),
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer_state": optimizer.state_dict(),
-        "config": _config_dict(cfg),
-        "history": history,
+        "config": cfg.to_dict(),
+        "history": list(history),
         "provenance": provenance,
         "rng": _rng_states(),
         **extra,
     }
+
+
+def _write_run(out_dir: Path, state: dict, cfg: TrainConfig, epoch: int) -> None:
+    """Write one checkpoint of the run (each file atomically): the kept copy, ``last.pt``, history, provenance.
+
+    The finished ``last.pt`` drops the resume-only states (:data:`_RESUME_ONLY`); ``last.pt`` comes before the
+    JSON files, so these never describe a checkpoint that is not there.
+    """
+    if cfg.keep_checkpoints:
+        _torch_save(out_dir / EPOCH_CHECKPOINT.format(epoch), state)
+    finished = epoch >= cfg.epochs
+    _torch_save(out_dir / LAST, {k: v for k, v in state.items() if not (finished and k in _RESUME_ONLY)})
+    write_json_atomic(out_dir / HISTORY, state["history"])
+    write_json_atomic(out_dir / PROVENANCE, state["provenance"])
+
+
+def _torch_save(path: Path, obj: dict) -> None:
     with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+        torch.save(obj, tmp)
 
 
 def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise TrainError(f"{path}: not a training checkpoint of this project (format {ckpt.get('format')!r})")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        fmt = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise TrainError(
+            f"{path}: not a training checkpoint of this project (format {fmt!r}); "
+            "use another --out directory, or pass --no-resume (resume=False) to replace it"
+        )
     saved = ckpt["config"]
-    now = _config_dict(cfg)
+    now = cfg.to_dict()
     diff = {k: (saved.get(k), now[k]) for k in _RESUME_KEYS if saved.get(k) != now[k]}
     if diff:
         raise TrainError(
             f"{path}: cannot resume, the configuration differs (saved, requested): {diff}; "
             "use another --out directory or the same options"
         )
+    if ckpt["epoch"] < cfg.epochs and not all(k in ckpt for k in _RESUME_ONLY):
+        raise TrainError(f"{path}: holds no optimizer state to resume from; pass --no-resume to start afresh")
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a training checkpoint (``last.pt``) on the CPU."""
     path = Path(path)
     if not path.is_file():
         raise TrainError(f"{path}: checkpoint not found")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return _read_checkpoint(path)
 
 
 def cli_train(args) -> int:
-    """``python -m streid_lib train ...`` (also under ``torchrun``)."""
+    """``python -m streid_lib train ...`` (also under ``torchrun``): options named as :class:`TrainConfig`'s fields."""
+    config = from_options(TrainConfig, args)
     path = train_model(
+        config,
         data_root=args.data,
-        model=args.model,
         out_dir=args.out,
-        epochs=args.epochs,
-        erasing=args.erasing,
-        height=args.height,
-        width=args.width,
-        weights=args.weights,
         device=args.device,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        lr=getattr(args, "lr", 0.1),
-        lr_backbone=getattr(args, "lr_backbone", 0.01),
-        decay_epoch=getattr(args, "decay_epoch", None),
-        loader=getattr(args, "loader", "memory"),
-        precision=getattr(args, "precision", "auto"),
-        compile=args.compile,
-        checkpoint_every=args.checkpoint_every,
-        workers=getattr(args, "workers", None),
-        download_weights=getattr(args, "download_weights", False),
-        cuda_graph={"auto": "auto", "on": True, "off": False}[getattr(args, "cuda_graph", "auto")],
-        resume=not getattr(args, "no_resume", False),
-        progress=not getattr(args, "no_progress", False),
+        resume=not args.no_resume,
+        download_weights=args.download_weights,
+        progress=not args.no_progress,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {path}")

@@ -1,0 +1,317 @@
+"""What a visual-stream run is asked to do, as objects: :class:`TrainConfig` and :class:`ExtractConfig`.
+
+One home for every option of training and extraction: its default, its valid range and its check. The command
+line builds its ``train`` and ``extract`` options (and their defaults) from these dataclasses, so this module
+imports no torch; the library entry points (:func:`~streid_lib.visual.train.train_model`,
+:func:`~streid_lib.visual.extract.extract_features`) take one of these objects.
+
+Both are keyword-only and frozen, and check every value when built (:class:`ConfigError` names the field, the
+value and what was expected). A ``None`` size or decay epoch means "the model's default" (below); a value ≤ 0 is
+an error, never a silent default. :func:`resolve_config` fills in everything that depends on the machine
+(device, number of processes, CPU count) and the model defaults, giving the complete configuration that a
+checkpoint stores and a resumed run must match.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+MODEL_NAMES = ("pcb", "resnet50", "densenet121")
+
+#: Reference input sizes (height, width) in pixels: training crop / test resize (docs/reference.md §2.5-2.6).
+TRAIN_SIZE = {"pcb": (384, 192), "resnet50": (256, 128), "densenet121": (256, 128)}
+#: Size the training images are resized to before the random crop (no crop for PCB).
+TRAIN_RESIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 144)}
+TEST_SIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 144)}
+#: DenseNet-121's four /2 transitions leave no pixel below this input size (PCB and ResNet-50 pool adaptively).
+DENSENET_MIN_SIZE = 32
+
+#: Reference schedule: decay from epoch index 39 of 60 (StepLR step 40, stepped at each epoch's start).
+REFERENCE_DECAY = (39, 60)
+
+
+class ConfigError(ValueError):
+    """An option value outside its range. ``field`` is the option's name, ``value`` what was given.
+
+    ``str(err)`` reads ``field=value: expected ...``, or ``--field value: expected ...`` when raised for a
+    command-line option (:func:`from_options`).
+    """
+
+    def __init__(self, field: str, value: Any, expected: str, *, option: bool = False) -> None:
+        where = f"--{field.replace('_', '-')} {value}" if option else f"{field}={value!r}"
+        super().__init__(f"{where}: expected {expected}")
+        self.field = field
+        self.value = value
+        self.expected = expected
+
+    def option_message(self) -> str:
+        """The message worded for the command line: ``--field value: expected ...``."""
+        return str(ConfigError(self.field, self.value, self.expected, option=True))
+
+
+def default_workers() -> int:
+    """Decoding threads / DataLoader workers: the CPU count, at most 16 (the reference's worker count)."""
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def default_decay_epoch(epochs: int) -> int:
+    """The reference's decay epoch index scaled to ``epochs``: round(39/60·epochs) (39 for 60 epochs)."""
+    return int(round(REFERENCE_DECAY[0] / REFERENCE_DECAY[1] * epochs))
+
+
+# ---------------------------------------------------------------- checks (one rule each)
+
+
+def _integer(name: str, value: Any, low: int, expected: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
+        raise ConfigError(name, value, expected)
+    return int(value)
+
+
+def _optional_integer(name: str, value: Any, low: int, expected: str) -> int | None:
+    return None if value is None else _integer(name, value, low, expected)
+
+
+def _real(name: str, value: Any, ok, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not ok(value):
+        raise ConfigError(name, value, expected)
+    return float(value)
+
+
+def _choice(name: str, value: Any, choices: tuple) -> Any:
+    if value not in choices:
+        raise ConfigError(name, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(name, value, "True or False")
+    return value
+
+
+def _set(obj: Any, **values: Any) -> None:
+    for k, v in values.items():
+        object.__setattr__(obj, k, v)
+
+
+_PIXELS = "a positive number of pixels (leave it unset for the model's default)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything that determines a training run (docs/reference.md §2.5); stored in every checkpoint.
+
+    Attributes:
+        model: ``"pcb"``, ``"resnet50"`` or ``"densenet121"``.
+        epochs: number of epochs (reference 60), ≥ 1.
+        batch_size: images per step per process (reference 32), ≥ 2 (BatchNorm needs two).
+        erasing: random-erasing probability in [0, 1] (0.5 for the paper's "+RE" rows).
+        height, width: training input in pixels; ``None``: 384×192 PCB, 256×128 crops otherwise.
+        resize: size (pixels) the images are resized to before the random crop; ``None``: the reference's ratio
+            (288×144 for a 256×128 crop; PCB is resized only). Must be at least the input size.
+        weights: ``"imagenet"`` (torch hub cache), ``"none"`` (from scratch) or a backbone weights file.
+        seed: seeds initialisation, shuffling, augmentation and dropout (≥ 0).
+        lr, lr_backbone: learning rates of the new layers (reference 0.1) and of the backbone (0.01), > 0.
+        momentum: Nesterov momentum in [0, 1) (reference 0.9); weight_decay ≥ 0 (reference 5e-4).
+        decay_epoch: 0-based epoch index from which the rates are ×0.1, in [0, epochs] (``epochs``: never);
+            ``None``: round(39/60·epochs).
+        loader: ``"memory"`` (fast path) or ``"plain"`` (torchvision DataLoader, fp32).
+        precision: ``"auto"`` (bf16 on CUDA with the memory loader, else fp32), ``"bf16"`` or ``"fp32"``.
+        compile: wrap the model in ``torch.compile``.
+        cuda_graph: replay each step as a CUDA graph: ``"auto"`` (on with the memory loader on one CUDA device
+            without ``compile``), ``"on"``/``True`` or ``"off"``/``False``.
+        checkpoint_every: epochs between checkpoints (≥ 1; the last epoch is always saved).
+        keep_checkpoints: also keep every checkpoint as ``epoch_NNN.pt`` (default: only ``last.pt``).
+        workers: decoding threads / DataLoader workers (≥ 0; ``None``: min(16, CPUs); 0 with the plain loader:
+            load in the main process).
+        world_size: number of training processes; set by :func:`resolve_config` from the launcher.
+    """
+
+    model: str = "pcb"
+    epochs: int = 60
+    batch_size: int = 32
+    erasing: float = 0.0
+    height: int | None = None
+    width: int | None = None
+    resize: tuple[int, int] | None = None
+    weights: str = "imagenet"
+    seed: int = 0
+    lr: float = 0.1
+    lr_backbone: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    decay_epoch: int | None = None
+    loader: str = "memory"
+    precision: str = "auto"
+    compile: bool = False
+    cuda_graph: str | bool = "auto"
+    checkpoint_every: int = 5
+    keep_checkpoints: bool = False
+    workers: int | None = None
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        model = _choice("model", self.model, MODEL_NAMES)
+        epochs = _integer("epochs", self.epochs, 1, "a whole number of epochs >= 1")
+        height = _optional_integer("height", self.height, 1, _PIXELS)
+        width = _optional_integer("width", self.width, 1, _PIXELS)
+        h, w = height or TRAIN_SIZE[model][0], width or TRAIN_SIZE[model][1]
+        if model == "densenet121" and min(h, w) < DENSENET_MIN_SIZE:
+            field, value = ("height", h) if h < DENSENET_MIN_SIZE else ("width", w)
+            raise ConfigError(field, value, f"at least {DENSENET_MIN_SIZE} pixels for densenet121 (input {h}x{w})")
+        resize = self.resize
+        if resize is not None:
+            if len(resize) != 2:
+                raise ConfigError("resize", resize, "(height, width) in pixels")
+            resize = tuple(_integer("resize", v, 1, _PIXELS) for v in resize)
+            if resize[0] < h or resize[1] < w:
+                raise ConfigError("resize", resize, f"at least the input size {h}x{w} (the crop must fit)")
+        cuda_graph = _choice("cuda_graph", self.cuda_graph, ("auto", "on", "off", True, False))
+        cuda_graph = (
+            {"on": True, "off": False}.get(cuda_graph, cuda_graph) if isinstance(cuda_graph, str) else cuda_graph
+        )
+        _set(
+            self,
+            model=model,
+            epochs=epochs,
+            batch_size=_integer("batch_size", self.batch_size, 2, "at least 2 images (BatchNorm needs two)"),
+            erasing=_real("erasing", self.erasing, lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+            height=height,
+            width=width,
+            resize=resize,
+            weights=str(self.weights),
+            seed=_integer("seed", self.seed, 0, "an integer >= 0"),
+            lr=_real("lr", self.lr, lambda v: v > 0, "a learning rate > 0"),
+            lr_backbone=_real("lr_backbone", self.lr_backbone, lambda v: v > 0, "a learning rate > 0"),
+            momentum=_real("momentum", self.momentum, lambda v: 0 <= v < 1, "a momentum in [0, 1)"),
+            weight_decay=_real("weight_decay", self.weight_decay, lambda v: v >= 0, "a weight decay >= 0"),
+            decay_epoch=_optional_integer(
+                "decay_epoch", self.decay_epoch, 0, f"an epoch index in [0, {epochs}] (epochs: no decay)"
+            ),
+            loader=_choice("loader", self.loader, ("memory", "plain")),
+            precision=_choice("precision", self.precision, ("auto", "bf16", "fp32")),
+            compile=_flag("compile", self.compile),
+            cuda_graph=cuda_graph,  # "auto", True or False
+            checkpoint_every=_integer("checkpoint_every", self.checkpoint_every, 1, "a number of epochs >= 1"),
+            keep_checkpoints=_flag("keep_checkpoints", self.keep_checkpoints),
+            workers=_optional_integer("workers", self.workers, 0, "a number of workers >= 0"),
+            world_size=_integer("world_size", self.world_size, 1, "a number of processes >= 1"),
+        )
+        if self.decay_epoch is not None and self.decay_epoch > epochs:
+            raise ConfigError("decay_epoch", self.decay_epoch, f"an epoch index in [0, {epochs}] (epochs: no decay)")
+        if self.weights == "":
+            raise ConfigError("weights", self.weights, "'imagenet', 'none' or a weights file")
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Training input (height, width) in pixels, the model's default where unset."""
+        h0, w0 = TRAIN_SIZE[self.model]
+        return self.height or h0, self.width or w0
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (as stored in checkpoints and provenance)."""
+        d = asdict(self)
+        if d["resize"] is not None:
+            d["resize"] = list(d["resize"])
+        return d
+
+
+def resolve_config(config: TrainConfig, device: Any = "cpu", world_size: int = 1) -> TrainConfig:
+    """The complete configuration of a run on ``device`` with ``world_size`` processes: nothing left unset.
+
+    Fills the model's input size, the reference's resize ratio, the decay epoch, the precision, whether CUDA
+    graphs are used and the worker count, and checks what depends on the device (bf16 and CUDA graphs need CUDA).
+    ``device`` is a ``torch.device`` or a string such as ``"cuda:0"``. Resolving twice gives the same object.
+    """
+    dev_type = getattr(device, "type", str(device).split(":")[0])
+    cfg = replace(config, world_size=int(world_size))
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if dev_type == "cuda" and cfg.loader == "memory" else "fp32"
+    if precision == "bf16" and dev_type != "cuda":
+        raise ConfigError("precision", "bf16", "'fp32' on this device: bf16 needs CUDA (CPU training runs in fp32)")
+    graph_ok = dev_type == "cuda" and cfg.loader == "memory" and not cfg.compile and cfg.world_size == 1
+    if cfg.cuda_graph is True and not graph_ok:
+        raise ConfigError(
+            "cuda_graph",
+            "on",
+            "a CUDA device, loader='memory', no torch.compile and a single process "
+            f"(got device {device}, loader {cfg.loader!r}, compile={cfg.compile}, {cfg.world_size} processes)",
+        )
+    h, w = cfg.input_size
+    h0, w0 = TRAIN_SIZE[cfg.model]
+    rh, rw = TRAIN_RESIZE[cfg.model]
+    # The reference resizes to 288×144 before a 256×128 crop (×1.125); PCB is resized only.
+    resize = cfg.resize or (round(h * rh / h0), round(w * rw / w0))
+    return replace(
+        cfg,
+        height=h,
+        width=w,
+        resize=resize,
+        decay_epoch=default_decay_epoch(cfg.epochs) if cfg.decay_epoch is None else cfg.decay_epoch,
+        precision=precision,
+        cuda_graph=graph_ok if cfg.cuda_graph == "auto" else cfg.cuda_graph,
+        workers=default_workers() if cfg.workers is None else cfg.workers,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractConfig:
+    """How features are extracted (docs/reference.md §2.6).
+
+    Attributes:
+        model: ``"pcb"``, ``"resnet50"`` or ``"densenet121"`` (the checkpoint's architecture).
+        batch_size: images per forward pass (≥ 1).
+        height, width: test resize in pixels; ``None``: 384×192 PCB, 288×144 others (the reference's).
+        precision: ``"fp32"`` (faithful) or ``"bf16"`` (CUDA autocast, faster).
+        workers: decoding threads (≥ 1; ``None``: min(16, CPUs)).
+        train: also extract the training images (``bounding_box_train``) into the file's training side.
+    """
+
+    model: str = "pcb"
+    batch_size: int = 128
+    height: int | None = None
+    width: int | None = None
+    precision: str = "fp32"
+    workers: int | None = None
+    train: bool = True
+
+    def __post_init__(self) -> None:
+        _set(
+            self,
+            model=_choice("model", self.model, MODEL_NAMES),
+            batch_size=_integer("batch_size", self.batch_size, 1, "at least 1 image"),
+            height=_optional_integer("height", self.height, 1, _PIXELS),
+            width=_optional_integer("width", self.width, 1, _PIXELS),
+            precision=_choice("precision", self.precision, ("fp32", "bf16")),
+            workers=_optional_integer("workers", self.workers, 1, "a number of threads >= 1"),
+            train=_flag("train", self.train),
+        )
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Test resize (height, width) in pixels, the model's default where unset."""
+        h0, w0 = TEST_SIZE[self.model]
+        return self.height or h0, self.width or w0
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    """``{field: default}`` of a config dataclass (for the command line's option defaults)."""
+    return {f.name: f.default for f in fields(cls)}
+
+
+def from_options(cls: type, options: Any) -> Any:
+    """Build ``cls`` from an argparse namespace: every field that has an option of the same name.
+
+    A value out of range raises :class:`ConfigError` worded for the command line (``--height 0: expected ...``).
+    """
+    given = {f.name: getattr(options, f.name) for f in fields(cls) if hasattr(options, f.name)}
+    try:
+        return cls(**given)
+    except ConfigError as exc:
+        raise ConfigError(exc.field, exc.value, exc.expected, option=True) from None
