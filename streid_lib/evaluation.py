@@ -98,7 +98,18 @@ def evaluate_features(
         threads = default_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise EvaluationError(f"threads: expected an integer >= 1, got {threads!r}")
-    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads))
+    improved = None
+    if mode == "improved":
+        from .improved import prepare_improved
+        from .metrics import RankingProtocol
+
+        info: dict[str, Any] = {}
+        # The improved model follows the faithful model's bins, cameras and overflow policy (base=model); it
+        # calibrates on the set's training side when there is one (params["improved"]["train_features"]). Its rows
+        # are ranked in the faithful rows' pass, sharing their cosine.
+        columns = RankingProtocol(fs.gallery).columns
+        improved = prepare_improved(fs, train, rerank, columns=columns, base=model, info=info)
+    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads), extra=improved)
     out_rows: dict[str, dict[str, float]] = {row: _summary(results[row]) for row in rows}
     params: dict[str, Any] = {
         "metric": metric.params(),
@@ -117,13 +128,8 @@ def evaluate_features(
         # Re-ranking lowers k1/k2 for sets smaller than k1 + 1 images: the values it used.
         eff = effective_params(len(fs.query) + len(fs.gallery), len(fs.query))
         params["rerank_params"] = {"k1": eff.k1, "k2": eff.k2, "lambda_value": eff.lambda_value, "n_images": eff.n}
-    if mode == "improved":
-        from .improved import improved_rows
-
-        info: dict[str, Any] = {}
-        # The improved model follows the faithful model's bins, cameras and overflow policy (base=model); it
-        # calibrates on the set's training side when there is one (params["improved"]["train_features"]).
-        out_rows.update({k: _summary(v) for k, v in improved_rows(fs, train, rerank, base=model, info=info).items()})
+    if improved is not None:
+        out_rows.update({row: _summary(results[row]) for row in improved.rows})
         params["improved"] = info
     first = results[rows[0]]
     return {
@@ -143,23 +149,42 @@ def rank_rows(
     rows: Sequence[str] = ROWS,
     chunk_size: int = 256,
     threads: int = 1,
+    extra: Any = None,
 ) -> dict[str, Any]:
     """Per-query metrics (:class:`streid_lib.metrics.RankingResult`) of each selected row, chunk by chunk.
 
     The rows of a chunk share everything that does not depend on the scores: the ST lookup index
-    (:func:`streid_lib.joint.iter_score_chunks`) and the protocol's good/junk items
+    (:class:`streid_lib.joint.ChunkScorer`) and the protocol's good/junk items
     (:class:`streid_lib.metrics.RankingProtocol`, one :class:`~streid_lib.metrics.QueryChunk` per chunk). Only the
     gallery items that can take part in a ranking are scored (pid -1 items are junk for every query), and the ST
     row is ranked on the dense ranks of p (``rank_only``): both change no figure, only the work.
 
+    ``extra`` adds rows computed from the same chunk's cosine: an object with ``rows`` (names) and
+    ``extra(sl, s) -> {row: scores}`` on the protocol's columns (``s`` None when no faithful row needs the cosine),
+    e.g. :class:`streid_lib.improved.ImprovedRows`. The faithful rows' figures do not depend on it.
+
     With ``threads > 1`` the rows of chunk i are ranked by worker threads while chunk i+1 is scored
     (:func:`streid_lib.metrics.rank_chunks`); each row's chunks still reach its accumulator in query order.
     """
-    from .metrics import RankingProtocol, rank_chunks
+    from .joint import ChunkScorer
+    from .metrics import RankingProtocol, iter_row_chunks, rank_chunks
 
+    rows = check_rows(rows)
     protocol = RankingProtocol(fs.gallery)
-    chunks = iter_score_chunks(fs, model, metric, rows, chunk_size, columns=protocol.columns, rank_only=True)
-    return rank_chunks(chunks, fs.query, protocol, rows, threads)
+    if extra is None:
+        chunks = iter_score_chunks(fs, model, metric, rows, chunk_size, columns=protocol.columns, rank_only=True)
+        return rank_chunks(chunks, fs.query, protocol, rows, threads)
+    # iter_score_chunks' three stages, with the extra rows fed the chunk's cosine.
+    scorer = ChunkScorer(fs, model, metric, rows, protocol.columns, True)
+
+    def chunks_with_extra():
+        for sl in iter_row_chunks(len(fs.query), int(chunk_size)):
+            s = scorer.similarity(sl)
+            scores = scorer.fuse(s, scorer.st_lookup(sl))
+            scores.update(extra(sl, s))
+            yield sl, scores
+
+    return rank_chunks(chunks_with_extra(), fs.query, protocol, [*rows, *extra.rows], threads)
 
 
 def _package_version() -> str:

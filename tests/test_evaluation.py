@@ -90,12 +90,24 @@ def test_rerank_and_improved_hooks(setup, monkeypatch):
     rerank.rerank_rows = lambda fs_, model_, metric_: calls.append("rerank") or {"VIS+re-rank": fake}
     rerank.effective_params = importlib.import_module("streid_lib.rerank").effective_params
     improved = types.ModuleType("streid_lib.improved")
-    improved.improved_rows = lambda fs_, train_, rr, base, info: calls.append(("improved", rr)) or {"improved": fake}
+
+    class FakeRows:  # the improved rows are ranked in the faithful pass, from its cosine
+        rows = ["improved"]
+
+        def __call__(self, sl, s):
+            return {"improved": -s}
+
+    def prepare(fs_, train_, rr, columns, base, info):
+        calls.append(("improved", rr))
+        return FakeRows()
+
+    improved.prepare_improved = prepare
     monkeypatch.setitem(sys.modules, "streid_lib.rerank", rerank)
     monkeypatch.setitem(sys.modules, "streid_lib.improved", improved)
     result = evaluate_features(fs, model, rows=("VIS",), rerank=True, mode="improved", train=train)
-    assert list(result["rows"]) == ["VIS", "VIS+re-rank", "improved"] and result["rows"]["improved"] == fake
-    assert calls == ["rerank", ("improved", True)]
+    assert list(result["rows"]) == ["VIS", "VIS+re-rank", "improved"]
+    assert result["rows"]["improved"]["R1"] < result["rows"]["VIS"]["R1"]  # the reversed cosine ranks worse
+    assert calls == [("improved", True), "rerank"]
     with pytest.raises(EvaluationError, match="needs the training metadata"):
         evaluate_features(fs, model, rows=("VIS",), mode="improved")
     with pytest.raises(EvaluationError, match="mode"):

@@ -92,3 +92,23 @@ def test_improved_rerank_keeps_rank1_on_the_spread_fallback() -> None:
     fs = synthetic_world(seed=6, n_ids=80, noise=2.2)
     rows = improved_rows(fs.without_train(), fs.train, rerank=True, config=SMALL, st_params=BINS)
     assert rows["improved+re-rank"]["R1"] >= rows["improved"]["R1"] - 5.0
+
+
+def test_improved_rows_in_the_faithful_pass_equal_the_standalone_rows(world, fitted) -> None:
+    # evaluate ranks the improved rows beside the faithful ones, from the same cosine: same figures as alone, and
+    # the faithful rows do not move.
+    from streid_lib.evaluation import rank_rows
+    from streid_lib.improved import ImprovedRows
+    from streid_lib.metrics import RankingProtocol
+
+    model = fit_st_model(world.train, "duke")
+    alone = improved_results(world, fitted, True)
+    cols = RankingProtocol(world.gallery).columns
+    for rows in (("VIS", "st-ReID"), ("ST",)):  # with and without a faithful cosine to share
+        shared = rank_rows(world, model, rows=rows, chunk_size=9, threads=2,
+                           extra=ImprovedRows(world, fitted, True, columns=cols))  # fmt: skip
+        plain = rank_rows(world, model, rows=rows, chunk_size=9, threads=2)
+        for row in alone:
+            np.testing.assert_array_equal(shared[row].ap, alone[row].ap)
+        for row in rows:
+            np.testing.assert_array_equal(shared[row].ap, plain[row].ap)

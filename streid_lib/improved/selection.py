@@ -248,6 +248,16 @@ class _Search:
         return best
 
 
+def _import_quietly(*modules: str) -> None:
+    from importlib import import_module
+
+    for module in modules:
+        try:
+            import_module(module)
+        except ImportError:
+            pass
+
+
 def _none(row: Mapping[str, Any]) -> dict[str, Any]:
     """A table row as a candidate (NaN, the table's "no multiplier", back to None)."""
     out = dict(row)
@@ -297,11 +307,16 @@ def select_hyperparameters(
         gain_vs_chosen and se_vs_chosen (its criterion minus the chosen one's, and the standard error)).
         ``df.attrs["per_fold"]`` has the per-fold rows, ``df.attrs["rerank"]`` the re-ranking candidates.
     """
-    import pandas as pd
 
     cfg = SelectionConfig() if config is None else config
     feats = check_train_features(train, train_features)
     params = resolve_st_params(train, st_params)
+    if feats is not None:
+        # scikit-learn's and pandas' imports (~0.5 s of a CLI run) overlap the folds' preparation (GEMMs, lookups);
+        # a failing import is left to the main thread, which reports it where the module is used.
+        import threading
+
+        threading.Thread(target=_import_quietly, args=("sklearn.linear_model", "pandas"), daemon=True).start()
     search = _Search(train, feats, cfg, params)
     current: dict[str, Any] = {
         "counting": cfg.countings[0], "sigma": float(cfg.sigma0), "direction_prior": True, "pair_prior": True,
@@ -364,6 +379,8 @@ def select_hyperparameters(
         w, source = w_log * scale, "calibrated"
         if rerank:
             rerank_choice, rr_table = _select_rerank(search, current)
+    import pandas as pd  # here, not at the top: its import overlaps the folds in the import thread above
+
     table = _table(pd.DataFrame(search.records), current, cfg.criterion)
     gains = [search.gain(dict(zip(CANDIDATE_KEYS, k[:-1]), w_scale=k[-1]), current) for k in search.done]
     order = {k: i for i, k in enumerate(search.done)}  # the table lists candidates in the order they were ranked
