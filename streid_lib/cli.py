@@ -176,11 +176,22 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reproduce", help="run the study's notebooks in order with papermill")
+    p = sub.add_parser(
+        "reproduce",
+        help="run the study's notebooks in order with papermill",
+        description="Run the study's notebooks in order; executed (signed) copies go to OUT/notebooks. The terminal "
+        "shows each notebook as it starts, the kernels' progress bars and warnings, and the time per notebook.",
+    )
     p.add_argument("--profile", choices=["smoke", "default", "paper"], default=None, help="default: smoke under CI")
-    p.add_argument("--out", default=None, help="run directory (default runs/<profile>)")
+    p.add_argument("--out", default=None, help="run directory (default runs/<profile>); same as -p out_dir")
     p.add_argument(
-        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="notebook parameter"
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter (a name of the notebooks' parameters cell), converted to its type",
     )
     p.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name contains one of these")
     p.set_defaults(func="streid_lib.reproduce:cli_reproduce")
@@ -195,17 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; library errors and Ctrl-C end with one line on stderr, never a traceback.
+
+    Exit codes: 0 done, 1 the work failed (e.g. a notebook raised), 2 bad input or destination, 130 interrupted.
+    """
     args = build_parser().parse_args(argv)
     module_name, func_name = args.func.split(":")
-    import importlib
-
-    func = getattr(importlib.import_module(module_name), func_name)
     try:
+        import importlib
+
+        func = getattr(importlib.import_module(module_name), func_name)
         return int(func(args) or 0)
     except (ValueError, FileNotFoundError) as exc:
         # Library errors carry a message that names the file/field; show it without a traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -389,34 +389,19 @@ def _train_record(kind: str, path: Path, train: Metadata, **extra: Any) -> dict[
 
 
 def check_output_file(path: str | Path, option: str = "--json") -> Path:
-    """Check, before any work, that a result file can be written at ``path``; return it.
+    """Check, before any work, that a result file can be written at ``path`` (:func:`streid_lib._io.check_output_path`).
 
-    The path must not be a folder. Missing parent folders are created when the file is written (as ``extract``
-    and ``train`` do), so the nearest existing ancestor must be a folder in which this process can create a file:
-    that is probed with a temporary file of :mod:`streid_lib._io`'s naming, removed at once.
+    Missing parent folders are created when the file is written (as ``extract`` and ``train`` do).
 
     Raises:
-        EvaluationError: one line naming the path, the option and why.
+        EvaluationError: one line naming the option, the path and why.
     """
-    import tempfile
+    from ._io import check_output_path
 
-    path = Path(path)
-    if path.is_dir():
-        raise EvaluationError(f"{path}: {option}: that path is a folder; expected a file name, e.g. {path / 'x.json'}")
-    if path.name in ("", ".", ".."):
-        raise EvaluationError(f"{path}: {option}: expected a file name")
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise EvaluationError(f"{path}: {option}: cannot create folder {path.parent}: {ancestor} is not a folder")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=ancestor)
-    except OSError as exc:
-        raise EvaluationError(f"{path}: {option}: cannot write in {ancestor} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
-    return path
+        return check_output_path(path, kind="file", what=f"{option} file")
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def choose_training(args: argparse.Namespace, fs: FeatureSet) -> tuple[Metadata | None, dict[str, Any]]:

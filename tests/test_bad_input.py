@@ -252,7 +252,7 @@ def test_json_onto_a_folder(clean, tmp_path, capsys, nothing_computed):
     line = assert_error(
         run(capsys, "evaluate", "--features", str(path), "--dataset", "duke", "--json", str(tmp_path / "out"))
     )
-    assert line.startswith(f"error: {tmp_path / 'out'}: --json: that path is a folder; expected a file name")
+    assert line.startswith(f"error: --json file {tmp_path / 'out'}: is a folder; expected a file path")
 
 
 def test_json_under_a_file(clean, tmp_path, capsys, nothing_computed):
@@ -261,7 +261,7 @@ def test_json_under_a_file(clean, tmp_path, capsys, nothing_computed):
     target = tmp_path / "f.npz" / "result.json"
     assert_error(
         run(capsys, "evaluate", "--features", str(path), "--dataset", "duke", "--json", str(target)),
-        f"{target}: --json: cannot create folder {tmp_path / 'f.npz'}: {tmp_path / 'f.npz'} is not a folder",
+        f"--json file {target}: cannot be created, {tmp_path / 'f.npz'} is a file",
     )
 
 
@@ -272,7 +272,7 @@ def test_json_where_nothing_can_be_written(clean, capsys, nothing_computed):
         pytest.skip("/sys is absent or writable here")
     assert_error(
         run(capsys, "evaluate", "--features", str(path), "--dataset", "duke", "--json", "/sys/result.json"),
-        "/sys/result.json: --json: cannot write in /sys (",
+        "--json file /sys/result.json: cannot write in /sys (",
     )
 
 
@@ -285,7 +285,7 @@ def test_json_into_a_read_only_folder(clean, tmp_path, capsys, nothing_computed)
     try:
         assert_error(
             run(capsys, "evaluate", "--features", str(path), "--dataset", "duke", "--json", str(ro / "r.json")),
-            f"{ro / 'r.json'}: --json: cannot write in {ro} (Permission denied)",
+            f"--json file {ro / 'r.json'}: cannot write in {ro} (Permission denied)",
         )
     finally:
         ro.chmod(0o700)

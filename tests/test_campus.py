@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +309,100 @@ def test_cli_synth(tmp_path, capsys):
         assert next(csv.reader(fh)) == ["path", "pid", "camera", "frame"]
     assert isinstance(load_truth(out), TransitTruth)
     assert main(["synth", "--out", str(tmp_path / "bad"), "--preset", "tiny", "--seed", "-1"]) == 2
+
+
+# -- replacing a folder: only the generator's own files ---------------------------------------------------------
+
+
+def test_synth_refuses_to_replace_a_campus_holding_user_files(tmp_path, capsys):
+    from streid_lib.cli import main
+
+    out = tmp_path / "campus"
+    assert main(["synth", "--out", str(out), "--preset", "tiny"]) == 0
+    (out / "runs").mkdir()
+    (out / "runs" / "table.csv").write_text("mine")
+    (out / "my_features.npz").write_bytes(b"mine")
+    (out / "bounding_box_train" / "0001_c9s1_000001_01.jpg").write_bytes(b"mine")
+    (out / "notes.md").write_text("mine")
+    before = tree_hash(out)
+    capsys.readouterr()
+    assert main(["synth", "--out", str(out), "--preset", "tiny", "--seed", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out}: holds 4 file(s) the campus generator did not write "
+        "(bounding_box_train/0001_c9s1_000001_01.jpg, my_features.npz, notes.md, ...); "
+        "refusing to replace it (move them elsewhere or choose another --out)\n"
+    )
+    assert tree_hash(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["campus"]  # nothing staged beside it
+
+
+def test_a_campus_of_only_its_own_files_is_replaced(tmp_path):
+    out = tmp_path / "campus"
+    info = generate_campus(out, "tiny", seed=5, progress=False)
+    rec = json.loads((out / INFO_FILE).read_text())
+    assert rec["written_files"] == sorted(p.name for p in info.files.values())
+    assert all((out / name).is_file() for name in rec["written_files"])
+    generate_campus(out, "tiny", seed=0, progress=False)
+    assert json.loads((out / INFO_FILE).read_text())["seed"] == 0
+    # A campus from before campus.json listed its files: its fixed set of files is known.
+    del rec["written_files"]
+    (out / INFO_FILE).write_text(json.dumps(rec))
+    generate_campus(out, "tiny", seed=1, images=False, progress=False)
+    assert not (out / "bounding_box_train").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["campus"]
+
+
+def test_a_killed_synth_leaves_a_partial_folder_that_the_next_run_removes(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".campus.partial-{dead.pid}"
+    (stale / "bounding_box_train").mkdir(parents=True)
+    (stale / "train.txt").write_text("half written")
+    other = tmp_path / f".other.partial-{dead.pid}"  # another target's leftover: not this run's business
+    other.mkdir()
+    generate_campus(tmp_path / "campus", "tiny", images=False, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "campus"]
+
+
+def test_synth_checks_its_destination_before_any_work(tmp_path, capsys, monkeypatch):
+    from streid_lib.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setattr("streid_lib.campus.dataset.build_network", _no_work)
+    assert main(["synth", "--out", str(blocker / "campus"), "--preset", "tiny"]) == 2
+    msg = f"error: campus folder {blocker / 'campus'}: cannot be created, {blocker} is a file\n"
+    assert capsys.readouterr().err == msg
+    assert main(["synth", "--out", str(blocker), "--preset", "tiny"]) == 2
+    assert capsys.readouterr().err == f"error: {blocker}: exists and is not a folder\n"
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="no /sys here (a place that refuses new files, even to root)")
+def test_synth_refuses_a_destination_where_nothing_can_be_written(capsys, monkeypatch):
+    from streid_lib.cli import main
+
+    monkeypatch.setattr("streid_lib.campus.dataset.build_network", _no_work)
+    assert main(["synth", "--out", "/sys/streid-campus", "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: campus folder /sys/streid-campus: cannot write in /sys (")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders (see the /sys test)")
+def test_synth_refuses_a_read_only_destination(tmp_path, capsys, monkeypatch):
+    from streid_lib.cli import main
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    monkeypatch.setattr("streid_lib.campus.dataset.build_network", _no_work)
+    try:
+        assert main(["synth", "--out", str(ro / "campus"), "--preset", "tiny"]) == 2
+        msg = f"error: campus folder {ro / 'campus'}: cannot write in {ro} (Permission denied)\n"
+        assert capsys.readouterr().err == msg
+    finally:
+        ro.chmod(0o700)
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the destination must be checked before any work")

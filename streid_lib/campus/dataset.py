@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
 import os
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .._io import write_json_atomic, write_text_atomic
+from .._io import check_output_path, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
 from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
 from .config import CampusConfig, resolve_config
 from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
@@ -175,29 +176,107 @@ def _names(
     )
 
 
-def _prepare_root(out: Path) -> Path:
-    """A fresh staging folder beside ``out``; refuses to replace a folder that is not a campus."""
-    if out.exists():
-        if not out.is_dir():
+#: Files of a campus written before ``campus.json`` listed them (``written_files``).
+_LEGACY_FILES = (
+    INFO_FILE,
+    MANIFEST_FILE,
+    SEQ_LENGTHS_FILE,
+    TRUTH_FILE,
+    *(f"{s}.txt" for s in SPLITS),
+    *(f"manifest_{s}.csv" for s in SPLITS),
+)
+
+
+def _own_files(root: Path) -> tuple[set[str], set[str]]:
+    """(files, folders), relative to ``root``, that the campus generator wrote there, read from its ``campus.json``."""
+    try:
+        info = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))
+        files = set(info.get("written_files", _LEGACY_FILES))
+        with_images = bool(info.get("images", True))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set(), set()  # unreadable: nothing in the folder can be vouched for
+    folders: set[str] = set()
+    if with_images and MANIFEST_FILE in files:
+        try:
+            with (root / MANIFEST_FILE).open(newline="", encoding="utf-8") as fh:
+                rows = csv.reader(fh)
+                next(rows, None)
+                files.update(row[0] for row in rows if row)
+        except (OSError, ValueError):
+            pass  # its images cannot be vouched for either
+        folders = {SPLIT_FOLDERS[s] for s in SPLITS}
+    return files, folders
+
+
+def _foreign_entries(root: Path) -> list[str]:
+    """Entries under ``root`` (relative; folders with a trailing ``/``) that the campus generator did not write."""
+    files, folders = _own_files(root)
+    foreign = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        for d in list(dirnames):
+            r = (rel / d).as_posix()
+            if r not in folders or (Path(dirpath) / d).is_symlink():
+                foreign.append(r + "/")
+                dirnames.remove(d)  # a foreign folder is named once, not file by file
+        foreign.extend(r for f in filenames if (r := (rel / f).as_posix()) not in files)
+    return sorted(foreign)
+
+
+def _check_destination(out: Path) -> None:
+    """Refuse a destination that cannot be written or holds files the generator did not write (before any work).
+
+    Also removes staging folders that killed earlier runs left beside ``out`` (``.NAME.partial-PID``).
+    """
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink():
             raise CampusError(f"{out}: exists and is not a folder")
-        entries = [p.name for p in out.iterdir()]
-        if entries and INFO_FILE not in entries:
-            raise CampusError(
-                f"{out}: folder is not empty and holds no {INFO_FILE}; refusing to replace something "
-                "that is not a campus dataset (choose an empty or new --out)"
-            )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir()
+        if any(out.iterdir()):
+            if not (out / INFO_FILE).is_file():
+                raise CampusError(
+                    f"{out}: folder is not empty and holds no {INFO_FILE}; refusing to replace something "
+                    "that is not a campus dataset (choose an empty or new --out)"
+                )
+            foreign = _foreign_entries(out)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise CampusError(
+                    f"{out}: holds {len(foreign)} file(s) the campus generator did not write ({shown}); "
+                    "refusing to replace it (move them elsewhere or choose another --out)"
+                )
+    try:  # an existing campus is replaced by renames: the folder above it must take new entries
+        if out.exists():
+            check_output_path(out.parent, kind="folder", what="folder above the campus")
+        else:
+            check_output_path(out, kind="folder", what="campus folder")
+    except ValueError as exc:
+        raise CampusError(str(exc)) from None
+    remove_stale_leftovers(out.parent, name=out.name)
+
+
+def _prepare_root(out: Path) -> Path:
+    """A fresh staging folder beside ``out`` (``.NAME.partial-PID``), renamed onto ``out`` when finished."""
+    stage = partial_dir(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if stage.exists():
+            shutil.rmtree(stage)
+        stage.mkdir()
+    except OSError as exc:
+        raise CampusError(f"{out}: cannot be written ({exc.strerror or exc})") from None
     return stage
 
 
 def _swap_into_place(stage: Path, out: Path) -> None:
-    """Move the finished staging folder onto ``out`` (a reader never sees a half-written dataset)."""
+    """Move the finished staging folder onto ``out`` (a reader never sees a half-written dataset).
+
+    The destination is checked again first, so files added to it while the campus was generated are never lost.
+    The old campus is moved aside under a staging name: a run killed in between leaves a leftover that the next
+    run in the same place removes (:func:`streid_lib._io.remove_stale_leftovers`).
+    """
+    _check_destination(out)
     if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        old = Path(f"{stage}-old")
         os.replace(out, old)
         os.replace(stage, out)
         shutil.rmtree(old, ignore_errors=True)
@@ -217,7 +296,8 @@ def generate_campus(
     """Generate a campus dataset root (see the package docstring for the layout).
 
     Args:
-        out: dataset root to write (created; an earlier campus there is replaced).
+        out: dataset root to write (created). An earlier campus there is replaced, but only when every file in
+            it is one the generator wrote (``campus.json`` lists them, the images are those of ``manifest.csv``).
         preset: ``"tiny"``, ``"small"``, ``"large"`` or a :class:`CampusConfig`.
         seed: draws the people, their appearance and the truth's Monte Carlo; same seed → same bytes.
         naming: ``"market"`` (``PPPP_cXsY_FFFFFF_BB.jpg``) or ``"duke"`` (``PPPP_cC_fFFFFFFF.jpg``).
@@ -226,7 +306,8 @@ def generate_campus(
         overrides: :class:`CampusConfig` fields to change, e.g. ``n_cams=4``.
 
     Raises:
-        CampusError: a bad preset/parameter, or ``out`` holds something that is not a campus.
+        CampusError: a bad preset/parameter, ``out`` cannot be written, or it holds files the generator did not
+            write (checked before any work).
     """
     t0 = time.perf_counter()
     if naming not in ("market", "duke"):
@@ -240,6 +321,7 @@ def generate_campus(
             f"n_people + n_distractors = {cfg.n_people + cfg.n_distractors}: at most 9999 (4-digit person ids)"
         )
     out = Path(out)
+    _check_destination(out)
     net = build_network(cfg.n_cams, cfg.layout_seed)
     ss = np.random.SeedSequence([int(seed), 2019])
     rng_sim, rng_split, rng_truth, rng_render = (np.random.default_rng(s) for s in ss.spawn(4))
@@ -330,6 +412,9 @@ def generate_campus(
             "frames": "global frame = offset(camera, sequence) + local frame; all cameras share one clock",
         }
         files["info"] = out / INFO_FILE
+        # What this generator wrote besides the images (those are manifest.csv's paths): a later run may replace
+        # the folder only if it holds nothing else.
+        info["written_files"] = sorted(p.name for p in files.values())
         write_json_atomic(stage / INFO_FILE, info)
         _swap_into_place(stage, out)
     except BaseException:
@@ -364,7 +449,7 @@ def _write_manifest(path: Path, sel, split, names, pids, cams, frames) -> None:
 
 
 def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, progress) -> None:
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
     outfits = draw_outfits(int(owner.max(initial=0)) + 1, rng, cfg.n_outfits)
     looks = draw_camera_looks(cfg.n_cams, np.random.default_rng([cfg.layout_seed, 57]))
@@ -373,7 +458,7 @@ def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, 
         (stage / SPLIT_FOLDERS[s]).mkdir()
     folders = [stage / SPLIT_FOLDERS[s] for s in SPLITS]
     batch = 128
-    with tqdm(total=len(order), desc="campus images", unit="img", disable=not progress, delay=1.0) as bar:
+    with progress_bar(len(order), "campus images", enabled=progress, unit="img", delay=1.0) as bar:
         for start in range(0, len(order), batch):
             idx = order[start : start + batch]
             c0 = cams[idx] - 1

@@ -134,13 +134,6 @@ class TransitTruth:
         a, b = np.nonzero(self.pair_n > 0)
         return [(int(i) + 1, int(j) + 1) for i, j in zip(a, b)]
 
-    def mean_transit_s(self) -> np.ndarray:
-        """(K, K) mean |Δ mean frame| per ordered pair, seconds (NaN where empty)."""
-        centres = (np.arange(self.counts.shape[2]) + 0.5) * self.base_bin_width
-        n = self.pair_n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (self.counts * centres).sum(axis=2) / n / self.fps
-
     def save(self, path: str | Path) -> Path:
         return write_npz_deterministic(
             path,
