@@ -12,7 +12,6 @@ ranks are by descending score with ties broken by gallery order. All figures are
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
