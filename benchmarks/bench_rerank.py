@@ -17,7 +17,7 @@ order as :func:`streid_lib.rerank.joint_score_matrix` returns it. Then it resets
 * extra peak: ``VmHWM`` after the call minus ``VmRSS`` before it, i.e. the peak resident memory *beyond* the
   input matrix (and the interpreter), which includes the (nq, ng) output.
 
-The "dense" method is :func:`streid_lib.rerank_reference.reference_rerank_scores`, the slow reference that the
+The "dense" method is :func:`streid_lib.rerank_reference.reference_rerank_distances`, the slow reference that the
 tests also use: the published algorithm written out image by image with dense arrays (one float64 N×N distance,
 dense float32 V and query-expanded V, a Python loop per image and per query). Unlike the published code it
 ranks with a stable sort (ties by the smaller index, as :mod:`streid_lib.rerank`) and finds the Jaccard sums by
@@ -76,11 +76,11 @@ def child(method: str, n: int, seed: int, out_npy: str | None) -> dict:
     J, nq = synthetic_joint(n, seed)
     build_s = time.perf_counter() - t0
     if method == "dense":
-        from streid_lib.rerank_reference import reference_rerank_scores
+        from streid_lib.rerank_reference import reference_rerank_distances
 
-        run = lambda: reference_rerank_scores(J, nq)  # noqa: E731
+        run = lambda: reference_rerank_distances(J, nq)  # noqa: E731
     else:
-        from streid_lib.rerank import rerank_scores
+        from streid_lib.rerank import rerank_distances
 
         if method == "torch":
             import torch  # (import cost is not part of the re-ranking step)
@@ -88,7 +88,7 @@ def child(method: str, n: int, seed: int, out_npy: str | None) -> dict:
             if torch.cuda.is_available():  # nor is creating the CUDA context (once per process)
                 torch.zeros(1, device="cuda")
                 torch.cuda.synchronize()
-        run = lambda: rerank_scores(J, nq, backend=method, progress=False)  # noqa: E731
+        run = lambda: rerank_distances(J, nq, backend=method, progress=False)  # noqa: E731
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     except OSError:  # some sandboxes refuse it: the peak then also counts the matrix build

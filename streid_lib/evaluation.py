@@ -12,7 +12,6 @@ ranks are by descending score with ties broken by gallery order. All figures are
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from .metadata import (
     read_name_lines,
     read_seq_lengths_file,
 )
+from .metrics import default_threads
 from .st_model import SpatialTemporalModel, STModelError, fit_st_model, load_st_model
 
 #: Columns of the table: (key in a summary, header).
@@ -73,38 +73,44 @@ def evaluate_features(
         chunk_size: queries scored at once (memory O(chunk_size × n_gallery)).
         rerank: also add ``VIS+re-rank`` and ``st-ReID+re-rank`` (:func:`streid_lib.rerank.rerank_rows`).
         mode: ``"faithful"``, or ``"improved"`` to add the Bayesian-fusion rows
-            (:func:`streid_lib.improved.improved_rows`, which needs ``train``).
-        train: training metadata; needed by ``mode="improved"``.
-        threads: worker threads that rank the rows of a chunk while the next chunk is scored (default: 2 where
-            there are 2 CPUs or more; 1: all in the calling thread). The figures do not depend on it.
+            (:func:`streid_lib.improved.improved_rows`, which needs training metadata).
+        train: training metadata for ``mode="improved"`` (default: the set's training side, ``fs.train``). The
+            improved mode calibrates on the set's training features when it has them.
+        threads: worker threads that rank the rows of a chunk while the next chunk is scored (default
+            :func:`streid_lib.metrics.default_threads`; 1: all in the calling thread). The figures do not depend
+            on it.
 
     Returns:
         ``{"rows": {row: {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}}, "params": {...},
-        "n_query": int, "n_gallery": int}`` with metrics in percent.
+        "n_query": int, "n_gallery": int, "n_query_without_match": int}`` with metrics in percent.
+        ``params["rerank_params"]``: the k1, k2, λ re-ranking used (lowered for sets smaller than k1 + 1 images);
+        ``params["improved"]``: the improved mode's provenance (choice, weights, training-features source).
     """
     rows = check_rows(rows)
     if mode not in MODES:
         raise EvaluationError(f"mode: expected one of {MODES}, got {mode!r}")
-    if mode == "improved" and train is None:
-        raise EvaluationError("mode='improved' needs the training metadata (train=...)")
+    if mode == "improved" and train is None and not fs.has_train:
+        raise EvaluationError(
+            "mode='improved' needs the training metadata (train=...) or a features set with a training side"
+        )
     if threads is None:
-        # One ranking thread beside the scoring thread: measured 4.2 s → 2.8 s for the four Market rows on 2 cores.
-        threads = min(2, os.cpu_count() or 1)
+        threads = default_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise EvaluationError(f"threads: expected an integer >= 1, got {threads!r}")
-    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads))
-    out_rows: dict[str, dict[str, float]] = {row: _summary(results[row]) for row in rows}
-    if rerank:
-        rerank_rows = _optional("rerank", "rerank_rows", "--rerank / rerank=True")
-        out_rows.update({k: _summary(v) for k, v in rerank_rows(fs, model, metric).items()})
-    improved_info = None
+    improved = None
     if mode == "improved":
-        improved_rows = _optional("improved", "improved_rows", "--mode improved")
+        from .improved import prepare_improved
+        from .metrics import RankingProtocol
+
         info: dict[str, Any] = {}
-        # The improved model follows the faithful model's bins, cameras and overflow policy (base=model).
-        out_rows.update({k: _summary(v) for k, v in improved_rows(fs, train, rerank, base=model, info=info).items()})
-        improved_info = info
-    params = {
+        # The improved model follows the faithful model's bins, cameras and overflow policy (base=model); it
+        # calibrates on the set's training side when there is one (params["improved"]["train_features"]). Its rows
+        # are ranked in the faithful rows' pass, sharing their cosine.
+        columns = RankingProtocol(fs.gallery).columns
+        improved = prepare_improved(fs, train, rerank, columns=columns, base=model, info=info)
+    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads), extra=improved)
+    out_rows: dict[str, dict[str, float]] = {row: _summary(results[row]) for row in rows}
+    params: dict[str, Any] = {
         "metric": metric.params(),
         "st_model": model.fit_info(),
         "rows": list(rows),
@@ -114,9 +120,25 @@ def evaluate_features(
         "ap": "mAP: the authors' trapezoid AP; mAP_open_reid: non-interpolated AP",
         "ties": "broken by gallery order (stable)",
     }
-    if improved_info is not None:
-        params["improved"] = improved_info
-    return {"rows": out_rows, "params": params, "n_query": len(fs.query), "n_gallery": len(fs.gallery)}
+    if rerank:
+        from .rerank import effective_params, rerank_rows
+
+        out_rows.update({k: _summary(v) for k, v in rerank_rows(fs, model, metric).items()})
+        # Re-ranking lowers k1/k2 for sets smaller than k1 + 1 images: the values it used.
+        eff = effective_params(len(fs.query) + len(fs.gallery), len(fs.query))
+        params["rerank_params"] = {"k1": eff.k1, "k2": eff.k2, "lambda_value": eff.lambda_value, "n_images": eff.n}
+    if improved is not None:
+        out_rows.update({row: _summary(results[row]) for row in improved.rows})
+        params["improved"] = info
+    first = results[rows[0]]
+    return {
+        "rows": out_rows,
+        "params": params,
+        "n_query": len(fs.query),
+        "n_gallery": len(fs.gallery),
+        # Queries with no good item (same identity in another camera) count as misses in every average.
+        "n_query_without_match": int(first.n_queries - first.n_valid),
+    }
 
 
 def rank_rows(
@@ -126,41 +148,42 @@ def rank_rows(
     rows: Sequence[str] = ROWS,
     chunk_size: int = 256,
     threads: int = 1,
+    extra: Any = None,
 ) -> dict[str, Any]:
     """Per-query metrics (:class:`streid_lib.metrics.RankingResult`) of each selected row, chunk by chunk.
 
     The rows of a chunk share everything that does not depend on the scores: the ST lookup index
-    (:func:`streid_lib.joint.iter_score_chunks`) and the protocol's good/junk items
+    (:class:`streid_lib.joint.ChunkScorer`) and the protocol's good/junk items
     (:class:`streid_lib.metrics.RankingProtocol`, one :class:`~streid_lib.metrics.QueryChunk` per chunk). Only the
     gallery items that can take part in a ranking are scored (pid -1 items are junk for every query), and the ST
     row is ranked on the dense ranks of p (``rank_only``): both change no figure, only the work.
 
-    With ``threads > 1`` the rows of chunk i are ranked by worker threads while chunk i+1 is scored; each row's
-    chunks still reach its accumulator in query order.
+    ``extra`` adds rows computed from the same chunk's cosine: an object with ``rows`` (names) and
+    ``extra(sl, s) -> {row: scores}`` on the protocol's columns (``s`` None when no faithful row needs the cosine),
+    e.g. :class:`streid_lib.improved.ImprovedRows`. The faithful rows' figures do not depend on it.
+
+    With ``threads > 1`` the rows of chunk i are ranked by worker threads while chunk i+1 is scored
+    (:func:`streid_lib.metrics.rank_chunks`); each row's chunks still reach its accumulator in query order.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from .joint import ChunkScorer
+    from .metrics import RankingProtocol, iter_row_chunks, rank_chunks
 
-    from .metrics import MetricAccumulator, RankingProtocol
-
+    rows = check_rows(rows)
     protocol = RankingProtocol(fs.gallery)
-    accs = {row: MetricAccumulator(fs.gallery, protocol=protocol) for row in rows}
-    chunks = iter_score_chunks(fs, model, metric, rows, chunk_size, columns=protocol.columns, rank_only=True)
-    if threads == 1:
-        for sl, scores in chunks:
-            chunk = protocol.chunk(fs.query.take(sl), sl.start)
-            for row in rows:
-                accs[row].update(scores[row], chunk=chunk)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            pending: list[Any] = []
-            for sl, scores in chunks:
-                chunk = protocol.chunk(fs.query.take(sl), sl.start)
-                for f in pending:  # the previous chunk is done before this one starts: order kept per row
-                    f.result()
-                pending = [pool.submit(accs[row].update, scores[row], chunk=chunk) for row in rows]
-            for f in pending:
-                f.result()
-    return {row: accs[row].result() for row in rows}
+    if extra is None:
+        chunks = iter_score_chunks(fs, model, metric, rows, chunk_size, columns=protocol.columns, rank_only=True)
+        return rank_chunks(chunks, fs.query, protocol, rows, threads)
+    # iter_score_chunks' three stages, with the extra rows fed the chunk's cosine.
+    scorer = ChunkScorer(fs, model, metric, rows, protocol.columns, True)
+
+    def chunks_with_extra():
+        for sl in iter_row_chunks(len(fs.query), int(chunk_size)):
+            s = scorer.similarity(sl)
+            scores = scorer.fuse(s, scorer.st_lookup(sl))
+            scores.update(extra(sl, s))
+            yield sl, scores
+
+    return rank_chunks(chunks_with_extra(), fs.query, protocol, [*rows, *extra.rows], threads)
 
 
 def _package_version() -> str:
@@ -182,26 +205,12 @@ def _summary(result: Any) -> dict[str, float]:
     return {key: float(summary[key]) for key, _ in COLUMNS}
 
 
-def _optional(module: str, name: str, option: str) -> Any:
-    """A function from a sibling module that may not be written yet; a clear error if it is missing."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"{__package__}.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{module}":
-            raise
-        raise EvaluationError(
-            f"{option} needs streid_lib.{module}, which is not available in this installation"
-        ) from None
-    func = getattr(mod, name, None)
-    if func is None:
-        raise EvaluationError(f"{option} needs streid_lib.{module}.{name}, which is not defined")
-    return func
-
-
 def format_table(result: dict[str, Any]) -> str:
-    """The result as a fixed-width text table: one line per row, columns R1 R5 R10 mAP mAP(open-reid) mINP (%)."""
+    """The result as a fixed-width text table: one line per row, columns R1 R5 R10 mAP mAP(open-reid) mINP (%).
+
+    Notes follow the table when the numbers need them: queries without any valid match (they count as misses),
+    and re-ranking parameters lowered for a small set.
+    """
     rows = result["rows"]
     width = max([len("row")] + [len(r) for r in rows])
     header = f"{'row':<{width}}  " + "  ".join(f"{h:>{max(6, len(h))}}" for _, h in COLUMNS)
@@ -209,6 +218,18 @@ def format_table(result: dict[str, Any]) -> str:
     for row, summary in rows.items():
         cells = "  ".join(f"{summary[k]:>{max(6, len(h))}.1f}" for k, h in COLUMNS)
         lines.append(f"{row:<{width}}  {cells}")
+    missing = int(result.get("n_query_without_match", 0))
+    if missing:
+        lines.append(
+            f"note: {missing} of {result['n_query']} queries have no valid match (no image of their identity in "
+            "another camera); they count as misses (AP 0) in every average"
+        )
+    rr = result.get("params", {}).get("rerank_params")
+    if rr and (rr["k1"], rr["k2"]) != (20, 6):
+        lines.append(
+            f"note: re-ranking used k1={rr['k1']}, k2={rr['k2']} (lowered from 20, 6: the set has only "
+            f"{rr['n_images']} images)"
+        )
     return "\n".join(lines)
 
 

@@ -2,16 +2,11 @@
 
 The paper's "+re-rank" rows re-rank the **joint** st-ReID scores (reference §6): an N×N score matrix J over
 query+gallery (query first, N = nq + ng), distance ``d = 2 − 2·J`` (not squared), k1 = 20, k2 = 6, λ = 0.3.
-:func:`k_reciprocal_rerank` reproduces the published algorithm step by step:
-
-1. ``D = transpose(d / column-max of d)``: row i of D is *column* i of d, divided by that column's maximum.
-2. ``R[i]`` = the k1+1 nearest neighbours of i in D (row i, all N columns, i itself included when it is near).
-3. k-reciprocal set of i: those j in R[i] with i in R[j]. For each of its members c, c's own reciprocal set with
-   k = round(k1/2) (NumPy's round-half-to-even, as ``np.around``) is added when strictly more than 2/3 of it
-   lies in i's set. The union's members u get ``V[i, u] = exp(−D[i, u])``, normalised to sum 1.
-4. Query expansion (when k2 ≠ 1): ``V[i] ← mean of V[R[i, :k2]]``.
-5. Jaccard distance of each query row to every image: ``1 − m/(2 − m)``, ``m = Σ_k min(V[i,k], V[j,k])``.
-6. ``final = (1 − λ)·jaccard + λ·D``; the output is the ``[:nq, nq:]`` block (ascending = better).
+:func:`k_reciprocal_rerank` reproduces the published algorithm step by step (docs/reference.md §6): distances
+divided by their column maximum, the k1+1 nearest neighbours, k-reciprocal sets expanded by their members' own sets
+of size round(k1/2) (NumPy's half-to-even) when more than 2/3 of those lie inside, weights ``exp(−D)`` normalised
+to sum 1, query expansion over the k2 nearest, the Jaccard distance ``1 − m/(2 − m)`` with
+``m = Σ_k min(V[i,k], V[j,k])``, and ``final = (1 − λ)·jaccard + λ·D`` (the ``[:nq, nq:]`` block, ascending).
 
 How this differs from the reference code (results are the same up to float rounding):
 
@@ -38,21 +33,20 @@ The torch backend (``backend="torch"``, imported lazily; GPU when one is present
 search and the Jaccard/final step on the device; the small O(N·k1³) reciprocal-set step and the sparse query
 expansion stay on the CPU in both backends.
 
-Also here: :func:`joint_score_matrix` (the N×N joint-score matrix built with the core's vectorised scoring),
-:func:`rerank_rows` (the ``VIS+re-rank`` and ``st-ReID+re-rank`` table rows) and re-ranking *variants* suited to
-the narrow range of joint scores, compared against the faithful path by :func:`compare_rerank_variants`.
+Also here: the N×N score matrices (:func:`joint_score_matrix`, :func:`cosine_matrix`), the table rows
+(:func:`rerank_rows`) and re-ranking *variants* suited to the narrow range of joint scores (:func:`rerank_results`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
+from ._progress import progress_bar
 from .features import FeatureSet
 from .joint import DEFAULT_METRIC, JointMetric, normalize_rows
 from .st_model import SpatialTemporalModel
@@ -60,12 +54,9 @@ from .st_model import SpatialTemporalModel
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: Re-ranking variants for joint scores (see :func:`rerank_joint`).
-VARIANTS: tuple[str, ...] = ("faithful", "visual_then_st", "rescaled")
+VARIANTS: tuple[str, ...] = ("faithful", "visual_then_st", "rescaled")  #: joint re-ranking variants (rerank_joint)
 BACKENDS = ("numpy", "torch")
-#: Rows added to the evaluation table by ``--rerank``.
-RERANK_ROWS: tuple[str, ...] = ("VIS+re-rank", "st-ReID+re-rank")
-#: The paper's joint metric (λ0=1, γ0=5, λ1=2, γ1=5), the default everywhere here.
+RERANK_ROWS: tuple[str, ...] = ("VIS+re-rank", "st-ReID+re-rank")  #: rows added by ``--rerank``
 
 
 class RerankError(ValueError):
@@ -140,7 +131,7 @@ def k_reciprocal_rerank(
         k1, k2, lambda_value: the published parameters (20, 6, 0.3); clamped for small N (:func:`effective_params`).
         backend: ``"numpy"`` or ``"torch"`` (GPU if available unless ``device`` is given).
         device: torch device for the torch backend (default: ``"cuda"`` when available, else ``"cpu"``).
-        progress: show a tqdm progress bar.
+        progress: show a progress bar on stderr (:func:`streid_lib._progress.progress_bar`).
         block_size: column block length of the exact neighbour search (a speed/memory knob; results do not
             depend on it).
 
@@ -154,7 +145,7 @@ def k_reciprocal_rerank(
     return _rerank(dist, n_query, "dist", k1, k2, lambda_value, backend, device, progress, block_size)
 
 
-def rerank_scores(
+def rerank_distances(
     score: Any,
     n_query: int,
     k1: int = 20,
@@ -165,9 +156,10 @@ def rerank_scores(
     progress: bool = True,
     block_size: int = 32,
 ) -> np.ndarray:
-    """:func:`k_reciprocal_rerank` of a similarity matrix (higher = better) with ``d = 2 − 2·score`` (reference §6).
+    """The re-ranked **distances** of a similarity matrix: :func:`k_reciprocal_rerank` of ``d = 2 − 2·score`` (§6).
 
-    The distance is formed on the fly (float64, per chunk); the score matrix is never copied whole.
+    The input is a score (higher = better); the output is a distance (lower = better), as the name says. The
+    distance is formed on the fly (float64, per chunk); the score matrix is never copied whole.
     Returns (nq, N − nq) float32 final distances (ascending = better).
     """
     return _rerank(score, n_query, "score", k1, k2, lambda_value, backend, device, progress, block_size)
@@ -221,7 +213,7 @@ def _rerank(
         raise RerankError(f"block_size: expected an integer >= 1, got {block_size!r}")
     K = prm.k1 + 1
     n_steps = 4
-    with tqdm(total=n_steps, desc="k-reciprocal re-ranking", disable=not progress, leave=False) as bar:
+    with progress_bar(total=n_steps, desc="k-reciprocal re-ranking", enabled=progress, leave=False) as bar:
         if backend == "numpy":
             xn = _as_numpy_matrix(x, name)
             bar.set_postfix_str("neighbours")
@@ -596,13 +588,14 @@ def _jaccard_final_torch(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _all_features(fs: FeatureSet) -> np.ndarray:
-    return normalize_rows(np.concatenate([fs.query_f, fs.gallery_f], axis=0))
-
-
 def cosine_score_matrix(fs: FeatureSet, chunk_size: int = 2048) -> np.ndarray:
     """(N, N) float32 cosine similarities over query+gallery (query first), Fortran order (fast column reads)."""
-    f = _all_features(fs)
+    return cosine_matrix(np.concatenate([fs.query_f, fs.gallery_f], axis=0), chunk_size)
+
+
+def cosine_matrix(feats: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
+    """(N, N) float32 cosine similarities of (N, D) features, Fortran order (fast column reads for re-ranking)."""
+    f = normalize_rows(feats)
     n = len(f)
     out = np.empty((n, n), dtype=np.float32)  # holds the transpose, C order; returned as a Fortran view
     for a in range(0, n, chunk_size):
@@ -625,7 +618,7 @@ def joint_score_matrix(
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise RerankError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")
-    f = _all_features(fs)
+    f = normalize_rows(np.concatenate([fs.query_f, fs.gallery_f], axis=0))
     cams = np.concatenate([fs.query.cams, fs.gallery.cams])
     frames = np.concatenate([fs.query.frames, fs.gallery.frames])
     n = len(f)
@@ -669,20 +662,69 @@ def rerank_joint(
     """
     if variant not in VARIANTS:
         raise RerankError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    nq = len(fs.query)
     kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
-    if variant == "visual_then_st":
-        final = rerank_scores(cosine_score_matrix(fs), nq, **kw)
-        return metric.visual_factor(1.0 - final.astype(np.float64)) * _query_gallery_st_factor(fs, model, metric)
-    J = joint_score_matrix(fs, model, metric)
-    if variant == "rescaled":
-        lo, hi = float(J.min()), float(J.max())
-        if not hi > lo:
-            raise RerankError(f"joint scores are constant ({lo}); cannot rescale them to [0, 1]")
-        # In place on the matrix we own: J' = (J − lo) / (hi − lo).
-        J -= np.float32(lo)
-        J *= np.float32(1.0 / (hi - lo))
-    return -rerank_scores(J, nq, **kw)
+    return dict(_variant_scores(fs, model, metric, (variant,), False, kw))[variant]
+
+
+def _variant_scores(
+    fs: FeatureSet, model: SpatialTemporalModel, metric: JointMetric, variants: Sequence[str], visual: bool, kw: dict
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, (nq, ng) scores) of VIS+re-rank (with ``visual``) and of the variants, each N×N matrix built once: the
+    cosine matrix serves VIS+re-rank and ``"visual_then_st"``, the joint matrix ``"faithful"`` and then, rescaled in
+    place, ``"rescaled"``."""
+    nq = len(fs.query)
+    if visual or "visual_then_st" in variants:
+        d_vis = rerank_distances(cosine_score_matrix(fs), nq, **kw)
+        if visual:
+            yield "VIS+re-rank", -d_vis
+        if "visual_then_st" in variants:
+            st_factor = _query_gallery_st_factor(fs, model, metric)
+            yield "visual_then_st", metric.visual_factor(1.0 - d_vis.astype(np.float64)) * st_factor
+    if "faithful" in variants or "rescaled" in variants:
+        J = joint_score_matrix(fs, model, metric)
+        if "faithful" in variants:
+            yield "faithful", -rerank_distances(J, nq, **kw)
+        if "rescaled" in variants:
+            _rescale_in_place(J)  # in place on the matrix we own: J' = (J − lo) / (hi − lo)
+            yield "rescaled", -rerank_distances(J, nq, **kw)
+
+
+def rerank_results(
+    fs: FeatureSet,
+    model: SpatialTemporalModel,
+    metric: JointMetric = DEFAULT_METRIC,
+    variants: Sequence[str] = ("faithful",),
+    visual: bool = True,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    backend: str = "numpy",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """RankingResults of ``VIS+re-rank`` (with ``visual``) and of the joint re-ranking ``variants``
+    (:func:`rerank_joint`), each N×N matrix built once (the same scores as :func:`rerank_joint`'s).
+
+    Returns:
+        ``{"VIS+re-rank" | variant: RankingResult}``, in :data:`VARIANTS` order.
+    """
+    from .metrics import evaluate_scores
+
+    if any(v not in VARIANTS for v in variants):
+        raise RerankError(f"variants: expected a selection from {VARIANTS}, got {tuple(variants)}")
+    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
+    out = {
+        k: evaluate_scores(v, fs.query, fs.gallery) for k, v in _variant_scores(fs, model, metric, variants, visual, kw)
+    }
+    return {k: out[k] for k in (["VIS+re-rank"] if visual else []) + [v for v in VARIANTS if v in variants]}
+
+
+def _rescale_in_place(J: np.ndarray) -> None:
+    """``J ← (J − min) / (max − min)`` over the whole matrix (one affine map: every column keeps its order)."""
+    lo, hi = float(J.min()), float(J.max())
+    if not hi > lo:
+        raise RerankError(f"joint scores are constant ({lo}); cannot rescale them to [0, 1]")
+    J -= np.float32(lo)
+    J *= np.float32(1.0 / (hi - lo))
 
 
 def rerank_rows(
@@ -695,22 +737,11 @@ def rerank_rows(
     backend: str = "numpy",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """The table rows ``VIS+re-rank`` (cosine, d = 2 − 2·s) and ``st-ReID+re-rank`` (faithful joint scores).
-
-    Returns:
-        ``{row: RankingResult}`` (call ``.summary()`` for R1/R5/R10/mAP/mAP_open_reid/mINP in percent), each
-        evaluated by :func:`streid_lib.metrics.evaluate_scores` on −final distance.
-    """
-    from .metrics import evaluate_scores
-
-    nq = len(fs.query)
+    """``{row: RankingResult}`` of the table rows ``VIS+re-rank`` (cosine, d = 2 − 2·s) and ``st-ReID+re-rank``
+    (faithful joint scores), each evaluated on −final distance (:func:`rerank_results`)."""
     kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
-    vis = rerank_scores(cosine_score_matrix(fs), nq, **kw)
-    out = {"VIS+re-rank": evaluate_scores(-vis, fs.query, fs.gallery)}
-    del vis
-    st = rerank_joint(fs, model, metric, "faithful", **kw)
-    out["st-ReID+re-rank"] = evaluate_scores(st, fs.query, fs.gallery)
-    return out
+    res = rerank_results(fs, model, metric, ("faithful",), visual=True, **kw)
+    return {"VIS+re-rank": res["VIS+re-rank"], "st-ReID+re-rank": res["faithful"]}
 
 
 def compare_rerank_variants(
@@ -733,8 +764,7 @@ def compare_rerank_variants(
 
     from .metrics import evaluate_scores
 
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
+    if not variants or any(v not in VARIANTS for v in variants):
         raise RerankError(f"variants: expected a non-empty selection from {VARIANTS}, got {tuple(variants)}")
     kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
     rows: dict[str, dict[str, float]] = {}
@@ -743,10 +773,8 @@ def compare_rerank_variants(
         J = joint_score_matrix(fs, model, metric)
         rows["st-ReID"] = evaluate_scores(np.ascontiguousarray(J[:nq, nq:]), fs.query, fs.gallery).summary()
         del J
-        vis = rerank_scores(cosine_score_matrix(fs), nq, **kw)
-        rows["VIS+re-rank"] = evaluate_scores(-vis, fs.query, fs.gallery).summary()
-    for v in variants:
-        rows[v] = evaluate_scores(rerank_joint(fs, model, metric, v, **kw), fs.query, fs.gallery).summary()
+    res = rerank_results(fs, model, metric, variants, visual=include_baselines, **kw)
+    rows.update({k: v.summary() for k, v in res.items()})
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "variant"
     return df[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
@@ -759,11 +787,13 @@ __all__ = [
     "RerankError",
     "RerankParams",
     "compare_rerank_variants",
+    "cosine_matrix",
     "cosine_score_matrix",
     "effective_params",
     "joint_score_matrix",
     "k_reciprocal_rerank",
     "rerank_joint",
+    "rerank_results",
     "rerank_rows",
-    "rerank_scores",
+    "rerank_distances",
 ]

@@ -51,7 +51,7 @@ def reference_rerank(
     return _rerank_normalise_in_place(D, n_query, k1, k2, lambda_value)
 
 
-def reference_rerank_scores(
+def reference_rerank_distances(
     score: np.ndarray, n_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
 ) -> np.ndarray:
     """:func:`reference_rerank` of ``d = 2 − 2·score`` for an (N, N) similarity matrix (higher = better).
@@ -138,4 +138,4 @@ def _reciprocal_sets(nearest: np.ndarray, k: int) -> list[list[int]]:
     return [[g for g in top[i] if i in top_sets[g]] for i in range(len(top))]
 
 
-__all__ = ["reference_rerank", "reference_rerank_scores"]
+__all__ = ["reference_rerank", "reference_rerank_distances"]

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU (run benchmarks/gpu_checks.sh on a machine with one)"
 )
 
-from streid_lib.rerank import k_reciprocal_rerank, rerank_scores  # noqa: E402
+from streid_lib.rerank import k_reciprocal_rerank, rerank_distances  # noqa: E402
 from streid_lib.visual import data as vdata  # noqa: E402
 from streid_lib.visual.config import ExtractConfig, TrainConfig  # noqa: E402
 from streid_lib.visual.extract import extract_features  # noqa: E402
@@ -194,8 +194,8 @@ def _clustered(n: int, n_ids: int, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("n,nq", [(300, 40), (2500, 300)])
 def test_torch_rerank_on_the_gpu_matches_numpy(n: int, nq: int) -> None:
     s = _clustered(n, n // 8, n)
-    ref = rerank_scores(np.asfortranarray(s), nq, progress=False)
-    gpu = rerank_scores(np.asfortranarray(s), nq, backend="torch", device="cuda", progress=False)
+    ref = rerank_distances(np.asfortranarray(s), nq, progress=False)
+    gpu = rerank_distances(np.asfortranarray(s), nq, backend="torch", device="cuda", progress=False)
     assert gpu.dtype == np.float32 and gpu.shape == ref.shape == (nq, n - nq)
     np.testing.assert_allclose(gpu, ref, rtol=0, atol=2e-6)
     d = 2 - 2 * s

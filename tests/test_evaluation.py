@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def test_evaluate_features_matches_full_matrix_metrics(setup):
     assert model.n_bins == 3000 and model.n_cams == 8
     metric = JointMetric()
     result = evaluate_features(fs, model, metric, chunk_size=7)
-    assert set(result) == {"rows", "params", "n_query", "n_gallery"}
+    assert set(result) == {"rows", "params", "n_query", "n_gallery", "n_query_without_match"}
     assert list(result["rows"]) == list(ROWS) and (result["n_query"], result["n_gallery"]) == (25, 80)
     s = normalize_rows(fs.query_f) @ normalize_rows(fs.gallery_f).T
     p = model.probability(fs.query.cams[:, None], fs.query.frames[:, None], fs.gallery.cams, fs.gallery.frames)
@@ -74,7 +75,8 @@ def test_row_selection_and_format_table(setup):
     table = format_table(result)
     lines = table.splitlines()
     assert lines[0].split() == ["row", "R1", "R5", "R10", "mAP", "mAP(open-reid)", "mINP"]
-    assert [ln.split()[0] for ln in lines[1:]] == ["ST", "VIS"]
+    assert [ln.split()[0] for ln in lines[1:3]] == ["ST", "VIS"]
+    assert all(ln.startswith("note: ") for ln in lines[3:])  # e.g. queries without a valid match
     cells = lines[2].split()[1:]
     assert cells == [f"{result['rows']['VIS'][k]:.1f}" for k in KEYS]
 
@@ -86,18 +88,28 @@ def test_rerank_and_improved_hooks(setup, monkeypatch):
     calls = []
     rerank = types.ModuleType("streid_lib.rerank")
     rerank.rerank_rows = lambda fs_, model_, metric_: calls.append("rerank") or {"VIS+re-rank": fake}
+    rerank.effective_params = importlib.import_module("streid_lib.rerank").effective_params
     improved = types.ModuleType("streid_lib.improved")
-    improved.improved_rows = lambda fs_, train_, rr, base, info: calls.append(("improved", rr)) or {"improved": fake}
+
+    class FakeRows:  # the improved rows are ranked in the faithful pass, from its cosine
+        rows = ["improved"]
+
+        def __call__(self, sl, s):
+            return {"improved": -s}
+
+    def prepare(fs_, train_, rr, columns, base, info):
+        calls.append(("improved", rr))
+        return FakeRows()
+
+    improved.prepare_improved = prepare
     monkeypatch.setitem(sys.modules, "streid_lib.rerank", rerank)
     monkeypatch.setitem(sys.modules, "streid_lib.improved", improved)
     result = evaluate_features(fs, model, rows=("VIS",), rerank=True, mode="improved", train=train)
-    assert list(result["rows"]) == ["VIS", "VIS+re-rank", "improved"] and result["rows"]["improved"] == fake
-    assert calls == ["rerank", ("improved", True)]
+    assert list(result["rows"]) == ["VIS", "VIS+re-rank", "improved"]
+    assert result["rows"]["improved"]["R1"] < result["rows"]["VIS"]["R1"]  # the reversed cosine ranks worse
+    assert calls == [("improved", True), "rerank"]
     with pytest.raises(EvaluationError, match="needs the training metadata"):
         evaluate_features(fs, model, rows=("VIS",), mode="improved")
-    monkeypatch.setitem(sys.modules, "streid_lib.rerank", types.ModuleType("streid_lib.rerank"))
-    with pytest.raises(EvaluationError, match="rerank_rows"):
-        evaluate_features(fs, model, rows=("VIS",), rerank=True)
     with pytest.raises(EvaluationError, match="mode"):
         evaluate_features(fs, model, rows=("VIS",), mode="fast")
 

@@ -227,3 +227,22 @@ def test_random_larger_case_matches_loop_with_threads() -> None:
     ref = loop_evaluate(s, q, g)
     assert_matches_loop(evaluate_scores(s, q, g, chunk_size=16, threads=2), ref)
     assert_matches_loop(evaluate_scores(s.astype(np.float64), q, g, chunk_size=7), ref)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_rank_chunks_equals_evaluate_scores_for_every_row(threads: int) -> None:
+    from streid_lib.metrics import RankingProtocol, default_threads, iter_row_chunks, rank_chunks
+
+    rng = np.random.default_rng(4)
+    query = Metadata(rng.integers(1, 9, 37), rng.integers(1, 4, 37), rng.integers(0, 1000, 37))
+    gallery = Metadata(rng.integers(-1, 9, 150), rng.integers(1, 4, 150), rng.integers(0, 1000, 150))
+    a = rng.standard_normal((37, 150)).astype(np.float32)
+    b = rng.integers(0, 5, (37, 150)).astype(np.int32)  # many ties
+    protocol = RankingProtocol(gallery)
+    chunks = ((sl, {"a": a[sl], "b": b[sl][:, protocol.columns]}) for sl in iter_row_chunks(37, 8))
+    got = rank_chunks(chunks, query, protocol, ["a", "b"], threads)
+    for name, scores in (("a", a), ("b", b)):
+        want = evaluate_scores(scores, query, gallery)
+        np.testing.assert_array_equal(got[name].ap, want.ap)
+        np.testing.assert_array_equal(got[name].first_hit, want.first_hit)
+    assert default_threads() in (1, 2)

@@ -15,11 +15,11 @@ from streid_lib.rerank import (
     effective_params,
     joint_score_matrix,
     k_reciprocal_rerank,
+    rerank_distances,
     rerank_joint,
     rerank_rows,
-    rerank_scores,
 )
-from streid_lib.rerank_reference import reference_rerank, reference_rerank_scores
+from streid_lib.rerank_reference import reference_rerank, reference_rerank_distances
 from streid_lib.st_model import SpatialTemporalModel
 
 
@@ -98,11 +98,11 @@ def test_scores_equal_distance_form():
     s = s.astype(np.float32)
     ref = reference_rerank(2.0 - 2.0 * s.astype(np.float64), 10)
     # the reference's own score form (used by benchmarks/bench_rerank.py) forms d = 2 - 2 s the same way
-    np.testing.assert_array_equal(reference_rerank_scores(s, 10), ref)
-    assert_same(rerank_scores(s, 10, progress=False, block_size=4), ref)
-    assert_same(rerank_scores(np.asfortranarray(s), 10, progress=False, block_size=3), ref)
+    np.testing.assert_array_equal(reference_rerank_distances(s, 10), ref)
+    assert_same(rerank_distances(s, 10, progress=False, block_size=4), ref)
+    assert_same(rerank_distances(np.asfortranarray(s), 10, progress=False, block_size=3), ref)
     pytest.importorskip("torch")
-    assert_same(rerank_scores(s, 10, backend="torch", device="cpu", progress=False), ref)
+    assert_same(rerank_distances(s, 10, backend="torch", device="cpu", progress=False), ref)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_duplicate_scores_tie_break_by_index():
     for bs in (2, 3, 32):
         assert_same(k_reciprocal_rerank(d, nq, progress=False, block_size=bs), ref)
         assert_same(k_reciprocal_rerank(np.asfortranarray(d), nq, progress=False, block_size=bs), ref)
-        assert_same(rerank_scores(np.asfortranarray(1 - d / 2), nq, progress=False, block_size=bs), ref)
+        assert_same(rerank_distances(np.asfortranarray(1 - d / 2), nq, progress=False, block_size=bs), ref)
     pytest.importorskip("torch")
     assert_same(k_reciprocal_rerank(d, nq, backend="torch", device="cpu", progress=False), ref)
 
@@ -181,7 +181,7 @@ def test_bad_input():
     with pytest.raises(RerankError, match="column 7 contains NaN"):
         k_reciprocal_rerank(bad, 5, progress=False)
     with pytest.raises(RerankError, match="column 7 contains NaN"):
-        rerank_scores(bad, 5, progress=False, block_size=4)
+        rerank_distances(bad, 5, progress=False, block_size=4)
     bad[3, 7] = -np.inf
     with pytest.raises(RerankError, match="NaN or inf"):
         k_reciprocal_rerank(bad, 5, progress=False, block_size=2)
@@ -252,3 +252,39 @@ def test_rows_and_variants(make_feature_set):
     assert df.loc["faithful", "mAP"] == pytest.approx(rows["st-ReID+re-rank"].summary()["mAP"])
     with pytest.raises(RerankError, match="variant"):
         rerank_joint(fs, model, variant="nope")
+
+
+def test_progress_bar_is_plain_tqdm_on_stderr(capsys) -> None:
+    # tqdm.auto picks the notebook widget (and warns "IProgress not found" without ipywidgets); the project's one
+    # progress rule is a plain tqdm on stderr.
+    from streid_lib import _progress, rerank
+
+    assert rerank.progress_bar is _progress.progress_bar
+    s = np.random.default_rng(0).standard_normal((12, 12)).astype(np.float32)
+    rerank.rerank_distances(s @ s.T / 12, 4, progress=True)
+    out, err = capsys.readouterr()
+    assert "k-reciprocal re-ranking" in err and out == ""
+
+
+def test_cosine_matrix_of_features_equals_the_feature_sets(make_feature_set) -> None:
+    from streid_lib.rerank import cosine_matrix, cosine_score_matrix
+
+    fs = make_feature_set(nq=5, ng=9)
+    np.testing.assert_array_equal(cosine_matrix(np.concatenate([fs.query_f, fs.gallery_f])), cosine_score_matrix(fs))
+
+
+def test_rerank_results_share_matrices_and_equal_each_variant(make_feature_set) -> None:
+    from streid_lib.rerank import VARIANTS, rerank_results
+
+    fs = make_feature_set(nq=9, ng=40, n_ids=8, n_cams=4, max_frame=20_000, seed=3)
+    rng = np.random.default_rng(1)
+    train = Metadata(rng.integers(1, 30, 200), rng.integers(1, 5, 200), rng.integers(0, 20_000, 200))
+    model = SpatialTemporalModel(n_bins=300).fit(train)
+    res = rerank_results(fs, model, variants=VARIANTS, progress=False)
+    assert list(res) == ["VIS+re-rank", *VARIANTS]
+    for v in VARIANTS:
+        want = evaluate_scores(rerank_joint(fs, model, variant=v, progress=False), fs.query, fs.gallery)
+        np.testing.assert_array_equal(res[v].ap, want.ap)
+    rows = rerank_rows(fs, model, progress=False)
+    np.testing.assert_array_equal(rows["st-ReID+re-rank"].ap, res["faithful"].ap)
+    np.testing.assert_array_equal(rows["VIS+re-rank"].ap, res["VIS+re-rank"].ap)

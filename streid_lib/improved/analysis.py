@@ -1,0 +1,319 @@
+"""What each ingredient brings, and whether a difference is more than noise: ablations and paired bootstraps.
+
+**Noise.** Two rankings of the same queries differ by query-sampling noise. The paired bootstrap over queries
+(:func:`bootstrap_difference`) resamples the queries with replacement (seeded), the same resample for both
+rankings, and reads the percentile interval of the difference. A variant *beats* the chosen row **beyond noise**
+when the lower end of the interval of (variant - chosen) in the selection's criterion, rank-1 plus mAP per query,
+is above 0, the intervals being family-wise 95 % over the variants of the table (Bonferroni; :func:`noise_check`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..features import FeatureSet
+from ..metadata import Metadata
+from ..st_model import SpatialTemporalModel
+from .calibration import score_spread
+from .config import COUNTINGS, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
+from .likelihood import LikelihoodRatioModel
+from .scoring import RERANK_ROW, ROW, ImprovedModel, fit_improved, improved_results, resolve_training, st_params_from
+
+#: Per-query quantities of the bootstrap, in percent: rank-1 hit, AP, INP, and the selection's criterion.
+BOOT_METRICS: tuple[str, ...] = ("R1", "mAP", "mINP", "R1+mAP")
+
+
+def _per_query(result: Any, metric: str) -> np.ndarray:
+    hit = (result.first_hit == 0).astype(np.float64)
+    if metric == "R1":
+        return hit
+    if metric == "mAP":
+        return np.asarray(result.ap, np.float64)
+    if metric == "mINP":
+        return np.asarray(result.inp, np.float64)
+    return hit + np.asarray(result.ap, np.float64)
+
+
+def bootstrap_difference(
+    result_a: Any,
+    result_b: Any,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    metrics: Sequence[str] = ("R1", "mAP", "mINP"),
+) -> Any:
+    """Paired bootstrap over queries of ``b - a`` in the given metrics (percentage points).
+
+    Both results must come from the same queries in the same order. Queries are resampled with replacement
+    (seeded), the same resample for a and b; the interval is the percentile interval at ``level``.
+
+    Returns:
+        DataFrame: metric, a, b, diff, ci_low, ci_high, p_boot (two-sided bootstrap fraction of resamples whose
+        difference has the other sign than ``diff``, doubled, capped at 1), n_boot.
+    """
+    import pandas as pd
+
+    if len(result_a.ap) != len(result_b.ap) or not np.array_equal(result_a.n_good, result_b.n_good):
+        raise ImprovedError(
+            f"bootstrap_difference: the results cover different queries ({len(result_a.ap)} vs {len(result_b.ap)} "
+            "queries, or other good-item counts); compare results of the same query set"
+        )
+    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 1) or not 0 < level < 1:
+        raise ImprovedError(f"n_boot >= 1 and 0 < level < 1 expected, got n_boot={n_boot!r}, level={level!r}")
+    if any(m not in BOOT_METRICS for m in metrics):
+        raise ImprovedError(f"metrics: expected a selection of {BOOT_METRICS}, got {tuple(metrics)}")
+    nq = len(result_a.ap)
+    rng = np.random.default_rng(seed)
+    # Resample counts (multinomial) instead of index matrices: memory O(n_boot × nq), one matmul per metric.
+    counts = rng.multinomial(nq, np.full(nq, 1.0 / nq), size=int(n_boot)).astype(np.float64)
+    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    rows = []
+    for metric in metrics:
+        a, b = _per_query(result_a, metric), _per_query(result_b, metric)
+        d = b - a
+        boot = 100.0 * (counts @ d) / nq
+        diff = 100.0 * float(d.mean())
+        other = float(np.mean(boot <= 0)) if diff > 0 else float(np.mean(boot >= 0)) if diff < 0 else 1.0
+        rows.append(
+            {
+                "metric": metric,
+                "a": 100.0 * float(a.mean()),
+                "b": 100.0 * float(b.mean()),
+                "diff": diff,
+                "ci_low": float(np.percentile(boot, lo_q)),
+                "ci_high": float(np.percentile(boot, hi_q)),
+                "p_boot": min(1.0, 2.0 * other),
+                "n_boot": int(n_boot),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def noise_check(
+    results: dict[str, Any], reference: str, variants: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
+    level: float = 0.95,
+) -> Any:  # fmt: skip
+    """Whether each variant beats ``reference`` beyond noise: paired bootstrap of (variant - reference) in R1+mAP.
+
+    The intervals are family-wise (Bonferroni): with k variants each interval is read at ``1 - (1 - level)/k``, so
+    that the statement "no variant beats the reference" holds at ``level`` for the whole table, not per row (with
+    12 equal variants, one would cross a per-row 95 % bound in about a quarter of all runs).
+
+    Returns:
+        DataFrame indexed by variant: diff, ci_low, ci_high (percentage points of R1+mAP, at the family-wise level),
+        beats_beyond_noise (``ci_low > 0``).
+    """
+    import pandas as pd
+
+    family = 1.0 - (1.0 - level) / max(len(variants), 1)
+    recs = {}
+    for v in variants:
+        b = bootstrap_difference(results[reference], results[v], n_boot, seed, family, metrics=("R1+mAP",)).iloc[0]
+        recs[v] = {"diff": b["diff"], "ci_low": b["ci_low"], "ci_high": b["ci_high"],
+                   "beats_beyond_noise": bool(b["ci_low"] > 0)}  # fmt: skip
+    return pd.DataFrame.from_dict(recs, orient="index")
+
+
+def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: bool, chunk_size: int = 256) -> dict:
+    """RankingResults of VIS and faithful st-ReID; with ``rerank`` also VIS+re-rank, faithful+re-rank and the other
+    joint re-ranking variants (``"re-rank variant <name>"``, :func:`streid_lib.rerank.rerank_results`)."""
+    from ..evaluation import rank_rows
+    from ..joint import DEFAULT_METRIC
+
+    res = rank_rows(fs, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), chunk_size, 1)
+    out = {"VIS": res["VIS"], "faithful": res["st-ReID"]}
+    if rerank:
+        from ..rerank import VARIANTS, rerank_results
+
+        rr = rerank_results(fs, faithful, DEFAULT_METRIC, VARIANTS, visual=True, progress=False)
+        out["VIS+re-rank"], out["faithful+re-rank"] = rr.pop("VIS+re-rank"), rr.pop("faithful")
+        out.update({f"re-rank variant {k}": v for k, v in rr.items()})
+    return out
+
+
+@dataclass
+class Ablations:
+    """The ablation table and what it was computed from (kept out of the DataFrame's ``attrs``, which pandas
+    deep-copies on every derived frame).
+
+    Attributes:
+        table: one row per variant (see :func:`ablation_table`); results: variant → RankingResult;
+        fitted: the chosen :class:`ImprovedModel`; faithful: the faithful ST model; w_effective: the weight used;
+        rerank: improved+re-rank's source, b and β (None without re-ranking).
+    """
+
+    table: Any
+    results: dict[str, Any]
+    fitted: ImprovedModel
+    faithful: SpatialTemporalModel
+    w_effective: float
+    rerank: dict[str, Any] | None = None
+
+
+def ablation_table(
+    fs: FeatureSet,
+    train: Metadata | None = None,
+    *,
+    train_features: np.ndarray | None = None,
+    fitted: ImprovedModel | None = None,
+    faithful: SpatialTemporalModel | None = None,
+    rerank: bool = False,
+    config: SelectionConfig | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    chunk_size: int = 256,
+) -> Ablations:
+    """Faithful vs improved on a FeatureSet, and what each ingredient brings (one DataFrame row per variant).
+
+    Variants change one thing of the chosen improved model, relative to the choice (w stays the chosen one): each
+    other counting rule, each structural switch flipped (direction prior, camera-pair prior, likelihood ratio vs
+    likelihood), per-direction smoothing, every other σ of the grid, the logistic weight without the validated
+    multiplier, w = 1 and the spread rule, and the ST evidence alone; with ``rerank`` also faithful st-ReID+re-rank,
+    VIS+re-rank, improved+re-rank and its other neighbour source. Test labels only *evaluate* the variants: the
+    chosen model comes from training identities (training side of ``fs`` unless ``train``/``train_features``).
+
+    Returns:
+        :class:`Ablations` whose ``table`` has the columns variant, ingredient, R1, R5, mAP, mINP (percent), dR1,
+        dmAP (vs faithful st-ReID), and for the variants of the improved (resp. improved+re-rank) row the
+        paired-bootstrap noise check against it: d_crit, ci_low, ci_high (R1+mAP, percentage points),
+        beats_beyond_noise.
+    """
+    import pandas as pd
+
+    train, train_features, _ = resolve_training(fs, train, train_features)
+    if faithful is None:
+        # Faithful's defaults, with the bins of the improved model when one is given (n_cams >= the training's).
+        shared = st_params_from(fitted.likelihood_ratio) if fitted is not None else {"n_cams": max(8, train.n_cams)}
+        faithful = SpatialTemporalModel(**shared).fit(train)
+    if fitted is None:
+        fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params_from(faithful))
+    results = faithful_results(fs.without_train(), faithful, rerank, chunk_size)
+    ingredient = {"VIS": "visual only", "faithful": "paper/code joint metric (σ=50)"}
+    if rerank:
+        ingredient.update({"VIS+re-rank": "re-rank the visual distance, no ST",
+                           "faithful+re-rank": "re-rank the joint score (docs/reference.md §6)"})  # fmt: skip
+    lr, choice = fitted.likelihood_ratio, fitted.choice
+    w_eff = improved_w(fs, fitted)
+    # The variants: (name, ingredient, likelihood-ratio model or None, weight or None), scored in one pass.
+    specs: list[tuple[str, str, Any, float | None]] = []
+    p = lr.get_params()
+    for c in COUNTINGS:
+        if c != lr.counting:
+            other = LikelihoodRatioModel(**{**p, "counting": c}).fit(train)
+            specs.append((f"counting={c}", "counting rule", other, None))
+    labels = {"direction_prior": "direction prior", "pair_prior": "camera-pair prior"}
+    for sw, label in labels.items():
+        on = bool(getattr(lr, sw))
+        specs.append((f"{label} {'off' if on else 'on'}", label, lr.with_params(**{sw: not on}), None))
+    name = "likelihood (no background)" if lr.background else "likelihood ratio (background)"
+    specs.append((name, "likelihood ratio vs likelihood", lr.with_params(background=not lr.background), None))
+    if lr.across_zero:
+        specs.append(("per-direction smoothing", "smoothing across Δt=0", lr.with_params(across_zero=False), None))
+    for sg in choice.protocol.get("sigmas", SelectionConfig().sigmas):
+        if float(sg) != float(lr.sigma):
+            specs.append((f"σ={float(sg):g}", "bandwidth σ (bins)", lr.with_params(sigma=float(sg)), None))
+    if choice.w_source == "calibrated" and choice.w_scale not in (None, 1.0):
+        specs.append(("w = logistic weight (m=1)", "validated multiplier of the logistic weight", None,
+                      w_eff / choice.w_scale))  # fmt: skip
+    specs.append(("w=1", "fusion weight (uncalibrated Bayes)", None, 1.0))
+    if choice.w_source != "spread":
+        from ..joint import normalize_rows
+
+        w_spread = DEFAULT_W * score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
+        specs.append(("w by spread rule", "fusion weight without training features", None, w_spread))
+    specs.append(("ST evidence only", "fusion (no visual)", None, 1e6))  # ranking by logLR; s only breaks ties
+    info: dict[str, Any] = {}
+    variants = {name: (model, w) for name, _, model, w in specs}
+    main = improved_results(fs, fitted, rerank, chunk_size=chunk_size, variants=variants, info=info)
+    results[ROW] = main.pop(ROW)
+    ingredient[ROW] = (f"chosen: {lr.counting}, σ={lr.sigma:g}, "
+                       + ", ".join(f"{k}={'on' if getattr(lr, k) else 'off'}" for k in
+                                   ("direction_prior", "pair_prior", "background"))
+                       + f", w={w_eff:.4g} ({choice.w_source})")  # fmt: skip
+    for name, what, _, _ in specs:
+        results[name], ingredient[name] = main[name], what
+    names = [name for name, *_ in specs]
+    rr_variants: list[str] = []
+    if rerank:
+        chosen_rr = info["rerank"]
+        results[RERANK_ROW] = main[RERANK_ROW]
+        ingredient[RERANK_ROW] = f"chosen: neighbours of the {chosen_rr['source']} score, b={chosen_rr['b']:g}"
+        for src in RERANK_SOURCES:
+            if src != chosen_rr["source"]:
+                name = f"re-rank, {src} neighbours"
+                rp = {"source": src, "b": chosen_rr["b"], "beta": chosen_rr["beta"]}
+                results[name] = improved_results(fs, fitted, True, chunk_size=chunk_size, rerank_params=rp)[RERANK_ROW]
+                ingredient[name] = "k-reciprocal neighbours from the other score (same β)"
+                rr_variants.append(name)
+    table_rows = [n for n in results if not n.startswith("re-rank variant ")]
+    base = results["faithful"].summary()
+    recs = []
+    for name in table_rows:
+        sm = results[name].summary()
+        recs.append({"variant": name, "ingredient": ingredient[name], "R1": sm["R1"], "R5": sm["R5"],
+                     "mAP": sm["mAP"], "mINP": sm["mINP"], "dR1": sm["R1"] - base["R1"],
+                     "dmAP": sm["mAP"] - base["mAP"]})  # fmt: skip
+    df = pd.DataFrame(recs)
+    checks = [noise_check(results, ROW, names, n_boot=n_boot, seed=seed)]
+    if rr_variants:
+        checks.append(noise_check(results, RERANK_ROW, rr_variants, n_boot=n_boot, seed=seed))
+    noise = pd.concat(checks).rename(columns={"diff": "d_crit"})
+    df = df.merge(noise, left_on="variant", right_index=True, how="left")
+    return Ablations(df, results, fitted, faithful, w_eff, info.get("rerank"))
+
+
+def improved_w(fs: FeatureSet, fitted: ImprovedModel) -> float:
+    """The weight the improved row uses on ``fs``: the calibrated one, or the spread rule's on this set's cosine."""
+    if fitted.choice.w_source != "spread":
+        return float(fitted.w)
+    from ..joint import normalize_rows
+
+    return float(fitted.w) * score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
+
+
+def colour_histogram_campus(root: Any, **colour_kw: Any) -> FeatureSet:
+    """Colour-histogram features of a dataset root **with** its training side (for calibration).
+
+    Query/gallery features are :func:`streid_lib.colour_histogram.colour_histogram_features` (``colour_kw`` are
+    passed on); the training images' features are computed with the parameters recorded in its provenance and
+    centred the same way (``center`` None or ``"train"``), checked against the first query features.
+
+    Returns:
+        A :class:`~streid_lib.features.FeatureSet` whose ``train_f``/``train`` are the training images'.
+    """
+    import inspect
+    from pathlib import Path
+
+    from ..colour_histogram import _renorm, colour_histogram_features, histogram_features, load_images
+    from ..metadata import SPLIT_FOLDERS, read_dataset_root
+
+    root = Path(root)
+    fs = colour_histogram_features(root, **colour_kw)
+    prov = fs.provenance
+    names = set(inspect.signature(histogram_features).parameters) - {"images"}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in prov.items() if k in names}
+    center = prov.get("center")
+    if center not in (None, "train"):
+        raise ImprovedError(f"center={center!r}: training features can be reproduced for center None or 'train'")
+    splits = read_dataset_root(root)
+
+    def raw(split: str, names_: Any) -> np.ndarray:
+        folder = root / SPLIT_FOLDERS[split]
+        return histogram_features(load_images([folder / n for n in names_]), **kw)
+
+    train_raw = raw("train", splits.train.names)
+    mean = train_raw.mean(axis=0) if center == "train" else None
+    train_f = train_raw if mean is None else _renorm(train_raw - mean)
+    check = raw("query", splits.query.names[:4])
+    check = check if mean is None else _renorm(check - mean)
+    if not np.allclose(check, fs.query_f[:4], atol=1e-5):
+        raise ImprovedError(
+            "colour_histogram_campus: recomputed query features disagree with colour_histogram_features; "
+            "its parameters are not all recorded in the provenance"
+        )
+    prov = {**prov, "train_side": "colour histograms of bounding_box_train (same parameters)"}
+    return FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, prov, train_f=train_f, train=splits.train)

@@ -1,0 +1,163 @@
+"""Validation folds of training identities, and the ranking of a candidate on one fold.
+
+A fold holds out a part of the training identities: the ST model of a candidate is fitted on the other
+identities, and the held-out ones form a validation query/gallery split under the evaluation protocol
+(docs/reference.md §5): one randomly chosen (seeded) image per identity and camera is a query, every other image
+of the fold is gallery, same-camera matches are junk, and queries without a cross-camera match are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..metadata import Metadata
+from .calibration import sample_pairs
+from .config import ImprovedError
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """One fold of the protocol: indices into the training metadata.
+
+    Attributes:
+        fit: images of the identities the ST model is fitted on; query, gallery: the held-out identities'
+            validation split (one query per identity and camera, the rest gallery).
+    """
+
+    fit: np.ndarray
+    query: np.ndarray
+    gallery: np.ndarray
+
+
+def validation_splits(train: Metadata, n_folds: int = 2, seed: int = 0) -> list[ValidationSplit]:
+    """Split training identities into ``n_folds`` folds; build a query/gallery split from each fold (seeded)."""
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ImprovedError(f"n_folds: expected an integer >= 2, got {n_folds!r}")
+    ids = np.unique(train.pids)
+    if ids.size < 2 * n_folds:
+        raise ImprovedError(f"train: {ids.size} identities are too few for {n_folds} folds (need >= {2 * n_folds})")
+    rng = np.random.default_rng(seed)
+    fold_of_id = np.empty(ids.size, np.int64)
+    fold_of_id[rng.permutation(ids.size)] = np.arange(ids.size) % n_folds
+    fold = fold_of_id[np.searchsorted(ids, train.pids)]
+    ncam = train.n_cams + 1
+    out = []
+    for f in range(int(n_folds)):
+        held = np.flatnonzero(fold == f)
+        perm = held[rng.permutation(held.size)]
+        _, first = np.unique(train.pids[perm] * ncam + train.cams[perm], return_index=True)
+        query = np.sort(perm[first])  # the first in a random order: a random image per (identity, camera)
+        gallery = np.setdiff1d(held, query)
+        # Usable query: its identity has a gallery image in another camera, i.e.
+        # (#gallery images of its pid) - (#gallery images of its pid in its camera) > 0.
+        gp, qp = train.pids[gallery], train.pids[query]
+        other_cam = _count_in(gp, qp) - _count_in(gp * ncam + train.cams[gallery], qp * ncam + train.cams[query])
+        out.append(ValidationSplit(np.flatnonzero(fold != f), query[other_cam > 0], gallery))
+    return out
+
+
+def _count_in(pool: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """How many times each of ``keys`` occurs in ``pool`` (vectorised)."""
+    values, counts = np.unique(pool, return_counts=True)
+    if not len(values):
+        return np.zeros(len(keys), np.int64)
+    pos = np.minimum(np.searchsorted(values, keys), len(values) - 1)
+    return np.where(values[pos] == keys, counts[pos], 0)
+
+
+class Fold:
+    """One validation fold, with everything its candidates share computed once.
+
+    The protocol's good/junk items of each query chunk (:class:`streid_lib.metrics.RankingProtocol`), the ST
+    lookup indices ``idx`` ((nq, ng) into any candidate's lookup table; they depend on the bins only), the cosine
+    ``s`` and the calibration pairs depend on the metadata and features only, so a candidate is one ``take`` of
+    its small table, ranked.
+
+    Args:
+        train, split: the training metadata and this fold's :class:`ValidationSplit`.
+        features: (N_train, D) training features, or None (ST-only validation).
+        max_positives, max_negatives, seed: calibration pairs (:func:`~.calibration.sample_pairs`).
+    """
+
+    def __init__(
+        self,
+        train: Metadata,
+        split: ValidationSplit,
+        features: np.ndarray | None,
+        *,
+        max_positives: int = 10_000,
+        max_negatives: int = 20_000,
+        seed: int = 0,
+        chunk_size: int = 256,
+    ) -> None:
+        from ..joint import cosine_similarity
+        from ..metrics import RankingProtocol, iter_row_chunks
+
+        self.fit_meta, self.qm, self.gm = train.take(split.fit), train.take(split.query), train.take(split.gallery)
+        if len(self.qm) == 0:
+            raise ImprovedError(
+                "train: a validation fold has no identity seen in two cameras, so no query can be evaluated; "
+                "use fewer folds or more training identities"
+            )
+        self.fq = None if features is None else features[split.query]
+        self.fg = None if features is None else features[split.gallery]
+        self.s = None if features is None else cosine_similarity(self.fq, self.fg)
+        self.pidx = self.psame = self.s_pairs = None
+        if features is not None:
+            self.pidx, self.psame = sample_pairs(
+                self.qm, self.gm, max_positives=max_positives, max_negatives=max_negatives, seed=seed
+            )
+            self.s_pairs = self.s.reshape(-1)[self.pidx]
+        self.protocol = RankingProtocol(self.gm)
+        self.slices = list(iter_row_chunks(len(self.qm), chunk_size))
+        self.chunks = [self.protocol.chunk(self.qm.take(sl), sl.start) for sl in self.slices]
+        self.idx: np.ndarray | None = None
+        self.idx_pairs: np.ndarray | None = None
+        #: Pair histograms of the fit identities per counting rule (filled by the selection, shared by candidates).
+        self.histograms: dict[str, object] = {}
+
+    def set_index(self, model: object) -> None:
+        """Lookup indices of every validation pair (and of the calibration pairs) from a fitted model's bins."""
+        q, g = self.qm, self.gm
+        self.idx = model.lookup_index(q.cams[:, None], q.frames[:, None], g.cams[None, :], g.frames[None, :])
+        if self.pidx is not None:
+            self.idx_pairs = self.idx.reshape(-1)[self.pidx]
+
+    def result_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> Any:
+        """The :class:`~streid_lib.metrics.RankingResult` of a (nq, ng) score matrix, or of a function giving its
+        rows ``score(rows)``; equal to ``evaluate_scores(score, qm, gm)``."""
+        from ..metrics import MetricAccumulator
+
+        acc = MetricAccumulator(self.gm, protocol=self.protocol)
+        for sl, chunk in zip(self.slices, self.chunks, strict=True):
+            acc.update(score(sl) if callable(score) else score[sl], chunk=chunk)
+        return acc.result()
+
+    def summary_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> dict[str, float]:
+        """``result_of(score).summary()``: validation R1, mAP, ... in percent."""
+        return self.result_of(score).summary()
+
+    def result(self, table: np.ndarray) -> Any:
+        """Validation ranking of a candidate given as its (weighted) lookup table: ``s + table[idx]``, or
+        ``table[idx]`` alone without features (an integer rank table is ranked as it is).
+
+        Built chunk by chunk of queries; float scores are ranked as float32 (the precision of the cosine).
+        """
+        idx, s = self.idx, self.s
+
+        def rows(sl: slice) -> np.ndarray:
+            st = table.take(idx[sl])
+            if s is None:
+                return st if st.dtype.kind == "i" else st.astype(np.float32)
+            st += s[sl]  # float64: the same values as s + w·logLR
+            return st.astype(np.float32)
+
+        return self.result_of(rows)
+
+    def summary(self, table: np.ndarray) -> dict[str, float]:
+        """``result(table).summary()``."""
+        return self.result(table).summary()
