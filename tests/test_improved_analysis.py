@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from improved_world import synthetic_world
 
-from streid_lib import improved
+from streid_lib import improved, study
 from streid_lib.improved import ImprovedError, SelectionConfig, bootstrap_difference, noise_check
 from streid_lib.joint import cosine_similarity
 from streid_lib.metrics import evaluate_scores
 
+#: The smoke profile's search, as notebook 07 runs it under CI (one home for the smoke sizes: the profiles).
+SMOKE = study.PROFILE_SETTINGS["smoke"].sizes.selection
 SMALL = SelectionConfig(sigmas=(3.0, 12.0), sigma0=12.0, w_scales=(1.0, 2.0), rerank_b=(1.0, 4.0))
 
 
@@ -63,7 +67,7 @@ def test_ablation_rows_are_consistent_and_none_beats_the_chosen_row_beyond_noise
     assert not checked["beats_beyond_noise"].astype(bool).any(), checked[["variant", "d_crit", "ci_low"]]
 
 
-def test_report_tables_and_sentences_come_from_the_numbers() -> None:
+def test_report_tables_and_sentences_come_from_the_numbers(tmp_path) -> None:
     fs = synthetic_world(seed=8, n_ids=80)
     rep = improved.beyond_the_paper(fs, dataset="duke", config=SMALL, n_boot=300)
     s = rep.summary
@@ -76,6 +80,21 @@ def test_report_tables_and_sentences_come_from_the_numbers() -> None:
     text = improved.interpretation(rep)
     assert f"{s.loc['improved', 'mAP']:.1f}" in text[0] and f"{s.loc['faithful', 'mAP']:.1f}" in text[0]
     assert any(t.startswith(f"Targets met: {int(rep.targets['met'].sum())} of {len(rep.targets)}") for t in text)
+    assert f"{len(fs.query):,} queries against {len(fs.gallery):,} gallery images" in improved.describe_inputs(rep)
+    # The tables as written and shown: named columns, counts as integers, p-values with three decimals.
+    tables = {t.name: t for t in improved.report_tables(rep)}
+    assert list(tables) == ["beyond_summary", "beyond_ablation", "beyond_bootstrap", "beyond_targets",
+                            "beyond_validation", "rerank_variants"]  # fmt: skip
+    boot = tables["beyond_bootstrap"]
+    shown = study.write_table(boot.frame, boot.name, study.resolve_config(profile="smoke", out_dir=str(tmp_path)),
+                              title=boot.title, decimals=boot.decimals)  # fmt: skip
+    assert shown.index.name == "comparison (B − A)" and not {"a", "b", "diff"} & set(shown.columns)
+    first = shown.loc["improved − faithful"].set_index("metric").loc["mAP"]
+    assert first["A (reference row)"] == f"{s.loc['faithful', 'mAP']:.1f}"
+    assert first["B (compared row)"] == f"{s.loc['improved', 'mAP']:.1f}"
+    assert set(shown["resamples"]) == {"300"}
+    assert all(re.fullmatch(r"[01]\.\d{3}", p) for p in shown["p (bootstrap, two-sided)"])
+    assert "| 300 |" in (tmp_path / "figures" / "beyond_bootstrap.md").read_text()
     # Without a training side: the spread-rule rows only, and the sentences still render.
     plain = improved.beyond_the_paper(fs.without_train(), dataset="duke", train=fs.train, config=SMALL, n_boot=100)
     assert "improved (no training features)" not in plain.summary.index
@@ -99,7 +118,7 @@ def campus_features(tmp_path_factory: pytest.TempPathFactory):
 def test_campus_improved_beats_faithful_and_no_ablation_beats_it(campus_features) -> None:
     fs = campus_features
     assert fs.has_train and len(fs.train_f) == len(fs.train)
-    abl = improved.ablation_table(fs, rerank=False, config=SelectionConfig.for_profile("smoke"), n_boot=500)
+    abl = improved.ablation_table(fs, rerank=False, config=SMOKE, n_boot=500)
     df = abl.table
     row = df.set_index("variant")
     assert row.loc["improved", "R1"] > row.loc["faithful", "R1"]
@@ -107,6 +126,6 @@ def test_campus_improved_beats_faithful_and_no_ablation_beats_it(campus_features
     checked = df[df["beats_beyond_noise"].notna()]
     assert not checked["beats_beyond_noise"].astype(bool).any(), checked[["variant", "d_crit", "ci_low"]]
     # The evaluate --mode improved path without training features (spread rule) beats faithful as well.
-    plain = improved.improved_rows(fs.without_train(), fs.train, config=SelectionConfig.for_profile("smoke"),
+    plain = improved.improved_rows(fs.without_train(), fs.train, config=SMOKE,
                                    st_params=improved.st_params_from(abl.faithful))["improved"]  # fmt: skip
     assert plain["R1"] > row.loc["faithful", "R1"] and plain["mAP"] > row.loc["faithful", "mAP"]

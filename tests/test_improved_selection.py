@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from improved_world import synthetic_world
 
-from streid_lib import improved
+from streid_lib import improved, study
 from streid_lib.features import FeatureSet
 from streid_lib.improved import (
     DEFAULT_W,
@@ -143,7 +143,7 @@ def test_fit_improved_reuses_the_final_model_fitted_by_the_protocol() -> None:
     assert "final_model" not in fitted.choice.as_dict()
 
 
-def test_selection_config_is_validated_and_shrinks_for_smoke() -> None:
+def test_selection_config_is_validated_and_the_smoke_profile_shrinks_it() -> None:
     with pytest.raises(ImprovedError, match="countings"):
         SelectionConfig(countings=("pairs",))
     with pytest.raises(ImprovedError, match="n_folds"):
@@ -152,7 +152,10 @@ def test_selection_config_is_validated_and_shrinks_for_smoke() -> None:
         SelectionConfig(criterion="R5")
     with pytest.raises(TypeError):
         SelectionConfig((1.0,))  # type: ignore[misc]  # positional: the grid is named
-    smoke, full = SelectionConfig.for_profile("smoke"), SelectionConfig.for_profile("default")
+    # The study's profiles size the search (one home for the smoke sizes); the smoke search keeps every stage.
+    smoke, full = (study.PROFILE_SETTINGS[p].sizes.selection for p in ("smoke", "default"))
+    assert full == SelectionConfig() and study.PROFILE_SETTINGS["paper"].sizes.selection == full
     assert len(smoke.sigmas) < len(full.sigmas) and smoke.countings == full.countings
+    assert smoke.structure == full.structure and smoke.rerank_sources == full.rerank_sources
     assert min(full.sigmas) <= 2 and max(full.sigmas) == 50  # a log grid from 1-2 bins to 50
     assert full.as_dict()["sigmas"] == list(full.sigmas)

@@ -108,6 +108,60 @@ def test_route_d_features_folder(tmp_path, duke_names):
     assert not (figs / "data_example_crops.png").exists()
 
 
+def executed_text(run_dir: Path, notebook: str) -> str:
+    """What an executed notebook printed and displayed (stdout and text outputs)."""
+    nb = json.loads((run_dir / "notebooks" / notebook).read_text())
+    out = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            out.append("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/markdown", "")))
+    return "\n".join(out)
+
+
+def test_route_d_without_pcb_every_notebook_completes(tmp_path, duke_names):
+    """Route d with a subset that has no PCB: resnet50.npz alone (no training side) with training names, all seven
+    notebooks; then densenet121.npz alone with its training side, notebook 07 (its improved mode calibrates)."""
+    splits = read_name_lists(duke_names, "duke")
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((10_000, 16))
+    qf, gf = (identity_features(getattr(splits, s), centres, rng, 2.0) for s in ("query", "gallery"))
+    folder = tmp_path / "resnet_only"
+    folder.mkdir()
+    resnet = FeatureSet(qf, gf, splits.query, splits.gallery, {"model": "resnet50"})
+    save_features(folder / "resnet50.npz", resnet)
+    names = tmp_path / "train_names.txt"
+    names.write_text("\n".join(str(n) for n in splits.train.names) + "\n")
+    figs = run(tmp_path / "run", "smoke", dataset="duke", features=str(folder), train_names=str(names))
+
+    assert not computed(check_one_table_per_dataset(figs, "duke")), "Table 2's rows all need PCB or PCB+RE"
+    assert read_table(figs / "table3.csv")["ResNet50+ST"]["R1"] != ""
+    check_every_claim_has_a_verdict(figs)
+    # Notebook 07 ran on ResNet-50 (the faithful row is ResNet-50 + ST) and says what it could not compute.
+    want = evaluate_features(resnet, fit_st_model(splits.train, "duke"), rows=("st-ReID",))["rows"]["st-ReID"]
+    with (figs / "beyond_summary.csv").open(newline="") as fh:
+        summary = {r["method"]: r for r in csv.DictReader(fh)}
+    assert summary["faithful"]["R1"] == f"{want['R1']:.1f}" and summary["faithful"]["mAP"] == f"{want['mAP']:.1f}"
+    assert {"improved", "improved+re-rank"} <= set(summary) and "improved (no training features)" not in summary
+    text = executed_text(tmp_path / "run", "07_beyond_the_paper.ipynb")
+    assert "Not computed in this run: improved mode on PCB (needs pcb.npz or pcb.mat in the features folder; " in text
+    assert "ResNet-50 is used instead) and a fusion weight calibrated on training features (resnet50.npz" in text
+    assert "PosixPath" not in text
+
+    dense = tmp_path / "densenet_only"
+    dense.mkdir()
+    train_f = identity_features(splits.train, centres, rng, 2.0)
+    save_features(dense / "densenet121.npz", FeatureSet(qf, gf, splits.query, splits.gallery, {"model": "densenet121"},
+                                                        train=splits.train, train_f=train_f))  # fmt: skip
+    out = tmp_path / "run_dense"
+    reproduce.run_study(profile="smoke", out_dir=out, parameters={"dataset": "duke", "features": str(dense)},
+                        only=["07"], progress=False)  # fmt: skip
+    with (out / "figures" / "beyond_summary.csv").open(newline="") as fh:
+        assert "improved (no training features)" in {r["method"] for r in csv.DictReader(fh)}
+    text = executed_text(out, "07_beyond_the_paper.ipynb")
+    assert "DenseNet-121 is used instead" in text and "calibrated on training features" not in text
+    assert "the fusion weight is calibrated on the training side's features" in text
+
+
 def test_route_b_dataset_folder_trained_on_the_cpu(tmp_path):
     """Route b: a dataset folder with DukeMTMC-reID names (a tiny campus), the four models trained briefly."""
     from streid_lib.campus import generate_campus

@@ -44,7 +44,7 @@ from .config import (
 from .counting import PairHistograms, background_counts, pair_histograms
 from .folds import Fold, ValidationSplit, validation_splits
 from .likelihood import LikelihoodRatioModel
-from .report import BOOTSTRAP_RESAMPLES, BeyondReport, beyond_the_paper, interpretation
+from .report import BeyondReport, ReportTable, beyond_the_paper, describe_inputs, interpretation, report_tables
 from .reranking import fused_score_matrix, jaccard_distance, jaccard_weight
 from .scoring import (
     RERANK_ROW,
@@ -61,7 +61,6 @@ from .scoring import (
 from .selection import Choice, select_hyperparameters
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES",
     "BOOT_METRICS",
     "COUNTINGS",
     "DEFAULT_OUTLIER",
@@ -75,6 +74,7 @@ __all__ = [
     "Ablations",
     "BeyondReport",
     "Choice",
+    "ReportTable",
     "Fold",
     "ImprovedError",
     "ImprovedModel",
@@ -89,6 +89,7 @@ __all__ = [
     "bootstrap_difference",
     "calibrate_weight",
     "colour_histogram_campus",
+    "describe_inputs",
     "faithful_results",
     "fit_improved",
     "fused_score_matrix",
@@ -100,6 +101,7 @@ __all__ = [
     "noise_check",
     "pair_histograms",
     "prepare_improved",
+    "report_tables",
     "resolve_training",
     "sample_pairs",
     "score_spread",

@@ -99,16 +99,6 @@ class SelectionConfig:
         if min(self.max_positives, self.max_negatives) < 1:
             raise ImprovedError("max_positives, max_negatives: expected at least 1 pair each")
 
-    @classmethod
-    def for_profile(cls, profile: str) -> SelectionConfig:
-        """The study profile's search: the full one, or for ``"smoke"`` a coarser one (σ 3/12/50, m 1/2/4, b 1/4).
-
-        The smoke search keeps every stage and every counting rule, so the notebook shows the same rows.
-        """
-        if profile == "smoke":
-            return cls(sigmas=(3.0, 12.0, 50.0), sigma0=12.0, w_scales=(1.0, 2.0, 4.0), rerank_b=(1.0, 4.0))
-        return cls()
-
     def replace(self, **changes: Any) -> SelectionConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)

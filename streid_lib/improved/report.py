@@ -2,8 +2,10 @@
 
 :func:`beyond_the_paper` runs faithful, improved, improved+re-rank and the ablations on whatever features the run
 has (with their training side when there is one, and then also without it, the authors' ``.mat`` route), with
-paired bootstrap intervals; :func:`interpretation` renders every sentence of the notebook's reading from those
-numbers, so no trend is written by hand.
+paired bootstrap intervals; :func:`report_tables` gives its tables with readable column names, and
+:func:`describe_inputs` and :func:`interpretation` render every sentence of the notebook's reading from the numbers,
+so no trend is written by hand. How much is computed (the search's grids, the bootstrap resamples) is the caller's
+to say: the study passes its profile's sizes (``cfg.sizes.selection``, ``cfg.sizes.bootstrap_samples``).
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ TARGETS_NO_TRAIN: tuple[tuple[str, str, str, str, float], ...] = (
     ("improved+re-rank ≥ improved − 1 R1, no training features", RERANK_ROW, ROW, "R1", -1.0),
 )
 NO_TRAIN = " (no training features)"
-#: Paired-bootstrap resamples per study profile (smoke runs shrink it; the intervals' Monte Carlo error at 200
-#: resamples is about a tenth of their width).
-BOOTSTRAP_RESAMPLES: dict[str, int] = {"smoke": 200, "default": 2000, "paper": 2000}
 
 
 @dataclass
@@ -71,8 +70,7 @@ def beyond_the_paper(
     train: Metadata | None = None,
     config: SelectionConfig | None = None,
     rerank: bool = True,
-    profile: str = "default",
-    n_boot: int | None = None,
+    n_boot: int = 2000,
     seed: int = 0,
 ) -> BeyondReport:
     """Faithful vs improved (and improved+re-rank) on ``fs``, with ablations and paired bootstrap intervals.
@@ -82,9 +80,10 @@ def beyond_the_paper(
             spread-rule rows without it are added for comparison).
         dataset: the dataset key of the faithful ST model's bins (:func:`streid_lib.st_model.fit_st_model`).
         train: training metadata when ``fs`` has no training side (default ``fs.train``).
-        profile: the study profile, which sizes the search (:meth:`SelectionConfig.for_profile`) and the bootstrap
-            (:data:`BOOTSTRAP_RESAMPLES`) unless ``config`` or ``n_boot`` is given.
-        n_boot, seed: paired bootstrap resamples over queries and their seed.
+        config: the selection's search (default: the full :class:`SelectionConfig`); the study passes its
+            profile's (``cfg.sizes.selection``), which is coarser under the smoke profile.
+        n_boot, seed: paired bootstrap resamples over queries (the study passes ``cfg.sizes.bootstrap_samples``)
+            and their seed.
     """
     import pandas as pd
 
@@ -94,8 +93,8 @@ def beyond_the_paper(
     if train is None:
         raise ValueError("beyond_the_paper: the features have no training side; give the training metadata (train=)")
     faithful = fit_st_model(train, dataset)
-    config = SelectionConfig.for_profile(profile) if config is None else config
-    n_boot = BOOTSTRAP_RESAMPLES.get(profile, BOOTSTRAP_RESAMPLES["default"]) if n_boot is None else int(n_boot)
+    config = SelectionConfig() if config is None else config
+    n_boot = int(n_boot)
     abl = ablation_table(fs, train, faithful=faithful, rerank=rerank, config=config, n_boot=n_boot, seed=seed)
     results = dict(abl.results)
     main = ["VIS", "faithful", ROW] + (["VIS+re-rank", "faithful+re-rank", RERANK_ROW] if rerank else [])
@@ -190,6 +189,113 @@ def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
     return pd.DataFrame(recs).set_index("target") if recs else pd.DataFrame(columns=["difference", "met"])
 
 
+@dataclass(frozen=True)
+class ReportTable:
+    """One table of the report as the notebook writes and shows it: file name, title, the frame with readable
+    column names, and the decimals of the columns that need more than one."""
+
+    name: str
+    title: str
+    frame: Any
+    decimals: dict[str, int] = field(default_factory=dict)
+
+
+#: Readable names of the report's columns (differences in percentage points).
+_SUMMARY_COLUMNS = {
+    "dR1 vs faithful": "R1 − faithful",
+    "dR1 95% CI": "R1 − faithful, 95 % interval",
+    "dmAP vs faithful": "mAP − faithful",
+    "dmAP 95% CI": "mAP − faithful, 95 % interval",
+}
+_ABLATION_COLUMNS = {
+    "dR1": "R1 − faithful",
+    "dmAP": "mAP − faithful",
+    "d_crit": "R1+mAP − chosen",
+    "ci_low": "R1+mAP − chosen, low",
+    "ci_high": "R1+mAP − chosen, high",
+    "beats_beyond_noise": "beats the chosen row beyond noise",
+}
+_BOOTSTRAP_COLUMNS = {
+    "a": "A (reference row)",
+    "b": "B (compared row)",
+    "diff": "B − A",
+    "ci_low": "B − A, 95 % low",
+    "ci_high": "B − A, 95 % high",
+    "p_boot": "p (bootstrap, two-sided)",
+    "n_boot": "resamples",
+}
+_VALIDATION_COLUMNS = {
+    "R1_sd": "R1 sd over folds",
+    "mAP_sd": "mAP sd over folds",
+    "gain_vs_chosen": "criterion − chosen",
+    "se_vs_chosen": "its standard error",
+}
+
+
+def report_tables(report: BeyondReport) -> list[ReportTable]:
+    """The report's tables in the notebook's order, ready for :func:`streid_lib.study.write_table`.
+
+    ``beyond_summary``, ``beyond_ablation``, ``beyond_bootstrap`` (each comparison ``B − A`` with the values of both
+    rows), ``beyond_targets``, ``beyond_validation`` (when a selection ran) and ``rerank_variants`` (with
+    re-ranking). Counts stay integers; the bootstrap p-values and the fusion weights get three decimals.
+    """
+    n_boot = report.details.get("n_boot")
+    crit = f"family-wise 95 % interval of rank-1 + mAP against the chosen row ({n_boot} resamples)"
+    out = [
+        ReportTable(
+            "beyond_summary",
+            "Faithful vs improved (percent; differences vs faithful with 95 % paired-bootstrap intervals)",
+            report.summary.rename(columns=_SUMMARY_COLUMNS),
+        ),
+        ReportTable(
+            "beyond_ablation",
+            f"Improved mode: ablations (percent; the noise check is the {crit})",
+            report.ablations.set_index("variant").rename(columns=_ABLATION_COLUMNS),
+        ),
+    ]
+    boot = report.comparisons.reset_index().set_index("comparison").rename(columns=_BOOTSTRAP_COLUMNS)
+    boot.index.name = "comparison (B − A)"
+    boot["resamples"] = boot["resamples"].astype(int)
+    out.append(
+        ReportTable(
+            "beyond_bootstrap",
+            "Paired bootstrap over queries: B − A in percentage points with its 95 % percentile interval; p is the "
+            f"share of resamples on the other side of 0, doubled (0.000: none of the {n_boot} was)",
+            boot,
+            {"p (bootstrap, two-sided)": 3},
+        )
+    )
+    targets = report.targets.rename(columns={"difference": "measured difference", "threshold": "minimum"})
+    out.append(ReportTable("beyond_targets", "Targets of the improved mode (percentage points)", targets))
+    if report.validation is not None:
+        out.append(
+            ReportTable(
+                "beyond_validation",
+                "Selection on training identities: validation rank-1 and mAP (percent, mean over folds)",
+                report.validation.set_index("stage").rename(columns=_VALIDATION_COLUMNS),
+                {"w": 3},
+            )
+        )
+    if report.rerank_variants is not None:
+        out.append(
+            ReportTable("rerank_variants", "Re-ranking variants for joint scores (percent)", report.rerank_variants)
+        )
+    return out
+
+
+def describe_inputs(report: BeyondReport) -> str:
+    """What the report was computed on: the features, the sizes of the sets, and where the fusion weight came from."""
+    d = report.details
+    if d["train_features"]:
+        weight = "the fusion weight is calibrated on the training side's features"
+    else:
+        weight = "the features have no training side, so the spread rule sets the fusion weight"
+    return (
+        f"Computed on {d['features']}: {d['n_query']:,} queries against {d['n_gallery']:,} gallery images; the ST "
+        f"evidence is fitted on {d['n_train']:,} training images; {weight}."
+    )
+
+
 def _ci(comparisons: Any, comparison: str, metric: str) -> tuple[float, float, float]:
     row = comparisons.loc[(comparison, metric)]
     return float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
@@ -208,7 +314,7 @@ def interpretation(report: BeyondReport) -> list[str]:
     d1, lo1, hi1 = _ci(c, f"{ROW} − faithful", "R1")
     src = "calibrated on the training side" if ch["w_source"] == "calibrated" else "set by the spread rule"
     out.append(
-        f"On {report.details['features']} ({report.details['n_query']} queries), improved mode reaches rank-1 "
+        f"On {report.details['features']} ({report.details['n_query']:,} queries), improved mode reaches rank-1 "
         f"{i['R1']:.1f} and mAP {i['mAP']:.1f} against faithful st-ReID's {f['R1']:.1f} and {f['mAP']:.1f}: "
         f"{d1:+.1f} rank-1 (95 % interval {lo1:+.1f} to {hi1:+.1f}) and {d:+.1f} mAP ({lo:+.1f} to {hi:+.1f}), "
         f"{_noise_word(lo, hi)} for mAP."
@@ -242,9 +348,13 @@ def interpretation(report: BeyondReport) -> list[str]:
     variants = abl[abl["variant"].isin(checked["variant"]) & (abl["variant"] != "ST evidence only")]
     if len(variants):
         loss = variants.loc[variants["mAP"].idxmin()]
+        dm = loss["mAP"] - i["mAP"]
         out.append(
             f"The ingredient that matters most here is the {loss['ingredient']}: '{loss['variant']}' costs "
-            f"{loss['mAP'] - i['mAP']:+.1f} mAP against the chosen row."
+            f"{-dm:.1f} mAP against the chosen row."
+            if dm < 0
+            else f"No single change of the chosen row lowers its mAP here (the lowest variant, '{loss['variant']}', "
+            f"is {dm:+.1f})."
         )
     if RERANK_ROW in s.index:
         r = s.loc[RERANK_ROW]

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..improved.config import SelectionConfig
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ("smoke", "default", "paper")
 DATASETS = ("campus", "market", "duke")
@@ -92,8 +94,9 @@ class Sizes:
     #: Figure 1: queries shown and the length of each ranked list.
     ranked_queries: int = 3
     ranked_top: int = 8
-    #: Notebook 07: paired bootstrap resamples over queries.
+    #: Notebook 07: paired bootstrap resamples over queries, and the improved mode's search on training identities.
     bootstrap_samples: int = 2000
+    selection: SelectionConfig = SelectionConfig()
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,17 @@ PROFILE_SETTINGS: dict[str, Profile] = {
             lr=0.01,
             lr_backbone=0.01,
         ),
-        sizes=Sizes(sigmas=(10, 50), bin_widths=(100,), sweep_points=3, bootstrap_samples=200),
+        # Notebook 07: a coarser search that keeps every stage and every counting rule (the same rows), and 200
+        # bootstrap resamples (their Monte Carlo error is about a tenth of an interval's width).
+        sizes=Sizes(
+            sigmas=(10, 50),
+            bin_widths=(100,),
+            sweep_points=3,
+            bootstrap_samples=200,
+            selection=SelectionConfig(
+                sigmas=(3.0, 12.0, 50.0), sigma0=12.0, w_scales=(1.0, 2.0, 4.0), rerank_b=(1.0, 4.0)
+            ),
+        ),
     ),
     "default": Profile(
         "default",

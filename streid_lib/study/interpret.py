@@ -131,6 +131,15 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
             gaps.append(
                 "Figure 1 as pictures (no images, or no image names in the features file; a text list stands in)"
             )
+    if notebook == "07" and cfg.features:
+        key, fs = main_features(cfg)
+        if key != "pcb":
+            gaps.append(f"improved mode on PCB ({missing_reason(cfg, 'pcb')}; {MODEL_LABELS[key]} is used instead)")
+        if not fs.has_train:
+            gaps.append(
+                f"a fusion weight calibrated on training features ({Path(cfg.feature_files[key]).name} has no "
+                "training side; the spread rule sets the weight)"
+            )
     if not gaps:
         return "Everything in this notebook was computed in this run."
     return "Not computed in this run: " + _join(gaps) + "."

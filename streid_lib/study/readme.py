@@ -22,6 +22,7 @@ _RESULT_TABLES = (
     (("tables_1_2_campus", "table1", "table2"), "Tables 1-2 rows"),
     (("table3",), "Table 3 rows"),
     (("figure4ab",), "Figure 4(a, b) rows"),
+    (("beyond_summary",), "Beyond the paper (notebook 07): faithful against improved"),
 )
 
 
