@@ -15,7 +15,10 @@ What a user sees on the terminal:
 
 Parameters (``-p NAME VALUE``) are checked against the notebooks' ``parameters`` cells before
 anything runs or is written: an unknown name, a value of the wrong type, or a name that is also an
-option (``profile``, ``out_dir``) given two different values is a one-line error.
+option (``profile``, ``out_dir``) given two different values is a one-line error. Path-valued
+parameters (:data:`streid_lib.study.config.PATH_PARAMETERS`) are made absolute against the current
+folder before they are injected, so that an executed copy reruns from any folder (nbval runs it from
+its own).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import ast
 import difflib
 import inspect
+import os
 import re
 import shutil
 import sys
@@ -35,6 +39,7 @@ from typing import IO, Any
 
 from ._io import atomic_path, check_output_path, remove_stale_leftovers
 from .study import REPO_ROOT, resolve_config
+from .study.config import PATH_PARAMETERS
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL_LOG = "kernel.log"
@@ -224,7 +229,7 @@ class _StderrRelay:
     On a terminal, carriage returns pass through, so a progress bar refreshes in place (cut to the terminal's
     width so that it never wraps; a finished line that was cut is written again whole). Through a pipe or into a
     file, every finished line is written, but a line that is refreshed with ``\\r`` (a progress bar) only once per
-    ``interval`` seconds and when it finishes.
+    ``interval`` seconds and when it finishes (a bar that clears itself on close shows no stale last refresh).
     """
 
     def __init__(self, stream: IO[str], interval: float = 30.0, indent: str = "      ") -> None:
@@ -276,8 +281,8 @@ class _StderrRelay:
     def _write_pipe(self, text: str) -> None:
         parts = re.split(r"(\r|\n)", self._tail + text)
         self._tail = parts[-1]
-        for segment, sep in zip(parts[0:-1:2], parts[1::2]):
-            segment = segment.rstrip()
+        for raw, sep in zip(parts[0:-1:2], parts[1::2]):
+            segment = raw.rstrip()
             if sep == "\n":
                 line = segment or self._pending
                 if line:
@@ -288,6 +293,8 @@ class _StderrRelay:
                 if time.monotonic() - self._last_shown >= self.interval:
                     self._show(segment)
                     self._pending = None
+            elif raw:  # a bar cleared on close (tqdm leave=False: blanks, then \r): its last refresh is stale
+                self._pending = None
 
     def _show(self, line: str) -> None:
         self.stream.write(f"{self.indent}{line}\n")
@@ -366,6 +373,22 @@ def sign_notebook(path: Path) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
+def absolute_paths(parameters: dict[str, Any], base: str | Path | None = None) -> dict[str, Any]:
+    """``parameters`` with every path-valued one (:data:`~streid_lib.study.config.PATH_PARAMETERS`) made absolute.
+
+    A relative path is read against ``base`` (default: the current folder, where the command was typed); ``~`` is
+    expanded; symbolic links and ``..`` are kept as written (the last name of a path names the run). Values that
+    are None, empty or not text are left alone.
+    """
+    base = Path.cwd() if base is None else Path(base)
+    out = dict(parameters)
+    for name in PATH_PARAMETERS:
+        value = out.get(name)
+        if isinstance(value, (str, os.PathLike)) and str(value):
+            out[name] = str(base / Path(value).expanduser())
+    return out
+
+
 def _same(name: str, a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve() if name == "out_dir" else a == b
 
@@ -384,8 +407,8 @@ def run_study(
     Everything is checked before anything is written: the notebooks to run, the parameter names (against the
     notebooks' ``parameters`` cells), the configuration (:func:`streid_lib.study.resolve_config`) and the
     destinations. ``parameters`` may hold ``profile`` and ``out_dir``, as the notebooks name them; they are
-    the same as the arguments (an error if both are given with different values). Relative paths in parameter
-    values are read from the current folder (the kernels run there).
+    the same as the arguments (an error if both are given with different values). Relative paths in path-valued
+    parameters are read from the current folder and injected as absolute paths (:func:`absolute_paths`).
 
     Raises:
         ParameterError: an unknown parameter name, or one that contradicts ``profile``/``out_dir``.
@@ -410,6 +433,7 @@ def run_study(
                     f"-p {name} {value} contradicts {OPTION_PARAMETERS[name]} {given}; give only one of them"
                 )
             options[name] = given if value is None else str(value)
+    params = absolute_paths(params)  # out_dir is made absolute below, with the option's value
     # The study's configuration takes the parameters it declares; others belong to the notebooks alone.
     declared = inspect.signature(resolve_config).parameters
     cfg = resolve_config(

@@ -245,6 +245,57 @@ def test_a_run_maps_option_parameters_shows_progress_and_no_kernel_noise(nb_dir,
     assert sorted(p.name for p in (out / "notebooks").iterdir()) == ["01_small.ipynb", reproduce.KERNEL_LOG]
 
 
+def test_path_parameters_are_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    given = {"features": "feats/pcb.npz", "train_names": "~/names.txt", "data_root": "/data/Duke", "out_dir": "../r",
+             "figures_dir": "", "seed": 3, "label": "rel/x", "extra": None}  # fmt: skip
+    here = tmp_path / "here"
+    got = reproduce.absolute_paths(given, base=here)
+    assert got == {**given, "features": str(here / "feats" / "pcb.npz"), "out_dir": str(here / ".." / "r"),
+                   "train_names": str(tmp_path / "home" / "names.txt")}  # fmt: skip
+    assert set(reproduce.PATH_PARAMETERS) >= {"data_root", "features", "train_names"}
+
+
+@pytest.mark.slow
+def test_relative_path_parameters_are_injected_absolute_so_the_copy_reruns_from_its_folder(tmp_path, monkeypatch):
+    """``reproduce -p features feats/pcb.npz`` from the user's folder; nbval reruns the copy from its own folder."""
+    folder = tmp_path / "notebooks"
+    write_notebook(
+        folder / "01_paths.ipynb",
+        """
+        profile = None
+        out_dir = None
+        dataset = "campus"
+        features = None
+        train_names = None
+        """,
+        "print('read', open(train_names).read().strip(), os.path.getsize(features), os.path.isabs(features))",
+    )
+    nb = nbformat.read(folder / "01_paths.ipynb", as_version=4)
+    nb.cells[1].source = "import os\n" + nb.cells[1].source
+    nbformat.write(nb, folder / "01_paths.ipynb")
+    monkeypatch.setattr(reproduce, "NOTEBOOK_DIR", folder)
+    user = tmp_path / "user"
+    (user / "feats").mkdir(parents=True)
+    (user / "feats" / "pcb.npz").write_bytes(b"12345")
+    (user / "names.txt").write_text("0001_c1_f0000100.jpg\n")
+    monkeypatch.chdir(user)
+    params = ["-p", "dataset", "duke", "-p", "features", "feats/pcb.npz", "-p", "train_names", "names.txt"]
+    assert run_cli("--profile", "smoke", "--out", "run", *params) == 0
+    executed = user / "run" / "notebooks" / "01_paths.ipynb"
+    nb = nbformat.read(executed, as_version=4)
+    injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert f'features = "{user / "feats" / "pcb.npz"}"' in injected
+    assert f'train_names = "{user / "names.txt"}"' in injected
+    # Rerun the executed copy as nbval does: from its own folder.
+    from nbclient import NotebookClient
+
+    monkeypatch.chdir(tmp_path)
+    NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(executed.parent)}}).execute()
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stdout")
+    assert "read 0001_c1_f0000100.jpg 5 True" in printed
+
+
 @pytest.mark.slow
 def test_a_failing_notebook_names_the_cell_and_keeps_its_executed_copy(nb_dir, tmp_path, capsys):
     write_notebook(nb_dir / "02_fails.ipynb", PARAMS, "raise ValueError(f'bad seed {seed}')")
@@ -291,6 +342,12 @@ def test_through_a_pipe_a_progress_bar_gives_one_line_per_interval():
     relay = reproduce._StderrRelay(every, interval=0.0, indent="")
     relay.write("\r1/3\r2/3\r3/3\n")
     assert every.getvalue() == "1/3\n2/3\n3/3\n"
+    # A bar that clears itself on close (tqdm leave=False) leaves no stale "75%" line behind.
+    cleared = _Stream(tty=False)
+    relay = reproduce._StderrRelay(cleared, interval=3600.0, indent="")
+    relay.write("\rre-ranking:   0%| 0/4\rre-ranking:  75%| 3/4 jaccard\r" + " " * 30 + "\r")
+    relay.close()
+    assert cleared.getvalue() == "re-ranking:   0%| 0/4\n"
 
 
 def test_on_a_terminal_a_progress_bar_refreshes_in_place_within_its_width(monkeypatch):

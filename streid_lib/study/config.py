@@ -59,6 +59,9 @@ MODEL_LABELS = {
     "colour": "colour histogram",
 }
 FEATURE_SUFFIXES = (".npz", ".mat")
+#: The parameters whose values are paths (files or folders). ``reproduce`` makes them absolute before it injects
+#: them into the executed notebooks, so that an executed copy reruns from any folder (nbval runs it from its own).
+PATH_PARAMETERS = ("data_root", "features", "train_names", "out_dir", "figures_dir")
 
 
 class StudyConfigError(ValueError):
