@@ -23,7 +23,7 @@ Options that differ from the reference are named and off by default:
   time drops the vote (the number dropped is kept in ``n_overflow_votes_``); ``"clip"`` uses the last bin;
   ``"error"`` raises :class:`STModelError` naming the gap.
 * ``counting="image_pairs"``: the paper's literal Eqn. 2, where every cross-camera image pair of one identity
-  votes with its own frame gap (reference §9.1), instead of one vote per identity from mean frames.
+  votes with its own frame gap (docs/reference.md §9.1), instead of one vote per identity from mean frames.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def gaussian_kernel(sigma: float, truncate: float = 3.0) -> np.ndarray:
 
 
 def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -> np.ndarray:
-    """Parzen-smooth histograms along their last axis and renormalise each one (reference §3.5).
+    """Parzen-smooth histograms along their last axis and renormalise each one (docs/reference.md §3.5).
 
     ``Q[..., i] = Σ_{0<=j<H, |i-j|<=R} g(i-j) · P[..., j]`` (zero outside the array: no border correction), then
     ``P̂ = Q / (Σ_i Q[..., i] + 1e-7)``. This equals the reference's H×H band-matrix product, done as one
