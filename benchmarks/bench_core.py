@@ -1,4 +1,4 @@
-"""Core evaluation benchmark at Market-1501 scale (issue 2): time and peak memory of each stage.
+"""Core evaluation benchmark at Market-1501 scale: time and peak memory of each stage.
 
 3,368 queries × 19,732 gallery images with the real Market metadata (parsed from the standard file names in
 ``../shared/data/names/market1501``) and seeded random unit float32 features (D = 2048 by default, ``--dim 12288``
@@ -64,7 +64,7 @@ def random_unit(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def loop_evaluator(qf, gf, q, g, P_hat, n: int, metric: JointMetric) -> tuple[float, list[float], np.ndarray]:
-    """The authors' style (reference §4, §5): per query a matrix-vector product, a Python loop over the gallery for
+    """The authors' style (§4, §5): per query a matrix-vector product, a Python loop over the gallery for
     the ST score with scalar indexing, argsort, in1d good/junk, trapezoid AP. Returns (seconds, APs, scores)."""
     t0 = time.perf_counter()
     aps, scores = [], []

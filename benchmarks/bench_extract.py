@@ -1,4 +1,4 @@
-"""Where extraction time goes (issue 4): JPEG decoding alone, then ``extract_features`` end to end, twice.
+"""Where extraction time goes: JPEG decoding alone, then ``extract_features`` end to end, twice.
 
     python benchmarks/bench_extract.py [--model pcb] [--images 4000] [--json out.json]
 

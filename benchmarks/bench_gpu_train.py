@@ -1,4 +1,4 @@
-"""GPU benchmark of the visual stream (issue 4): PCB training images/s at 384×192, fast path vs plain loop, and
+"""GPU benchmark of the visual stream: PCB training images/s at 384×192, fast path vs plain loop, and
 extraction images/s.
 
     python benchmarks/bench_gpu_train.py [--train-images 3004] [--steps 200] [--no-compile] [--json out.json]
@@ -16,7 +16,7 @@ temporary folder, 751 identities; the throughput does not depend on the image co
 * extraction: model-side (normalised PCB features of an image + its flip, from uint8 batches already in memory)
   in fp32 and bf16, and end to end (``extract_features`` reading JPEGs) in fp32.
 
-Targets (issue 4) on an H100: ≥ 2,000 training images/s for PCB with the fast path at the recipe's batch 32,
+Targets on an H100: ≥ 2,000 training images/s for PCB with the fast path at the recipe's batch 32,
 and ≥ 3× the plain loop.
 Needs only torch, torchvision, numpy, Pillow (and what streid_lib.visual imports: no pandas/matplotlib).
 Exits with status 2 and a message when CUDA is not available.

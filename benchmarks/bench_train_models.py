@@ -1,4 +1,4 @@
-"""GPU benchmark of the user's path (issue 4): ``train_model`` + ``extract_features`` for each of the three models,
+"""GPU benchmark of the user's path: ``train_model`` + ``extract_features`` for each of the three models,
 whole epochs at the reference input sizes, as ``python -m streid_lib train`` runs them.
 
     python benchmarks/bench_train_models.py [--models pcb resnet50 densenet121] [--epochs 3] [--json out.json]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check of the project in one run, for a lent CUDA machine (issue 4). Needs only python3 with torch,
+# Every GPU check of the project in one run, for a lent CUDA machine. Needs only python3 with torch,
 # torchvision, numpy, scipy, Pillow, tqdm and pytest: no papermill, jupyter or venv.
 #
 #   OUT=runs/gpu_checks bash benchmarks/gpu_checks.sh

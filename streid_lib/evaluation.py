@@ -4,7 +4,7 @@
 chunks of queries, feeding each row's scores to a :class:`streid_lib.metrics.MetricAccumulator`, so peak memory is
 O(chunk × gallery). ``cli_evaluate`` is ``python -m streid_lib evaluate``. Nothing here imports torch.
 
-Protocol (reference §5, implemented in :mod:`streid_lib.metrics`): good = same pid, other camera; junk = same pid
+Protocol (§5, implemented in :mod:`streid_lib.metrics`): good = same pid, other camera; junk = same pid
 and camera, or pid -1; mAP is the authors' trapezoid AP, ``mAP_open_reid`` the plain (non-interpolated) AP;
 ranks are by descending score with ties broken by gallery order. All figures are percent.
 """

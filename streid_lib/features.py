@@ -1,6 +1,6 @@
 """Features files: the one door through which any visual stream enters the evaluation.
 
-Two containers with the same keys (reference §0):
+Two containers with the same keys (docs/reference.md §0):
 
 * the authors' ``pytorch_result.mat`` (MATLAB v5, via :mod:`scipy.io`): ``query_f`` (Nq×D float32),
   ``query_label``, ``query_cam``, ``query_frames`` (each stored as a 1×Nq row), and the same with

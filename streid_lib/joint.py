@@ -238,7 +238,7 @@ class ChunkScorer:
             self.r_table = st_rank_table(p_table) if self.need_r else None
             model._check_cams(fs.query.cams, "query cams")
             model._check_cams(fs.gallery.cams, "gallery cams")
-            # The query plays image "a": the later image's camera indexes first (reference §4).
+            # The query plays image "a": the later image's camera indexes first (docs/reference.md §4).
             self.gc, self.gfr = g_meta.cams[None, :], g_meta.frames[None, :]
             self.qc, self.qfr = fs.query.cams[:, None], fs.query.frames[:, None]
 

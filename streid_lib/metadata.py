@@ -32,7 +32,7 @@ import numpy as np
 Naming = Literal["market", "duke"]
 
 #: Lengths (max frame number) of each Market-1501 sequence, ``MARKET_SEQ_LENGTHS[cam-1][seq-1]``,
-#: as hard-coded in the authors' code (reference §1.2). Zero marks a sequence that does not exist.
+#: as hard-coded in the authors' code (docs/reference.md §1.2). Zero marks a sequence that does not exist.
 #: Columns run over sequences 1..8 (7 and 8 are always 0, as in the authors' dict).
 MARKET_SEQ_LENGTHS = np.array(
     [
@@ -200,7 +200,7 @@ def sequence_offsets(seq_lengths: np.ndarray) -> np.ndarray:
 
 
 def market_global_frame(cam: int, seq: int, frame: int, seq_lengths: np.ndarray = MARKET_SEQ_LENGTHS) -> int:
-    """The authors' cumulative frame of one Market-style crop (reference §1.2).
+    """The authors' cumulative frame of one Market-style crop (docs/reference.md §1.2).
 
     ``0002_c1s2_000123_01.jpg`` → ``market_global_frame(1, 2, 123) == 72804``.
     """

@@ -1,6 +1,6 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) of any precomputed distance or score matrix.
 
-The paper's "+re-rank" rows re-rank the **joint** st-ReID scores (reference §6): an N×N score matrix J over
+The paper's "+re-rank" rows re-rank the **joint** st-ReID scores (docs/reference.md §6): an N×N score matrix J over
 query+gallery (query first, N = nq + ng), distance ``d = 2 − 2·J`` (not squared), k1 = 20, k2 = 6, λ = 0.3.
 :func:`k_reciprocal_rerank` reproduces the published algorithm step by step (docs/reference.md §6): distances
 divided by their column maximum, the k1+1 nearest neighbours, k-reciprocal sets expanded by their members' own sets
@@ -652,7 +652,7 @@ def rerank_joint(
 ) -> np.ndarray:
     """Re-ranked (nq, ng) **scores** (higher = better) of the joint metric, by variant.
 
-    * ``"faithful"`` (reference §6): re-rank ``d = 2 − 2·J`` over query+gallery; score = −final distance.
+    * ``"faithful"`` (docs/reference.md §6): re-rank ``d = 2 − 2·J`` over query+gallery; score = −final distance.
     * ``"visual_then_st"``: re-rank the visual distance ``2 − 2·s`` alone, then apply the joint metric with the
       re-ranked similarity ``s' = 1 − final`` in place of the cosine: score = ``f(s'; λ0, γ0) · f(p̂; λ1, γ1)``.
       The ST factor then acts on a well-spread visual ranking instead of being squeezed into k-reciprocal weights.

@@ -23,7 +23,7 @@ Options that differ from the reference are named and off by default:
   time drops the vote (the number dropped is kept in ``n_overflow_votes_``); ``"clip"`` uses the last bin;
   ``"error"`` raises :class:`STModelError` naming the gap.
 * ``counting="image_pairs"``: the paper's literal Eqn. 2, where every cross-camera image pair of one identity
-  votes with its own frame gap (reference §9.1), instead of one vote per identity from mean frames.
+  votes with its own frame gap (docs/reference.md §9.1), instead of one vote per identity from mean frames.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_path
+from ._params import ParamsMixin
 from .metadata import Metadata
 
 #: Number of 100-frame bins the reference uses per dataset. Campus (our synthetic network, Market-style
@@ -88,7 +89,7 @@ def gaussian_kernel(sigma: float, truncate: float = 3.0) -> np.ndarray:
 
 
 def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -> np.ndarray:
-    """Parzen-smooth histograms along their last axis and renormalise each one (reference §3.5).
+    """Parzen-smooth histograms along their last axis and renormalise each one (docs/reference.md §3.5).
 
     ``Q[..., i] = Σ_{0<=j<H, |i-j|<=R} g(i-j) · P[..., j]`` (zero outside the array: no border correction), then
     ``P̂ = Q / (Σ_i Q[..., i] + 1e-7)``. This equals the reference's H×H band-matrix product, done as one
@@ -142,7 +143,7 @@ def _as_int_array(x: Any, name: str) -> np.ndarray:
     return a.astype(np.int64, copy=False)
 
 
-class SpatialTemporalModel:
+class SpatialTemporalModel(ParamsMixin):
     """Histogram-Parzen spatial-temporal model (scikit-learn style: parameters here, ``fit`` sets ``*_``).
 
     Args:
@@ -188,18 +189,6 @@ class SpatialTemporalModel:
 
     # -- parameters -------------------------------------------------------------------------------------------
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, as a JSON-able dict."""
-        return {
-            "bin_width": int(self.bin_width),
-            "n_bins": int(self.n_bins),
-            "n_cams": int(self.n_cams),
-            "sigma": float(self.sigma),
-            "truncate": float(self.truncate),
-            "overflow": self.overflow,
-            "counting": self.counting,
-        }
-
     def _validate_params(self) -> None:
         _check_int_param("bin_width", self.bin_width)
         _check_int_param("n_bins", self.n_bins)
@@ -215,10 +204,6 @@ class SpatialTemporalModel:
                 f"n_cams={self.n_cams}, n_bins={self.n_bins}: the model would hold n_cams² × n_bins = {cells:,} cells "
                 f"per array, more than the {MAX_CELLS:,} allowed (camera ids are expected to be small 1-based integers)"
             )
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"SpatialTemporalModel({args})"
 
     # -- fitting ----------------------------------------------------------------------------------------------
 

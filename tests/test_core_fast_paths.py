@@ -1,4 +1,4 @@
-"""The fast evaluation paths (issue 2, speed) change no figure: each is checked against a straightforward evaluator.
+"""The fast evaluation paths change no figure: each is checked against a straightforward evaluator.
 
 * ``evaluation.rank_rows`` scores only the non-junk gallery columns, ranks the ST row on dense ranks of p
   (``rank_only``), shares one protocol chunk between the rows, and ranks float64 rows on a float32 copy with

@@ -1,4 +1,4 @@
-"""The visual stream's and re-ranking's CUDA paths (issue 4): skipped on machines without a CUDA GPU.
+"""The visual stream's and re-ranking's CUDA paths: skipped on machines without a CUDA GPU.
 
 CI has no GPU, so these run in ``benchmarks/gpu_checks.sh`` on a lent one (figures in benchmarks/README.md).
 They cover what the CPU tests cannot reach: the training set held in device memory with on-device augmentation,

@@ -1,4 +1,4 @@
-"""Joint metric: logistic smoothing values of reference §4, cosine, score rows, chunked scoring vs loops."""
+"""Joint metric: logistic smoothing values of docs/reference.md §4, cosine, score rows, chunked scoring vs loops."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from streid_lib.st_model import SpatialTemporalModel, STModelError, fit_st_model
 
 
 def test_logistic_sample_values_of_the_reference():
-    # ST factor f(p; λ1=2, γ1=5) for typical P̂ values (reference §4)
+    # ST factor f(p; λ1=2, γ1=5) for typical P̂ values (docs/reference.md §4)
     p = np.array([0.0, 0.001, 0.004, 0.008, 0.016])
     np.testing.assert_allclose(logistic(p, 2.0, 5.0), [1 / 3, 0.33445, 0.33779, 0.34228, 0.35134], atol=5e-6)
     assert logistic(0.0, 1.0, 5.0) == pytest.approx(0.5)

@@ -1,4 +1,4 @@
-"""Metadata: file-name parsing (reference §1 and §11 worked examples), manifests, dataset roots, split sizes."""
+"""Metadata: file-name parsing (docs/reference.md §1 and §11 worked examples), manifests, dataset roots, split sizes."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ needs_names = pytest.mark.skipif(
 )
 
 
-# -- Market-1501 (reference §1.2 and §11) -------------------------------------------------------------------
+# -- Market-1501 (docs/reference.md §1.2 and §11) -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_parse_with_own_sequence_table() -> None:
     assert m.frames.tolist() == [13, 4]
 
 
-# -- DukeMTMC-reID (reference §1.3) --------------------------------------------------------------------------
+# -- DukeMTMC-reID (docs/reference.md §1.3) --------------------------------------------------------------------------
 
 
 def test_parse_duke_names() -> None:

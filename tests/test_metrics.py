@@ -16,7 +16,7 @@ def meta(pids, cams) -> Metadata:
 
 
 def loop_evaluate(scores: np.ndarray, query: Metadata, gallery: Metadata) -> dict:
-    """Straightforward per-query evaluator: stable argsort on -score, drop junk, trapezoid AP (reference §5)."""
+    """Straightforward per-query evaluator: stable argsort on -score, drop junk, trapezoid AP (docs/reference.md §5)."""
     nq, ng = scores.shape
     cmc = np.zeros(ng)
     ap, ap_open, inp, first = np.zeros(nq), np.zeros(nq), np.zeros(nq), np.full(nq, -1)

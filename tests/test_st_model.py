@@ -97,7 +97,7 @@ def loop_lookup(Phat, ca, fa, cb, fb, bw):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Worked examples (reference §11) and details of the fit
+# Worked examples (docs/reference.md §11) and details of the fit
 
 
 def test_fit_worked_example_camera3_later():

@@ -36,7 +36,7 @@ Train and test identities are disjoint; one query per test identity and camera (
 Ground truth (:mod:`.truth`): ``transit_truth.npz`` holds, per ordered camera pair (a, b), the
 Monte-Carlo histogram of *mean crop frame in a − mean crop frame in b* over identities seen by both
 with the difference positive (a is the later camera), in 10-frame bins. That is precisely what the
-faithful HP estimate (reference §3) counts — one vote per identity per camera pair, per-identity mean
+faithful HP estimate (docs/reference.md §3) counts — one vote per identity per camera pair, per-identity mean
 frames, later camera first, per-direction normalisation — so :func:`hp_distance` compares like with like.
 
 Recommended HP layout (``CampusInfo.st_params``): the faithful 100-frame bins and σ = 50 bins

@@ -43,7 +43,7 @@ DEFAULT_ROUTES_6: tuple[tuple[int, int, tuple[float, ...]], ...] = (
 )
 
 
-#: The faithful HP's denominator epsilon in per-identity mean frames (reference §3.2).
+#: The faithful HP's denominator epsilon in per-identity mean frames (docs/reference.md §3.2).
 HP_EPS = 1e-7
 
 
@@ -159,7 +159,7 @@ class WalkerSample:
     def mean_frames(self, n_cams: int) -> np.ndarray:
         """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded.
 
-        Computed as the faithful HP does, ``sum / (n + 1e-7)`` (reference §3.2): the tiny downward bias
+        Computed as the faithful HP does, ``sum / (n + 1e-7)`` (docs/reference.md §3.2): the tiny downward bias
         only matters when a difference lands exactly on a bin edge, and keeping it makes the truth
         bit-for-bit the HP's counting rule.
         """
@@ -260,7 +260,7 @@ def truth_histogram(
     For every walker and unordered camera pair (j < k) both recorded, with mean frames A_j, A_k:
     if ``A_j > A_k`` add one to ``hist[j, k, floor((A_j - A_k) / bin_width)]``, else to
     ``hist[k, j, floor((A_k - A_j) / bin_width)]`` (first index = later camera; ties to the higher
-    index, reference §3.3).
+    index, docs/reference.md §3.3).
 
     Returns:
         hist: (K, K, ceil(max_frames / bin_width)) int64 counts.

@@ -7,7 +7,7 @@ File ``transit_truth.npz`` (a plain NumPy archive, written byte-deterministicall
   **mean crop frame in a minus mean crop frame in b** lies in ``[k·w, (k+1)·w)`` frames (means taken
   as the HP takes them, ``sum / (n + 1e-7)``), i.e. who
   were seen *later in a* (the first index is the later camera). Equal means go to the higher-index
-  camera as "later". This is exactly the faithful HP histogram of reference §3.3 (one vote per
+  camera as "later". This is exactly the faithful HP histogram of docs/reference.md §3.3 (one vote per
   identity per camera pair, per-identity per-camera mean frames) built from an unlimited supply of
   identities of the same generative model.
 * ``pair_n`` (K, K) int64 — walkers counted per ordered pair (``counts.sum(-1)``).
@@ -37,7 +37,7 @@ TRUTH_FILE = "transit_truth.npz"
 
 TRUTH_DESCRIPTION = {
     "counts": "(K, K, Hb) int64: walkers whose mean crop frame in camera a minus that in camera b lies in "
-    "[k*w, (k+1)*w) frames, w = base_bin_width; first index = later camera (HP convention, reference §3.3)",
+    "[k*w, (k+1)*w) frames, w = base_bin_width; first index = later camera (HP convention, docs/reference.md §3.3)",
     "pair_n": "(K, K) int64: walkers counted per ordered pair (counts.sum(-1))",
     "density": "counts / pair_n per ordered pair: normalised per direction like the HP distribution_",
     "base_bin_width": "frames per bin of counts",

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .._params import ParamsMixin
 from ..metadata import Metadata
 from ..st_model import SpatialTemporalModel
 from .config import COUNTINGS, DEFAULT_OUTLIER, ImprovedError
@@ -132,7 +133,7 @@ def _normalise(X: np.ndarray, direction_prior: bool, pair_prior: bool) -> np.nda
 # The model
 
 
-class LikelihoodRatioModel:
+class LikelihoodRatioModel(ParamsMixin):
     """ST log-likelihood ratio ``log p(Δt, a→b | same) / p(Δt, a→b | different)`` per ordered camera pair and bin.
 
     scikit-learn style: keyword-only parameters here, :meth:`fit` sets the ``*_`` attributes.
@@ -186,26 +187,6 @@ class LikelihoodRatioModel:
         self.background = background
         self.across_zero = across_zero
         self.outlier = outlier
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters as a JSON-able dict (for provenance)."""
-        return {
-            "bin_width": int(self.bin_width),
-            "n_bins": int(self.n_bins),
-            "n_cams": int(self.n_cams),
-            "sigma": float(self.sigma),
-            "truncate": float(self.truncate),
-            "overflow": self.overflow,
-            "counting": self.counting,
-            "direction_prior": bool(self.direction_prior),
-            "pair_prior": bool(self.pair_prior),
-            "background": bool(self.background),
-            "across_zero": bool(self.across_zero),
-            "outlier": float(self.outlier),
-        }
-
-    def __repr__(self) -> str:
-        return "LikelihoodRatioModel(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
 
     def _faithful(self) -> SpatialTemporalModel:
         """The faithful model with this model's bins, cameras, σ and overflow policy (its counting for votes)."""

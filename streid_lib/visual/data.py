@@ -363,21 +363,14 @@ def plain_loader(
     """
     ds = FileDataset(paths, labels, plain_train_transform(resize, crop, erasing))
     g = torch.Generator().manual_seed(seed)
+    # One shuffled order per epoch: the sampler's (seeded, shared by the ranks) under DDP, else the loader's own.
+    order: dict = {"shuffle": True}
     if world_size > 1:
-        sampler = torch.utils.data.DistributedSampler(ds, world_size, rank, shuffle=True, seed=seed)
-        return torch.utils.data.DataLoader(
-            ds,
-            batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            pin_memory=torch.cuda.is_available(),
-            generator=g,
-            drop_last=False,
-        )
+        order = {"sampler": torch.utils.data.DistributedSampler(ds, world_size, rank, shuffle=True, seed=seed)}
     return torch.utils.data.DataLoader(
         ds,
         batch_size,
-        shuffle=True,
+        **order,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         generator=g,
