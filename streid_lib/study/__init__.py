@@ -55,6 +55,7 @@ from .steps import (
     RankedExamples,
     available,
     best_of,
+    beyond_features,
     campus_truth,
     evaluate_rows,
     example_entries,
@@ -71,6 +72,7 @@ from .steps import (
     training_metadata,
     visual_features,
     visual_keys,
+    wants_train_side,
 )
 from .tables import (
     Table,
@@ -133,6 +135,7 @@ __all__ = [
     "formatted",
     "git_commit",
     "load_splits",
+    "beyond_features",
     "main_features",
     "model_rows",
     "not_computed",
@@ -156,5 +159,6 @@ __all__ = [
     "training_metadata",
     "visual_features",
     "visual_keys",
+    "wants_train_side",
     "write_table",
 ]

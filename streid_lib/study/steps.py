@@ -206,10 +206,13 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     if path.is_file() and not force:
         cached = load_features(path)
         if root is None or (_same_images(cached, root) and _same_training(cached, cfg, key)):
-            return cached
-        # The dataset or the training settings changed under the run directory: features and checkpoints
-        # are stale and are made again from scratch.
-        stale = True
+            if cached.has_train or not wants_train_side(cfg, key):
+                return cached
+            # Made without the training side this run needs: extracted again from the finished checkpoint.
+        else:
+            # The dataset or the training settings changed under the run directory: features and checkpoints
+            # are stale and are made again from scratch.
+            stale = True
     if root is None:
         raise MissingInput(missing_reason(cfg, key))
     if key == "colour":
@@ -229,11 +232,36 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
             progress=progress,
             label=key,
         )
-        # The training side only where a notebook uses it: PCB's, for improved mode's calibration.
-        extract = ExtractConfig(model=req["model"], height=req["height"], width=req["width"], train=key == "pcb")
+        extract = ExtractConfig(
+            model=req["model"], height=req["height"], width=req["width"], train=wants_train_side(cfg, key)
+        )
         fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=cfg.device, progress=progress, label=key)
     save_features(path, fs)
     return load_features(path)
+
+
+def wants_train_side(cfg: StudyConfig, key: str) -> bool:
+    """Whether the study extracts the training images' features of ``key``: only where a notebook uses them.
+
+    Notebook 07 calibrates the improved mode on the training side of :func:`beyond_features`: PCB's on a real
+    dataset folder. On the campus it uses the colour histograms instead, so no CNN needs one there.
+    """
+    return key == "pcb" and cfg.dataset != "campus"
+
+
+def beyond_features(cfg: StudyConfig):
+    """The features of notebook 07 (beyond the paper), with their training side where there is one.
+
+    A features route: the run's main visual stream (:func:`main_features`: PCB, else the first model given). A
+    real dataset folder: the trained PCB, extracted with its training images. The campus: the training-free
+    colour histograms, the campus' reference visual stream (the CNNs of the CPU profiles are trained from scratch
+    for minutes and are weak), with their training images' histograms.
+    """
+    if cfg.features or cfg.dataset != "campus":
+        return main_features(cfg)[1]
+    from ..improved import colour_histogram_campus
+
+    return colour_histogram_campus(dataset_root(cfg))
 
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
