@@ -142,8 +142,8 @@ PROFILE_SETTINGS: dict[str, Profile] = {
     "default": Profile(
         "default",
         campus_preset="small",
-        # Sized for ≈10 minutes of the whole study on 2 CPU cores. PCB at 64×32 has a 4×2 layer4 map, so its six
-        # adaptive-pooling stripes overlap (the paper's 384×192 gives 24 rows, 4 per stripe).
+        # Sized for a couple of minutes of the whole study on 2 CPU cores (1 min 43 s measured). PCB at 64×32 has a
+        # 4×2 layer4 map, so its six adaptive-pooling stripes overlap (the paper's 384×192 gives 24 rows, 4 per stripe).
         train=TrainSettings(
             epochs=2,
             height_pcb=64,
