@@ -14,6 +14,9 @@ from typing import Any
 
 #: Seconds between redraws when stderr is not a terminal (a terminal gets tqdm's default 0.1 s).
 NON_TTY_INTERVAL_S = 10.0
+#: When stderr is not a terminal, a transient bar (``leave=False``) first appears after this many seconds, so a
+#: short step leaves no stale line behind in a log; a bar that stays prints its final state whatever its length.
+NON_TTY_DELAY_S = 2.0
 
 
 def progress_bar(total: int | None = None, desc: str = "", enabled: bool = True, **kwargs: Any):
@@ -23,6 +26,8 @@ def progress_bar(total: int | None = None, desc: str = "", enabled: bool = True,
     stream = sys.stderr
     tty = bool(getattr(stream, "isatty", lambda: False)())
     kwargs.setdefault("mininterval", 0.1 if tty else NON_TTY_INTERVAL_S)
+    if not tty and not kwargs.get("leave", True):
+        kwargs.setdefault("delay", NON_TTY_DELAY_S)
     kwargs.setdefault("dynamic_ncols", tty)
     return tqdm(total=total, desc=desc, disable=not enabled, file=stream, **kwargs)
 

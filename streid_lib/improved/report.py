@@ -316,8 +316,8 @@ def interpretation(report: BeyondReport) -> list[str]:
     out.append(
         f"On {report.details['features']} ({report.details['n_query']:,} queries), improved mode reaches rank-1 "
         f"{i['R1']:.1f} and mAP {i['mAP']:.1f} against faithful st-ReID's {f['R1']:.1f} and {f['mAP']:.1f}: "
-        f"{d1:+.1f} rank-1 (95 % interval {lo1:+.1f} to {hi1:+.1f}) and {d:+.1f} mAP ({lo:+.1f} to {hi:+.1f}), "
-        f"{_noise_word(lo, hi)} for mAP."
+        f"{d1:+.1f} rank-1 (95 % interval {lo1:+.1f} to {hi1:+.1f}), {_noise_word(lo1, hi1)}, and {d:+.1f} mAP "
+        f"({lo:+.1f} to {hi:+.1f}), {_noise_word(lo, hi)}."
     )
     switches = [k.replace("_", " ") for k in ("direction_prior", "pair_prior") if ch[k]]
     out.append(
