@@ -32,13 +32,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.tmp-{os.getpid()}-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
     )
-    os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates the file 0600; give the final file the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
     try:
+        os.close(fd)
+        # mkstemp creates the file 0600; give the final file the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         yield tmp_path
         os.replace(tmp_path, path)
     except BaseException:

@@ -254,9 +254,8 @@ def _check_destination(out: Path) -> None:
     remove_stale_leftovers(out.parent, name=out.name)
 
 
-def _prepare_root(out: Path) -> Path:
-    """A fresh staging folder beside ``out`` (``.NAME.partial-PID``), renamed onto ``out`` when finished."""
-    stage = partial_dir(out)
+def _prepare_root(out: Path, stage: Path) -> Path:
+    """A fresh staging folder ``stage`` beside ``out`` (``.NAME.partial-PID``), renamed onto ``out`` when finished."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if stage.exists():
@@ -370,8 +369,9 @@ def generate_campus(
             raise CampusError(f"internal: duplicate file names in split {SPLITS[s]} (seed {seed})")
     order = np.lexsort((names, split))  # write and render in (split, name) order
 
-    stage = _prepare_root(out)
-    try:
+    stage = partial_dir(out)
+    try:  # from the staging folder's creation on, any exit but success removes it (Ctrl-C included)
+        _prepare_root(out, stage)
         files: dict[str, Path] = {}
         # Images.
         if images:
