@@ -60,3 +60,28 @@ def random_feature_set(
 def make_feature_set() -> Callable[..., FeatureSet]:
     """Factory fixture: ``make_feature_set(nq=.., ng=.., dim=.., n_ids=.., n_cams=.., max_frame=.., seed=..)``."""
     return random_feature_set
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command line in-process: what a user sees (exit code, stdout, stderr)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """``python -m streid_lib ARGV`` in this process: ``(exit code, stdout, stderr)``."""
+    from streid_lib.cli import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_error(result: tuple[int, str, str], *words: str) -> str:
+    """Exit 2, one line ``error: ...`` on stderr holding every word, nothing on stdout, no traceback."""
+    rc, out, err = result
+    lines = err.strip().splitlines()
+    assert rc == 2, (rc, out, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for w in words:
+        assert w in lines[0], f"{w!r} not in {lines[0]!r}"
+    assert out == ""
+    return lines[0]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from conftest import random_feature_set
+from conftest import assert_error, random_feature_set, run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -52,24 +52,6 @@ def make_set(seed: int = 3, train: bool = True) -> FeatureSet:
         return fs
     tf = rng.standard_normal((120, 8)).astype(np.float32)
     return FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, {"seed": seed}, train_f=tf, train=t)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_error(result: tuple[int, str, str], *words: str) -> str:
-    """Exit 2 and exactly one line ``error: ...`` holding every word; nothing printed on stdout."""
-    rc, out, err = result
-    lines = err.strip().splitlines()
-    assert rc == 2, (rc, out, err)
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for w in words:
-        assert w in lines[0], f"{w!r} not in {lines[0]!r}"
-    assert out == ""
-    return lines[0]
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_feature_set
+from conftest import assert_error, random_feature_set, run
 
 from streid_lib.campus import generate_campus
-from streid_lib.cli import build_parser, main
+from streid_lib.cli import build_parser
 from streid_lib.evaluation import AUTHORS_MARKET_TABLE, evaluate_features, fit_st_model
 from streid_lib.features import FeatureSet, load_features, save_features
 from streid_lib.joint import ROWS, JointMetric
@@ -42,24 +42,6 @@ def train_metadata(n: int = 120, seed: int = 5) -> Metadata:
     cams = np.tile(np.arange(1, 5), n // 4)[:n]
     frames = rng.choice(60_000, n, replace=False)
     return with_names(Metadata(pids, cams, frames))
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_error(result: tuple[int, str, str], *words: str) -> str:
-    """Exit 2, one line ``error: ...`` on stderr containing every word, nothing on stdout, no traceback."""
-    rc, out, err = result
-    lines = err.strip().splitlines()
-    assert rc == 2, (rc, out, err)
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert out == ""
-    return lines[0]
 
 
 @pytest.fixture
