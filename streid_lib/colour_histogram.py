@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import StreidError
 from .features import FeatureSet
 from .metadata import SPLIT_FOLDERS, read_dataset_root
 
 H, W = 128, 64
 
 
-class ColourHistogramError(ValueError):
+class ColourHistogramError(StreidError):
     """Bad input for the colour-histogram baseline (names the file or parameter)."""
 
 

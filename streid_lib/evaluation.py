@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._io import write_json_atomic
+from .errors import StreidError
 from .features import FeatureSet, load_features
 from .joint import DEFAULT_METRIC, ROWS, JointMetric, check_rows, iter_score_chunks
 from .metadata import (
@@ -48,7 +49,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 MODES = ("faithful", "improved")
 
 
-class EvaluationError(ValueError):
+class EvaluationError(StreidError):
     """Bad evaluation input or options (names the value and what was expected)."""
 
 

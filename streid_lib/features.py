@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_path
+from .errors import StreidError
 from .metadata import FIELD_MINIMUM, Metadata, MetadataError, check_field
 
 SIDES = ("query", "gallery")
@@ -35,7 +36,7 @@ TRAIN_SIDE = "train"
 KEYS = ("f", "label", "cam", "frames")
 
 
-class FeaturesError(ValueError):
+class FeaturesError(StreidError):
     """A features file or array that does not meet the documented layout."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import StreidError
 from .features import FeatureSet, row_norms
 from .st_model import SpatialTemporalModel
 
@@ -34,7 +35,7 @@ OPTIONAL_ROWS: tuple[str, ...] = ("VISxST-shifted",)
 ALL_ROWS: tuple[str, ...] = ROWS + OPTIONAL_ROWS
 
 
-class JointError(ValueError):
+class JointError(StreidError):
     """Bad input to the joint metric (names the argument and what was expected)."""
 
 

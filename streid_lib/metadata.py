@@ -29,6 +29,8 @@ from typing import Literal
 
 import numpy as np
 
+from .errors import StreidError
+
 Naming = Literal["market", "duke"]
 
 #: Lengths (max frame number) of each Market-1501 sequence, ``MARKET_SEQ_LENGTHS[cam-1][seq-1]``,
@@ -68,7 +70,7 @@ _EXPECTED = {
 }
 
 
-class MetadataError(ValueError):
+class MetadataError(StreidError):
     """A file name, manifest row or dataset folder that does not match what is expected."""
 
 

@@ -40,12 +40,13 @@ from typing import Any
 
 import numpy as np
 
+from .errors import StreidError
 from .metadata import Metadata
 
 JUNK_PID = -1
 
 
-class MetricsError(ValueError):
+class MetricsError(StreidError):
     """Scores or metadata that cannot be evaluated (shape, non-finite score, junk query, ...)."""
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._io import atomic_path, check_output_path, remove_stale_leftovers
+from .errors import StreidError
 from .study import REPO_ROOT, resolve_config
 from .study.config import PATH_PARAMETERS
 
@@ -52,7 +53,7 @@ class NotebookFailed(RuntimeError):
     """A notebook raised; the message names the notebook, the cell and the error."""
 
 
-class ParameterError(ValueError):
+class ParameterError(StreidError):
     """A ``-p NAME VALUE`` the notebooks do not declare, or a value of the wrong type (one line)."""
 
 

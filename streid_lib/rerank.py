@@ -47,6 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._progress import progress_bar
+from .errors import StreidError
 from .features import FeatureSet
 from .joint import DEFAULT_METRIC, JointMetric, normalize_rows
 from .st_model import SpatialTemporalModel
@@ -59,7 +60,7 @@ BACKENDS = ("numpy", "torch")
 RERANK_ROWS: tuple[str, ...] = ("VIS+re-rank", "st-ReID+re-rank")  #: rows added by ``--rerank``
 
 
-class RerankError(ValueError):
+class RerankError(StreidError):
     """Bad input to re-ranking (names the argument, its value and what was expected)."""
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from ._io import atomic_path
 from ._params import ParamsMixin
+from .errors import StreidError
 from .metadata import Metadata
 
 #: Number of 100-frame bins the reference uses per dataset. Campus (our synthetic network, Market-style
@@ -58,7 +59,7 @@ MAX_CELLS = 2**26
 _FORMAT_VERSION = 1
 
 
-class STModelError(ValueError):
+class STModelError(StreidError):
     """Bad parameters or input for the spatial-temporal model (names the value and what was expected)."""
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import StreidError
+
 #: Default 6-camera network: (camera a, camera b, route lengths in metres). Cameras 1-2, 3-4 and
 #: 5-6 have two routes each (bimodal transit); 6 hangs off 5 only, so 6 and 1/3 are far apart.
 DEFAULT_ROUTES_6: tuple[tuple[int, int, tuple[float, ...]], ...] = (
@@ -47,7 +49,7 @@ DEFAULT_ROUTES_6: tuple[tuple[int, int, tuple[float, ...]], ...] = (
 HP_EPS = 1e-7
 
 
-class CampusError(ValueError):
+class CampusError(StreidError):
     """A campus parameter, preset or output folder that is not what is expected."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ..errors import StreidError
 
-class ImprovedError(ValueError):
+
+class ImprovedError(StreidError):
     """Bad input to the improved mode (names the argument or value and what was expected)."""
 
 

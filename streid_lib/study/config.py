@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import StreidError
 from ..improved.config import SelectionConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ FEATURE_SUFFIXES = (".npz", ".mat")
 PATH_PARAMETERS = ("data_root", "features", "train_names", "out_dir", "figures_dir")
 
 
-class StudyConfigError(ValueError):
+class StudyConfigError(StreidError):
     """A notebook parameter that cannot be used (names the parameter, the value and what was expected)."""
 
 

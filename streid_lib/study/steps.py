@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import StreidError
 from .config import MODEL_LABELS, VISUAL_MODELS, StudyConfig, dataset_root
 
 
-class MissingInput(ValueError):
+class MissingInput(StreidError):
     """A step needs an input this run does not have; the message says which (``needs …``)."""
 
 

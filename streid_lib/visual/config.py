@@ -20,6 +20,8 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from ..errors import StreidError
+
 MODEL_NAMES = ("pcb", "resnet50", "densenet121")
 
 #: Reference input sizes (height, width) in pixels: training crop / test resize (docs/reference.md §2.5-2.6).
@@ -34,7 +36,7 @@ DENSENET_MIN_SIZE = 32
 REFERENCE_DECAY = (39, 60)
 
 
-class ConfigError(ValueError):
+class ConfigError(StreidError):
     """An option value outside its range. ``field`` is the option's name, ``value`` what was given.
 
     ``str(err)`` reads ``field=value: expected ...``, or ``--field value: expected ...`` when raised for a

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import StreidError
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
 from .config import default_workers
 from .models import IMAGENET_MEAN, IMAGENET_STD
@@ -33,7 +34,7 @@ ERASE_ASPECT = 0.3
 ERASE_ATTEMPTS = 100
 
 
-class ImageDataError(ValueError):
+class ImageDataError(StreidError):
     """An image or image folder that cannot be used."""
 
 

@@ -27,6 +27,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import StreidError
 from .config import MODEL_NAMES, TEST_SIZE, TRAIN_RESIZE, TRAIN_SIZE  # noqa: F401  (re-exported)
 
 #: Raw test feature dimension (before flattening PCB's stripes).
@@ -42,7 +43,7 @@ _DENSE_OLD_KEY = re.compile(
 )
 
 
-class WeightsError(ValueError):
+class WeightsError(StreidError):
     """A weights request or weights file that cannot be honoured."""
 
 

@@ -48,6 +48,7 @@ import torch.distributed as dist
 
 from .._io import atomic_path, check_output_path, remove_stale_leftovers, write_json_atomic
 from .._progress import progress_bar, progress_message
+from ..errors import StreidError
 from . import config as _config
 from . import data as vdata
 from .config import REFERENCE_DECAY, ConfigError, from_options, resolve_config
@@ -104,7 +105,7 @@ _RESUME_KEYS = (
 )
 
 
-class TrainError(ValueError):
+class TrainError(StreidError):
     """A training request that cannot be run (bad option, incompatible or unreadable checkpoint)."""
 
 
