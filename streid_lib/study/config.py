@@ -217,6 +217,18 @@ class StudyConfig:
         """The dataset as the paper names it (the campus: "the campus (synthetic)")."""
         return DATASET_LABELS[self.dataset]
 
+    @property
+    def run_label(self) -> str:
+        """What ran, for every title and verdict: the dataset, the visual features and the queries.
+
+        (Placeholder: the dataset only; to be completed with the features and the number of queries.)
+        """
+        return self.dataset_label
+
+    def model_label(self, model_key: str) -> str:
+        """The name of one visual model's features in this run (e.g. "PCB"; a stand-in says what it is)."""
+        return MODEL_LABELS.get(model_key, model_key)
+
     def features_path(self, model_key: str) -> Path:
         """Where the features of one visual model are cached in this run (``.npz``)."""
         return self.out / "features" / f"{model_key}.npz"
