@@ -11,12 +11,12 @@ PROFILE ?= default
 # Real DukeMTMC-reID features (ImageNet MobileNetV2) beside the repository; never copied into it.
 DEV_FEATURES ?= ../shared/data/features/duke_mobilenetv2.npz
 
-.PHONY: study study-real test unit notebooks notebooks-real lint venv clean
+.PHONY: study study-real test unit base-install notebooks notebooks-real lint venv clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,study,dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -31,7 +31,7 @@ study-real: venv
 	$(PY) -m streid_lib reproduce --profile $(PROFILE) -p dataset duke -p features $(abspath $(DEV_FEATURES))
 	$(PY) -m streid_lib.study.readme
 
-test: venv lint unit notebooks notebooks-real
+test: venv lint unit base-install notebooks notebooks-real
 
 lint: venv
 	$(VENV)/bin/ruff check streid_lib tests benchmarks notebooks
@@ -40,6 +40,13 @@ lint: venv
 unit: venv
 	# one BLAS/OpenMP thread per worker: two workers on two cores, no oversubscription
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
+
+# The base package alone (no torch, no notebooks) in a fresh venv under build/, then evaluate from it.
+BASE_VENV := build/base-venv
+base-install:
+	rm -rf $(BASE_VENV) && python3 -m venv $(BASE_VENV)
+	$(BASE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt .
+	cd build && ../$(BASE_VENV)/bin/python ../tests/base_install_check.py
 
 notebooks: venv
 	CI=true $(PY) -m streid_lib reproduce --profile smoke --out runs/smoke

@@ -1,9 +1,9 @@
-"""Constructor parameters of the library's estimators, read one way (scikit-learn's convention).
+"""Constructor parameters of the library's estimators: scikit-learn's ``BaseEstimator``, plus a JSON-able copy.
 
-An estimator stores each keyword of its ``__init__`` unchanged under the same name; :class:`ParamsMixin` then gives
-``get_params()`` (a JSON-able dict in the constructor's order; a value whose default is a bool, int or float is
-given as that type, so ``sigma=50`` reads back as ``50.0``) and a ``repr`` that shows them, so that no estimator
-repeats its parameter list a second time.
+The estimators store each keyword of their keyword-only ``__init__`` unchanged under the same name, so
+``sklearn.base.BaseEstimator`` gives ``get_params``/``set_params``/``repr``. :func:`json_params` is what a file
+records: a value whose default is a bool, int or float is given as that type (``sigma=50`` reads back as ``50.0``)
+and numpy scalars as Python numbers.
 """
 
 from __future__ import annotations
@@ -11,27 +11,22 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from sklearn.base import BaseEstimator
 
-class ParamsMixin:
-    """``get_params()`` and ``__repr__`` from the keyword parameters of ``__init__``."""
+__all__ = ["BaseEstimator", "json_params"]
 
-    @classmethod
-    def _param_defaults(cls) -> dict[str, Any]:
-        sig = inspect.signature(cls.__init__)
-        return {p.name: p.default for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, as a JSON-able dict."""
-        out = {}
-        for name, default in self._param_defaults().items():
-            value = getattr(self, name)
-            if isinstance(default, (bool, int, float)):
-                value = type(default)(value)
-            elif hasattr(value, "item"):
-                value = value.item()
-            out[name] = value
-        return out
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+def json_params(estimator: BaseEstimator) -> dict[str, Any]:
+    """``estimator.get_params()`` as plain JSON values, in the constructor's order."""
+    sig = inspect.signature(type(estimator).__init__)
+    out = {}
+    for name, p in sig.parameters.items():
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        value = getattr(estimator, name)
+        if isinstance(p.default, (bool, int, float)):
+            value = type(p.default)(value)
+        elif hasattr(value, "item"):
+            value = value.item()
+        out[name] = value
+    return out

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_path
-from ._params import ParamsMixin
+from ._params import BaseEstimator, json_params
 from .errors import StreidError
 from .metadata import Metadata
 
@@ -144,7 +144,7 @@ def _as_int_array(x: Any, name: str) -> np.ndarray:
     return a.astype(np.int64, copy=False)
 
 
-class SpatialTemporalModel(ParamsMixin):
+class SpatialTemporalModel(BaseEstimator):
     """Histogram-Parzen spatial-temporal model (scikit-learn style: parameters here, ``fit`` sets ``*_``).
 
     Args:
@@ -457,7 +457,7 @@ class SpatialTemporalModel(ParamsMixin):
         """Parameters and fit statistics, for provenance records."""
         self._check_fitted()
         return {
-            **self.get_params(),
+            **json_params(self),
             "n_bins": int(self.smoothed_.shape[2]),
             "n_cams": int(self.smoothed_.shape[0]),
             "source": "counts" if self.counts_ is not None else "distribution",
@@ -474,7 +474,7 @@ class SpatialTemporalModel(ParamsMixin):
             raise STModelError(f"{path}: expected a .npz path for a saved spatial-temporal model")
         data = {
             "format_version": np.asarray(_FORMAT_VERSION),
-            "params": np.asarray(json.dumps(self.get_params())),
+            "params": np.asarray(json.dumps(json_params(self))),
             "fit_info": np.asarray(json.dumps(self.fit_info())),
             "distribution": self.distribution_,
             "smoothed": self.smoothed_,

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .._params import ParamsMixin
+from .._params import BaseEstimator, json_params
 from ..metadata import Metadata
 from ..st_model import SpatialTemporalModel
 from .config import COUNTINGS, DEFAULT_OUTLIER, ImprovedError
@@ -133,7 +133,7 @@ def _normalise(X: np.ndarray, direction_prior: bool, pair_prior: bool) -> np.nda
 # The model
 
 
-class LikelihoodRatioModel(ParamsMixin):
+class LikelihoodRatioModel(BaseEstimator):
     """ST log-likelihood ratio ``log p(Δt, a→b | same) / p(Δt, a→b | different)`` per ordered camera pair and bin.
 
     scikit-learn style: keyword-only parameters here, :meth:`fit` sets the ``*_`` attributes.
@@ -318,7 +318,7 @@ class LikelihoodRatioModel(ParamsMixin):
         self._check_fitted()
         finite = self.log_lr_[self.observed_]
         return {
-            **self.get_params(),
+            **json_params(self),
             "n_identities": self.n_identities_,
             "n_same_votes": float(self.same_counts_.sum()),
             "n_background_votes": float(self.diff_counts_.sum()),
