@@ -17,7 +17,7 @@ order as :func:`streid_lib.rerank.joint_score_matrix` returns it. Then it resets
 * extra peak: ``VmHWM`` after the call minus ``VmRSS`` before it, i.e. the peak resident memory *beyond* the
   input matrix (and the interpreter), which includes the (nq, ng) output.
 
-The "dense" method is :func:`streid_lib.rerank_reference.reference_rerank_distances`, the slow reference that the
+The "dense" method is :func:`tests/rerank_reference.reference_rerank_distances`, the slow reference that the
 tests also use: the published algorithm written out image by image with dense arrays (one float64 N×N distance,
 dense float32 V and query-expanded V, a Python loop per image and per query). Unlike the published code it
 ranks with a stable sort (ties by the smaller index, as :mod:`streid_lib.rerank`) and finds the Jaccard sums by
@@ -76,7 +76,8 @@ def child(method: str, n: int, seed: int, out_npy: str | None) -> dict:
     J, nq = synthetic_joint(n, seed)
     build_s = time.perf_counter() - t0
     if method == "dense":
-        from streid_lib.rerank_reference import reference_rerank_distances
+        sys.path.insert(0, str(ROOT / "tests"))
+        from rerank_reference import reference_rerank_distances
 
         run = lambda: reference_rerank_distances(J, nq)  # noqa: E731
     else:

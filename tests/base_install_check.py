@@ -39,7 +39,9 @@ def small_set(seed: int = 0) -> FeatureSet:
 
     query, gallery = side(np.repeat(np.arange(1, 41), 2)), side(np.repeat(np.arange(1, 41), 5))
     train = side(np.repeat(np.arange(100, 160), 6))
-    return FeatureSet(feats(query), feats(gallery), query, gallery, {"source": "base_install_check"}, feats(train), train)
+    return FeatureSet(
+        feats(query), feats(gallery), query, gallery, {"source": "base_install_check"}, feats(train), train
+    )
 
 
 def evaluate(features: Path, dataset: str, *extra: str) -> dict:
@@ -48,7 +50,9 @@ def evaluate(features: Path, dataset: str, *extra: str) -> dict:
         cmd = [sys.executable, "-m", "streid_lib", "evaluate", "--features", str(features), "--dataset", dataset]
         proc = subprocess.run([*cmd, "--json", str(out), *extra], capture_output=True, text=True)
         if proc.returncode != 0:
-            sys.exit(f"base install: evaluate {features.name} {' '.join(extra)} exited {proc.returncode}: {proc.stderr}")
+            sys.exit(
+                f"base install: evaluate {features.name} {' '.join(extra)} exited {proc.returncode}: {proc.stderr}"
+            )
         return json.loads(out.read_text())
 
 

@@ -1,63 +1,27 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) of any precomputed distance or score matrix.
 
-The paper's "+re-rank" rows re-rank the **joint** st-ReID scores (docs/reference.md §6): an N×N score matrix J over
-query+gallery (query first, N = nq + ng), distance ``d = 2 − 2·J`` (not squared), k1 = 20, k2 = 6, λ = 0.3.
-:func:`k_reciprocal_rerank` reproduces the published algorithm step by step (docs/reference.md §6): distances
-divided by their column maximum, the k1+1 nearest neighbours, k-reciprocal sets expanded by their members' own sets
-of size round(k1/2) (NumPy's half-to-even) when more than 2/3 of those lie inside, weights ``exp(−D)`` normalised
-to sum 1, query expansion over the k2 nearest, the Jaccard distance ``1 − m/(2 − m)`` with
-``m = Σ_k min(V[i,k], V[j,k])``, and ``final = (1 − λ)·jaccard + λ·D`` (the ``[:nq, nq:]`` block, ascending).
-
-How this differs from the reference code (results are the same up to float rounding):
-
-* Memory. The reference holds d (float64), int64 ranks, V and V_qe densely (≈ 12 GiB at N = 20k). Here the
-  input is read in place (float32 or float64, C or Fortran order, never copied whole); the ranks are an (N, k1+1)
-  int64 array; V and V_qe are scipy CSR matrices (≤ ~k1·1.5 and ≤ k2× that non-zeros per row); the Jaccard step
-  runs over chunks of query rows. Peak memory beyond the input and the (nq, ng) float32 output is
-  ``O(N²/block_size)`` for the block extrema (N²/32 values: 50 MB at N = 20k in float32) plus
-  ``O(N·k1·k2·1.5)`` for V_qe plus bounded per-chunk temporaries (see ``benchmarks/bench_rerank.py``).
-* Speed. The k1+1 nearest neighbours of each column are found exactly without sorting or partitioning whole
-  columns: the column is cut into blocks of ``block_size`` entries; the k1+1 blocks with the smallest minima
-  must contain the k1+1 smallest entries (every entry below the (k1+1)-th smallest block minimum lies in one of
-  those blocks), so only (k1+1)·block_size candidates per column are sorted. Everything after that works on
-  (N, k1+1)-shaped integer arrays or sparse rows, vectorised.
-* Ties. The reference's ``np.argpartition`` orders equal distances arbitrarily. Here ties are broken by the
-  smaller index (stable), everywhere, which makes results deterministic and backend-independent.
-* Small N. The reference fails when N ≤ k1. Here k1 is clamped to N − 1 (ranks then cover whole rows); k2 is
-  clamped to the resulting k1 + 1. Both clamps are reported by :func:`effective_params`.
-* Precision. Ranking uses the input values themselves (for a score matrix: descending scores), which orders
-  exactly like the reference's float64 ``(2 − 2J)/max`` for float32 input; weights, the normalisation and the
-  final combination are computed in float64 and the result is returned as float32.
-
-The torch backend (``backend="torch"``, imported lazily; GPU when one is present) runs the O(N²) neighbour
-search and the Jaccard/final step on the device; the small O(N·k1³) reciprocal-set step and the sparse query
-expansion stay on the CPU in both backends.
-
-Also here: the N×N score matrices (:func:`joint_score_matrix`, :func:`cosine_matrix`), the table rows
-(:func:`rerank_rows`) and re-ranking *variants* suited to the narrow range of joint scores (:func:`rerank_results`).
+:func:`k_reciprocal_rerank` reproduces the published algorithm step by step (docs/reference.md §6, with k1 = 20,
+k2 = 6, λ = 0.3 on ``d = 2 − 2·J``). It reads the input in place, keeps the ranks as (N, k1+1) arrays and V, V_qe as
+sparse rows, finds the k1+1 nearest neighbours per column from the blocks with the smallest minima, breaks ties by
+the smaller index, clamps k1 and k2 on small sets (§6.1) and runs the Jaccard step in chunks of query rows; memory
+and speed are in §8. ``backend="torch"`` (imported lazily) runs the O(N²) steps on a GPU when there is one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._progress import progress_bar
-from .errors import StreidError
-from .features import FeatureSet
-from .joint import DEFAULT_METRIC, JointMetric, normalize_rows
-from .st_model import SpatialTemporalModel
+from .._progress import progress_bar
+from ..errors import StreidError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
+    pass
 
-VARIANTS: tuple[str, ...] = ("faithful", "visual_then_st", "rescaled")  #: joint re-ranking variants (rerank_joint)
 BACKENDS = ("numpy", "torch")
-RERANK_ROWS: tuple[str, ...] = ("VIS+re-rank", "st-ReID+re-rank")  #: rows added by ``--rerank``
 
 
 class RerankError(StreidError):
@@ -582,219 +546,3 @@ def _jaccard_final_torch(
         d = raw if kind == "dist" else 2.0 - 2.0 * raw
         out[a:b] = ((1.0 - lam) * jac + lam * (d / dmax_t[a:b, None])).float().cpu().numpy()
     return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# score matrices over query+gallery, table rows and variants
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def cosine_score_matrix(fs: FeatureSet, chunk_size: int = 2048) -> np.ndarray:
-    """(N, N) float32 cosine similarities over query+gallery (query first), Fortran order (fast column reads)."""
-    return cosine_matrix(np.concatenate([fs.query_f, fs.gallery_f], axis=0), chunk_size)
-
-
-def cosine_matrix(feats: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
-    """(N, N) float32 cosine similarities of (N, D) features, Fortran order (fast column reads for re-ranking)."""
-    f = normalize_rows(feats)
-    n = len(f)
-    out = np.empty((n, n), dtype=np.float32)  # holds the transpose, C order; returned as a Fortran view
-    for a in range(0, n, chunk_size):
-        out[a : a + chunk_size] = f[a : a + chunk_size] @ f.T
-    return out.T
-
-
-def joint_score_matrix(
-    fs: FeatureSet, model: SpatialTemporalModel, metric: JointMetric = DEFAULT_METRIC, chunk_size: int = 1024
-) -> np.ndarray:
-    """(N, N) float32 joint st-ReID scores over query+gallery (query first), as the reference builds them (§6).
-
-    ``J[i, j] = f(s_ij; λ0, γ0) · f(p̂(i, j); λ1, γ1)`` with image i in the query role ("a") and j in the gallery
-    role ("b") of :meth:`SpatialTemporalModel.lookup_index` (which matters only at exact frame ties). The
-    diagonal is the self pair: s = 1, p = 0 (same camera), J = σ(5)/3 ≈ 0.331102 with the default metric.
-
-    Built a chunk of columns at a time (one GEMM for s, one table lookup for p); the result is a Fortran-ordered
-    array (its columns are contiguous), which is the layout re-ranking reads fastest. Peak memory: the output
-    plus O(chunk_size × N) temporaries.
-    """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise RerankError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")
-    f = normalize_rows(np.concatenate([fs.query_f, fs.gallery_f], axis=0))
-    cams = np.concatenate([fs.query.cams, fs.gallery.cams])
-    frames = np.concatenate([fs.query.frames, fs.gallery.frames])
-    n = len(f)
-    f_table = metric.st_factor(model.lookup_table())
-    out = np.empty((n, n), dtype=np.float32)  # out[j, i] = J[i, j]
-    for a in range(0, n, chunk_size):
-        b = min(a + chunk_size, n)
-        s = f[a:b] @ f.T  # (c, N): s[j - a, i] = s_ji (= s_ij)
-        idx = model.lookup_index(cams[None, :], frames[None, :], cams[a:b, None], frames[a:b, None])
-        out[a:b] = metric.visual_factor(s) * f_table.take(idx)
-    return out.T
-
-
-def _query_gallery_st_factor(fs: FeatureSet, model: SpatialTemporalModel, metric: JointMetric) -> np.ndarray:
-    """(nq, ng) float64 ``f(p̂; λ1, γ1)`` with the query as image a."""
-    f_table = metric.st_factor(model.lookup_table())
-    q, g = fs.query, fs.gallery
-    return f_table.take(model.lookup_index(q.cams[:, None], q.frames[:, None], g.cams[None, :], g.frames[None, :]))
-
-
-def rerank_joint(
-    fs: FeatureSet,
-    model: SpatialTemporalModel,
-    metric: JointMetric = DEFAULT_METRIC,
-    variant: str = "faithful",
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    backend: str = "numpy",
-    progress: bool = True,
-) -> np.ndarray:
-    """Re-ranked (nq, ng) **scores** (higher = better) of the joint metric, by variant.
-
-    * ``"faithful"`` (docs/reference.md §6): re-rank ``d = 2 − 2·J`` over query+gallery; score = −final distance.
-    * ``"visual_then_st"``: re-rank the visual distance ``2 − 2·s`` alone, then apply the joint metric with the
-      re-ranked similarity ``s' = 1 − final`` in place of the cosine: score = ``f(s'; λ0, γ0) · f(p̂; λ1, γ1)``.
-      The ST factor then acts on a well-spread visual ranking instead of being squeezed into k-reciprocal weights.
-    * ``"rescaled"``: min–max rescale J over the whole N×N matrix to [0, 1] (one affine map, so every column keeps
-      its order) before ``d = 2 − 2·J'``. This widens the narrow joint-score range (d ∈ (1.30, 2.0) in the
-      reference) so the ``exp(−d)`` weights and the λ·d term discriminate more.
-    """
-    if variant not in VARIANTS:
-        raise RerankError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
-    return dict(_variant_scores(fs, model, metric, (variant,), False, kw))[variant]
-
-
-def _variant_scores(
-    fs: FeatureSet, model: SpatialTemporalModel, metric: JointMetric, variants: Sequence[str], visual: bool, kw: dict
-) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, (nq, ng) scores) of VIS+re-rank (with ``visual``) and of the variants, each N×N matrix built once: the
-    cosine matrix serves VIS+re-rank and ``"visual_then_st"``, the joint matrix ``"faithful"`` and then, rescaled in
-    place, ``"rescaled"``."""
-    nq = len(fs.query)
-    if visual or "visual_then_st" in variants:
-        d_vis = rerank_distances(cosine_score_matrix(fs), nq, **kw)
-        if visual:
-            yield "VIS+re-rank", -d_vis
-        if "visual_then_st" in variants:
-            st_factor = _query_gallery_st_factor(fs, model, metric)
-            yield "visual_then_st", metric.visual_factor(1.0 - d_vis.astype(np.float64)) * st_factor
-    if "faithful" in variants or "rescaled" in variants:
-        J = joint_score_matrix(fs, model, metric)
-        if "faithful" in variants:
-            yield "faithful", -rerank_distances(J, nq, **kw)
-        if "rescaled" in variants:
-            _rescale_in_place(J)  # in place on the matrix we own: J' = (J − lo) / (hi − lo)
-            yield "rescaled", -rerank_distances(J, nq, **kw)
-
-
-def rerank_results(
-    fs: FeatureSet,
-    model: SpatialTemporalModel,
-    metric: JointMetric = DEFAULT_METRIC,
-    variants: Sequence[str] = ("faithful",),
-    visual: bool = True,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    backend: str = "numpy",
-    progress: bool = True,
-) -> dict[str, Any]:
-    """RankingResults of ``VIS+re-rank`` (with ``visual``) and of the joint re-ranking ``variants``
-    (:func:`rerank_joint`), each N×N matrix built once (the same scores as :func:`rerank_joint`'s).
-
-    Returns:
-        ``{"VIS+re-rank" | variant: RankingResult}``, in :data:`VARIANTS` order.
-    """
-    from .metrics import evaluate_scores
-
-    if any(v not in VARIANTS for v in variants):
-        raise RerankError(f"variants: expected a selection from {VARIANTS}, got {tuple(variants)}")
-    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
-    out = {
-        k: evaluate_scores(v, fs.query, fs.gallery) for k, v in _variant_scores(fs, model, metric, variants, visual, kw)
-    }
-    return {k: out[k] for k in (["VIS+re-rank"] if visual else []) + [v for v in VARIANTS if v in variants]}
-
-
-def _rescale_in_place(J: np.ndarray) -> None:
-    """``J ← (J − min) / (max − min)`` over the whole matrix (one affine map: every column keeps its order)."""
-    lo, hi = float(J.min()), float(J.max())
-    if not hi > lo:
-        raise RerankError(f"joint scores are constant ({lo}); cannot rescale them to [0, 1]")
-    J -= np.float32(lo)
-    J *= np.float32(1.0 / (hi - lo))
-
-
-def rerank_rows(
-    fs: FeatureSet,
-    model: SpatialTemporalModel,
-    metric: JointMetric = DEFAULT_METRIC,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    backend: str = "numpy",
-    progress: bool = True,
-) -> dict[str, Any]:
-    """``{row: RankingResult}`` of the table rows ``VIS+re-rank`` (cosine, d = 2 − 2·s) and ``st-ReID+re-rank``
-    (faithful joint scores), each evaluated on −final distance (:func:`rerank_results`)."""
-    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
-    res = rerank_results(fs, model, metric, ("faithful",), visual=True, **kw)
-    return {"VIS+re-rank": res["VIS+re-rank"], "st-ReID+re-rank": res["faithful"]}
-
-
-def compare_rerank_variants(
-    fs: FeatureSet,
-    model: SpatialTemporalModel,
-    metric: JointMetric = DEFAULT_METRIC,
-    variants: Sequence[str] = VARIANTS,
-    include_baselines: bool = True,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    backend: str = "numpy",
-    progress: bool = False,
-) -> pd.DataFrame:
-    """Metrics of each re-ranking variant (rows) in percent: columns R1 R5 R10 mAP mAP_open_reid mINP.
-
-    With ``include_baselines``, also the rows ``st-ReID`` (joint scores, no re-ranking) and ``VIS+re-rank``.
-    """
-    import pandas as pd
-
-    from .metrics import evaluate_scores
-
-    if not variants or any(v not in VARIANTS for v in variants):
-        raise RerankError(f"variants: expected a non-empty selection from {VARIANTS}, got {tuple(variants)}")
-    kw = dict(k1=k1, k2=k2, lambda_value=lambda_value, backend=backend, progress=progress)
-    rows: dict[str, dict[str, float]] = {}
-    if include_baselines:
-        nq = len(fs.query)
-        J = joint_score_matrix(fs, model, metric)
-        rows["st-ReID"] = evaluate_scores(np.ascontiguousarray(J[:nq, nq:]), fs.query, fs.gallery).summary()
-        del J
-    res = rerank_results(fs, model, metric, variants, visual=include_baselines, **kw)
-    rows.update({k: v.summary() for k, v in res.items()})
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index.name = "variant"
-    return df[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
-
-
-__all__ = [
-    "BACKENDS",
-    "RERANK_ROWS",
-    "VARIANTS",
-    "RerankError",
-    "RerankParams",
-    "compare_rerank_variants",
-    "cosine_matrix",
-    "cosine_score_matrix",
-    "effective_params",
-    "joint_score_matrix",
-    "k_reciprocal_rerank",
-    "rerank_joint",
-    "rerank_results",
-    "rerank_rows",
-    "rerank_distances",
-]

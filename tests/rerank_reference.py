@@ -1,6 +1,6 @@
 """Slow, plain reference of k-reciprocal re-ranking (Zhong et al., CVPR 2017), for tests and benchmarks only.
 
-Not used by the library: :mod:`streid_lib.rerank` is the implementation. This module spells the algorithm out
+Not part of the library (:mod:`streid_lib.rerank` is the implementation). This module spells the algorithm out
 image by image, with dense (N, N) arrays and Python loops (O(N²) memory, roughly O(N²·log N) time), so that the
 fast code can be checked against something short enough to read against the description in docs/reference.md §6 and the
 paper. numpy only.
