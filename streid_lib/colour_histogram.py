@@ -169,7 +169,7 @@ def colour_histogram_features(
     gf = feats("gallery", splits.gallery.names)
     if center is not None:
         mean = (feats("train", splits.train.names) if center == "train" else gf).mean(axis=0)
-        qf, gf = _renorm(qf - mean), _renorm(gf - mean)
+        qf, gf = unit_rows(qf - mean), unit_rows(gf - mean)
     provenance = {
         "features": "colour_histogram",
         "root": str(root),
@@ -184,7 +184,8 @@ def colour_histogram_features(
     return FeatureSet(qf, gf, splits.query, splits.gallery, provenance)
 
 
-def _renorm(f: np.ndarray) -> np.ndarray:
+def unit_rows(f: np.ndarray) -> np.ndarray:
+    """(N, D) rows scaled to unit norm, float32; a zero row (a crop equal to the mean) stays tiny but non-zero."""
     n = np.linalg.norm(f, axis=1, keepdims=True)
     # A crop exactly equal to the mean would have no direction: keep it tiny but non-zero.
     return (f / np.where(n > 0, n, 1.0) + (n == 0) * 1e-6).astype(np.float32)

@@ -288,7 +288,7 @@ def colour_histogram_campus(root: Any, **colour_kw: Any) -> FeatureSet:
     import inspect
     from pathlib import Path
 
-    from ..colour_histogram import _renorm, colour_histogram_features, histogram_features, load_images
+    from ..colour_histogram import unit_rows, colour_histogram_features, histogram_features, load_images
     from ..metadata import SPLIT_FOLDERS, read_dataset_root
 
     root = Path(root)
@@ -307,9 +307,9 @@ def colour_histogram_campus(root: Any, **colour_kw: Any) -> FeatureSet:
 
     train_raw = raw("train", splits.train.names)
     mean = train_raw.mean(axis=0) if center == "train" else None
-    train_f = train_raw if mean is None else _renorm(train_raw - mean)
+    train_f = train_raw if mean is None else unit_rows(train_raw - mean)
     check = raw("query", splits.query.names[:4])
-    check = check if mean is None else _renorm(check - mean)
+    check = check if mean is None else unit_rows(check - mean)
     if not np.allclose(check, fs.query_f[:4], atol=1e-5):
         raise ImprovedError(
             "colour_histogram_campus: recomputed query features disagree with colour_histogram_features; "
