@@ -138,5 +138,6 @@ def test_no_private_name_is_imported_across_modules() -> None:
     for name, path in modules().items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level:
-                bad += [f"{name}: {alias.name}" for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                bad += [f"{name}: {p}" for p in private]
     assert not bad, bad

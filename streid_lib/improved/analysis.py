@@ -288,7 +288,7 @@ def colour_histogram_campus(root: Any, **colour_kw: Any) -> FeatureSet:
     import inspect
     from pathlib import Path
 
-    from ..colour_histogram import unit_rows, colour_histogram_features, histogram_features, load_images
+    from ..colour_histogram import colour_histogram_features, histogram_features, load_images, unit_rows
     from ..metadata import SPLIT_FOLDERS, read_dataset_root
 
     root = Path(root)
