@@ -1,32 +1,9 @@
-"""Ranking metrics with the Market-1501/DukeMTMC protocol: CMC, mAP (two conventions) and mINP.
+"""Ranking metrics with the Market-1501/DukeMTMC protocol: CMC, mAP (the authors' trapezoid AP), open-reid AP, mINP.
 
-Protocol (reference behaviour §5, identical to the authors' and layumi's ``evaluate.py``), per query:
-
-* **good** gallery items: same pid and a different camera;
-* **junk** items: same pid and the same camera, or pid ``-1``; they are removed from the ranking,
-  which keeps its order otherwise;
-* distractors (pid ``0``) are ordinary negatives.
-
-Let ``r_1 < … < r_G`` be the 0-based positions of the G good items in the junk-free ranking.
-
-* ``ap`` (default, reported as ``mAP``): the authors' trapezoid rule,
-  ``AP = Σ_i (1/G)·(old_i + i/(r_i+1))/2`` with ``old_i = (i-1)/r_i`` (``1.0`` when ``r_i = 0``).
-* ``ap_open_reid`` (``mAP_open_reid``): the non-interpolated AP, mean over hits of ``i/(r_i+1)``. open-reid
-  computes it with scikit-learn, which averages over tied scores; here ties follow the stable order below.
-* ``inp`` (``mINP``, Ye et al. 2021): ``G/(r_G+1)``, the precision at the hardest (last) good item.
-* CMC: ``cmc[k]`` is the fraction of queries whose first good item is at position ``<= k``.
-
-Queries without any good item follow the reference: CMC counts 0 for them, their AP, open-reid AP and
-INP are 0, and every average divides by the **total** number of queries. ``n_valid`` tells how many
-queries had at least one good item.
-
-**Ties** are broken by gallery order (stable): among equal scores, the gallery item with the smaller
-index ranks first. Higher score = better.
-
-Speed: no sort is needed. The position of a good item j among the non-junk items is a count,
-``#{k : s_k > s_j} + #{k < j : s_k = s_j}`` minus the junk items counted, so each query costs two
-vectorised comparisons of its G good scores against its gallery row (``G × Ng``), counted with a
-popcount. pid ``-1`` columns are junk for every query and are dropped once per chunk.
+Good items: same pid, another camera; junk (same pid and camera, or pid −1) is removed from the ranking; pid 0 is an
+ordinary negative; a query without a good item counts 0 and every average divides by all queries (docs/reference.md
+§5). Ties follow gallery order (§13.2); higher score = better. No sort: a good item's position is a count of the
+items above it (§8).
 """
 
 from __future__ import annotations
