@@ -372,8 +372,10 @@ def test_ranked_examples_follow_the_ranking_protocol():
             same_cam = [j for j in range(6) if g.pids[j] == q.pids[qi] and g.cams[j] == q.cams[qi]]
             assert not set(same_cam) & set(shown), m
     assert set(ex.lists) == {"VIS", "st-ReID"} and "drawn at random" in ex.rule
-    text = study.ranked_text(fs, ex)
-    assert set(text["match"]) <= {"true match", "other identity", "distractor"}
+    text = study.ranked_text(fs, ex)  # one block per query: (query, rank) rows, a column per method
+    assert list(text.columns) == ["VIS", "st-ReID"] and list(text.index.names) == ["query", "rank"]
+    assert text.groupby(level="query").size().tolist() == [4, 4]
+    assert {c[0] for c in text.to_numpy().ravel()} <= {"✓", "✗", "·"}
 
 
 def test_study_path_on_a_nine_camera_campus(tmp_path):
