@@ -46,7 +46,7 @@ def _destination() -> tuple[IO[str], bool, dict[str, Any]]:
 
 def in_notebook() -> bool:
     """Whether this code runs in a Jupyter kernel (whose stderr is a notebook's output)."""
-    return "ipykernel" in sys.modules and sys.stderr is not sys.__stderr__
+    return type(sys.stderr).__module__.startswith("ipykernel")
 
 
 def progress_bar(total: int | None = None, desc: str = "", enabled: bool = True, **kwargs: Any):

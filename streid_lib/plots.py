@@ -59,11 +59,15 @@ def crop_grid(root: str | Path, meta: Metadata, n: int = 24, seed: int = 0, titl
     return fig
 
 
+#: Share of a pair's votes (and truth) that its panel's x-range holds.
+PANEL_MASS = 0.97
+
+
 def _reach(mass: np.ndarray) -> int:
-    """Bins below which 99.5 % of ``mass`` (H,) lies (0 when empty)."""
+    """Bins below which :data:`PANEL_MASS` of ``mass`` (H,) lies (0 when empty)."""
     if not mass.any():
         return 0
-    return int(np.searchsorted(np.cumsum(mass) / mass.sum(), 0.995)) + 1
+    return int(np.searchsorted(np.cumsum(mass) / mass.sum(), PANEL_MASS)) + 1
 
 
 def st_distributions(
@@ -81,7 +85,8 @@ def st_distributions(
     The two directions of a pair are drawn on one signed axis (Δt = t_a − t_b, in frames): the right half is
     direction ``[a, b]`` (a later), the left half ``[b, a]``. Every curve is a fraction of the pair's identities per
     bar: each direction's P̂ (normalised on its own, as the faithful model is) weighted by that direction's share of
-    the votes. Each panel has its own x-range: where 99.5 % of the pair's votes (and truth) lie, plus 10 %.
+    the votes. Each panel has its own x-range, each side its own extent: where :data:`PANEL_MASS` of that direction's
+    votes (and truth) lie, plus 10 %.
 
     Args:
         counts: (C, C, H) votes per direction and bin.
@@ -116,19 +121,25 @@ def st_distributions(
         ax.axis("off")
     for ax, (a, b) in zip(axes.ravel(), pairs):
         i, j = a - 1, b - 1
-        both = [counts[i, j], counts[j, i]] + ([truth[i, j], truth[j, i]] if truth is not None else [])
-        last = min(H, int(np.ceil(max(max(_reach(x) for x in both), 1) * 1.1)) + 2)
-        f = max(1, int(np.ceil(last / 25)))  # about 25 bars per direction: single 100-frame bins are too thin
-        n_disp = int(np.ceil(last / f))
 
-        def signed(arr: np.ndarray, w_ba: float = 1.0, w_ab: float = 1.0, i=i, j=j, f=f, n_disp=n_disp, last=last):
-            pad = np.zeros((2, n_disp * f))
-            pad[0, :last], pad[1, :last] = arr[j, i, :last], arr[i, j, :last]
-            grouped = pad.reshape(2, n_disp, f).sum(axis=2)
-            return np.concatenate([grouped[0][::-1] * w_ba, grouped[1] * w_ab])
+        def side(p: int, q: int) -> int:  # bins drawn for direction [p, q]
+            arrs = [counts[p, q]] + ([truth[p, q]] if truth is not None else [])
+            return min(H, int(np.ceil(max(max(_reach(x) for x in arrs), 1) * 1.1)) + 2)
+
+        last_ab, last_ba = side(i, j), side(j, i)
+        f = max(1, int(np.ceil(max(last_ab, last_ba) / 25)))  # about 25 bars a side: 100-frame bins are too thin
+        n_ab, n_ba = int(np.ceil(last_ab / f)), int(np.ceil(last_ba / f))
+
+        def signed(arr: np.ndarray, w_ba: float = 1.0, w_ab: float = 1.0, i=i, j=j, f=f, n_ab=n_ab, n_ba=n_ba):
+            def grouped(row: np.ndarray, n: int, f: int = f) -> np.ndarray:
+                pad = np.zeros(n * f)
+                pad[: min(n * f, H)] = row[: n * f]
+                return pad.reshape(n, f).sum(axis=1)
+
+            return np.concatenate([grouped(arr[j, i], n_ba)[::-1] * w_ba, grouped(arr[i, j], n_ab) * w_ab])
 
         width = f * bin_width
-        x = np.concatenate([-(np.arange(n_disp)[::-1] + 0.5), np.arange(n_disp) + 0.5]) * width
+        x = np.concatenate([-(np.arange(n_ba)[::-1] + 0.5), np.arange(n_ab) + 0.5]) * width
         total = votes[i, j] + votes[j, i]
         share_ab = votes[i, j] / max(total, 1)
         ax.bar(x, signed(counts) / max(total, 1), width=width, color="0.7", linewidth=0, label="votes")
@@ -141,8 +152,8 @@ def st_distributions(
             tvs = [f"TV {p}>{q} {distance[(p, q)]:.2f}" for p, q in ((a, b), (b, a)) if (p, q) in distance]
             label += "\n" + ", ".join(tvs) if tvs else ""
         ax.set_title(label, fontsize=10)
-        ax.set_xlim(-n_disp * width, n_disp * width)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
+        ax.set_xlim(-n_ba * width, n_ab * width)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / 1000:g}k"))
         ax.tick_params(labelsize=MIN_FONT_PT)
     for ax in axes[-1]:
@@ -150,7 +161,10 @@ def st_distributions(
     for ax in axes[:, 0]:
         ax.set_ylabel("fraction of ids", fontsize=MIN_FONT_PT + 1)
     axes.ravel()[0].legend(fontsize=MIN_FONT_PT)
-    caption = "Each panel: cameras a vs b; right half: a seen after b, left half: b after a; x-range per panel."
+    caption = (
+        "Each panel: cameras a vs b; right half: a seen after b, left half: b after a; x-range per panel "
+        f"({PANEL_MASS:.0%} of each direction's votes)."
+    )
     if len(pairs) < n_pairs:
         caption += f" Shown: the {len(pairs)} of {n_pairs} camera pairs with the most identities."
     if distance is not None:
@@ -170,6 +184,13 @@ def _intervals(df, m: str) -> np.ndarray | None:
     return np.nan_to_num(np.vstack([v - df[f"{m}_lo"].to_numpy(float), df[f"{m}_hi"].to_numpy(float) - v]))
 
 
+def _wrapped(title: str, width_in: float) -> str:
+    """A title broken into lines that fit ``width_in`` inches at 11 pt (a tight bounding box would widen the figure)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width=max(20, int(width_in * 10.5))))
+
+
 def _top(values: np.ndarray) -> float:
     """An axis limit in percent: the largest value plus room, a multiple of 10 between 10 and 110."""
     top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
@@ -187,8 +208,9 @@ def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
     df.attrs = {}  # attached results objects (e.g. improved.ablation_table) do not survive pandas reshaping
     df = df.dropna(subset=list(metrics), how="all")
     n, k = len(df), len(metrics)
-    height = max(2.6, 0.9 + 0.3 * n * k)
-    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH_IN, max(6.0, 2.4 * height)), height))
+    height = max(3.0, 0.9 + 0.3 * n * k)
+    width = min(MAX_WIDTH_IN, max(6.0, 2.2 * height))
+    fig, ax = plt.subplots(figsize=(width, height))
     y = np.arange(n)
     h = 0.8 / k
     ends = []
@@ -207,7 +229,7 @@ def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
     ax.set_xlim(0, _top(np.concatenate(ends)) if ends else 10.0)
     ax.set_xlabel("percent")
     ax.legend(fontsize=MIN_FONT_PT, loc="best")
-    ax.set_title(title, fontsize=11)
+    ax.set_title(_wrapped(title, width), fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -229,7 +251,7 @@ def sweep(df, x: str, metrics: Sequence[str] = ("R1", "mAP"), title: str = "", x
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel("percent")
     spread = ", ".join(f"{m} spread {df[m].max() - df[m].min():.1f}" for m in metrics)
-    ax.set_title(f"{title}\n{spread} points" if title else f"{spread} points", fontsize=11)
+    ax.set_title(_wrapped(title, 5.6) + f"\n{spread} points" if title else f"{spread} points", fontsize=11)
     ax.legend(fontsize=MIN_FONT_PT)
     fig.tight_layout()
     return fig

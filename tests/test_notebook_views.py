@@ -57,7 +57,8 @@ def _rows(n: int, label: str = "a long method name (variant)") -> pd.DataFrame:
 
 @pytest.mark.parametrize("n", [2, 3, 8, 14])
 def test_bar_charts_fit_the_column_with_readable_text(n):
-    _readable(plots.bar_rows(_rows(n), title="Faithful vs improved (the campus (synthetic))"))
+    title = "Figure 4(a) (PCB row: the features file duke_mobilenetv2.npz, DukeMTMC-reID, 2,228 queries)"
+    _readable(plots.bar_rows(_rows(n), title=title))
 
 
 def test_intervals_are_drawn_as_error_bars_when_the_frame_has_them():

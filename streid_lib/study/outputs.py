@@ -152,6 +152,8 @@ class Shown:
     def __init__(self, text: Any, uuid: str) -> None:
         self.text = text
         styler = text.style.set_uuid(uuid).set_table_styles([{"selector": "th", "props": "white-space: nowrap;"}])
+        # A table wider than the column scrolls instead of being clipped.
+        styler = styler.set_table_attributes('style="display: block; overflow-x: auto; max-width: 100%"')
         self.html = styler.to_html()
 
     def _repr_html_(self) -> str:
