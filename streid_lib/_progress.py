@@ -34,7 +34,7 @@ def _destination() -> tuple[IO[str], bool, dict[str, Any]]:
     path = os.environ.get(PROGRESS_FILE_ENV)
     if path:
         if path not in _opened:
-            _opened[path] = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - kept for the process
+            _opened[path] = open(path, "a", encoding="utf-8", buffering=1)  # open while the process lives
         columns = os.environ.get(PROGRESS_TTY_ENV)
         if columns:
             return _opened[path], True, {"ncols": int(columns)}

@@ -341,7 +341,7 @@ def bad_input_names() -> set[str]:
             continue
         try:
             importlib.import_module(mod.name)
-        except Exception:  # noqa: BLE001 - a module whose optional dependency is missing defines no error we can meet
+        except Exception:  # a module whose optional dependency is missing defines no error a notebook can raise
             continue
     todo, names = [StreidError], set()
     while todo:
@@ -406,10 +406,14 @@ def run_study(
     values = {"profile": cfg.profile, "out_dir": str(out.resolve()), **params}
     nb_out.mkdir(parents=True, exist_ok=True)
     remove_stale_leftovers(nb_out)
-    relay = _Relay(sys.stderr if progress else open(os.devnull, "w"), progress_interval)  # noqa: SIM115
     times: list[tuple[str, float]] = []
     unsigned: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="streid-progress-") as tmp, (nb_out / KERNEL_LOG).open("w") as log:
+    with (
+        tempfile.TemporaryDirectory(prefix="streid-progress-") as tmp,
+        (nb_out / KERNEL_LOG).open("w") as log,
+        open(os.devnull, "w") as null,
+    ):
+        relay = _Relay(sys.stderr if progress else null, progress_interval)
         env = {PROGRESS_FILE_ENV: str(Path(tmp) / "progress"), PROGRESS_INTERVAL_ENV: str(progress_interval)}
         if relay.tty:
             env[PROGRESS_TTY_ENV] = str(max(20, shutil.get_terminal_size().columns - 1 - len(relay.indent)))
