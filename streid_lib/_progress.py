@@ -1,40 +1,70 @@
-"""Progress bars for long jobs: one rule for the terminal, a notebook's stderr and a log file.
+"""Progress bars for long jobs: live on a terminal, never in a notebook.
 
-A plain :class:`tqdm.tqdm` on stderr (not ``tqdm.auto``: its notebook widget needs ipywidgets and, without them,
-prints "TqdmWarning: IProgress not found"). stderr is what a terminal shows and what ``reproduce`` streams from a
-notebook's kernel. When stderr is not a terminal (papermill, a log file) the bar is redrawn at most every
-:data:`NON_TTY_INTERVAL_S` seconds, so an executed notebook or a log keeps a few lines per job rather than one per
-step.
+A plain :class:`tqdm.tqdm` (not ``tqdm.auto``, whose widget needs ipywidgets). Where it writes:
+
+* inside ``reproduce``'s kernels, the file named by :data:`PROGRESS_FILE_ENV`, which ``reproduce`` relays to its
+  terminal (live when :data:`PROGRESS_TTY_ENV` gives the terminal's width, else one refresh per
+  :data:`PROGRESS_INTERVAL_ENV` seconds);
+* inside any other Jupyter kernel, the kernel process's own stderr: the terminal that started JupyterLab, not the
+  notebook (a notebook keeps its stderr for what went wrong);
+* elsewhere, stderr. When that is not a terminal (a log file), a bar is redrawn at most every
+  :data:`NON_TTY_INTERVAL_S` seconds.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from typing import IO, Any
 
-#: Seconds between redraws when stderr is not a terminal (a terminal gets tqdm's default 0.1 s).
+#: Seconds between redraws when the destination is not a terminal (a terminal gets tqdm's default 0.1 s).
 NON_TTY_INTERVAL_S = 10.0
-#: When stderr is not a terminal, a transient bar (``leave=False``) first appears after this many seconds, so a
-#: short step leaves no stale line behind in a log; a bar that stays prints its final state whatever its length.
+#: When the destination is not a terminal, a transient bar (``leave=False``) first appears after this many seconds.
 NON_TTY_DELAY_S = 2.0
+#: Environment variables set by ``reproduce`` for its kernels: the progress file, the seconds between redraws, and
+#: (when the run's terminal is one) the columns a bar may use.
+PROGRESS_FILE_ENV = "STREID_PROGRESS_FILE"
+PROGRESS_INTERVAL_ENV = "STREID_PROGRESS_INTERVAL"
+PROGRESS_TTY_ENV = "STREID_PROGRESS_COLUMNS"
+_opened: dict[str, IO[str]] = {}
+
+
+def _destination() -> tuple[IO[str], bool, dict[str, Any]]:
+    """(stream, is a terminal, tqdm settings) following the module's rule."""
+    path = os.environ.get(PROGRESS_FILE_ENV)
+    if path:
+        if path not in _opened:
+            _opened[path] = open(path, "a", encoding="utf-8", buffering=1)  # open while the process lives
+        columns = os.environ.get(PROGRESS_TTY_ENV)
+        if columns:
+            return _opened[path], True, {"ncols": int(columns)}
+        return _opened[path], False, {"mininterval": float(os.environ.get(PROGRESS_INTERVAL_ENV, NON_TTY_INTERVAL_S))}
+    stream = sys.__stderr__ if in_notebook() and sys.__stderr__ is not None else sys.stderr
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    return stream, tty, {"dynamic_ncols": tty}
+
+
+def in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (whose stderr is a notebook's output)."""
+    return type(sys.stderr).__module__.startswith("ipykernel")
 
 
 def progress_bar(total: int | None = None, desc: str = "", enabled: bool = True, **kwargs: Any):
-    """A tqdm bar on stderr following the module's rule; ``enabled=False`` gives a silent one (same interface)."""
+    """A tqdm bar following the module's rule; ``enabled=False`` gives a silent one (same interface)."""
     from tqdm import tqdm
 
-    stream = sys.stderr
-    tty = bool(getattr(stream, "isatty", lambda: False)())
+    stream, tty, settings = _destination()
+    for key, value in settings.items():
+        kwargs.setdefault(key, value)
     kwargs.setdefault("mininterval", 0.1 if tty else NON_TTY_INTERVAL_S)
     if not tty and not kwargs.get("leave", True):
         kwargs.setdefault("delay", NON_TTY_DELAY_S)
-    kwargs.setdefault("dynamic_ncols", tty)
     return tqdm(total=total, desc=desc, disable=not enabled, file=stream, **kwargs)
 
 
 def progress_message(text: str, enabled: bool = True) -> None:
-    """One line of progress information on stderr (printed through tqdm, so a running bar is not broken)."""
+    """One line of progress information where the bars go (through tqdm, so a running bar is not broken)."""
     if enabled:
         from tqdm import tqdm
 
-        tqdm.write(text, file=sys.stderr)
+        tqdm.write(text, file=_destination()[0])

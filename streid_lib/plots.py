@@ -17,6 +17,14 @@ from .metadata import Metadata
 MATCH_COLOURS = {"true match": "tab:green", "other identity": "tab:red"}
 
 
+#: Widest figure, inches: 940 px at the 100 dpi a notebook shows, inside JupyterLab's 968-px column.
+MAX_WIDTH_IN = 9.4
+#: Smallest text, points (tested on every figure: tests/test_plots.py).
+MIN_FONT_PT = 9
+#: Panels of Figure 2(b) a notebook shows; the full grid goes to a file.
+SHOWN_PAIRS = 6
+
+
 def _plt():
     import matplotlib
 
@@ -26,6 +34,7 @@ def _plt():
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook")
+    plt.rcParams["figure.dpi"] = 100
     return plt
 
 
@@ -36,18 +45,29 @@ def crop_grid(root: str | Path, meta: Metadata, n: int = 24, seed: int = 0, titl
     plt = _plt()
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(meta), size=min(n, len(meta)), replace=False)
-    cols = min(12, len(idx))
+    cols = min(8, len(idx))
     rows = int(np.ceil(len(idx) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 1.9), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.15, rows * 2.2 + 0.4), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), idx):
         ax.imshow(Image.open(Path(root) / str(meta.names[i])))
-        ax.set_title(f"id {meta.pids[i]}\ncam {meta.cams[i]}", fontsize=7)
+        ax.set_title(f"id {meta.pids[i]}\ncam {meta.cams[i]}", fontsize=MIN_FONT_PT)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+#: Share of a pair's votes (and truth) that its panel's x-range holds.
+PANEL_MASS = 0.97
+
+
+def _reach(mass: np.ndarray) -> int:
+    """Bins below which :data:`PANEL_MASS` of ``mass`` (H,) lies (0 when empty)."""
+    if not mass.any():
+        return 0
+    return int(np.searchsorted(np.cumsum(mass) / mass.sum(), PANEL_MASS)) + 1
 
 
 def st_distributions(
@@ -57,15 +77,16 @@ def st_distributions(
     pairs: Sequence[tuple[int, int]] | None = None,
     truth: np.ndarray | None = None,
     distance: dict | None = None,
-    max_bins: int | None = None,
+    max_panels: int | None = None,
     title: str = "",
 ):
     """The paper's Figure 2(b) style: per camera pair, histogram of votes and the Parzen curve.
 
-    The two directions of a pair are drawn on one signed axis (Δt = t_a − t_b, in frames): the
-    right half is direction ``[a, b]`` (a later), the left half ``[b, a]``. Every curve is a fraction
-    of the pair's identities per bin: each direction's P̂ (normalised on its own, as the faithful
-    model is) is weighted by that direction's share of the votes.
+    The two directions of a pair are drawn on one signed axis (Δt = t_a − t_b, in frames): the right half is
+    direction ``[a, b]`` (a later), the left half ``[b, a]``. Every curve is a fraction of the pair's identities per
+    bar: each direction's P̂ (normalised on its own, as the faithful model is) weighted by that direction's share of
+    the votes. Each panel has its own x-range, each side its own extent: where :data:`PANEL_MASS` of that direction's
+    votes (and truth) lie, plus 10 %.
 
     Args:
         counts: (C, C, H) votes per direction and bin.
@@ -74,139 +95,164 @@ def st_distributions(
         pairs: unordered camera pairs (1-based) to draw; default all pairs with votes.
         truth: optional (K, K, ≥H) ground-truth counts in the same bins (synthetic data), K ≤ C.
         distance: optional {(later, earlier): value} (e.g. TV to the truth) printed per direction.
-        max_bins: bins drawn on each side; default: where 99.5 % of the votes and of the truth lie, plus 10 %.
+        max_panels: draw only this many pairs, those with the most identities (the caption says so).
     """
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     plt = _plt()
     C, _, H = counts.shape
     if truth is not None:
-        k = truth.shape[0]
+        k, m = truth.shape[0], min(H, truth.shape[2])
         t_full = np.zeros((C, C, H))
-        m = min(H, truth.shape[2])
         t_full[:k, :k, :m] = truth[:, :, :m]
         truth = t_full
+    votes = counts.sum(axis=2)
     if pairs is None:
-        pairs = [
-            (a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if counts[a, b].sum() + counts[b, a].sum() > 0
-        ]
+        pairs = [(a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if votes[a, b] + votes[b, a] > 0]
     if not pairs:
         raise ValueError("st_distributions: no camera pair has any vote")
-    if max_bins is None:
-        # Zoom to where the data are: the bin below which 99.5 % of the votes (and of the truth) lie, plus a margin.
-        def reach(arr: np.ndarray) -> int:
-            mass = arr.sum(axis=(0, 1))
-            if not mass.any():
-                return 0
-            return int(np.searchsorted(np.cumsum(mass) / mass.sum(), 0.995)) + 1
-
-        furthest = max(reach(counts), 0 if truth is None else reach(truth), 1)
-        max_bins = min(H, int(np.ceil(furthest * 1.1)) + 2)
-    last = min(H, max_bins)
-    # Display bins: sum groups of f model bins so that about 40 bars show per direction (100-frame bins
-    # are far too thin to see over a span of many minutes). Sums keep every curve a fraction per bar.
-    f = max(1, int(np.ceil(last / 40)))
-    n_disp = int(np.ceil(last / f))
-
-    def coarse(arr: np.ndarray) -> np.ndarray:
-        out = np.zeros(arr.shape[:2] + (n_disp * f,))
-        out[:, :, :last] = arr[:, :, :last]
-        return out.reshape(arr.shape[:2] + (n_disp, f)).sum(axis=3)
-
-    counts_d, smoothed_d = coarse(counts), coarse(smoothed)
-    truth_d = None if truth is None else coarse(truth)
-    width = f * bin_width
-    x = np.concatenate([-(np.arange(n_disp)[::-1] + 0.5), np.arange(n_disp) + 0.5]) * width
-    cols = min(4, len(pairs))
+    n_pairs = len(pairs)
+    if max_panels is not None and n_pairs > max_panels:
+        pairs = sorted(pairs, key=lambda p: -(votes[p[0] - 1, p[1] - 1] + votes[p[1] - 1, p[0] - 1]))[:max_panels]
+    cols = min(3, len(pairs))
     rows = int(np.ceil(len(pairs) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(MAX_WIDTH_IN * cols / 3, 2.9 * rows + 0.5), squeeze=False)
     for ax in axes.ravel()[len(pairs) :]:
         ax.axis("off")
     for ax, (a, b) in zip(axes.ravel(), pairs):
         i, j = a - 1, b - 1
 
-        def signed(arr: np.ndarray, w_ba: float = 1.0, w_ab: float = 1.0, i: int = i, j: int = j) -> np.ndarray:
-            return np.concatenate([arr[j, i][::-1] * w_ba, arr[i, j] * w_ab])
+        def side(p: int, q: int) -> int:  # bins drawn for direction [p, q]
+            arrs = [counts[p, q]] + ([truth[p, q]] if truth is not None else [])
+            return min(H, int(np.ceil(max(max(_reach(x) for x in arrs), 1) * 1.1)) + 2)
 
-        total = counts[i, j].sum() + counts[j, i].sum()
-        share_ab = counts[i, j].sum() / max(total, 1)
-        ax.bar(x, signed(counts_d) / max(total, 1), width=width, color="0.7", linewidth=0, label="votes (fraction)")
-        ax.plot(x, signed(smoothed_d, 1 - share_ab, share_ab), color="C0", lw=1.5, label="Parzen (HP)")
-        if truth_d is not None:
-            t = signed(truth_d)
-            ax.plot(x, t / max(t.sum(), 1e-12), color="C3", lw=1.0, ls="--", label="ground truth")
+        last_ab, last_ba = side(i, j), side(j, i)
+        f = max(1, int(np.ceil(max(last_ab, last_ba) / 25)))  # about 25 bars a side: 100-frame bins are too thin
+        n_ab, n_ba = int(np.ceil(last_ab / f)), int(np.ceil(last_ba / f))
+
+        def signed(arr: np.ndarray, w_ba: float = 1.0, w_ab: float = 1.0, i=i, j=j, f=f, n_ab=n_ab, n_ba=n_ba):
+            def grouped(row: np.ndarray, n: int, f: int = f) -> np.ndarray:
+                pad = np.zeros(n * f)
+                pad[: min(n * f, H)] = row[: n * f]
+                return pad.reshape(n, f).sum(axis=1)
+
+            return np.concatenate([grouped(arr[j, i], n_ba)[::-1] * w_ba, grouped(arr[i, j], n_ab) * w_ab])
+
+        width = f * bin_width
+        x = np.concatenate([-(np.arange(n_ba)[::-1] + 0.5), np.arange(n_ab) + 0.5]) * width
+        total = votes[i, j] + votes[j, i]
+        share_ab = votes[i, j] / max(total, 1)
+        ax.bar(x, signed(counts) / max(total, 1), width=width, color="0.7", linewidth=0, label="votes")
+        ax.plot(x, signed(smoothed, 1 - share_ab, share_ab), color="C0", lw=1.5, label="Parzen (HP)")
+        if truth is not None:
+            t = signed(truth)
+            ax.plot(x, t / max(t.sum(), 1e-12), color="C3", lw=1.0, ls="--", label="truth")
         label = f"cam {a} vs {b} ({int(total)} ids)"
         if distance is not None:
-            tvs = [f"TV {p}>{q}: {distance[(p, q)]:.2f}" for p, q in ((a, b), (b, a)) if (p, q) in distance]
-            if tvs:
-                label += "\n" + ", ".join(tvs)
-        ax.set_title(label, fontsize=9)
-        ax.set_xlim(-last * bin_width, last * bin_width)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, symmetric=True))
+            tvs = [f"TV {p}>{q} {distance[(p, q)]:.2f}" for p, q in ((a, b), (b, a)) if (p, q) in distance]
+            label += "\n" + ", ".join(tvs) if tvs else ""
+        ax.set_title(label, fontsize=10)
+        ax.set_xlim(-n_ba * width, n_ab * width)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / 1000:g}k"))
-        ax.set_xlabel("Δt = t_a − t_b (frames)", fontsize=8)
-        ax.set_ylabel("fraction of ids per bar", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes.ravel()[0].legend(fontsize=7)
+        ax.tick_params(labelsize=MIN_FONT_PT)
+    for ax in axes[-1]:
+        ax.set_xlabel("Δt = t_a − t_b (frames)", fontsize=MIN_FONT_PT + 1)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("fraction of ids", fontsize=MIN_FONT_PT + 1)
+    axes.ravel()[0].legend(fontsize=MIN_FONT_PT)
     caption = (
-        f"Each panel: one camera pair a vs b; right half: a seen after b, left half: b after a; bars of {width} frames."
+        "Each panel: cameras a vs b; right half: a seen after b, left half: b after a; x-range per panel "
+        f"({PANEL_MASS:.0%} of each direction's votes)."
     )
+    if len(pairs) < n_pairs:
+        caption += f" Shown: the {len(pairs)} of {n_pairs} camera pairs with the most identities."
     if distance is not None:
-        caption += (
-            " TV p>q: total-variation distance between the HP estimate and the true transit density for camera p "
-            "seen after q (0 = identical, 1 = disjoint)."
-        )
-    fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=8, wrap=True)
+        caption += " TV p>q: total-variation distance of the HP estimate to the true density (0 = identical)."
+    fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=MIN_FONT_PT, wrap=True)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
-    """Grouped bars of a results table (rows = methods, columns include ``metrics``), in percent.
+def _intervals(df, m: str) -> np.ndarray | None:
+    """(2, n) distances below/above the value from ``<m>_lo``/``<m>_hi`` columns (95 % intervals), else None."""
+    if f"{m}_lo" not in df or f"{m}_hi" not in df:
+        return None
+    v = df[m].to_numpy(float)
+    return np.nan_to_num(np.vstack([v - df[f"{m}_lo"].to_numpy(float), df[f"{m}_hi"].to_numpy(float) - v]))
 
-    Rows without numbers (not computed) are left out; the y axis starts at 0.
+
+def _wrapped(title: str, width_in: float) -> str:
+    """A title broken into lines that fit ``width_in`` inches at 11 pt (a tight bounding box would widen the figure)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width=max(20, int(width_in * 10.5))))
+
+
+def _top(values: np.ndarray) -> float:
+    """An axis limit in percent: the largest value plus room, a multiple of 10 between 10 and 110."""
+    top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+    return min(110.0, max(10.0, 10.0 * np.ceil(top * 1.15 / 10.0)))
+
+
+def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
+    """Horizontal grouped bars of a results table (rows = methods, columns include ``metrics``), in percent.
+
+    Rows without numbers (not computed) are left out; the x axis starts at 0. Where the frame has ``<metric>_lo``
+    and ``<metric>_hi`` columns (95 % intervals), they are drawn as error bars and the value is written past them.
     """
     plt = _plt()
     df = df.copy()
     df.attrs = {}  # attached results objects (e.g. improved.ablation_table) do not survive pandas reshaping
     df = df.dropna(subset=list(metrics), how="all")
-    long = df[list(metrics)].reset_index(names="method").melt(id_vars="method", var_name="metric", value_name="%")
-    import seaborn as sns
-
-    longest = max((len(str(i)) for i in df.index), default=0)
-    fig, ax = plt.subplots(figsize=(1.6 + max(1.2, 0.09 * longest) * len(df), 3.4))
-    sns.barplot(data=long, x="method", y="%", hue="metric", ax=ax)
-    for cont in ax.containers:
-        ax.bar_label(cont, fmt="%.1f", fontsize=7)
-    top = float(np.nanmax(long["%"])) if len(long) else 0.0
-    ax.set_ylim(0, min(100.0, max(10.0, 10.0 * np.ceil(top * 1.15 / 10.0))))
-    ax.set_xlabel("")
-    ax.set_ylabel("percent")
-    if len(df) > 3 or longest > 10:
-        plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor", fontsize=8)
-    ax.set_title(title)
+    n, k = len(df), len(metrics)
+    height = max(3.0, 0.9 + 0.3 * n * k)
+    width = min(MAX_WIDTH_IN, max(6.0, 2.2 * height))
+    fig, ax = plt.subplots(figsize=(width, height))
+    y = np.arange(n)
+    h = 0.8 / k
+    ends = []
+    for c, m in enumerate(metrics):
+        v = df[m].to_numpy(float)
+        err = _intervals(df, m)
+        pos = y - 0.4 + h * (c + 0.5)
+        ax.barh(pos, v, height=h, xerr=err, label=m, color=f"C{c}", error_kw={"capsize": 3, "lw": 1})
+        end = v if err is None else v + err[1]
+        ends.append(end)
+        for p, val, e in zip(pos, v, end):
+            if np.isfinite(val):
+                ax.text(e + 0.8, p, f"{val:.1f}", va="center", fontsize=MIN_FONT_PT)
+    ax.set_yticks(y, [str(i) for i in df.index])
+    ax.invert_yaxis()
+    ax.set_xlim(0, _top(np.concatenate(ends)) if ends else 10.0)
+    ax.set_xlabel("percent")
+    ax.legend(fontsize=MIN_FONT_PT, loc="best")
+    ax.set_title(_wrapped(title, width), fontsize=11)
     fig.tight_layout()
     return fig
 
 
 def sweep(df, x: str, metrics: Sequence[str] = ("R1", "mAP"), title: str = "", xlabel: str | None = None):
-    """A line plot of metrics (percent) against a swept parameter (column ``x``).
+    """A line plot of metrics (percent) against a swept parameter (column ``x``), with 95 % intervals as error bars
+    where ``<metric>_lo``/``<metric>_hi`` columns exist.
 
     The y axis starts at 0, and the title states each metric's spread (max − min), so a flat curve looks flat.
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.4, 3.2))
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    tops = []
     for m in metrics:
-        ax.plot(df[x], df[m], marker="o", label=m)
-    top = float(np.nanmax(df[list(metrics)].to_numpy())) if len(df) else 0.0
-    ax.set_ylim(0, min(100.0, max(10.0, 10.0 * np.ceil(top * 1.15 / 10.0))))
+        err = _intervals(df, m)
+        ax.errorbar(df[x], df[m], yerr=err, marker="o", capsize=3, label=m)
+        tops.append(df[m].to_numpy(float) + (0 if err is None else err[1]))
+    ax.set_ylim(0, _top(np.concatenate(tops)) if tops else 10.0)
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel("percent")
     spread = ", ".join(f"{m} spread {df[m].max() - df[m].min():.1f}" for m in metrics)
-    ax.set_title(f"{title}\n{spread} points" if title else f"{spread} points", fontsize=10)
-    ax.legend()
+    ax.set_title(_wrapped(title, 5.6) + f"\n{spread} points" if title else f"{spread} points", fontsize=11)
+    ax.legend(fontsize=MIN_FONT_PT)
     fig.tight_layout()
     return fig
 
@@ -231,7 +277,8 @@ def ranked_lists(
     methods = list(examples.lists)
     top = next(iter(examples.lists.values())).shape[1]
     n_rows = len(examples.queries) * len(methods)
-    fig, axes = plt.subplots(n_rows, top + 1, figsize=((top + 1) * 0.85, n_rows * 1.75 + 0.6), squeeze=False)
+    cell = min(1.1, MAX_WIDTH_IN / (top + 1))
+    fig, axes = plt.subplots(n_rows, top + 1, figsize=((top + 1) * cell, n_rows * cell * 2.1 + 0.6), squeeze=False)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -240,8 +287,7 @@ def ranked_lists(
         for m in methods:
             ax = axes[r, 0]
             ax.imshow(Image.open(Path(root_query) / str(query.names[qi])))
-            ax.set_ylabel(m, fontsize=7)
-            ax.set_title(f"query id {query.pids[qi]}", fontsize=7)
+            ax.set_ylabel(f"{m}\nquery id {query.pids[qi]}", fontsize=MIN_FONT_PT)
             for k, gi in enumerate(examples.lists[m][pos]):
                 ax = axes[r, k + 1]
                 ax.imshow(Image.open(Path(root_gallery) / str(gallery.names[gi])))
@@ -249,9 +295,9 @@ def ranked_lists(
                 for side in ax.spines.values():
                     side.set_edgecolor(colour)
                     side.set_linewidth(3)
-                ax.set_title(f"{k + 1}", fontsize=7)
+                ax.set_title(f"{k + 1}", fontsize=MIN_FONT_PT)
             r += 1
     handles = [Patch(facecolor="none", edgecolor=c, linewidth=3, label=k) for k, c in MATCH_COLOURS.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=MIN_FONT_PT, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig

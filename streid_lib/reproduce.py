@@ -1,24 +1,19 @@
 """Run the study's notebooks in order with papermill (``python -m streid_lib reproduce``).
 
-Each notebook in ``notebooks/`` (``NN_name.ipynb``, run in name order) is executed with the same
-parameters (profile, output directory, ...) into ``<out>/notebooks/``, where a reader can open the
-executed copies in JupyterLab: they are signed, so JupyterLab shows them as trusted.
+Each notebook in ``notebooks/`` (``NN_name.ipynb``, run in name order) is executed with the same parameters into
+``<out>/notebooks/``; the executed copies are signed, so JupyterLab opens them trusted.
 
-What a user sees on the terminal:
+The terminal shows one line per notebook as it starts, the kernels' progress bars (live on a terminal, one line per
+``progress_interval`` seconds through a pipe) and anything a kernel writes to stderr, then the time per notebook.
+Progress does not go into the notebooks: a kernel writes its bars to the file named by
+:data:`streid_lib._progress.PROGRESS_FILE_ENV`, which this module relays. The kernel process's own log (transport
+warnings, the interrupt of every shutdown) goes to ``<out>/notebooks/kernel.log``.
 
-* one line per notebook as it starts, what the kernel writes to stderr while it runs (training
-  progress bars, warnings: on a terminal the bars refresh in place, through a pipe a bar gives one
-  line per ``progress_interval`` seconds), and a table of the time per notebook at the end;
-* not the kernel process's own log (its transport warning, the interrupt that every kernel
-  shutdown sends): that goes to ``<out>/notebooks/kernel.log``;
-* on a failure, one message naming the notebook, the cell and the error.
-
-Parameters (``-p NAME VALUE``) are checked against the notebooks' ``parameters`` cells before
-anything runs or is written: an unknown name, a value of the wrong type, or a name that is also an
-option (``profile``, ``out_dir``) given two different values is a one-line error. Path-valued
-parameters (:data:`streid_lib.study.config.PATH_PARAMETERS`) are made absolute against the current
-folder before they are injected, so that an executed copy reruns from any folder (nbval runs it from
-its own).
+Parameters (``-p NAME VALUE``) are checked against the notebooks' ``parameters`` cells
+(:func:`papermill.inspect_notebook`) before anything runs: an unknown name or a value of the wrong type is a one-line
+error. Path-valued parameters are injected as absolute paths, so an executed copy reruns from any folder (nbval runs
+it from its own). Bad input found inside a notebook (a :class:`~streid_lib.errors.StreidError` raised in a kernel)
+ends the run with exit code 2 and the notebook's one-line message, like bad input on the command line.
 """
 
 from __future__ import annotations
@@ -26,27 +21,33 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import importlib
 import inspect
 import os
+import pkgutil
 import re
 import shutil
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from ._io import atomic_path, check_output_path, remove_stale_leftovers
+from ._progress import PROGRESS_FILE_ENV, PROGRESS_INTERVAL_ENV, PROGRESS_TTY_ENV
 from .errors import StreidError
 from .study import REPO_ROOT, resolve_config
 from .study.config import PATH_PARAMETERS
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL_LOG = "kernel.log"
-
+#: The kernel every notebook runs on (its display name is written into the executed copies).
+KERNEL_NAME = "python3"
 #: Notebook parameters that are also options of ``reproduce``: parameter name → option.
 OPTION_PARAMETERS = {"profile": "--profile", "out_dir": "--out"}
+_KINDS = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 class NotebookFailed(RuntimeError):
@@ -57,21 +58,27 @@ class ParameterError(StreidError):
     """A ``-p NAME VALUE`` the notebooks do not declare, or a value of the wrong type (one line)."""
 
 
-# --------------------------------------------------------------------------------------------
-# Notebooks and their parameters
-# --------------------------------------------------------------------------------------------
+class NotebookBadInput(StreidError):
+    """A notebook raised a :class:`~streid_lib.errors.StreidError`: bad input, exit code 2."""
+
+
+# -- notebooks and their parameters ------------------------------------------------------------------------------
 
 
 def notebooks(only: Sequence[str] | None = None, notebook_dir: Path | None = None) -> list[Path]:
     """The study's notebooks in run order, optionally those whose name contains one of ``only``.
 
     Raises:
+        ParameterError: ``only`` is empty or holds an empty name.
         FileNotFoundError: no notebook matches (the message lists the notebooks there are).
     """
     folder = Path(notebook_dir or NOTEBOOK_DIR)
     found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not found:
         raise FileNotFoundError(f"{folder}: no notebooks (NN_name.ipynb)")
+    if only is not None and (not only or not all(o.strip() for o in only)):
+        given = " ".join(map(repr, only)) or "nothing"
+        raise ParameterError(f"--only: expected one or more notebook names (e.g. --only 03 04), got {given}")
     if only:
         chosen = [p for p in found if any(o in p.name for o in only)]
         if not chosen:
@@ -82,251 +89,203 @@ def notebooks(only: Sequence[str] | None = None, notebook_dir: Path | None = Non
     return found
 
 
-@dataclass(frozen=True)
-class NotebookParameter:
-    """One name of a notebook's ``parameters`` cell and the type its command-line value is converted to.
+def notebook_parameters(paths: Sequence[Path]) -> dict[str, dict[str, dict]]:
+    """Per notebook (file name), its parameters as :func:`papermill.inspect_notebook` reads them."""
+    import papermill as pm
 
-    The type comes from the cell (an annotation or ``# type:`` comment, else the default's type);
-    for a default of ``None`` without one, from the annotation of :func:`streid_lib.study.resolve_config`;
-    otherwise values are read as numbers, true/false/none or text (:func:`_coerce`).
+    return {p.name: pm.inspect_notebook(str(p)) for p in paths}
+
+
+def convert(info: dict, text: str) -> Any:
+    """The value of ``-p NAME TEXT`` for a parameter ``info`` of :func:`papermill.inspect_notebook`.
+
+    The type is the annotation's (``int``, ``Optional[int]``, ``# type: float``), else the default's; "none" is
+    accepted where the default is None or the annotation optional. Without a type, numbers and true/false/none
+    become values and the rest stays text. Raises :class:`ParameterError` naming the parameter.
     """
-
-    name: str
-    default: str  # as written in the cell
-    kind: type | None  # bool, int, float or str; None: no declared type
-    optional: bool  # "none" is accepted
-
-    def convert(self, text: str) -> Any:
-        """The value of ``-p NAME TEXT``; raises :class:`ParameterError` naming the parameter."""
-        if text.strip().lower() in ("none", "null") and (self.optional or self.kind is None):
-            return None
-        kind = self.kind
-        if kind is None:
-            return _coerce(text)
-        if kind is str:
-            return text
-        if kind is bool:
-            low = text.strip().lower()
-            if low in ("true", "yes", "1"):
-                return True
-            if low in ("false", "no", "0"):
-                return False
-            want = "true or false"
-        else:
-            try:
-                return kind(text)
-            except ValueError:
-                pass
-            want = "an integer" if kind is int else "a number"
-        none = " (or none)" if self.optional else ""
-        raise ParameterError(f"parameter {self.name}: expected {want}{none}, got {text!r}")
-
-
-_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
-
-
-def _kind_from_annotation(text: str | None) -> tuple[type | None, bool]:
-    """(type, accepts None) from an annotation such as ``int``, ``Optional[int]``, ``int | None``."""
-    words = re.findall(r"[A-Za-z_]+", text or "")
-    kinds = [_TYPES[w] for w in words if w in _TYPES]
-    return (kinds[0] if len(kinds) == 1 else None), ("None" in words or "Optional" in words)
-
-
-def _declared_parameter(name: str, info: dict, fallback: dict[str, str]) -> NotebookParameter:
-    default = str(info.get("default", "None"))
-    annotation = info.get("inferred_type_name")
-    if annotation not in (None, "None"):
-        kind, optional = _kind_from_annotation(annotation)
-        return NotebookParameter(name, default, kind, optional or default == "None")
+    name, annotation, default = info["name"], str(info.get("inferred_type_name")), str(info.get("default"))
+    words = annotation.replace("[", " ").replace("]", " ").replace(",", " ").split()
+    kinds = [_KINDS[w] for w in words if w in _KINDS]
     try:
         value = ast.literal_eval(default)
     except (ValueError, SyntaxError):
-        return NotebookParameter(name, default, None, True)
-    if value is None:
-        kind, _ = _kind_from_annotation(fallback.get(name))
-        return NotebookParameter(name, default, kind, True)
-    return NotebookParameter(name, default, type(value) if type(value) in _TYPES.values() else None, False)
-
-
-def notebook_parameters(paths: Iterable[Path]) -> dict[str, dict[str, NotebookParameter]]:
-    """Per notebook (file name), the parameters its ``parameters`` cell declares (read as papermill reads them).
-
-    The notebooks are Python notebooks; the first cell tagged ``parameters`` is the one papermill replaces.
-    """
-    import nbformat
-    from papermill.translators import PythonTranslator
-
-    fallback = {k: str(p.annotation) for k, p in inspect.signature(resolve_config).parameters.items()}
-    out = {}
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-        declared = PythonTranslator.inspect(cells[0]) if cells else []
-        out[path.name] = {p.name: _declared_parameter(p.name, p._asdict(), fallback) for p in declared}
-    return out
-
-
-def _coerce(value: str) -> Any:
-    """A value without a declared type: numbers and true/false/none become values, the rest stays text."""
-    low = value.lower()
-    if low in ("none", "null"):
+        value = ...
+    kind = kinds[0] if len(kinds) == 1 else _KINDS.get(type(value).__name__)
+    optional = value is None or "Optional" in words or "None" in words[1:]
+    low = text.strip().lower()
+    if low in ("none", "null") and (optional or kind is None):
         return None
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
+    if kind is None:
+        for cast in (int, float):
+            try:
+                return cast(text)
+            except ValueError:
+                pass
+        return {"true": True, "false": False}.get(low, text)
+    if kind is str:
+        return text
+    if kind is bool and low in ("true", "yes", "1", "false", "no", "0"):
+        return low in ("true", "yes", "1")
+    if kind in (int, float):
         try:
-            return cast(value)
+            return kind(text)
         except ValueError:
             pass
-    return value
+    want = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+    raise ParameterError(f"parameter {name}: expected {want}{' (or none)' if optional else ''}, got {text!r}")
 
 
-def _known_parameters(per_notebook: dict[str, dict[str, NotebookParameter]]) -> dict[str, NotebookParameter]:
-    known: dict[str, NotebookParameter] = {}
+def _known(per_notebook: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    known: dict[str, dict] = {}
     for params in per_notebook.values():
-        for name, p in params.items():
-            known.setdefault(name, p)
+        for name, info in params.items():
+            known.setdefault(name, info)
     return known
 
 
-def _unknown_name_error(name: str, known: Iterable[str]) -> ParameterError:
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return ParameterError(
-        f"unknown notebook parameter {name!r}{hint}; the notebooks' parameters are: {', '.join(known) or 'none'}"
-    )
+def _check_names(names: Sequence[str], known: dict[str, dict]) -> None:
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ParameterError(
+                f"unknown notebook parameter {name!r}{hint}; the notebooks' parameters are: "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
 
 
-def parse_parameters(
-    pairs: Sequence[Sequence[str]], per_notebook: dict[str, dict[str, NotebookParameter]]
-) -> dict[str, Any]:
-    """``-p NAME VALUE`` pairs as typed values, checked against the notebooks' parameters.
-
-    Raises:
-        ParameterError: an unknown name (listing the valid ones), a bad value (naming the parameter), or one
-            name given twice with different values.
-    """
-    known = _known_parameters(per_notebook)
+def parse_parameters(pairs: Sequence[Sequence[str]], per_notebook: dict[str, dict[str, dict]]) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs as typed values (:func:`convert`); an unknown name or a name given twice with
+    different values is a :class:`ParameterError`."""
+    known = _known(per_notebook)
     out: dict[str, Any] = {}
     for name, text in pairs:
-        if name not in known:
-            raise _unknown_name_error(name, known)
-        value = known[name].convert(text)
+        _check_names([name], known)
+        value = convert(known[name], text)
         if name in out and out[name] != value:
             raise ParameterError(f"parameter {name} given twice: {out[name]!r} and {value!r}")
         out[name] = value
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# What the terminal shows
-# --------------------------------------------------------------------------------------------
+def absolute_paths(parameters: dict[str, Any], base: str | Path | None = None) -> dict[str, Any]:
+    """``parameters`` with every path-valued one (:data:`~streid_lib.study.config.PATH_PARAMETERS`) made absolute.
+
+    Relative paths are read against ``base`` (default: the current folder); ``~`` is expanded; links and ``..`` are
+    kept as written. None, empty or non-text values are left alone.
+    """
+    base = Path.cwd() if base is None else Path(base)
+    out = dict(parameters)
+    for name in PATH_PARAMETERS:
+        value = out.get(name)
+        if isinstance(value, (str, os.PathLike)) and str(value):
+            out[name] = str(base / Path(value).expanduser())
+    return out
 
 
-class _StderrRelay:
-    """Forwards what a kernel writes to stderr (progress bars, warnings) to the terminal, indented.
+# -- what the terminal shows -------------------------------------------------------------------------------------
 
-    On a terminal, carriage returns pass through, so a progress bar refreshes in place (cut to the terminal's
-    width so that it never wraps; a finished line that was cut is written again whole). Through a pipe or into a
-    file, every finished line is written, but a line that is refreshed with ``\\r`` (a progress bar) only once per
-    ``interval`` seconds and when it finishes (a bar that clears itself on close shows no stale last refresh).
+
+class _Relay:
+    """Writes a kernel's progress and stderr to the terminal, indented.
+
+    On a terminal ``\\r`` passes through, so a bar refreshes in place (the kernel's bars are cut to the terminal's
+    width, :data:`~streid_lib._progress.PROGRESS_TTY_ENV`). Elsewhere every finished line is written, but a line
+    refreshed with ``\\r`` (a bar) only once per ``interval`` seconds and when it ends; a bar cleared on close
+    leaves no stale refresh.
     """
 
     def __init__(self, stream: IO[str], interval: float = 30.0, indent: str = "      ") -> None:
-        self.stream = stream
+        self.stream, self.interval, self.indent = stream, interval, indent
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.interval = interval
-        self.indent = indent
-        self._tail = ""  # pipe: text after the last \r or \n
-        self._pending: str | None = None  # pipe: last refresh of a bar, not shown yet
-        self._last_shown = -float("inf")
-        self._open = False  # tty: a line has been started and not ended
-        self._col0 = True  # tty: the cursor is at the start of a line (write the indent first)
-        self._line = ""  # tty: the text written since the last \r or \n
-        self._shown = 0  # tty: how much of it is on the screen (the rest was cut at the terminal's width)
-        self._blank = True  # tty: what the current line shows is blank (a cleared bar)
+        self._col0 = True  # terminal: the cursor is at the start of a line
+        self._tail = ""  # elsewhere: text after the last \r or \n
+        self._pending: str | None = None  # elsewhere: a bar's last refresh, not shown yet
+        self._last = -float("inf")
 
     def write(self, text: str) -> int:
         if self.tty:
-            self._write_tty(text)
-        else:
-            self._write_pipe(text)
-        return len(text)
-
-    def _write_tty(self, text: str) -> None:
-        width = max(20, shutil.get_terminal_size().columns - 1 - len(self.indent))
-        out = []
-        for piece in re.split(r"(\r|\n)", text):
-            if piece == "\n":
-                if len(self._line) > self._shown:  # a line cut while it could still be refreshed: it is finished
-                    out.append(f"\r{self.indent}{self._line}")
-                out.append("\n")
-                self._line, self._shown, self._col0, self._open, self._blank = "", 0, True, False, True
-            elif piece == "\r":
-                out.append("\r")
-                self._line, self._shown, self._col0 = "", 0, True
-            elif piece:
-                if self._col0:
+            out = []
+            for ch in text:
+                if self._col0 and ch not in "\r\n":
                     out.append(self.indent)
-                    self._col0 = False
-                # Cut to the width: a line that wraps cannot be refreshed in place with \r.
-                room = max(0, width - self._shown)
-                out.append(piece[:room])
-                self._shown += min(len(piece), room)
-                self._line += piece
-                self._open, self._blank = True, not self._line.strip()
-        self.stream.write("".join(out))
-        self.stream.flush()
-
-    def _write_pipe(self, text: str) -> None:
-        parts = re.split(r"(\r|\n)", self._tail + text)
-        self._tail = parts[-1]
-        for raw, sep in zip(parts[0:-1:2], parts[1::2]):
-            segment = raw.rstrip()
+                out.append(ch)
+                self._col0 = ch in "\r\n"
+            self.stream.write("".join(out))
+            self.stream.flush()
+            return len(text)
+        pieces = re.split(r"([\r\n])", self._tail + text)
+        self._tail = pieces.pop()
+        for segment, sep in zip(pieces[::2], pieces[1::2]):
+            segment = segment.rstrip()
             if sep == "\n":
-                line = segment or self._pending
-                if line:
-                    self._show(line)
+                if segment or self._pending:
+                    self._show(segment or self._pending)
                 self._pending = None
             elif segment:
                 self._pending = segment
-                if time.monotonic() - self._last_shown >= self.interval:
+                if time.monotonic() - self._last >= self.interval:
                     self._show(segment)
                     self._pending = None
-            elif raw:  # a bar cleared on close (tqdm leave=False: blanks, then \r): its last refresh is stale
+            else:  # a bar cleared on close (tqdm leave=False): its last refresh is stale
                 self._pending = None
+        return len(text)
 
     def _show(self, line: str) -> None:
         self.stream.write(f"{self.indent}{line}\n")
         self.stream.flush()
-        self._last_shown = time.monotonic()
+        self._last = time.monotonic()
 
     def flush(self) -> None:
         self.stream.flush()
 
     def close(self) -> None:
-        """End a line left open (a bar, a message without its newline)."""
-        if self.tty:
-            if self._open:  # a bar cleared on close (tqdm leave=False) leaves a blank line: reuse it
-                self.stream.write("\r" if self._blank else "\n")
-                self._open, self._col0 = False, True
-        else:
-            line = self._tail.rstrip() or self._pending
-            if line:
-                self._show(line)
-            self._tail, self._pending = "", None
+        """End a line left open by a bar."""
+        if self.tty and not self._col0:
+            self.stream.write("\n")
+            self._col0 = True
+        elif not self.tty and (self._tail.strip() or self._pending):
+            self._show(self._tail.rstrip() or self._pending)
+        self._tail, self._pending = "", None
         self.stream.flush()
 
 
-def _kernel_manager_class(log: IO):
-    """A kernel manager whose kernel process writes its own log (not the cells' output) into ``log``."""
+class _Tail(threading.Thread):
+    """Relays what is appended to ``path`` (the kernels' progress file) until :meth:`stop`."""
+
+    def __init__(self, path: Path, relay: _Relay) -> None:
+        super().__init__(daemon=True)
+        self.path, self.relay, self._done = path, relay, threading.Event()
+        path.touch()
+        self.offset = path.stat().st_size
+
+    def run(self) -> None:
+        with self.path.open(encoding="utf-8", errors="replace", newline="") as f:
+            f.seek(self.offset)  # what earlier notebooks wrote was relayed with them
+            while True:
+                stopping = self._done.is_set()
+                chunk = f.read()
+                if chunk:
+                    self.relay.write(chunk)
+                elif stopping:
+                    return
+                else:
+                    time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _kernel_manager_class(log: IO, env: dict[str, str]):
+    """A kernel manager whose kernel process writes its own log into ``log`` and gets ``env`` added."""
     from jupyter_client.manager import AsyncKernelManager
 
     class QuietKernelManager(AsyncKernelManager):
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             kw.setdefault("stdout", log)
             kw.setdefault("stderr", log)
+            kw["env"] = {**(kw.get("env") or os.environ), **env}
             await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return QuietKernelManager
@@ -352,11 +311,7 @@ def timing_table(times: Sequence[tuple[str, float]]) -> str:
 
 
 def sign_notebook(path: Path) -> str | None:
-    """Sign an executed notebook so that Jupyter trusts it (its outputs render); return why not, if it failed.
-
-    The signature goes into the user's Jupyter data folder (``nbformat.sign.NotebookNotary``), as when a
-    user runs ``jupyter trust``; the file itself is not changed.
-    """
+    """Sign an executed notebook so that Jupyter trusts it (as ``jupyter trust`` does); return why not, if it failed."""
     import sqlite3
 
     import nbformat
@@ -369,25 +324,34 @@ def sign_notebook(path: Path) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# The run
-# --------------------------------------------------------------------------------------------
+def kernelspec() -> dict[str, str]:
+    """The installed kernel's spec as a notebook's metadata holds it (JupyterLab rewrites any other)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    return {"display_name": spec.display_name, "language": spec.language, "name": KERNEL_NAME}
 
 
-def absolute_paths(parameters: dict[str, Any], base: str | Path | None = None) -> dict[str, Any]:
-    """``parameters`` with every path-valued one (:data:`~streid_lib.study.config.PATH_PARAMETERS`) made absolute.
+def bad_input_names() -> set[str]:
+    """Class names of every :class:`~streid_lib.errors.StreidError` in ``streid_lib`` (importing its modules)."""
+    import streid_lib
 
-    A relative path is read against ``base`` (default: the current folder, where the command was typed); ``~`` is
-    expanded; symbolic links and ``..`` are kept as written (the last name of a path names the run). Values that
-    are None, empty or not text are left alone.
-    """
-    base = Path.cwd() if base is None else Path(base)
-    out = dict(parameters)
-    for name in PATH_PARAMETERS:
-        value = out.get(name)
-        if isinstance(value, (str, os.PathLike)) and str(value):
-            out[name] = str(base / Path(value).expanduser())
-    return out
+    for mod in pkgutil.walk_packages(streid_lib.__path__, "streid_lib."):
+        if mod.name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(mod.name)
+        except Exception:  # a module whose optional dependency is missing defines no error a notebook can raise
+            continue
+    todo, names = [StreidError], set()
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
+# -- the run -----------------------------------------------------------------------------------------------------
 
 
 def _same(name: str, a: str, b: str) -> bool:
@@ -405,15 +369,13 @@ def run_study(
 ) -> Path:
     """Execute the notebooks in order; return the run directory.
 
-    Everything is checked before anything is written: the notebooks to run, the parameter names (against the
-    notebooks' ``parameters`` cells), the configuration (:func:`streid_lib.study.resolve_config`) and the
-    destinations. ``parameters`` may hold ``profile`` and ``out_dir``, as the notebooks name them; they are
-    the same as the arguments (an error if both are given with different values). Relative paths in path-valued
-    parameters are read from the current folder and injected as absolute paths (:func:`absolute_paths`).
+    Everything is checked before anything is written: the notebooks to run, the parameter names, the configuration
+    (:func:`streid_lib.study.resolve_config`) and the destinations. ``parameters`` may hold ``profile`` and
+    ``out_dir`` (an error if they contradict the arguments).
 
     Raises:
         ParameterError: an unknown parameter name, or one that contradicts ``profile``/``out_dir``.
-        ValueError: a bad configuration, or a destination that cannot be written (one line each).
+        StreidError: a bad configuration or destination; bad input met inside a notebook (:class:`NotebookBadInput`).
         FileNotFoundError: no notebook matches ``only``.
         NotebookFailed: naming the notebook, the failing cell (index and first line) and the error.
     """
@@ -421,10 +383,7 @@ def run_study(
     todo = notebooks(only, folder)
     per_notebook = notebook_parameters(notebooks(None, folder))
     params = dict(parameters or {})
-    known = _known_parameters(per_notebook)
-    for name in params:
-        if name not in known:
-            raise _unknown_name_error(name, known)
+    _check_names(list(params), _known(per_notebook))
     options = {"profile": profile, "out_dir": None if out_dir is None else str(out_dir)}
     for name, given in options.items():
         if name in params:
@@ -434,8 +393,7 @@ def run_study(
                     f"-p {name} {value} contradicts {OPTION_PARAMETERS[name]} {given}; give only one of them"
                 )
             options[name] = given if value is None else str(value)
-    params = absolute_paths(params)  # out_dir is made absolute below, with the option's value
-    # The study's configuration takes the parameters it declares; others belong to the notebooks alone.
+    params = absolute_paths(params)
     declared = inspect.signature(resolve_config).parameters
     cfg = resolve_config(
         profile=options["profile"], out_dir=options["out_dir"], **{k: v for k, v in params.items() if k in declared}
@@ -448,17 +406,24 @@ def run_study(
     values = {"profile": cfg.profile, "out_dir": str(out.resolve()), **params}
     nb_out.mkdir(parents=True, exist_ok=True)
     remove_stale_leftovers(nb_out)
-    relay = _StderrRelay(sys.stderr, progress_interval) if progress else None
     times: list[tuple[str, float]] = []
     unsigned: list[str] = []
-    with (nb_out / KERNEL_LOG).open("w", encoding="utf-8") as log:
+    with (
+        tempfile.TemporaryDirectory(prefix="streid-progress-") as tmp,
+        (nb_out / KERNEL_LOG).open("w") as log,
+        open(os.devnull, "w") as null,
+    ):
+        relay = _Relay(sys.stderr if progress else null, progress_interval)
+        env = {PROGRESS_FILE_ENV: str(Path(tmp) / "progress"), PROGRESS_INTERVAL_ENV: str(progress_interval)}
+        if relay.tty:
+            env[PROGRESS_TTY_ENV] = str(max(20, shutil.get_terminal_size().columns - 1 - len(relay.indent)))
         for i, nb in enumerate(todo, 1):
             t0 = time.perf_counter()
             if progress:
                 print(f"[{i}/{len(todo)}] {nb.name} ...", flush=True)
             nb_values = {k: v for k, v in values.items() if k in per_notebook[nb.name]}
             try:
-                _execute(nb, nb_out / nb.name, nb_values, relay, log)
+                _execute(nb, nb_out / nb.name, nb_values, relay, log, env)
             finally:
                 why = sign_notebook(nb_out / nb.name) if (nb_out / nb.name).is_file() else None
                 if why:
@@ -476,17 +441,17 @@ def run_study(
     return out
 
 
-def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _StderrRelay | None, log: IO[str]) -> None:
-    """Execute one notebook into ``target`` (written atomically: a killed run leaves no half-executed copy).
-
-    A notebook that raises still gets its executed copy, which shows the error in place.
-    """
+def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _Relay, log: IO[str], env: dict) -> None:
+    """Execute one notebook into ``target`` (written atomically; a notebook that raises keeps its executed copy)."""
+    import nbformat
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
 
     log.write(f"=== {nb.name}\n")
     log.flush()
     failure = None
+    tail = _Tail(Path(env[PROGRESS_FILE_ENV]), relay)
+    tail.start()
     try:
         with atomic_path(target) as tmp:
             try:
@@ -494,31 +459,36 @@ def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _StderrR
                     str(nb),
                     str(tmp),
                     parameters=parameters,
-                    kernel_name="python3",
+                    kernel_name=KERNEL_NAME,
                     language="python",
                     progress_bar=False,
                     stderr_file=relay,
-                    kernel_manager_class=_kernel_manager_class(log),
+                    kernel_manager_class=_kernel_manager_class(log, env),
                 )
             except pm.PapermillExecutionError as exc:
                 failure = exc
+            if Path(tmp).is_file():  # the installed kernel's name: JupyterLab opens the copy unmodified
+                executed = nbformat.read(tmp, as_version=4)
+                executed.metadata["kernelspec"] = kernelspec()
+                nbformat.write(executed, tmp)
     except DeadKernelError as exc:
         raise NotebookFailed(f"{nb.name}: the kernel died ({exc}); its log: {Path(log.name)}") from None
     finally:
-        if relay is not None:
-            relay.close()
-    if failure is not None:
-        first = (failure.source or "").strip().splitlines()[:1]
-        raise NotebookFailed(
-            f"{nb.name}: cell {failure.cell_index} (execution count {failure.exec_count}"
-            f"{', ' + repr(first[0]) if first else ''}) raised {failure.ename}: {failure.evalue}; "
-            f"executed copy: {target}"
-        )
+        tail.stop()
+        relay.close()
+    if failure is None:
+        return
+    first = (failure.source or "").strip().splitlines()[:1]
+    where = f"cell {failure.cell_index} (execution count {failure.exec_count}{', ' + repr(first[0]) if first else ''})"
+    if failure.ename in bad_input_names():
+        raise NotebookBadInput(f"{failure.evalue} ({nb.name}, {where}; executed copy: {target})")
+    raise NotebookFailed(f"{nb.name}: {where} raised {failure.ename}: {failure.evalue}; executed copy: {target}")
 
 
 def cli_reproduce(args: argparse.Namespace) -> int:
-    """``python -m streid_lib reproduce``."""
+    """``python -m streid_lib reproduce``: exit code 2 for bad input (given or met in a notebook), 1 for a failure."""
     params = parse_parameters(args.parameter, notebook_parameters(notebooks()))
+    notebooks(args.only)  # an empty --only is refused before anything runs
     try:
         run_study(args.profile, args.out, params, args.only)
     except NotebookFailed as exc:

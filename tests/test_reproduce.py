@@ -66,9 +66,9 @@ def nb_dir(tmp_path, monkeypatch) -> Path:
         PARAMS + "steps = 3\n",
         """
         import os, sys
-        from tqdm import tqdm
+        from streid_lib._progress import progress_bar
         print(f"kernel pid {os.getpid()} cwd {os.getcwd()}", file=sys.stderr, flush=True)
-        for _ in tqdm(range(steps), desc="training toy epoch 1/1", mininterval=0):
+        for _ in progress_bar(desc="training toy epoch 1/1", iterable=range(steps), mininterval=0):
             pass
         print("values", profile, out_dir, seed, rate, label, verbose, epochs, width, extra)
         """,
@@ -233,6 +233,10 @@ def test_a_run_maps_option_parameters_shows_progress_and_no_kernel_noise(nb_dir,
     assert "notebook" in cap.out and "01_small.ipynb" in cap.out and "total" in cap.out
     assert f"cwd {tmp_path}" in cap.err  # kernels run where the command runs: relative paths mean the same
     assert "training toy epoch 1/1: 100%" in cap.err and "3/3" in cap.err
+    # The bar went to the terminal only: the notebook keeps the kernel's own stderr line, not the progress.
+    stderr = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr")
+    assert "kernel pid" in stderr and "training toy" not in stderr
+    assert nb.metadata.kernelspec == reproduce.kernelspec()
     # No kernel noise: the kernel process's own log goes to kernel.log, not to the terminal.
     for noise in ("eavesdropping", "KeyboardInterrupt", "Traceback", "Warning", "WARNING"):
         assert noise not in cap.out + cap.err
@@ -311,7 +315,36 @@ def test_a_failing_notebook_names_the_cell_and_keeps_its_executed_copy(nb_dir, t
     assert "bad seed 4" in executed.read_text()
 
 
-# -- what the terminal shows of a kernel's stderr ---------------------------------------------------------------
+@pytest.mark.slow
+def test_bad_input_met_in_a_notebook_ends_with_exit_2_and_its_one_line(nb_dir, tmp_path, capsys):
+    cell = "from streid_lib.study import StudyConfigError\nraise StudyConfigError(f'features: x.npz is not a file')"
+    write_notebook(nb_dir / "02_bad_input.ipynb", PARAMS, cell)
+    (nb_dir / "01_small.ipynb").unlink()
+    out = tmp_path / "run"
+    assert run_cli("--profile", "smoke", "--out", str(out)) == 2
+    executed = out / "notebooks" / "02_bad_input.ipynb"
+    assert capsys.readouterr().err == (
+        "error: features: x.npz is not a file (02_bad_input.ipynb, cell 2 (execution count 3, "
+        f"'from streid_lib.study import StudyConfigError'); executed copy: {executed})\n"
+    )
+
+
+@pytest.mark.parametrize("only", [[], [""], ["03", " "]])
+def test_an_empty_only_is_refused_before_anything_runs(tmp_path, capsys, only):
+    out = tmp_path / "run"
+    assert run_cli("--profile", "smoke", "--out", str(out), "--only", *only) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --only: expected one or more notebook names (e.g. --only 03 04), got ")
+    assert err.count("\n") == 1 and not out.exists()
+
+
+def test_bad_input_names_cover_the_library_errors():
+    names = reproduce.bad_input_names()
+    assert {"StreidError", "StudyConfigError", "ParameterError", "NotebookBadInput"} <= names
+    assert "ValueError" not in names and "NotebookFailed" not in names
+
+
+# -- what the terminal shows of a kernel's progress --------------------------------------------------------------
 
 
 class _Stream(io.StringIO):
@@ -325,7 +358,7 @@ class _Stream(io.StringIO):
 
 def test_through_a_pipe_a_progress_bar_gives_one_line_per_interval():
     stream = _Stream(tty=False)
-    relay = reproduce._StderrRelay(stream, interval=3600.0, indent="  ")
+    relay = reproduce._Relay(stream, interval=3600.0, indent="  ")
     relay.write("pcb epoch 1/2: ")
     relay.write("  0%|   | 0/9\rpcb epoch 1/2:  50%|#  | 4/9 ETA 00:05\r")
     relay.write("pcb epoch 1/2: 100%|###| 9/9   \n")
@@ -339,36 +372,44 @@ def test_through_a_pipe_a_progress_bar_gives_one_line_per_interval():
         "  pcb epoch 2/2:  10%|   | 1/9\n"
     )
     every = _Stream(tty=False)
-    relay = reproduce._StderrRelay(every, interval=0.0, indent="")
+    relay = reproduce._Relay(every, interval=0.0, indent="")
     relay.write("\r1/3\r2/3\r3/3\n")
     assert every.getvalue() == "1/3\n2/3\n3/3\n"
     # A bar that clears itself on close (tqdm leave=False) leaves no stale "75%" line behind.
     cleared = _Stream(tty=False)
-    relay = reproduce._StderrRelay(cleared, interval=3600.0, indent="")
+    relay = reproduce._Relay(cleared, interval=3600.0, indent="")
     relay.write("\rre-ranking:   0%| 0/4\rre-ranking:  75%| 3/4 jaccard\r" + " " * 30 + "\r")
     relay.close()
     assert cleared.getvalue() == "re-ranking:   0%| 0/4\n"
 
 
-def test_on_a_terminal_a_progress_bar_refreshes_in_place_within_its_width(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "30")
+def test_on_a_terminal_a_bar_refreshes_in_place_indented():
     stream = _Stream(tty=True)
-    relay = reproduce._StderrRelay(stream, indent="  ")
-    relay.write("\rstep 1/2 " + "x" * 40)
-    relay.write("\rstep 2/2")
+    relay = reproduce._Relay(stream, indent="  ")
+    relay.write("\rstep 1/2")
+    relay.write("\rstep 2/2\ndone\n\rrerank 3/4")
     relay.close()
-    relay.write("done\n")
-    warning = "UserWarning: " + "w" * 40
-    relay.write(warning + "\n")  # a finished line is written again whole (the terminal wraps it)
-    assert stream.getvalue() == (
-        "\r  step 1/2 " + "x" * 18 + "\r  step 2/2\n  done\n" + f"  {warning[:27]}\r  {warning}\n"
-    )
-    cleared = _Stream(tty=True)  # tqdm(leave=False) blanks its line when it closes: no empty line is left
-    relay = reproduce._StderrRelay(cleared, indent="  ")
-    relay.write("\rrerank 3/4\r          \r")
-    relay.close()
-    relay.write("next\n")
-    assert cleared.getvalue() == "\r  rerank 3/4\r            \r\r  next\n"
+    assert stream.getvalue() == "\r  step 1/2\r  step 2/2\n  done\n\r  rerank 3/4\n"
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_a_kernel_bar_goes_to_the_progress_file_with_the_terminal_settings(tmp_path, monkeypatch, tty):
+    from streid_lib import _progress
+
+    path = tmp_path / "progress"
+    monkeypatch.setenv(_progress.PROGRESS_FILE_ENV, str(path))
+    monkeypatch.setenv(_progress.PROGRESS_INTERVAL_ENV, "3600")
+    if tty:
+        monkeypatch.setenv(_progress.PROGRESS_TTY_ENV, "40")
+    else:
+        monkeypatch.delenv(_progress.PROGRESS_TTY_ENV, raising=False)
+    with _progress.progress_bar(5, "toy step") as bar:
+        bar.update(5)
+    _progress.progress_message("one line")
+    text = path.read_bytes().decode()
+    assert "one line\n" in text and "5/5" in text
+    last_bar = next(seg for seg in text.replace("\n", "\r").split("\r")[::-1] if "5/5" in seg)
+    assert (len(last_bar) <= 40) == tty  # on a terminal, the bar fits the columns it was given
 
 
 def test_timing_table():

@@ -277,21 +277,22 @@ def test_notebooks_are_ordered_and_clean():
         assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{p.name} has outputs"
 
 
-def test_setup_cells_pass_every_parameter_by_keyword():
+def test_setup_cells_pass_every_parameter_in_order():
     import inspect
 
     accepted = set(inspect.signature(study.resolve_config).parameters)
+    setup_names = list(inspect.signature(study.setup).parameters)
     for p in reproduce.notebooks():
         (params, _), (setup, _) = _code_cells(p)[:2]
-        names = {t.id for node in ast.parse(params).body for t in node.targets}
+        names = [t.id if isinstance(node, ast.Assign) else node.target.id for node in ast.parse(params).body
+                 for t in (node.targets if isinstance(node, ast.Assign) else [node])]  # fmt: skip
         call = next(
             n
             for n in ast.walk(ast.parse(setup))
-            if isinstance(n, ast.Call) and getattr(n.func, "attr", None) == "resolve_config"
+            if isinstance(n, ast.Call) and getattr(n.func, "attr", None) == "setup"
         )
-        assert not call.args, f"{p.name}: resolve_config takes keywords only"
-        assert {k.arg for k in call.keywords} == names, f"{p.name}: every parameter goes to resolve_config"
-        assert names <= accepted
+        assert [a.id for a in call.args] == names == setup_names, f"{p.name}: every parameter goes to study.setup"
+        assert set(names) <= accepted
 
 
 def test_notebooks_do_not_size_themselves_and_check_their_claims():
@@ -306,7 +307,8 @@ def test_notebooks_do_not_size_themselves_and_check_their_claims():
 
 @pytest.mark.parametrize("text, value", [("3", 3), ("0.5", 0.5), ("none", None), ("true", True), ("market", "market")])
 def test_command_line_parameters_are_coerced(text, value):
-    assert reproduce._coerce(text) == value
+    untyped = {"name": "x", "inferred_type_name": "None", "default": "None"}
+    assert reproduce.convert(untyped, text) == value
 
 
 def test_unknown_notebook_filter_is_an_error():
@@ -372,8 +374,10 @@ def test_ranked_examples_follow_the_ranking_protocol():
             same_cam = [j for j in range(6) if g.pids[j] == q.pids[qi] and g.cams[j] == q.cams[qi]]
             assert not set(same_cam) & set(shown), m
     assert set(ex.lists) == {"VIS", "st-ReID"} and "drawn at random" in ex.rule
-    text = study.ranked_text(fs, ex)
-    assert set(text["match"]) <= {"true match", "other identity", "distractor"}
+    text = study.ranked_text(fs, ex)  # one block per query: (query, rank) rows, a column per method
+    assert list(text.columns) == ["VIS", "st-ReID"] and list(text.index.names) == ["query", "rank"]
+    assert text.groupby(level="query").size().tolist() == [4, 4]
+    assert {c[0] for c in text.to_numpy().ravel()} <= {"✓", "✗", "·"}
 
 
 def test_study_path_on_a_nine_camera_campus(tmp_path):

@@ -1,6 +1,6 @@
 """The study's glue for the notebooks: configuration, steps, tables, claims and outputs.
 
-The notebooks stay thin: a parameters cell, a setup cell (:func:`resolve_config` with keywords), then calls into
+The notebooks stay thin: a parameters cell, a setup cell (:func:`setup`), then calls into
 this package and the library modules it names, a figure or table, the verdicts of the paper's claims and computed
 sentences. Everything a notebook computes is computed by a tested library function; everything it writes goes
 through :func:`write_table` or :func:`save_figure`, which put a provenance record beside the output.
@@ -8,7 +8,8 @@ through :func:`write_table` or :func:`save_figure`, which put a provenance recor
 One module per concept: :mod:`.config` (profiles, routes, output folders), :mod:`.steps` (data, visual streams,
 rows, sweeps, ranked lists), :mod:`.tables` (one table per dataset), :mod:`.paper` (quoted numbers),
 :mod:`.claims` (the paper's claims and their checks), :mod:`.interpret` (computed sentences), :mod:`.outputs`
-(files and provenance), :mod:`.readme` (the README's generated blocks).
+(files, provenance, what a notebook shows), :mod:`.setup` (the setup cell), :mod:`.readme` (the README's generated
+blocks).
 """
 
 from __future__ import annotations
@@ -39,7 +40,17 @@ from .interpret import (
     features_used,
     not_computed,
 )
-from .outputs import formatted, git_commit, provenance, save_figure, say, write_table
+from .outputs import (
+    formatted,
+    git_commit,
+    provenance,
+    relative_paths,
+    save_figure,
+    say,
+    show,
+    show_claims,
+    write_table,
+)
 from .paper import (
     PAPER_FIGURE4_R1,
     PAPER_GAMMA_RANGE,
@@ -49,6 +60,7 @@ from .paper import (
     PAPER_TABLE2,
     PAPER_TABLE3,
 )
+from .setup import setup
 from .steps import (
     MissingInput,
     NotComputed,
@@ -146,9 +158,13 @@ __all__ = [
     "ranked_text",
     "render_claims",
     "resolve_config",
+    "relative_paths",
     "results_frame",
     "save_figure",
     "say",
+    "setup",
+    "show",
+    "show_claims",
     "side_by_side",
     "st_sensitivity",
     "sweep_metric",

@@ -14,6 +14,8 @@ import datetime as _dt
 import os
 import platform
 import subprocess
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ COLUMN_LABELS = {
     "gamma": "γ0 = γ1",
 }
 MISSING = "—"
+#: Text columns whose long cells a notebook shows as footnotes under the table.
+FOOTNOTE_COLUMNS = ("source",)
 #: Fixed salt for the ids matplotlib writes into SVGs (otherwise random per run).
 SVG_HASH_SALT = "streid"
 
@@ -104,8 +108,12 @@ def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
     import pandas as pd
 
     decimals = decimals or {}
-    out = pd.DataFrame(index=[_cell(i) for i in df.index])
-    out.index.name = COLUMN_LABELS.get(str(df.index.name), df.index.name)
+    if isinstance(df.index, pd.MultiIndex):  # blocks (e.g. one per query): shown with each block's label once
+        index = pd.MultiIndex.from_tuples([tuple(_cell(v) for v in i) for i in df.index])
+        index.names = [COLUMN_LABELS.get(str(n), n) for n in df.index.names]
+    else:
+        index = pd.Index([_cell(i) for i in df.index], name=COLUMN_LABELS.get(str(df.index.name), df.index.name))
+    out = pd.DataFrame(index=index)
     for col in df.columns:
         values = df[col].tolist()
         if pd.api.types.is_integer_dtype(df[col].dtype):
@@ -116,11 +124,86 @@ def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
 
 def _markdown(text: Any) -> str:
     """A plain Markdown table of a text frame (first column: the index)."""
-    cols = [str(text.index.name or "")] + [str(c) for c in text.columns]
+    cols = [str(n or "") for n in text.index.names] + [str(c) for c in text.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for idx, row in text.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [str(v).replace("|", "\\|") for v in row.tolist()]) + " |")
+        labels = list(idx) if isinstance(idx, tuple) else [idx]
+        lines.append("| " + " | ".join([str(v).replace("|", "\\|") for v in [*labels, *row.tolist()]]) + " |")
     return "\n".join(lines)
+
+
+def relative_paths(text: str, cfg: StudyConfig | None = None) -> str:
+    """``text`` with the machine's absolute paths made relative: to the repository (``runs/smoke/...``,
+    ``../shared/...``), or to the run directory (``<run>/...``) when that lies outside it."""
+    repo = [REPO_ROOT, REPO_ROOT.resolve()]
+    bases: list[tuple[str, str]] = []
+    if cfg is not None:
+        run = [Path(cfg.out), Path(cfg.out).absolute(), Path(cfg.out).resolve()]
+        bases += [(f"{r}/", "<run>/") for r in run if r.is_absolute() and not r.resolve().is_relative_to(repo[1])]
+    bases += [(f"{r}/", "") for r in repo] + [(f"{r.parent}/", "../") for r in repo]
+    for base, short in bases:
+        text = text.replace(base, short)
+    return text
+
+
+class Shown:
+    """A table as a notebook shows it: HTML whose row labels do not wrap, and its plain text (for nbval, terminals)."""
+
+    def __init__(self, text: Any, uuid: str) -> None:
+        self.text = text
+        styler = text.style.set_uuid(uuid).set_table_styles([{"selector": "th", "props": "white-space: nowrap;"}])
+        # A table wider than the column scrolls instead of being clipped.
+        styler = styler.set_table_attributes('style="display: block; overflow-x: auto; max-width: 100%"')
+        self.html = styler.to_html()
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text.to_string()
+
+
+def _ipython_display() -> Any:
+    """IPython's ``display`` when running in an IPython shell or kernel, else None."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks
+        return None
+    return display if get_ipython() is not None else None
+
+
+def footnotes(text: Any, columns: Sequence[str] = FOOTNOTE_COLUMNS, longest: int = 24) -> tuple[Any, list[str]]:
+    """``text`` with long cells of ``columns`` replaced by markers ``[1]``, ``[2]`` …, and the footnotes."""
+    notes: list[str] = []
+    text = text.copy()
+    for col in (c for c in columns if c in text.columns):
+        cells = text[col].tolist()
+        if max((len(str(c)) for c in cells), default=0) <= longest:
+            continue
+        marks = []
+        for c in cells:
+            if c not in notes:
+                notes.append(c)
+            marks.append(f"[{notes.index(c) + 1}]")
+        text[col] = marks
+    return text, [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+
+
+def show(text: Any, title: str = "", note: str = "", uuid: str = "table") -> None:
+    """Show a table (text cells, :func:`formatted`) in a notebook: its title, the table, footnotes, the note."""
+    display = _ipython_display()
+    if display is None:
+        return
+    from IPython.display import Markdown
+
+    short, notes = footnotes(text)
+    if title:
+        display(Markdown(f"**{title}**"))
+    display(Shown(short, uuid))
+    below = "  \n".join([*notes, note] if note else notes)
+    if below:
+        display(Markdown(below))
 
 
 def write_table(
@@ -132,7 +215,8 @@ def write_table(
     decimals: dict[str, int] | None = None,
     **details: Any,
 ) -> Any:
-    """Write a table as ``<name>.csv`` and ``<name>.md`` into ``figures_dir``, with ``<name>.provenance.json``.
+    """Write a table as ``<name>.csv`` and ``<name>.md`` into ``figures_dir``, with ``<name>.provenance.json``;
+    in a notebook, show it under its title (:func:`show`).
 
     Args:
         df: the table (index: row names); a ``source`` column should say where each row's numbers came from.
@@ -141,21 +225,27 @@ def write_table(
         details: extra provenance fields.
 
     Returns:
-        The table as the files show it (text cells), for the notebook to display.
+        The table as the files show it (text cells, paths relative: :func:`relative_paths`).
     """
-    text = formatted(df, decimals)
+    text = formatted(df, decimals).map(lambda c: relative_paths(c, cfg))
+    title, note = relative_paths(title, cfg), relative_paths(note, cfg)
     out = Path(cfg.figures_dir)
     csv = text.replace(MISSING, "")
     write_text_atomic(out / f"{name}.csv", csv.to_csv(index=True))
     parts = [f"**{title}**" if title else "", _markdown(text), note, f"Provenance: `{name}.provenance.json`."]
     write_text_atomic(out / f"{name}.md", "\n\n".join(p for p in parts if p) + "\n")
     write_json_atomic(out / f"{name}.provenance.json", provenance(cfg, table=name, title=title, **details))
+    show(text, title, note, uuid=name)
     return text
 
 
-def save_figure(fig: Any, name: str, cfg: StudyConfig, **details: Any) -> None:
-    """Save a matplotlib figure as PNG and SVG (same bytes on a rerun), with ``<name>.provenance.json`` beside them."""
+def save_figure(fig: Any, name: str, cfg: StudyConfig, show: bool = True, **details: Any) -> None:
+    """Save a matplotlib figure as PNG and SVG (same bytes on a rerun), with ``<name>.provenance.json`` beside them.
+
+    ``show=False`` closes the figure, so that a notebook does not show it (a full grid kept as a file).
+    """
     import matplotlib
+    import matplotlib.pyplot as plt
 
     out = Path(cfg.figures_dir)
     with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
@@ -163,20 +253,57 @@ def save_figure(fig: Any, name: str, cfg: StudyConfig, **details: Any) -> None:
             with atomic_path(out / f"{name}.{ext}") as tmp:
                 fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight", metadata=meta)
     write_json_atomic(out / f"{name}.provenance.json", provenance(cfg, figure=name, **details))
+    if not show:
+        plt.close(fig)
 
 
-def say(*sentences: str) -> None:
-    """Show computed sentences: as Markdown in a notebook, as plain text elsewhere."""
-    text = " ".join(s for s in sentences if s)
+def say(*sentences: str, cfg: StudyConfig | None = None) -> None:
+    """Show computed sentences (paths relative: :func:`relative_paths`): as Markdown in a notebook, else printed."""
+    text = relative_paths(" ".join(s for s in sentences if s), cfg)
     if not text:
         return
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks
-        print(text)
-        return
-    if get_ipython() is None:
+    display = _ipython_display()
+    if display is None:
         print(text)
     else:
+        from IPython.display import Markdown
+
         display(Markdown(text))
+
+
+def _md(text: Any) -> str:
+    """One cell of a Markdown table: on one line, ``|`` escaped, paths relative."""
+    return relative_paths(str(text)).replace("|", "\\|").replace("\n", " ")
+
+
+class Verdicts:
+    """A :class:`~streid_lib.study.claims.ClaimReport` as a notebook shows it: a Markdown table of the verdicts,
+    with the report's plain text as its twin (what nbval compares besides the Markdown)."""
+
+    def __init__(self, report: Any) -> None:
+        self.report = report
+
+    def _repr_markdown_(self) -> str:
+        verdicts = self.report.verdicts
+        if not verdicts:
+            return f"Notebook {self.report.notebook} checks no claim of the paper."
+        counts = Counter(v.status for v in verdicts)
+        head = f"**Claims of the paper checked in notebook {self.report.notebook}:** " + ", ".join(
+            f"{n} {s}" for s, n in counts.items()
+        )
+        rows = [f"| {_md(v.claim.statement)} | {_md(v.claim.where)} | **{_md(v.status)}** | {_md(v.detail)} |"
+                for v in verdicts]  # fmt: skip
+        return "\n".join([head, "", "| claim | where | verdict | detail |", "|---|---|---|---|", *rows])
+
+    def __repr__(self) -> str:
+        return relative_paths(str(self.report))
+
+
+def show_claims(report: Any, *notes: str) -> None:
+    """Show the verdicts of a notebook's claims (:class:`Verdicts`) and sentences under them, or print them."""
+    display = _ipython_display()
+    if display is None:
+        print(Verdicts(report))
+    else:
+        display(Verdicts(report))
+    say(*notes)

@@ -7,6 +7,8 @@ row helpers turn that into a :class:`NotComputed` entry, never into another row'
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +226,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
         from ..visual import ExtractConfig, TrainConfig, extract_features, train_model
 
         req = _train_request(cfg, key)
+        t0 = time.perf_counter()
         ckpt = train_model(
             TrainConfig(**req),
             data_root=root,
@@ -237,6 +240,14 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
             model=req["model"], height=req["height"], width=req["width"], train=wants_train_side(cfg, key)
         )
         fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=cfg.device, progress=progress, label=key)
+        # The one line a notebook keeps of a training step (its bars go to the terminal: streid_lib._progress).
+        history = json.loads((Path(ckpt).parent / "history.json").read_text())
+        n, took = len(history), time.perf_counter() - t0
+        acc = 100 * history[-1]["accuracy"]
+        print(
+            f"{cfg.model_label(key)}: {n} epoch{'s' * (n != 1)}, {took:.0f} s with extraction, "
+            f"final training accuracy {acc:.1f} %"
+        )
     save_features(path, fs)
     return load_features(path)
 
@@ -493,29 +504,29 @@ def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) 
 
 
 def ranked_text(fs, ex: RankedExamples) -> Any:
-    """Figure 1 as a table: per query and method, the ranked gallery entries (id, camera, frame, score, match)."""
+    """Figure 1 as text: one block per query (index: query, rank), one column per method.
+
+    A cell is ``✓ id 12 · cam 3 · f 10234 · 0.812``: a true match (✓), another identity (✗) or a distractor (·, id 0),
+    then the gallery entry's id, camera, frame and the method's score.
+    """
     import pandas as pd
 
-    recs = []
+    marks = {True: "✓", False: "✗"}
+    blocks = {}
     for pos, qi in enumerate(ex.queries):
         qid, qcam, qframe = int(fs.query.pids[qi]), int(fs.query.cams[qi]), int(fs.query.frames[qi])
+        cells = {}
         for m, lists in ex.lists.items():
-            for rank, gi in enumerate(lists[pos], 1):
-                gid = int(fs.gallery.pids[gi])
-                match = "true match" if gid == qid else ("distractor" if gid == 0 else "other identity")
-                recs.append(
-                    {
-                        "query": f"{int(qi)} (id {qid}, cam {qcam}, frame {qframe})",
-                        "method": m,
-                        "rank": rank,
-                        "id": gid,
-                        "camera": int(fs.gallery.cams[gi]),
-                        "frame": int(fs.gallery.frames[gi]),
-                        "score": float(ex.scores[m][pos, rank - 1]),
-                        "match": match,
-                    }
-                )
-    return pd.DataFrame(recs).set_index("query")
+            gi = lists[pos]
+            gid, cams, frames = fs.gallery.pids[gi], fs.gallery.cams[gi], fs.gallery.frames[gi]
+            cells[m] = [
+                f"{'·' if g == 0 else marks[bool(g == qid)]} id {g} · cam {c} · f {f} · {score:.3f}"
+                for g, c, f, score in zip(gid.tolist(), cams.tolist(), frames.tolist(), ex.scores[m][pos].tolist())
+            ]
+        blocks[f"query {int(qi)}: id {qid}, cam {qcam}, f {qframe}"] = pd.DataFrame(
+            cells, index=pd.RangeIndex(1, len(gi) + 1, name="rank")
+        )
+    return pd.concat(blocks, names=["query", "rank"])
 
 
 def features_summary(cfg: StudyConfig) -> Any:
