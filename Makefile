@@ -51,13 +51,15 @@ base-install:
 notebooks: venv
 	CI=true $(PY) -m streid_lib reproduce --profile smoke --out runs/smoke
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider runs/smoke/notebooks
+	STREID_EXECUTED=runs/smoke/notebooks $(PY) -m pytest -q -p no:cacheprovider tests/notebook_checks.py
 
 # Route c on real data: all notebooks on one features file with its own training side (smoke profile), then nbval.
 notebooks-real: venv
 	@if [ -f $(DEV_FEATURES) ]; then \
 	  CI=true $(PY) -m streid_lib reproduce --profile smoke --out runs/smoke-duke \
 	    -p dataset duke -p features $(abspath $(DEV_FEATURES)) && \
-	  $(PY) -m pytest -q --nbval-lax -p no:cacheprovider runs/smoke-duke/notebooks; \
+	  $(PY) -m pytest -q --nbval-lax -p no:cacheprovider runs/smoke-duke/notebooks && \
+	  STREID_EXECUTED=runs/smoke-duke/notebooks $(PY) -m pytest -q -p no:cacheprovider tests/notebook_checks.py; \
 	else \
 	  echo "notebooks-real: SKIPPED: $(DEV_FEATURES) not found (../shared is absent): no notebook ran on real data"; \
 	fi
