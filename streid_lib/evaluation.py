@@ -516,6 +516,10 @@ def cli_evaluate(args: argparse.Namespace) -> int:
     """
     json_out = check_output_file(args.json_out) if args.json_out else None
     fs = load_features(args.features)
+    if getattr(args, "pseudo_labels", None):  # docs/reference.md §14.2: the training side becomes pseudo-identities
+        from .pseudo import pseudo_from_args
+
+        fs, pseudo = pseudo_from_args(fs, args)
     rows = check_rows(args.rows)
     metric = JointMetric(lambda0=args.lambda0, gamma0=args.gamma0, lambda1=args.lambda1, gamma1=args.gamma1)
     params = {"sigma": args.sigma, "bin_width": args.bin_width, "overflow": args.overflow}
@@ -539,6 +543,9 @@ def cli_evaluate(args: argparse.Namespace) -> int:
         fs, model, metric, rows, chunk_size=args.chunk_size, rerank=args.rerank, mode=args.mode, train=train
     )
     result["warnings"] = warnings
+    if getattr(args, "pseudo_labels", None):
+        result["pseudo_labels"] = pseudo
+        print(f"pseudo-identities: {pseudo['summary']}")
     result["provenance"] = {
         "command": "python -m streid_lib evaluate",
         "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "command")},

@@ -1,0 +1,271 @@
+"""Pseudo-identities: cluster unlabelled detections so that the ST model can be fitted without labels.
+
+The estimator :class:`PseudoIdentities` runs scikit-learn's DBSCAN on cosine distance over a grid of ``eps`` and
+keeps the ``eps`` with the most *consistent cross-camera clusters*, a criterion that reads only cameras and
+frames, never labels (docs/reference.md §14.1). :func:`apply_pseudo_labels` is the one entry of the command line
+(``evaluate --pseudo-labels {train,test}``): it returns the set whose training side carries pseudo labels, and a
+record for the JSON. Labels, when the input has them, only feed :func:`diagnostics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import StreidError
+from .features import FeatureSet
+from .metadata import UNKNOWN_PID, Metadata
+
+#: The modes of ``evaluate --pseudo-labels``.
+PSEUDO_MODES = ("train", "test")
+#: Default grid of DBSCAN ``eps`` (cosine distance) searched by the label-free criterion.
+EPS_GRID = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
+
+
+class PseudoLabelError(StreidError):
+    """Bad parameters or inputs for pseudo-identities."""
+
+
+def _unit(f: np.ndarray) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float32)
+    return f / np.linalg.norm(f, axis=1, keepdims=True)
+
+
+def with_singletons(labels: np.ndarray) -> np.ndarray:
+    """(N,) int64 pids ≥ 1 from cluster labels: cluster c → c + 1, each noise point (-1) its own new pid.
+
+    A singleton holds one camera, so it casts no vote in the HP histogram (§3.3) and changes nothing else.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    noise = labels < 0
+    return np.where(noise, labels.max(initial=-1) + np.cumsum(noise), labels) + 1
+
+
+def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> dict[str, float]:
+    """Label-free counts of one clustering (§14.1).
+
+    A (cluster, camera) cell is *impossible* when its frames span more than ``max_dwell`` frames (one person
+    does not stay that long in one view); a cluster is *consistent* when none of its cells is impossible.
+
+    Returns:
+        ``n_clusters``, ``noise_share``, ``cross_camera`` (clusters seen by ≥ 2 cameras), ``conflict_share``
+        (share of cells that are impossible), ``consistent_cross`` (consistent clusters seen by ≥ 2 cameras: the
+        criterion, higher is better).
+    """
+    keep = labels >= 0
+    n = int(labels.max(initial=-1)) + 1
+    if n == 0:
+        return {"n_clusters": 0, "noise_share": 1.0, "cross_camera": 0, "conflict_share": 0.0, "consistent_cross": 0}
+    c = np.asarray(cams, np.int64)[keep]
+    cell = labels[keep] * (int(c.max()) + 1) + c
+    fr = np.asarray(frames, np.float64)[keep]
+    cells, inv = np.unique(cell, return_inverse=True)
+    lo = np.full(len(cells), np.inf)
+    hi = np.full(len(cells), -np.inf)
+    np.minimum.at(lo, inv, fr)
+    np.maximum.at(hi, inv, fr)
+    owner = cells // (int(c.max()) + 1)
+    bad = (hi - lo) > max_dwell
+    n_cams = np.bincount(owner, minlength=n)
+    n_bad = np.bincount(owner, weights=bad, minlength=n)
+    return {
+        "n_clusters": n,
+        "noise_share": float(1 - keep.mean()),
+        "cross_camera": int((n_cams >= 2).sum()),
+        "conflict_share": float(bad.mean()),
+        "consistent_cross": int(((n_cams >= 2) & (n_bad == 0)).sum()),
+    }
+
+
+class PseudoIdentities:
+    """DBSCAN (cosine) pseudo-identities with ``eps`` chosen without labels (docs/reference.md §14.1).
+
+    Args:
+        eps: a fixed DBSCAN radius (cosine distance), or ``None`` to choose it from ``eps_grid``.
+        eps_grid: candidate radii searched when ``eps`` is None.
+        min_samples: DBSCAN's core-point size.
+        max_dwell_s: longest stay of one person in one camera view, seconds (the consistency rule).
+        fps: frames per second of the frame numbers.
+
+    Attributes set by :meth:`fit`: ``labels_`` (N,) int64 (-1 noise), ``pids_`` (N,) int64 pids ≥ 1 with
+    noise as singletons, ``eps_`` the radius used, ``criteria_`` list of dicts, one per candidate.
+    """
+
+    def __init__(
+        self,
+        *,
+        eps: float | None = None,
+        eps_grid: tuple[float, ...] = EPS_GRID,
+        min_samples: int = 3,
+        max_dwell_s: float = 60.0,
+        fps: float = 60.0,
+    ) -> None:
+        self.eps = eps
+        self.eps_grid = eps_grid
+        self.min_samples = min_samples
+        self.max_dwell_s = max_dwell_s
+        self.fps = fps
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters (recorded in the JSON)."""
+        keys = ("eps", "eps_grid", "min_samples", "max_dwell_s", "fps")
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(self, k)) for k in keys)}
+
+    def fit(self, features: np.ndarray, meta: Metadata) -> PseudoIdentities:
+        """Cluster (N, D) ``features`` of detections with cameras and frames ``meta`` (its pids are not read)."""
+        from sklearn.cluster import DBSCAN
+
+        grid = (self.eps,) if self.eps is not None else tuple(self.eps_grid)
+        if not grid or any(not 0 < float(e) < 2 for e in grid):
+            raise PseudoLabelError(f"eps: expected values in (0, 2) (cosine distance), got {grid}")
+        if int(self.min_samples) < 1 or self.max_dwell_s <= 0 or self.fps <= 0:
+            raise PseudoLabelError(
+                f"min_samples >= 1, max_dwell_s > 0 and fps > 0 expected, got {self.min_samples}, "
+                f"{self.max_dwell_s}, {self.fps}"
+            )
+        if len(features) != len(meta):
+            raise PseudoLabelError(f"features have {len(features)} rows but the metadata {len(meta)}")
+        f = _unit(features)
+        dwell = float(self.max_dwell_s) * float(self.fps)
+        best, self.criteria_ = None, []
+        for eps in grid:
+            labels = DBSCAN(eps=float(eps), min_samples=int(self.min_samples), metric="cosine").fit(f).labels_
+            crit = {"eps": float(eps), **consistency(labels, meta.cams, meta.frames, dwell)}
+            self.criteria_.append(crit)
+            if best is None or crit["consistent_cross"] > best[0]["consistent_cross"]:
+                best = (crit, labels.astype(np.int64))
+        self.eps_ = best[0]["eps"]
+        self.labels_ = best[1]
+        self.pids_ = with_singletons(self.labels_)
+        return self
+
+    def record(self) -> dict[str, Any]:
+        """Method, parameters, the chosen eps, clusters, noise share and every candidate's criterion."""
+        chosen = next(c for c in self.criteria_ if c["eps"] == self.eps_)
+        return {
+            "method": "DBSCAN (scikit-learn), cosine distance",
+            "params": self.get_params(),
+            "eps_chosen": self.eps_,
+            "criterion": "most consistent cross-camera clusters (labels never read), docs/reference.md §14.1",
+            "n_clusters": chosen["n_clusters"],
+            "noise_share": chosen["noise_share"],
+            "candidates": self.criteria_,
+        }
+
+
+def diagnostics(true_pids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Agreement of a clustering with known labels (reported only, never used to choose; §14.1).
+
+    Noise points count as singletons. Returns ``ari`` (adjusted Rand index), ``pair_precision`` and
+    ``pair_recall`` (of same-cluster pairs against same-identity pairs).
+    """
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.metrics.cluster import pair_confusion_matrix
+
+    pred = with_singletons(labels)
+    (_, fp), (fn, tp) = pair_confusion_matrix(true_pids, pred)
+    return {
+        "ari": float(adjusted_rand_score(true_pids, pred)),
+        "pair_precision": float(tp / (tp + fp)) if tp + fp else float("nan"),
+        "pair_recall": float(tp / (tp + fn)) if tp + fn else float("nan"),
+    }
+
+
+@dataclass(frozen=True)
+class PseudoConfig:
+    """Options of ``--pseudo-labels`` (see :class:`PseudoIdentities`)."""
+
+    eps: float | None = None
+    min_samples: int = 3
+    max_dwell_s: float = 60.0
+    fps: float = 60.0
+
+
+def apply_pseudo_labels(fs: FeatureSet, mode: str, config: PseudoConfig = PseudoConfig()) -> tuple[FeatureSet, dict]:
+    """The set whose training side carries pseudo-identities, and the JSON record (§14.2).
+
+    ``mode="train"``: the training side is clustered (its labels, if any, are ignored). ``mode="test"``
+    (transductive): query and gallery are clustered together and become the training side; their own labels stay
+    for the evaluation only.
+
+    Raises:
+        PseudoLabelError: an unknown mode, or ``mode="train"`` on a set without a training side.
+    """
+    if mode not in PSEUDO_MODES:
+        raise PseudoLabelError(f"--pseudo-labels: expected one of {PSEUDO_MODES}, got {mode!r}")
+    if mode == "train":
+        if not fs.has_train:
+            raise PseudoLabelError(
+                "--pseudo-labels train: the features file has no training side (train_f, train_cam, train_frames)"
+            )
+        f, meta = fs.train_f, fs.train
+    else:
+        f = np.concatenate([fs.query_f, fs.gallery_f])
+        meta = Metadata.concat([fs.query, fs.gallery])
+    est = PseudoIdentities(
+        eps=config.eps, min_samples=config.min_samples, max_dwell_s=config.max_dwell_s, fps=config.fps
+    )
+    est.fit(f, meta)
+    record = {"mode": mode, "side": "train" if mode == "train" else "query+gallery (transductive)", **est.record()}
+    record["summary"] = (
+        f"{record['n_clusters']} clusters of the {record['side']} side (DBSCAN eps {est.eps_:g}), "
+        f"{100 * record['noise_share']:.1f} % noise"
+    )
+    if mode == "test":
+        record["note"] = "transductive: the ST model was fitted on the unlabelled test detections"
+        record["summary"] += "; transductive: the ST model was fitted on the unlabelled test detections"
+    labelled = meta.pids != UNKNOWN_PID
+    if labelled.all():
+        record["diagnostics"] = diagnostics(meta.pids, est.labels_)
+    train = Metadata(est.pids_, meta.cams, meta.frames)
+    out = FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=f, train=train)
+    return out, record
+
+
+def add_pseudo_options(p: Any) -> None:
+    """The ``evaluate`` options of pseudo-identities (an argparse parser)."""
+    d = PseudoConfig()
+    p.add_argument(
+        "--pseudo-labels",
+        choices=PSEUDO_MODES,
+        default=None,
+        help="fit the ST model on pseudo-identities: of the training side (labels ignored), or of query+gallery "
+        "(transductive); docs/reference.md §14",
+    )
+    p.add_argument("--pseudo-eps", type=float, default=d.eps, help="fixed DBSCAN eps (default: chosen without labels)")
+    p.add_argument(
+        "--pseudo-min-samples", type=int, default=d.min_samples, help="DBSCAN min_samples (default %(default)s)"
+    )
+    p.add_argument("--fps", type=float, default=d.fps, help="frames per second of the frames (default %(default)s)")
+    p.add_argument(
+        "--max-dwell",
+        type=float,
+        default=d.max_dwell_s,
+        help="longest stay in one camera, seconds (default %(default)s)",
+    )
+
+
+def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
+    """:func:`apply_pseudo_labels` from ``evaluate``'s options; refuses ``--train-*`` beside it."""
+    if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "train_manifest", "st_model")):
+        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--train-manifest/--st-model with it")
+    config = PseudoConfig(args.pseudo_eps, args.pseudo_min_samples, args.max_dwell, args.fps)
+    out, record = apply_pseudo_labels(fs, args.pseudo_labels, config)
+    return out, record
+
+
+__all__ = [
+    "add_pseudo_options",
+    "pseudo_from_args",
+    "EPS_GRID",
+    "PSEUDO_MODES",
+    "PseudoConfig",
+    "PseudoIdentities",
+    "PseudoLabelError",
+    "apply_pseudo_labels",
+    "consistency",
+    "diagnostics",
+    "with_singletons",
+]
