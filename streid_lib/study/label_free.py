@@ -1,0 +1,228 @@
+"""Notebook 08's glue: st-ReID on your own cameras without identity labels (docs/reference.md §14).
+
+:func:`label_free_study` fits the faithful HP model three ways on one features set (the real training labels,
+pseudo-identities of the training side, pseudo-identities of query+gallery), ranks the st-ReID row for each,
+compares them with a paired bootstrap over queries, and, on the campus, measures each model against the true
+transit densities and the true camera network. Labels only evaluate; the clustering never reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..pseudo import EPS_GRID
+
+#: Targets of issue #19, checked by :func:`verdicts` (R1 in points, TV as a ratio).
+TARGETS = {"campus_r1_gap": 2.0, "campus_tv_ratio": 1.25, "duke_r1": 16.0, "transductive_gap": 2.0}
+
+
+@dataclass(frozen=True)
+class LabelFreeSizes:
+    """How much notebook 08 computes under a profile: the eps grid searched and the bootstrap resamples."""
+
+    eps_grid: tuple[float, ...] = EPS_GRID
+    n_boot: int = 2000
+
+
+#: Sizes per profile (smoke: one eps, so that ``make test`` runs notebook 08 in seconds on the Duke features).
+LABEL_FREE_SIZES = {"smoke": LabelFreeSizes(eps_grid=(0.35,), n_boot=200), "default": LabelFreeSizes()}
+
+
+def label_free_sizes(profile: str) -> LabelFreeSizes:
+    """The :class:`LabelFreeSizes` of a profile (``paper`` and any other use the default sizes)."""
+    return LABEL_FREE_SIZES.get(profile, LABEL_FREE_SIZES["default"])
+
+
+@dataclass
+class LabelFreeReport:
+    """Everything notebook 08 shows; ``table`` and ``differences`` are DataFrames."""
+
+    dataset: str
+    fps: float
+    table: Any
+    differences: Any
+    records: dict[str, dict] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    tv: Any = None
+    maps: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, dict] = field(default_factory=dict)
+    tv_mean: dict[str, float] = field(default_factory=dict)
+
+
+def label_free_study(fs: Any, dataset: str, *, truth: Any = None, fps: float = 60.0, sizes=LabelFreeSizes(), seed=0):
+    """Labelled vs label-free (train side) vs transductive st-ReID on ``fs`` (which carries a labelled train side).
+
+    Mean TV (``tv_mean``) is :func:`streid_lib.campus.mean_hp_distance`, weighted by the true pair frequency.
+
+    Returns:
+        :class:`LabelFreeReport`. ``truth`` (campus) adds the TV table (:func:`streid_lib.campus.hp_distance`) and
+        the camera maps compared edge by edge with the true network.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..camera_map import compare_maps, model_edges, truth_edges
+    from ..evaluation import rank_rows
+    from ..improved.analysis import bootstrap_difference
+    from ..joint import DEFAULT_METRIC
+    from ..metadata import Metadata
+    from ..pseudo import PseudoIdentities, diagnostics
+    from ..st_model import fit_st_model
+
+    routes = {"labelled": (fs.train_f, fs.train)}
+    routes["label-free (train side)"] = routes["labelled"]
+    routes["label-free (transductive)"] = (
+        np.concatenate([fs.query_f, fs.gallery_f]),
+        Metadata.concat([fs.query, fs.gallery]),
+    )
+    report = LabelFreeReport(dataset, fps, None, None)
+    results, rows = {}, []
+    for name, (f, meta) in routes.items():
+        record: dict[str, Any] = {}
+        if name == "labelled":
+            train = meta
+        else:
+            est = PseudoIdentities(eps_grid=sizes.eps_grid, fps=fps).fit(f, meta)
+            record = {**est.record(), **diagnostics(meta.pids, est.labels_)}
+            train = Metadata(est.pids_, meta.cams, meta.frames)
+        model = fit_st_model(train, dataset)
+        res = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"]
+        results[name], report.models[name], report.records[name] = res, model, record
+        s = res.summary()
+        rows.append(
+            {
+                "ST model": name,
+                "R1": s["R1"],
+                "mAP": s["mAP"],
+                "clusters": record.get("n_clusters", np.nan),
+                "eps": record.get("eps_chosen", np.nan),
+                "noise %": 100 * record.get("noise_share", np.nan),
+                "ARI": record.get("ari", np.nan),
+                "pair precision": record.get("pair_precision", np.nan),
+                "pair recall": record.get("pair_recall", np.nan),
+            }
+        )
+    report.table = pd.DataFrame(rows).set_index("ST model")
+    diffs = []
+    for name in list(routes)[1:]:
+        d = bootstrap_difference(
+            results["labelled"], results[name], n_boot=sizes.n_boot, seed=seed, metrics=("R1", "mAP")
+        )
+        d.index = [f"{name} − labelled, {m}" for m in d.pop("metric")]
+        diffs.append(d)
+    report.differences = pd.concat(diffs)
+    report.differences.index.name = "difference (95 % paired bootstrap over queries)"
+    if truth is not None:
+        from ..campus import hp_distance, mean_hp_distance
+
+        report.tv_mean = {name: mean_hp_distance(m, truth) for name, m in report.models.items()}
+        tv = {name: hp_distance(m, truth) for name, m in report.models.items()}
+        report.tv = pd.DataFrame(tv)
+        report.tv.index = [f"{a}→{b}" for a, b in report.tv.index]
+        report.tv.index.name = "pair (later→earlier)"
+        report.maps["truth"] = truth_edges(truth, report.models["labelled"].bin_width)
+    for name, m in report.models.items():
+        report.maps[name] = model_edges(m, fps)
+        if truth is not None:
+            report.comparison[name] = compare_maps(report.maps[name], report.maps["truth"])
+    return report
+
+
+def map_table(report: LabelFreeReport) -> Any:
+    """Edge precision, recall and transit-time error of each model's camera map against the truth (campus)."""
+    import pandas as pd
+
+    keys = ("precision", "recall", "n_estimated", "n_true", "mean_abs_transit_error_s")
+    return pd.DataFrame({n: {k: c[k] for k in keys} for n, c in report.comparison.items()}).T
+
+
+def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
+    """(claim, measured, verdict) of the issue's targets that this dataset can check, computed from the run."""
+    t, d = report.table, report.differences
+    out = []
+
+    def gap(name: str) -> tuple[float, float, float]:
+        row = d.loc[f"{name} − labelled, R1"]
+        return float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
+
+    g, lo, hi = gap("label-free (train side)")
+    if report.dataset == "campus":
+        limit = TARGETS["campus_r1_gap"]
+        out.append(
+            (
+                f"label-free st-ReID within {limit:g} R1 of labelled",
+                f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
+                "met" if g >= -limit else "not met",
+            )
+        )
+        tv = report.tv_mean
+        ratio = tv["label-free (train side)"] / tv["labelled"]
+        out.append(
+            (
+                f"label-free mean TV ≤ {TARGETS['campus_tv_ratio']:g}× labelled",
+                f"{tv['label-free (train side)']:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
+                "met" if ratio <= TARGETS["campus_tv_ratio"] else "not met",
+            )
+        )
+    else:
+        r1 = float(t.loc["label-free (train side)", "R1"])
+        out.append(
+            (
+                f"label-free (train side) st-ReID ≥ {TARGETS['duke_r1']:g} R1",
+                f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
+                "met" if r1 >= TARGETS["duke_r1"] else "not met",
+            )
+        )
+    tr = float(t.loc["label-free (transductive)", "R1"]) - float(t.loc["label-free (train side)", "R1"])
+    out.append(
+        (
+            f"transductive within {TARGETS['transductive_gap']:g} R1 of label-free (train side)",
+            f"{tr:+.2f} R1",
+            "met" if tr >= -TARGETS["transductive_gap"] else "not met",
+        )
+    )
+    return out
+
+
+def verdicts_markdown(report: LabelFreeReport) -> str:
+    """The verdicts as a Markdown table."""
+    lines = ["| claim | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {c} | {m} | **{v}** |" for c, m, v in verdicts(report)]
+    return "\n".join(lines)
+
+
+def describe_label_free(report: LabelFreeReport) -> str:
+    """Computed sentences on the three ST models of ``report``."""
+    t = report.table
+    lab, free, trans = (t.iloc[i] for i in range(3))
+    rec = report.records["label-free (train side)"]
+    text = (
+        f"Fitted on pseudo-identities of the training side ({rec['n_clusters']} clusters at eps {rec['eps_chosen']:g}, "
+        f"{100 * rec['noise_share']:.0f} % noise, adjusted Rand index {rec['ari']:.2f} against the hidden labels), "
+        f"the HP model gives st-ReID {free['R1']:.1f} R1 / {free['mAP']:.1f} mAP, against {lab['R1']:.1f} / "
+        f"{lab['mAP']:.1f} with the real labels. Clustering the unlabelled query and gallery themselves "
+        f"(transductive) gives {trans['R1']:.1f} R1 / {trans['mAP']:.1f} mAP."
+    )
+    if report.comparison:
+        c = report.comparison["label-free (train side)"]
+        text += (
+            f" The label-free camera map finds {c['n_estimated']} edges against {c['n_true']} true ones "
+            f"(precision {c['precision']:.2f}, recall {c['recall']:.2f}), with modal transit times off by "
+            f"{c['mean_abs_transit_error_s']:.1f} s on average on the shared edges."
+        )
+    return text
+
+
+__all__ = [
+    "LABEL_FREE_SIZES",
+    "TARGETS",
+    "LabelFreeReport",
+    "LabelFreeSizes",
+    "describe_label_free",
+    "label_free_sizes",
+    "label_free_study",
+    "map_table",
+    "verdicts",
+    "verdicts_markdown",
+]
