@@ -72,7 +72,7 @@ def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dw
     n_bad = np.bincount(owner, weights=bad, minlength=n)
     return {
         "n_clusters": n,
-        "noise_share": float(1 - keep.mean()),
+        "noise_share": float((~keep).mean()),
         "cross_camera": int((n_cams >= 2).sum()),
         "conflict_share": float(bad.mean()),
         "consistent_cross": int(((n_cams >= 2) & (n_bad == 0)).sum()),
