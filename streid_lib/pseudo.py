@@ -22,6 +22,8 @@ from .metadata import UNKNOWN_PID, Metadata
 PSEUDO_MODES = ("train", "test")
 #: Default grid of DBSCAN ``eps`` (cosine distance) searched by the label-free criterion.
 EPS_GRID = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
+#: What :class:`PseudoIdentities` passes to the ST fit: consistent clusters only, or every cluster.
+KEEP = ("consistent", "all")
 
 
 class PseudoLabelError(StreidError):
@@ -54,10 +56,16 @@ def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dw
         (share of cells that are impossible), ``consistent_cross`` (consistent clusters seen by ≥ 2 cameras: the
         criterion, higher is better).
     """
+    return _consistency(labels, cams, frames, max_dwell)[0]
+
+
+def _consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> tuple[dict, np.ndarray]:
+    """:func:`consistency` and the (n_clusters,) bool mask of clusters holding an impossible cell."""
     keep = labels >= 0
     n = int(labels.max(initial=-1)) + 1
     if n == 0:
-        return {"n_clusters": 0, "noise_share": 1.0, "cross_camera": 0, "conflict_share": 0.0, "consistent_cross": 0}
+        zero = {"n_clusters": 0, "noise_share": 1.0, "cross_camera": 0, "conflict_share": 0.0, "consistent_cross": 0}
+        return zero, np.zeros(0, bool)
     c = np.asarray(cams, np.int64)[keep]
     cell = labels[keep] * (int(c.max()) + 1) + c
     fr = np.asarray(frames, np.float64)[keep]
@@ -70,13 +78,14 @@ def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dw
     bad = (hi - lo) > max_dwell
     n_cams = np.bincount(owner, minlength=n)
     n_bad = np.bincount(owner, weights=bad, minlength=n)
-    return {
+    counts = {
         "n_clusters": n,
         "noise_share": float((~keep).mean()),
         "cross_camera": int((n_cams >= 2).sum()),
         "conflict_share": float(bad.mean()),
         "consistent_cross": int(((n_cams >= 2) & (n_bad == 0)).sum()),
     }
+    return counts, n_bad > 0
 
 
 class PseudoIdentities:
@@ -88,9 +97,12 @@ class PseudoIdentities:
         min_samples: DBSCAN's core-point size.
         max_dwell_s: longest stay of one person in one camera view, seconds (the consistency rule).
         fps: frames per second of the frame numbers.
+        keep: ``"consistent"`` (default) gives the clusters that break the rule no identity in ``pids_`` (their
+            members become singletons, as noise does); ``"all"`` keeps every DBSCAN cluster.
 
-    Attributes set by :meth:`fit`: ``labels_`` (N,) int64 (-1 noise), ``pids_`` (N,) int64 pids ≥ 1 with
-    noise as singletons, ``eps_`` the radius used, ``criteria_`` list of dicts, one per candidate.
+    Attributes set by :meth:`fit`: ``labels_`` (N,) int64 DBSCAN labels (-1 noise), ``pids_`` (N,) int64 pids ≥ 1
+    for the ST fit (noise and, with ``keep="consistent"``, inconsistent clusters as singletons), ``eps_`` the
+    radius used, ``criteria_`` list of dicts, one per candidate, ``n_dropped_`` clusters dropped.
     """
 
     def __init__(
@@ -101,7 +113,9 @@ class PseudoIdentities:
         min_samples: int = 3,
         max_dwell_s: float = 60.0,
         fps: float = 60.0,
+        keep: str = "consistent",
     ) -> None:
+        self.keep = keep
         self.eps = eps
         self.eps_grid = eps_grid
         self.min_samples = min_samples
@@ -110,7 +124,7 @@ class PseudoIdentities:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters (recorded in the JSON)."""
-        keys = ("eps", "eps_grid", "min_samples", "max_dwell_s", "fps")
+        keys = ("eps", "eps_grid", "min_samples", "max_dwell_s", "fps", "keep")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(self, k)) for k in keys)}
 
     def fit(self, features: np.ndarray, meta: Metadata) -> PseudoIdentities:
@@ -125,6 +139,8 @@ class PseudoIdentities:
                 f"min_samples >= 1, max_dwell_s > 0 and fps > 0 expected, got {self.min_samples}, "
                 f"{self.max_dwell_s}, {self.fps}"
             )
+        if self.keep not in KEEP:
+            raise PseudoLabelError(f"keep: expected one of {KEEP}, got {self.keep!r}")
         if len(features) != len(meta):
             raise PseudoLabelError(f"features have {len(features)} rows but the metadata {len(meta)}")
         f = _unit(features)
@@ -132,13 +148,17 @@ class PseudoIdentities:
         best, self.criteria_ = None, []
         for eps in grid:
             labels = DBSCAN(eps=float(eps), min_samples=int(self.min_samples), metric="cosine").fit(f).labels_
-            crit = {"eps": float(eps), **consistency(labels, meta.cams, meta.frames, dwell)}
+            counts, bad = _consistency(labels, meta.cams, meta.frames, dwell)
+            crit = {"eps": float(eps), **counts}
             self.criteria_.append(crit)
             if best is None or crit["consistent_cross"] > best[0]["consistent_cross"]:
-                best = (crit, labels.astype(np.int64))
+                best = (crit, labels.astype(np.int64), bad)
         self.eps_ = best[0]["eps"]
         self.labels_ = best[1]
-        self.pids_ = with_singletons(self.labels_)
+        drop = best[2] if self.keep == "consistent" else np.zeros_like(best[2])
+        self.n_dropped_ = int(drop.sum())
+        dropped = np.append(drop, False)[self.labels_]  # noise (-1) reads the appended False
+        self.pids_ = with_singletons(np.where(dropped, -1, self.labels_))
         return self
 
     def record(self) -> dict[str, Any]:
@@ -151,6 +171,7 @@ class PseudoIdentities:
             "criterion": "most consistent cross-camera clusters (labels never read), docs/reference.md §14.1",
             "n_clusters": chosen["n_clusters"],
             "noise_share": chosen["noise_share"],
+            "n_dropped_inconsistent": self.n_dropped_,
             "candidates": self.criteria_,
         }
 
@@ -260,6 +281,7 @@ __all__ = [
     "add_pseudo_options",
     "pseudo_from_args",
     "EPS_GRID",
+    "KEEP",
     "PSEUDO_MODES",
     "PseudoConfig",
     "PseudoIdentities",

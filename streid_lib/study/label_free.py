@@ -96,6 +96,7 @@ def label_free_study(fs: Any, dataset: str, *, truth: Any = None, fps: float = 6
                 "R1": s["R1"],
                 "mAP": s["mAP"],
                 "clusters": record.get("n_clusters", np.nan),
+                "dropped": record.get("n_dropped_inconsistent", np.nan),
                 "eps": record.get("eps_chosen", np.nan),
                 "noise %": 100 * record.get("noise_share", np.nan),
                 "ARI": record.get("ari", np.nan),
