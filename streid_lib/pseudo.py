@@ -176,6 +176,51 @@ class PseudoIdentities:
         }
 
 
+def refine_with_st(
+    est: PseudoIdentities, features: np.ndarray, meta: Metadata, fit_model: Any, rounds: int = 2, boost: float = 0.05
+) -> list[dict[str, Any]]:
+    """Re-cluster ``rounds`` times with ST evidence (docs/reference.md §14.1); updates ``est.labels_``/``pids_``.
+
+    Each round fits the HP model on the current ``pids_`` (``fit_model(Metadata) -> model``), then reruns DBSCAN at
+    ``est.eps_`` on a sparse cosine-distance graph (radius ``eps_ + boost``) in which a cross-camera pair loses
+    ``boost × p̂ / max p̂`` of its distance (the ST model joins people across cameras) and a pair the ST model says
+    is impossible (p̂ = 0 across cameras, or more than ``max_dwell_s`` apart in one camera) is cut. Labels are never
+    read. Returns one record per round (clusters, noise, criterion, clusters dropped).
+    """
+    from sklearn.cluster import DBSCAN
+    from sklearn.neighbors import NearestNeighbors
+
+    f = _unit(features)
+    radius = est.eps_ + float(boost)
+    graph = NearestNeighbors(radius=radius, metric="cosine").fit(f).radius_neighbors_graph(mode="distance").tocoo()
+    i, j, d = graph.row, graph.col, graph.data
+    cams, frames = np.asarray(meta.cams), np.asarray(meta.frames)
+    same = cams[i] == cams[j]
+    far = same & (np.abs(frames[i] - frames[j]) > est.max_dwell_s * est.fps)
+    dwell = float(est.max_dwell_s) * float(est.fps)
+    records = []
+    for r in range(int(rounds)):
+        model = fit_model(Metadata(est.pids_, cams, frames))
+        p = np.zeros(len(d))
+        p[~same] = model.probability(cams[i[~same]], frames[i[~same]], cams[j[~same]], frames[j[~same]])
+        peak = model.smoothed_.max(axis=2)
+        top = np.maximum(peak[cams[i] - 1, cams[j] - 1], peak[cams[j] - 1, cams[i] - 1])
+        ratio = np.divide(p, top, out=np.zeros_like(p), where=top > 0)
+        dist = np.where(same, d, d - float(boost) * np.minimum(ratio, 1.0))
+        cut = far | (~same & (p <= 0)) | (dist > est.eps_)
+        from scipy.sparse import csr_matrix
+
+        g = csr_matrix((np.maximum(dist[~cut], 0.0), (i[~cut], j[~cut])), shape=(len(f), len(f)))
+        labels = DBSCAN(eps=est.eps_, min_samples=int(est.min_samples), metric="precomputed").fit(g).labels_
+        counts, bad = _consistency(labels, cams, frames, dwell)
+        drop = bad if est.keep == "consistent" else np.zeros_like(bad)
+        est.labels_ = labels.astype(np.int64)
+        est.n_dropped_ = int(drop.sum())
+        est.pids_ = with_singletons(np.where(np.append(drop, False)[est.labels_], -1, est.labels_))
+        records.append({"round": r + 1, **counts, "n_dropped_inconsistent": est.n_dropped_})
+    return records
+
+
 def diagnostics(true_pids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Agreement of a clustering with known labels (reported only, never used to choose; §14.1).
 
@@ -202,14 +247,18 @@ class PseudoConfig:
     min_samples: int = 3
     max_dwell_s: float = 60.0
     fps: float = 60.0
+    rounds: int = 0
 
 
-def apply_pseudo_labels(fs: FeatureSet, mode: str, config: PseudoConfig = PseudoConfig()) -> tuple[FeatureSet, dict]:
+def apply_pseudo_labels(
+    fs: FeatureSet, mode: str, config: PseudoConfig = PseudoConfig(), fit_model: Any = None
+) -> tuple[FeatureSet, dict]:
     """The set whose training side carries pseudo-identities, and the JSON record (§14.2).
 
     ``mode="train"``: the training side is clustered (its labels, if any, are ignored). ``mode="test"``
     (transductive): query and gallery are clustered together and become the training side; their own labels stay
-    for the evaluation only.
+    for the evaluation only. ``config.rounds`` > 0 re-clusters with ST evidence (:func:`refine_with_st`, with
+    ``fit_model(Metadata) -> model``), each round in ``record["rounds"]``.
 
     Raises:
         PseudoLabelError: an unknown mode, or ``mode="train"`` on a set without a training side.
@@ -230,6 +279,13 @@ def apply_pseudo_labels(fs: FeatureSet, mode: str, config: PseudoConfig = Pseudo
     )
     est.fit(f, meta)
     record = {"mode": mode, "side": "train" if mode == "train" else "query+gallery (transductive)", **est.record()}
+    if config.rounds != 0:
+        if int(config.rounds) < 0 or fit_model is None:
+            raise PseudoLabelError(
+                f"rounds: expected >= 0 with fit_model (the ST fit of each round), got {config.rounds}"
+            )
+        record["rounds"] = refine_with_st(est, f, meta, fit_model, rounds=config.rounds)
+        record.update(n_clusters=record["rounds"][-1]["n_clusters"], noise_share=record["rounds"][-1]["noise_share"])
     record["summary"] = (
         f"{record['n_clusters']} clusters of the {record['side']} side (DBSCAN eps {est.eps_:g}), "
         f"{100 * record['noise_share']:.1f} % noise"
@@ -259,6 +315,9 @@ def add_pseudo_options(p: Any) -> None:
     p.add_argument(
         "--pseudo-min-samples", type=int, default=d.min_samples, help="DBSCAN min_samples (default %(default)s)"
     )
+    p.add_argument(
+        "--pseudo-rounds", type=int, default=d.rounds, help="rounds re-clustered with ST evidence (default %(default)s)"
+    )
     p.add_argument("--fps", type=float, default=d.fps, help="frames per second of the frames (default %(default)s)")
     p.add_argument(
         "--max-dwell",
@@ -272,8 +331,12 @@ def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
     """:func:`apply_pseudo_labels` from ``evaluate``'s options; refuses ``--train-*`` beside it."""
     if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "train_manifest", "st_model")):
         raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--train-manifest/--st-model with it")
-    config = PseudoConfig(args.pseudo_eps, args.pseudo_min_samples, args.max_dwell, args.fps)
-    out, record = apply_pseudo_labels(fs, args.pseudo_labels, config)
+    from .st_model import fit_st_model
+
+    config = PseudoConfig(args.pseudo_eps, args.pseudo_min_samples, args.max_dwell, args.fps, args.pseudo_rounds)
+    out, record = apply_pseudo_labels(
+        fs, args.pseudo_labels, config, lambda m: fit_st_model(m, args.dataset, n_bins=args.n_bins)
+    )
     return out, record
 
 
@@ -289,5 +352,6 @@ __all__ = [
     "apply_pseudo_labels",
     "consistency",
     "diagnostics",
+    "refine_with_st",
     "with_singletons",
 ]

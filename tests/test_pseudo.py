@@ -151,7 +151,25 @@ def test_cli_pseudo_labels(tmp_path, capsys):
     assert rc == 0 and "pseudo-identities: 30 clusters" in text
     rec = json.loads(out.read_text())["pseudo_labels"]
     assert rec["n_clusters"] == 30 and rec["params"]["eps"] == 0.1 and "diagnostics" not in rec
-    rc, text, _ = run(capsys, *base, "--pseudo-labels", "test", "--pseudo-eps", "0.1", "--json", str(out))
+    rc, text, _ = run(
+        capsys, *base, "--pseudo-labels", "test", "--pseudo-eps", "0.1", "--pseudo-rounds", "1", "--json", str(out)
+    )
     assert rc == 0 and "transductive" in text
     assert "diagnostics" in json.loads(out.read_text())["pseudo_labels"]
+    assert [r["round"] for r in json.loads(out.read_text())["pseudo_labels"]["rounds"]] == [1]
     assert_error(run(capsys, *base, "--pseudo-labels", "train", "--train-names", str(feats)), "--pseudo-labels")
+
+
+def test_refine_with_st_cuts_impossible_pairs_and_reports_rounds():
+    from streid_lib.pseudo import refine_with_st
+
+    f, meta = world()
+    # two look-alikes: identity 2 wears identity 1's clothes but walks 10,000 frames later
+    f[meta.pids == 2] = f[meta.pids == 1]
+    est = PseudoIdentities(eps=0.1, fps=60).fit(f, meta)
+    assert est.n_dropped_ == 1  # merged, the pair breaks the one-place rule, so it casts no ST vote
+    recs = refine_with_st(est, f, meta, lambda m: SpatialTemporalModel(n_bins=400, n_cams=2).fit(m), rounds=2)
+    assert [r["round"] for r in recs] == [1, 2]
+    assert diagnostics(meta.pids, est.labels_)["ari"] > 0.95  # the ST evidence split them again
+    with pytest.raises(PseudoLabelError, match="rounds"):
+        apply_pseudo_labels(feature_set(), "train", PseudoConfig(eps=0.1, rounds=1))
