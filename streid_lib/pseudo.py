@@ -130,6 +130,7 @@ class PseudoIdentities:
     def fit(self, features: np.ndarray, meta: Metadata) -> PseudoIdentities:
         """Cluster (N, D) ``features`` of detections with cameras and frames ``meta`` (its pids are not read)."""
         from sklearn.cluster import DBSCAN
+        from sklearn.neighbors import NearestNeighbors
 
         grid = (self.eps,) if self.eps is not None else tuple(self.eps_grid)
         if not grid or any(not 0 < float(e) < 2 for e in grid):
@@ -145,9 +146,11 @@ class PseudoIdentities:
             raise PseudoLabelError(f"features have {len(features)} rows but the metadata {len(meta)}")
         f = _unit(features)
         dwell = float(self.max_dwell_s) * float(self.fps)
+        # One radius-neighbour search at the largest eps serves every candidate (a sparse distance graph).
+        graph = NearestNeighbors(radius=max(grid), metric="cosine").fit(f).radius_neighbors_graph(mode="distance")
         best, self.criteria_ = None, []
         for eps in grid:
-            labels = DBSCAN(eps=float(eps), min_samples=int(self.min_samples), metric="cosine").fit(f).labels_
+            labels = DBSCAN(eps=float(eps), min_samples=int(self.min_samples), metric="precomputed").fit(graph).labels_
             counts, bad = _consistency(labels, meta.cams, meta.frames, dwell)
             crit = {"eps": float(eps), **counts}
             self.criteria_.append(crit)
