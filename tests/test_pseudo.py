@@ -173,3 +173,12 @@ def test_refine_with_st_cuts_impossible_pairs_and_reports_rounds():
     assert diagnostics(meta.pids, est.labels_)["ari"] > 0.95  # the ST evidence split them again
     with pytest.raises(PseudoLabelError, match="rounds"):
         apply_pseudo_labels(feature_set(), "train", PseudoConfig(eps=0.1, rounds=1))
+
+
+def test_cli_improved_mode_on_pseudo_identities_uses_the_spread_rule(tmp_path, capsys):
+    feats = save_features(tmp_path / "f.npz", feature_set(train_labelled=False))
+    out = tmp_path / "r.json"
+    argv = ("evaluate", "--features", str(feats), "--dataset", "duke", "--rows", "st-ReID", "--mode", "improved")
+    rc, _, _ = run(capsys, *argv, "--pseudo-labels", "train", "--pseudo-eps", "0.1", "--json", str(out))
+    improved = json.loads(out.read_text())["params"]["improved"]
+    assert rc == 0 and improved["w_source"] == "spread" and not improved["train_features"]["used"]
