@@ -182,3 +182,15 @@ def test_cli_improved_mode_on_pseudo_identities_uses_the_spread_rule(tmp_path, c
     rc, _, _ = run(capsys, *argv, "--pseudo-labels", "train", "--pseudo-eps", "0.1", "--json", str(out))
     improved = json.loads(out.read_text())["params"]["improved"]
     assert rc == 0 and improved["w_source"] == "spread" and not improved["train_features"]["used"]
+
+
+def test_label_free_study_rows_rounds_and_verdicts():
+    from streid_lib.study import label_free as lf
+
+    sizes = lf.LabelFreeSizes(eps_grid=(0.1,), n_boot=50, rounds=1, improved=False)
+    rep = lf.label_free_study(feature_set(), "duke", sizes=sizes)
+    assert list(rep.table.index) == ["labelled", "label-free (train side)", "label-free (transductive)"]
+    assert rep.table.loc["label-free (train side)", "ARI"] > 0.95 and list(rep.refinement.index) == [0, 1]
+    claims = [c for c, _, _ in lf.verdicts(rep)]
+    assert claims[0].startswith("label-free (train side) st-ReID") and "| claim |" in lf.verdicts_markdown(rep)
+    assert rep.differences.index[0] == "label-free (train side) − labelled, R1"
