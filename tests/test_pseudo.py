@@ -194,3 +194,9 @@ def test_label_free_study_rows_rounds_and_verdicts():
     claims = [c for c, _, _ in lf.verdicts(rep)]
     assert claims[0].startswith("label-free (train side) st-ReID") and "| claim |" in lf.verdicts_markdown(rep)
     assert rep.differences.index[0] == "label-free (train side) − labelled, R1"
+    # without a training side: the labelled model from given metadata, the transductive route only
+    fs = feature_set()
+    rep = lf.label_free_study(fs.without_train(), "duke", train=fs.train, sizes=sizes)
+    assert list(rep.table.index) == ["labelled", "label-free (transductive)"] and rep.refinement is None
+    assert rep.main == "label-free (transductive)" and len(lf.verdicts(rep)) == 1
+    assert "transductive" in lf.describe_label_free(rep)

@@ -13,6 +13,8 @@ from typing import Any
 
 from ..pseudo import EPS_GRID
 
+#: The row of the ST model fitted on the training side's pseudo-identities.
+TRAIN_SIDE = "label-free (train side)"
 #: The table row of improved mode on the training side's pseudo-identities.
 IMPROVED_ROW = "improved, pseudo-identities (spread rule)"
 #: Targets of issue #19, checked by :func:`verdicts` (R1 in points, TV as a ratio).
@@ -64,9 +66,20 @@ class LabelFreeReport:
     tv_mean: dict[str, float] = field(default_factory=dict)
     refinement: Any = None
 
+    @property
+    def main(self) -> str:
+        """The label-free row the verdicts and the map use: the training side's, else the transductive one."""
+        return TRAIN_SIDE if TRAIN_SIDE in self.models else "label-free (transductive)"
 
-def label_free_study(fs: Any, dataset: str, *, truth: Any = None, fps: float = 60.0, sizes=LabelFreeSizes(), seed=0):
-    """Labelled vs label-free (train side) vs transductive st-ReID on ``fs`` (which carries a labelled train side).
+
+def label_free_study(
+    fs: Any, dataset: str, *, train: Any = None, truth: Any = None, fps: float = 60.0, sizes=LabelFreeSizes(), seed=0
+):
+    """Labelled vs label-free (train side) vs transductive st-ReID on ``fs``.
+
+    The labelled model is fitted on ``fs.train`` (else ``train``, labelled training metadata). Without a training
+    side in ``fs`` there is nothing to cluster on that side: the train-side row, its rounds and the improved row are
+    left out, and the transductive route is compared with the labelled one.
 
     Mean TV (``tv_mean``) is :func:`streid_lib.campus.mean_hp_distance`, weighted by the true pair frequency.
 
@@ -85,8 +98,9 @@ def label_free_study(fs: Any, dataset: str, *, truth: Any = None, fps: float = 6
     from ..pseudo import PseudoIdentities, diagnostics
     from ..st_model import fit_st_model
 
-    routes = {"labelled": (fs.train_f, fs.train)}
-    routes["label-free (train side)"] = routes["labelled"]
+    routes = {"labelled": (fs.train_f, fs.train if fs.has_train else train)}
+    if fs.has_train:
+        routes["label-free (train side)"] = routes["labelled"]
     routes["label-free (transductive)"] = (
         np.concatenate([fs.query_f, fs.gallery_f]),
         Metadata.concat([fs.query, fs.gallery]),
@@ -120,7 +134,9 @@ def label_free_study(fs: Any, dataset: str, *, truth: Any = None, fps: float = 6
                 "pair recall": record.get("pair_recall", np.nan),
             }
         )
-    if sizes.improved:  # §14.2: w by the spread rule, the training side's pseudo-identities as metadata
+    if (
+        sizes.improved and fs.has_train
+    ):  # §14.2: w by the spread rule, the training side's pseudo-identities as metadata
         from ..evaluation import evaluate_features
 
         free = report.models["label-free (train side)"]
@@ -128,7 +144,8 @@ def label_free_study(fs: Any, dataset: str, *, truth: Any = None, fps: float = 6
         res = evaluate_features(fs.without_train(), free, DEFAULT_METRIC, ("st-ReID",), mode="improved", train=train)
         rows.append({"ST model": IMPROVED_ROW, **{k: res["rows"]["improved"][k] for k in ("R1", "mAP")}})
     report.table = pd.DataFrame(rows).set_index("ST model")
-    report.refinement = _refinement(fs, dataset, train_est, sizes, rows[1])
+    if fs.has_train:
+        report.refinement = _refinement(fs, dataset, train_est, sizes, rows[1])
     diffs = []
     for name in list(routes)[1:]:
         d = bootstrap_difference(
@@ -207,42 +224,44 @@ def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
         row = d.loc[f"{name} − labelled, R1"]
         return float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
 
-    g, lo, hi = gap("label-free (train side)")
+    main = report.main
+    g, lo, hi = gap(main)
     if report.dataset == "campus":
         limit = TARGETS["campus_r1_gap"]
         out.append(
             (
-                f"label-free st-ReID within {limit:g} R1 of labelled",
+                f"{main} st-ReID within {limit:g} R1 of labelled",
                 f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
                 "met" if g >= -limit else "not met",
             )
         )
         tv = report.tv_mean
-        ratio = tv["label-free (train side)"] / tv["labelled"]
+        ratio = tv[main] / tv["labelled"]
         out.append(
             (
-                f"label-free mean TV ≤ {TARGETS['campus_tv_ratio']:g}× labelled",
-                f"{tv['label-free (train side)']:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
+                f"{main} mean TV ≤ {TARGETS['campus_tv_ratio']:g}× labelled",
+                f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
                 "met" if ratio <= TARGETS["campus_tv_ratio"] else "not met",
             )
         )
     else:
-        r1 = float(t.loc["label-free (train side)", "R1"])
+        r1 = float(t.loc[main, "R1"])
         out.append(
             (
-                f"label-free (train side) st-ReID ≥ {TARGETS['duke_r1']:g} R1",
+                f"{main} st-ReID ≥ {TARGETS['duke_r1']:g} R1",
                 f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
                 "met" if r1 >= TARGETS["duke_r1"] else "not met",
             )
         )
-    tr = float(t.loc["label-free (transductive)", "R1"]) - float(t.loc["label-free (train side)", "R1"])
-    out.append(
-        (
-            f"transductive within {TARGETS['transductive_gap']:g} R1 of label-free (train side)",
-            f"{tr:+.2f} R1",
-            "met" if tr >= -TARGETS["transductive_gap"] else "not met",
+    if main == TRAIN_SIDE:
+        tr = float(t.loc["label-free (transductive)", "R1"]) - float(t.loc[TRAIN_SIDE, "R1"])
+        out.append(
+            (
+                f"transductive within {TARGETS['transductive_gap']:g} R1 of label-free (train side)",
+                f"{tr:+.2f} R1",
+                "met" if tr >= -TARGETS["transductive_gap"] else "not met",
+            )
         )
-    )
     if IMPROVED_ROW in t.index:
         imp, free = t.loc[IMPROVED_ROW], t.loc["label-free (train side)"]
         dr, dm = float(imp["R1"] - free["R1"]), float(imp["mAP"] - free["mAP"])
@@ -267,14 +286,19 @@ def verdicts_markdown(report: LabelFreeReport) -> str:
 def describe_label_free(report: LabelFreeReport) -> str:
     """Computed sentences on the three ST models of ``report``."""
     t = report.table
-    lab, free, trans = (t.iloc[i] for i in range(3))
-    rec = report.records["label-free (train side)"]
-    text = (
-        f"Fitted on pseudo-identities of the training side ({rec['n_clusters']} clusters at eps {rec['eps_chosen']:g}, "
-        f"{100 * rec['noise_share']:.0f} % noise, adjusted Rand index {rec['ari']:.2f} against the hidden labels), "
-        f"the HP model gives st-ReID {free['R1']:.1f} R1 / {free['mAP']:.1f} mAP, against {lab['R1']:.1f} / "
-        f"{lab['mAP']:.1f} with the real labels. Clustering the unlabelled query and gallery themselves "
-        f"(transductive) gives {trans['R1']:.1f} R1 / {trans['mAP']:.1f} mAP."
+    lab, trans = t.loc["labelled"], t.loc["label-free (transductive)"]
+    text = ""
+    if TRAIN_SIDE in t.index:
+        free, rec = t.loc[TRAIN_SIDE], report.records[TRAIN_SIDE]
+        text = (
+            f"Fitted on pseudo-identities of the training side ({rec['n_clusters']} clusters at eps "
+            f"{rec['eps_chosen']:g}, "
+            f"{100 * rec['noise_share']:.0f} % noise, adjusted Rand index {rec['ari']:.2f} against the hidden labels), "
+            f"the HP model gives st-ReID {free['R1']:.1f} R1 / {free['mAP']:.1f} mAP. "
+        )
+    text += (
+        f"With the real labels it gives {lab['R1']:.1f} R1 / {lab['mAP']:.1f} mAP. Clustering the unlabelled query "
+        f"and gallery themselves (transductive) gives {trans['R1']:.1f} R1 / {trans['mAP']:.1f} mAP."
     )
     if IMPROVED_ROW in t.index:
         imp = t.loc[IMPROVED_ROW]
@@ -284,9 +308,9 @@ def describe_label_free(report: LabelFreeReport) -> str:
             f"/ {imp['mAP']:.1f} mAP."
         )
     if report.comparison:
-        c = report.comparison["label-free (train side)"]
+        c = report.comparison[report.main]
         text += (
-            f" The label-free camera map finds {c['n_estimated']} edges against {c['n_true']} true ones "
+            f" The {report.main} camera map finds {c['n_estimated']} edges against {c['n_true']} true ones "
             f"(precision {c['precision']:.2f}, recall {c['recall']:.2f}), with modal transit times off by "
             f"{c['mean_abs_transit_error_s']:.1f} s on average on the shared edges."
         )
