@@ -18,6 +18,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
     from .evaluation import DATASET_NAMING, MODES, evaluate_features
     from .joint import ALL_ROWS, ROWS, JointMetric
+    from .pseudo import add_pseudo_options
     from .st_model import DATASET_N_BINS, OVERFLOW_POLICIES, SpatialTemporalModel
 
     st = {k: v.default for k, v in inspect.signature(SpatialTemporalModel).parameters.items()}
@@ -87,6 +88,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
     p.add_argument("--mode", choices=MODES, default=evaluate["mode"])
+    add_pseudo_options(p)
     p.set_defaults(func="streid_lib.evaluation:cli_evaluate")
 
 

@@ -516,6 +516,11 @@ def cli_evaluate(args: argparse.Namespace) -> int:
     """
     json_out = check_output_file(args.json_out) if args.json_out else None
     fs = load_features(args.features)
+    pseudo = None
+    if getattr(args, "pseudo_labels", None):  # docs/reference.md §14.2: the training side becomes pseudo-identities
+        from .pseudo import pseudo_from_args
+
+        fs, pseudo = pseudo_from_args(fs, args)
     rows = check_rows(args.rows)
     metric = JointMetric(lambda0=args.lambda0, gamma0=args.gamma0, lambda1=args.lambda1, gamma1=args.gamma1)
     params = {"sigma": args.sigma, "bin_width": args.bin_width, "overflow": args.overflow}
@@ -535,10 +540,15 @@ def cli_evaluate(args: argparse.Namespace) -> int:
     uses_st = args.rerank or args.mode != "faithful" or any(r in _ST_ROWS for r in rows)
     short = st_text if args.st_model else f"fitted on {_describe_train(train_source, table=False)}"
     warnings = st_checks(fs, model, short, str(args.features)) if uses_st else []
+    if pseudo is not None:  # §14.2: improved mode sets w by the spread rule, not on the clusters' own features
+        fs = fs.without_train()
     result = evaluate_features(
         fs, model, metric, rows, chunk_size=args.chunk_size, rerank=args.rerank, mode=args.mode, train=train
     )
     result["warnings"] = warnings
+    if pseudo is not None:
+        result["pseudo_labels"] = pseudo
+        print(f"pseudo-identities: {pseudo['summary']}")
     result["provenance"] = {
         "command": "python -m streid_lib evaluate",
         "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "command")},

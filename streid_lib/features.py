@@ -28,7 +28,7 @@ import numpy as np
 
 from ._io import atomic_path
 from .errors import StreidError
-from .metadata import FIELD_MINIMUM, Metadata, MetadataError, check_field
+from .metadata import FIELD_MINIMUM, UNKNOWN_PID, Metadata, MetadataError, check_field
 
 SIDES = ("query", "gallery")
 #: The optional training side of a features file (same keys as a test side).
@@ -146,7 +146,8 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
     for side in sides:
         meta: Metadata = getattr(fs, side)
         data[f"{side}_f"] = getattr(fs, f"{side}_f")
-        data[f"{side}_label"] = meta.pids
+        if meta.has_labels:  # unknown identities are written as an absent *_label (§14.3)
+            data[f"{side}_label"] = meta.pids
         data[f"{side}_cam"] = meta.cams
         data[f"{side}_frames"] = meta.frames
     if path.suffix == ".mat":
@@ -230,7 +231,8 @@ def load_features(path: str | Path) -> FeatureSet:
             " (is this the ST model file pytorch_result2.mat? see reference issue #26)" if "distribution" in raw else ""
         )
         raise FeaturesError(f"{path}: missing key(s) {missing}; expected {required}{hint}")
-    train_keys = [f"{TRAIN_SIDE}_{key}" for key in KEYS]
+    # The training side's train_label may be absent: its identities are then unknown (UNKNOWN_PID, §14.3).
+    train_keys = [f"{TRAIN_SIDE}_{key}" for key in KEYS if key != "label"]
     present = [k for k in train_keys if k in raw]
     if present and len(present) != len(train_keys):
         missing = [k for k in train_keys if k not in raw]
@@ -242,6 +244,9 @@ def load_features(path: str | Path) -> FeatureSet:
     for side in sides:
         fields = {}
         for name, key in zip(FIELD_MINIMUM, ("label", "cam", "frames"), strict=True):
+            if key == "label" and f"{side}_label" not in raw:  # only the training side gets here (§14.3)
+                fields[name] = np.full(len(raw[f"{side}_cam"].reshape(-1)), UNKNOWN_PID, np.int64)
+                continue
             try:
                 fields[name] = check_field(raw[f"{side}_{key}"], name, label=f"{path}: {side}_{key}")
             except MetadataError as exc:

@@ -78,6 +78,10 @@ class MetadataError(StreidError):
 #: authors' ``.mat`` files often store them in and the type the ST fit sums frames in; anything larger is garbage.
 MAX_INT = 2**53
 
+#: The pid of every image of a side whose identities are not known (a features file without ``*_label``, a
+#: manifest without ``pid``). Only a whole side is unknown; a file value of -2 is refused (docs/reference.md §14.3).
+UNKNOWN_PID = -2
+
 #: Smallest value of each metadata field and what its values are (docs/reference.md §1).
 FIELD_MINIMUM: dict[str, tuple[int, str]] = {
     "pids": (-1, "person ids must be >= -1 (-1 junk, 0 distractor)"),
@@ -148,7 +152,11 @@ class Metadata:
 
     def __post_init__(self) -> None:
         for key in FIELD_MINIMUM:
-            object.__setattr__(self, key, check_field(getattr(self, key), key))
+            values = getattr(self, key)
+            if key == "pids" and np.size(values) and np.all(np.asarray(values) == UNKNOWN_PID):
+                object.__setattr__(self, key, np.asarray(values, dtype=np.int64).reshape(-1))  # §14.3
+                continue
+            object.__setattr__(self, key, check_field(values, key))
         n = {k: len(getattr(self, k)) for k in FIELD_MINIMUM}
         if self.names is not None:
             object.__setattr__(self, "names", np.asarray(self.names, dtype=object).reshape(-1))
@@ -158,6 +166,11 @@ class Metadata:
 
     def __len__(self) -> int:
         return len(self.pids)
+
+    @property
+    def has_labels(self) -> bool:
+        """False when the identities of this side are unknown (every pid is :data:`UNKNOWN_PID`, §14.3)."""
+        return not (len(self.pids) and bool(np.all(self.pids == UNKNOWN_PID)))
 
     @property
     def n_cams(self) -> int:
@@ -342,30 +355,37 @@ def read_name_list(path: str | Path, naming: Naming | None = None, seq_lengths: 
     return parse_names(names, naming, seq_lengths, source=str(path), lines=lines)
 
 
-def read_manifest(path: str | Path) -> Metadata:
+def read_manifest(path: str | Path, fps: float | None = None) -> Metadata:
     """Read a CSV manifest with the header ``path,pid,camera,frame`` (one row per image).
 
     ``pid`` is -1 for junk, 0 for a distractor; ``camera`` is 1-based; ``frame`` is on that camera's global
     timeline (frames, >= 0). UTF-8 (:func:`read_text`). Every error names the file, the line and the field.
+    Unlabelled manifests (§14.3): without a ``pid`` column every pid is :data:`UNKNOWN_PID`; a ``timestamp``
+    column (seconds, >= 0) may replace ``frame`` when ``fps`` is given (frame = round(timestamp · fps)).
     """
     path = Path(path)
     reader = csv.DictReader(io.StringIO(read_text(path, "manifest"), newline=""))
-    need = ["path", "pid", "camera", "frame"]
-    missing = [k for k in need if k not in (reader.fieldnames or [])]
+    header = reader.fieldnames or []
+    timed = "frame" not in header and "timestamp" in header
+    if timed and not (fps is not None and fps > 0):
+        raise MetadataError(f"{path}: the manifest gives time as 'timestamp' (seconds): fps > 0 is needed, got {fps}")
+    need = ["path", "camera", "timestamp" if timed else "frame"]
+    missing = [k for k in need if k not in header]
     if missing:
         raise MetadataError(f"{path}: manifest header {reader.fieldnames} lacks column(s) {missing}")
     fields = {"pid": "pids", "camera": "cams", "frame": "frames"}
+    if "pid" not in header:
+        fields.pop("pid")
     values: dict[str, list[int]] = {k: [] for k in fields}
     names = []
     for row in reader:
         for k, key in fields.items():
-            raw = row[k]
+            raw = row["timestamp"] if timed and k == "frame" else row[k]
             try:
-                v = int(raw)
-            except (TypeError, ValueError):
-                raise MetadataError(
-                    f"{path}, line {reader.line_num}: field {k!r} = {raw!r} is not an integer"
-                ) from None
+                v = round(float(raw) * fps) if timed and k == "frame" else int(raw)
+            except (TypeError, ValueError, OverflowError):
+                what = "a number of seconds" if timed and k == "frame" else "an integer"
+                raise MetadataError(f"{path}, line {reader.line_num}: field {k!r} = {raw!r} is not {what}") from None
             lo, what = FIELD_MINIMUM[key]
             if not lo <= v <= MAX_INT:
                 limit = "" if v < lo else " and at most 2**53"
@@ -373,7 +393,8 @@ def read_manifest(path: str | Path) -> Metadata:
             values[k].append(v)
         names.append(row["path"])
     out = {k: np.asarray(v, dtype=np.int64) for k, v in values.items()}
-    return Metadata(out["pid"], out["camera"], out["frame"], np.asarray(names, dtype=object))
+    pids = out["pid"] if "pid" in out else np.full(len(names), UNKNOWN_PID, np.int64)
+    return Metadata(pids, out["camera"], out["frame"], np.asarray(names, dtype=object))
 
 
 def read_seq_lengths(root: str | Path) -> np.ndarray | None:

@@ -301,3 +301,40 @@ def ranked_lists(
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=MIN_FONT_PT, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int):
+    """Camera networks side by side: cameras on a circle, edge width ∝ share, label = modal transit (s).
+
+    ``edge_tables`` are :func:`streid_lib.camera_map.edges_from_arrays` tables (docs/reference.md §14.4).
+    """
+    plt = _plt()
+    k = len(edge_tables)
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.2), squeeze=False)
+    angle = np.pi / 2 - 2 * np.pi * np.arange(n_cams) / n_cams
+    xy = np.c_[np.cos(angle), np.sin(angle)]
+    for ax, edges, title in zip(axes[0], edge_tables, titles, strict=True):
+        top = float(edges["share"].max()) if len(edges) else 1.0
+        for row in edges.itertuples():
+            (x0, y0), (x1, y1) = xy[row.cam_a - 1], xy[row.cam_b - 1]
+            ax.plot([x0, x1], [y0, y1], color="tab:blue", lw=1 + 7 * row.share / top, alpha=0.6, zorder=1)
+            ax.text(
+                (x0 + x1) / 2,
+                (y0 + y1) / 2,
+                f"{row.transit_s:.0f}s",
+                fontsize=9,
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+                zorder=3,
+            )
+        ax.scatter(xy[:, 0], xy[:, 1], s=420, color="tab:orange", zorder=2)
+        for c in range(n_cams):
+            ax.text(*xy[c], str(c + 1), fontsize=11, ha="center", va="center", zorder=4)
+        ax.set_title(title, fontsize=11)
+        ax.set_xlim(-1.3, 1.3)
+        ax.set_ylim(-1.3, 1.3)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

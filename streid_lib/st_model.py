@@ -222,6 +222,11 @@ class SpatialTemporalModel(BaseEstimator):
             raise STModelError(f"fit: expected streid_lib.metadata.Metadata, got {type(train).__name__}")
         if len(train) == 0:
             raise STModelError("fit: the training metadata is empty; at least one image is needed")
+        if not train.has_labels:
+            raise STModelError(
+                "fit: the training identities are unknown (no train_label / pid); cluster them first with "
+                "--pseudo-labels train (docs/reference.md §14.3)"
+            )
         self._check_cams(train.cams, "training cams")
         C, H = int(self.n_cams), int(self.n_bins)
         if self.counting == "identity":

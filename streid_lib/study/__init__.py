@@ -14,6 +14,7 @@ blocks).
 
 from __future__ import annotations
 
+from . import label_free as label_free  # notebook 08 (issue #19)
 from .claims import CLAIMS, Claim, ClaimReport, Verdict, check_claims, claims_of, collect_runs, render_claims
 from .config import (
     DATASETS,

@@ -1,0 +1,360 @@
+"""Pseudo-identities: cluster unlabelled detections so that the ST model can be fitted without labels.
+
+The estimator :class:`PseudoIdentities` runs scikit-learn's DBSCAN on cosine distance over a grid of ``eps`` and
+keeps the ``eps`` with the most *consistent cross-camera clusters*, a criterion that reads only cameras and
+frames, never labels (docs/reference.md §14.1). :func:`apply_pseudo_labels` is the one entry of the command line
+(``evaluate --pseudo-labels {train,test}``): it returns the set whose training side carries pseudo labels, and a
+record for the JSON. Labels, when the input has them, only feed :func:`diagnostics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import StreidError
+from .features import FeatureSet
+from .metadata import UNKNOWN_PID, Metadata
+
+#: The modes of ``evaluate --pseudo-labels``.
+PSEUDO_MODES = ("train", "test")
+#: Default grid of DBSCAN ``eps`` (cosine distance) searched by the label-free criterion.
+EPS_GRID = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
+#: What :class:`PseudoIdentities` passes to the ST fit: consistent clusters only, or every cluster.
+KEEP = ("consistent", "all")
+
+
+class PseudoLabelError(StreidError):
+    """Bad parameters or inputs for pseudo-identities."""
+
+
+def _unit(f: np.ndarray) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float32)
+    return f / np.linalg.norm(f, axis=1, keepdims=True)
+
+
+def with_singletons(labels: np.ndarray) -> np.ndarray:
+    """(N,) int64 pids ≥ 1 from cluster labels: cluster c → c + 1, each noise point (-1) its own new pid.
+
+    A singleton holds one camera, so it casts no vote in the HP histogram (§3.3) and changes nothing else.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    noise = labels < 0
+    return np.where(noise, labels.max(initial=-1) + np.cumsum(noise), labels) + 1
+
+
+def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> dict[str, float]:
+    """Label-free counts of one clustering (§14.1).
+
+    A (cluster, camera) cell is *impossible* when its frames span more than ``max_dwell`` frames (one person
+    does not stay that long in one view); a cluster is *consistent* when none of its cells is impossible.
+
+    Returns:
+        ``n_clusters``, ``noise_share``, ``cross_camera`` (clusters seen by ≥ 2 cameras), ``conflict_share``
+        (share of cells that are impossible), ``consistent_cross`` (consistent clusters seen by ≥ 2 cameras: the
+        criterion, higher is better).
+    """
+    return _consistency(labels, cams, frames, max_dwell)[0]
+
+
+def _consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> tuple[dict, np.ndarray]:
+    """:func:`consistency` and the (n_clusters,) bool mask of clusters holding an impossible cell."""
+    keep = labels >= 0
+    n = int(labels.max(initial=-1)) + 1
+    if n == 0:
+        zero = {"n_clusters": 0, "noise_share": 1.0, "cross_camera": 0, "conflict_share": 0.0, "consistent_cross": 0}
+        return zero, np.zeros(0, bool)
+    c = np.asarray(cams, np.int64)[keep]
+    cell = labels[keep] * (int(c.max()) + 1) + c
+    fr = np.asarray(frames, np.float64)[keep]
+    cells, inv = np.unique(cell, return_inverse=True)
+    lo = np.full(len(cells), np.inf)
+    hi = np.full(len(cells), -np.inf)
+    np.minimum.at(lo, inv, fr)
+    np.maximum.at(hi, inv, fr)
+    owner = cells // (int(c.max()) + 1)
+    bad = (hi - lo) > max_dwell
+    n_cams = np.bincount(owner, minlength=n)
+    n_bad = np.bincount(owner, weights=bad, minlength=n)
+    counts = {
+        "n_clusters": n,
+        "noise_share": float((~keep).mean()),
+        "cross_camera": int((n_cams >= 2).sum()),
+        "conflict_share": float(bad.mean()),
+        "consistent_cross": int(((n_cams >= 2) & (n_bad == 0)).sum()),
+    }
+    return counts, n_bad > 0
+
+
+class PseudoIdentities:
+    """DBSCAN (cosine) pseudo-identities with ``eps`` chosen without labels (docs/reference.md §14.1).
+
+    Args:
+        eps: a fixed DBSCAN radius (cosine distance), or ``None`` to choose it from ``eps_grid``.
+        eps_grid: candidate radii searched when ``eps`` is None.
+        min_samples: DBSCAN's core-point size.
+        max_dwell_s: longest stay of one person in one camera view, seconds (the consistency rule).
+        fps: frames per second of the frame numbers.
+        keep: ``"consistent"`` (default) gives the clusters that break the rule no identity in ``pids_`` (their
+            members become singletons, as noise does); ``"all"`` keeps every DBSCAN cluster.
+
+    Attributes set by :meth:`fit`: ``labels_`` (N,) int64 DBSCAN labels (-1 noise), ``pids_`` (N,) int64 pids ≥ 1
+    for the ST fit (noise and, with ``keep="consistent"``, inconsistent clusters as singletons), ``eps_`` the
+    radius used, ``criteria_`` list of dicts, one per candidate, ``n_dropped_`` clusters dropped.
+    """
+
+    def __init__(
+        self,
+        *,
+        eps: float | None = None,
+        eps_grid: tuple[float, ...] = EPS_GRID,
+        min_samples: int = 3,
+        max_dwell_s: float = 60.0,
+        fps: float = 60.0,
+        keep: str = "consistent",
+    ) -> None:
+        self.keep = keep
+        self.eps = eps
+        self.eps_grid = eps_grid
+        self.min_samples = min_samples
+        self.max_dwell_s = max_dwell_s
+        self.fps = fps
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters (recorded in the JSON)."""
+        keys = ("eps", "eps_grid", "min_samples", "max_dwell_s", "fps", "keep")
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(self, k)) for k in keys)}
+
+    def fit(self, features: np.ndarray, meta: Metadata) -> PseudoIdentities:
+        """Cluster (N, D) ``features`` of detections with cameras and frames ``meta`` (its pids are not read)."""
+        from sklearn.cluster import DBSCAN
+        from sklearn.neighbors import NearestNeighbors
+
+        grid = (self.eps,) if self.eps is not None else tuple(self.eps_grid)
+        if not grid or any(not 0 < float(e) < 2 for e in grid):
+            raise PseudoLabelError(f"eps: expected values in (0, 2) (cosine distance), got {grid}")
+        if int(self.min_samples) < 1 or self.max_dwell_s <= 0 or self.fps <= 0:
+            raise PseudoLabelError(
+                f"min_samples >= 1, max_dwell_s > 0 and fps > 0 expected, got {self.min_samples}, "
+                f"{self.max_dwell_s}, {self.fps}"
+            )
+        if self.keep not in KEEP:
+            raise PseudoLabelError(f"keep: expected one of {KEEP}, got {self.keep!r}")
+        if len(features) != len(meta):
+            raise PseudoLabelError(f"features have {len(features)} rows but the metadata {len(meta)}")
+        f = _unit(features)
+        dwell = float(self.max_dwell_s) * float(self.fps)
+        # One radius-neighbour search at the largest eps serves every candidate (a sparse distance graph).
+        graph = NearestNeighbors(radius=max(grid), metric="cosine").fit(f).radius_neighbors_graph(mode="distance")
+        best, self.criteria_ = None, []
+        for eps in grid:
+            labels = DBSCAN(eps=float(eps), min_samples=int(self.min_samples), metric="precomputed").fit(graph).labels_
+            counts, bad = _consistency(labels, meta.cams, meta.frames, dwell)
+            crit = {"eps": float(eps), **counts}
+            self.criteria_.append(crit)
+            if best is None or crit["consistent_cross"] > best[0]["consistent_cross"]:
+                best = (crit, labels.astype(np.int64), bad)
+        self.eps_ = best[0]["eps"]
+        self.labels_ = best[1]
+        drop = best[2] if self.keep == "consistent" else np.zeros_like(best[2])
+        self.n_dropped_ = int(drop.sum())
+        dropped = np.append(drop, False)[self.labels_]  # noise (-1) reads the appended False
+        self.pids_ = with_singletons(np.where(dropped, -1, self.labels_))
+        return self
+
+    def record(self) -> dict[str, Any]:
+        """Method, parameters, the chosen eps, clusters, noise share and every candidate's criterion."""
+        chosen = next(c for c in self.criteria_ if c["eps"] == self.eps_)
+        return {
+            "method": "DBSCAN (scikit-learn), cosine distance",
+            "params": self.get_params(),
+            "eps_chosen": self.eps_,
+            "criterion": "most consistent cross-camera clusters (labels never read), docs/reference.md §14.1",
+            "n_clusters": chosen["n_clusters"],
+            "noise_share": chosen["noise_share"],
+            "n_dropped_inconsistent": self.n_dropped_,
+            "candidates": self.criteria_,
+        }
+
+
+def refine_with_st(
+    est: PseudoIdentities, features: np.ndarray, meta: Metadata, fit_model: Any, rounds: int = 2, boost: float = 0.05
+) -> list[dict[str, Any]]:
+    """Re-cluster ``rounds`` times with ST evidence (docs/reference.md §14.1); updates ``est.labels_``/``pids_``.
+
+    Each round fits the HP model on the current ``pids_`` (``fit_model(Metadata) -> model``), then reruns DBSCAN at
+    ``est.eps_`` on a sparse cosine-distance graph (radius ``eps_ + boost``) in which a cross-camera pair loses
+    ``boost × p̂ / max p̂`` of its distance (the ST model joins people across cameras) and a pair the ST model says
+    is impossible (p̂ = 0 across cameras, or more than ``max_dwell_s`` apart in one camera) is cut. Labels are never
+    read. Returns one record per round (clusters, noise, criterion, clusters dropped).
+    """
+    from sklearn.cluster import DBSCAN
+    from sklearn.neighbors import NearestNeighbors
+
+    f = _unit(features)
+    radius = est.eps_ + float(boost)
+    graph = NearestNeighbors(radius=radius, metric="cosine").fit(f).radius_neighbors_graph(mode="distance").tocoo()
+    i, j, d = graph.row, graph.col, graph.data
+    cams, frames = np.asarray(meta.cams), np.asarray(meta.frames)
+    same = cams[i] == cams[j]
+    far = same & (np.abs(frames[i] - frames[j]) > est.max_dwell_s * est.fps)
+    dwell = float(est.max_dwell_s) * float(est.fps)
+    records = []
+    for r in range(int(rounds)):
+        model = fit_model(Metadata(est.pids_, cams, frames))
+        p = np.zeros(len(d))
+        p[~same] = model.probability(cams[i[~same]], frames[i[~same]], cams[j[~same]], frames[j[~same]])
+        peak = model.smoothed_.max(axis=2)
+        top = np.maximum(peak[cams[i] - 1, cams[j] - 1], peak[cams[j] - 1, cams[i] - 1])
+        ratio = np.divide(p, top, out=np.zeros_like(p), where=top > 0)
+        dist = np.where(same, d, d - float(boost) * np.minimum(ratio, 1.0))
+        cut = far | (~same & (p <= 0)) | (dist > est.eps_)
+        from scipy.sparse import csr_matrix
+
+        g = csr_matrix((np.maximum(dist[~cut], 0.0), (i[~cut], j[~cut])), shape=(len(f), len(f)))
+        labels = DBSCAN(eps=est.eps_, min_samples=int(est.min_samples), metric="precomputed").fit(g).labels_
+        counts, bad = _consistency(labels, cams, frames, dwell)
+        drop = bad if est.keep == "consistent" else np.zeros_like(bad)
+        est.labels_ = labels.astype(np.int64)
+        est.n_dropped_ = int(drop.sum())
+        est.pids_ = with_singletons(np.where(np.append(drop, False)[est.labels_], -1, est.labels_))
+        records.append({"round": r + 1, **counts, "n_dropped_inconsistent": est.n_dropped_})
+    return records
+
+
+def diagnostics(true_pids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Agreement of a clustering with known labels (reported only, never used to choose; §14.1).
+
+    Noise points count as singletons. Returns ``ari`` (adjusted Rand index), ``pair_precision`` and
+    ``pair_recall`` (of same-cluster pairs against same-identity pairs).
+    """
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.metrics.cluster import pair_confusion_matrix
+
+    pred = with_singletons(labels)
+    (_, fp), (fn, tp) = pair_confusion_matrix(true_pids, pred)
+    return {
+        "ari": float(adjusted_rand_score(true_pids, pred)),
+        "pair_precision": float(tp / (tp + fp)) if tp + fp else float("nan"),
+        "pair_recall": float(tp / (tp + fn)) if tp + fn else float("nan"),
+    }
+
+
+@dataclass(frozen=True)
+class PseudoConfig:
+    """Options of ``--pseudo-labels`` (see :class:`PseudoIdentities`)."""
+
+    eps: float | None = None
+    min_samples: int = 3
+    max_dwell_s: float = 60.0
+    fps: float = 60.0
+    rounds: int = 0
+
+
+def apply_pseudo_labels(
+    fs: FeatureSet, mode: str, config: PseudoConfig = PseudoConfig(), fit_model: Any = None
+) -> tuple[FeatureSet, dict]:
+    """The set whose training side carries pseudo-identities, and the JSON record (§14.2).
+
+    ``mode="train"``: the training side is clustered (its labels, if any, are ignored). ``mode="test"``
+    (transductive): query and gallery are clustered together and become the training side; their own labels stay
+    for the evaluation only. ``config.rounds`` > 0 re-clusters with ST evidence (:func:`refine_with_st`, with
+    ``fit_model(Metadata) -> model``), each round in ``record["rounds"]``.
+
+    Raises:
+        PseudoLabelError: an unknown mode, or ``mode="train"`` on a set without a training side.
+    """
+    if mode not in PSEUDO_MODES:
+        raise PseudoLabelError(f"--pseudo-labels: expected one of {PSEUDO_MODES}, got {mode!r}")
+    if mode == "train":
+        if not fs.has_train:
+            raise PseudoLabelError(
+                "--pseudo-labels train: the features file has no training side (train_f, train_cam, train_frames)"
+            )
+        f, meta = fs.train_f, fs.train
+    else:
+        f = np.concatenate([fs.query_f, fs.gallery_f])
+        meta = Metadata.concat([fs.query, fs.gallery])
+    est = PseudoIdentities(
+        eps=config.eps, min_samples=config.min_samples, max_dwell_s=config.max_dwell_s, fps=config.fps
+    )
+    est.fit(f, meta)
+    record = {"mode": mode, "side": "train" if mode == "train" else "query+gallery (transductive)", **est.record()}
+    if config.rounds != 0:
+        if int(config.rounds) < 0 or fit_model is None:
+            raise PseudoLabelError(
+                f"rounds: expected >= 0 with fit_model (the ST fit of each round), got {config.rounds}"
+            )
+        record["rounds"] = refine_with_st(est, f, meta, fit_model, rounds=config.rounds)
+        record.update(n_clusters=record["rounds"][-1]["n_clusters"], noise_share=record["rounds"][-1]["noise_share"])
+    record["summary"] = (
+        f"{record['n_clusters']} clusters of the {record['side']} side (DBSCAN eps {est.eps_:g}), "
+        f"{100 * record['noise_share']:.1f} % noise"
+    )
+    if mode == "test":
+        record["note"] = "transductive: the ST model was fitted on the unlabelled test detections"
+        record["summary"] += "; transductive: the ST model was fitted on the unlabelled test detections"
+    labelled = meta.pids != UNKNOWN_PID
+    if labelled.all():
+        record["diagnostics"] = diagnostics(meta.pids, est.labels_)
+    train = Metadata(est.pids_, meta.cams, meta.frames)
+    out = FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=f, train=train)
+    return out, record
+
+
+def add_pseudo_options(p: Any) -> None:
+    """The ``evaluate`` options of pseudo-identities (an argparse parser)."""
+    d = PseudoConfig()
+    p.add_argument(
+        "--pseudo-labels",
+        choices=PSEUDO_MODES,
+        default=None,
+        help="fit the ST model on pseudo-identities: of the training side (labels ignored), or of query+gallery "
+        "(transductive); docs/reference.md §14",
+    )
+    p.add_argument("--pseudo-eps", type=float, default=d.eps, help="fixed DBSCAN eps (default: chosen without labels)")
+    p.add_argument(
+        "--pseudo-min-samples", type=int, default=d.min_samples, help="DBSCAN min_samples (default %(default)s)"
+    )
+    p.add_argument(
+        "--pseudo-rounds", type=int, default=d.rounds, help="rounds re-clustered with ST evidence (default %(default)s)"
+    )
+    p.add_argument("--fps", type=float, default=d.fps, help="frames per second of the frames (default %(default)s)")
+    p.add_argument(
+        "--max-dwell",
+        type=float,
+        default=d.max_dwell_s,
+        help="longest stay in one camera, seconds (default %(default)s)",
+    )
+
+
+def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
+    """:func:`apply_pseudo_labels` from ``evaluate``'s options; refuses ``--train-*`` beside it."""
+    if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "train_manifest", "st_model")):
+        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--train-manifest/--st-model with it")
+    from .st_model import fit_st_model
+
+    config = PseudoConfig(args.pseudo_eps, args.pseudo_min_samples, args.max_dwell, args.fps, args.pseudo_rounds)
+    out, record = apply_pseudo_labels(
+        fs, args.pseudo_labels, config, lambda m: fit_st_model(m, args.dataset, n_bins=args.n_bins)
+    )
+    return out, record
+
+
+__all__ = [
+    "add_pseudo_options",
+    "pseudo_from_args",
+    "EPS_GRID",
+    "KEEP",
+    "PSEUDO_MODES",
+    "PseudoConfig",
+    "PseudoIdentities",
+    "PseudoLabelError",
+    "apply_pseudo_labels",
+    "consistency",
+    "diagnostics",
+    "refine_with_st",
+    "with_singletons",
+]

@@ -1,0 +1,332 @@
+"""Notebook 08's glue: st-ReID on your own cameras without identity labels (docs/reference.md §14).
+
+:func:`label_free_study` fits the faithful HP model three ways on one features set (the real training labels,
+pseudo-identities of the training side, pseudo-identities of query+gallery), ranks the st-ReID row for each,
+compares them with a paired bootstrap over queries, and, on the campus, measures each model against the true
+transit densities and the true camera network. Labels only evaluate; the clustering never reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..pseudo import EPS_GRID
+
+#: The row of the ST model fitted on the training side's pseudo-identities.
+TRAIN_SIDE = "label-free (train side)"
+#: The table row of improved mode on the training side's pseudo-identities.
+IMPROVED_ROW = "improved, pseudo-identities (spread rule)"
+#: Targets of issue #19, checked by :func:`verdicts` (R1 in points, TV as a ratio).
+TARGETS = {
+    "campus_r1_gap": 2.0,
+    "campus_tv_ratio": 1.25,
+    "duke_r1": 16.0,
+    "transductive_gap": 2.0,
+    "improved_r1": 3.0,
+    "improved_map": 5.0,
+}
+
+
+@dataclass(frozen=True)
+class LabelFreeSizes:
+    """How much notebook 08 computes under a profile: the eps grid searched and the bootstrap resamples."""
+
+    eps_grid: tuple[float, ...] = EPS_GRID
+    n_boot: int = 2000
+    rounds: int = 2
+    improved: bool = True
+
+
+#: Sizes per profile (smoke: one eps, no ST round, no improved row: ``make test`` runs notebook 08 fast on Duke).
+LABEL_FREE_SIZES = {
+    "smoke": LabelFreeSizes(eps_grid=(0.35,), n_boot=200, rounds=0, improved=False),
+    "default": LabelFreeSizes(),
+}
+
+
+def label_free_sizes(profile: str) -> LabelFreeSizes:
+    """The :class:`LabelFreeSizes` of a profile (``paper`` and any other use the default sizes)."""
+    return LABEL_FREE_SIZES.get(profile, LABEL_FREE_SIZES["default"])
+
+
+@dataclass
+class LabelFreeReport:
+    """Everything notebook 08 shows; ``table`` and ``differences`` are DataFrames."""
+
+    dataset: str
+    fps: float
+    table: Any
+    differences: Any
+    records: dict[str, dict] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    tv: Any = None
+    maps: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, dict] = field(default_factory=dict)
+    tv_mean: dict[str, float] = field(default_factory=dict)
+    refinement: Any = None
+
+    @property
+    def main(self) -> str:
+        """The label-free row the verdicts and the map use: the training side's, else the transductive one."""
+        return TRAIN_SIDE if TRAIN_SIDE in self.models else "label-free (transductive)"
+
+
+def label_free_study(
+    fs: Any, dataset: str, *, train: Any = None, truth: Any = None, fps: float = 60.0, sizes=LabelFreeSizes(), seed=0
+):
+    """Labelled vs label-free (train side) vs transductive st-ReID on ``fs``.
+
+    The labelled model is fitted on ``fs.train`` (else ``train``, labelled training metadata). Without a training
+    side in ``fs`` there is nothing to cluster on that side: the train-side row, its rounds and the improved row are
+    left out, and the transductive route is compared with the labelled one.
+
+    Mean TV (``tv_mean``) is :func:`streid_lib.campus.mean_hp_distance`, weighted by the true pair frequency.
+
+    Returns:
+        :class:`LabelFreeReport`. ``truth`` (campus) adds the TV table (:func:`streid_lib.campus.hp_distance`) and
+        the camera maps compared edge by edge with the true network.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..camera_map import compare_maps, model_edges, truth_edges
+    from ..evaluation import rank_rows
+    from ..improved.analysis import bootstrap_difference
+    from ..joint import DEFAULT_METRIC
+    from ..metadata import Metadata
+    from ..pseudo import PseudoIdentities, diagnostics
+    from ..st_model import fit_st_model
+
+    routes = {"labelled": (fs.train_f, fs.train if fs.has_train else train)}
+    if fs.has_train:
+        routes["label-free (train side)"] = routes["labelled"]
+    routes["label-free (transductive)"] = (
+        np.concatenate([fs.query_f, fs.gallery_f]),
+        Metadata.concat([fs.query, fs.gallery]),
+    )
+    report = LabelFreeReport(dataset, fps, None, None)
+    results, rows, train_est = {}, [], None
+    for name, (f, meta) in routes.items():
+        record: dict[str, Any] = {}
+        if name == "labelled":
+            train = meta
+        else:
+            est = PseudoIdentities(eps_grid=sizes.eps_grid, fps=fps).fit(f, meta)
+            train_est = est if name == "label-free (train side)" else train_est
+            record = {**est.record(), **diagnostics(meta.pids, est.labels_)}
+            train = Metadata(est.pids_, meta.cams, meta.frames)
+        model = fit_st_model(train, dataset)
+        res = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"]
+        results[name], report.models[name], report.records[name] = res, model, record
+        s = res.summary()
+        rows.append(
+            {
+                "ST model": name,
+                "R1": s["R1"],
+                "mAP": s["mAP"],
+                "clusters": record.get("n_clusters", np.nan),
+                "dropped": record.get("n_dropped_inconsistent", np.nan),
+                "eps": record.get("eps_chosen", np.nan),
+                "noise %": 100 * record.get("noise_share", np.nan),
+                "ARI": record.get("ari", np.nan),
+                "pair precision": record.get("pair_precision", np.nan),
+                "pair recall": record.get("pair_recall", np.nan),
+            }
+        )
+    if (
+        sizes.improved and fs.has_train
+    ):  # §14.2: w by the spread rule, the training side's pseudo-identities as metadata
+        from ..evaluation import evaluate_features
+
+        free = report.models["label-free (train side)"]
+        train = Metadata(train_est.pids_, fs.train.cams, fs.train.frames)
+        res = evaluate_features(fs.without_train(), free, DEFAULT_METRIC, ("st-ReID",), mode="improved", train=train)
+        rows.append({"ST model": IMPROVED_ROW, **{k: res["rows"]["improved"][k] for k in ("R1", "mAP")}})
+    report.table = pd.DataFrame(rows).set_index("ST model")
+    if fs.has_train:
+        report.refinement = _refinement(fs, dataset, train_est, sizes, rows[1])
+    diffs = []
+    for name in list(routes)[1:]:
+        d = bootstrap_difference(
+            results["labelled"], results[name], n_boot=sizes.n_boot, seed=seed, metrics=("R1", "mAP")
+        )
+        d.index = [f"{name} − labelled, {m}" for m in d.pop("metric")]
+        diffs.append(d)
+    report.differences = pd.concat(diffs)
+    report.differences.index.name = "difference (95 % paired bootstrap over queries)"
+    if truth is not None:
+        from ..campus import hp_distance, mean_hp_distance
+
+        report.tv_mean = {name: mean_hp_distance(m, truth) for name, m in report.models.items()}
+        tv = {name: hp_distance(m, truth) for name, m in report.models.items()}
+        report.tv = pd.DataFrame(tv)
+        report.tv.index = [f"{a}→{b}" for a, b in report.tv.index]
+        report.tv.index.name = "pair (later→earlier)"
+        report.maps["truth"] = truth_edges(truth, report.models["labelled"].bin_width)
+    for name, m in report.models.items():
+        report.maps[name] = model_edges(m, fps)
+        if truth is not None:
+            report.comparison[name] = compare_maps(report.maps[name], report.maps["truth"])
+    return report
+
+
+def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: dict) -> Any:
+    """Round 0 (``first``: the train-side row, ``est`` its fitted clustering) and each ST re-clustering round.
+
+    Rounds are :func:`streid_lib.pseudo.refine_with_st`; ``est`` is updated in place.
+    """
+    import pandas as pd
+
+    from ..evaluation import rank_rows
+    from ..joint import DEFAULT_METRIC
+    from ..metadata import Metadata
+    from ..pseudo import diagnostics, refine_with_st
+    from ..st_model import fit_st_model
+
+    keys = ("R1", "mAP", "clusters", "dropped", "noise %", "ARI", "pair precision", "pair recall")
+    rows = [{"round": 0, **{k: first[k] for k in keys}}]
+    for r in range(sizes.rounds):
+        rec = refine_with_st(est, fs.train_f, fs.train, lambda m: fit_st_model(m, dataset), rounds=1)[0]
+        model = fit_st_model(Metadata(est.pids_, fs.train.cams, fs.train.frames), dataset)
+        s = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"].summary()
+        d = diagnostics(fs.train.pids, est.labels_)
+        rows.append(
+            {
+                "round": r + 1,
+                "R1": s["R1"],
+                "mAP": s["mAP"],
+                "clusters": rec["n_clusters"],
+                "dropped": rec["n_dropped_inconsistent"],
+                "noise %": 100 * rec["noise_share"],
+                "ARI": d["ari"],
+                "pair precision": d["pair_precision"],
+                "pair recall": d["pair_recall"],
+            }
+        )
+    return pd.DataFrame(rows).set_index("round")
+
+
+def map_table(report: LabelFreeReport) -> Any:
+    """Edge precision, recall and transit-time error of each model's camera map against the truth (campus)."""
+    import pandas as pd
+
+    keys = ("precision", "recall", "n_estimated", "n_true", "mean_abs_transit_error_s")
+    return pd.DataFrame({n: {k: c[k] for k in keys} for n, c in report.comparison.items()}).T
+
+
+def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
+    """(claim, measured, verdict) of the issue's targets that this dataset can check, computed from the run."""
+    t, d = report.table, report.differences
+    out = []
+
+    def gap(name: str) -> tuple[float, float, float]:
+        row = d.loc[f"{name} − labelled, R1"]
+        return float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
+
+    main = report.main
+    g, lo, hi = gap(main)
+    if report.dataset == "campus":
+        limit = TARGETS["campus_r1_gap"]
+        out.append(
+            (
+                f"{main} st-ReID within {limit:g} R1 of labelled",
+                f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
+                "met" if g >= -limit else "not met",
+            )
+        )
+        tv = report.tv_mean
+        ratio = tv[main] / tv["labelled"]
+        out.append(
+            (
+                f"{main} mean TV ≤ {TARGETS['campus_tv_ratio']:g}× labelled",
+                f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
+                "met" if ratio <= TARGETS["campus_tv_ratio"] else "not met",
+            )
+        )
+    else:
+        r1 = float(t.loc[main, "R1"])
+        out.append(
+            (
+                f"{main} st-ReID ≥ {TARGETS['duke_r1']:g} R1",
+                f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
+                "met" if r1 >= TARGETS["duke_r1"] else "not met",
+            )
+        )
+    if main == TRAIN_SIDE:
+        tr = float(t.loc["label-free (transductive)", "R1"]) - float(t.loc[TRAIN_SIDE, "R1"])
+        out.append(
+            (
+                f"transductive within {TARGETS['transductive_gap']:g} R1 of label-free (train side)",
+                f"{tr:+.2f} R1",
+                "met" if tr >= -TARGETS["transductive_gap"] else "not met",
+            )
+        )
+    if IMPROVED_ROW in t.index:
+        imp, free = t.loc[IMPROVED_ROW], t.loc["label-free (train side)"]
+        dr, dm = float(imp["R1"] - free["R1"]), float(imp["mAP"] - free["mAP"])
+        out.append(
+            (
+                f"improved on pseudo-identities ≥ label-free faithful + {TARGETS['improved_r1']:g} R1 and "
+                f"+ {TARGETS['improved_map']:g} mAP",
+                f"{dr:+.2f} R1, {dm:+.2f} mAP",
+                "met" if dr >= TARGETS["improved_r1"] and dm >= TARGETS["improved_map"] else "not met",
+            )
+        )
+    return out
+
+
+def verdicts_markdown(report: LabelFreeReport) -> str:
+    """The verdicts as a Markdown table."""
+    lines = ["| claim | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {c} | {m} | **{v}** |" for c, m, v in verdicts(report)]
+    return "\n".join(lines)
+
+
+def describe_label_free(report: LabelFreeReport) -> str:
+    """Computed sentences on the three ST models of ``report``."""
+    t = report.table
+    lab, trans = t.loc["labelled"], t.loc["label-free (transductive)"]
+    text = ""
+    if TRAIN_SIDE in t.index:
+        free, rec = t.loc[TRAIN_SIDE], report.records[TRAIN_SIDE]
+        text = (
+            f"Fitted on pseudo-identities of the training side ({rec['n_clusters']} clusters at eps "
+            f"{rec['eps_chosen']:g}, "
+            f"{100 * rec['noise_share']:.0f} % noise, adjusted Rand index {rec['ari']:.2f} against the hidden labels), "
+            f"the HP model gives st-ReID {free['R1']:.1f} R1 / {free['mAP']:.1f} mAP. "
+        )
+    text += (
+        f"With the real labels it gives {lab['R1']:.1f} R1 / {lab['mAP']:.1f} mAP. Clustering the unlabelled query "
+        f"and gallery themselves (transductive) gives {trans['R1']:.1f} R1 / {trans['mAP']:.1f} mAP."
+    )
+    if IMPROVED_ROW in t.index:
+        imp = t.loc[IMPROVED_ROW]
+        text += (
+            f" Improved mode on the same pseudo-identities, its weight set by the spread rule, gives "
+            f"{imp['R1']:.1f} R1 "
+            f"/ {imp['mAP']:.1f} mAP."
+        )
+    if report.comparison:
+        c = report.comparison[report.main]
+        text += (
+            f" The {report.main} camera map finds {c['n_estimated']} edges against {c['n_true']} true ones "
+            f"(precision {c['precision']:.2f}, recall {c['recall']:.2f}), with modal transit times off by "
+            f"{c['mean_abs_transit_error_s']:.1f} s on average on the shared edges."
+        )
+    return text
+
+
+__all__ = [
+    "IMPROVED_ROW",
+    "LABEL_FREE_SIZES",
+    "TARGETS",
+    "LabelFreeReport",
+    "LabelFreeSizes",
+    "describe_label_free",
+    "label_free_sizes",
+    "label_free_study",
+    "map_table",
+    "verdicts",
+    "verdicts_markdown",
+]
