@@ -328,6 +328,8 @@ def evaluate_command(
         "train": train_source,
         "st_model": st_source,
     }
+    if json_out is not None and not to_stdout:
+        write_json_atomic(json_out, result)  # first: a full disk is one line, no table
     out = sys.stderr if to_stdout else sys.stdout  # with --json -, stdout carries the JSON only
     print(f"{dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)", file=out)
     print(f"ST model: {st_text}", file=out)
@@ -347,7 +349,6 @@ def evaluate_command(
 
         print(json.dumps(result, indent=2, default=json_default))
     elif json_out is not None:
-        write_json_atomic(json_out, result)
         print(f"wrote {json_out}")
     return 0
 

@@ -519,16 +519,19 @@ class SpatialTemporalModel(ParamsMixin):
         try:
             with np.load(path, allow_pickle=False) as z:
                 raw = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise STModelError(f"{path}: not a readable .npz file ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise several types for a bad file
+            raise STModelError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
         missing = [k for k in ("params", "distribution", "smoothed") if k not in raw]
         if missing:
             raise STModelError(
                 f"{path}: missing key(s) {missing}; expected a file written by SpatialTemporalModel.save"
             )
-        model = cls(**json.loads(str(raw["params"])))
+        try:
+            model = cls(**json.loads(str(raw["params"])))
+            info = json.loads(str(raw["fit_info"])) if "fit_info" in raw else {}
+        except (TypeError, ValueError) as exc:
+            raise STModelError(f"{path}: params/fit_info: expected the JSON that save() writes ({exc})") from None
         model._validate_params()
-        info = json.loads(str(raw["fit_info"])) if "fit_info" in raw else {}
         shape = (int(model.n_cams), int(model.n_cams), int(model.n_bins))
         for key in ("distribution", "smoothed", "counts"):
             if key in raw and raw[key].shape != shape:
@@ -572,8 +575,8 @@ def load_mat(path: str | Path) -> np.ndarray:
         raise STModelError(f"{path}: ST model file not found")
     try:
         raw = scipy.io.loadmat(path)
-    except (OSError, ValueError) as exc:
-        raise STModelError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - scipy raises several types (MatReadError, ValueError, ...)
+        raise STModelError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from None
     if "distribution" not in raw:
         keys = sorted(k for k in raw if not k.startswith("__"))
         hint = " (this looks like a features file, pytorch_result.mat)" if "query_f" in raw else ""
