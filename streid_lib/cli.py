@@ -266,7 +266,7 @@ def evaluate_command(
     """
     from ._io import check_output_path, write_json_atomic
     from .evaluation import ST_ROWS, evaluate_features, format_table, st_checks
-    from .features import check_duplicates, load_features
+    from .features import check_duplicates, check_queries, load_features
     from .joint import ROWS, JointMetric, check_rows
     from .st_model import STModelError, fit_st_model, load_st_model
     from .training_names import choose_training, describe_train
@@ -279,6 +279,7 @@ def evaluate_command(
     if json_out is not None and not to_stdout:
         check_output_path(json_out, kind="file", what="--json file", inputs=[i for i in inputs if i])
     fs = load_features(features)
+    check_queries(fs, features)
     warnings = check_duplicates(fs, features, allow=allow_duplicates)
     rows = check_rows(ROWS if rows is None else rows)
     mode = options.get("mode", "faithful")

@@ -349,3 +349,13 @@ def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[s
                 "image on both sides matches itself"
             )
     return warnings
+
+
+def check_queries(fs: FeatureSet, source: str) -> None:
+    """Refuse queries with pid -1: junk images cannot be queries (docs/reference.md §1.5)."""
+    junk = fs.query.pids == -1
+    if junk.any():
+        raise FeaturesError(
+            f"{source}: query_label row {int(np.argmax(junk))} is -1 (junk; {int(junk.sum())} of {junk.size} "
+            "queries are): junk images cannot be queries"
+        )

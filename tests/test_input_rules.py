@@ -153,6 +153,17 @@ def test_duplicate_gallery_rows_are_an_error_unless_allowed(files, capsys, tmp_p
     )
 
 
+def test_junk_queries_name_the_file_and_the_field(files, capsys, tmp_path):
+    fs = files[0]
+    q = fs.query
+    junk = Metadata(np.full(len(q), -1), q.cams, q.frames, q.names)
+    path = save_features(tmp_path / "junkq.npz", dataclasses.replace(fs, query=junk))
+    assert_error(
+        run(capsys, "evaluate", "--features", str(path), "--dataset", "duke"),
+        f"{path}: query_label row 0 is -1 (junk; 15 of 15 queries are): junk images cannot be queries",
+    )
+
+
 def test_a_name_in_query_and_gallery_warns(files, capsys, tmp_path):
     fs, _, _, _ = files
     q = fs.query
