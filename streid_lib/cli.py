@@ -380,10 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
-        if exc.filename is None or isinstance(exc, (BlockingIOError, InterruptedError)):
+        if exc.filename is None and not isinstance(exc, FileNotFoundError):
             return _bug(exc, args)
         # A missing, unreadable or full file or folder: bad input or destination, named.
-        print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        text = _one_line(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror or exc}"
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

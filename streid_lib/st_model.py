@@ -58,11 +58,9 @@ MAX_CELLS = 2**26
 
 #: Largest bin width (frames): lookups run in int32 when they can; 2**31 - 1 frames is 2.3 years at 30 fps.
 MAX_BIN_WIDTH = 2**31 - 1
-
 #: Largest sigma per bin: at sigma = 1000·H the kernel varies by < 1e-6 over a histogram of H bins (flat).
 SIGMA_PER_BIN = 1000
-#: Largest smoothing cost, n_cams² × n_bins × kernel taps (about a minute on one core); the faithful Market
-#: model needs 8² × 5000 × 301 ≈ 1e8.
+#: Largest smoothing cost, n_cams² × n_bins × taps (~a minute on one core; faithful Market: 8² × 5000 × 301).
 MAX_SMOOTHING_WORK = 2**36
 
 _FORMAT_VERSION = 1
@@ -93,9 +91,7 @@ def gaussian_kernel(sigma: float, truncate: float = 3.0, max_radius: int | None 
         raise STModelError(f"truncate: expected a finite number of sigmas > 0, got {truncate!r}")
     if sigma == 0:
         return np.ones(1)
-    radius = math.floor(truncate * sigma)
-    if max_radius is not None:
-        radius = min(radius, int(max_radius))
+    radius = math.floor(truncate * sigma) if max_radius is None else min(math.floor(truncate * sigma), max_radius)
     d = np.arange(-radius, radius + 1, dtype=np.float64)
     return np.exp(-(d**2) / (2.0 * sigma**2)) / (sigma * math.sqrt(2.0 * math.pi))
 
@@ -218,17 +214,15 @@ class SpatialTemporalModel(ParamsMixin):
                 f"n_cams={self.n_cams}, n_bins={self.n_bins}: the model would hold n_cams² × n_bins = {cells:,} cells "
                 f"per array, more than the {MAX_CELLS:,} allowed (camera ids are expected to be small 1-based integers)"
             )
-        if float(self.sigma) > SIGMA_PER_BIN * self.n_bins:
+        if float(self.sigma) > (most := SIGMA_PER_BIN * self.n_bins):
             raise STModelError(
-                f"sigma: expected at most {SIGMA_PER_BIN} × n_bins = {SIGMA_PER_BIN * self.n_bins:g} bins (wider, "
-                f"the kernel is flat over the histogram and every gap gets the same p), got {self.sigma}"
+                f"sigma: expected at most {most:g} bins ({SIGMA_PER_BIN} × n_bins; wider is flat), got {self.sigma}"
             )
         taps = 2 * min(math.floor(float(self.truncate) * float(self.sigma)), int(self.n_bins) - 1) + 1
-        work = int(self.n_cams) ** 2 * int(self.n_bins) * taps
-        if work > MAX_SMOOTHING_WORK:
+        if (work := int(self.n_cams) ** 2 * int(self.n_bins) * taps) > MAX_SMOOTHING_WORK:
             raise STModelError(
-                f"sigma={self.sigma}, n_bins={self.n_bins}: smoothing would take n_cams² × n_bins × {taps} kernel taps "
-                f"= {work:.2g} multiply-adds, more than the {MAX_SMOOTHING_WORK:.2g} allowed; lower sigma or n_bins"
+                f"sigma={self.sigma}, n_bins={self.n_bins}: smoothing would take {work:.2g} multiply-adds "
+                f"(n_cams² × n_bins × {taps} taps), more than {MAX_SMOOTHING_WORK:.2g}; lower sigma or n_bins"
             )
 
     # -- fitting ----------------------------------------------------------------------------------------------
