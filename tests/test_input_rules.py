@@ -322,3 +322,9 @@ def test_smoothing_with_a_kernel_wider_than_the_histogram_is_exact():
     full = np.array([np.convolve(row, gaussian_kernel(30.0), mode="full")[90:130] for row in P])
     expected = full / (full.sum(axis=1, keepdims=True) + 1e-7)
     np.testing.assert_allclose(gaussian_smooth(P, 30.0), expected, rtol=1e-12)
+
+
+def test_synth_refuses_an_empty_output_path(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_error(run(capsys, "synth", "--out", "", "--preset", "tiny", "--metadata-only"), "the path is empty")
+    assert os.listdir(tmp_path) == []
