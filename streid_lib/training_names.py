@@ -205,6 +205,12 @@ def choose_training(
         ``(fs, train, record)``; ``train`` is None (``record == {"kind": "none"}``) when there is no training data
         and ``needed_by`` is None (a stored ST model in faithful mode); else ``needed_by`` names what needs it.
     """
+    n_side_junk = 0
+    if fs.has_train:  # the improved mode may calibrate on this side: it is read without junk too
+        keep = ~np.isin(fs.train.pids, JUNK_PIDS)
+        if not keep.all():
+            fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep))
+        n_side_junk = int((~keep).sum())
     options = (train_names, train_dir, train_manifest)
     if any(v is not None for v in options):
         train, record = read_train_metadata(
@@ -223,11 +229,8 @@ def choose_training(
     if naming is not None or sequence_lengths is not None:
         raise TrainingDataError("--naming and --sequence-lengths apply to --train-names or --train-dir, none was given")
     if fs.has_train:
-        keep = ~np.isin(fs.train.pids, JUNK_PIDS)
-        if not keep.all():
-            fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep))
         record = train_record("features file", Path(features), fs.train, side="train_*")
-        record["n_junk_excluded"] = int((~keep).sum())
+        record["n_junk_excluded"] = n_side_junk
         return fs, fs.train, record
     if needed_by is not None:
         raise TrainingDataError(
