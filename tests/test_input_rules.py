@@ -203,6 +203,12 @@ def test_junk_in_a_training_list_and_side_is_excluded_and_counted(files, capsys,
         assert result["rows"] == json.loads(clean[1])["rows"]
         assert result["provenance"]["train"]["n_junk_excluded"] == 6
         assert result["provenance"]["train"]["n_identities"] == 20
+    # the improved mode's identities exclude them too: the same improved rows as without them
+    imp = ["--dataset", "duke", "--mode", "improved", "--json", "-"]
+    rc, out, err = run(capsys, "evaluate", "--features", str(path), *imp)
+    rc0, out0, err0 = run(capsys, "evaluate", "--features", str(files[1]), *imp)
+    assert rc == rc0 == 0, (err, err0)
+    assert json.loads(out)["rows"] == json.loads(out0)["rows"] and "improved" in json.loads(out)["rows"]
     kept, n = exclude_junk(train)
     assert n == 6 and len(kept) == len(fs.train) and not np.isin(kept.pids, [0, -1]).any()
 
