@@ -278,12 +278,12 @@ def evaluate_command(
     to_stdout = json_out == "-"
     if json_out is not None and not to_stdout:
         check_output_path(json_out, kind="file", what="--json file", inputs=[i for i in inputs if i])
-    fs = load_features(features)
-    check_queries(fs, features)
-    warnings = check_duplicates(fs, features, allow=allow_duplicates)
     rows = check_rows(ROWS if rows is None else rows)
     mode = options.get("mode", "faithful")
     metric = JointMetric(**{k: options[k] for k in ("lambda0", "gamma0", "lambda1", "gamma1") if k in options})
+    fs = load_features(features)
+    check_queries(fs, features)
+    warnings = check_duplicates(fs, features, allow=allow_duplicates)
     params = {k: options[k] for k in ("sigma", "bin_width", "overflow") if k in options}
     needed_by = (
         None
