@@ -9,14 +9,35 @@ same place can tell a leftover of a killed process from the work of one still ru
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import StreidError
+
+
+class OutputError(StreidError):
+    """A destination that cannot or must not be written (names the path and why)."""
+
+
+#: Write errors that are the destination's fault, not a bug: reported in one line, the previous file kept.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def is_special(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (after symlinks) is a device, FIFO or socket: written in place, never renamed over."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 @contextlib.contextmanager
@@ -25,9 +46,17 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
     A reader never sees a half-written file, and an interrupted job leaves the old file (or none).
     ``suffix`` defaults to the target's own suffix, so libraries that choose a format by extension
-    (``np.savez``, ``scipy.io.savemat``, ``matplotlib``) still do the right thing.
+    (``np.savez``, ``scipy.io.savemat``, ``matplotlib``) still do the right thing. A symlink is followed (its
+    target is replaced, the link kept); a device or FIFO (:func:`is_special`) is yielded itself, written in place.
+    A full disk (or a read-only or forbidden destination) raises :class:`OutputError` naming ``path``; the
+    previous file is kept.
     """
-    path = Path(path)
+    shown = path
+    if is_special(path):
+        with _disk_errors(shown):
+            yield Path(path)
+        return
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.tmp-{os.getpid()}-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
@@ -39,26 +68,37 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with _disk_errors(shown):
+            yield tmp_path
+            os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
 
 
+@contextlib.contextmanager
+def _disk_errors(path: str | os.PathLike) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        raise OutputError(f"{path}: cannot write ({exc.strerror}); nothing was changed there") from None
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file, then rename)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    """Write ``text`` to ``path`` atomically (temp file, then rename; a device or FIFO in place)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
     return Path(path)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     import numpy as np
 
     if isinstance(o, np.generic):
@@ -116,38 +156,52 @@ def remove_stale_leftovers(folder: str | os.PathLike, name: str | None = None) -
 
 
 def check_output_path(
-    path: str | os.PathLike, *, kind: str = "file", suffixes: tuple[str, ...] | None = None, what: str = "output"
+    path: str | os.PathLike,
+    *,
+    kind: str = "file",
+    suffixes: tuple[str, ...] | None = None,
+    what: str = "output",
+    inputs: Iterable[str | os.PathLike] = (),
 ) -> Path:
     """Check, before any work, that ``path`` can be written; create nothing. Returns ``Path(path)``.
 
-    ``kind="file"``: ``path`` must not be a folder and, with ``suffixes``, must end in one of them.
-    ``kind="folder"``: ``path`` must not be a file. Either way the nearest existing folder on the way to it must
-    accept a new file (probed with a temporary file, removed at once: permission bits alone mislead under root
-    or on read-only mounts).
+    ``kind="file"``: ``path`` must be non-empty, must not be a folder or end in ``/``, must not be one of the
+    run's ``inputs`` (the same file after symlinks) and, with ``suffixes``, must end in one of them; a device or
+    FIFO is accepted (written in place). ``kind="folder"``: ``path`` must not be a file. Either way the nearest
+    existing folder on the way to it must accept a new file (probed with a temporary file, removed at once:
+    permission bits alone mislead under root or on read-only mounts).
 
     Raises:
-        ValueError: one line naming ``what``, the path and what is wrong.
+        OutputError: one line naming ``what``, the path and what is wrong.
     """
+    raw = os.fspath(path)
     path = Path(path)
     if kind not in ("file", "folder"):
-        raise ValueError(f"kind={kind!r}: expected 'file' or 'folder'")
+        raise OutputError(f"kind={kind!r}: expected 'file' or 'folder'")
+    if raw == "":
+        raise OutputError(f"{what}: the path is empty; expected a file path")
     if kind == "file":
-        if path.is_dir():
-            raise ValueError(f"{what} {path}: is a folder; expected a file path")
+        if path.is_dir() or raw.endswith(os.sep):
+            raise OutputError(f"{what} {raw}: is a folder; expected a file path")
+        for given in inputs:
+            if os.path.realpath(given) == os.path.realpath(path):
+                raise OutputError(f"{what} {raw}: is the input {given}; writing there would destroy it")
+        if is_special(path):
+            return path
         if suffixes and path.suffix not in suffixes:
-            raise ValueError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
+            raise OutputError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
     elif path.exists() and not path.is_dir():
-        raise ValueError(f"{what} {path}: is a file; expected a folder")
+        raise OutputError(f"{what} {path}: is a file; expected a folder")
     folder = path if kind == "folder" else path.parent
     existing = folder.absolute()
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"{what} {path}: cannot be created, {existing} is a file")
+        raise OutputError(f"{what} {path}: cannot be created, {existing} is a file")
     try:
         fd, probe = tempfile.mkstemp(prefix=f".probe.tmp-{os.getpid()}-", dir=existing)
     except OSError as exc:
-        raise ValueError(f"{what} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
+        raise OutputError(f"{what} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(probe)
     return path

@@ -1,14 +1,32 @@
 """Command line: ``python -m streid_lib {evaluate,synth,train,extract,reproduce} ...``.
 
-The parser lives here; each command's work is done by a library function imported lazily, so that
-``evaluate`` never imports torch and starts fast. This module holds no logic of its own.
+The parser and the ``evaluate`` handler live here; every other command's work is done by a library function
+imported lazily, so that ``evaluate`` never imports torch and starts fast. Exit codes: 0 done, 1 a bug or a failed
+notebook (one line; the traceback goes to a log file, or to the terminal with ``--debug``), 2 bad input or
+destination (:class:`streid_lib.errors.StreidError`, one line ``error: …``), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import StreidError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and a pointer to ``--help`` (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -16,10 +34,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     import dataclasses
     import inspect
 
-    from .evaluation import DATASET_NAMING, MODES, evaluate_features
+    from .evaluation import MODES, evaluate_features
     from .joint import ALL_ROWS, ROWS, JointMetric
     from .pseudo import add_pseudo_options
     from .st_model import DATASET_N_BINS, OVERFLOW_POLICIES, SpatialTemporalModel
+    from .training_names import DATASET_NAMING
 
     st = {k: v.default for k, v in inspect.signature(SpatialTemporalModel).parameters.items()}
     metric = {f.name: f.default for f in dataclasses.fields(JointMetric)}
@@ -88,8 +107,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
     p.add_argument("--mode", choices=MODES, default=evaluate["mode"])
+    p.add_argument(
+        "--allow-duplicates", action="store_true", help="accept duplicate images on one side (default: an error)"
+    )
     add_pseudo_options(p)
-    p.set_defaults(func="streid_lib.evaluation:cli_evaluate")
+    p.set_defaults(func="streid_lib.cli:cli_evaluate")
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -200,18 +222,169 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m streid_lib", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m streid_lib", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_evaluate, _add_synth, _add_train, _add_extract, _add_reproduce):
         add(sub)
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; library errors and Ctrl-C end with one line on stderr, never a traceback.
+# ----------------------------------------------------------------------------------------------------------------
+# evaluate
 
-    Exit codes: 0 done, 1 the work failed (e.g. a notebook raised), 2 bad input or destination, 130 interrupted.
+
+def cli_evaluate(args: argparse.Namespace) -> int:
+    """``python -m streid_lib evaluate``: the namespace as keyword arguments of :func:`evaluate_command`."""
+    return evaluate_command(**{k: v for k, v in vars(args).items() if k not in ("func", "command", "debug")})
+
+
+def evaluate_command(
+    *,
+    features: str,
+    dataset: str,
+    json_out: str | None = None,
+    rows: Sequence[str] | None = None,
+    st_model: str | None = None,
+    train_names: str | None = None,
+    train_dir: str | None = None,
+    train_manifest: str | None = None,
+    naming: str | None = None,
+    sequence_lengths: str | None = None,
+    n_bins: int | None = None,
+    allow_duplicates: bool = False,
+    **options: Any,
+) -> int:
+    """Print the rows table of a features file and optionally write it as JSON (``json_out="-"``: stdout).
+
+    Every input is checked at the door, before anything is computed: the ``--json`` destination (never one of the
+    inputs), the features file (duplicates, :func:`streid_lib.features.check_duplicates`), the training data
+    (:func:`streid_lib.training_names.choose_training`, pid 0/-1 excluded), the parameters' ranges, and what the
+    ST model can say about the test set (:func:`streid_lib.evaluation.st_checks`). ``options``: ``lambda0``,
+    ``gamma0``, ``lambda1``, ``gamma1``, ``sigma``, ``bin_width``, ``overflow``, ``chunk_size``, ``rerank``,
+    ``mode``, and the pseudo-identity options of :func:`streid_lib.pseudo.add_pseudo_options`. Warnings are printed
+    under the table and listed in the JSON.
     """
+    from ._io import check_output_path, write_json_atomic
+    from .evaluation import ST_ROWS, evaluate_features, format_table, st_checks
+    from .features import check_duplicates, check_queries, load_features
+    from .joint import ROWS, JointMetric, check_rows
+    from .st_model import STModelError, fit_st_model, load_st_model
+    from .training_names import choose_training, describe_train
+
+    arguments = {"features": features, "dataset": dataset, "json_out": json_out, "rows": rows, "st_model": st_model}
+    arguments.update(train_names=train_names, train_dir=train_dir, train_manifest=train_manifest, naming=naming)
+    arguments.update(sequence_lengths=sequence_lengths, n_bins=n_bins, allow_duplicates=allow_duplicates, **options)
+    inputs = [features, st_model, train_names, train_dir, train_manifest, sequence_lengths]
+    to_stdout = json_out == "-"
+    if json_out is not None and not to_stdout:
+        check_output_path(json_out, kind="file", what="--json file", inputs=[i for i in inputs if i])
+    rows = check_rows(ROWS if rows is None else rows)
+    mode = options.get("mode", "faithful")
+    metric = JointMetric(**{k: options[k] for k in ("lambda0", "gamma0", "lambda1", "gamma1") if k in options})
+    fs = load_features(features)
+    check_queries(fs, features)
+    warnings = check_duplicates(fs, features, allow=allow_duplicates)
+    pseudo = None
+    if options.get("pseudo_labels"):  # docs/reference.md §14.2: the clustered side becomes pseudo-identities
+        from types import SimpleNamespace
+
+        from .pseudo import pseudo_from_args
+
+        fs, pseudo = pseudo_from_args(fs, SimpleNamespace(**arguments))
+    params = {k: options[k] for k in ("sigma", "bin_width", "overflow") if k in options}
+    needed_by = (
+        None
+        if st_model is not None and mode == "faithful"
+        else ("the ST model" if st_model is None else "--mode improved")
+    )
+    fs, train, train_source = choose_training(
+        fs,
+        dataset,
+        features=str(features),
+        train_names=train_names,
+        train_dir=train_dir,
+        train_manifest=train_manifest,
+        naming=naming,
+        sequence_lengths=sequence_lengths,
+        needed_by=needed_by,
+    )
+    if st_model:
+        # n_bins/n_cams come from the stored model; --n-bins must agree when given.
+        model = load_st_model(st_model, **params, n_bins=n_bins)
+        st_source = {"kind": "file", "path": str(st_model)}
+        st_text = f"the ST model file {st_model}"
+    else:
+        try:
+            model = fit_st_model(train, dataset, n_bins=n_bins, **params)
+        except STModelError as exc:
+            raise STModelError(f"fitting the ST model on {describe_train(train_source)}: {exc}") from None
+        st_source = {"kind": "fit", "train": train_source}
+        st_text = f"fitted on {describe_train(train_source)}"
+    uses_st = options.get("rerank") or mode != "faithful" or any(r in ST_ROWS for r in rows)
+    short = st_text if st_model else f"fitted on {describe_train(train_source, table=False)}"
+    if uses_st:
+        warnings += st_checks(fs, model, short, str(features))
+    if pseudo is not None:  # §14.2: improved mode sets w by the spread rule, not on the clusters' own features
+        fs = fs.without_train()
+    kwargs = {k: options[k] for k in ("chunk_size", "rerank") if k in options}
+    result = evaluate_features(fs, model, metric, rows, mode=mode, train=train, **kwargs)
+    result["warnings"] = warnings
+    if pseudo is not None:
+        result["pseudo_labels"] = pseudo
+    result["provenance"] = {
+        "command": "python -m streid_lib evaluate",
+        "arguments": arguments,
+        "streid_version": _package_version(),
+        "dataset": dataset,
+        "features": fs.provenance,
+        "train": train_source,
+        "st_model": st_source,
+    }
+    if json_out is not None and not to_stdout:
+        write_json_atomic(json_out, result)  # first: a full disk is one line, no table
+    out = sys.stderr if to_stdout else sys.stdout  # with --json -, stdout carries the JSON only
+    print(f"{dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)", file=out)
+    print(f"ST model: {st_text}", file=out)
+    if pseudo is not None:
+        print(f"pseudo-identities: {pseudo['summary']}", file=out)
+    if train_source.get("n_junk_excluded"):
+        print(
+            f"training: {train_source['n_junk_excluded']} images with pid 0 or -1 (distractors, junk) excluded; "
+            "they are not identities (docs/reference.md §13.9)",
+            file=out,
+        )
+    print(format_table(result), file=out)
+    for w in warnings:
+        print(f"warning: {w}", file=out)
+    if to_stdout:
+        import json
+
+        from ._io import json_default
+
+        print(json.dumps(result, indent=2, default=json_default))
+    elif json_out is not None:
+        print(f"wrote {json_out}")
+    return 0
+
+
+def _package_version() -> str:
+    """The installed streid version (the package's ``__version__`` when its ``__init__`` ran)."""
+    from importlib import import_module, metadata
+
+    version = getattr(import_module(__package__), "__version__", None)
+    if version is None:  # e.g. imported through an editable-install namespace path
+        try:
+            version = metadata.version("streid")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+    return str(version)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure ends with one line on stderr (exit codes in the module docstring)."""
     args = build_parser().parse_args(argv)
     module_name, func_name = args.func.split(":")
     try:
@@ -219,13 +392,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         func = getattr(importlib.import_module(module_name), func_name)
         return int(func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        # Library errors carry a message that names the file/field; show it without a traceback.
-        print(f"error: {exc}", file=sys.stderr)
+    except StreidError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None and not isinstance(exc, FileNotFoundError):
+            return _bug(exc, args)
+        # A missing, unreadable or full file or folder: bad input or destination, named.
+        text = _one_line(exc) if exc.filename is None else f"{exc.filename}: {exc.strerror or exc}"
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback logged
+        return _bug(exc, args)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _bug(exc: BaseException, args: argparse.Namespace) -> int:
+    """Exit code 1 for an unexpected exception: one line, and the traceback in a log file (or shown, ``--debug``)."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if getattr(args, "debug", False):
+        print(text, end="", file=sys.stderr)
+        where = "traceback above"
+    else:
+        log = Path(tempfile.gettempdir()) / f"streid-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        log.write_text(text, encoding="utf-8")
+        where = f"traceback in {log}; rerun with --debug to show it"
+    print(f"internal error (a bug, not bad input): {type(exc).__name__}: {_one_line(exc)} ({where})", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -293,3 +293,74 @@ def load_features(path: str | Path) -> FeatureSet:
         )
     except FeaturesError as exc:
         raise FeaturesError(f"{path}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Duplicates
+
+
+def first_duplicate(f: np.ndarray, meta: Metadata) -> tuple[int, int, str] | None:
+    """The first row that repeats an earlier one on one side, as ``(row, earlier row, why)``, or None.
+
+    A repeat is the same file name, or the same pid, camera and frame with identical features.
+    """
+    import pandas as pd
+
+    keys = []
+    if meta.names is not None:
+        keys.append(("name", pd.DataFrame({"n": meta.names})))
+    rows = np.ascontiguousarray(f).view(np.dtype((np.void, f.dtype.itemsize * f.shape[1]))).reshape(-1)
+    feature_id = np.unique(rows, return_inverse=True)[1].reshape(-1)
+    same = pd.DataFrame({"p": meta.pids, "c": meta.cams, "t": meta.frames, "f": feature_id})
+    keys.append(("pid, camera, frame and features", same))
+    found = None
+    for why, frame in keys:
+        dup = frame.duplicated().to_numpy()
+        if dup.any():
+            j = int(np.argmax(dup))
+            i = int(np.argmax((frame == frame.iloc[j]).all(axis=1).to_numpy()))
+            if found is None or j < found[0]:
+                found = (j, i, why)
+    return found
+
+
+def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[str]:
+    """Refuse a side with duplicate images (:func:`first_duplicate`) unless ``allow``; warn on names shared by
+    query and gallery. Duplicates would count twice in every average or vote.
+
+    Returns:
+        warnings, one line each.
+
+    Raises:
+        FeaturesError: naming the file, the side and the first duplicate row, unless ``allow``.
+    """
+    warnings = []
+    for side in fs.sides:
+        meta = getattr(fs, side)
+        found = first_duplicate(getattr(fs, f"{side}_f"), meta)
+        if found is None:
+            continue
+        j, i, why = found
+        name = f" ({meta.names[j]})" if meta.names is not None else ""
+        text = f"{source}: {side} row {j}{name} duplicates row {i} (same {why})"
+        if not allow:
+            raise FeaturesError(f"{text}; remove the duplicates, or pass --allow-duplicates to keep them")
+        warnings.append(f"{text}; kept (--allow-duplicates)")
+    if fs.query.names is not None and fs.gallery.names is not None:
+        shared = np.intersect1d(fs.query.names.astype(str), fs.gallery.names.astype(str))
+        if shared.size:
+            warnings.append(
+                f"{source}: {shared.size} name(s) appear in both query and gallery (first: {shared[0]}); the same "
+                "image on both sides matches itself"
+            )
+    return warnings
+
+
+def check_queries(fs: FeatureSet, source: str) -> None:
+    """Refuse queries with pid -1: junk images cannot be queries (docs/reference.md §1.5)."""
+    junk = fs.query.pids == -1
+    if junk.any():
+        raise FeaturesError(
+            f"{source}: query_label row {int(np.argmax(junk))} is -1 (junk; {int(junk.sum())} of {junk.size} "
+            "queries are): junk images cannot be queries"
+        )

@@ -89,6 +89,10 @@ def logistic(x: np.ndarray | float, lam: float, gamma: float) -> np.ndarray:
     return np.reciprocal(out, out=out)
 
 
+#: ln of float32's largest value: the bound on ln λ + γ of each logistic factor (:class:`JointMetric`).
+LOG_FLOAT32_MAX = float(np.log(np.finfo(np.float32).max))
+
+
 @dataclass(frozen=True, kw_only=True)
 class JointMetric:
     """st-ReID joint metric ``f(s; λ0, γ0) · f(p; λ1, γ1)`` (defaults: the paper's and the code's 1, 5, 2, 5).
@@ -108,6 +112,16 @@ class JointMetric:
             object.__setattr__(self, name, value)
             if not np.isfinite(value) or (name.startswith("lambda") and value < 0):
                 raise JointError(f"{name}: expected a finite number{' >= 0' if 'lambda' in name else ''}, got {value}")
+            if name.startswith("gamma") and value <= 0:
+                raise JointError(f"{name}: expected a number > 0 (γ <= 0 flattens or reverses the order), got {value}")
+        for i in "01":
+            lam, gamma = getattr(self, f"lambda{i}"), getattr(self, f"gamma{i}")
+            # f(x) = 1 / (1 + λ·exp(-γx)) for x in [-1, 1]: λ·exp(γ) must stay finite in float32 (the scores' type).
+            if lam > 0 and np.log(lam) + gamma > LOG_FLOAT32_MAX:
+                raise JointError(
+                    f"lambda{i}={lam:g}, gamma{i}={gamma:g}: expected ln(lambda{i}) + gamma{i} <= "
+                    f"{LOG_FLOAT32_MAX:.1f} (λ·exp(γ) overflows float32 beyond it), got {np.log(lam) + gamma:.1f}"
+                )
 
     def visual_factor(self, s: np.ndarray) -> np.ndarray:
         """``f(s; λ0, γ0)``."""

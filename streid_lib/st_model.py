@@ -56,6 +56,13 @@ COUNTING_MODES = ("identity", "image_pairs")
 #: million in a corrupted file would otherwise ask for terabytes.
 MAX_CELLS = 2**26
 
+#: Largest bin width (frames): lookups run in int32 when they can; 2**31 - 1 frames is 2.3 years at 30 fps.
+MAX_BIN_WIDTH = 2**31 - 1
+#: Largest sigma per bin: at sigma = 1000·H the kernel varies by < 1e-6 over a histogram of H bins (flat).
+SIGMA_PER_BIN = 1000
+#: Largest smoothing cost, n_cams² × n_bins × taps (~a minute on one core; faithful Market: 8² × 5000 × 301).
+MAX_SMOOTHING_WORK = 2**36
+
 _FORMAT_VERSION = 1
 
 
@@ -67,13 +74,13 @@ class STModelError(StreidError):
 # Smoothing
 
 
-def gaussian_kernel(sigma: float, truncate: float = 3.0) -> np.ndarray:
+def gaussian_kernel(sigma: float, truncate: float = 3.0, max_radius: int | None = None) -> np.ndarray:
     """The reference's truncated Gaussian, ``g(d) = exp(-d²/2σ²) / (σ√(2π))`` for ``d = -R..R`` (bins).
 
     ``R = floor(truncate * sigma)``: the reference keeps an offset d while ``d <= 3σ`` (an integer compared with a
     float), so for a non-integer ``3σ`` the last kept offset is its floor (σ = 50 → R = 150, 301 taps). The kernel
     is not renormalised (its mass within ±150 is 0.99739 for σ = 50). ``sigma = 0`` gives the identity kernel
-    ``[1.0]`` (no smoothing).
+    ``[1.0]`` (no smoothing). ``max_radius`` cuts R (a histogram of H bins never reaches offsets beyond H - 1).
 
     Returns:
         (2R+1,) float64 kernel, centre at index R.
@@ -84,7 +91,7 @@ def gaussian_kernel(sigma: float, truncate: float = 3.0) -> np.ndarray:
         raise STModelError(f"truncate: expected a finite number of sigmas > 0, got {truncate!r}")
     if sigma == 0:
         return np.ones(1)
-    radius = math.floor(truncate * sigma)
+    radius = math.floor(truncate * sigma) if max_radius is None else min(math.floor(truncate * sigma), max_radius)
     d = np.arange(-radius, radius + 1, dtype=np.float64)
     return np.exp(-(d**2) / (2.0 * sigma**2)) / (sigma * math.sqrt(2.0 * math.pi))
 
@@ -108,7 +115,7 @@ def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -
         raise STModelError(f"gaussian_smooth: expected an array (..., H) with H >= 1 bins, got shape {P.shape}")
     from scipy.ndimage import correlate1d  # imported here: the command line builds its parser from this module
 
-    kernel = gaussian_kernel(sigma, truncate)
+    kernel = gaussian_kernel(sigma, truncate, max_radius=P.shape[-1] - 1)  # the same sums: farther taps hit zeros
     flat = P.reshape(-1, P.shape[-1])
     out = np.zeros_like(flat)
     rows = np.flatnonzero(flat.any(axis=1))
@@ -194,7 +201,9 @@ class SpatialTemporalModel(BaseEstimator):
         _check_int_param("bin_width", self.bin_width)
         _check_int_param("n_bins", self.n_bins)
         _check_int_param("n_cams", self.n_cams)
-        gaussian_kernel(float(self.sigma), float(self.truncate))  # validates sigma and truncate
+        if self.bin_width > MAX_BIN_WIDTH:
+            raise STModelError(f"bin_width: expected at most {MAX_BIN_WIDTH} frames, got {self.bin_width}")
+        gaussian_kernel(float(self.sigma), float(self.truncate), max_radius=0)  # validates sigma and truncate
         if self.overflow not in OVERFLOW_POLICIES:
             raise STModelError(f"overflow: expected one of {OVERFLOW_POLICIES}, got {self.overflow!r}")
         if self.counting not in COUNTING_MODES:
@@ -204,6 +213,16 @@ class SpatialTemporalModel(BaseEstimator):
             raise STModelError(
                 f"n_cams={self.n_cams}, n_bins={self.n_bins}: the model would hold n_cams² × n_bins = {cells:,} cells "
                 f"per array, more than the {MAX_CELLS:,} allowed (camera ids are expected to be small 1-based integers)"
+            )
+        if float(self.sigma) > (most := SIGMA_PER_BIN * self.n_bins):
+            raise STModelError(
+                f"sigma: expected at most {most:g} bins ({SIGMA_PER_BIN} × n_bins; wider is flat), got {self.sigma}"
+            )
+        taps = 2 * min(math.floor(float(self.truncate) * float(self.sigma)), int(self.n_bins) - 1) + 1
+        if (work := int(self.n_cams) ** 2 * int(self.n_bins) * taps) > MAX_SMOOTHING_WORK:
+            raise STModelError(
+                f"sigma={self.sigma}, n_bins={self.n_bins}: smoothing would take {work:.2g} multiply-adds "
+                f"(n_cams² × n_bins × {taps} taps), more than {MAX_SMOOTHING_WORK:.2g}; lower sigma or n_bins"
             )
 
     # -- fitting ----------------------------------------------------------------------------------------------
@@ -499,16 +518,19 @@ class SpatialTemporalModel(BaseEstimator):
         try:
             with np.load(path, allow_pickle=False) as z:
                 raw = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise STModelError(f"{path}: not a readable .npz file ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise several types for a bad file
+            raise STModelError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
         missing = [k for k in ("params", "distribution", "smoothed") if k not in raw]
         if missing:
             raise STModelError(
                 f"{path}: missing key(s) {missing}; expected a file written by SpatialTemporalModel.save"
             )
-        model = cls(**json.loads(str(raw["params"])))
+        try:
+            model = cls(**json.loads(str(raw["params"])))
+            info = json.loads(str(raw["fit_info"])) if "fit_info" in raw else {}
+        except (TypeError, ValueError) as exc:
+            raise STModelError(f"{path}: params/fit_info: expected the JSON that save() writes ({exc})") from None
         model._validate_params()
-        info = json.loads(str(raw["fit_info"])) if "fit_info" in raw else {}
         shape = (int(model.n_cams), int(model.n_cams), int(model.n_bins))
         for key in ("distribution", "smoothed", "counts"):
             if key in raw and raw[key].shape != shape:
@@ -552,8 +574,8 @@ def load_mat(path: str | Path) -> np.ndarray:
         raise STModelError(f"{path}: ST model file not found")
     try:
         raw = scipy.io.loadmat(path)
-    except (OSError, ValueError) as exc:
-        raise STModelError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - scipy raises several types (MatReadError, ValueError, ...)
+        raise STModelError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from None
     if "distribution" not in raw:
         keys = sorted(k for k in raw if not k.startswith("__"))
         hint = " (this looks like a features file, pytorch_result.mat)" if "query_f" in raw else ""

@@ -26,7 +26,7 @@ from conftest import assert_error, random_feature_set, run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from streid_lib import evaluation
+from streid_lib import features
 from streid_lib.cli import main
 from streid_lib.features import FeatureSet, save_features
 from streid_lib.metadata import Metadata
@@ -224,7 +224,7 @@ def nothing_computed(monkeypatch):
     def boom(*_a, **_k):
         raise AssertionError("the evaluation started before the --json destination was checked")
 
-    monkeypatch.setattr(evaluation, "load_features", boom)
+    monkeypatch.setattr(features, "load_features", boom)
 
 
 def test_json_onto_a_folder(clean, tmp_path, capsys, nothing_computed):

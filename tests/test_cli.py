@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from streid_lib.cli import build_parser, main
+from streid_lib.errors import StreidError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,11 +63,66 @@ def test_ctrl_c_ends_every_command_with_one_line_and_exit_130(monkeypatch, capsy
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_library_errors_end_every_command_with_one_line_and_exit_2(monkeypatch, capsys, command):
     def bad(args):
-        raise ValueError("features.npz: query_f: expected 2-D float array, got 1-D")
+        raise StreidError("features.npz: query_f: expected 2-D float array, got 1-D")
 
     _fake_command(monkeypatch, command, bad)
     assert main([command, *COMMANDS[command]]) == 2
     assert capsys.readouterr().err == "error: features.npz: query_f: expected 2-D float array, got 1-D\n"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_missing_file_is_bad_input_named_exit_2(monkeypatch, capsys, command):
+    def missing(args):
+        open("no/such/file.txt")  # noqa: SIM115
+
+    _fake_command(monkeypatch, command, missing)
+    assert main([command, *COMMANDS[command]]) == 2
+    assert capsys.readouterr().err == "error: no/such/file.txt: No such file or directory\n"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_bug_is_exit_1_with_one_line_and_the_traceback_in_a_log(monkeypatch, capsys, tmp_path, command):
+    """A numpy bug (a plain ValueError) is not bad input: exit 1, one line naming the log, the traceback there."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def bug(args):
+        import numpy as np
+
+        np.zeros(3) + np.zeros(4)
+
+    _fake_command(monkeypatch, command, bug)
+    assert main([command, *COMMANDS[command]]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("internal error (a bug, not bad input): ValueError: ")
+    assert "rerun with --debug" in err and "Traceback" not in err
+    (log,) = tmp_path.glob("streid-error-*.log")
+    assert str(log) in err and "Traceback" in log.read_text() and "in bug" in log.read_text()
+    assert main(["--debug", command, *COMMANDS[command]]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.splitlines()[-1].startswith("internal error") and "traceback above" in err
+    assert main([command, *COMMANDS[command], "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "--dataset", "duke"], "error: the following arguments are required: --features"),
+        (["evaluate", "--features", "f.npz", "--dataset", "mars"], "error: argument --dataset: invalid choice: 'mars'"),
+        (
+            ["evaluate", "--features", "f.npz", "--dataset", "duke", "--sigma", "x"],
+            "error: argument --sigma: invalid float",
+        ),
+        (["nosuch"], "error: argument command: invalid choice: 'nosuch'"),
+    ],
+)
+def test_argparse_errors_are_one_line_and_see_help(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith(message) and line.endswith("--help)") and "usage" not in line and captured.out == ""
 
 
 @pytest.mark.slow

@@ -18,11 +18,12 @@ from conftest import assert_error, random_feature_set, run
 
 from streid_lib.campus import generate_campus
 from streid_lib.cli import build_parser
-from streid_lib.evaluation import AUTHORS_MARKET_TABLE, evaluate_features, fit_st_model
+from streid_lib.evaluation import evaluate_features, fit_st_model
 from streid_lib.features import FeatureSet, load_features, save_features
 from streid_lib.joint import ROWS, JointMetric
 from streid_lib.metadata import SEQ_LENGTHS_FILE, Metadata, read_name_lists
 from streid_lib.st_model import SpatialTemporalModel
+from streid_lib.training_names import AUTHORS_MARKET_TABLE
 
 DEV_FEATURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "features" / "duke_mobilenetv2.npz"
 

@@ -21,12 +21,12 @@ from streid_lib.evaluation import (
     evaluate_features,
     fit_st_model,
     format_table,
-    read_train_metadata,
 )
 from streid_lib.features import FeatureSet, save_features
 from streid_lib.joint import ROWS, JointMetric, normalize_rows, score_rows
 from streid_lib.metadata import Metadata, read_name_lists
 from streid_lib.metrics import evaluate_scores
+from streid_lib.training_names import read_train_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = [k for k, _ in COLUMNS]

@@ -358,11 +358,11 @@ def test_truncated_checkpoint_names_the_path_and_the_way_out(toy, tmp_path, caps
     assert main(_cli_train(toy, out)) == 2
     err = capsys.readouterr().err
     assert err == (
-        f"error: {out / 'last.pt'} is not a readable checkpoint (truncated?); "
+        f"error: not a streid checkpoint: {out / 'last.pt'} (unreadable, truncated?); "
         "delete it or pass --no-resume (resume=False) to start afresh\n"
     )
     assert (out / "last.pt").read_bytes() == truncated  # never deleted
-    with pytest.raises(TrainError, match="is not a readable checkpoint"):
+    with pytest.raises(TrainError, match="not a streid checkpoint"):
         load_checkpoint(out / "last.pt")
 
 

@@ -319,6 +319,8 @@ def generate_campus(
         raise CampusError(
             f"n_people + n_distractors = {cfg.n_people + cfg.n_distractors}: at most 9999 (4-digit person ids)"
         )
+    if not str(out).strip():
+        raise CampusError("--out: the path is empty; expected a folder for the campus")
     out = Path(out)
     _check_destination(out)
     net = build_network(cfg.n_cams, cfg.layout_seed)

@@ -36,7 +36,9 @@ def _units(train: Metadata, counting: str, n_cams: int) -> tuple[np.ndarray, np.
         uniq = np.unique(train.pids)
         return uniq[present // C], present % C, S[present] / (N[present] + EPS), None
     weight = 1.0 / np.bincount(cell)[cell] if counting == "weighted_pairs" else None
-    return train.pids.copy(), train.cams - 1, train.frames.copy(), weight
+    # Images in content order (equal units are interchangeable): the float sums do not depend on the input order.
+    o = np.lexsort((train.frames, train.cams, train.pids))
+    return train.pids[o], train.cams[o] - 1, train.frames[o], (None if weight is None else weight[o])
 
 
 @dataclass(frozen=True)

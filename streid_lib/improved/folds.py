@@ -33,6 +33,22 @@ class ValidationSplit:
     gallery: np.ndarray
 
 
+def canonical_order(train: Metadata, features: np.ndarray | None = None) -> np.ndarray:
+    """The order of training images that the improved mode works in, whatever order they came in.
+
+    Sorted by pid, camera, frame, then name and (for identical metadata) the feature row's bytes: a stable sort
+    on content, so a shuffled training side gives the same folds, queries, calibration pairs and numbers.
+    """
+    keys = [train.frames, train.cams, train.pids]
+    if train.names is not None:
+        keys.insert(0, np.unique(train.names.astype(str), return_inverse=True)[1].reshape(-1))
+    if features is not None:
+        f = np.ascontiguousarray(features)
+        rows = f.view(np.dtype((np.void, f.dtype.itemsize * f.shape[1]))).reshape(-1)
+        keys.insert(0, np.unique(rows, return_inverse=True)[1].reshape(-1))
+    return np.lexsort(keys)
+
+
 def validation_splits(train: Metadata, n_folds: int = 2, seed: int = 0) -> list[ValidationSplit]:
     """Split training identities into ``n_folds`` folds; build a query/gallery split from each fold (seeded)."""
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:

@@ -45,7 +45,7 @@ from ..metadata import Metadata
 from .calibration import calibrate_weight
 from .config import DEFAULT_RERANK_B, DEFAULT_RERANK_SOURCE, DEFAULT_W, ImprovedError, SelectionConfig
 from .counting import pair_histograms
-from .folds import Fold, validation_splits
+from .folds import Fold, canonical_order, validation_splits
 from .likelihood import SHARED_PARAMS, LikelihoodRatioModel
 from .reranking import jaccard_distance, jaccard_weight
 
@@ -310,6 +310,8 @@ def select_hyperparameters(
 
     cfg = SelectionConfig() if config is None else config
     feats = check_train_features(train, train_features)
+    order = canonical_order(train, feats)  # the same choice whatever the order of the training side
+    train, feats = train.take(order), (None if feats is None else feats[order])
     params = resolve_st_params(train, st_params)
     if feats is not None:
         # scikit-learn's and pandas' imports (~0.5 s of a CLI run) overlap the folds' preparation (GEMMs, lookups);

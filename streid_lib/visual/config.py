@@ -102,6 +102,35 @@ def _set(obj: Any, **values: Any) -> None:
 
 
 _PIXELS = "a positive number of pixels (leave it unset for the model's default)"
+#: Largest input side in pixels: ten times the reference's largest (384), far beyond any person crop.
+MAX_SIDE = 4096
+#: Memory per input pixel per image, estimated before anything is allocated: a training step keeps every
+#: activation for the backward pass (ResNet-50 in fp32: about 1 KiB per input pixel), a test pass only a few layers.
+BYTES_PER_PIXEL = {"train": 1024, "test": 128}
+
+
+def _side(name: str, value: Any) -> int | None:
+    value = _optional_integer(name, value, 1, _PIXELS)
+    if value is not None and value > MAX_SIDE:
+        raise ConfigError(name, value, f"at most {MAX_SIDE} pixels (the reference's inputs are 256x128 to 384x192)")
+    return value
+
+
+def _check_memory(kind: str, h: int, w: int, batch_size: int) -> None:
+    """Refuse an input size and batch whose estimated memory exceeds this machine's (before allocating)."""
+    need = batch_size * h * w * BYTES_PER_PIXEL[kind]
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        raise ConfigError(
+            "batch_size",
+            batch_size,
+            f"a batch that fits in memory: {batch_size} images of {h}x{w} need about {need / 2**30:.1f} GiB "
+            f"({BYTES_PER_PIXEL[kind]} bytes per pixel), more than this machine's {have / 2**30:.1f} GiB; "
+            "lower --height/--width or --batch-size",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,8 +189,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         model = _choice("model", self.model, MODEL_NAMES)
         epochs = _integer("epochs", self.epochs, 1, "a whole number of epochs >= 1")
-        height = _optional_integer("height", self.height, 1, _PIXELS)
-        width = _optional_integer("width", self.width, 1, _PIXELS)
+        height, width = _side("height", self.height), _side("width", self.width)
         h, w = height or TRAIN_SIZE[model][0], width or TRAIN_SIZE[model][1]
         if model == "densenet121" and min(h, w) < DENSENET_MIN_SIZE:
             field, value = ("height", h) if h < DENSENET_MIN_SIZE else ("width", w)
@@ -208,6 +236,7 @@ class TrainConfig:
             raise ConfigError("decay_epoch", self.decay_epoch, f"an epoch index in [0, {epochs}] (epochs: no decay)")
         if self.weights == "":
             raise ConfigError("weights", self.weights, "'imagenet', 'none' or a weights file")
+        _check_memory("train", *self.input_size, self.batch_size)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -288,12 +317,13 @@ class ExtractConfig:
             self,
             model=_choice("model", self.model, MODEL_NAMES),
             batch_size=_integer("batch_size", self.batch_size, 1, "at least 1 image"),
-            height=_optional_integer("height", self.height, 1, _PIXELS),
-            width=_optional_integer("width", self.width, 1, _PIXELS),
+            height=_side("height", self.height),
+            width=_side("width", self.width),
             precision=_choice("precision", self.precision, ("fp32", "bf16")),
             workers=_optional_integer("workers", self.workers, 1, "a number of threads >= 1"),
             train=_flag("train", self.train),
         )
+        _check_memory("test", *self.input_size, self.batch_size)
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -48,7 +48,7 @@ def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.n
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # several exception types for unreadable files
-        raise WeightsError(f"{path}: cannot read a torch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise WeightsError(f"not a streid checkpoint: {path} ({_first_line(exc)})") from None
     info: dict = {"checkpoint": str(path.resolve()), "checkpoint_sha256": file_sha256(path)}
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         if obj["model_name"] != model_name:
@@ -66,7 +66,7 @@ def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.n
         state = obj
         info["weights"] = {"request": "state-dict file", "source": str(path.resolve())}
     else:
-        raise WeightsError(f"{path}: expected a {CHECKPOINT_FORMAT} checkpoint or a state dict of tensors")
+        raise WeightsError(f"not a streid checkpoint: {path} (expected {CHECKPOINT_FORMAT} or a state dict)")
     model = build_model(model_name, num_classes_in_state(model_name, state), weights="none")
     load_model_state(model, state, str(path))
     return model.eval(), info
@@ -216,3 +216,9 @@ def cli_extract(args) -> int:
     shapes = ", ".join(f"{side} {getattr(fs, side + '_f').shape}" for side in fs.sides)
     print(f"wrote {path}: {shapes}")
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    """torch's load errors span several lines: their first, with the exception's type."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -122,7 +122,8 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a bad file
-        raise WeightsError(f"{path}: cannot read a torch state dict ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise WeightsError(f"not a torch weights file: {path} ({type(exc).__name__}: {first})") from None
     for key in ("state_dict", "model_state", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -398,7 +398,7 @@ def _read_checkpoint(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # truncated zip, pickle errors, a folder...: several exception types
         raise TrainError(
-            f"{path} is not a readable checkpoint (truncated?); "
+            f"not a streid checkpoint: {path} (unreadable, truncated?); "
             "delete it or pass --no-resume (resume=False) to start afresh"
         ) from None
 

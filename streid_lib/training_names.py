@@ -1,0 +1,280 @@
+"""Training metadata of ``evaluate``: which source, which naming, which sequence table, and the junk rule.
+
+The training data comes from exactly one of a name list, a ``bounding_box_train`` folder, a CSV manifest, or the
+features file's own training side (:func:`choose_training`). Names must follow one naming (docs/reference.md §13),
+and pid 0 and -1 are distractors and junk, never identities (:func:`exclude_junk`, docs/reference.md §13.9).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .features import FeatureSet
+from .metadata import (
+    SEQ_LENGTHS_FILE,
+    Metadata,
+    MetadataError,
+    detect_list_naming,
+    detect_naming,
+    list_images,
+    parse_names,
+    read_manifest,
+    read_name_lines,
+    read_seq_lengths_file,
+)
+
+
+class TrainingDataError(MetadataError):
+    """Bad training data or training options (names the file or option and what was expected)."""
+
+
+#: pid values that are not identities: -1 junk, 0 distractors (the Market/Duke convention, docs/reference.md §1.5).
+JUNK_PIDS = (-1, 0)
+
+
+#: The naming each ``--dataset`` expects of training names (``--train-names``/``--train-dir``) unless declared with
+#: ``--naming``. The campus is written with Market-style names by default (``synth --naming market``); a campus
+#: written with Duke-style names is recognised from its features file's provenance (``naming``, written by
+#: ``extract``) or declared (docs/reference.md §13).
+DATASET_NAMING: dict[str, str] = {"market": "market", "duke": "duke", "campus": "market"}
+_NAMING_TEXT = {"market": "Market-style (PPPP_cXsY_FFFFFF_BB.jpg)", "duke": "Duke-style (PPPP_cC_fFFFFFFF.jpg)"}
+#: What the provenance says of the authors' Market-1501 sequence table.
+AUTHORS_MARKET_TABLE = "the authors' Market-1501 table (metadata.MARKET_SEQ_LENGTHS)"
+
+
+def read_train_metadata(
+    dataset: str,
+    names: str | None = None,
+    directory: str | None = None,
+    manifest: str | None = None,
+    *,
+    naming: str | None = None,
+    sequence_lengths: str | None = None,
+    features_naming: str | None = None,
+    features_file: str = "the features file",
+) -> tuple[Metadata, dict[str, Any]]:
+    """Training metadata from exactly one of a name list, a ``bounding_box_train`` folder or a CSV manifest.
+
+    Names must follow the naming of the features (``features_naming``, see :func:`naming_of_features`) when it is
+    known, which must agree with a named dataset's, else the dataset's (:data:`DATASET_NAMING`), unless ``naming``
+    declares it. Market-style names are made global with a sequence table: ``sequence_lengths`` (a file) when
+    given, else a ``sequence_lengths.json`` beside the list (or beside the folder), else, for Market-1501 only, the
+    authors' table. Campus names without their table are refused. Manifests carry global frames and need neither.
+
+    Returns:
+        the metadata and a provenance record: ``kind`` (``names``/``dir``/``manifest``), ``path``, ``n_images``,
+        ``n_identities`` and, for names, ``naming``, ``naming_from`` and ``sequence_table``.
+
+    Raises:
+        TrainingDataError, MetadataError: naming the file (and line) and what was expected.
+    """
+    given = [(k, v) for k, v in (("names", names), ("dir", directory), ("manifest", manifest)) if v is not None]
+    if len(given) != 1:
+        raise TrainingDataError(f"training data: give exactly one of a name list, a folder or a manifest, got {given}")
+    if dataset not in DATASET_NAMING:
+        raise TrainingDataError(f"dataset: expected one of {sorted(DATASET_NAMING)}, got {dataset!r}")
+    kind, value = given[0]
+    path = Path(value)
+    if kind == "manifest":
+        if naming is not None or sequence_lengths is not None:
+            raise TrainingDataError(
+                f"{path}: a manifest carries global frames; --naming and --sequence-lengths apply to names only"
+            )
+        train = read_manifest(path)
+        return train, train_record(kind, path, train, frames="as given in the manifest (global per camera)")
+    if kind == "names":
+        lines, files = read_name_lines(path)
+    else:
+        if not path.is_dir():
+            raise MetadataError(f"{path}: training folder (bounding_box_train) not found")
+        files, lines = list_images(path), None
+        if not files:
+            raise MetadataError(f"{path}: no .jpg images in the training folder")
+    found = detect_list_naming(files, str(path), lines)
+    expected, because = _expected_naming(dataset, naming, features_naming, features_file)
+    if found != expected:
+        where = f"{path}, line {lines[0]}" if lines else str(path)
+        hint = (
+            "; a campus written with --naming duke has Duke-style names: pass --naming duke"
+            if dataset == "campus" and found == "duke"
+            else f"; if these names are right, declare them with --naming {found}"
+        )
+        raise TrainingDataError(
+            f"{where}: {files[0]!r} is a {_NAMING_TEXT[found]} name, but {because} expects "
+            f"{_NAMING_TEXT[expected]} names{hint}"
+        )
+    seq, table = _sequence_table(dataset, expected, path, kind, sequence_lengths)
+    train = parse_names(files, expected, seq, source=str(path), lines=lines)
+    return train, train_record(kind, path, train, naming=expected, naming_from=because, sequence_table=table)
+
+
+def _expected_naming(
+    dataset: str, declared: str | None, features_naming: str | None, features_file: str
+) -> tuple[str, str]:
+    """The naming training names must have, and why (for messages and the provenance).
+
+    Declared (``--naming``) wins; else the features file's naming when known, which must agree with a named
+    dataset's; else the dataset's (:data:`DATASET_NAMING`).
+    """
+    if declared is not None:
+        if declared not in _NAMING_TEXT:
+            raise TrainingDataError(f"naming: expected one of {sorted(_NAMING_TEXT)}, got {declared!r}")
+        return declared, f"--naming {declared}"
+    if features_naming in _NAMING_TEXT:
+        if dataset != "campus" and features_naming != DATASET_NAMING[dataset]:
+            raise TrainingDataError(
+                f"{features_file}: holds {_NAMING_TEXT[features_naming]} names, but --dataset {dataset} expects "
+                f"{_NAMING_TEXT[DATASET_NAMING[dataset]]} names: are the features from another dataset? (declare "
+                f"the training names' naming with --naming to go ahead)"
+            )
+        return features_naming, f"--dataset {dataset} with {features_file} ({features_naming}-style names)"
+    return DATASET_NAMING[dataset], f"--dataset {dataset}"
+
+
+def naming_of_features(fs: FeatureSet) -> str | None:
+    """The naming of a features file's images: its provenance's ``naming`` (written by ``extract``), else the
+    naming of its stored query names, else ``None`` (unknown, e.g. the authors' ``.mat``)."""
+    recorded = fs.provenance.get("naming")
+    if recorded in _NAMING_TEXT:
+        return recorded
+    names = fs.query.names
+    if names is not None and len(names):
+        try:
+            return detect_naming(str(names[0]))
+        except MetadataError:
+            return None
+    return None
+
+
+def _sequence_table(
+    dataset: str, naming: str, path: Path, kind: str, explicit: str | None
+) -> tuple[np.ndarray | None, str | None]:
+    """The sequence table for Market-style names and how the provenance names it (None, None for Duke names)."""
+    if naming != "market":
+        if explicit is not None:
+            raise TrainingDataError(f"{explicit}: --sequence-lengths applies to Market-style names only")
+        return None, None
+    if explicit is not None:
+        return read_seq_lengths_file(explicit), str(Path(explicit))
+    beside = path.parent / SEQ_LENGTHS_FILE  # a name list's folder, or a bounding_box_train folder's dataset root
+    if beside.is_file():
+        return read_seq_lengths_file(beside), str(beside)
+    if dataset != "market":
+        what = (
+            "campus Market-style names need the campus's"
+            if dataset == "campus"
+            else (f"Market-style names with --dataset {dataset} need their own")
+        )
+        raise TrainingDataError(
+            f"{path}: {what} sequence table to make frames global (the authors' Market-1501 table is for Market-1501 "
+            f"only); looked for {beside}, which does not exist. Pass --sequence-lengths FILE (the dataset root's "
+            f"{SEQ_LENGTHS_FILE})"
+        )
+    return None, AUTHORS_MARKET_TABLE
+
+
+def train_record(kind: str, path: Path, train: Metadata, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"kind": kind, "path": str(path), "n_images": len(train)}
+    record["n_identities"] = int(np.unique(train.pids).size)
+    record.update({k: v for k, v in extra.items() if v is not None})
+    return record
+
+
+def choose_training(
+    fs: FeatureSet,
+    dataset: str,
+    *,
+    features: str,
+    train_names: str | None = None,
+    train_dir: str | None = None,
+    train_manifest: str | None = None,
+    naming: str | None = None,
+    sequence_lengths: str | None = None,
+    needed_by: str | None = "the ST model",
+) -> tuple[FeatureSet, Metadata | None, dict[str, Any]]:
+    """The training metadata of ``evaluate``: a ``train_*`` source when given, else the features file's side.
+
+    pid 0 and -1 are removed from either (:func:`exclude_junk`); the set returned carries the filtered training side
+    when that side is used. ``record["n_junk_excluded"]`` counts them.
+
+    Returns:
+        ``(fs, train, record)``; ``train`` is None (``record == {"kind": "none"}``) when there is no training data
+        and ``needed_by`` is None (a stored ST model in faithful mode); else ``needed_by`` names what needs it.
+    """
+    n_side_junk = 0
+    if fs.has_train:  # the improved mode may calibrate on this side: it is read without junk too
+        keep = ~np.isin(fs.train.pids, JUNK_PIDS)
+        if not keep.all():
+            fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep))
+        n_side_junk = int((~keep).sum())
+    options = (train_names, train_dir, train_manifest)
+    if any(v is not None for v in options):
+        train, record = read_train_metadata(
+            dataset,
+            *options,
+            naming=naming,
+            sequence_lengths=sequence_lengths,
+            features_naming=naming_of_features(fs),
+            features_file=features,
+        )
+        if fs.has_train:
+            record["features_train_side"] = "present but not used: the option given wins"
+        train, n_junk = exclude_junk(train)
+        record.update(train_record(record["kind"], Path(record["path"]), train), n_junk_excluded=n_junk)
+        return fs, train, record
+    if naming is not None or sequence_lengths is not None:
+        raise TrainingDataError("--naming and --sequence-lengths apply to --train-names or --train-dir, none was given")
+    if fs.has_train:
+        record = train_record("features file", Path(features), fs.train, side="train_*")
+        record["n_junk_excluded"] = n_side_junk
+        return fs, fs.train, record
+    if needed_by is not None:
+        raise TrainingDataError(
+            f"{features}: no training side (train_f, train_label, train_cam, train_frames) and no "
+            f"--train-names, --train-dir or --train-manifest given; {needed_by} needs training metadata"
+        )
+    return fs, None, {"kind": "none"}
+
+
+def exclude_junk(train: Metadata) -> tuple[Metadata, int]:
+    """``train`` without its pid 0 and -1 images (:data:`JUNK_PIDS`), and how many were removed.
+
+    The dataset convention (docs/reference.md §1.5, §13.9): junk and distractors are not identities, so they take
+    no part in the ST model or in the improved mode's identities.
+    """
+    keep = ~np.isin(train.pids, JUNK_PIDS)
+    return (train if keep.all() else train.take(keep)), int((~keep).sum())
+
+
+def describe_train(record: dict[str, Any], table: bool = True) -> str:
+    """A training source in words, for messages and the printed header (``table``: with its sequence table)."""
+    if record["kind"] == "features file":
+        where = f"the training side of {record['path']}"
+    elif record["kind"] == "none":
+        return "no training data"
+    else:
+        where = {"names": "name list", "dir": "folder", "manifest": "manifest"}[record["kind"]] + f" {record['path']}"
+    text = f"{where} ({record['n_images']} images, {record['n_identities']} identities"
+    if table and record.get("sequence_table"):
+        text += f"; sequence table: {record['sequence_table']}"
+    if record.get("n_junk_excluded"):
+        text += f"; {record['n_junk_excluded']} images with pid 0 or -1 excluded"
+    return text + ")"
+
+
+__all__ = [
+    "AUTHORS_MARKET_TABLE",
+    "DATASET_NAMING",
+    "JUNK_PIDS",
+    "TrainingDataError",
+    "choose_training",
+    "describe_train",
+    "exclude_junk",
+    "naming_of_features",
+    "read_train_metadata",
+    "train_record",
+]
