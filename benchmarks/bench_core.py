@@ -31,11 +31,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from streid_lib.evaluation import rank_rows  # noqa: E402
 from streid_lib.features import FeatureSet  # noqa: E402
 from streid_lib.joint import ROWS, ChunkScorer, JointMetric  # noqa: E402
 from streid_lib.metadata import read_name_list  # noqa: E402
 from streid_lib.metrics import MetricAccumulator, RankingProtocol, evaluate_scores  # noqa: E402
+from streid_lib.ranking import rank_rows  # noqa: E402
 from streid_lib.st_model import SpatialTemporalModel, gaussian_smooth  # noqa: E402
 
 NAMES = REPO.parent / "shared" / "data" / "names" / "market1501"

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from test_metrics import assert_matches_loop, loop_evaluate
 
-from streid_lib.evaluation import fit_st_model, rank_rows
+from streid_lib.evaluation import fit_st_model
 from streid_lib.features import FeatureSet
 from streid_lib.joint import ROWS, JointMetric, iter_score_chunks, normalize_rows, score_rows, st_rank_table
 from streid_lib.metadata import Metadata, read_name_lists
 from streid_lib.metrics import MetricAccumulator, RankingProtocol, evaluate_scores
+from streid_lib.ranking import rank_rows
 from streid_lib.st_model import SpatialTemporalModel
 
 

@@ -97,9 +97,9 @@ def test_improved_rerank_keeps_rank1_on_the_spread_fallback() -> None:
 def test_improved_rows_in_the_faithful_pass_equal_the_standalone_rows(world, fitted) -> None:
     # evaluate ranks the improved rows beside the faithful ones, from the same cosine: same figures as alone, and
     # the faithful rows do not move.
-    from streid_lib.evaluation import rank_rows
     from streid_lib.improved import ImprovedRows
     from streid_lib.metrics import RankingProtocol
+    from streid_lib.ranking import rank_rows
 
     model = fit_st_model(world.train, "duke")
     alone = improved_results(world, fitted, True)

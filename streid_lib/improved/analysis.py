@@ -121,8 +121,8 @@ def noise_check(
 def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: bool, chunk_size: int = 256) -> dict:
     """RankingResults of VIS and faithful st-ReID; with ``rerank`` also VIS+re-rank, faithful+re-rank and the other
     joint re-ranking variants (``"re-rank variant <name>"``, :func:`streid_lib.rerank.rerank_results`)."""
-    from ..evaluation import rank_rows
     from ..joint import DEFAULT_METRIC
+    from ..ranking import rank_rows
 
     res = rank_rows(fs, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), chunk_size, 1)
     out = {"VIS": res["VIS"], "faithful": res["st-ReID"]}

@@ -91,11 +91,11 @@ def label_free_study(
     import pandas as pd
 
     from ..camera_map import compare_maps, model_edges, truth_edges
-    from ..evaluation import rank_rows
     from ..improved.analysis import bootstrap_difference
     from ..joint import DEFAULT_METRIC
     from ..metadata import Metadata
     from ..pseudo import PseudoIdentities, diagnostics
+    from ..ranking import rank_rows
     from ..st_model import fit_st_model
 
     routes = {"labelled": (fs.train_f, fs.train if fs.has_train else train)}
@@ -178,10 +178,10 @@ def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: d
     """
     import pandas as pd
 
-    from ..evaluation import rank_rows
     from ..joint import DEFAULT_METRIC
     from ..metadata import Metadata
     from ..pseudo import diagnostics, refine_with_st
+    from ..ranking import rank_rows
     from ..st_model import fit_st_model
 
     keys = ("R1", "mAP", "clusters", "dropped", "noise %", "ARI", "pair precision", "pair recall")

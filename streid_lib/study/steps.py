@@ -462,9 +462,9 @@ def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) 
     The ranking protocol is :class:`streid_lib.metrics.RankingProtocol` (junk: pid -1, and the query's identity
     in its own camera), as in every table.
     """
-    from ..evaluation import rank_rows
     from ..joint import DEFAULT_METRIC, cosine_similarity, score_rows
     from ..metrics import RankingProtocol
+    from ..ranking import rank_rows
 
     methods = ("VIS", "st-ReID")
     results = rank_rows(fs, model, DEFAULT_METRIC, rows=methods)
