@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from conftest import assert_error, random_feature_set, run
+from helpers import assert_error, random_feature_set, run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

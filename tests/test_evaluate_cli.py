@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_error, random_feature_set, run
+from helpers import assert_error, random_feature_set, run
 
 from streid_lib.campus import generate_campus
 from streid_lib.cli import build_parser

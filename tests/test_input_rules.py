@@ -1,7 +1,7 @@
 """Issue #20: no user file overwritten, no duplicate or junk entry silently changing a result, one clear line for
 every extreme value, and the improved mode's choice independent of the order of the training side.
 
-Each case runs the exact command in-process (:func:`conftest.run`, argv of ``python -m streid_lib``) and checks the
+Each case runs the exact command in-process (:func:`helpers.run`, argv of ``python -m streid_lib``) and checks the
 exit code and the words of the message. Output-path cases use a temporary folder with a FIFO and a symlink, never
 real ``/dev`` nodes.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_error, run
+from helpers import assert_error, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bad_input import make_set

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_feature_set
+from helpers import random_feature_set
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

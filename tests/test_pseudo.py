@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_error, run
+from helpers import assert_error, run
 
 from streid_lib.features import FeaturesError, FeatureSet, load_features, save_features
 from streid_lib.metadata import UNKNOWN_PID, Metadata, MetadataError, read_manifest
