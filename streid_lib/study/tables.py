@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from ..uncertainty import per_query_of
 from .config import DATASET_LABELS, StudyConfig
 from .outputs import write_table
 from .paper import PAPER_COLUMNS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3
 from .steps import NotComputed, model_rows
 
 COMPUTED = "computed (this run)"
+#: The metrics given a 95 % interval in every results table.
+INTERVAL_METRICS = ("R1", "mAP")
 #: Rows we compute that are not rows of the paper, and why they are there.
 EXTRA_ROWS = {
     "st-ReID+re-rank": "computed (this run); not a row of the paper: re-ranking without RE, to check the "
@@ -50,11 +53,20 @@ def _source(name: str, value: Any) -> str:
 
 
 def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS) -> Any:
-    """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed)."""
+    """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed).
+
+    When rows carry per-query results (:func:`.steps.evaluate_rows`), the 95 % intervals of R1 and mAP (bootstrap
+    over query identities, :mod:`streid_lib.uncertainty`) are added as ``R1_lo R1_hi mAP_lo mAP_hi``.
+    """
     import pandas as pd
+
+    from ..uncertainty import row_interval
 
     recs = {k: {c: (np.nan if isinstance(v, NotComputed) else float(v[c])) for c in columns} for k, v in rows.items()}
     df = pd.DataFrame.from_dict(recs, orient="index", columns=list(columns))
+    for m in INTERVAL_METRICS if any(per_query_of(v) is not None for v in rows.values()) else ():
+        bounds = [row_interval(v, m) or (np.nan, np.nan) for v in rows.values()]
+        df[f"{m}_lo"], df[f"{m}_hi"] = [b[0] for b in bounds], [b[1] for b in bounds]
     df["source"] = [_source(k, v) for k, v in rows.items()]
     df.index.name = "method"
     return df
