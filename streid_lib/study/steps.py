@@ -548,7 +548,7 @@ def features_summary(cfg: StudyConfig) -> Any:
 
     recs = {}
     for key in visual_keys(cfg):
-        label = MODEL_LABELS[key]
+        label = cfg.model_label(key)
         try:
             fs = visual_features(cfg, key)
         except MissingInput as exc:
