@@ -95,6 +95,6 @@ def test_provenance_records_the_hash_of_every_input_and_sees_a_change(tmp_path):
     assert set(rec["versions"]) >= {"torch", "numpy", "scikit-learn", "matplotlib"} and rec["python"]
     assert rec["cpu_capability"] and rec["command"] and isinstance(rec["uncommitted_changes"], bool)
     assert "train_settings" not in rec  # nothing is trained on a features route
-    before = rec["inputs_sha256"][str(f)]
+    before = rec["inputs_sha256"][str(f.resolve())]
     save_features(f, FeatureSet([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 0.5]], m, m))  # one value changed
-    assert provenance(cfg)["inputs_sha256"][str(f)] != before
+    assert provenance(cfg)["inputs_sha256"][str(f.resolve())] != before

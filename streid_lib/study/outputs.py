@@ -122,7 +122,13 @@ def input_hashes(cfg: StudyConfig) -> dict[str, str]:
         root = REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
     if root is not None and root.is_dir():
         files += sorted(p for p in root.iterdir() if p.suffix in (".csv", ".txt", ".json"))
-    return {str(p): file_sha256(p) for p in files if p.is_file()}
+    return {_shown(p): file_sha256(p) for p in files if p.is_file()}
+
+
+def _shown(path: Path) -> str:
+    """A path as recorded: relative to the repository when inside it (the same on every clone), else absolute."""
+    path = path.resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if REPO_ROOT in path.parents else str(path)
 
 
 def _trained_features(cfg: StudyConfig) -> dict[str, dict]:
