@@ -167,7 +167,7 @@ def test_verdicts_are_recorded_per_run_and_collected(campus_cfg, duke_cfg):
     assert "ls-beats-eqn5" in rec["claims"] and "date" not in json.dumps(rec)
     md = (figs / "claims.md").read_text()
     assert "| Logistic smoothing beats the Eqn. 5 product (nb 06)" in md and "**held**" in md
-    assert str(study.check_claims(campus_cfg, "03")) == "Notebook 03 checks no claim of the paper."
+    assert str(study.check_claims(campus_cfg, "07")) == "Notebook 07 checks no claim of the paper."
 
 
 def test_collected_table_has_one_column_per_run(tmp_path):
@@ -202,3 +202,16 @@ def test_readme_matches_the_committed_figures():
     assert readme.update_text(text, readme.render_blocks()) == text, (
         "README.md is out of date with figures/: run `python -m streid_lib.study.readme`"
     )
+
+
+def test_figure_2b_peaks_on_duke_only(campus_cfg, duke_cfg):
+    from streid_lib.st_model import SpatialTemporalModel
+
+    d = np.zeros((8, 8, 300))
+    d[5, 0, 40], d[5, 0, 200] = 1.0, 0.8  # two separate bumps from camera 1 to camera 6
+    st = SpatialTemporalModel.from_distribution(d, sigma=5.0)
+    status, detail = verdict("fig2b-peaks", st, duke_cfg)
+    assert status == HELD and detail.startswith("2 peaks") and "4,050, 20,050 frames" in detail
+    d[5, 0, 200] = 0.0
+    assert verdict("fig2b-peaks", SpatialTemporalModel.from_distribution(d, sigma=5.0), duke_cfg)[0] == NOT_HELD
+    assert verdict("fig2b-peaks", st, campus_cfg)[0] == NOT_COMPUTED
