@@ -2,7 +2,7 @@
 this CPU runs them and once as a baseline x86-64 CPU would (``ATEN_CPU_CAPABILITY=default``,
 ``ONEDNN_MAX_CPU_ISA=SSE41``), then compare every R1/mAP of Tables 1-3 and Figure 4 and every verdict.
 
-Usage: ``python benchmarks/check_reproducible.py [--profile default] [--tolerance 3.0] [--out runs/reproducible]``
+Usage: ``python benchmarks/check_reproducible.py [--profile default] [--tolerance 7.0] [--out runs/reproducible]``
 (``make check-reproducible``; slow: it trains the profile's models twice, about 2 × the training time of the study).
 Exit status 1 when a verdict differs or a number differs by more than ``--tolerance`` points, else 0. Everything
 computed from a fixed features file is exact on any machine; only the trained networks vary (docs: README,
@@ -63,7 +63,7 @@ def measure(profile: str, out: str, result: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="default", choices=("smoke", "default"))
-    ap.add_argument("--tolerance", type=float, default=3.0, help="largest difference allowed, percentage points")
+    ap.add_argument("--tolerance", type=float, default=7.0, help="largest difference allowed, percentage points")
     ap.add_argument("--out", default="runs/reproducible", help="folder of the two runs (reused when present)")
     ap.add_argument("--child", nargs=2, metavar=("OUT", "RESULT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
