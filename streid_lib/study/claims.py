@@ -10,11 +10,9 @@ difference, a share, a spread) and a threshold; a 95 % bootstrap interval over q
 threshold is **held**, entirely at or below it **not held**, anything else **inconclusive**. A claim made of several
 comparisons is held when all are, not held when any is. Each comparison is checked by one claim only.
 
-Thresholds are the paper's words where it gives them ("more than 10%" is 10 points); the ones we choose are named
-here once: "nearly keeps the best performance" is a spread of at most :data:`NEAR_BEST_R1` R1 points over the sweep
-(below the smallest gain the paper calls an improvement, 3.1 points in Figure 4b); "plays a key role" is more than
-:data:`KEY_ROLE_SHARE` % of st-ReID's R1 lost without the visual stream; "reaches the paper's numbers" is within
-:data:`PAPER_MATCH` points.
+Thresholds are the paper's words where it gives them ("more than 10%" is 10 points); the ones we choose are the
+constants below (:data:`NEAR_BEST_R1`, :data:`KEY_ROLE_SHARE`, :data:`PEAK_PROMINENCE`, :data:`PAPER_MATCH`), each
+with its reason, as in docs/claims.md.
 """
 
 from __future__ import annotations
@@ -28,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from .._io import write_json_atomic, write_text_atomic
-from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, Estimate, combine, difference, estimate
+from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, Estimate, RowSummary, combine, difference, estimate
 from .config import MODEL_LABELS, REPO_ROOT, StudyConfig
+from .interpret import sweep_best
 from .paper import (
     PAPER_FIGURE4_R1,
     PAPER_GAMMA_RANGE,
@@ -311,14 +310,6 @@ def _check_eqn5_beats_vis(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, 
     return _fig4_beats(rows, better="VISxST", worse="VIS")
 
 
-def sweep_best(df: Any, column: str, metric: str = "R1") -> tuple[list[float], bool]:
-    """The values of ``column`` where ``metric`` is at its maximum (all tied ones), and whether one is an edge."""
-    best = df[metric].max()
-    values = [float(v) for v in df.loc[df[metric] == best, column]]
-    edges = (float(df[column].min()), float(df[column].max()))
-    return values, any(v in edges for v in values)
-
-
 def _sweep_check(df: Any, column: str, span: tuple[float, float], symbol: str) -> tuple[str, str]:
     if df is None or len(df) < 2:
         return NOT_COMPUTED, f"the {symbol} sweep needs at least two values"
@@ -328,8 +319,6 @@ def _sweep_check(df: Any, column: str, span: tuple[float, float], symbol: str) -
     pqs = df.attrs.get("per_query")
     if not pqs or any(p is None for p in pqs):
         return NOT_COMPUTED, f"the {symbol} sweep carries no per-query results (no interval can be computed)"
-    from ..uncertainty import RowSummary
-
     rows = [RowSummary({"R1": float(r)}, pq) for r, pq in zip(df["R1"], pqs)]
     est = estimate(rows, "R1", lambda m: NEAR_BEST_R1 - (m.max(axis=1) - m.min(axis=1)))
     best, edge = sweep_best(df, column)

@@ -97,11 +97,17 @@ def describe_differences(rows: dict[str, Any], pairs: list[tuple[str, str]]) -> 
     return ("In this run: " + "; ".join(out) + ".") if out else ""
 
 
+def sweep_best(df: Any, column: str, metric: str = "R1") -> tuple[list[float], bool]:
+    """The values of ``column`` where ``metric`` is at its maximum (all tied ones), and whether one is an edge."""
+    best = df[metric].max()
+    values = [float(v) for v in df.loc[df[metric] == best, column]]
+    edges = (float(df[column].min()), float(df[column].max()))
+    return values, any(v in edges for v in values)
+
+
 def describe_sweep(df: Any, column: str, symbol: str) -> str:
     """R1 and mAP ranges over a sweep, with every value where each is best (ties named), and a warning when the
     best sits at an edge of the swept range (the maximum may lie outside)."""
-    from .claims import sweep_best
-
     parts = []
     lo_edge, hi_edge = float(df[column].min()), float(df[column].max())
     for metric in ("R1", "mAP"):
