@@ -215,3 +215,10 @@ def test_figure_2b_peaks_on_duke_only(campus_cfg, duke_cfg):
     d[5, 0, 200] = 0.0
     assert verdict("fig2b-peaks", SpatialTemporalModel.from_distribution(d, sigma=5.0), duke_cfg)[0] == NOT_HELD
     assert verdict("fig2b-peaks", st, campus_cfg)[0] == NOT_COMPUTED
+
+
+def test_readme_tables_fold_intervals_into_their_cells(tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text("method,R1,mAP,R1_lo,R1_hi,mAP_lo,mAP_hi,source\nst-ReID,25.8,20.1,21.3,30.2,,,computed\n")
+    table = readme._computed_rows(csv)
+    assert "| method | R1 | mAP |" in table and "| st-ReID | 25.8 [21.3, 30.2] | 20.1 |" in table
