@@ -242,6 +242,26 @@ def test_campus_tables_are_titled_as_such(tmp_path):
     assert "campus" in study.table_3(cfg, {}).title
 
 
+def test_labels_name_what_ran(tmp_path):
+    """ "PCB" names only PCB features; a run's label names the dataset, the features and the number of queries."""
+    m = Metadata([1, 2, 3], [1, 2, 1], [10, 20, 30])
+    plain, named = tmp_path / "plain.npz", tmp_path / "named.npz"
+    save_features(plain, FeatureSet(np.eye(3), np.eye(3), m, m))
+    save_features(named, FeatureSet(np.eye(3), np.eye(3), m, m, {"model": "MobileNetV2 ImageNet (a wheel)"}))
+    pcb = tmp_path / "folder"
+    pcb.mkdir()
+    save_features(pcb / "pcb.npz", FeatureSet(np.eye(3), np.eye(3), m, m, {"training_config": {"model": "pcb"}}))
+    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(named), out_dir=str(tmp_path / "a"))
+    assert cfg.model_label("pcb") == "MobileNetV2 ImageNet features (standing for PCB)"
+    assert cfg.run_label == "DukeMTMC-reID · MobileNetV2 ImageNet features (standing for PCB) · 3 queries"
+    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(plain), out_dir=str(tmp_path / "b"))
+    assert cfg.model_label("pcb") == "the features of plain.npz (standing for PCB)"
+    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(pcb), out_dir=str(tmp_path / "c"))
+    assert cfg.model_label("pcb") == "PCB"  # made by a PCB
+    campus = study.resolve_config(profile="smoke", out_dir=str(tmp_path / "d"))
+    assert campus.model_label("pcb") == "PCB" and campus.run_label.startswith("the campus (synthetic) · CNNs trained")
+
+
 def test_paper_tables_match_the_paper_text():
     # The headline numbers quoted in the abstract/conclusion.
     assert study.PAPER_TABLE1["st-ReID+RE"][0] == 98.1
@@ -252,7 +272,10 @@ def test_paper_tables_match_the_paper_text():
 def test_interpretation_is_rendered_from_the_numbers():
     df = pd.DataFrame({"gamma": [1.0, 4.0, 7.0], "R1": [16.7, 29.9, 19.0], "mAP": [10.0, 12.0, 11.0]})
     text = study.describe_sweep(df, "gamma", "γ")
-    assert "R1 ranges from 16.7 to 29.9 over γ = 1–7 (best at γ = 4)" in text
+    assert "R1 ranges from 16.7 to 29.9 over γ = 1–7 (best at γ = 4)" in text and "edge" not in text
+    df = pd.DataFrame({"gamma": [1.0, 4.0, 7.0], "R1": [16.7, 29.9, 29.9], "mAP": [10.0, 12.0, 13.0]})
+    text = study.describe_sweep(df, "gamma", "γ")
+    assert "(best at γ = 4, 7 (tied at 2 values)): best at the edge of the range, the maximum may lie outside" in text
     rows = {"VIS": {"R1": 10.0, "mAP": 5.0}, "st-ReID": {"R1": 25.5, "mAP": 9.0}}
     assert study.describe_differences(rows, [("VIS", "st-ReID")]) == "In this run: st-ReID − VIS: R1 +15.5, mAP +4.0."
 

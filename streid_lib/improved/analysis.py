@@ -18,6 +18,7 @@ import numpy as np
 from ..features import FeatureSet
 from ..metadata import Metadata
 from ..st_model import SpatialTemporalModel
+from ..uncertainty import bootstrap_counts
 from .calibration import score_spread
 from .config import COUNTINGS, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel
@@ -67,9 +68,8 @@ def bootstrap_difference(
     if any(m not in BOOT_METRICS for m in metrics):
         raise ImprovedError(f"metrics: expected a selection of {BOOT_METRICS}, got {tuple(metrics)}")
     nq = len(result_a.ap)
-    rng = np.random.default_rng(seed)
     # Resample counts (multinomial) instead of index matrices: memory O(n_boot × nq), one matmul per metric.
-    counts = rng.multinomial(nq, np.full(nq, 1.0 / nq), size=int(n_boot)).astype(np.float64)
+    counts = bootstrap_counts(nq, int(n_boot), int(seed))
     lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     rows = []
     for metric in metrics:

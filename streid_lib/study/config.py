@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -219,15 +220,27 @@ class StudyConfig:
 
     @property
     def run_label(self) -> str:
-        """What ran, for every title and verdict: the dataset, the visual features and the queries.
-
-        (Placeholder: the dataset only; to be completed with the features and the number of queries.)
-        """
-        return self.dataset_label
+        """What ran, for every title and verdict: the dataset, the visual features and the number of queries, e.g.
+        "DukeMTMC-reID · MobileNetV2 ImageNet bottleneck (standing for PCB) · 2,228 queries"."""
+        if self.features:
+            what = ", ".join(self.model_label(k) for k in self.feature_files)
+        else:
+            t = self.train
+            init = "from scratch" if t.weights == "none" else f"from {t.weights} weights"
+            what = f"CNNs trained in this run ({t.epochs} epoch{'s' * (t.epochs != 1)} {init}, {t.height}×{t.width})"
+        n = _n_queries(self)
+        return f"{self.dataset_label} · {what}" + (f" · {n:,} queries" if n is not None else "")
 
     def model_label(self, model_key: str) -> str:
-        """The name of one visual model's features in this run (e.g. "PCB"; a stand-in says what it is)."""
-        return MODEL_LABELS.get(model_key, model_key)
+        """The name of one visual model's features in this run: "PCB" only for PCB features (trained in this run,
+        or a given file made by a PCB); a given file of other features says what it is and what it stands for."""
+        label = MODEL_LABELS.get(model_key, model_key)
+        if not self.features or model_key not in self.feature_files:
+            return label
+        made_by = _given_features_model(self.feature_files[model_key])
+        if made_by == VISUAL_MODELS[model_key][0]:
+            return label
+        return f"{made_by} (standing for {label})"
 
     def features_path(self, model_key: str) -> Path:
         """Where the features of one visual model are cached in this run (``.npz``)."""
@@ -402,3 +415,35 @@ def _campus_is_current(root: Path, cfg: StudyConfig) -> bool:
     rec = json.loads(info.read_text())
     want = json.loads(json.dumps(asdict(campus_config(cfg.campus_preset)), default=str))
     return rec.get("config") == want and rec.get("seed") == cfg.seed and rec.get("images", True)
+
+
+@lru_cache(maxsize=16)
+def _features_provenance(path: str, mtime: float) -> tuple[dict, int]:
+    from ..features import load_features
+
+    fs = load_features(path)
+    return fs.provenance, len(fs.query)
+
+
+def _given_features_model(path: str) -> str:
+    """The model that made a given features file: the study's architecture key when the file's training
+    provenance names one, else the provenance's ``model`` (up to its first parenthesis), else the file name."""
+    prov, _ = _features_provenance(path, Path(path).stat().st_mtime)
+    trained = (prov.get("training_config") or {}).get("model")
+    if trained:
+        return str(trained)
+    model = str(prov.get("model") or "").split(" (")[0].strip()
+    return f"{model} features" if model else f"the features of {Path(path).name}"
+
+
+def _n_queries(cfg: StudyConfig) -> int | None:
+    """The number of query images of a run (None when its inputs are not there yet)."""
+    try:
+        if cfg.features:
+            path = next(iter(cfg.feature_files.values()))
+            return _features_provenance(path, Path(path).stat().st_mtime)[1]
+        from ..metadata import read_dataset_root
+
+        return len(read_dataset_root(dataset_root(cfg)).query)
+    except (OSError, StreidError):
+        return None

@@ -39,9 +39,10 @@ def _range(rows: dict[str, Any], metric: str, label=lambda k: k) -> str:
     return f"{metric} ranges from {vals[lo]:.1f} ({label(lo)}) to {vals[hi]:.1f} ({label(hi)})"
 
 
-def describe_visual(rows: dict[str, Any]) -> str:
-    """How the visual-only rows compare: the R1 and mAP ranges with the streams at each end."""
-    label = lambda k: MODEL_LABELS.get(k, k)  # noqa: E731
+def describe_visual(rows: dict[str, Any], cfg: StudyConfig | None = None) -> str:
+    """How the visual-only rows compare: the R1 and mAP ranges with the streams at each end (named as ``cfg``'s
+    features are, :meth:`StudyConfig.model_label`, when ``cfg`` is given)."""
+    label = cfg.model_label if cfg is not None else (lambda k: MODEL_LABELS.get(k, k))
     return f"Visual stream only: {_range(rows, 'R1', label)}; {_range(rows, 'mAP', label)}."
 
 
@@ -96,15 +97,31 @@ def describe_differences(rows: dict[str, Any], pairs: list[tuple[str, str]]) -> 
     return ("In this run: " + "; ".join(out) + ".") if out else ""
 
 
+def sweep_best(df: Any, column: str, metric: str = "R1") -> tuple[list[float], bool]:
+    """The values of ``column`` where ``metric`` is at its maximum (all tied ones), and whether one is an edge."""
+    best = df[metric].max()
+    values = [float(v) for v in df.loc[df[metric] == best, column]]
+    edges = (float(df[column].min()), float(df[column].max()))
+    return values, any(v in edges for v in values)
+
+
 def describe_sweep(df: Any, column: str, symbol: str) -> str:
-    """R1 and mAP ranges over a sweep, with the best value's position."""
+    """R1 and mAP ranges over a sweep, with every value where each is best (ties named), and a warning when the
+    best sits at an edge of the swept range (the maximum may lie outside)."""
     parts = []
+    lo_edge, hi_edge = float(df[column].min()), float(df[column].max())
     for metric in ("R1", "mAP"):
-        lo, hi = df.loc[df[metric].idxmin()], df.loc[df[metric].idxmax()]
-        parts.append(
-            f"{metric} ranges from {lo[metric]:.1f} to {hi[metric]:.1f} over {symbol} = "
-            f"{df[column].min():g}–{df[column].max():g} (best at {symbol} = {hi[column]:g})"
+        lo = df.loc[df[metric].idxmin()]
+        best, edge = sweep_best(df, column, metric)
+        where = ", ".join(f"{v:g}" for v in best)
+        tie = f" (tied at {len(best)} values)" if len(best) > 1 else ""
+        text = (
+            f"{metric} ranges from {lo[metric]:.1f} to {df[metric].max():.1f} over {symbol} = {lo_edge:g}–{hi_edge:g} "
+            f"(best at {symbol} = {where}{tie})"
         )
+        if edge:
+            text += ": best at the edge of the range, the maximum may lie outside"
+        parts.append(text)
     return "; ".join(parts) + "."
 
 
@@ -118,7 +135,7 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
     models = {"02": visual_keys(cfg), "04": ("pcb", "pcb_re"), "05": ("resnet50", "densenet121", "pcb")}
     for key in models.get(notebook, ()):
         if not available(cfg, key):
-            gaps.append(f"{MODEL_LABELS[key]} ({missing_reason(cfg, key)})")
+            gaps.append(f"{cfg.model_label(key)} ({missing_reason(cfg, key)})")
     if notebook == "01" and not cfg.has_images:
         gaps.append("the example crops (no images in a features-only run; a list of example entries stands in)")
     if notebook == "03" and cfg.dataset != "campus":
@@ -126,7 +143,7 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
     if notebook == "06":
         key, fs = main_features(cfg)
         if key != "pcb":
-            gaps.append(f"Figure 4 on PCB ({missing_reason(cfg, 'pcb')}; {MODEL_LABELS[key]} is used instead)")
+            gaps.append(f"Figure 4 on PCB ({missing_reason(cfg, 'pcb')}; {cfg.model_label(key)} is used instead)")
         if not (cfg.has_images and fs.query.names is not None):
             gaps.append(
                 "Figure 1 as pictures (no images, or no image names in the features file; a text list stands in)"
@@ -134,7 +151,7 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
     if notebook == "07" and cfg.features:
         key, fs = main_features(cfg)
         if key != "pcb":
-            gaps.append(f"improved mode on PCB ({missing_reason(cfg, 'pcb')}; {MODEL_LABELS[key]} is used instead)")
+            gaps.append(f"improved mode on PCB ({missing_reason(cfg, 'pcb')}; {cfg.model_label(key)} is used instead)")
         if not fs.has_train:
             gaps.append(
                 f"a fusion weight calibrated on training features ({Path(cfg.feature_files[key]).name} has no "
@@ -146,8 +163,12 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
 
 
 def features_used(cfg: StudyConfig, key: str) -> str:
-    """Which features a figure or table of this run is computed on, in words."""
-    label = MODEL_LABELS.get(key, key)
-    if cfg.features and key in cfg.feature_files:
-        return f"{label} row: the features file {Path(cfg.feature_files[key]).name}"
-    return f"{label} features trained in this run" if key != "colour" else "colour-histogram features"
+    """Which features a figure or table of this run is computed on, in words, with what ran
+    (:attr:`StudyConfig.run_label`)."""
+    if key == "colour":
+        what = "colour-histogram features"
+    elif cfg.features and key in cfg.feature_files:
+        what = f"{cfg.model_label(key)}: the features file {Path(cfg.feature_files[key]).name}"
+    else:
+        what = f"{cfg.model_label(key)} features trained in this run"
+    return f"{what}; {cfg.run_label}"

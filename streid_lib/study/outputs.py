@@ -11,11 +11,15 @@ decimal for everything else unless a column asks for more (``decimals``), and "â
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import os
 import platform
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +63,125 @@ def git_commit() -> str:
         return "unknown"
 
 
+#: The packages whose versions every provenance record names (read from their metadata; nothing is imported).
+PROVENANCE_PACKAGES = ("torch", "numpy", "scipy", "pandas", "scikit-learn", "matplotlib")
+
+
 def provenance(cfg: StudyConfig, **details: Any) -> dict:
-    """A provenance record: the run's configuration, features source, commit, date and machine."""
+    """A provenance record a stranger can check: the run's configuration, the sha256 of every input file, the
+    versions of Python and the numeric packages, the CPU capability, the command line, the commit and whether the
+    code had uncommitted changes, and the cached trained features the run read. Training settings appear only on a
+    run that trains its visual models."""
+    commit = git_commit()
     rec = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": git_commit(),
+        "commit": commit.removesuffix("+dirty"),
+        "uncommitted_changes": commit.endswith("+dirty"),
+        "command": _command_line(),
         "profile": cfg.profile,
         "dataset": cfg.dataset,
         "route": cfg.route,
+        "run": cfg.run_label,
         "data_root": cfg.data_root or (f"campus preset {cfg.campus_preset!r}" if cfg.dataset == "campus" else None),
         "features": cfg.feature_files or None,
         "train_names": cfg.train_names,
+        "inputs_sha256": input_hashes(cfg),
         "seed": cfg.seed,
-        "train_settings": cfg.record()["train"],
         "sizes": cfg.record()["sizes"],
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs",
+        "cpu_capability": _cpu_capability(),
         "python": platform.python_version(),
-        "numpy": np.__version__,
+        "versions": _versions(),
     }
+    if cfg.trains_models:
+        rec["train_settings"] = cfg.record()["train"]
+        rec["trained_features"] = _trained_features(cfg)
     rec.update(details)
     return rec
+
+
+@lru_cache(maxsize=256)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file (cached while its size and modification time stay the same)."""
+    st = os.stat(path)
+    return _sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
+def input_hashes(cfg: StudyConfig) -> dict[str, str]:
+    """``{file: sha256}`` of the run's input files: features files, the training-name list and the sequence
+    lengths beside it, and the manifests / name lists of its dataset folder (the campus' included)."""
+    files = [Path(p) for p in cfg.feature_files.values()]
+    if cfg.train_names:
+        files += [Path(cfg.train_names), Path(cfg.train_names).parent / "sequence_lengths.json"]
+    root = Path(cfg.data_root) if cfg.data_root else None
+    if root is None and cfg.dataset == "campus":
+        root = REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
+    if root is not None and root.is_dir():
+        files += sorted(p for p in root.iterdir() if p.suffix in (".csv", ".txt", ".json"))
+    return {_shown(p): file_sha256(p) for p in files if p.is_file()}
+
+
+def _shown(path: Path) -> str:
+    """A path as recorded: relative to the repository when inside it (the same on every clone), else absolute."""
+    path = path.resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if REPO_ROOT in path.parents else str(path)
+
+
+def _trained_features(cfg: StudyConfig) -> dict[str, dict]:
+    """The cached features of the run's trained models: sha256, and the checkpoint they were extracted from."""
+    out = {}
+    for path in sorted((cfg.out / "features").glob("*.npz")):
+        rec: dict[str, Any] = {"sha256": file_sha256(path)}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                prov = json.loads(str(z["provenance"])) if "provenance" in z.files else {}
+        except (OSError, ValueError):
+            prov = {}
+        for key in ("checkpoint_sha256", "checkpoint_epoch", "torch", "commit"):
+            if key in prov:
+                rec[key] = prov[key]
+        out[path.stem] = rec
+    return out
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _cpu_capability() -> str:
+    """The CPU kernels torch uses (``ATEN_CPU_CAPABILITY``), read from torch only when it is already loaded."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return str(torch.backends.cpu.get_cpu_capability())
+    forced = os.environ.get("ATEN_CPU_CAPABILITY")
+    return f"{forced} (ATEN_CPU_CAPABILITY)" if forced else "native (torch not loaded in this process)"
+
+
+def _command_line() -> str:
+    """The command that ran: ``STREID_COMMAND`` when the study's runner sets it, else this process's argv
+    (a notebook kernel's own argv names a temporary connection file: recorded as "a Jupyter kernel")."""
+    if os.environ.get("STREID_COMMAND"):
+        return os.environ["STREID_COMMAND"]
+    argv = list(sys.argv)
+    if any("ipykernel" in a or a.endswith(".json") for a in argv):
+        return "a Jupyter kernel (papermill or an interactive session)"
+    return " ".join(argv)
 
 
 def pd_na() -> Any:

@@ -40,9 +40,25 @@ def _computed_rows(csv: Path) -> str:
         keep = [r[:src] + r[src + 1 :] for r in keep]
     if not keep:
         return ""
+    head, keep = _fold_intervals(head, keep)
     cells = [[c if c else "—" for c in r] for r in keep]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+
+
+def _fold_intervals(head: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """Interval columns ``<m>_lo`` / ``<m>_hi`` folded into their metric's cell: ``25.8 [21.3, 30.2]``."""
+    pairs = {m: (head.index(f"{m}_lo"), head.index(f"{m}_hi")) for m in head if f"{m}_lo" in head and f"{m}_hi" in head}
+    drop = {i for lo_hi in pairs.values() for i in lo_hi}
+    out = []
+    for r in rows:
+        r = list(r)
+        for m, (lo, hi) in pairs.items():
+            i = head.index(m)
+            if r[i] and r[lo] and r[hi]:
+                r[i] = f"{r[i]} [{r[lo]}, {r[hi]}]"
+        out.append([c for j, c in enumerate(r) if j not in drop])
+    return [c for j, c in enumerate(head) if j not in drop], out
 
 
 def results_block(root: Path) -> str:

@@ -353,14 +353,29 @@ def evaluate_rows(
     fs, model, rows=None, rerank: bool = False, mode: str = "faithful", train=None, **metric_params: Any
 ) -> dict:
     """``{row: summary}`` for one features set and ST model (faithful joint metric; ``mode="improved"``
-    adds the improved rows, fitted on ``train`` metadata only)."""
-    from ..evaluation import evaluate_features
+    adds the improved rows, fitted on ``train`` metadata only).
+
+    Faithful rows are :class:`streid_lib.uncertainty.RowSummary` dicts: the metrics in percent (the same numbers as
+    :func:`streid_lib.evaluation.evaluate_features`) carrying their per-query results for intervals.
+    """
     from ..joint import ROWS, JointMetric
 
-    res = evaluate_features(
-        fs, model, JointMetric(**metric_params), rows=rows or ROWS, rerank=rerank, mode=mode, train=train
-    )
-    return res["rows"]
+    metric = JointMetric(**metric_params)
+    if mode != "faithful":
+        from ..evaluation import evaluate_features
+
+        return evaluate_features(fs, model, metric, rows=rows or ROWS, rerank=rerank, mode=mode, train=train)["rows"]
+    from ..evaluation import rank_rows
+    from ..metrics import default_threads
+    from ..uncertainty import PerQuery, RowSummary
+
+    results = rank_rows(fs, model, metric, tuple(rows or ROWS), threads=default_threads())
+    if rerank:
+        from ..rerank import rerank_rows
+
+        results.update(rerank_rows(fs, model, metric))
+    ids = fs.query.pids
+    return {k: RowSummary(r.summary(), PerQuery.from_result(r, ids)) for k, r in results.items()}
 
 
 def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: bool = False) -> dict[str, Any]:
@@ -382,14 +397,16 @@ def best_of(df: Any, metrics: Sequence[str] = ("R1", "mAP")) -> str:
 
 
 def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | None = None) -> Any:
-    """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d).
+    """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d), with 95 % intervals (``R1_lo`` …).
 
     ``name`` is ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, as the
     authors' single ``--alpha``).
     """
     import pandas as pd
 
-    recs = []
+    from ..uncertainty import row_interval
+
+    recs, per_query = [], []
     for v in values:
         params = dict(base or {})
         if name == "gamma":
@@ -397,8 +414,12 @@ def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | Non
         else:
             params[name] = float(v)
         summary = evaluate_rows(fs, model, rows=("st-ReID",), **params)["st-ReID"]
-        recs.append({name: float(v), **summary})
-    return pd.DataFrame(recs)
+        bounds = {f"{m}_{end}": x for m in ("R1", "mAP") for end, x in zip(("lo", "hi"), row_interval(summary, m))}
+        recs.append({name: float(v), **summary, **bounds})
+        per_query.append(summary.per_query)
+    df = pd.DataFrame(recs)
+    df.attrs["per_query"] = per_query  # for the paired comparisons of the sweep's claims
+    return df
 
 
 def st_sensitivity(cfg: StudyConfig, fs) -> Any:
@@ -538,7 +559,7 @@ def features_summary(cfg: StudyConfig) -> Any:
 
     recs = {}
     for key in visual_keys(cfg):
-        label = MODEL_LABELS[key]
+        label = cfg.model_label(key)
         try:
             fs = visual_features(cfg, key)
         except MissingInput as exc:

@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from .config import DATASET_LABELS, StudyConfig
+from ..uncertainty import per_query_of
+from .config import DATASET_LABELS, MODEL_LABELS, StudyConfig
 from .outputs import write_table
 from .paper import PAPER_COLUMNS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3
 from .steps import NotComputed, model_rows
 
 COMPUTED = "computed (this run)"
+#: The metrics given a 95 % interval in every results table.
+INTERVAL_METRICS = ("R1", "mAP")
 #: Rows we compute that are not rows of the paper, and why they are there.
 EXTRA_ROWS = {
     "st-ReID+re-rank": "computed (this run); not a row of the paper: re-ranking without RE, to check the "
@@ -50,11 +53,20 @@ def _source(name: str, value: Any) -> str:
 
 
 def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS) -> Any:
-    """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed)."""
+    """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed).
+
+    When rows carry per-query results (:func:`.steps.evaluate_rows`), the 95 % intervals of R1 and mAP (bootstrap
+    over query identities, :mod:`streid_lib.uncertainty`) are added as ``R1_lo R1_hi mAP_lo mAP_hi``.
+    """
     import pandas as pd
+
+    from ..uncertainty import row_interval
 
     recs = {k: {c: (np.nan if isinstance(v, NotComputed) else float(v[c])) for c in columns} for k, v in rows.items()}
     df = pd.DataFrame.from_dict(recs, orient="index", columns=list(columns))
+    for m in INTERVAL_METRICS if any(per_query_of(v) is not None for v in rows.values()) else ():
+        bounds = [row_interval(v, m) or (np.nan, np.nan) for v in rows.values()]
+        df[f"{m}_lo"], df[f"{m}_hi"] = [b[0] for b in bounds], [b[1] for b in bounds]
     df["source"] = [_source(k, v) for k, v in rows.items()]
     df.index.name = "method"
     return df
@@ -137,8 +149,10 @@ def features_note(cfg: StudyConfig) -> str:
         return ""
     from pathlib import Path
 
-    given = ", ".join(f"{k} ← {Path(p).name}" for k, p in cfg.feature_files.items())
-    return f"Visual features given to this run (they stand for the paper's models of the same name): {given}."
+    given = ", ".join(
+        f"{MODEL_LABELS.get(k, k)} rows ← {cfg.model_label(k)} ({Path(p).name})" for k, p in cfg.feature_files.items()
+    )
+    return f"Visual features given to this run: {given}."
 
 
 def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
@@ -157,8 +171,8 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
             for k, s in df["source"].items()
         ]
         title = (
-            "Tables 1-2 rows on the campus (synthetic; computed in this run), beside the paper's Market-1501 and "
-            "DukeMTMC-reID columns (quoted)"
+            f"Tables 1-2 rows computed on {cfg.run_label}, beside the paper's Market-1501 and DukeMTMC-reID columns "
+            "(quoted)"
         )
         return [Table("tables_1_2_campus", title, df, " ".join(p for p in (missing, extra) if p))]
     out = []
@@ -166,7 +180,7 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
         label = DATASET_LABELS[dataset]
         file = name.lower().replace(" ", "")
         if dataset == cfg.dataset:
-            title = f"{name} ({label}): rows computed in this run beside the paper's (quoted)"
+            title = f"{name} ({label}): rows computed on {cfg.run_label}, beside the paper's (quoted)"
             df = side_by_side(ours, paper, f"{name} ({label})")
             out.append(Table(file, title, df, " ".join(p for p in (missing, extra) if p)))
         else:
@@ -180,8 +194,7 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
 
 def table_3(cfg: StudyConfig, ours: dict[str, Any]) -> Table:
     """Table 3 of a run: its rows computed on the run's dataset beside the paper's (DukeMTMC-reID, quoted)."""
-    where = cfg.dataset_label
-    title = f"Table 3 rows computed on {where} beside the paper's Table 3 (DukeMTMC-reID, quoted)"
+    title = f"Table 3 rows computed on {cfg.run_label}, beside the paper's Table 3 (DukeMTMC-reID, quoted)"
     df = side_by_side(ours, PAPER_TABLE3, "Table 3 (DukeMTMC-reID)")
     note = " ".join(p for p in (not_computed_note(ours), features_note(cfg)) if p)
     return Table("table3", title, df, note)
