@@ -5,6 +5,10 @@ Small random feature sets, and the command line run in-process as a user sees it
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from unittest import mock
+
 import numpy as np
 
 from streid_lib.features import FeatureSet
@@ -64,3 +68,33 @@ def assert_error(result: tuple[int, str, str], *words: str) -> str:
         assert w in lines[0], f"{w!r} not in {lines[0]!r}"
     assert out == ""
     return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A training run stopped as a killed process would be
+
+
+class SimulatedKill(RuntimeError):
+    """Raised at the start of an epoch by :func:`kill_at_epoch`."""
+
+
+@contextlib.contextmanager
+def kill_at_epoch(epoch: int | None) -> Iterator[None]:
+    """Stop ``train_model`` when epoch ``epoch`` (0-based) starts, after the checkpoints of the epochs before it.
+
+    It wraps the learning-rate step that opens every epoch (``visual.train._set_lr``); ``None`` changes nothing.
+    """
+    if epoch is None:
+        yield
+        return
+    from streid_lib.visual import train
+
+    real = train._set_lr
+
+    def set_lr(optimizer, e, *args, **kwargs):
+        if e >= epoch:
+            raise SimulatedKill(f"simulated kill at the start of epoch {e + 1}")
+        return real(optimizer, e, *args, **kwargs)
+
+    with mock.patch.object(train, "_set_lr", set_lr):
+        yield

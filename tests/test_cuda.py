@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SimulatedKill, kill_at_epoch
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
@@ -24,7 +25,7 @@ from streid_lib.rerank import k_reciprocal_rerank, rerank_distances  # noqa: E40
 from streid_lib.visual import data as vdata  # noqa: E402
 from streid_lib.visual.config import ExtractConfig, TrainConfig  # noqa: E402
 from streid_lib.visual.extract import extract_features  # noqa: E402
-from streid_lib.visual.train import _SimulatedKill, build_optimizer, load_checkpoint, train_model  # noqa: E402
+from streid_lib.visual.train import build_optimizer, load_checkpoint, train_model  # noqa: E402
 
 SIZE = (64, 32)
 LR = {"lr": 0.01, "lr_backbone": 0.001}  # from scratch on a few identities (see test_visual_train)
@@ -35,15 +36,13 @@ def toy(tmp_path_factory) -> Path:
     return vdata.write_toy_dataset(tmp_path_factory.mktemp("toy"), n_ids=4, per_id=4, n_query_ids=3, seed=3)
 
 
-def _run(toy: Path, out: Path, _kill_after_epochs: int | None = None, **kw) -> Path:
+def _run(toy: Path, out: Path, kill_at: int | None = None, **kw) -> Path:
     args = dict(
         model="pcb", epochs=4, height=SIZE[0], width=SIZE[1], weights="none", seed=0, batch_size=8, erasing=0.5,
         checkpoint_every=2, workers=2, **LR,
     )  # fmt: skip
-    return train_model(
-        TrainConfig(**{**args, **kw}), data_root=toy, out_dir=out, device="cuda", progress=False,
-        _kill_after_epochs=_kill_after_epochs,
-    )  # fmt: skip
+    with kill_at_epoch(kill_at):
+        return train_model(TrainConfig(**{**args, **kw}), data_root=toy, out_dir=out, device="cuda", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +159,8 @@ def test_killed_gpu_run_resumes_close_to_the_uninterrupted_one(full_run: Path, t
     closer than a run with another seed, rather than for equality (which the CPU test checks).
     """
     out = tmp_path / "killed"
-    with pytest.raises(_SimulatedKill):
-        _run(toy, out, _kill_after_epochs=3)  # checkpoint at epoch 2; epoch 3 is lost
+    with pytest.raises(SimulatedKill):
+        _run(toy, out, kill_at=3)  # stopped after epoch 3: checkpoint at epoch 2; epoch 3 is lost
     resumed = _run(toy, out)
     other_seed = _run(toy, tmp_path / "seed1", seed=1)
     a, b, c = (load_checkpoint(p) for p in (full_run, resumed, other_seed))

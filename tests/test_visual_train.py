@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SimulatedKill, kill_at_epoch
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
@@ -23,7 +24,6 @@ from streid_lib.visual.train import (  # noqa: E402
     EpochRunner,
     TrainConfig,
     TrainError,
-    _SimulatedKill,
     build_optimizer,
     default_decay_epoch,
     load_checkpoint,
@@ -59,10 +59,9 @@ def _config(**kw) -> TrainConfig:
     return TrainConfig(**{**args, **kw})
 
 
-def _run(toy: Path, out: Path, _kill_after_epochs: int | None = None, **kw):
-    return train_model(
-        _config(**kw), data_root=toy, out_dir=out, device="cpu", progress=False, _kill_after_epochs=_kill_after_epochs
-    )
+def _run(toy: Path, out: Path, kill_at: int | None = None, **kw):
+    with kill_at_epoch(kill_at):
+        return train_model(_config(**kw), data_root=toy, out_dir=out, device="cpu", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +215,8 @@ def test_training_run_records_history_and_provenance(full_run: Path) -> None:
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_state(full_run: Path, toy: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    with pytest.raises(_SimulatedKill):
-        _run(toy, out, _kill_after_epochs=3)  # checkpoint at epoch 2; epoch 3 is lost
+    with pytest.raises(SimulatedKill):
+        _run(toy, out, kill_at=3)  # stopped after epoch 3: checkpoint at epoch 2; epoch 3 is lost
     at2, ref2 = load_checkpoint(out / "last.pt"), load_checkpoint(full_run.parent / "epoch_002.pt")
     assert at2["epoch"] == 2 and sorted(p.name for p in out.iterdir()) == ["history.json", "last.pt", "provenance.json"]
     for sa, sb in zip(ref2["optimizer_state"]["state"].values(), at2["optimizer_state"]["state"].values(), strict=True):
@@ -280,8 +279,8 @@ def test_ctrl_c_leaves_a_resumable_run_and_no_temp_files(toy: Path, tmp_path: Pa
 @pytest.mark.slow
 def test_run_stopped_before_its_first_checkpoint_leaves_nothing(toy: Path, tmp_path: Path) -> None:
     out = tmp_path / "early"
-    with pytest.raises(_SimulatedKill):
-        _run(toy, out, _kill_after_epochs=1)  # checkpoints every 2 epochs: none yet
+    with pytest.raises(SimulatedKill):
+        _run(toy, out, kill_at=1)  # stopped after epoch 1: checkpoints every 2 epochs, none yet
     assert not out.exists()  # no provenance.json, history or folder that looks like a result
 
 

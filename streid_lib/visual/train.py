@@ -109,10 +109,6 @@ class TrainError(StreidError):
     """A training request that cannot be run (bad option, incompatible or unreadable checkpoint)."""
 
 
-class _SimulatedKill(RuntimeError):
-    """Raised by the test hook that stops a run as if it had been killed."""
-
-
 def lr_factor(epoch: int, decay_epoch: int) -> float:
     """Learning-rate multiplier of 0-based ``epoch``: 1 before ``decay_epoch``, 0.1 from it on."""
     return 0.1 if epoch >= decay_epoch else 1.0
@@ -340,7 +336,6 @@ def train_model(
     download_weights: bool = False,
     progress: bool = True,
     label: str | None = None,
-    _kill_after_epochs: int | None = None,
 ) -> Path:
     """Train a visual baseline on ``data_root/bounding_box_train`` and return the final checkpoint path.
 
@@ -385,7 +380,6 @@ def train_model(
         return _train(
             cfg, data_root=Path(data_root), out_dir=out_dir, dev=dev, rank=rank, world=world, resume=resume,
             download_weights=download_weights, progress=progress and rank == 0, label=label or cfg.model,
-            kill_after=_kill_after_epochs,
         )  # fmt: skip
     finally:
         if created_pg:
@@ -415,7 +409,6 @@ def _train(
     download_weights: bool,
     progress: bool,
     label: str,
-    kill_after: int | None,
 ) -> Path:
     last = out_dir / LAST
     if rank == 0:
@@ -549,9 +542,6 @@ def _train(
                     _write_run(out_dir, state, cfg, done)
                 if world > 1:
                     dist.barrier()
-            if kill_after is not None and done - start_epoch >= kill_after and done < cfg.epochs:
-                # Test hook: stop as a killed process would, after this epoch's (possible) checkpoint.
-                raise _SimulatedKill(f"simulated kill after epoch {done}")
     return last
 
 
