@@ -1,29 +1,10 @@
 """The spatial-temporal stream: the histogram-Parzen (HP) estimate of camera-to-camera transit times.
 
-For every ordered camera pair (a, b) the model holds a distribution over time-gap bins: "how long after
-being seen in camera b is a person seen in camera a". It is fitted from training metadata only (identity,
-camera, frame), exactly as the authors' code does (reference behaviour §3):
-
-1. per identity and camera, the **mean** frame ``A = S / (N + 1e-7)`` (§3.2; the 1e-7 is kept on purpose);
-2. one vote per identity per unordered camera pair j < k seen by that identity, into
-   ``counts[later, earlier, floor(|A_j - A_k| / bin_width)]``; equal means count the higher-index camera as the
-   later one (§3.3);
-3. each ordered pair normalised on its own, ``P = counts / (sum + 1e-7)`` (§3.4);
-4. Parzen smoothing along the bin axis with a discrete Gaussian of ``sigma`` bins truncated at
-   ``|d| <= floor(truncate * sigma)``, no border correction, then renormalised by ``sum + 1e-7`` (§3.5).
-
-Lookup (§4): for images (cam_a, frame_a) and (cam_b, frame_b), the array of the **later** image's camera is
-read first: ``P̂[cam_a-1, cam_b-1, (fa-fb)//w]`` if ``fa > fb``, else ``P̂[cam_b-1, cam_a-1, (fb-fa)//w]``
-(ties take the second form). Same-camera pairs and pairs never co-observed in training give 0.
-
-Options that differ from the reference are named and off by default:
-
-* ``overflow``: what a time gap beyond the last bin does. The reference has no check and raises IndexError
-  (reference issue #44). ``"zero"`` (default) gives p = 0, like a camera pair never seen together, and at fit
-  time drops the vote (the number dropped is kept in ``n_overflow_votes_``); ``"clip"`` uses the last bin;
-  ``"error"`` raises :class:`STModelError` naming the gap.
-* ``counting="image_pairs"``: the paper's literal Eqn. 2, where every cross-camera image pair of one identity
-  votes with its own frame gap (docs/reference.md §9.1), instead of one vote per identity from mean frames.
+For every ordered camera pair the model holds a distribution over time-gap bins, fitted from training metadata only
+(identity, camera, frame) exactly as the authors' code does: mean frame per identity and camera (docs/reference.md
+§3.2), one vote per identity and camera pair into the later camera's array (§3.3), per-direction normalisation
+(§3.4), Parzen smoothing (§3.5); lookups read the later image's camera first (§4). Named options off by default:
+``overflow`` (gaps beyond the last bin, §13.1) and ``counting="image_pairs"`` (the paper's Eqn. 2, §9.1).
 """
 
 from __future__ import annotations

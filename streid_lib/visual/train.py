@@ -1,36 +1,12 @@
 """Training the visual baselines with the reference recipe (docs/reference.md §2.5), fast on a GPU, resumable.
 
-Recipe (faithful defaults, :class:`~streid_lib.visual.config.TrainConfig`): SGD, Nesterov momentum 0.9, weight
-decay 5e-4; lr 0.1 for the new layers and 0.01 for the backbone; ×0.1 from epoch index ``decay_epoch`` on (the
-reference's StepLR(40) stepped at the start of each epoch decays from index 39 of 60; for other epoch counts the
-default is ``round(39/60·epochs)``); batch 32; PCB at 384×192 (resize only), the others resized to 288×144 and
-randomly cropped to 256×128; horizontal flip; random erasing with probability ``erasing`` (0.5 = "+RE").
-A trailing batch of a single image is dropped (BatchNorm needs two).
-
-Fast path (``loader="memory"``): the training set is decoded once into a uint8 tensor on the device, the
-augmentation runs there in batch, bf16 autocast, channels-last and fused SGD on CUDA, each step replayed as
-one CUDA graph (single process, default on), optional ``torch.compile``.
-``loader="plain"`` is a reference-style torchvision DataLoader loop in fp32, kept for comparison.
-
-Multi-GPU: run the same entry point under ``torchrun``; each process trains a DistributedDataParallel
-replica on its shard of every epoch's permutation (``DistributedSampler`` semantics) with ``batch_size``
-images per process. BatchNorm statistics stay per process.
-
-Reproducibility: every random stream (shuffle, augmentation, dropout) is re-derived at the start of each
-epoch from (seed, epoch, rank), and checkpoints are written at epoch boundaries, so a killed run that resumes
-from its last checkpoint ends in the same state as an uninterrupted one. A checkpoint stores the weights, the
-optimizer and RNG states, the resolved configuration, the history and the provenance.
-
-The run directory (``out_dir``) holds, once the first checkpoint is written:
-
-* ``last.pt``: the latest checkpoint. When the run is finished it keeps the weights, configuration, history and
-  provenance but drops the optimizer and RNG states, which serve only to resume (half the size);
-* ``epoch_NNN.pt``: every checkpoint in full, only with ``keep_checkpoints``;
-* ``history.json`` and ``provenance.json``, rewritten with each checkpoint. Nothing is written before the first
-  checkpoint, so a run that fails at its start (or is stopped before a checkpoint) leaves nothing that looks
-  like a result. Temporary files of a killed run (``.last.pt.tmp-PID-…``) are removed by the next run there.
-
-An interrupted run (Ctrl-C, a kill) resumes from ``last.pt`` with the same configuration.
+The recipe's defaults live in :class:`~streid_lib.visual.config.TrainConfig` (§2.5, §13.7, §13.10). ``loader="memory"``
+decodes the training set once onto the device and augments there (bf16, channels-last, fused SGD, CUDA graphs on a
+GPU, §13.8); ``loader="plain"`` is a reference-style DataLoader loop. Under ``torchrun`` each process trains a DDP
+replica on its shard. Every random stream restarts from (seed, epoch, rank) and checkpoints fall on epoch boundaries,
+so a killed run resumes to the same state. ``out_dir`` holds ``last.pt`` (slimmed when finished),
+``history.json``, ``provenance.json`` and, with ``keep_checkpoints``, ``epoch_NNN.pt``; nothing is written before the
+first checkpoint, and temporary files of a killed run are removed by the next one.
 """
 
 from __future__ import annotations
