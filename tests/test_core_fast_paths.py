@@ -1,6 +1,6 @@
 """The fast evaluation paths change no figure: each is checked against a straightforward evaluator.
 
-* ``evaluation.rank_rows`` scores only the non-junk gallery columns, ranks the ST row on dense ranks of p
+* ``ranking.rank_rows`` scores only the non-junk gallery columns, ranks the ST row on dense ranks of p
   (``rank_only``), shares one protocol chunk between the rows, and ranks float64 rows on a float32 copy with
   full-precision tie resolution; on the real Market-1501 names it must give exactly what a per-query stable
   argsort gives on the reference-precision (float32 visual, float64 ST) scores of ``joint.score_rows``.
