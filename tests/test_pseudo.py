@@ -193,6 +193,8 @@ def test_label_free_study_rows_rounds_and_verdicts():
     assert rep.table.loc["label-free (train side)", "ARI"] > 0.95 and list(rep.refinement.index) == [0, 1]
     claims = [c for c, _, _ in lf.verdicts(rep)]
     assert claims[0].startswith("label-free (train side) st-ReID") and "| claim |" in lf.verdicts_markdown(rep)
+    twin = repr(lf.Verdicts(rep)).splitlines()  # the plain-text twin that nbval compares
+    assert len(twin) == len(claims) and all(line.split()[0] in ("MET", "NOT") for line in twin)
     assert rep.differences.index[0] == "label-free (train side) − labelled, R1"
     # without a training side: the labelled model from given metadata, the transductive route only
     fs = feature_set()
