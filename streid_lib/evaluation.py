@@ -524,7 +524,10 @@ def cli_evaluate(args: argparse.Namespace) -> int:
     rows = check_rows(args.rows)
     metric = JointMetric(lambda0=args.lambda0, gamma0=args.gamma0, lambda1=args.lambda1, gamma1=args.gamma1)
     params = {"sigma": args.sigma, "bin_width": args.bin_width, "overflow": args.overflow}
-    train, train_source = choose_training(args, fs)
+    if pseudo is not None and "train" in pseudo:  # §14.3: --train-manifest described train_f's rows
+        train, train_source = fs.train, pseudo.pop("train")
+    else:
+        train, train_source = choose_training(args, fs)
     if args.st_model:
         # n_bins/n_cams come from the stored model; --n-bins must agree when given.
         model = load_st_model(args.st_model, **params, n_bins=args.n_bins)

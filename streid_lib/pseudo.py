@@ -330,16 +330,61 @@ def add_pseudo_options(p: Any) -> None:
     )
 
 
+def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
+    """``fs`` whose training metadata is read from the manifest ``path`` (§14.3: ``pid`` optional, ``frame`` or
+    ``timestamp`` at ``fps``): its rows are the rows of the features file's ``train_f``, in order; where the file
+    names its training images, each manifest path must end in the same file name.
+
+    Raises:
+        PseudoLabelError: no training side to describe, a row count or a file name that disagrees.
+    """
+    from pathlib import Path
+
+    from .metadata import read_manifest
+
+    if not fs.has_train:
+        raise PseudoLabelError(
+            f"--train-manifest {path} with --pseudo-labels train: the features file has no train_f to cluster"
+        )
+    meta = read_manifest(path, fps=fps)
+    if len(meta) != len(fs.train_f):
+        raise PseudoLabelError(f"{path}: {len(meta)} manifest rows, but train_f has {len(fs.train_f)} rows")
+    if fs.train.names is not None:
+        ours = [Path(str(n)).name for n in fs.train.names]
+        bad = next((i for i, n in enumerate(meta.names) if Path(str(n)).name != ours[i]), None)
+        if bad is not None:
+            raise PseudoLabelError(
+                f"{path}, row {bad + 1}: path {meta.names[bad]!r} is not train_f's image {ours[bad]!r} (same order "
+                "expected)"
+            )
+    return FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=fs.train_f, train=meta)
+
+
 def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
-    """:func:`apply_pseudo_labels` from ``evaluate``'s options; refuses ``--train-*`` beside it."""
-    if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "train_manifest", "st_model")):
-        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--train-manifest/--st-model with it")
+    """:func:`apply_pseudo_labels` from ``evaluate``'s options; refuses ``--train-names/-dir`` and ``--st-model``.
+
+    ``--train-manifest`` (mode ``train``) gives the metadata of ``train_f``'s rows (:func:`with_train_manifest`);
+    the record's ``train`` then describes it for the provenance.
+    """
+    if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "st_model")):
+        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--st-model with it")
     from .st_model import fit_st_model
 
+    manifest = getattr(args, "train_manifest", None)
+    if manifest is not None:
+        if args.pseudo_labels != "train":
+            raise PseudoLabelError("--train-manifest goes with --pseudo-labels train (test clusters query+gallery)")
+        fs = with_train_manifest(fs, manifest, args.fps)
     config = PseudoConfig(args.pseudo_eps, args.pseudo_min_samples, args.max_dwell, args.fps, args.pseudo_rounds)
     out, record = apply_pseudo_labels(
         fs, args.pseudo_labels, config, lambda m: fit_st_model(m, args.dataset, n_bins=args.n_bins)
     )
+    if manifest is not None:
+        n_ids = int(np.unique(out.train.pids).size)
+        record["train"] = {
+            **{"kind": "manifest", "path": str(manifest), "n_images": len(out.train), "n_identities": n_ids},
+            "identities": "pseudo-identities (a pid column, if any, only scores the clusters)",
+        }
     return out, record
 
 
@@ -357,4 +402,5 @@ __all__ = [
     "diagnostics",
     "refine_with_st",
     "with_singletons",
+    "with_train_manifest",
 ]

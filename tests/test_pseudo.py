@@ -202,3 +202,33 @@ def test_label_free_study_rows_rounds_and_verdicts():
     assert list(rep.table.index) == ["labelled", "label-free (transductive)"] and rep.refinement is None
     assert rep.main == "label-free (transductive)" and len(lf.verdicts(rep)) == 1
     assert "transductive" in lf.describe_label_free(rep)
+
+
+def test_cli_train_manifest_without_pid_describes_train_f(tmp_path, capsys):
+    fs = feature_set(train_labelled=False)
+    true = fs.train
+    # the file's own training metadata is useless (one camera): only the manifest's can give cross-camera votes
+    blind = Metadata(
+        true.pids, np.ones(len(true), np.int64), true.frames, np.array([f"{i}.jpg" for i in range(len(true))])
+    )
+    feats = save_features(
+        tmp_path / "f.npz",
+        FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, {}, train_f=fs.train_f, train=blind),
+    )
+    rows = [f"crops/{i}.jpg,{c},{float(t) / 25!r}" for i, (c, t) in enumerate(zip(true.cams, true.frames))]
+    m = tmp_path / "m.csv"
+    m.write_text("path,camera,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "r.json"
+    base = ("evaluate", "--features", str(feats), "--dataset", "duke", "--rows", "st-ReID", "--pseudo-eps", "0.1")
+    rc, text, _ = run(
+        capsys, *base, "--pseudo-labels", "train", "--train-manifest", str(m), "--fps", "25", "--json", str(out)
+    )
+    result = json.loads(out.read_text())
+    assert rc == 0 and "pseudo-identities: 30 clusters" in text
+    assert result["provenance"]["train"]["kind"] == "manifest" and result["provenance"]["train"]["n_identities"] == 30
+    assert result["pseudo_labels"]["candidates"][0]["consistent_cross"] == 30
+    m.write_text("path,camera,timestamp\n" + "\n".join(rows[:-1]) + "\n", encoding="utf-8")
+    assert_error(run(capsys, *base, "--pseudo-labels", "train", "--train-manifest", str(m), "--fps", "25"), "rows")
+    m.write_text("path,camera,timestamp\n" + "\n".join(rows[1:] + rows[:1]) + "\n", encoding="utf-8")
+    assert_error(run(capsys, *base, "--pseudo-labels", "train", "--train-manifest", str(m), "--fps", "25"), "row 1")
+    assert_error(run(capsys, *base, "--pseudo-labels", "test", "--train-manifest", str(m)), "--train-manifest")
