@@ -518,9 +518,10 @@ def cli_evaluate(args: argparse.Namespace) -> int:
     fs = load_features(args.features)
     pseudo = None
     if getattr(args, "pseudo_labels", None):  # docs/reference.md §14.2: the training side becomes pseudo-identities
-        from .pseudo import pseudo_from_args
+        from .pseudo import guarded_mode, pseudo_from_args
 
         fs, pseudo = pseudo_from_args(fs, args)
+
     rows = check_rows(args.rows)
     metric = JointMetric(lambda0=args.lambda0, gamma0=args.gamma0, lambda1=args.lambda1, gamma1=args.gamma1)
     params = {"sigma": args.sigma, "bin_width": args.bin_width, "overflow": args.overflow}
@@ -545,10 +546,11 @@ def cli_evaluate(args: argparse.Namespace) -> int:
     warnings = st_checks(fs, model, short, str(args.features)) if uses_st else []
     if pseudo is not None:  # §14.2: improved mode sets w by the spread rule, not on the clusters' own features
         fs = fs.without_train()
+    mode = args.mode if pseudo is None else guarded_mode(args.mode, pseudo)  # §14.2: the label-free guard
     result = evaluate_features(
-        fs, model, metric, rows, chunk_size=args.chunk_size, rerank=args.rerank, mode=args.mode, train=train
+        fs, model, metric, rows, chunk_size=args.chunk_size, rerank=args.rerank, mode=mode, train=train
     )
-    result["warnings"] = warnings
+    result["warnings"] = warnings + ([pseudo["improved_guard"]["summary"]] if mode != args.mode else [])
     if pseudo is not None:
         result["pseudo_labels"] = pseudo
         print(f"pseudo-identities: {pseudo['summary']}")

@@ -17,6 +17,8 @@ from ..pseudo import EPS_GRID
 TRAIN_SIDE = "label-free (train side)"
 #: The table row of improved mode on the training side's pseudo-identities.
 IMPROVED_ROW = "improved, pseudo-identities (spread rule)"
+#: The same behind the label-free guard (:func:`streid_lib.pseudo.improved_guard`): what ``evaluate`` ranks.
+GUARDED_ROW = "improved, pseudo-identities, guarded"
 #: Targets of issue #19, checked by :func:`verdicts` (R1 in points, TV as a ratio).
 TARGETS = {
     "campus_r1_gap": 2.0,
@@ -138,15 +140,19 @@ def label_free_study(
                 "pair recall": record.get("pair_recall", np.nan),
             }
         )
-    if (
-        sizes.improved and fs.has_train
-    ):  # §14.2: w by the spread rule, the training side's pseudo-identities as metadata
+    if sizes.improved and fs.has_train:  # §14.2: w by the spread rule, then the label-free guard
         from ..evaluation import evaluate_features
+        from ..pseudo import improved_guard
 
-        free = report.models["label-free (train side)"]
         train = Metadata(train_est.pids_, fs.train.cams, fs.train.frames)
+        guard = improved_guard(train, lambda m: fit_st_model(m, dataset))
+        free = report.models[TRAIN_SIDE]
         res = evaluate_features(fs.without_train(), free, DEFAULT_METRIC, ("st-ReID",), mode="improved", train=train)
-        rows.append({"ST model": IMPROVED_ROW, **{k: res["rows"]["improved"][k] for k in ("R1", "mAP")}})
+        imp = {k: res["rows"]["improved"][k] for k in ("R1", "mAP")}
+        rows.append({"ST model": IMPROVED_ROW, **imp})
+        kept = imp if guard["use_improved"] else {k: results[TRAIN_SIDE].summary()[k] for k in ("R1", "mAP")}
+        rows.append({"ST model": GUARDED_ROW, **kept, "split-half TV": guard["split_half_tv"]})
+        report.records[GUARDED_ROW] = guard
     report.table = pd.DataFrame(rows).set_index("ST model")
     report.provenance = {"features": fs.provenance, "clustering": report.records}
     if fs.has_train:
@@ -361,12 +367,22 @@ def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
                 "met" if tr >= -TARGETS["transductive_gap"] else "not met",
             )
         )
-    if IMPROVED_ROW in t.index:
-        imp, free = t.loc[IMPROVED_ROW], t.loc["label-free (train side)"]
+    if GUARDED_ROW in t.index:
+        imp, free, guard = t.loc[GUARDED_ROW], t.loc[TRAIN_SIDE], report.records[GUARDED_ROW]
         dr, dm = float(imp["R1"] - free["R1"]), float(imp["mAP"] - free["mAP"])
+        raw = float(t.loc[IMPROVED_ROW, "R1"] - free["R1"])
+        used = "improved fusion" if guard["use_improved"] else "faithful fusion"
         out.append(
             (
-                f"improved on pseudo-identities ≥ label-free faithful + {TARGETS['improved_r1']:g} R1 and "
+                "improved on pseudo-identities (guarded) never below label-free faithful",
+                f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
+                f"{raw:+.2f} R1)",
+                "met" if dr >= 0 and dm >= 0 else "not met",
+            )
+        )
+        out.append(
+            (
+                f"improved on pseudo-identities (guarded) ≥ label-free faithful + {TARGETS['improved_r1']:g} R1 and "
                 f"+ {TARGETS['improved_map']:g} mAP",
                 f"{dr:+.2f} R1, {dm:+.2f} mAP",
                 "met" if dr >= TARGETS["improved_r1"] and dm >= TARGETS["improved_map"] else "not met",
@@ -398,11 +414,12 @@ def describe_label_free(report: LabelFreeReport) -> str:
         f"and gallery themselves (transductive) gives {trans['R1']:.1f} R1 / {trans['mAP']:.1f} mAP."
     )
     if IMPROVED_ROW in t.index:
-        imp = t.loc[IMPROVED_ROW]
+        imp, guard = t.loc[IMPROVED_ROW], report.records[GUARDED_ROW]
         text += (
             f" Improved mode on the same pseudo-identities, its weight set by the spread rule, gives "
-            f"{imp['R1']:.1f} R1 "
-            f"/ {imp['mAP']:.1f} mAP."
+            f"{imp['R1']:.1f} R1 / {imp['mAP']:.1f} mAP; the label-free guard measures a split-half TV of "
+            f"{guard['split_half_tv']:.2f} for their ST density and "
+            + ("keeps the improved fusion." if guard["use_improved"] else "falls back to the faithful fusion.")
         )
     if report.comparison:
         c = report.comparison[report.main]
@@ -415,6 +432,7 @@ def describe_label_free(report: LabelFreeReport) -> str:
 
 
 __all__ = [
+    "GUARDED_ROW",
     "IMPROVED_ROW",
     "LABEL_FREE_SIZES",
     "TARGETS",
