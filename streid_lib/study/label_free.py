@@ -30,6 +30,10 @@ TARGETS = {
 }
 
 
+#: Decimals of the clustering columns in notebook 08's tables.
+DECIMALS = {"ARI": 2, "pair precision": 2, "pair recall": 2, "split-half TV": 2, "clusters": 0, "dropped": 0}
+
+
 @dataclass(frozen=True)
 class LabelFreeSizes:
     """How much notebook 08 computes under a profile: the eps grid searched and the bootstrap resamples."""
@@ -240,7 +244,7 @@ def show_rows(report: LabelFreeReport, cfg: Any) -> None:
 
     prov = report.provenance
     title = f"st-ReID with labelled and label-free ST models, {cfg.run_label}"
-    write_table(report.table, "label_free_rows", cfg, title=title, decimals={"ARI": 2, "eps": 2}, **prov)
+    write_table(report.table, "label_free_rows", cfg, title=title, decimals={"eps": 2, **DECIMALS}, **prov)
     title = "Label-free minus labelled (percentage points)"
     write_table(report.differences, "label_free_differences", cfg, title=title, decimals={"p_boot": 3}, **prov)
 
@@ -253,7 +257,7 @@ def show_rounds(report: LabelFreeReport, cfg: Any) -> None:
         say("The features carry no training side, so there are no train-side pseudo-identities to re-cluster.")
         return
     title = "Train-side pseudo-identities re-clustered with ST evidence, per round"
-    write_table(report.refinement, "label_free_rounds", cfg, title=title, decimals={"ARI": 2}, **report.provenance)
+    write_table(report.refinement, "label_free_rounds", cfg, title=title, decimals=DECIMALS, **report.provenance)
     if len(report.refinement) == 1:
         n = label_free_sizes("default").rounds
         say(f"The {cfg.profile} profile runs no re-clustering round; the default profile runs {n}.")
