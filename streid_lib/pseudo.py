@@ -4,7 +4,8 @@ The estimator :class:`PseudoIdentities` runs scikit-learn's DBSCAN on cosine dis
 keeps the ``eps`` with the most *consistent cross-camera clusters*, a criterion that reads only cameras and
 frames, never labels (docs/reference.md §14.1). :func:`apply_pseudo_labels` is the one entry of the command line
 (``evaluate --pseudo-labels {train,test}``): it returns the set whose training side carries pseudo labels, and a
-record for the JSON. Labels, when the input has them, only feed :func:`diagnostics`.
+record for the JSON; :func:`improved_guard` is the label-free rule that lets improved mode rank on pseudo-identities
+only when their ST density is reproducible (§14.2). Labels, when the input has them, only feed :func:`diagnostics`.
 """
 
 from __future__ import annotations
