@@ -8,12 +8,19 @@
 * ``campus``: the synthetic campus of a preset (generated under ``data/`` when missing) with its colour
   histograms; prints the verdicts (label-free within 2 R1 of labelled, mean TV ≤ 1.25× labelled).
 * ``--improved``: also the improved mode on the pseudo-identities, its weight set by the spread rule (what
-  ``evaluate --pseudo-labels`` does) and, for reference, calibrated on the clusters' own features (target ≥
-  label-free faithful + 3 R1 and + 5 mAP).
+  ``evaluate --pseudo-labels`` does), the label-free guard that falls back to the faithful fusion when the
+  pseudo-identities' ST density is not reproducible (§14.2), and, for reference, calibrated on the clusters' own
+  features (target ≥ label-free faithful + 3 R1 and + 5 mAP; never below it).
+
+* ``candidates``: on the campus, every clustering candidate round 1 did not try, each with the label-free
+  criterion (consistent cross-camera clusters, §14.1), and, for the record only, its ARI, the st-ReID rank-1 / mAP
+  and the mean TV to the truth of the HP model fitted on it: DBSCAN and average-linkage agglomerative clustering on
+  the cosine and on the k-reciprocal Jaccard distance (:func:`streid_lib.rerank.rerank_distances` with λ = 0,
+  assembled over all pairs), and HDBSCAN on the cosine.
 
 Timings are wall-clock seconds of one process; the machine may be shared, so read them with care.
 
-Usage: ``.venv/bin/python benchmarks/bench_label_free.py [duke|campus] [--preset small] [--improved]``.
+Usage: ``.venv/bin/python benchmarks/bench_label_free.py [duke|campus|candidates] [--preset small] [--improved]``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from streid_lib import study
 from streid_lib.evaluation import evaluate_features
 from streid_lib.features import load_features
 from streid_lib.joint import DEFAULT_METRIC
-from streid_lib.pseudo import PseudoConfig, PseudoIdentities, apply_pseudo_labels
+from streid_lib.pseudo import PseudoConfig, PseudoIdentities, apply_pseudo_labels, improved_guard, split_half_tv
 from streid_lib.st_model import fit_st_model
 
 DUKE = Path(__file__).resolve().parents[2] / "shared" / "data" / "features" / "duke_mobilenetv2.npz"
@@ -63,18 +70,25 @@ def duke(improved: bool) -> None:
         f"(eps {rec['eps_chosen']}; target within 2 R1 of label-free)"
     )
     if improved:
-        improved_rows(free_fs, free, "duke")
+        improved_rows(free_fs, free, "duke", fs.train)
 
 
-def improved_rows(free_fs, free: dict, dataset: str) -> None:
-    """Improved mode on pseudo-identities: w by the spread rule (the CLI's choice, §14.2) and, for reference,
-    calibrated on the clusters' own features (circular)."""
+def improved_rows(free_fs, free: dict, dataset: str, labelled) -> None:
+    """Improved mode on pseudo-identities: w by the spread rule (the CLI's choice, §14.2), the label-free guard
+    (split-half TV of the pseudo-identities' ST density) and, for reference, calibrated on the clusters' own
+    features (circular)."""
+    guard = improved_guard(free_fs.train, lambda m: fit_st_model(m, dataset))
+    ref = split_half_tv(labelled, lambda m: fit_st_model(m, dataset))
+    print(f"split-half TV of the ST density: pseudo-identities {guard['split_half_tv']:.3f}, real labels {ref:.3f}")
     for label, fs in (("spread rule", free_fs.without_train()), ("calibrated on the clusters (circular)", free_fs)):
         imp = st_reid(fs, free_fs.train, dataset, mode="improved")["improved"]
         print(
             f"improved with pseudo-identities, {label}: {imp['R1']:.2f} R1 / {imp['mAP']:.2f} mAP "
             f"(target >= {free['R1'] + 3:.2f} / {free['mAP'] + 5:.2f}; never below {free['R1']:.2f} R1)"
         )
+        if label == "spread rule":
+            kept = imp if guard["use_improved"] else free
+            print(f"guard: {guard['summary']} -> guarded {kept['R1']:.2f} R1 / {kept['mAP']:.2f} mAP")
 
 
 def campus(preset: str, improved: bool) -> None:
@@ -89,15 +103,88 @@ def campus(preset: str, improved: bool) -> None:
     if improved:
         eps = rep.records["label-free (train side)"]["eps_chosen"]
         free_fs, _ = apply_pseudo_labels(fs, "train", PseudoConfig(eps=eps, fps=truth.fps))
-        improved_rows(free_fs, rep.table.loc["label-free (train side)"], "campus")
+        improved_rows(free_fs, rep.table.loc["label-free (train side)"], "campus", fs.train)
+
+
+def jaccard_all_pairs(f, k1: int = 20, k2: int = 6):
+    """(N, N) k-reciprocal Jaccard distances of all pairs of (N, D) features: :func:`rerank_distances` returns
+    query × gallery blocks, so each bit b of the index splits the set into a "query" half (bit 0) and a "gallery"
+    half (bit 1); every pair differs in some bit. ⌈log2 N⌉ calls, the encodings are those of the whole set."""
+    import numpy as np
+
+    from streid_lib.rerank import rerank_distances
+
+    f = f / np.linalg.norm(f, axis=1, keepdims=True)
+    n, idx = len(f), np.arange(len(f))
+    out = np.zeros((n, n), np.float32)
+    for b in range(int(np.ceil(np.log2(n)))):
+        a, c = idx[(idx >> b) & 1 == 0], idx[(idx >> b) & 1 == 1]
+        p = np.r_[a, c]
+        block = rerank_distances(
+            np.asfortranarray(f[p] @ f[p].T), len(a), k1=k1, k2=k2, lambda_value=0.0, progress=False
+        )
+        out[np.ix_(a, c)], out[np.ix_(c, a)] = block, block.T
+    return np.clip(np.maximum(out, out.T), 0.0, 1.0)
+
+
+def candidates(preset: str) -> None:
+    import numpy as np
+    from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering
+    from sklearn.metrics.pairwise import cosine_distances
+
+    from streid_lib.campus import mean_hp_distance
+    from streid_lib.evaluation import rank_rows
+    from streid_lib.metadata import Metadata
+    from streid_lib.pseudo import consistency, diagnostics, drop_clusters, inconsistent_clusters
+
+    cfg = study.resolve_config(profile="default", dataset="campus", campus_preset=preset)
+    fs, truth = study.beyond_features(cfg), study.campus_truth(cfg)
+    tm, dwell = fs.train, 60.0 * truth.fps
+    t = time.perf_counter()
+    dist = {"cosine": cosine_distances(fs.train_f).clip(0), "jaccard": jaccard_all_pairs(fs.train_f)}
+    print(f"campus {preset}: {len(tm)} training crops; distances {time.perf_counter() - t:.1f} s")
+    cos, off = dist["cosine"], ~np.eye(len(tm), dtype=bool)
+    same = (tm.pids[:, None] == tm.pids[None, :]) & off
+    print(f"cosine distance: same-identity median {np.median(cos[same]):.2f} (labels, for the record); 1 % quantile "
+          f"of all pairs {np.quantile(cos[off], 0.01):.2f}")  # fmt: skip
+    runs = [(f"DBSCAN cosine eps {e}", "cosine", DBSCAN(eps=e, min_samples=2, metric="precomputed"))
+            for e in (0.2, 0.25, 0.3)]  # fmt: skip
+    runs += [(f"DBSCAN jaccard eps {e}", "jaccard", DBSCAN(eps=e, min_samples=2, metric="precomputed"))
+             for e in (0.3, 0.4, 0.5, 0.6)]  # fmt: skip
+    runs += [(f"agglomerative (average) {m} {th}", m,
+              AgglomerativeClustering(n_clusters=None, distance_threshold=th, metric="precomputed", linkage="average"))
+             for m, ths in (("cosine", (0.3, 0.4)), ("jaccard", (0.5, 0.6, 0.7))) for th in ths]  # fmt: skip
+    runs += [(f"HDBSCAN cosine min_cluster_size {k}", "cosine",
+              HDBSCAN(min_cluster_size=k, metric="precomputed", copy=True)) for k in (2, 3)]  # fmt: skip
+    rows = []
+    for name, metric, est in runs:
+        labels = est.fit(dist[metric].astype(np.float64)).labels_
+        c = consistency(labels, tm.cams, tm.frames, dwell)
+        pids = drop_clusters(labels, inconsistent_clusters(labels, tm.cams, tm.frames, dwell))  # keep="consistent"
+        model = fit_st_model(Metadata(pids, tm.cams, tm.frames), "campus")
+        s = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"].summary()
+        rows.append({"candidate": name, "consistent cross (criterion)": c["consistent_cross"],
+                     "clusters": c["n_clusters"], "ARI": diagnostics(tm.pids, labels)["ari"], "R1": s["R1"],
+                     "mAP": s["mAP"], "mean TV": mean_hp_distance(model, truth),
+                     "HP votes": model.counts_.sum()})  # fmt: skip
+    import pandas as pd
+
+    table = pd.DataFrame(rows).set_index("candidate").sort_values("consistent cross (criterion)", ascending=False)
+    print(table.round(3).to_string())
+    labelled = fit_st_model(tm, "campus")
+    print(f"(clusters that break the one-place rule cast no vote, as keep='consistent'); the labelled model: "
+          f"{labelled.counts_.sum():.0f} HP votes, mean TV {mean_hp_distance(labelled, truth):.3f}; "
+          f"{time.perf_counter() - t:.1f} s")  # fmt: skip
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("dataset", nargs="?", choices=("duke", "campus"), default="duke")
+    p.add_argument("dataset", nargs="?", choices=("duke", "campus", "candidates"), default="duke")
     p.add_argument("--preset", default="small", help="campus preset (default %(default)s)")
     p.add_argument("--improved", action="store_true", help="also the improved mode on pseudo-identities")
     a = p.parse_args()
+    if a.dataset == "candidates":
+        return candidates(a.preset)
     duke(a.improved) if a.dataset == "duke" else campus(a.preset, a.improved)
 
 

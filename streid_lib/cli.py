@@ -291,7 +291,7 @@ def evaluate_command(
     if options.get("pseudo_labels"):  # docs/reference.md §14.2: the clustered side becomes pseudo-identities
         from types import SimpleNamespace
 
-        from .pseudo import pseudo_from_args
+        from .pseudo import guarded_mode, pseudo_from_args
 
         fs, pseudo = pseudo_from_args(fs, SimpleNamespace(**arguments))
     params = {k: options[k] for k in ("sigma", "bin_width", "overflow") if k in options}
@@ -300,17 +300,20 @@ def evaluate_command(
         if st_model is not None and mode == "faithful"
         else ("the ST model" if st_model is None else "--mode improved")
     )
-    fs, train, train_source = choose_training(
-        fs,
-        dataset,
-        features=str(features),
-        train_names=train_names,
-        train_dir=train_dir,
-        train_manifest=train_manifest,
-        naming=naming,
-        sequence_lengths=sequence_lengths,
-        needed_by=needed_by,
-    )
+    if pseudo is not None and "train" in pseudo:  # §14.3: --train-manifest described train_f's rows
+        train, train_source = fs.train, pseudo.pop("train")
+    else:
+        fs, train, train_source = choose_training(
+            fs,
+            dataset,
+            features=str(features),
+            train_names=train_names,
+            train_dir=train_dir,
+            train_manifest=train_manifest,
+            naming=naming,
+            sequence_lengths=sequence_lengths,
+            needed_by=needed_by,
+        )
     if st_model:
         # n_bins/n_cams come from the stored model; --n-bins must agree when given.
         model = load_st_model(st_model, **params, n_bins=n_bins)
@@ -329,6 +332,11 @@ def evaluate_command(
         warnings += st_checks(fs, model, short, str(features))
     if pseudo is not None:  # §14.2: improved mode sets w by the spread rule, not on the clusters' own features
         fs = fs.without_train()
+    asked = mode
+    if pseudo is not None:  # §14.2: the label-free guard may keep the faithful fusion
+        mode = guarded_mode(mode, pseudo)
+        if mode != asked:
+            warnings.append(pseudo["improved_guard"]["summary"])
     kwargs = {k: options[k] for k in ("chunk_size", "rerank") if k in options}
     result = evaluate_features(fs, model, metric, rows, mode=mode, train=train, **kwargs)
     result["warnings"] = warnings

@@ -4,7 +4,8 @@ The estimator :class:`PseudoIdentities` runs scikit-learn's DBSCAN on cosine dis
 keeps the ``eps`` with the most *consistent cross-camera clusters*, a criterion that reads only cameras and
 frames, never labels (docs/reference.md §14.1). :func:`apply_pseudo_labels` is the one entry of the command line
 (``evaluate --pseudo-labels {train,test}``): it returns the set whose training side carries pseudo labels, and a
-record for the JSON. Labels, when the input has them, only feed :func:`diagnostics`.
+record for the JSON; :func:`improved_guard` is the label-free rule that lets improved mode rank on pseudo-identities
+only when their ST density is reproducible (§14.2). Labels, when the input has them, only feed :func:`diagnostics`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ PSEUDO_MODES = ("train", "test")
 EPS_GRID = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 #: What :class:`PseudoIdentities` passes to the ST fit: consistent clusters only, or every cluster.
 KEEP = ("consistent", "all")
+#: Improved mode on pseudo-identities falls back to the faithful fusion above this split-half TV (§14.2).
+MAX_SPLIT_TV = 0.5
 
 
 class PseudoLabelError(StreidError):
@@ -45,6 +48,13 @@ def with_singletons(labels: np.ndarray) -> np.ndarray:
     return np.where(noise, labels.max(initial=-1) + np.cumsum(noise), labels) + 1
 
 
+def drop_clusters(labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """(N,) pids ≥ 1 (:func:`with_singletons`) in which the members of the clusters flagged in (n_clusters,) ``drop``
+    become singletons, as noise does (they cast no ST vote)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return with_singletons(np.where(np.append(drop, False)[labels], -1, labels))  # noise (-1) reads the False
+
+
 def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> dict[str, float]:
     """Label-free counts of one clustering (§14.1).
 
@@ -57,6 +67,11 @@ def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dw
         criterion, higher is better).
     """
     return _consistency(labels, cams, frames, max_dwell)[0]
+
+
+def inconsistent_clusters(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> np.ndarray:
+    """(n_clusters,) bool: the clusters holding an impossible (cluster, camera) cell (:func:`consistency`)."""
+    return _consistency(labels, cams, frames, max_dwell)[1]
 
 
 def _consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> tuple[dict, np.ndarray]:
@@ -160,8 +175,7 @@ class PseudoIdentities:
         self.labels_ = best[1]
         drop = best[2] if self.keep == "consistent" else np.zeros_like(best[2])
         self.n_dropped_ = int(drop.sum())
-        dropped = np.append(drop, False)[self.labels_]  # noise (-1) reads the appended False
-        self.pids_ = with_singletons(np.where(dropped, -1, self.labels_))
+        self.pids_ = drop_clusters(self.labels_, drop)
         return self
 
     def record(self) -> dict[str, Any]:
@@ -219,7 +233,7 @@ def refine_with_st(
         drop = bad if est.keep == "consistent" else np.zeros_like(bad)
         est.labels_ = labels.astype(np.int64)
         est.n_dropped_ = int(drop.sum())
-        est.pids_ = with_singletons(np.where(np.append(drop, False)[est.labels_], -1, est.labels_))
+        est.pids_ = drop_clusters(est.labels_, drop)
         records.append({"round": r + 1, **counts, "n_dropped_inconsistent": est.n_dropped_})
     return records
 
@@ -240,6 +254,60 @@ def diagnostics(true_pids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         "pair_precision": float(tp / (tp + fp)) if tp + fp else float("nan"),
         "pair_recall": float(tp / (tp + fn)) if tp + fn else float("nan"),
     }
+
+
+def split_half_tv(meta: Metadata, fit_model: Any, *, n_splits: int = 3, seed: int = 0) -> float:
+    """How reproducible the HP density of ``meta``'s (pseudo-)identities is, without labels (§14.2).
+
+    ``n_splits`` times, the identities are split at random into two halves and the HP model is fitted on each
+    (``fit_model(Metadata) -> model``); the total-variation distance ``½ Σ_k |P̂_A − P̂_B|`` between the halves'
+    smoothed densities is averaged over camera pairs, weighted by the full model's votes (a pair one half never
+    saw counts 1). Returns the mean over splits: 0 = the halves agree, 1 = disjoint.
+    """
+    full = fit_model(meta).counts_.sum(axis=2)
+    ids, rng, out = np.unique(meta.pids), np.random.default_rng(seed), []
+    for _ in range(int(n_splits)):
+        in_a = np.isin(meta.pids, rng.permutation(ids)[: len(ids) // 2])
+        dens = []
+        for part in (in_a, ~in_a):
+            p = fit_model(meta.take(np.flatnonzero(part))).smoothed_
+            mass = p.sum(axis=2, keepdims=True)
+            dens.append((np.divide(p, mass, out=np.zeros_like(p), where=mass > 0), mass[..., 0] > 0))
+        (pa, ha), (pb, hb) = dens
+        tv = np.where(ha & hb, 0.5 * np.abs(pa - pb).sum(axis=2), 1.0)
+        out.append(float((full * tv).sum() / full.sum()) if full.sum() > 0 else 1.0)
+    return float(np.mean(out))
+
+
+def improved_guard(meta: Metadata, fit_model: Any, max_tv: float = MAX_SPLIT_TV) -> dict[str, Any]:
+    """The label-free rule that keeps improved mode on pseudo-identities from falling below faithful (§14.2).
+
+    Improved mode ranks by ``s + w·logLR``: its log-likelihood ratio is only as good as the HP density under it,
+    and an unsmoothed ratio of a noisy density mis-ranks true matches, while the faithful logistic saturates.
+    The rule uses the improved fusion only when the density is reproducible, :func:`split_half_tv` ≤ ``max_tv``
+    (the two halves of the pseudo-identities share most of their mass); else the faithful fusion ranks.
+    """
+    tv = split_half_tv(meta, fit_model)
+    use = bool(tv <= max_tv)
+    return {
+        "split_half_tv": tv,
+        "max_split_tv": float(max_tv),
+        "use_improved": use,
+        "rule": "improved fusion only when the split-half TV of the pseudo-identities' HP density <= max_split_tv; "
+        "else the faithful fusion (docs/reference.md §14.2)",
+        "summary": f"split-half TV of the pseudo-identities' ST density {tv:.2f} "
+        + (
+            f"<= {max_tv:g}: improved fusion"
+            if use
+            else f"> {max_tv:g}: improved mode falls back to the faithful fusion"
+        ),
+    }
+
+
+def guarded_mode(mode: str, record: dict | None) -> str:
+    """``evaluate``'s ranking mode once the pseudo-identities' :func:`improved_guard` (in ``record``) has spoken."""
+    guard = (record or {}).get("improved_guard")
+    return "faithful" if mode == "improved" and guard is not None and not guard["use_improved"] else mode
 
 
 @dataclass(frozen=True)
@@ -330,16 +398,66 @@ def add_pseudo_options(p: Any) -> None:
     )
 
 
+def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
+    """``fs`` whose training metadata is read from the manifest ``path`` (§14.3: ``pid`` optional, ``frame`` or
+    ``timestamp`` at ``fps``): its rows are the rows of the features file's ``train_f``, in order; where the file
+    names its training images, each manifest path must end in the same file name.
+
+    Raises:
+        PseudoLabelError: no training side to describe, a row count or a file name that disagrees.
+    """
+    from pathlib import Path
+
+    from .metadata import read_manifest
+
+    if not fs.has_train:
+        raise PseudoLabelError(
+            f"--train-manifest {path} with --pseudo-labels train: the features file has no train_f to cluster"
+        )
+    meta = read_manifest(path, fps=fps)
+    if len(meta) != len(fs.train_f):
+        raise PseudoLabelError(f"{path}: {len(meta)} manifest rows, but train_f has {len(fs.train_f)} rows")
+    if fs.train.names is not None:
+        ours = [Path(str(n)).name for n in fs.train.names]
+        bad = next((i for i, n in enumerate(meta.names) if Path(str(n)).name != ours[i]), None)
+        if bad is not None:
+            raise PseudoLabelError(
+                f"{path}, row {bad + 1}: path {meta.names[bad]!r} is not train_f's image {ours[bad]!r} (same order "
+                "expected)"
+            )
+    return FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=fs.train_f, train=meta)
+
+
 def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
-    """:func:`apply_pseudo_labels` from ``evaluate``'s options; refuses ``--train-*`` beside it."""
-    if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "train_manifest", "st_model")):
-        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--train-manifest/--st-model with it")
+    """:func:`apply_pseudo_labels` from ``evaluate``'s options; refuses ``--train-names/-dir`` and ``--st-model``.
+
+    ``--train-manifest`` (mode ``train``) gives the metadata of ``train_f``'s rows (:func:`with_train_manifest`);
+    the record's ``train`` then describes it for the provenance.
+    """
+    if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "st_model")):
+        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--st-model with it")
     from .st_model import fit_st_model
 
+    manifest = getattr(args, "train_manifest", None)
+    if manifest is not None:
+        if args.pseudo_labels != "train":
+            raise PseudoLabelError("--train-manifest goes with --pseudo-labels train (test clusters query+gallery)")
+        fs = with_train_manifest(fs, manifest, args.fps)
     config = PseudoConfig(args.pseudo_eps, args.pseudo_min_samples, args.max_dwell, args.fps, args.pseudo_rounds)
-    out, record = apply_pseudo_labels(
-        fs, args.pseudo_labels, config, lambda m: fit_st_model(m, args.dataset, n_bins=args.n_bins)
-    )
+    st = {k: getattr(args, k) for k in ("n_bins", "sigma", "bin_width", "overflow") if hasattr(args, k)}
+
+    def fit(m: Metadata) -> Any:  # the ST model of the evaluation itself (its --n-bins/--sigma/--bin-width/...)
+        return fit_st_model(m, args.dataset, **st)
+
+    out, record = apply_pseudo_labels(fs, args.pseudo_labels, config, fit)
+    if getattr(args, "mode", "faithful") == "improved":
+        record["improved_guard"] = improved_guard(out.train, fit)
+    if manifest is not None:
+        n_ids = int(np.unique(out.train.pids).size)
+        record["train"] = {
+            **{"kind": "manifest", "path": str(manifest), "n_images": len(out.train), "n_identities": n_ids},
+            "identities": "pseudo-identities (a pid column, if any, only scores the clusters)",
+        }
     return out, record
 
 
@@ -354,7 +472,14 @@ __all__ = [
     "PseudoLabelError",
     "apply_pseudo_labels",
     "consistency",
+    "drop_clusters",
+    "inconsistent_clusters",
     "diagnostics",
     "refine_with_st",
     "with_singletons",
+    "with_train_manifest",
+    "MAX_SPLIT_TV",
+    "guarded_mode",
+    "improved_guard",
+    "split_half_tv",
 ]

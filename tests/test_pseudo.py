@@ -180,19 +180,55 @@ def test_cli_improved_mode_on_pseudo_identities_uses_the_spread_rule(tmp_path, c
     out = tmp_path / "r.json"
     argv = ("evaluate", "--features", str(feats), "--dataset", "duke", "--rows", "st-ReID", "--mode", "improved")
     rc, _, _ = run(capsys, *argv, "--pseudo-labels", "train", "--pseudo-eps", "0.1", "--json", str(out))
-    improved = json.loads(out.read_text())["params"]["improved"]
+    result = json.loads(out.read_text())
+    improved = result["params"]["improved"]
     assert rc == 0 and improved["w_source"] == "spread" and not improved["train_features"]["used"]
+    guard = result["pseudo_labels"]["improved_guard"]  # clean pseudo-identities: a reproducible ST density
+    assert guard["use_improved"] and guard["split_half_tv"] < 0.2 and "improved" in result["rows"]
+    # transit times at random: the two halves of the identities disagree, so the faithful fusion ranks
+    fs = feature_set()
+    rng = np.random.default_rng(3)
+    lag = rng.integers(0, 250_000, fs.train.pids.max() + 1)[fs.train.pids]  # one transit per identity, at random
+    frames = fs.train.frames + np.where(fs.train.cams == 2, lag, 0)
+    hidden = Metadata(np.full(len(frames), UNKNOWN_PID), fs.train.cams, frames)
+    noisy = FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, {}, train_f=fs.train_f, train=hidden)
+    feats = save_features(tmp_path / "noisy.npz", noisy)
+    argv = ("evaluate", "--features", str(feats), "--dataset", "duke", "--rows", "st-ReID", "--mode", "improved")
+    rc, _, _ = run(capsys, *argv, "--sigma", "2", "--pseudo-labels", "train", "--pseudo-eps", "0.1", "--json", str(out))
+    result = json.loads(out.read_text())
+    guard = result["pseudo_labels"]["improved_guard"]
+    assert rc == 0 and not guard["use_improved"] and guard["split_half_tv"] > guard["max_split_tv"]
+    assert "improved" not in result["rows"] and any("falls back" in w for w in result["warnings"])
+
+
+def test_split_half_tv_reads_no_labels():
+    from streid_lib.pseudo import guarded_mode, split_half_tv
+
+    _, meta = world()
+    fit = lambda m: SpatialTemporalModel(n_bins=400, n_cams=2, sigma=2).fit(m)  # noqa: E731
+    assert split_half_tv(meta, fit) < 0.2
+    lag = np.random.default_rng(0).integers(0, 30_000, meta.pids.max() + 1)[meta.pids]  # a transit per identity
+    shuffled = Metadata(meta.pids, meta.cams, meta.frames + np.where(meta.cams == 2, lag, 0))
+    assert split_half_tv(shuffled, fit) > 0.5
+    assert guarded_mode("improved", {"improved_guard": {"use_improved": False}}) == "faithful"
+    assert guarded_mode("improved", {}) == "improved" and guarded_mode("faithful", None) == "faithful"
 
 
 def test_label_free_study_rows_rounds_and_verdicts():
     from streid_lib.study import label_free as lf
 
-    sizes = lf.LabelFreeSizes(eps_grid=(0.1,), n_boot=50, rounds=1, improved=False)
+    sizes = lf.LabelFreeSizes(eps_grid=(0.1,), n_boot=50, rounds=1, improved=True)
     rep = lf.label_free_study(feature_set(), "duke", sizes=sizes)
-    assert list(rep.table.index) == ["labelled", "label-free (train side)", "label-free (transductive)"]
+    assert list(rep.table.index) == ["labelled", "label-free (train side)", "label-free (transductive)",
+                                     lf.IMPROVED_ROW, lf.GUARDED_ROW]  # fmt: skip
+    guard = rep.records[lf.GUARDED_ROW]  # clean clusters: the guard keeps the improved fusion
+    assert guard["use_improved"] and rep.table.loc[lf.GUARDED_ROW, "R1"] == rep.table.loc[lf.IMPROVED_ROW, "R1"]
+    assert any(c.endswith("never below label-free faithful") for c, _, _ in lf.verdicts(rep))
     assert rep.table.loc["label-free (train side)", "ARI"] > 0.95 and list(rep.refinement.index) == [0, 1]
     claims = [c for c, _, _ in lf.verdicts(rep)]
     assert claims[0].startswith("label-free (train side) st-ReID") and "| claim |" in lf.verdicts_markdown(rep)
+    twin = repr(lf.Verdicts(rep)).splitlines()  # the plain-text twin that nbval compares
+    assert len(twin) == len(claims) and all(line.split()[0] in ("MET", "NOT") for line in twin)
     assert rep.differences.index[0] == "label-free (train side) − labelled, R1"
     # without a training side: the labelled model from given metadata, the transductive route only
     fs = feature_set()
@@ -200,3 +236,33 @@ def test_label_free_study_rows_rounds_and_verdicts():
     assert list(rep.table.index) == ["labelled", "label-free (transductive)"] and rep.refinement is None
     assert rep.main == "label-free (transductive)" and len(lf.verdicts(rep)) == 1
     assert "transductive" in lf.describe_label_free(rep)
+
+
+def test_cli_train_manifest_without_pid_describes_train_f(tmp_path, capsys):
+    fs = feature_set(train_labelled=False)
+    true = fs.train
+    # the file's own training metadata is useless (one camera): only the manifest's can give cross-camera votes
+    blind = Metadata(
+        true.pids, np.ones(len(true), np.int64), true.frames, np.array([f"{i}.jpg" for i in range(len(true))])
+    )
+    feats = save_features(
+        tmp_path / "f.npz",
+        FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, {}, train_f=fs.train_f, train=blind),
+    )
+    rows = [f"crops/{i}.jpg,{c},{float(t) / 25!r}" for i, (c, t) in enumerate(zip(true.cams, true.frames))]
+    m = tmp_path / "m.csv"
+    m.write_text("path,camera,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "r.json"
+    base = ("evaluate", "--features", str(feats), "--dataset", "duke", "--rows", "st-ReID", "--pseudo-eps", "0.1")
+    rc, text, _ = run(
+        capsys, *base, "--pseudo-labels", "train", "--train-manifest", str(m), "--fps", "25", "--json", str(out)
+    )
+    result = json.loads(out.read_text())
+    assert rc == 0 and "pseudo-identities: 30 clusters" in text
+    assert result["provenance"]["train"]["kind"] == "manifest" and result["provenance"]["train"]["n_identities"] == 30
+    assert result["pseudo_labels"]["candidates"][0]["consistent_cross"] == 30
+    m.write_text("path,camera,timestamp\n" + "\n".join(rows[:-1]) + "\n", encoding="utf-8")
+    assert_error(run(capsys, *base, "--pseudo-labels", "train", "--train-manifest", str(m), "--fps", "25"), "rows")
+    m.write_text("path,camera,timestamp\n" + "\n".join(rows[1:] + rows[:1]) + "\n", encoding="utf-8")
+    assert_error(run(capsys, *base, "--pseudo-labels", "train", "--train-manifest", str(m), "--fps", "25"), "row 1")
+    assert_error(run(capsys, *base, "--pseudo-labels", "test", "--train-manifest", str(m)), "--train-manifest")

@@ -17,6 +17,8 @@ from ..pseudo import EPS_GRID
 TRAIN_SIDE = "label-free (train side)"
 #: The table row of improved mode on the training side's pseudo-identities.
 IMPROVED_ROW = "improved, pseudo-identities (spread rule)"
+#: The same behind the label-free guard (:func:`streid_lib.pseudo.improved_guard`): what ``evaluate`` ranks.
+GUARDED_ROW = "improved, pseudo-identities, guarded"
 #: Targets of issue #19, checked by :func:`verdicts` (R1 in points, TV as a ratio).
 TARGETS = {
     "campus_r1_gap": 2.0,
@@ -26,6 +28,10 @@ TARGETS = {
     "improved_r1": 3.0,
     "improved_map": 5.0,
 }
+
+
+#: Decimals of the clustering columns in notebook 08's tables.
+DECIMALS = {"ARI": 2, "pair precision": 2, "pair recall": 2, "split-half TV": 2, "clusters": 0, "dropped": 0}
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class LabelFreeReport:
     comparison: dict[str, dict] = field(default_factory=dict)
     tv_mean: dict[str, float] = field(default_factory=dict)
     refinement: Any = None
+    n_cams: int = 0
+    truth: Any = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def main(self) -> str:
@@ -105,7 +114,8 @@ def label_free_study(
         np.concatenate([fs.query_f, fs.gallery_f]),
         Metadata.concat([fs.query, fs.gallery]),
     )
-    report = LabelFreeReport(dataset, fps, None, None)
+    report = LabelFreeReport(dataset, fps, None, None, truth=truth)
+    report.n_cams = truth.n_cams if truth is not None else int(max(fs.query.cams.max(), fs.gallery.cams.max()))
     results, rows, train_est = {}, [], None
     for name, (f, meta) in routes.items():
         record: dict[str, Any] = {}
@@ -134,16 +144,21 @@ def label_free_study(
                 "pair recall": record.get("pair_recall", np.nan),
             }
         )
-    if (
-        sizes.improved and fs.has_train
-    ):  # §14.2: w by the spread rule, the training side's pseudo-identities as metadata
+    if sizes.improved and fs.has_train:  # §14.2: w by the spread rule, then the label-free guard
         from ..evaluation import evaluate_features
+        from ..pseudo import improved_guard
 
-        free = report.models["label-free (train side)"]
         train = Metadata(train_est.pids_, fs.train.cams, fs.train.frames)
+        guard = improved_guard(train, lambda m: fit_st_model(m, dataset))
+        free = report.models[TRAIN_SIDE]
         res = evaluate_features(fs.without_train(), free, DEFAULT_METRIC, ("st-ReID",), mode="improved", train=train)
-        rows.append({"ST model": IMPROVED_ROW, **{k: res["rows"]["improved"][k] for k in ("R1", "mAP")}})
+        imp = {k: res["rows"]["improved"][k] for k in ("R1", "mAP")}
+        rows.append({"ST model": IMPROVED_ROW, **imp})
+        kept = imp if guard["use_improved"] else {k: results[TRAIN_SIDE].summary()[k] for k in ("R1", "mAP")}
+        rows.append({"ST model": GUARDED_ROW, **kept, "split-half TV": guard["split_half_tv"]})
+        report.records[GUARDED_ROW] = guard
     report.table = pd.DataFrame(rows).set_index("ST model")
+    report.provenance = {"features": fs.provenance, "clustering": report.records}
     if fs.has_train:
         report.refinement = _refinement(fs, dataset, train_est, sizes, rows[1])
     diffs = []
@@ -207,6 +222,100 @@ def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: d
     return pd.DataFrame(rows).set_index("round")
 
 
+def run(cfg: Any) -> LabelFreeReport:
+    """Notebook 08's study on the run ``cfg``: the features of notebook 07 (:func:`~.steps.beyond_features`), the
+    campus truth if any, 60 fps (Duke and the campus), the labelled training metadata when the features carry no
+    training side, and the sizes of the profile; shows the computed sentences."""
+    from .outputs import say
+    from .steps import beyond_features, campus_truth, training_metadata
+
+    fs, truth = beyond_features(cfg), campus_truth(cfg)
+    fps = truth.fps if truth is not None else 60.0
+    train = None if fs.has_train else training_metadata(cfg)
+    sizes = label_free_sizes(cfg.profile)
+    report = label_free_study(fs, cfg.dataset, train=train, truth=truth, fps=fps, sizes=sizes, seed=cfg.seed)
+    say(describe_label_free(report), cfg=cfg)
+    return report
+
+
+def show_rows(report: LabelFreeReport, cfg: Any) -> None:
+    """Write and show ``label_free_rows`` and ``label_free_differences``."""
+    from .outputs import write_table
+
+    prov = report.provenance
+    title = f"st-ReID with labelled and label-free ST models, {cfg.run_label}"
+    write_table(report.table, "label_free_rows", cfg, title=title, decimals={"eps": 2, **DECIMALS}, **prov)
+    title = "Label-free minus labelled (percentage points)"
+    write_table(report.differences, "label_free_differences", cfg, title=title, decimals={"p_boot": 3}, **prov)
+
+
+def show_rounds(report: LabelFreeReport, cfg: Any) -> None:
+    """Write and show ``label_free_rounds`` (the ST re-clustering rounds), or say why there are none."""
+    from .outputs import say, write_table
+
+    if report.refinement is None:
+        say("The features carry no training side, so there are no train-side pseudo-identities to re-cluster.")
+        return
+    title = "Train-side pseudo-identities re-clustered with ST evidence, per round"
+    write_table(report.refinement, "label_free_rounds", cfg, title=title, decimals=DECIMALS, **report.provenance)
+    if len(report.refinement) == 1:
+        n = label_free_sizes("default").rounds
+        say(f"The {cfg.profile} profile runs no re-clustering round; the default profile runs {n}.")
+
+
+def show_map(report: LabelFreeReport, cfg: Any) -> None:
+    """Draw the camera maps (the truth, else the labelled model, beside the label-free one) and write
+    ``label_free_camera_map`` and the table ``label_free_edges``."""
+    from .. import plots
+    from .outputs import save_figure, write_table
+
+    left = "truth" if report.truth is not None else "labelled"
+    fig = plots.camera_maps([report.maps[left], report.maps[report.main]], [left, report.main], report.n_cams)
+    save_figure(fig, "label_free_camera_map", cfg, **report.provenance)
+    edges = report.maps[report.main].set_index(["cam_a", "cam_b"])
+    edges.index = [f"{a}–{b}" for a, b in edges.index]
+    edges.index.name = "cameras"
+    title = f"Camera-network edges of the {report.main} model"
+    write_table(edges, "label_free_edges", cfg, title=title, decimals={"share": 3}, **report.provenance)
+
+
+def show_truth(report: LabelFreeReport, cfg: Any) -> None:
+    """Campus: write and show ``label_free_map_vs_truth`` and ``label_free_tv``; elsewhere say why not."""
+    from .outputs import say, write_table
+
+    if report.truth is None:
+        say(f"{cfg.run_label} has no ground-truth transit densities, so this step is the campus' only.")
+        return
+    prov, tv = report.provenance, report.tv
+    title = "Camera maps against the true network"
+    write_table(map_table(report), "label_free_map_vs_truth", cfg, title=title, decimals={"precision": 2, "recall": 2},
+                **prov)  # fmt: skip
+    title = "TV distance to the true transit density per camera pair"
+    write_table(tv, "label_free_tv", cfg, title=title, decimals=dict.fromkeys(tv.columns, 3), **prov)
+
+
+class Verdicts:
+    """The verdicts of :func:`verdicts` as a notebook shows them: a Markdown table, with a plain-text twin (what
+    nbval compares besides the Markdown), like :class:`streid_lib.study.outputs.Verdicts`."""
+
+    def __init__(self, report: LabelFreeReport) -> None:
+        self.rows = verdicts(report)
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| claim | measured | verdict |", "|---|---|---|"]
+        return "\n".join(lines + [f"| {c} | {m} | **{v}** |" for c, m, v in self.rows])
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)
+
+
+def show_verdicts(report: LabelFreeReport) -> None:
+    """Show :class:`Verdicts` in a notebook, else print them."""
+    from .outputs import display_or_print
+
+    display_or_print(Verdicts(report))
+
+
 def map_table(report: LabelFreeReport) -> Any:
     """Edge precision, recall and transit-time error of each model's camera map against the truth (campus)."""
     import pandas as pd
@@ -262,12 +371,22 @@ def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
                 "met" if tr >= -TARGETS["transductive_gap"] else "not met",
             )
         )
-    if IMPROVED_ROW in t.index:
-        imp, free = t.loc[IMPROVED_ROW], t.loc["label-free (train side)"]
+    if GUARDED_ROW in t.index:
+        imp, free, guard = t.loc[GUARDED_ROW], t.loc[TRAIN_SIDE], report.records[GUARDED_ROW]
         dr, dm = float(imp["R1"] - free["R1"]), float(imp["mAP"] - free["mAP"])
+        raw = float(t.loc[IMPROVED_ROW, "R1"] - free["R1"])
+        used = "improved fusion" if guard["use_improved"] else "faithful fusion"
         out.append(
             (
-                f"improved on pseudo-identities ≥ label-free faithful + {TARGETS['improved_r1']:g} R1 and "
+                "improved on pseudo-identities (guarded) never below label-free faithful",
+                f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
+                f"{raw:+.2f} R1)",
+                "met" if dr >= 0 and dm >= 0 else "not met",
+            )
+        )
+        out.append(
+            (
+                f"improved on pseudo-identities (guarded) ≥ label-free faithful + {TARGETS['improved_r1']:g} R1 and "
                 f"+ {TARGETS['improved_map']:g} mAP",
                 f"{dr:+.2f} R1, {dm:+.2f} mAP",
                 "met" if dr >= TARGETS["improved_r1"] and dm >= TARGETS["improved_map"] else "not met",
@@ -278,9 +397,7 @@ def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
 
 def verdicts_markdown(report: LabelFreeReport) -> str:
     """The verdicts as a Markdown table."""
-    lines = ["| claim | measured | verdict |", "|---|---|---|"]
-    lines += [f"| {c} | {m} | **{v}** |" for c, m, v in verdicts(report)]
-    return "\n".join(lines)
+    return Verdicts(report)._repr_markdown_()
 
 
 def describe_label_free(report: LabelFreeReport) -> str:
@@ -301,11 +418,12 @@ def describe_label_free(report: LabelFreeReport) -> str:
         f"and gallery themselves (transductive) gives {trans['R1']:.1f} R1 / {trans['mAP']:.1f} mAP."
     )
     if IMPROVED_ROW in t.index:
-        imp = t.loc[IMPROVED_ROW]
+        imp, guard = t.loc[IMPROVED_ROW], report.records[GUARDED_ROW]
         text += (
             f" Improved mode on the same pseudo-identities, its weight set by the spread rule, gives "
-            f"{imp['R1']:.1f} R1 "
-            f"/ {imp['mAP']:.1f} mAP."
+            f"{imp['R1']:.1f} R1 / {imp['mAP']:.1f} mAP; the label-free guard measures a split-half TV of "
+            f"{guard['split_half_tv']:.2f} for their ST density and "
+            + ("keeps the improved fusion." if guard["use_improved"] else "falls back to the faithful fusion.")
         )
     if report.comparison:
         c = report.comparison[report.main]
@@ -318,6 +436,7 @@ def describe_label_free(report: LabelFreeReport) -> str:
 
 
 __all__ = [
+    "GUARDED_ROW",
     "IMPROVED_ROW",
     "LABEL_FREE_SIZES",
     "TARGETS",
@@ -327,6 +446,13 @@ __all__ = [
     "label_free_sizes",
     "label_free_study",
     "map_table",
+    "Verdicts",
+    "run",
+    "show_map",
+    "show_rounds",
+    "show_rows",
+    "show_truth",
+    "show_verdicts",
     "verdicts",
     "verdicts_markdown",
 ]

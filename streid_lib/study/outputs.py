@@ -402,11 +402,13 @@ class Verdicts:
         return relative_paths(str(self.report))
 
 
+def display_or_print(obj: Any) -> None:
+    """Show ``obj`` with IPython's rich display in a notebook, else print it."""
+    display = _ipython_display()
+    (print if display is None else display)(obj)
+
+
 def show_claims(report: Any, *notes: str) -> None:
     """Show the verdicts of a notebook's claims (:class:`Verdicts`) and sentences under them, or print them."""
-    display = _ipython_display()
-    if display is None:
-        print(Verdicts(report))
-    else:
-        display(Verdicts(report))
+    display_or_print(Verdicts(report))
     say(*notes)
