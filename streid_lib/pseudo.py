@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._params import BaseEstimator, json_params
 from .errors import StreidError
 from .features import FeatureSet
 from .metadata import UNKNOWN_PID, Metadata
@@ -103,7 +104,7 @@ def _consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_d
     return counts, n_bad > 0
 
 
-class PseudoIdentities:
+class PseudoIdentities(BaseEstimator):
     """DBSCAN (cosine) pseudo-identities with ``eps`` chosen without labels (docs/reference.md §14.1).
 
     Args:
@@ -136,11 +137,6 @@ class PseudoIdentities:
         self.min_samples = min_samples
         self.max_dwell_s = max_dwell_s
         self.fps = fps
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's parameters (recorded in the JSON)."""
-        keys = ("eps", "eps_grid", "min_samples", "max_dwell_s", "fps", "keep")
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(self, k)) for k in keys)}
 
     def fit(self, features: np.ndarray, meta: Metadata) -> PseudoIdentities:
         """Cluster (N, D) ``features`` of detections with cameras and frames ``meta`` (its pids are not read)."""
@@ -183,7 +179,7 @@ class PseudoIdentities:
         chosen = next(c for c in self.criteria_ if c["eps"] == self.eps_)
         return {
             "method": "DBSCAN (scikit-learn), cosine distance",
-            "params": self.get_params(),
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in json_params(self).items()},
             "eps_chosen": self.eps_,
             "criterion": "most consistent cross-camera clusters (labels never read), docs/reference.md §14.1",
             "n_clusters": chosen["n_clusters"],
