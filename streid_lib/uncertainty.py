@@ -84,9 +84,18 @@ def boot_means(rows: Sequence[PerQuery], metric: str, n_boot: int = N_BOOT, seed
                 f"paired bootstrap: rows ranked on different queries ({len(ids)} vs {len(r.ids)} queries or other "
                 "identities); compare rows of the same query set"
             )
-    uniq, inv = np.unique(ids, return_inverse=True)
+    return cluster_means(np.stack([r.values(metric) for r in rows], axis=1), ids, n_boot, seed)
+
+
+def cluster_means(values: np.ndarray, ids: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
+    """(n_boot, k) bootstrap means of the (nq, k) per-query ``values``, resampling the clusters ``ids`` (nq,) with
+    replacement and keeping all queries of each drawn cluster: the one resampling rule of the study (paired: every
+    column uses the same draws). Query identities as ``ids`` give the identity bootstrap; ``arange(nq)`` would give
+    the plain query bootstrap."""
+    values = np.asarray(values, np.float64).reshape(len(ids), -1)
+    uniq, inv = np.unique(np.asarray(ids), return_inverse=True)
     sizes = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
-    sums = np.stack([np.bincount(inv, weights=r.values(metric), minlength=len(uniq)) for r in rows], axis=1)
+    sums = np.stack([np.bincount(inv, weights=v, minlength=len(uniq)) for v in values.T], axis=1)
     counts = bootstrap_counts(len(uniq), int(n_boot), int(seed))
     return (counts @ sums) / (counts @ sizes)[:, None]
 

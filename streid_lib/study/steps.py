@@ -269,11 +269,19 @@ def beyond_features(cfg: StudyConfig):
     colour histograms, the campus' reference visual stream (the CNNs of the CPU profiles are trained from scratch
     for minutes and are weak), with their training images' histograms.
     """
-    if cfg.features or cfg.dataset != "campus":
+    if beyond_key(cfg) != "colour":
         return main_features(cfg)[1]
     from ..improved import colour_histogram_campus
 
     return colour_histogram_campus(dataset_root(cfg))
+
+
+def beyond_key(cfg: StudyConfig) -> str:
+    """Which features notebook 07 uses (:func:`beyond_features`): ``"colour"`` on the campus, else the key of
+    :func:`main_features`; for its titles (:func:`.interpret.features_used`)."""
+    if not cfg.features and cfg.dataset == "campus":
+        return "colour"
+    return next((k for k in ("pcb", "pcb_re", "resnet50", "densenet121") if available(cfg, k)), "pcb")
 
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
