@@ -99,6 +99,7 @@ from .tables import (
     tables_1_2,
     tables_1_2_rows,
 )
+from .untrained import beside_untrained, describe_gain, show_training_gain, training_gain, untrained_rows
 
 __all__ = [
     "CLAIMS",
@@ -178,6 +179,11 @@ __all__ = [
     "training_metadata",
     "visual_features",
     "visual_keys",
+    "beside_untrained",
+    "describe_gain",
+    "show_training_gain",
+    "training_gain",
+    "untrained_rows",
     "wants_train_side",
     "write_table",
 ]

@@ -208,7 +208,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     stale = False
     if path.is_file() and not force:
         cached = load_features(path)
-        if root is None or (_same_images(cached, root) and _same_training(cached, cfg, key)):
+        if root is None or (same_images(cached, root) and _same_training(cached, cfg, key)):
             if cached.has_train or not wants_train_side(cfg, key):
                 return cached
             # Made without the training side this run needs: extracted again from the finished checkpoint.
@@ -225,7 +225,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     else:
         from ..visual import ExtractConfig, TrainConfig, extract_features, train_model
 
-        req = _train_request(cfg, key)
+        req = train_request(cfg, key)
         t0 = time.perf_counter()
         ckpt = train_model(
             TrainConfig(**req),
@@ -312,7 +312,7 @@ def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
             )
 
 
-def _train_request(cfg: StudyConfig, key: str) -> dict:
+def train_request(cfg: StudyConfig, key: str) -> dict:
     """The training settings a visual model of this run is asked for (compared with a cache's provenance)."""
     arch, erasing = VISUAL_MODELS[key]
     t = cfg.train
@@ -336,10 +336,10 @@ def _same_training(fs, cfg: StudyConfig, key: str) -> bool:
     if key not in VISUAL_MODELS:
         return True
     done = fs.provenance.get("training_config", {})
-    return all(done.get(k) == v for k, v in _train_request(cfg, key).items())
+    return all(done.get(k) == v for k, v in train_request(cfg, key).items())
 
 
-def _same_images(fs, root: Path) -> bool:
+def same_images(fs, root: Path) -> bool:
     """Whether a cached features file describes exactly the query and gallery images of ``root``."""
     from ..metadata import read_dataset_root
 
