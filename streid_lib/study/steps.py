@@ -210,6 +210,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
         cached = load_features(path)
         if root is None or (same_images(cached, root) and _same_training(cached, cfg, key)):
             if cached.has_train or not wants_train_side(cfg, key):
+                cached.provenance["trained_in_run"] = key in VISUAL_MODELS  # its rows' tolerance (evaluate_rows)
                 return cached
             # Made without the training side this run needs: extracted again from the finished checkpoint.
         else:
@@ -249,7 +250,9 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
             f"final training accuracy {acc:.1f} %"
         )
     save_features(path, fs)
-    return load_features(path)
+    fs = load_features(path)
+    fs.provenance["trained_in_run"] = key in VISUAL_MODELS
+    return fs
 
 
 def wants_train_side(cfg: StudyConfig, key: str) -> bool:
@@ -375,15 +378,15 @@ def evaluate_rows(
         return evaluate_features(fs, model, metric, rows=rows or ROWS, rerank=rerank, mode=mode, train=train)["rows"]
     from ..evaluation import rank_rows
     from ..metrics import default_threads
-    from ..uncertainty import PerQuery, RowSummary
+    from ..uncertainty import TRAINED_TOLERANCE, PerQuery, RowSummary
 
     results = rank_rows(fs, model, metric, tuple(rows or ROWS), threads=default_threads())
     if rerank:
         from ..rerank import rerank_rows
 
         results.update(rerank_rows(fs, model, metric))
-    ids = fs.query.pids
-    return {k: RowSummary(r.summary(), PerQuery.from_result(r, ids)) for k, r in results.items()}
+    ids, tol = fs.query.pids, TRAINED_TOLERANCE if fs.provenance.get("trained_in_run") else 0.0
+    return {k: RowSummary(r.summary(), PerQuery.from_result(r, ids, tol)) for k, r in results.items()}
 
 
 def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: bool = False) -> dict[str, Any]:
