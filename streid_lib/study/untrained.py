@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, combine, difference
+from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, TRAINED_TOLERANCE, combine, difference
 from .config import VISUAL_MODELS, StudyConfig, dataset_root
 from .outputs import say, write_table
 from .steps import NotComputed, evaluate_rows, same_images, train_request
@@ -104,7 +104,10 @@ def show_training_gain(cfg: StudyConfig, trained: dict[str, Any], untrained: dic
     gain = training_gain(cfg, trained, untrained)
     if len(gain):
         title = f"What training bought: each CNN against itself untrained (same initial weights), {cfg.run_label}"
-        note = "Gains are trained − untrained in points, with paired 95 % intervals over query identities."
+        note = (
+            "Gains are trained − untrained in points. Intervals: paired 95 % bootstrap over query identities, "
+            f"widened by the {TRAINED_TOLERANCE:g}-point CPU tolerance of a trained row (docs/claims.md)."
+        )
         write_table(gain, "training_gain", cfg, title=title, note=note)
     say(describe_gain(gain))
     return gain
@@ -118,6 +121,7 @@ def describe_gain(gain: Any) -> str:
              f"({r['training']})" for net, r in gain.iterrows()]  # fmt: skip
     helped = int((gain["training"] == GAIN_WORDS[HELD]).sum())
     return (
-        f"Training against the same network untrained (paired 95 % intervals over query identities): "
+        f"Training against the same network untrained (paired 95 % intervals over query identities, with the CPU "
+        f"tolerance of a trained row): "
         f"{helped} of {len(gain)} networks gained beyond noise. " + "; ".join(parts) + "."
     )
