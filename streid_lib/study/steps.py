@@ -367,7 +367,8 @@ def evaluate_rows(
     adds the improved rows, fitted on ``train`` metadata only).
 
     Faithful rows are :class:`streid_lib.uncertainty.RowSummary` dicts: the metrics in percent (the same numbers as
-    :func:`streid_lib.evaluation.evaluate_features`) carrying their per-query results for intervals.
+    :func:`streid_lib.evaluation.evaluate_features`) carrying their per-query results for intervals, and the CPU
+    tolerance of a CNN trained in the run when :func:`visual_features` marked ``fs`` so (docs/claims.md).
     """
     from ..joint import ROWS, JointMetric
 
