@@ -30,11 +30,13 @@ def trained_in_run(cfg: StudyConfig, key: str) -> bool:
 
 
 def untrained_features(cfg: StudyConfig, key: str, progress: bool = True):
-    """Features of ``key``'s network at its initial weights (cached as ``features/<key>_untrained.npz``)."""
+    """Features of ``key``'s network at its initial weights (cached as ``features/<architecture>_untrained.npz``:
+    PCB and PCB+RE differ only in training, so they share one untrained network)."""
     from ..features import load_features, save_features
 
-    path, root = cfg.features_path(f"{key}_untrained"), dataset_root(cfg)
-    req = train_request(cfg, key)
+    full = train_request(cfg, key)
+    req = {k: full[k] for k in ("model", "height", "width", "weights", "seed")}  # what fixes the initial network
+    path, root = cfg.features_path(f"{req['model']}_untrained"), dataset_root(cfg)
     if path.is_file():
         cached = load_features(path)
         if same_images(cached, root) and cached.provenance.get("untrained_of") == req:
@@ -49,7 +51,7 @@ def untrained_features(cfg: StudyConfig, key: str, progress: bool = True):
     n_classes = len(training_split(root)[2])
     torch.manual_seed(cfg.seed)  # as train_model seeds before it builds the model: the same initial weights
     model = build_model(req["model"], n_classes, req["weights"])
-    ckpt = cfg.out / "checkpoints" / "untrained" / f"{key}.pt"
+    ckpt = cfg.out / "checkpoints" / "untrained" / f"{req['model']}.pt"
     with atomic_path(ckpt) as tmp:
         torch.save(model.state_dict(), tmp)
     extract = ExtractConfig(model=req["model"], height=req["height"], width=req["width"], train=False)
