@@ -1,6 +1,7 @@
 """Do the trained rows and the verdicts reproduce on another CPU? Train the study's visual models twice, once as
 this CPU runs them and once as a baseline x86-64 CPU would (``ATEN_CPU_CAPABILITY=default``,
-``ONEDNN_MAX_CPU_ISA=SSE41``), then compare every R1/mAP of Tables 1-3 and Figure 4 and every verdict.
+``ONEDNN_MAX_CPU_ISA=SSE41``), then compare every R1/mAP of Tables 1-3 and Figure 4 and every verdict (the claims,
+read with the trained rows' CPU tolerance, docs/claims.md, and each CNN's gain over itself untrained).
 
 Usage: ``python benchmarks/check_reproducible.py [--profile default] [--tolerance 7.0] [--out runs/reproducible]``
 (``make check-reproducible``; slow: it trains the profile's models twice, about 2 × the training time of the study).
@@ -56,6 +57,8 @@ def measure(profile: str, out: str, result: str) -> None:
     verdicts = {}
     for nb, kw in kwargs.items():
         verdicts.update({v.claim.id: v.status for v in study.check_claims(cfg, nb, record=False, **kw).verdicts})
+    gain = study.training_gain(cfg, vis, study.untrained_rows(cfg, vis, st))
+    verdicts.update({f"training gain · {net}": str(r["training"]) for net, r in gain.iterrows()})
     rec = {"capability": torch.backends.cpu.get_cpu_capability(), "numbers": numbers, "verdicts": verdicts}
     Path(result).write_text(json.dumps(rec, indent=1, ensure_ascii=False))
 

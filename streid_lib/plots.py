@@ -54,7 +54,7 @@ def crop_grid(root: str | Path, meta: Metadata, n: int = 24, seed: int = 0, titl
         ax.imshow(Image.open(Path(root) / str(meta.names[i])))
         ax.set_title(f"id {meta.pids[i]}\ncam {meta.cams[i]}", fontsize=MIN_FONT_PT)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrapped(title, fig.get_figwidth()), fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -171,7 +171,7 @@ def st_distributions(
         caption += " TV p>q: total-variation distance of the HP estimate to the true density (0 = identical)."
     fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=MIN_FONT_PT, wrap=True)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrapped(title, fig.get_figwidth()), fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -188,7 +188,7 @@ def _wrapped(title: str, width_in: float) -> str:
     """A title broken into lines that fit ``width_in`` inches at 11 pt (a tight bounding box would widen the figure)."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(title, width=max(20, int(width_in * 10.5))))
+    return "\n".join(textwrap.wrap(title, width=max(20, int(width_in * 9.5))))
 
 
 def _top(values: np.ndarray) -> float:
@@ -229,7 +229,8 @@ def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
     ax.set_xlim(0, _top(np.concatenate(ends)) if ends else 10.0)
     ax.set_xlabel("percent")
     ax.legend(fontsize=MIN_FONT_PT, loc="best")
-    ax.set_title(_wrapped(title, width), fontsize=11)
+    if title:  # over the figure, not the axes: long row labels on the left would push an axes title out
+        fig.suptitle(_wrapped(title, width), fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -25,6 +25,9 @@ N_BOOT = 1000
 SEED = 0
 LEVEL = 0.95
 HELD, NOT_HELD, INCONCLUSIVE = "held", "not held", "inconclusive"
+#: How far a number of a CNN trained in the run may move on another CPU (points of R1 or mAP; measured: at most
+#: 6.3, docs/reproducibility_readme.md). A verdict that rests on such rows widens its interval by it.
+TRAINED_TOLERANCE = 7.0
 
 
 class UncertaintyError(StreidError):
@@ -37,18 +40,20 @@ class PerQuery:
 
     Attributes:
         hit: (nq,) float64 1 where the rank-1 item is a true match; ap: (nq,) float64 AP in [0, 1];
-        ids: (nq,) int64 the query identities (the bootstrap's clusters).
+        ids: (nq,) int64 the query identities (the bootstrap's clusters); tolerance: points the row may move on
+        another CPU (:data:`TRAINED_TOLERANCE` for the features of a CNN trained in the run, else 0).
     """
 
     hit: np.ndarray
     ap: np.ndarray
     ids: np.ndarray
+    tolerance: float = 0.0
 
     @classmethod
-    def from_result(cls, result, query_ids: np.ndarray) -> PerQuery:
+    def from_result(cls, result, query_ids: np.ndarray, tolerance: float = 0.0) -> PerQuery:
         """From a :class:`streid_lib.metrics.RankingResult` and the query identities."""
         hit = (np.asarray(result.first_hit) == 0).astype(np.float64)
-        return cls(hit, np.asarray(result.ap, np.float64), np.asarray(query_ids, np.int64))
+        return cls(hit, np.asarray(result.ap, np.float64), np.asarray(query_ids, np.int64), float(tolerance))
 
     def values(self, metric: str) -> np.ndarray:
         """Per-query values of ``R1`` (hit) or ``mAP`` (AP), in percent."""
@@ -84,9 +89,18 @@ def boot_means(rows: Sequence[PerQuery], metric: str, n_boot: int = N_BOOT, seed
                 f"paired bootstrap: rows ranked on different queries ({len(ids)} vs {len(r.ids)} queries or other "
                 "identities); compare rows of the same query set"
             )
-    uniq, inv = np.unique(ids, return_inverse=True)
+    return cluster_means(np.stack([r.values(metric) for r in rows], axis=1), ids, n_boot, seed)
+
+
+def cluster_means(values: np.ndarray, ids: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
+    """(n_boot, k) bootstrap means of the (nq, k) per-query ``values``, resampling the clusters ``ids`` (nq,) with
+    replacement and keeping all queries of each drawn cluster: the one resampling rule of the study (paired: every
+    column uses the same draws). Query identities as ``ids`` give the identity bootstrap; ``arange(nq)`` would give
+    the plain query bootstrap."""
+    values = np.asarray(values, np.float64).reshape(len(ids), -1)
+    uniq, inv = np.unique(np.asarray(ids), return_inverse=True)
     sizes = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
-    sums = np.stack([np.bincount(inv, weights=r.values(metric), minlength=len(uniq)) for r in rows], axis=1)
+    sums = np.stack([np.bincount(inv, weights=v, minlength=len(uniq)) for v in values.T], axis=1)
     counts = bootstrap_counts(len(uniq), int(n_boot), int(seed))
     return (counts @ sums) / (counts @ sizes)[:, None]
 
@@ -127,13 +141,17 @@ def estimate(
     rows: Sequence, metric: str, statistic: Callable[[np.ndarray], np.ndarray], threshold: float = 0.0
 ) -> Estimate | None:
     """``statistic`` (of an (…, len(rows)) array of means) with its paired interval and verdict; None when a row
-    carries no per-query results."""
+    carries no per-query results. The interval is widened on both sides by the largest ``tolerance`` of the rows
+    (a row of a CNN trained in the run: :data:`TRAINED_TOLERANCE`), so that a verdict on such rows does not flip
+    between held and not held on another CPU."""
     pqs = [per_query_of(r) for r in rows]
     if any(p is None for p in pqs):
         return None
     observed = np.array([[float(r[metric]) for r in rows]])
     value = float(statistic(observed)[0])
     lo, hi = interval(statistic(boot_means(pqs, metric)))
+    margin = max(p.tolerance for p in pqs)
+    lo, hi = lo - margin, hi + margin
     return Estimate(value, lo, hi, threshold, verdict(lo, hi, threshold))
 
 

@@ -12,6 +12,7 @@ from streid_lib import improved, study
 from streid_lib.improved import ImprovedError, SelectionConfig, bootstrap_difference, noise_check
 from streid_lib.joint import cosine_similarity
 from streid_lib.metrics import evaluate_scores
+from streid_lib.uncertainty import cluster_means
 
 #: The smoke profile's search, as notebook 07 runs it under CI (one home for the smoke sizes: the profiles).
 SMOKE = study.PROFILE_SETTINGS["smoke"].sizes.selection
@@ -38,6 +39,14 @@ def test_bootstrap_difference() -> None:
         bootstrap_difference(a, evaluate_scores(s[:5], fs.query.take(slice(0, 5)), fs.gallery))
     with pytest.raises(ImprovedError, match="metrics"):
         bootstrap_difference(a, a, metrics=("R5",))
+    # One resampling rule with the study's intervals: identities are the clusters (streid_lib.uncertainty).
+    by_id = bootstrap_difference(a, b, n_boot=500, seed=1, metrics=("mAP",), ids=fs.query.pids).iloc[0]
+    d = 100 * (b.ap - a.ap)
+    expected = np.percentile(cluster_means(d, fs.query.pids, 500, 1)[:, 0], [2.5, 97.5])
+    np.testing.assert_allclose([by_id["ci_low"], by_id["ci_high"]], expected)
+    assert by_id["diff"] == pytest.approx(d.mean())
+    with pytest.raises(ImprovedError, match="ids"):
+        bootstrap_difference(a, b, ids=fs.query.pids[:-1])
     # The noise check: b is clearly worse than a, a clearly better than b; a is not beyond noise of itself.
     noise = noise_check({"a": a, "b": b, "a2": a}, "b", ["a", "a2"], n_boot=300)
     assert noise.loc["a", "beats_beyond_noise"] and noise.loc["a", "ci_low"] > 0

@@ -352,7 +352,7 @@ def test_cached_features_must_match_the_training_settings(tmp_path):
     from streid_lib.study import steps
 
     cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path))
-    done = dict(steps._train_request(cfg, "pcb_re"))
+    done = dict(steps.train_request(cfg, "pcb_re"))
     assert done["erasing"] == 0.5 and done["model"] == "pcb"
     assert steps._same_training(_fs({"training_config": done}), cfg, "pcb_re")
     assert not steps._same_training(_fs({"training_config": {**done, "epochs": 7}}), cfg, "pcb_re")

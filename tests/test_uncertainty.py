@@ -10,6 +10,7 @@ from streid_lib.uncertainty import (
     HELD,
     INCONCLUSIVE,
     NOT_HELD,
+    TRAINED_TOLERANCE,
     PerQuery,
     RowSummary,
     UncertaintyError,
@@ -80,6 +81,22 @@ def test_faithful_rows_keep_their_numbers_and_gain_intervals():
     df = study.results_frame(rows)
     assert {"R1_lo", "R1_hi", "mAP_lo", "mAP_hi"} <= set(df.columns)
     assert (df["R1_lo"] <= df["R1"]).all() and (df["R1"] <= df["R1_hi"]).all()
+    assert all(v.per_query.tolerance == 0.0 for v in rows.values())  # a features file reproduces exactly
+    fs.provenance["trained_in_run"] = True  # as study.visual_features marks a CNN trained in the run
+    trained = study.evaluate_rows(fs, model)
+    assert {k: dict(v) for k, v in trained.items()} == ref
+    assert all(v.per_query.tolerance == TRAINED_TOLERANCE for v in trained.values())
+
+
+def test_trained_rows_widen_the_interval_of_a_verdict_by_the_cpu_tolerance():
+    n = 200
+    a, b = rows_of(np.arange(n) < 50, np.arange(n)), rows_of(np.arange(n) < 70, np.arange(n))  # +10 points
+    exact = difference(a, b, "R1")
+    moved = RowSummary(b, PerQuery(b.per_query.hit, b.per_query.ap, b.per_query.ids, TRAINED_TOLERANCE))
+    wide = difference(a, moved, "R1")
+    assert exact.status == HELD and exact.lo < TRAINED_TOLERANCE  # held on the queries, within the CPU noise
+    assert wide.status == INCONCLUSIVE and wide.value == exact.value
+    assert (wide.lo, wide.hi) == pytest.approx((exact.lo - TRAINED_TOLERANCE, exact.hi + TRAINED_TOLERANCE))
 
 
 def test_provenance_records_the_hash_of_every_input_and_sees_a_change(tmp_path):

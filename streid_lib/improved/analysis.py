@@ -1,7 +1,8 @@
 """What each ingredient brings, and whether a difference is more than noise: ablations and paired bootstraps.
 
-**Noise.** Two rankings of the same queries differ by query-sampling noise. The paired bootstrap over queries
-(:func:`bootstrap_difference`) resamples the queries with replacement (seeded), the same resample for both
+**Noise.** Two rankings of the same queries differ by query-sampling noise. The paired bootstrap
+(:func:`bootstrap_difference`) resamples the query **identities** with replacement (seeded; all queries of a drawn
+identity, the study's one rule: :func:`streid_lib.uncertainty.cluster_means`), the same resample for both
 rankings, and reads the percentile interval of the difference. A variant *beats* the chosen row **beyond noise**
 when the lower end of the interval of (variant - chosen) in the selection's criterion, rank-1 plus mAP per query,
 is above 0, the intervals being family-wise 95 % over the variants of the table (Bonferroni; :func:`noise_check`).
@@ -18,7 +19,7 @@ import numpy as np
 from ..features import FeatureSet
 from ..metadata import Metadata
 from ..st_model import SpatialTemporalModel
-from ..uncertainty import bootstrap_counts
+from ..uncertainty import cluster_means
 from .calibration import score_spread
 from .config import COUNTINGS, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel
@@ -46,11 +47,14 @@ def bootstrap_difference(
     seed: int = 0,
     level: float = 0.95,
     metrics: Sequence[str] = ("R1", "mAP", "mINP"),
+    *,
+    ids: np.ndarray | None = None,
 ) -> Any:
-    """Paired bootstrap over queries of ``b - a`` in the given metrics (percentage points).
+    """Paired bootstrap over query identities of ``b - a`` in the given metrics (percentage points).
 
-    Both results must come from the same queries in the same order. Queries are resampled with replacement
-    (seeded), the same resample for a and b; the interval is the percentile interval at ``level``.
+    Both results must come from the same queries in the same order; ``ids`` (nq,) are their identities (the
+    bootstrap's clusters; None: every query its own cluster, the plain query bootstrap). Identities are resampled
+    with replacement (seeded), the same resample for a and b; the interval is the percentile interval at ``level``.
 
     Returns:
         DataFrame: metric, a, b, diff, ci_low, ci_high, p_boot (two-sided bootstrap fraction of resamples whose
@@ -68,14 +72,15 @@ def bootstrap_difference(
     if any(m not in BOOT_METRICS for m in metrics):
         raise ImprovedError(f"metrics: expected a selection of {BOOT_METRICS}, got {tuple(metrics)}")
     nq = len(result_a.ap)
-    # Resample counts (multinomial) instead of index matrices: memory O(n_boot × nq), one matmul per metric.
-    counts = bootstrap_counts(nq, int(n_boot), int(seed))
+    ids = np.arange(nq) if ids is None else np.asarray(ids)
+    if len(ids) != nq:
+        raise ImprovedError(f"bootstrap_difference: ids: expected one identity per query ({nq}), got {len(ids)}")
     lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     rows = []
     for metric in metrics:
         a, b = _per_query(result_a, metric), _per_query(result_b, metric)
         d = b - a
-        boot = 100.0 * (counts @ d) / nq
+        boot = 100.0 * cluster_means(d, ids, int(n_boot), int(seed))[:, 0]
         diff = 100.0 * float(d.mean())
         other = float(np.mean(boot <= 0)) if diff > 0 else float(np.mean(boot >= 0)) if diff < 0 else 1.0
         rows.append(
@@ -95,7 +100,7 @@ def bootstrap_difference(
 
 def noise_check(
     results: dict[str, Any], reference: str, variants: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
-    level: float = 0.95,
+    level: float = 0.95, ids: np.ndarray | None = None,
 ) -> Any:  # fmt: skip
     """Whether each variant beats ``reference`` beyond noise: paired bootstrap of (variant - reference) in R1+mAP.
 
@@ -112,7 +117,7 @@ def noise_check(
     family = 1.0 - (1.0 - level) / max(len(variants), 1)
     recs = {}
     for v in variants:
-        b = bootstrap_difference(results[reference], results[v], n_boot, seed, family, metrics=("R1+mAP",)).iloc[0]
+        b = bootstrap_difference(results[reference], results[v], n_boot, seed, family, ("R1+mAP",), ids=ids).iloc[0]
         recs[v] = {"diff": b["diff"], "ci_low": b["ci_low"], "ci_high": b["ci_high"],
                    "beats_beyond_noise": bool(b["ci_low"] > 0)}  # fmt: skip
     return pd.DataFrame.from_dict(recs, orient="index")
@@ -258,9 +263,10 @@ def ablation_table(
                      "mAP": sm["mAP"], "mINP": sm["mINP"], "dR1": sm["R1"] - base["R1"],
                      "dmAP": sm["mAP"] - base["mAP"]})  # fmt: skip
     df = pd.DataFrame(recs)
-    checks = [noise_check(results, ROW, names, n_boot=n_boot, seed=seed)]
+    boot = {"n_boot": n_boot, "seed": seed, "ids": fs.query.pids}
+    checks = [noise_check(results, ROW, names, **boot)]
     if rr_variants:
-        checks.append(noise_check(results, RERANK_ROW, rr_variants, n_boot=n_boot, seed=seed))
+        checks.append(noise_check(results, RERANK_ROW, rr_variants, **boot))
     noise = pd.concat(checks).rename(columns={"diff": "d_crit"})
     df = df.merge(noise, left_on="variant", right_index=True, how="left")
     return Ablations(df, results, fitted, faithful, w_eff, info.get("rerank"))

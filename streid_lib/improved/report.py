@@ -82,8 +82,8 @@ def beyond_the_paper(
         train: training metadata when ``fs`` has no training side (default ``fs.train``).
         config: the selection's search (default: the full :class:`SelectionConfig`); the study passes its
             profile's (``cfg.sizes.selection``), which is coarser under the smoke profile.
-        n_boot, seed: paired bootstrap resamples over queries (the study passes ``cfg.sizes.bootstrap_samples``)
-            and their seed.
+        n_boot, seed: paired bootstrap resamples over query identities (the study passes
+            ``cfg.sizes.bootstrap_samples``) and their seed.
     """
     import pandas as pd
 
@@ -115,12 +115,12 @@ def beyond_the_paper(
             results[row + NO_TRAIN] = res
             main.append(row + NO_TRAIN)
         details["no_train"] = {"choice": spread.choice.as_dict(), **info}
-    rows = []
+    rows, ids = [], fs.query.pids
     for name in main:
         sm = results[name].summary()
         rec = {"method": name, "R1": sm["R1"], "R5": sm["R5"], "mAP": sm["mAP"], "mINP": sm["mINP"]}
         if name != "faithful":
-            b = bootstrap_difference(results["faithful"], results[name], n_boot, seed).set_index("metric")
+            b = bootstrap_difference(results["faithful"], results[name], n_boot, seed, ids=ids).set_index("metric")
             for m in ("R1", "mAP"):
                 rec[f"d{m} vs faithful"] = b.loc[m, "diff"]
                 rec[f"d{m} 95% CI"] = f"[{b.loc[m, 'ci_low']:+.1f}, {b.loc[m, 'ci_high']:+.1f}]"
@@ -131,7 +131,7 @@ def beyond_the_paper(
         pairs += [(ROW + NO_TRAIN, "faithful")] + ([(RERANK_ROW + NO_TRAIN, ROW + NO_TRAIN)] if rerank else [])
     comp = []
     for b_name, a_name in pairs:
-        df = bootstrap_difference(results[a_name], results[b_name], n_boot, seed)
+        df = bootstrap_difference(results[a_name], results[b_name], n_boot, seed, ids=ids)
         comp.append(df.assign(comparison=f"{b_name} − {a_name}"))
     comparisons = pd.concat(comp, ignore_index=True).set_index(["comparison", "metric"])
     targets = _targets(results, rerank, with_train=fs.has_train)
@@ -259,8 +259,8 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
     out.append(
         ReportTable(
             "beyond_bootstrap",
-            "Paired bootstrap over queries: B − A in percentage points with its 95 % percentile interval; p is the "
-            f"share of resamples on the other side of 0, doubled (0.000: none of the {n_boot} was)",
+            "Paired bootstrap over query identities: B − A in percentage points with its 95 % percentile interval; p "
+            f"is the share of resamples on the other side of 0, doubled (0.000: none of the {n_boot} was)",
             boot,
             {"p (bootstrap, two-sided)": 3},
         )

@@ -69,6 +69,7 @@ from .steps import (
     available,
     best_of,
     beyond_features,
+    beyond_key,
     campus_truth,
     evaluate_rows,
     example_entries,
@@ -98,6 +99,7 @@ from .tables import (
     tables_1_2,
     tables_1_2_rows,
 )
+from .untrained import beside_untrained, describe_gain, show_training_gain, training_gain, untrained_rows
 
 __all__ = [
     "CLAIMS",
@@ -149,6 +151,7 @@ __all__ = [
     "git_commit",
     "load_splits",
     "beyond_features",
+    "beyond_key",
     "main_features",
     "model_rows",
     "not_computed",
@@ -176,6 +179,11 @@ __all__ = [
     "training_metadata",
     "visual_features",
     "visual_keys",
+    "beside_untrained",
+    "describe_gain",
+    "show_training_gain",
+    "training_gain",
+    "untrained_rows",
     "wants_train_side",
     "write_table",
 ]

@@ -208,8 +208,9 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     stale = False
     if path.is_file() and not force:
         cached = load_features(path)
-        if root is None or (_same_images(cached, root) and _same_training(cached, cfg, key)):
+        if root is None or (same_images(cached, root) and _same_training(cached, cfg, key)):
             if cached.has_train or not wants_train_side(cfg, key):
+                cached.provenance["trained_in_run"] = key in VISUAL_MODELS  # its rows' tolerance (evaluate_rows)
                 return cached
             # Made without the training side this run needs: extracted again from the finished checkpoint.
         else:
@@ -225,7 +226,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     else:
         from ..visual import ExtractConfig, TrainConfig, extract_features, train_model
 
-        req = _train_request(cfg, key)
+        req = train_request(cfg, key)
         t0 = time.perf_counter()
         ckpt = train_model(
             TrainConfig(**req),
@@ -249,7 +250,9 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
             f"final training accuracy {acc:.1f} %"
         )
     save_features(path, fs)
-    return load_features(path)
+    fs = load_features(path)
+    fs.provenance["trained_in_run"] = key in VISUAL_MODELS
+    return fs
 
 
 def wants_train_side(cfg: StudyConfig, key: str) -> bool:
@@ -269,11 +272,19 @@ def beyond_features(cfg: StudyConfig):
     colour histograms, the campus' reference visual stream (the CNNs of the CPU profiles are trained from scratch
     for minutes and are weak), with their training images' histograms.
     """
-    if cfg.features or cfg.dataset != "campus":
+    if beyond_key(cfg) != "colour":
         return main_features(cfg)[1]
     from ..improved import colour_histogram_campus
 
     return colour_histogram_campus(dataset_root(cfg))
+
+
+def beyond_key(cfg: StudyConfig) -> str:
+    """Which features notebook 07 uses (:func:`beyond_features`): ``"colour"`` on the campus, else the key of
+    :func:`main_features`; for its titles (:func:`.interpret.features_used`)."""
+    if not cfg.features and cfg.dataset == "campus":
+        return "colour"
+    return next((k for k in ("pcb", "pcb_re", "resnet50", "densenet121") if available(cfg, k)), "pcb")
 
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
@@ -304,7 +315,7 @@ def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
             )
 
 
-def _train_request(cfg: StudyConfig, key: str) -> dict:
+def train_request(cfg: StudyConfig, key: str) -> dict:
     """The training settings a visual model of this run is asked for (compared with a cache's provenance)."""
     arch, erasing = VISUAL_MODELS[key]
     t = cfg.train
@@ -328,10 +339,10 @@ def _same_training(fs, cfg: StudyConfig, key: str) -> bool:
     if key not in VISUAL_MODELS:
         return True
     done = fs.provenance.get("training_config", {})
-    return all(done.get(k) == v for k, v in _train_request(cfg, key).items())
+    return all(done.get(k) == v for k, v in train_request(cfg, key).items())
 
 
-def _same_images(fs, root: Path) -> bool:
+def same_images(fs, root: Path) -> bool:
     """Whether a cached features file describes exactly the query and gallery images of ``root``."""
     from ..metadata import read_dataset_root
 
@@ -356,7 +367,8 @@ def evaluate_rows(
     adds the improved rows, fitted on ``train`` metadata only).
 
     Faithful rows are :class:`streid_lib.uncertainty.RowSummary` dicts: the metrics in percent (the same numbers as
-    :func:`streid_lib.evaluation.evaluate_features`) carrying their per-query results for intervals.
+    :func:`streid_lib.evaluation.evaluate_features`) carrying their per-query results for intervals, and the CPU
+    tolerance of a CNN trained in the run when :func:`visual_features` marked ``fs`` so (docs/claims.md).
     """
     from ..joint import ROWS, JointMetric
 
@@ -367,15 +379,15 @@ def evaluate_rows(
         return evaluate_features(fs, model, metric, rows=rows or ROWS, rerank=rerank, mode=mode, train=train)["rows"]
     from ..evaluation import rank_rows
     from ..metrics import default_threads
-    from ..uncertainty import PerQuery, RowSummary
+    from ..uncertainty import TRAINED_TOLERANCE, PerQuery, RowSummary
 
     results = rank_rows(fs, model, metric, tuple(rows or ROWS), threads=default_threads())
     if rerank:
         from ..rerank import rerank_rows
 
         results.update(rerank_rows(fs, model, metric))
-    ids = fs.query.pids
-    return {k: RowSummary(r.summary(), PerQuery.from_result(r, ids)) for k, r in results.items()}
+    ids, tol = fs.query.pids, TRAINED_TOLERANCE if fs.provenance.get("trained_in_run") else 0.0
+    return {k: RowSummary(r.summary(), PerQuery.from_result(r, ids, tol)) for k, r in results.items()}
 
 
 def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: bool = False) -> dict[str, Any]:
