@@ -11,7 +11,7 @@ PROFILE ?= default
 # Real DukeMTMC-reID features (ImageNet MobileNetV2) beside the repository; never copied into it.
 DEV_FEATURES ?= ../shared/data/features/duke_mobilenetv2.npz
 
-.PHONY: study study-real test unit base-install notebooks notebooks-real lint venv clean
+.PHONY: study study-real test unit base-install notebooks notebooks-real lint venv clean check-reproducible
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ study-real: venv
 	$(PY) -m streid_lib.study.readme
 
 test: venv lint unit base-install notebooks notebooks-real
+
+# The trained rows and the verdicts under two CPU capabilities (slow: trains the profile's CNNs twice; not in make test).
+check-reproducible: venv
+	OMP_NUM_THREADS=1 $(PY) benchmarks/check_reproducible.py --profile $(PROFILE)
 
 lint: venv
 	$(VENV)/bin/ruff check streid_lib tests benchmarks notebooks

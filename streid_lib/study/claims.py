@@ -98,7 +98,7 @@ def _missing(rows: dict[str, Any], names: list[str]) -> str | None:
         if n not in rows:
             return f"{n} was not evaluated"
         if isinstance(rows[n], NotComputed):
-            return f"{n} {rows[n]}"
+            return f"{MODEL_LABELS.get(n, n)} {rows[n]}"  # not computed: no features, so no stand-in to name
     return None
 
 

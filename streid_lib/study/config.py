@@ -433,6 +433,8 @@ def _given_features_model(path: str) -> str:
     if trained:
         return str(trained)
     model = str(prov.get("model") or "").split(" (")[0].strip()
+    if model in {arch for arch, _ in VISUAL_MODELS.values()}:  # the file names one of the study's architectures
+        return model
     return f"{model} features" if model else f"the features of {Path(path).name}"
 
 

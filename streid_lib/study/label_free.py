@@ -164,12 +164,12 @@ def label_free_study(
     diffs = []
     for name in list(routes)[1:]:
         d = bootstrap_difference(
-            results["labelled"], results[name], n_boot=sizes.n_boot, seed=seed, metrics=("R1", "mAP")
+            results["labelled"], results[name], n_boot=sizes.n_boot, seed=seed, metrics=("R1", "mAP"), ids=fs.query.pids
         )
         d.index = [f"{name} − labelled, {m}" for m in d.pop("metric")]
         diffs.append(d)
     report.differences = pd.concat(diffs)
-    report.differences.index.name = "difference (95 % paired bootstrap over queries)"
+    report.differences.index.name = "difference (95 % paired bootstrap over query identities)"
     if truth is not None:
         from ..campus import hp_distance, mean_hp_distance
 
