@@ -26,7 +26,7 @@ SEED = 0
 LEVEL = 0.95
 HELD, NOT_HELD, INCONCLUSIVE = "held", "not held", "inconclusive"
 #: How far a number of a CNN trained in the run may move on another CPU (points of R1 or mAP; measured: at most
-#: 6.3, docs/reproducibility_readme.md). A verdict that rests on such rows widens its interval by it.
+#: 6.3, README.md, "Reproducibility"). A verdict that rests on such rows widens its interval by it.
 TRAINED_TOLERANCE = 7.0
 
 
