@@ -1,12 +1,8 @@
-"""Training the visual baselines with the reference recipe (docs/reference.md §2.5), fast on a GPU, resumable.
+"""Training the visual baselines with the reference recipe (docs/reference.md §2.5), resumable.
 
-The recipe's defaults live in :class:`~streid_lib.visual.config.TrainConfig` (§2.5, §13.7, §13.10). ``loader="memory"``
-decodes the training set once onto the device and augments there (bf16, channels-last, fused SGD, CUDA graphs on a
-GPU, §13.8); ``loader="plain"`` is a reference-style DataLoader loop. Under ``torchrun`` each process trains a DDP
-replica on its shard. Every random stream restarts from (seed, epoch, rank) and checkpoints fall on epoch boundaries,
-so a killed run resumes to the same state. ``out_dir`` holds ``last.pt`` (slimmed when finished),
-``history.json``, ``provenance.json`` and, with ``keep_checkpoints``, ``epoch_NNN.pt``; nothing is written before the
-first checkpoint, and temporary files of a killed run are removed by the next one.
+Defaults: :class:`~streid_lib.visual.config.TrainConfig` (§2.5, §13.7, §13.10); GPU path (``loader="memory"``,
+bf16, CUDA graphs) §13.8. Random streams restart from (seed, epoch, rank), so a killed run resumes exactly. ``out_dir``
+holds ``last.pt``, ``history.json``, ``provenance.json`` and, with ``keep_checkpoints``, ``epoch_NNN.pt``.
 """
 
 from __future__ import annotations
@@ -30,8 +26,7 @@ from . import data as vdata
 from .config import REFERENCE_DECAY, ConfigError, from_options, resolve_config
 from .models import build_model, part_logits_loss
 
-#: The recipe's configuration object and schedule rule live in :mod:`.config` (torch-free, for the command line);
-#: named here too, beside the recipe they describe (docs/reference.md §2.5).
+#: Re-exported from the torch-free :mod:`.config`.
 TrainConfig = _config.TrainConfig
 default_decay_epoch = _config.default_decay_epoch
 
@@ -54,7 +49,6 @@ CHECKPOINT_FORMAT = "streid-visual-checkpoint/1"
 LAST = "last.pt"
 HISTORY = "history.json"
 PROVENANCE = "provenance.json"
-#: Name of a kept checkpoint (``keep_checkpoints``): the epoch count, zero-padded.
 EPOCH_CHECKPOINT = "epoch_{:03d}.pt"
 #: What a finished ``last.pt`` no longer holds: needed only to resume an unfinished run.
 _RESUME_ONLY = ("optimizer_state", "rng")
@@ -120,9 +114,8 @@ def _setup_distributed(device: torch.device) -> tuple[int, int, bool]:
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool | None = None) -> torch.optim.SGD:
     """SGD with two groups: new layers at ``cfg.lr`` (0.1), backbone at ``cfg.lr_backbone`` (0.01).
 
-    On CUDA the fused kernel updates every parameter in a few launches (the per-tensor loop of ~300 ResNet
-    parameters costs more host time than a batch-32 step's compute); the update is the same rule.
-    ``fused``: None = fused exactly when every parameter is on a CUDA device; False = PyTorch's default loop.
+    ``fused``: None = PyTorch's fused kernel (same rule, fewer launches; §13.8) exactly when every parameter is on a
+    CUDA device; False = PyTorch's default loop.
     """
     backbone, new = list(model.backbone_parameters()), list(model.new_parameters())
     groups = [
@@ -161,19 +154,13 @@ class EpochRunner:
     """One training epoch over either loader, shared by :func:`train_model` and the GPU benchmark.
 
     Args:
-        net: the (possibly DDP-wrapped / compiled) model called in the loop.
-        optimizer: its optimizer.
-        device: compute device.
+        net, optimizer, device: the (possibly DDP-wrapped / compiled) model, its optimizer, the compute device.
         amp: bf16 autocast (CUDA only).
-        cuda_graph: replay the whole step (forward, loss, backward, SGD update) as one CUDA graph (CUDA only;
-            not with DDP or ``torch.compile``). At the reference batch of 32 an eager step spends more time
-            issuing its ~1,000 kernels from Python than the GPU spends running them; a graph issues them at
-            once. The first :attr:`GRAPH_WARMUP` steps run eagerly (cuDNN autotuning, optimizer state), the
-            next is captured; a batch of another size (an epoch's short last batch) runs eagerly, and a new
-            learning rate (the decay epoch) is captured anew, since the graph holds the rate as a constant.
+        cuda_graph: replay the whole step as one CUDA graph (CUDA only; not with DDP or ``torch.compile``;
+            §13.8). After :attr:`GRAPH_WARMUP` eager steps the next is captured; a batch of another size runs
+            eagerly, and a new learning rate is captured anew.
     """
 
-    #: Eager steps before the graph is captured.
     GRAPH_WARMUP = 3
 
     def __init__(
@@ -262,8 +249,7 @@ class EpochRunner:
     ) -> dict:
         """Run the batches; returns this process's {"loss_sum", "correct", "seen", "steps", "seconds"}.
 
-        ``bar``: a progress bar (:func:`streid_lib._progress.progress_bar`) advanced by one per step, its
-        postfix showing the running loss, accuracy and images/s every ``log_every`` steps.
+        ``bar`` advances one per step; its postfix shows loss, accuracy and images/s every ``log_every`` steps.
         """
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
@@ -318,20 +304,19 @@ def train_model(
     Args:
         config: what is trained and how (:class:`~streid_lib.visual.config.TrainConfig`, checked when built).
         data_root: dataset root (Market-style or Duke-style names; ``sequence_lengths.json`` honoured).
-        out_dir: run directory (see the module doc); checked before any work (a folder that can be written).
+        out_dir: run directory (see the module doc), checked before any work; nothing is written before the
+            first checkpoint.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        resume: continue from ``out_dir/last.pt`` when it exists (its configuration must match); ``False``
-            starts afresh and replaces it at the first checkpoint.
+        resume: continue from ``out_dir/last.pt`` when it exists (its configuration must match).
         download_weights: allow downloading missing ImageNet weights (needs internet).
-        progress: a progress bar on stderr (rank 0 only): ``label``, epoch, step, ETA of the whole run, loss.
-        label: the name the progress shows (the study's model key, e.g. ``"pcb_re"``); default ``config.model``.
+        progress, label: a progress bar on stderr (rank 0) named ``label`` (default ``config.model``).
 
     Returns:
-        Path of ``out_dir/last.pt``, holding the final weights, configuration, history and provenance.
+        Path of ``out_dir/last.pt`` (final weights, configuration, history, provenance).
 
     Raises:
-        TrainError: a request that cannot run here (device, CUDA graphs, bf16), an unreadable or incompatible
-            ``last.pt``, an unwritable ``out_dir``. Nothing is written then.
+        TrainError: a request that cannot run here, an unreadable or incompatible ``last.pt``, an unwritable
+            ``out_dir``. Nothing is written then.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
@@ -557,11 +542,7 @@ def _checkpoint_state(
 
 
 def _write_run(out_dir: Path, state: dict, cfg: TrainConfig, epoch: int) -> None:
-    """Write one checkpoint of the run (each file atomically): the kept copy, ``last.pt``, history, provenance.
-
-    The finished ``last.pt`` drops the resume-only states (:data:`_RESUME_ONLY`); ``last.pt`` comes before the
-    JSON files, so these never describe a checkpoint that is not there.
-    """
+    """Write one checkpoint atomically: kept copy, ``last.pt`` (slimmed when finished), then history, provenance."""
     if cfg.keep_checkpoints:
         _torch_save(out_dir / EPOCH_CHECKPOINT.format(epoch), state)
     finished = epoch >= cfg.epochs
