@@ -1,15 +1,8 @@
-"""What a visual-stream run is asked to do, as objects: :class:`TrainConfig` and :class:`ExtractConfig`.
+"""What a visual-stream run is asked to do: :class:`TrainConfig` and :class:`ExtractConfig` (torch-free).
 
-One home for every option of training and extraction: its default, its valid range and its check. The command
-line builds its ``train`` and ``extract`` options (and their defaults) from these dataclasses, so this module
-imports no torch; the library entry points (:func:`~streid_lib.visual.train.train_model`,
-:func:`~streid_lib.visual.extract.extract_features`) take one of these objects.
-
-Both are keyword-only and frozen, and check every value when built (:class:`ConfigError` names the field, the
-value and what was expected). A ``None`` size or decay epoch means "the model's default" (below); a value ≤ 0 is
-an error, never a silent default. :func:`resolve_config` fills in everything that depends on the machine
-(device, number of processes, CPU count) and the model defaults, giving the complete configuration that a
-checkpoint stores and a resumed run must match.
+Keyword-only, frozen, every value checked when built (:class:`ConfigError`); ``None`` means the model's default, a
+value ≤ 0 is an error. :func:`resolve_config` fills in the machine- and model-dependent values, giving the
+configuration a checkpoint stores and a resumed run must match.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""Image data for the visual stream: decoding, the in-memory training set with on-device augmentation,
-the plain torchvision DataLoader path (for comparison), and a toy dataset writer for tests and benchmarks.
+"""Image data for the visual stream: decoding, the in-memory training set, the plain DataLoader path, a toy writer.
 
-Fast path (``MemoryTrainSet``): every training image is decoded and resized once (PIL bicubic, as the
-reference's ``transforms.Resize`` on PIL images) into one uint8 tensor (N, H, W, 3) that lives on the
-device when it fits. Each step gathers its batch with the random crop and the horizontal flip folded
-into one index operation, normalises, and applies random erasing, all on the device in batch. The only
-host work per step is Python issuing kernels.
-
-Augmentation semantics follow the reference (docs/reference.md §2.5): crop offsets uniform over all positions, flip with
-p = 0.5, ImageNet normalisation, then random erasing with probability p, area fraction U[0.02, 0.4],
-aspect ratio U[0.3, 1/0.3], up to 100 attempts, filled with 0 (the mean, after normalisation).
+``MemoryTrainSet`` decodes and resizes every training image once (PIL bicubic) into a uint8 (N, H, W, 3) tensor on the
+device and augments each batch there (docs/reference.md §13.8); the augmentation follows the reference (§2.5).
 """
 
 from __future__ import annotations

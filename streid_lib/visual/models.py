@@ -1,18 +1,9 @@
-"""The three visual baselines of the paper (docs/reference.md §2.1-2.4): PCB, ResNet-50 and DenseNet-121.
+"""The three visual baselines of the paper: PCB, ResNet-50 and DenseNet-121 (docs/reference.md §2.1-2.4).
 
-Every model maps an image batch ``x`` (B, 3, H, W), normalised with the ImageNet mean/std, to
-
-* ``forward(x)`` → class logits of shape (B, P, C): P = 6 stripes for PCB, P = 1 otherwise;
-* ``embed(x)`` → the raw test feature: (B, 2048, 6) pooled stripes for PCB, (B, 2048) for ResNet-50,
-  (B, 1024) for DenseNet-121 (the vector *before* the bottleneck, docs/reference.md §2.2-2.4).
-
-Module names follow the reference (``model`` for the torchvision backbone, ``classifier`` or
-``classifier0..5`` with ``add_block`` / ``classifier`` inside), so a state dict of the authors' models
-loads as is (their unused ``model.fc`` / ``model.classifier`` keys are dropped).
-
-ImageNet weights come through torchvision's weights API, from the torch hub cache only. When they are
-not there we stop with :class:`WeightsUnavailableError`; training from scratch happens only with
-``weights="none"``. The resolved source is kept in ``model.weights_info`` for provenance.
+``forward(x)`` on (B, 3, H, W) ImageNet-normalised images → logits (B, P, C), P = 6 for PCB else 1; ``embed(x)`` → raw
+test features (B, 2048, 6) PCB, (B, 2048) ResNet-50, (B, 1024) DenseNet-121. Module names follow the reference, so
+its state dicts load as is. ImageNet weights come from the torch hub cache only (else
+:class:`WeightsUnavailableError`; ``weights="none"`` trains from scratch); the source is in ``model.weights_info``.
 """
 
 from __future__ import annotations
