@@ -1,21 +1,9 @@
-"""Beyond the paper: a calibrated Bayesian spatial-temporal fusion ("improved" mode), chosen on training ids only.
+"""Beyond the paper: a calibrated Bayesian ST fusion ("improved" mode), chosen on training ids only (§12.1).
 
-The faithful joint metric (docs/reference.md §4) lets the ST stream move the score by at most ~5 %, normalises
-the two travel directions of a camera pair apart, and fixes σ = 50 bins by hand. The improved mode replaces it, as
-a named opt-in mode measured against faithful:
-
-* :mod:`.counting` and :mod:`.likelihood` — the ST evidence as a log-likelihood ratio of same vs different
-  training identities (:class:`LikelihoodRatioModel`), with direction and camera-pair priors and three counting
-  rules;
-* :mod:`.calibration` — the fusion ``s + w·logLR`` and its weight from a scikit-learn logistic regression on
-  training pairs (:func:`calibrate_weight`), or the spread rule without training features;
-* :mod:`.folds` and :mod:`.selection` — every choice (counting, σ, priors, likelihood ratio vs likelihood, w, the
-  re-ranking term) made by cross-validation on training identities (:func:`select_hyperparameters`);
-* :mod:`.reranking` and :mod:`.scoring` — the ``improved`` and ``improved+re-rank`` rows
-  (:func:`improved_rows`, used by ``evaluate --mode improved``);
-* :mod:`.analysis` and :mod:`.report` — ablations, paired bootstraps, the noise check and notebook 07's tables.
-
-Nothing here imports torch; scikit-learn and pandas are imported where they are used.
+:mod:`.counting`, :mod:`.likelihood`: the evidence (:class:`LikelihoodRatioModel`); :mod:`.calibration`: the weight
+of ``s + w·logLR``; :mod:`.folds`, :mod:`.selection`: cross-validated choices; :mod:`.reranking`, :mod:`.scoring`:
+the ``improved`` and ``improved+re-rank`` rows; :mod:`.analysis`, :mod:`.report`: ablations and notebook 07's
+tables. Nothing here imports torch. (docs/reference.md §12.1)
 """
 
 from __future__ import annotations

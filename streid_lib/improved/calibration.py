@@ -1,15 +1,8 @@
-"""Calibration of the fusion weight: a logistic regression on training pairs (scikit-learn), and the spread rule.
+"""Calibration of the fusion weight ``w`` of ``s + w·logLR`` (docs/reference.md §12.1).
 
-Read as Bayes' rule, the visual logit of a pair is ``a·s + b`` and the posterior log-odds ``a·s + b + logLR``;
-ranking by it is ranking by ``s + logLR / a``, so the fusion weight of ``s + w·logLR`` is ``w = 1/a``. A logistic
-regression of same/different on ``[s, logLR]`` estimates both slopes; ``w = coef_logLR / coef_s`` (which equals
-1/a when the ST slope is 1, and corrects for evidence that is over- or under-confident otherwise). Case-control
-sampling of pairs changes only the intercept, not the slopes.
-
-Without training features no slope can be estimated: the **spread rule** ``w = DEFAULT_W · σ_s`` scales the
-weight with σ_s, the median over queries of the standard deviation of a query's cosine row (by the Bayes reading
-``a = d'/σ_s`` for a match separation of d' standard deviations), which removes the feature-dependent unit of the
-cosine. σ_s reads unlabelled query-gallery scores only, as k-reciprocal re-ranking reads the features.
+With training features: ``w = coef_logLR / coef_s`` of a logistic regression of same/different on ``[s, logLR]``
+(case-control sampling changes only the intercept). Without: the spread rule ``w = DEFAULT_W · σ_s``, σ_s the
+median over queries of the standard deviation of a query's cosine row (unlabelled scores only).
 """
 
 from __future__ import annotations

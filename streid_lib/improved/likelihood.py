@@ -1,31 +1,8 @@
-"""The ST log-likelihood ratio: same-identity vs different-identity time gaps per ordered camera pair.
+"""The ST log-likelihood ratio ``logLR = log((1 - ρ)·p_same/p_diff + ρ)`` (nats) per ordered camera pair and gap bin.
 
-For every ordered camera pair (a, b) and time-gap bin k (faithful's bins and its "later image's camera first"
-lookup rule, :meth:`streid_lib.st_model.SpatialTemporalModel.lookup_index`, docs/reference.md §4):
-
-* ``p_same(a, b, k)``: gaps of the *same* training identity. ``counting="identity"`` and ``"image_pairs"`` are
-  the votes of a faithful :class:`~streid_lib.st_model.SpatialTemporalModel` fitted on the same data (one vote
-  per identity and camera pair from mean frames, docs/reference.md §3.2-3.3; or every cross-camera image pair,
-  the paper's Eqn. 2, §9). ``"weighted_pairs"`` counts every cross-camera image pair of an identity with weight
-  ``1/(n_a·n_b)`` (n_a, n_b: its images in the two cameras), so each identity and camera pair carries one vote,
-  as with mean frames, spread over its image gaps instead of placed at the gap of the means.
-* ``p_diff(a, b, k)``: the background, the same histogram over pairs of *different* training identities (with
-  the same units and weights), from chunked outer differences per camera pair.
-* both Parzen-smoothed with faithful's kernel (:func:`~streid_lib.st_model.gaussian_kernel`, σ bins). By default
-  the two directions of a pair are smoothed as one signed axis of gaps ``t_a - t_b`` (the kernel crosses
-  Δt = 0, so bin 0 gets no border artefact); the mass of every pair is kept.
-* normalised keeping the priors faithful discards: ``p = X / n_dir · [n_dir / n_pair] · [n_pair / N]`` with
-  ``n_dir`` the mass of the ordered pair, ``n_pair`` that of both directions and ``N`` the total. The first
-  bracket is the **direction prior**, the second the **camera-pair prior**; each can be switched off (the
-  bracket then becomes 1/2, resp. 1).
-
-The evidence is ``logLR = log((1 - ρ)·p_same/p_diff + ρ)`` nats, with the **outlier fraction** ρ as its floor
-(``log ρ`` ≈ -4.6 for ρ = 0.01: a few same-identity transits look like random pairs, and the log stays finite).
-Where the ratio does not exist the evidence is 0 (none either way): same-camera pairs; camera pairs never
-co-observed by one training identity (including cameras absent from training); bins without background mass;
-gaps beyond the last bin under faithful's ``overflow="zero"`` (``"clip"`` reads the last bin, ``"error"``
-raises). ``background=False`` (an ablation, "likelihood instead of likelihood ratio") divides by a flat
-background over the co-observed pairs instead.
+Counting rules, background, smoothing across Δt = 0, direction and camera-pair priors, and where the evidence is 0:
+docs/reference.md §12.1. ``background=False`` (an ablation, "likelihood instead of likelihood ratio") divides by a
+flat background over the co-observed pairs.
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
-"""improved+re-rank: the improved score plus a k-reciprocal Jaccard term, ``F - β·J`` with ``F = s + w·logLR``.
+"""improved+re-rank: ``F - β·J`` with ``F = s + w·logLR`` and J the k-reciprocal Jaccard distance (λ = 0).
 
-k-reciprocal re-ranking (Zhong et al. 2017, docs/reference.md §6) ends with ``(1 - λ)·J + λ·d``: a Jaccard
-distance J between k-reciprocal neighbourhoods, mixed with the original distance d. Here the original term is
-the improved score F itself and the mix is chosen, so re-ranking can only reorder what F leaves close:
-
-* ``J`` is the Jaccard distance (:func:`streid_lib.rerank.rerank_distances` with λ = 0) of neighbourhoods found
-  either on the visual cosine (``source="visual"``: re-rank the visual distance, then add the ST evidence) or on
-  the improved score (``source="fused"``: neighbours that the ST evidence already made likely; F is divided by
-  its largest magnitude first so that ``d = 2 - 2·F'`` has the range of a cosine distance);
-* ``β = b · σ_F``, with σ_F the median per-query spread of F's query-gallery block (:func:`score_spread`, no
-  labels): J is a unitless distance in [0, 1], so b says how many spreads of F a full Jaccard distance is worth.
-
-With training features the source and b are chosen on validation folds of training identities
-(:mod:`.selection`), and β is carried over as a number (F has the same units on validation and test: same
-features, same w; J's own spread is not used because it shrinks as the gallery grows). Without them the fallback
-is :data:`~.config.DEFAULT_RERANK_SOURCE` and ``β = DEFAULT_RERANK_B · σ_F`` on the test set's own F.
+Sources of neighbours and ``β = b·σ_F``: docs/reference.md §12.1. With ``source="fused"`` F is divided by its largest
+magnitude so that ``d = 2 - 2·F'`` has a cosine distance's range. Without training features:
+:data:`~.config.DEFAULT_RERANK_SOURCE` and ``β = DEFAULT_RERANK_B · σ_F`` on the test set's own F.
 """
 
 from __future__ import annotations

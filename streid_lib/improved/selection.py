@@ -1,33 +1,8 @@
 """The selection protocol: every hyperparameter of the improved mode chosen on training identities only.
 
-Folds (:mod:`.folds`): the training identities are split into ``n_folds`` folds (default 2); for each fold the
-likelihood-ratio model of a candidate is fitted on the other folds' identities and ranked on the fold's
-validation split. A candidate's score on a fold is
-
-* with training features: ``s + w·logLR``, where ``w = m·w_log`` and ``w_log`` is the logistic weight
-  (:func:`~.calibration.calibrate_weight`) fitted on the fold's own cross-camera pairs for that candidate; the
-  multiplier m corrects the pairwise fit, which the bulk of easy negatives dominates while the ranking depends
-  on the top of each list;
-* without them: the ST evidence alone (its dense ranks, which order and tie every pair exactly as it does).
-
-**Criterion**: the mean over folds of validation rank-1 plus mAP (percent), ``"R1+mAP"`` (or mAP alone).
-
-**Search**: a coordinate ascent in the fixed order of :class:`~.config.SelectionConfig`: the counting rule (all
-rules); σ, a walk on its log grid from ``sigma0`` (both neighbours, then onwards in the better direction while
-the criterion rises: the criterion is taken to be unimodal along the grid); when σ moved, the counting rules once
-more at the new σ (and σ again when the rule changes); the direction prior, the camera-pair
-prior and the background, each switched off alone and then the improving ones together; the multiplier m, a walk
-on its grid from ``w_scale0``; for improved+re-rank the neighbour source × the Jaccard weight b (all pairs).
-A stage keeps a change only when it raises the criterion by more than one standard error of the paired
-difference over the validation queries (the one-standard-error rule of cross-validation: without evidence the
-current value, the faithful-like default, stays). The final ``w`` is ``m`` times the logistic weight refitted on
-the pooled validation pairs of all folds.
-
-**Cost**: per fold, the ranking protocol, the ST lookup indices, the cosine and the calibration pairs are
-computed once for all candidates; models of one counting rule share their counts and smoothed histograms
-(:meth:`LikelihoodRatioModel.with_params`); validation rankings run in a worker thread while the next candidate
-is fitted and calibrated, and the final model (all training identities) is fitted while the last stage ranks.
-
+Folds, criterion, coordinate search and the one-standard-error rule: docs/reference.md §12.1 (order of the stages:
+:class:`~.config.SelectionConfig`). Per fold the ranking protocol, ST lookups, cosine and calibration pairs are
+computed once for all candidates; validation rankings overlap the next candidate's fit in a worker thread.
 Nothing but the training metadata and training features is read: the signature cannot receive test data.
 """
 
