@@ -1,23 +1,6 @@
-"""Campus: the embedded synthetic camera network, the default dataset of every notebook and of the main job.
+"""Campus: the embedded synthetic camera network, the default dataset of every notebook (docs/reference.md §13.5).
 
-Real re-ID datasets cannot be downloaded here, so this package simulates one whose
-spatial-temporal structure is known exactly:
-
-* **Network** (:mod:`.simulate`): K cameras (default 6) on a walking graph. Cameras 1-2, 3-4 and
-  5-6 are joined by two routes each (multi-modal transit); camera 6 hangs off 5 only and routes
-  visit at most 4 cameras, so far pairs (1-6, 3-6) are co-observed only by the rare 4-camera routes
-  (about 20x fewer identities than neighbours). People walk both ways.
-* **People**: heavy-tailed walking speeds (log-speed × Student t, 3 d.o.f.), occasional pauses,
-  uniform start over the recording, routes through 2-4 cameras, detection misses; single-camera
-  people become distractors.
-* **Recording**: 60 fps on one shared clock. Every camera records several sequences (Market's
-  ``cXsY``); the frame in a name is local to its sequence and ``sequence_lengths.json`` gives the
-  offsets, so the global frame is ``offset(camera, sequence) + local frame``. 1-8 crops per pass.
-* **Appearance** (:mod:`.render`): procedurally rendered 128×64 crops from a small palette; people
-  dress from a catalogue of ``n_outfits`` clothing combinations, so genuine lookalikes exist (the
-  ambiguity the ST stream resolves); per-camera colour cast, brightness, gamma, resolution loss and
-  blur, per-crop background, pose/scale jitter, front/back/side views, bags and partial occlusion.
-
+Network and walkers: :mod:`.simulate`; crops: :mod:`.render`; ground truth: :mod:`.truth`; options: :mod:`.config`.
 Layout of a campus root (``generate_campus(out, ...)``)::
 
     bounding_box_train/  bounding_box_test/  query/    *.jpg (absent with images=False)
@@ -27,21 +10,6 @@ Layout of a campus root (``generate_campus(out, ...)``)::
     sequence_lengths.json                              {"<cam>": [len_s1, len_s2, ...]} frames (Market naming)
     transit_truth.npz                                  ground-truth transit counts (see .truth)
     campus.json                                        config, network, counts, HP layout, provenance
-
-Names: Market ``PPPP_cXsY_FFFFFF_BB.jpg`` (default) or Duke ``PPPP_cC_fFFFFFFF.jpg`` (global frame).
-Train and test identities are disjoint; one query per test identity and camera (from a pass of
-≥2 crops); the gallery holds the test identities' other crops, single-camera distractors (pid
-``0000`` with Market naming, ordinary ids with Duke naming) and junk crops (pid ``-1``).
-
-Ground truth (:mod:`.truth`): ``transit_truth.npz`` holds, per ordered camera pair (a, b), the
-Monte-Carlo histogram of *mean crop frame in a − mean crop frame in b* over identities seen by both
-with the difference positive (a is the later camera), in 10-frame bins. That is precisely what the
-faithful HP estimate (docs/reference.md §3) counts — one vote per identity per camera pair, per-identity mean
-frames, later camera first, per-direction normalisation — so :func:`hp_distance` compares like with like.
-
-Recommended HP layout (``CampusInfo.st_params``): the faithful 100-frame bins and σ = 50 bins
-(83 s at 60 fps, below a single route's transit spread), with ``n_bins = ceil(recording / 100) + 1``
-(≤ 4,801 for every preset, so 5,000 bins also fit).
 """
 
 from __future__ import annotations
