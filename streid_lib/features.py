@@ -1,21 +1,8 @@
-"""Features files: the one door through which any visual stream enters the evaluation.
+"""Features files: the one door through which any visual stream enters the evaluation (docs/reference.md §0).
 
-Two containers with the same keys (docs/reference.md §0):
-
-* the authors' ``pytorch_result.mat`` (MATLAB v5, via :mod:`scipy.io`): ``query_f`` (Nq×D float32),
-  ``query_label``, ``query_cam``, ``query_frames`` (each stored as a 1×Nq row), and the same with
-  ``gallery_``. Market frames are the authors' *global* (cumulative) frames.
-* an ``.npz`` with the same keys (1-D metadata arrays), plus optional ``query_names``,
-  ``gallery_names`` and a JSON ``provenance`` string.
-
-Either container may also hold a **training side**, laid out like query and gallery: ``train_f`` (Nt×D),
-``train_label``, ``train_cam``, ``train_frames`` and (``.npz``) ``train_names``. It is optional and all or
-nothing: a file with some ``train_*`` keys but not all four required ones is refused. When present, it gives
-the ST model its training metadata and lets the improved mode calibrate on training features
-(:attr:`FeatureSet.train`, :attr:`FeatureSet.train_f`).
-
-Whatever produced the features (our training, the authors' released file, another model), every
-later step reads this file and is indifferent to its origin.
+``pytorch_result.mat`` (MATLAB v5) or ``.npz`` with ``query_f`` (Nq×D float32), ``query_label``, ``query_cam``,
+``query_frames`` and the same for ``gallery_``; ``.npz`` may add ``*_names`` and a JSON ``provenance``. An optional
+training side (``train_f`` Nt×D, ``train_label``, ``train_cam``, ``train_frames``) is all or nothing.
 """
 
 from __future__ import annotations

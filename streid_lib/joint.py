@@ -1,19 +1,8 @@
-"""The joint metric: visual cosine similarity, ST probability, logistic smoothing, and the paper's score rows.
+"""The joint metric and the paper's score rows (docs/reference.md §4); all scores higher-is-better.
 
-Rows (all scores: higher is better):
-
-* ``VIS``: cosine similarity s of L2-normalised features, in [-1, 1];
-* ``ST``: the smoothed spatial-temporal probability p̂ alone (paper Figure 4a, "ST only");
-* ``VISxST``: the paper's Eqn. 5 baseline, the plain product of the two streams, ``s · p``;
-* ``st-ReID``: the joint metric with logistic smoothing, Eqn. 6, ``f(s; λ0, γ0) · f(p; λ1, γ1)``;
-* ``VISxST-shifted`` (named option, not among the default rows): ``((1 + s) / 2) · p``, Eqn. 5 with the cosine
-  first mapped to [0, 1] (docs/reference.md §4.1).
-
-Scores are computed chunk by chunk over queries (one GEMM per chunk for s, one vectorised table lookup for p),
-so peak memory is O(chunk × gallery) whatever the gallery size.
-
-Precision follows the reference (§4): s and the visual factor are float32 (float32 features), p and the ST
-factor float64, so the ``VISxST`` and ``st-ReID`` products are float64.
+``VIS`` = cosine s in [-1, 1]; ``ST`` = smoothed p̂; ``VISxST`` = ``s · p`` (Eqn. 5); ``st-ReID`` =
+``f(s; λ0, γ0) · f(p; λ1, γ1)`` (Eqn. 6); named option ``VISxST-shifted`` = ``((1 + s)/2) · p`` (§4.1). Computed in
+query chunks (memory O(chunk × gallery)); s is float32, p and the products float64 (§4).
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
-"""Image metadata (person id, camera, frame) from file names, manifests and dataset folders.
+"""Image metadata (pid, 1-based camera, frame) from file names, manifests and dataset folders (docs/reference.md §1).
 
-Every crop in st-ReID carries three integers: its person id (``pid``), the camera that saw it
-(1-based) and a frame number on that camera's timeline. This module reads them, exactly as the
-authors' code does (reference behaviour §1), from
-
-* Market-1501 names ``PPPP_cXsY_FFFFFF_BB.jpg``: the frame is made *global per camera* by adding
-  the lengths of the camera's earlier sequences (the authors' ``MAXF`` table, or a table written
-  beside a synthetic dataset). The authors' renamed form ``PPPP_cX_fFFFFFFF_BB.jpg`` is accepted
-  too, with its frame used as is. Files are never renamed on disk.
-* DukeMTMC-reID names ``PPPP_cC_fFFFFFFF.jpg``: the 7-digit frame is used raw (no sync offsets).
-* a CSV manifest with the header ``path,pid,camera,frame``, for any other camera network.
-
-pid ``-1`` marks junk crops and ``0000`` distractors (Market); both are kept here and handled by
-the evaluation protocol. Nothing is dropped silently: a name that does not parse is an error that
-names the file and the pattern expected.
+Market ``PPPP_cXsY_FFFFFF_BB.jpg`` (frame made global per camera from the sequence table; the renamed
+``PPPP_cX_fFFFFFFF_BB.jpg`` used as is), Duke ``PPPP_cC_fFFFFFFF.jpg`` (raw frame), or a CSV manifest
+``path,pid,camera,frame``. pid ``-1`` (junk) and ``0`` (distractors) are kept; a name that does not parse is an error.
 """
 
 from __future__ import annotations
