@@ -1,27 +1,18 @@
-"""The campus generative model: camera network, walkers, camera passes and crop times.
+"""The campus generative model: camera network, walkers, camera passes and crop times (docs/reference.md §13.5).
 
-Everything here is metadata (who, which camera, which frame); appearance lives in
-:mod:`streid_lib.campus.render`. The same function, :func:`simulate_walkers`, draws the people of a
-dataset and the large Monte-Carlo sample behind the ground-truth transit densities, so the two
-follow one generative model by construction.
+Metadata only (appearance: :mod:`.render`). :func:`simulate_walkers` draws both a dataset's people and the Monte-Carlo
+sample behind the ground truth. Times are in seconds until converted to frames at ``fps``; routes in metres.
 
-Model (all times in seconds until converted to frames at ``fps``):
-
-* **Network.** ``K`` cameras joined by walking routes (metres). A camera pair may be joined by
-  several routes of different length (multi-modal transit); pairs without a direct route are
-  reached only through other cameras or, when they are more than ``max_route_cams - 1`` hops
-  apart, never co-observed at all.
-* **Walker.** Starts uniformly over the recording at a camera drawn from ``entry_p``, visits
-  ``L`` cameras (``route_cams_p``), never revisiting one, choosing uniformly among unvisited
-  neighbours and, per hop, one of the parallel routes (``route_p``). A personal speed is heavy
-  tailed: ``log v = log(speed_mps) + speed_log_scale * t(df=speed_tail_df)``, clipped to
-  ``speed_range_mps``; each hop multiplies it by ``lognormal(0, hop_speed_jitter)`` and adds, with
-  probability ``pause_prob``, an exponential pause (mean ``pause_mean_s``).
-* **Pass.** Camera ``c`` sees the walker for ``view_m[c] / v`` seconds. It detects the pass with
-  probability ``detect_prob``; a pass is recorded only if it ends before the recording ends.
-  A recorded pass yields ``1 + Poisson(crops_per_pass - 1)`` crops (at most
-  ``max_crops_per_pass``), at distinct integer frames, one uniformly within each of equal
-  strata of the pass.
+* **Network.** ``K`` cameras; a pair may be joined by several routes (multi-modal transit); cameras more than
+  ``max_route_cams - 1`` hops apart are never co-observed.
+* **Walker.** Uniform start at a camera drawn from ``entry_p``; visits ``L`` cameras (``route_cams_p``) without
+  revisits, uniformly among unvisited neighbours, one parallel route per hop (``route_p``). Speed:
+  ``log v = log(speed_mps) + speed_log_scale * t(df=speed_tail_df)``, clipped to ``speed_range_mps``, times
+  ``lognormal(0, hop_speed_jitter)`` per hop, plus with probability ``pause_prob`` an exponential pause
+  (mean ``pause_mean_s``).
+* **Pass.** Camera ``c`` sees the walker ``view_m[c] / v`` seconds, detects it with probability ``detect_prob``,
+  keeps it if it ends within the recording, and yields ``1 + Poisson(crops_per_pass - 1)`` crops (at most
+  ``max_crops_per_pass``) at distinct integer frames, one per equal stratum of the pass.
 """
 
 from __future__ import annotations

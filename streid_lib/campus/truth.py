@@ -1,23 +1,16 @@
-"""Ground-truth transit densities of the campus and their distance to a fitted HP model.
+"""Ground-truth transit densities of the campus and their distance to a fitted HP model (docs/reference.md §13.5).
 
-File ``transit_truth.npz`` (a plain NumPy archive, written byte-deterministically):
+File ``transit_truth.npz`` (plain NumPy archive, byte-deterministic):
 
-* ``counts`` (K, K, Hb) int64 — Monte-Carlo counts at ``base_bin_width`` frames per bin.
-  ``counts[a-1, b-1, k]`` is the number of simulated walkers seen by cameras a and b whose
-  **mean crop frame in a minus mean crop frame in b** lies in ``[k·w, (k+1)·w)`` frames (means taken
-  as the HP takes them, ``sum / (n + 1e-7)``), i.e. who
-  were seen *later in a* (the first index is the later camera). Equal means go to the higher-index
-  camera as "later". This is exactly the faithful HP histogram of docs/reference.md §3.3 (one vote per
-  identity per camera pair, per-identity per-camera mean frames) built from an unlimited supply of
-  identities of the same generative model.
-* ``pair_n`` (K, K) int64 — walkers counted per ordered pair (``counts.sum(-1)``).
-* ``base_bin_width`` (int, frames), ``fps`` (float), ``n_walkers`` (int, walkers simulated,
-  before keeping those seen twice), ``recording_frames`` (int).
-* ``description`` — this text, as JSON.
+* ``counts`` (K, K, Hb) int64: ``counts[a-1, b-1, k]`` walkers seen by cameras a and b whose mean crop frame in a
+  minus that in b (means as the HP takes them, ``sum / (n + 1e-7)``) lies in ``[k·w, (k+1)·w)`` frames, w =
+  ``base_bin_width``: a is the later camera (equal means: the higher index). This is the faithful HP histogram
+  (§3.3) from an unlimited supply of identities.
+* ``pair_n`` (K, K) int64 = ``counts.sum(-1)``; ``base_bin_width`` (frames), ``fps``, ``n_walkers`` (simulated,
+  before keeping those seen twice), ``recording_frames``; ``description`` (:data:`TRUTH_DESCRIPTION` as JSON).
 
-The density of direction (a, b) is ``counts[a-1, b-1] / pair_n[a-1, b-1]``, normalised **per
-direction** like the HP's ``distribution_``; :meth:`TransitTruth.density` re-bins it to any
-multiple of the base bin width (the faithful layout is 100-frame bins).
+The density of (a, b) is ``counts[a-1, b-1] / pair_n[a-1, b-1]``, normalised per direction like the HP's
+``distribution_``; :meth:`TransitTruth.density` re-bins it to any multiple of the base width.
 """
 
 from __future__ import annotations
