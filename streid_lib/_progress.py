@@ -1,14 +1,9 @@
-"""Progress bars for long jobs: live on a terminal, never in a notebook.
+"""Progress bars for long jobs: live on a terminal, never in a notebook (a plain :class:`tqdm.tqdm`).
 
-A plain :class:`tqdm.tqdm` (not ``tqdm.auto``, whose widget needs ipywidgets). Where it writes:
-
-* inside ``reproduce``'s kernels, the file named by :data:`PROGRESS_FILE_ENV`, which ``reproduce`` relays to its
-  terminal (live when :data:`PROGRESS_TTY_ENV` gives the terminal's width, else one refresh per
-  :data:`PROGRESS_INTERVAL_ENV` seconds);
-* inside any other Jupyter kernel, the kernel process's own stderr: the terminal that started JupyterLab, not the
-  notebook (a notebook keeps its stderr for what went wrong);
-* elsewhere, stderr. When that is not a terminal (a log file), a bar is redrawn at most every
-  :data:`NON_TTY_INTERVAL_S` seconds.
+Writes to the file named by :data:`PROGRESS_FILE_ENV` inside ``reproduce``'s kernels (relayed live when
+:data:`PROGRESS_TTY_ENV` gives the terminal width, else every :data:`PROGRESS_INTERVAL_ENV` s); to the kernel
+process's stderr inside other Jupyter kernels; elsewhere to stderr, redrawn at most every
+:data:`NON_TTY_INTERVAL_S` s when that is not a terminal.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The "beyond the paper" report of notebook 07: its tables from one FeatureSet, and sentences from their numbers.
 
-:func:`beyond_the_paper` runs faithful, improved, improved+re-rank and the ablations on whatever features the run
-has (with their training side when there is one, and then also without it, the authors' ``.mat`` route), with
-paired bootstrap intervals; :func:`report_tables` gives its tables with readable column names, and
-:func:`describe_inputs` and :func:`interpretation` render every sentence of the notebook's reading from the numbers,
-so no trend is written by hand. How much is computed (the search's grids, the bootstrap resamples) is the caller's
-to say: the study passes its profile's sizes (``cfg.sizes.selection``, ``cfg.sizes.bootstrap_samples``).
+:func:`beyond_the_paper` runs faithful, improved, improved+re-rank and the ablations (with and without the training
+side) with paired bootstrap intervals; :func:`report_tables`, :func:`describe_inputs` and :func:`interpretation`
+render tables and every sentence from the numbers. The caller sets the sizes (grids, bootstrap resamples).
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Feature extraction (docs/reference.md §2.6): query, gallery and training features into one features file.
 
-For every image: the test resize (PCB 384×192, others 288×144, PIL bicubic) → ToTensor → ImageNet
-normalisation; the model's raw test feature of the image and of its horizontal flip are **summed**; then
-PCB: each of the 6 stripes (2048-d) is L2-normalised and the result flattened channel-major (c·6 + stripe,
-12288-d); others: the whole vector is L2-normalised. Labels, cameras and frames come from the file names
-(:func:`streid_lib.metadata.read_dataset_root`, which honours ``sequence_lengths.json``).
-
-Any other source of features (the authors' ``pytorch_result.mat``, another model's embeddings) enters the
-study through the same file: :func:`features_from_arrays` pairs arrays with a dataset's metadata.
+Test resize, image plus mirror summed, per-stripe (PCB, channel-major 12288-d) or whole L2 normalisation: §2.6.
+Labels, cameras and frames come from the file names (:func:`streid_lib.metadata.read_dataset_root`);
+:func:`features_from_arrays` brings any other source's arrays into the same file.
 """
 
 from __future__ import annotations
