@@ -43,10 +43,6 @@ class ConfigError(StreidError):
         self.value = value
         self.expected = expected
 
-    def option_message(self) -> str:
-        """The message worded for the command line: ``--field value: expected ...``."""
-        return str(ConfigError(self.field, self.value, self.expected, option=True))
-
 
 def default_workers() -> int:
     """Decoding threads / DataLoader workers: the CPU count, at most 16 (the reference's worker count)."""
