@@ -51,8 +51,7 @@ class STModelError(StreidError):
     """Bad parameters or input for the spatial-temporal model (names the value and what was expected)."""
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Smoothing
+# -- Smoothing -----------------------------------------------------------------------------------------------------
 
 
 def gaussian_kernel(sigma: float, truncate: float = 3.0, max_radius: int | None = None) -> np.ndarray:
@@ -106,8 +105,7 @@ def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -
     return out.reshape(P.shape)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# The model
+# -- The model -----------------------------------------------------------------------------------------------------
 
 
 def _check_int_param(name: str, value: Any, minimum: int = 1) -> int:

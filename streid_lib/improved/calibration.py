@@ -24,11 +24,9 @@ def calibrate_weight(
 ) -> tuple[float, dict[str, float]]:
     """Fusion weight ``w = coef_logLR / coef_s`` from a logistic regression of same/different on ``[s, logLR]``.
 
-    scikit-learn's ``LogisticRegression(C=1)`` (Newton-Cholesky, the solver for few features; imported here, lazily:
-    the import costs ~0.5 s) on standardised
-    columns, so the light L2 penalty treats both alike and keeps the fit finite when training pairs are separable;
-    the slopes are mapped back to the original units. At most ``max_positives`` positive and ``max_negatives``
-    negative pairs are used (seeded sample).
+    ``LogisticRegression(C=1)`` (Newton-Cholesky, imported lazily) on standardised columns, so the L2 penalty treats
+    both alike and keeps separable pairs finite; slopes mapped back to the original units. At most ``max_positives``
+    positive and ``max_negatives`` negative pairs (seeded sample).
 
     Args:
         s: (n,) visual scores (any scale; higher = more similar); log_lr: (n,) ST evidence (nats); same: (n,) bool.

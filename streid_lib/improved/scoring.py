@@ -75,10 +75,8 @@ class ImprovedRows:
     """The improved rows of one FeatureSet, chunk by chunk of queries, on a set of gallery columns.
 
     ``rows`` are the row names; ``scorer(sl, s)`` returns ``{row: (c, n) float32 scores}`` for the queries ``sl``
-    given their cosine ``s`` on ``columns`` (or None: computed here, by the same GEMM as
-    :class:`streid_lib.joint.ChunkScorer`, so the faithful rows and these can share one). The ST lookup indices
-    are computed once per chunk for every row (all models share the bins). :func:`streid_lib.evaluation.rank_rows`
-    ranks these beside the faithful rows in one pass; :func:`improved_results` ranks them alone.
+    given their cosine ``s`` on ``columns`` (or None: computed here by the GEMM of
+    :class:`streid_lib.joint.ChunkScorer`). ST lookup indices are computed once per chunk for every row.
 
     Args:
         fs, fitted, rerank: the features, the fitted improved mode, and whether to add ``improved+re-rank``.
@@ -235,15 +233,12 @@ def improved_rows(
     chunk_size: int = 256,
     info: dict | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Rows ``improved`` (and with ``rerank`` ``improved+re-rank``) for ``evaluate --mode improved``.
+    """Rows ``improved`` (and with ``rerank`` ``improved+re-rank``) of ``fs``, fitted and ranked on their own.
 
-    Training data: ``train`` (metadata), default the set's training side ``fs.train``. Calibration uses
-    ``train_features`` when given, else the set's training features ``fs.train_f`` when it has them: if ``train``
-    is the set's own training metadata they are used with it; if it differs, the improved mode uses the set's
-    training side (metadata and features) and says so in ``info["train_features"]``. Without training features
-    the weight follows the spread rule. The hyperparameters come from :func:`fit_improved` on training data only
-    — never from the query/gallery data — unless a ready ``fitted`` model is passed. Bins, cameras and overflow
-    follow ``base`` (the faithful model of the same evaluation) or ``st_params``.
+    Training data: ``train`` (default ``fs.train``); calibration uses ``train_features``, else ``fs.train_f`` (if
+    ``train`` differs from the set's own, the set's training side is used and ``info["train_features"]`` says so);
+    without training features the spread rule. Hyperparameters come from :func:`fit_improved` on training data only,
+    unless ``fitted`` is passed. Bins, cameras and overflow follow ``base`` or ``st_params``.
 
     Returns:
         {row: {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}} in percent. ``info`` (if given) receives the

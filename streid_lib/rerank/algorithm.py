@@ -71,9 +71,7 @@ def effective_params(n: int, n_query: int, k1: int = 20, k2: int = 6, lambda_val
     )
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# public entry points
-# ---------------------------------------------------------------------------------------------------------------
+# -- public entry points -------------------------------------------------------------------------------------------
 
 
 def k_reciprocal_rerank(
@@ -130,9 +128,7 @@ def rerank_distances(
     return _rerank(score, n_query, "score", k1, k2, lambda_value, backend, device, progress, block_size)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# validation and the "column view" of the input
-# ---------------------------------------------------------------------------------------------------------------
+# -- validation and the "column view" of the input -----------------------------------------------------------------
 
 
 def _is_torch_tensor(x: Any) -> bool:
@@ -238,9 +234,7 @@ def _nonfinite_error(name: str, col: int) -> RerankError:
     return RerankError(f"{name}: column {col} contains NaN or inf; re-ranking needs finite values")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# step 2: exact k nearest entries of every column (numpy), ties broken by the smaller row index
-# ---------------------------------------------------------------------------------------------------------------
+# -- step 2: exact k nearest entries of every column (numpy), ties broken by the smaller row index -----------------
 
 
 def _topk_columns_numpy(x: np.ndarray, K: int, descending: bool, B: int, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -371,9 +365,7 @@ def _topk_columns_torch(x: Any, K: int, descending: bool, name: str, torch: Any)
     return ranks.cpu().numpy(), cext.cpu().numpy()
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# step 3: k-reciprocal sets, expansion, V (sparse)
-# ---------------------------------------------------------------------------------------------------------------
+# -- step 3: k-reciprocal sets, expansion, V (sparse) --------------------------------------------------------------
 
 
 def _reciprocal_mask(ranks: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
@@ -442,9 +434,7 @@ def _query_expansion(V: sp.csr_matrix, ranks: np.ndarray, k2: int) -> sp.csr_mat
     return Vqe.astype(np.float32)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# steps 5-6: Jaccard distance of the query rows (sparse min-sums) and the final combination
-# ---------------------------------------------------------------------------------------------------------------
+# -- steps 5-6: Jaccard distance of the query rows (sparse min-sums) and the final combination ---------------------
 
 #: Max. expanded (query, k, gallery) triples per Jaccard chunk: bounds its temporaries to ~40 B × this.
 _JACCARD_BUDGET = 2_000_000
