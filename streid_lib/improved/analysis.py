@@ -1,11 +1,8 @@
 """What each ingredient brings, and whether a difference is more than noise: ablations and paired bootstraps.
 
-**Noise.** Two rankings of the same queries differ by query-sampling noise. The paired bootstrap
-(:func:`bootstrap_difference`) resamples the query **identities** with replacement (seeded; all queries of a drawn
-identity, the study's one rule: :func:`streid_lib.uncertainty.cluster_means`), the same resample for both
-rankings, and reads the percentile interval of the difference. A variant *beats* the chosen row **beyond noise**
-when the lower end of the interval of (variant - chosen) in the selection's criterion, rank-1 plus mAP per query,
-is above 0, the intervals being family-wise 95 % over the variants of the table (Bonferroni; :func:`noise_check`).
+The paired bootstrap resamples query identities (:func:`streid_lib.uncertainty.cluster_means`), the same resample for
+both rankings; a variant beats the chosen row beyond noise when the lower end of its family-wise (Bonferroni) 95 %
+interval of the rank-1 + AP difference is above 0 (docs/reference.md §12.1).
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""Validation folds of training identities, and the ranking of a candidate on one fold.
+"""Validation folds of training identities, and the ranking of a candidate on one fold (docs/reference.md §12.1).
 
-A fold holds out a part of the training identities: the ST model of a candidate is fitted on the other
-identities, and the held-out ones form a validation query/gallery split under the evaluation protocol
-(docs/reference.md §5): one randomly chosen (seeded) image per identity and camera is a query, every other image
-of the fold is gallery, same-camera matches are junk, and queries without a cross-camera match are dropped.
+A candidate's ST model is fitted on the other folds' identities; the held-out ones are split under the protocol of
+§5: one seeded image per identity and camera is a query, the rest gallery; queries without a cross-camera match
+are dropped.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The fitted improved mode and its rows: ``improved`` (``s + w·logLR``) and ``improved+re-rank`` (``F - β·J``).
 
-:func:`improved_rows` is what ``evaluate --mode improved`` runs. It calibrates on the features file's training
-side when the set has one (:attr:`FeatureSet.train_f`); without it the weight follows the spread rule
-(:mod:`.calibration`). The provenance says which (``w_source`` and ``train_features``).
+Calibrates on the features file's training side when there is one, else the spread rule (docs/reference.md §12.1);
+the provenance says which (``w_source`` and ``train_features``).
 """
 
 from __future__ import annotations
