@@ -31,9 +31,7 @@ class JointError(StreidError):
 def normalize_rows(f: np.ndarray) -> np.ndarray:
     """L2-normalise each row of an (N, D) feature matrix, as float32.
 
-    PCB features arrive with each of the 6 stripes already L2-normalised; like the reference (§2.6), the whole
-    vector is normalised again, so every stripe ends with norm 1/√6 and a dot product is the mean of the 6
-    per-stripe cosines.
+    PCB rows (stripes already normalised) are normalised again as a whole, as the reference does (§2.6).
 
     Raises:
         JointError: a row with zero norm or a non-finite value (cosine is undefined there).
@@ -166,11 +164,8 @@ def score_rows(
 ) -> dict[str, np.ndarray]:
     """Score matrices of the selected rows from visual similarities s and ST probabilities p (same shape).
 
-    ``VISxST`` is the paper's Eqn. 5 baseline as the paper writes it, ``s(xi, xj) · p(y=1|k, ci, cj)``: the cosine
-    s is used directly as the visual probability, which the paper's next paragraph names as the first flaw that
-    logistic smoothing fixes (the reference code has no such row). For Figure 4(b) the paper says both streams
-    are "normalized" without saying how; ``VISxST-shifted`` is one reading, the cosine mapped to [0, 1] first,
-    ``((1 + s) / 2) · p``, kept as a named option (docs/reference.md §4.1).
+    ``VISxST`` = ``s · p`` (Eqn. 5 as printed); ``VISxST-shifted`` = ``((1 + s) / 2) · p``, a named option
+    (docs/reference.md §4.1).
 
     Returns:
         dict row → array shaped like s (VIS float32 like s; rows involving p float64).

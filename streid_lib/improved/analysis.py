@@ -101,9 +101,8 @@ def noise_check(
 ) -> Any:  # fmt: skip
     """Whether each variant beats ``reference`` beyond noise: paired bootstrap of (variant - reference) in R1+mAP.
 
-    The intervals are family-wise (Bonferroni): with k variants each interval is read at ``1 - (1 - level)/k``, so
-    that the statement "no variant beats the reference" holds at ``level`` for the whole table, not per row (with
-    12 equal variants, one would cross a per-row 95 % bound in about a quarter of all runs).
+    Family-wise (Bonferroni): with k variants each interval is read at ``1 - (1 - level)/k``, so "no variant beats
+    the reference" holds at ``level`` for the whole table.
 
     Returns:
         DataFrame indexed by variant: diff, ci_low, ci_high (percentage points of R1+mAP, at the family-wise level),

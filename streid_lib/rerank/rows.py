@@ -94,10 +94,8 @@ def rerank_joint(
     * ``"faithful"`` (docs/reference.md §6): re-rank ``d = 2 − 2·J`` over query+gallery; score = −final distance.
     * ``"visual_then_st"``: re-rank the visual distance ``2 − 2·s`` alone, then apply the joint metric with the
       re-ranked similarity ``s' = 1 − final`` in place of the cosine: score = ``f(s'; λ0, γ0) · f(p̂; λ1, γ1)``.
-      The ST factor then acts on a well-spread visual ranking instead of being squeezed into k-reciprocal weights.
-    * ``"rescaled"``: min–max rescale J over the whole N×N matrix to [0, 1] (one affine map, so every column keeps
-      its order) before ``d = 2 − 2·J'``. This widens the narrow joint-score range (d ∈ (1.30, 2.0) in the
-      reference) so the ``exp(−d)`` weights and the λ·d term discriminate more.
+    * ``"rescaled"``: min–max rescale J over the whole N×N matrix to [0, 1] (one affine map) before ``d = 2 − 2·J'``,
+      widening the narrow range d ∈ (1.30, 2.0) of §6.
     """
     if variant not in VARIANTS:
         raise RerankError(f"variant: expected one of {VARIANTS}, got {variant!r}")

@@ -151,9 +151,9 @@ def erasing_boxes(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random-erasing rectangles for a batch, vectorised over images and over the 100 attempts.
 
-    Per image (reference semantics): erase with probability p; otherwise try up to 100 times
-    area = U[0.02, 0.4]·H·W, aspect r = U[0.3, 1/0.3], h = round(√(area·r)), w = round(√(area/r)); the first
-    attempt with h < H and w < W wins, top-left uniform over [0, H−h] × [0, W−w].
+    Per image, the reference's rule (docs/reference.md §2.5): with probability p, up to 100 attempts of area
+    U[0.02, 0.4]·H·W, aspect r = U[0.3, 1/0.3], h = round(√(area·r)), w = round(√(area/r)); the first with h < H
+    and w < W wins, top-left uniform over [0, H−h] × [0, W−w].
 
     Returns:
         (apply (B,) bool, top (B,), left (B,), h (B,), w (B,)) int64, in pixels.
