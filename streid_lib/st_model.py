@@ -57,10 +57,8 @@ class STModelError(StreidError):
 def gaussian_kernel(sigma: float, truncate: float = 3.0, max_radius: int | None = None) -> np.ndarray:
     """The reference's truncated Gaussian, ``g(d) = exp(-d²/2σ²) / (σ√(2π))`` for ``d = -R..R`` (bins).
 
-    ``R = floor(truncate * sigma)``: the reference keeps an offset d while ``d <= 3σ`` (an integer compared with a
-    float), so for a non-integer ``3σ`` the last kept offset is its floor (σ = 50 → R = 150, 301 taps). The kernel
-    is not renormalised (its mass within ±150 is 0.99739 for σ = 50). ``sigma = 0`` gives the identity kernel
-    ``[1.0]`` (no smoothing). ``max_radius`` cuts R (a histogram of H bins never reaches offsets beyond H - 1).
+    ``R = floor(truncate * sigma)`` (§3.5), not renormalised. ``sigma = 0`` gives the identity kernel ``[1.0]``.
+    ``max_radius`` cuts R (a histogram of H bins never reaches offsets beyond H - 1).
 
     Returns:
         (2R+1,) float64 kernel, centre at index R.
@@ -79,9 +77,8 @@ def gaussian_kernel(sigma: float, truncate: float = 3.0, max_radius: int | None 
 def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -> np.ndarray:
     """Parzen-smooth histograms along their last axis and renormalise each one (docs/reference.md §3.5).
 
-    ``Q[..., i] = Σ_{0<=j<H, |i-j|<=R} g(i-j) · P[..., j]`` (zero outside the array: no border correction), then
-    ``P̂ = Q / (Σ_i Q[..., i] + 1e-7)``. This equals the reference's H×H band-matrix product, done as one
-    vectorised 1-D correlation over all pairs at once (only non-empty rows are touched). All-zero rows stay zero.
+    ``Q = g ⋆ P`` (zero outside the array), ``P̂ = Q / (Σ_i Q[..., i] + 1e-7)``, one 1-D correlation over all
+    non-empty rows at once; all-zero rows stay zero.
 
     Args:
         P: (..., H) non-negative histograms (e.g. (C, C, H) per ordered camera pair).
