@@ -118,7 +118,7 @@ class LikelihoodRatioModel(BaseEstimator):
     Args:
         bin_width, n_bins, n_cams, truncate, overflow: as :class:`~streid_lib.st_model.SpatialTemporalModel`
             (same bins, same lookup rule, same overflow policy).
-        counting: ``"identity"``, ``"image_pairs"`` or ``"weighted_pairs"`` (module docstring).
+        counting: ``"identity"``, ``"image_pairs"`` or ``"weighted_pairs"`` (docs/reference.md §12.1).
         sigma: Parzen kernel width in bins, for both the same and the background histograms.
         direction_prior: normalise the two directions of a pair jointly (keeps which way people walk).
         pair_prior: weight camera pairs by how often one identity is seen in both (vs the background).

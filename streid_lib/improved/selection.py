@@ -267,7 +267,7 @@ def select_hyperparameters(
     st_params: Mapping[str, Any] | None = None,
 ) -> tuple[Choice, Any]:
     """Choose the counting rule, σ, the priors, likelihood ratio vs likelihood, the fusion weight and (with
-    ``rerank``) the re-ranking term by cross-validation on **training identities only** (module docstring).
+    ``rerank``) the re-ranking term by cross-validation on **training identities only** (docs/reference.md §12.1).
 
     Args:
         train: training metadata; train_features: optional (N_train, D) visual features of the training images.

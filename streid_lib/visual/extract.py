@@ -69,7 +69,7 @@ def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.n
 
 @torch.no_grad()
 def embed_batch(model: torch.nn.Module, x_uint8: torch.Tensor, device: torch.device, amp: bool = False) -> torch.Tensor:
-    """Normalised test features of a (B, H, W, 3) uint8 batch: image + flip summed, then L2 (see module doc).
+    """Normalised test features of a (B, H, W, 3) uint8 batch: image + flip summed, then L2 (§2.6).
 
     Returns:
         (B, D) float32 on ``device``.
