@@ -304,7 +304,7 @@ def ranked_lists(
     return fig
 
 
-def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int):
+def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title: str = ""):
     """Camera networks side by side: cameras on a circle, edge width ∝ share, label = modal transit (s).
 
     ``edge_tables`` are :func:`streid_lib.camera_map.edges_from_arrays` tables (docs/reference.md §14.4).
@@ -337,5 +337,7 @@ def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int):
         ax.set_ylim(-1.3, 1.3)
         ax.set_aspect("equal")
         ax.axis("off")
+    if title:
+        fig.suptitle(_wrapped(title, fig.get_figwidth()), fontsize=11)
     fig.tight_layout()
     return fig

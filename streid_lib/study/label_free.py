@@ -238,14 +238,22 @@ def run(cfg: Any) -> LabelFreeReport:
     return report
 
 
+def _what_ran(cfg: Any) -> str:
+    """The features notebook 08 runs on (notebook 07's: colour histograms on the campus) and what ran."""
+    from .interpret import features_used
+    from .steps import beyond_key
+
+    return features_used(cfg, beyond_key(cfg))
+
+
 def show_rows(report: LabelFreeReport, cfg: Any) -> None:
     """Write and show ``label_free_rows`` and ``label_free_differences``."""
     from .outputs import write_table
 
     prov = report.provenance
-    title = f"st-ReID with labelled and label-free ST models, {cfg.run_label}"
+    title = f"st-ReID with labelled and label-free ST models; {_what_ran(cfg)}"
     write_table(report.table, "label_free_rows", cfg, title=title, decimals={"eps": 2, **DECIMALS}, **prov)
-    title = "Label-free minus labelled (percentage points)"
+    title = f"Label-free minus labelled (percentage points); {_what_ran(cfg)}"
     write_table(report.differences, "label_free_differences", cfg, title=title, decimals={"p_boot": 3}, **prov)
 
 
@@ -256,7 +264,7 @@ def show_rounds(report: LabelFreeReport, cfg: Any) -> None:
     if report.refinement is None:
         say("The features carry no training side, so there are no train-side pseudo-identities to re-cluster.")
         return
-    title = "Train-side pseudo-identities re-clustered with ST evidence, per round"
+    title = f"Train-side pseudo-identities re-clustered with ST evidence, per round; {_what_ran(cfg)}"
     write_table(report.refinement, "label_free_rounds", cfg, title=title, decimals=DECIMALS, **report.provenance)
     if len(report.refinement) == 1:
         n = label_free_sizes("default").rounds
@@ -270,12 +278,13 @@ def show_map(report: LabelFreeReport, cfg: Any) -> None:
     from .outputs import save_figure, write_table
 
     left = "truth" if report.truth is not None else "labelled"
-    fig = plots.camera_maps([report.maps[left], report.maps[report.main]], [left, report.main], report.n_cams)
+    maps = [report.maps[left], report.maps[report.main]]
+    fig = plots.camera_maps(maps, [left, report.main], report.n_cams, title=f"Camera network; {_what_ran(cfg)}")
     save_figure(fig, "label_free_camera_map", cfg, **report.provenance)
     edges = report.maps[report.main].set_index(["cam_a", "cam_b"])
     edges.index = [f"{a}–{b}" for a, b in edges.index]
     edges.index.name = "cameras"
-    title = f"Camera-network edges of the {report.main} model"
+    title = f"Camera-network edges of the {report.main} model; {_what_ran(cfg)}"
     write_table(edges, "label_free_edges", cfg, title=title, decimals={"share": 3}, **report.provenance)
 
 
@@ -287,10 +296,10 @@ def show_truth(report: LabelFreeReport, cfg: Any) -> None:
         say(f"{cfg.run_label} has no ground-truth transit densities, so this step is the campus' only.")
         return
     prov, tv = report.provenance, report.tv
-    title = "Camera maps against the true network"
+    title = f"Camera maps against the true network; {_what_ran(cfg)}"
     write_table(map_table(report), "label_free_map_vs_truth", cfg, title=title, decimals={"precision": 2, "recall": 2},
                 **prov)  # fmt: skip
-    title = "TV distance to the true transit density per camera pair"
+    title = f"TV distance to the true transit density per camera pair; {_what_ran(cfg)}"
     write_table(tv, "label_free_tv", cfg, title=title, decimals=dict.fromkeys(tv.columns, 3), **prov)
 
 
