@@ -31,7 +31,10 @@ study-real: venv
 	$(PY) -m streid_lib reproduce --profile $(PROFILE) -p dataset duke -p features $(abspath $(DEV_FEATURES))
 	$(PY) -m streid_lib.study.readme
 
-test: venv lint unit base-install notebooks notebooks-real
+# The unit tests use both cores (-n 2); then the base install and the two notebook runs (campus, real features)
+# share them side by side, each run's output printed in one block when it ends.
+test: venv lint unit
+	$(MAKE) --no-print-directory -j3 --output-sync=target base-install notebooks notebooks-real
 
 # The trained rows and the verdicts under two CPU capabilities (slow: trains the profile's CNNs twice; not in make test).
 check-reproducible: venv
