@@ -309,7 +309,7 @@ def test_fold_ranking_equals_evaluate_scores() -> None:
     with_s.set_index(lr)
     w = 0.37
     want = evaluate_scores((s + w * llr).astype(np.float32), qm, gm).summary()
-    assert with_s.summary(w * lr.lookup_table()) == want
+    assert with_s.result(w * lr.lookup_table()).summary() == want
     st_only = Fold(train, sp, None, chunk_size=5)
     st_only.set_index(lr)
-    assert st_only.summary(lr.rank_table()) == evaluate_scores(llr, qm, gm).summary()
+    assert st_only.result(lr.rank_table()).summary() == evaluate_scores(llr, qm, gm).summary()
