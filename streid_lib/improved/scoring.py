@@ -121,12 +121,8 @@ class ImprovedRows:
                 info["rerank"] = {"source": rp["source"], "b": float(rp["b"]), "beta": float(self.beta)}
         self.rows = [*self.tables, *([RERANK_ROW] if rerank else [])]
 
-    def similarity(self, sl: slice | np.ndarray) -> np.ndarray:
-        """(c, n) float32 cosine of the queries ``sl`` on the columns (:meth:`ChunkScorer.similarity`'s GEMM)."""
-        return self.qn[sl] @ self.gn.T
-
     def __call__(self, sl: slice | np.ndarray, s: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        s = self.similarity(sl) if s is None else s
+        s = self.qn[sl] @ self.gn.T if s is None else s
         idx = self.lr.lookup_index(self.qc[sl], self.qfr[sl], self.gc, self.gfr)  # shared by every row
         out = {name: s + table.take(idx) for name, table in self.tables.items()}
         if self.jac is not None and isinstance(sl, slice):
@@ -182,10 +178,7 @@ def prepare_improved(
     used: dict[str, Any] = {}
     scorer = ImprovedRows(fs, fitted, rerank, columns=columns, info=used)
     if info is not None:
-        info.update(fitted.provenance())
-        info.update(used)
-        info["w_source"] = fitted.choice.w_source
-        info["train_features"] = source
+        info.update({**fitted.provenance(), **used, "w_source": fitted.choice.w_source, "train_features": source})
         if fitted.validation is not None:
             info["validation"] = fitted.validation.to_dict(orient="records")
     return scorer

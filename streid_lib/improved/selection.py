@@ -293,12 +293,7 @@ def select_hyperparameters(
     if feats is None:
         w, source, scale = DEFAULT_W, "spread", None
         if rerank:
-            rerank_choice = {
-                "source": DEFAULT_RERANK_SOURCE,
-                "b": DEFAULT_RERANK_B,
-                "beta": None,
-                "b_source": "default",
-            }
+            rerank_choice = dict(source=DEFAULT_RERANK_SOURCE, b=DEFAULT_RERANK_B, beta=None, b_source="default")
     else:
         key = tuple(current[k] for k in CANDIDATE_KEYS)
         pooled = [
@@ -335,9 +330,7 @@ def select_hyperparameters(
         "n_validation_queries": [len(fd.qm) for fd in search.folds],
         "n_validation_gallery": [len(fd.gm) for fd in search.folds],
     }
-    choice = Choice(lr_params, float(w), source, scale, rerank_choice, calibration, protocol)
-    choice.final_model = final
-    return choice, table
+    return Choice(lr_params, float(w), source, scale, rerank_choice, calibration, protocol, final), table
 
 
 def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
