@@ -85,13 +85,13 @@ def noise_check(
     return pd.DataFrame.from_dict(recs, orient="index")
 
 
-def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: bool, chunk_size: int = 256) -> dict:
+def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: bool) -> dict:
     """RankingResults of VIS and faithful st-ReID; with ``rerank`` also VIS+re-rank, faithful+re-rank and the other
     joint re-ranking variants (``"re-rank variant <name>"``, :func:`streid_lib.rerank.rerank_results`)."""
     from ..joint import DEFAULT_METRIC
     from ..ranking import rank_rows
 
-    res = rank_rows(fs, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), chunk_size, 1)
+    res = rank_rows(fs, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), 256, 1)
     out = {"VIS": res["VIS"], "faithful": res["st-ReID"]}
     if rerank:
         from ..rerank import VARIANTS, rerank_results
@@ -119,14 +119,11 @@ def ablation_table(
     fs: FeatureSet,
     train: Metadata | None = None,
     *,
-    train_features: np.ndarray | None = None,
-    fitted: ImprovedModel | None = None,
     faithful: SpatialTemporalModel | None = None,
     rerank: bool = False,
     config: SelectionConfig | None = None,
     n_boot: int = 1000,
     seed: int = 0,
-    chunk_size: int = 256,
 ) -> Ablations:
     """Faithful vs improved on ``fs`` and each variant that changes one thing of the chosen model (counting rule,
     switches, smoothing, σ, weight, ST alone; with ``rerank`` the re-ranked rows). Test labels only evaluate: the model
@@ -134,14 +131,11 @@ def ablation_table(
     the noise check against the chosen row (d_crit, ci_low, ci_high, beats_beyond_noise)."""
     import pandas as pd
 
-    train, train_features, _ = resolve_training(fs, train, train_features)
-    if faithful is None:
-        # Faithful's defaults, with the bins of the improved model when one is given (n_cams >= the training's).
-        shared = st_params_from(fitted.likelihood_ratio) if fitted is not None else {"n_cams": max(8, train.n_cams)}
-        faithful = SpatialTemporalModel(**shared).fit(train)
-    if fitted is None:
-        fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params_from(faithful))
-    results = faithful_results(fs.without_train(), faithful, rerank, chunk_size)
+    train, train_features, _ = resolve_training(fs, train)
+    if faithful is None:  # faithful's defaults, n_cams at least the training's
+        faithful = SpatialTemporalModel(n_cams=max(8, train.n_cams)).fit(train)
+    fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params_from(faithful))
+    results = faithful_results(fs.without_train(), faithful, rerank)
     ingredient = {"VIS": "visual only", "faithful": "paper/code joint metric (σ=50)"}
     if rerank:
         ingredient.update({"VIS+re-rank": "re-rank the visual distance, no ST",
@@ -177,7 +171,7 @@ def ablation_table(
     specs.append(("ST evidence only", "fusion (no visual)", None, 1e6))  # ranking by logLR; s only breaks ties
     info: dict[str, Any] = {}
     variants = {name: (model, w) for name, _, model, w in specs}
-    main = improved_results(fs, fitted, rerank, chunk_size=chunk_size, variants=variants, info=info)
+    main = improved_results(fs, fitted, rerank, variants=variants, info=info)
     results[ROW] = main.pop(ROW)
     ingredient[ROW] = (f"chosen: {lr.counting}, σ={lr.sigma:g}, "
                        + ", ".join(f"{k}={'on' if getattr(lr, k) else 'off'}" for k in
@@ -195,7 +189,7 @@ def ablation_table(
             if src != chosen_rr["source"]:
                 name = f"re-rank, {src} neighbours"
                 rp = {"source": src, "b": chosen_rr["b"], "beta": chosen_rr["beta"]}
-                results[name] = improved_results(fs, fitted, True, chunk_size=chunk_size, rerank_params=rp)[RERANK_ROW]
+                results[name] = improved_results(fs, fitted, True, rerank_params=rp)[RERANK_ROW]
                 ingredient[name] = "k-reciprocal neighbours from the other score (same β)"
                 rr_variants.append(name)
     table_rows = [n for n in results if not n.startswith("re-rank variant ")]

@@ -69,11 +69,12 @@ def sample_pairs(
     return np.concatenate([pos, neg]), np.r_[np.ones(pos.size, bool), np.zeros(neg.size, bool)]
 
 
-def score_spread(rows: np.ndarray | None = None, *, qn: np.ndarray | None = None, gnT: np.ndarray | None = None,
-                 n_sample: int = 256) -> float:  # fmt: skip
-    """σ: median over up to ``n_sample`` evenly spaced queries of the std of a row of the (nq, ng) scores ``rows``,
+def score_spread(
+    rows: np.ndarray | None = None, *, qn: np.ndarray | None = None, gnT: np.ndarray | None = None
+) -> float:
+    """σ: median over up to 256 evenly spaced queries of the std of a row of the (nq, ng) scores ``rows``,
     or of the cosine ``qn @ gnT`` (L2-normalised (nq, D) and (D, ng) features; only sampled rows are computed)."""
     n = len(rows) if rows is not None else len(qn)
-    idx = np.unique(np.linspace(0, n - 1, min(n, int(n_sample))).astype(np.int64))
+    idx = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(np.int64))
     block = rows[idx] if rows is not None else qn[idx] @ gnT
     return float(np.median(np.asarray(block, np.float64).std(axis=1)))

@@ -138,16 +138,15 @@ def _rank(fs: FeatureSet, scorer: ImprovedRows, protocol: Any, step: int, thread
 
 
 def improved_results(
-    fs: FeatureSet, fitted: ImprovedModel, rerank: bool = False, *, chunk_size: int = 256, threads: int | None = None,
-    **kw: Any,
-) -> dict[str, Any]:  # fmt: skip
+    fs: FeatureSet, fitted: ImprovedModel, rerank: bool = False, *, threads: int | None = None, **kw: Any
+) -> dict[str, Any]:
     """RankingResults of ``improved`` (and ``improved+re-rank``, and ``variants``) on a FeatureSet; ``kw`` are
     :class:`ImprovedRows`'. Only the gallery items that can take part in a ranking are scored (as faithful's rows)."""
     from ..metrics import RankingProtocol
 
     protocol = RankingProtocol(fs.gallery)
     scorer = ImprovedRows(fs, fitted, rerank, columns=protocol.columns, **kw)
-    step = max(16, int(chunk_size) * 4 // max(4, len(scorer.rows)))  # bounded memory however many rows
+    step = max(16, 1024 // max(4, len(scorer.rows)))  # bounded memory however many rows
     return _rank(fs, scorer, protocol, step, threads)
 
 
@@ -157,20 +156,18 @@ def prepare_improved(
     rerank: bool = False,
     *,
     columns: np.ndarray | None = None,
-    train_features: np.ndarray | None = None,
     fitted: ImprovedModel | None = None,
     config: SelectionConfig | None = None,
     st_params: Mapping[str, Any] | None = None,
     base: SpatialTemporalModel | None = None,
     info: dict | None = None,
 ) -> ImprovedRows:
-    """Fit the improved mode on training data (unless ``fitted``) and return its chunk scorer.
+    """Fit the improved mode on ``train`` (default ``fs.train``), unless ``fitted``, and return its chunk scorer.
 
-    Training data: ``train`` (default ``fs.train``); calibration on ``train_features``, else ``fs.train_f``, else the
-    spread rule. Bins follow ``base`` or ``st_params``. ``info`` receives the provenance: choice, ST-model fit info,
-    weights used, the training-features source, validation records.
+    Calibrated on ``fs.train_f``, else the spread rule; bins follow ``base`` or ``st_params``. ``info`` receives the
+    provenance: choice, ST-model fit info, weights used, the training-features source, validation records.
     """
-    train, train_features, source = resolve_training(fs, train, train_features)
+    train, train_features, source = resolve_training(fs, train)
     if fitted is None:
         if st_params is None and base is not None:
             st_params = st_params_from(base)
@@ -196,9 +193,7 @@ def improved_rows(
     return {row: res.summary() for row, res in _rank(fs, scorer, protocol, int(chunk_size), None).items()}
 
 
-def resolve_training(
-    fs: FeatureSet, train: Metadata | None, train_features: np.ndarray | None
-) -> tuple[Metadata, np.ndarray | None, dict[str, Any]]:
+def resolve_training(fs: FeatureSet, train: Metadata | None) -> tuple[Metadata, np.ndarray | None, dict[str, Any]]:
     """(training metadata, training features or None, provenance record) for the improved mode of ``fs``."""
     if train is None:
         if not fs.has_train:
@@ -206,8 +201,6 @@ def resolve_training(
                 "improved mode needs training metadata: the features set has no training side and no train was given"
             )
         train = fs.train
-    if train_features is not None:
-        return train, train_features, {"used": True, "source": "given train_features", "n_images": len(train)}
     if not fs.has_train:
         return train, None, {"used": False, "source": "none (no training side): spread rule", "n_images": 0}
     rec = {"used": True, "source": "features file training side", "n_images": len(fs.train)}
