@@ -134,12 +134,6 @@ class LikelihoodRatioModel(BaseEstimator):
         self.across_zero = across_zero
         self.outlier = outlier
 
-    def _faithful(self) -> SpatialTemporalModel:
-        """The faithful model with this model's bins, σ and counting (image pairs for ``"weighted_pairs"``)."""
-        counting = "image_pairs" if self.counting == "weighted_pairs" else self.counting
-        shared = {k: getattr(self, k) for k in SHARED_PARAMS}
-        return SpatialTemporalModel(**shared, sigma=self.sigma, counting=counting)
-
     def fit(self, train: Metadata, *, histograms: PairHistograms | None = None) -> LikelihoodRatioModel:
         """Count same- and different-identity gaps of ``train`` (or take this rule's ``histograms`` of the same
         data and bins), then build the evidence table."""
@@ -149,14 +143,16 @@ class LikelihoodRatioModel(BaseEstimator):
             raise ImprovedError(f"counting: expected one of {COUNTINGS}, got {self.counting!r}")
         if not isinstance(train, Metadata):
             raise ImprovedError(f"train: expected streid_lib.metadata.Metadata, got {type(train).__name__}")
-        self.st_ = self._faithful().fit(train)  # validates the metadata and the bins first
+        # The faithful model with the same bins (weighted pairs: unweighted image pairs) validates the metadata and
+        # bins first, gives the lookups and its identity and image-pair votes (the one copy of that rule).
+        counting = "image_pairs" if self.counting == "weighted_pairs" else self.counting
+        shared = {k: getattr(self, k) for k in SHARED_PARAMS}
+        self.st_ = SpatialTemporalModel(**shared, sigma=self.sigma, counting=counting).fit(train)
         if histograms is None:
-            bins = {k: getattr(self, k) for k in ("bin_width", "n_bins", "n_cams", "overflow")}
+            bins = {k: shared[k] for k in ("bin_width", "n_bins", "n_cams", "overflow")}
             histograms = pair_histograms(train, countings=(self.counting,), **bins)[self.counting]
-        hist = histograms
-        # Identity and image-pair votes are the faithful model's own counts (the one copy of that rule).
-        self.same_counts_ = hist.same if self.counting == "weighted_pairs" else self.st_.counts_
-        self.diff_counts_, self.n_overflow_background_ = hist.diff, hist.n_overflow_diff
+        self.same_counts_ = histograms.same if self.counting == "weighted_pairs" else self.st_.counts_
+        self.diff_counts_, self.n_overflow_background_ = histograms.diff, histograms.n_overflow_diff
         self.n_identities_ = int(np.unique(train.pids).size)
         self._cache: dict[tuple, np.ndarray] = {}
         self._build()
@@ -171,10 +167,8 @@ class LikelihoodRatioModel(BaseEstimator):
             )
         self._check_fitted()
         new = LikelihoodRatioModel(**{**self.get_params(), **params})
-        new.st_ = self.st_  # lookup indices do not depend on the smoothing
-        new.same_counts_, new.diff_counts_ = self.same_counts_, self.diff_counts_
-        new.n_overflow_background_, new.n_identities_ = self.n_overflow_background_, self.n_identities_
-        new._cache = self._cache
+        for k in ("st_", "same_counts_", "diff_counts_", "n_overflow_background_", "n_identities_", "_cache"):
+            setattr(new, k, getattr(self, k))  # lookups and counts do not depend on the smoothing
         new._build()
         return new
 
