@@ -63,12 +63,9 @@ def validation_splits(train: Metadata, n_folds: int = 2, seed: int = 0) -> list[
 
 
 def _count_in(pool: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """How many times each of ``keys`` occurs in ``pool`` (vectorised)."""
-    values, counts = np.unique(pool, return_counts=True)
-    if not len(values):
-        return np.zeros(len(keys), np.int64)
-    pos = np.minimum(np.searchsorted(values, keys), len(values) - 1)
-    return np.where(values[pos] == keys, counts[pos], 0)
+    """How many times each of ``keys`` occurs in ``pool``."""
+    pool = np.sort(pool)
+    return np.searchsorted(pool, keys, side="right") - np.searchsorted(pool, keys, side="left")
 
 
 class Fold:
@@ -109,7 +106,7 @@ class Fold:
         self.slices = list(iter_row_chunks(len(self.qm), chunk_size))
         self.chunks = [self.protocol.chunk(self.qm.take(sl), sl.start) for sl in self.slices]
         self.idx: np.ndarray | None = None
-        self.idx_pairs: np.ndarray | None = None
+        self.idx_pairs = None
         self.histograms: dict[str, object] = {}  # per counting rule, filled by the selection
 
     def set_index(self, model: object) -> None:

@@ -5,6 +5,8 @@ Validation rankings overlap the next candidate's fit in a worker thread; the sig
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -147,8 +149,7 @@ class _Search:
     def collect(self) -> None:
         for rec, key, fut in self.pending:
             res = fut.result()
-            summ = res.summary()
-            rec["R1"], rec["mAP"] = summ["R1"], summ["mAP"]
+            rec.update({k: v for k, v in res.summary().items() if k in ("R1", "mAP")})
             self.per_query[(key, rec["fold"])] = _per_query(res, self.cfg.criterion)
         self.pending.clear()
 
@@ -178,11 +179,9 @@ class _Search:
         step = 0 if best is current else (1 if float(best[key]) > float(current[key]) else -1)
         while step:
             j = values.index(float(best[key])) + step
-            if not 0 <= j < len(values):
-                break
-            nxt = self.stage(name, best, [{**best, key: values[j]}])
+            nxt = self.stage(name, best, [{**best, key: values[j]}]) if 0 <= j < len(values) else best
             if nxt is best:
-                break
+                return best
             best = nxt
         return best
 
@@ -200,13 +199,9 @@ class _Search:
 
 
 def _import_quietly(*modules: str) -> None:
-    from importlib import import_module
-
     for module in modules:
-        try:
-            import_module(module)
-        except ImportError:
-            pass
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 def _key(cand: Mapping[str, Any]) -> tuple:
