@@ -37,12 +37,11 @@ def _units(train: Metadata, counting: str, n_cams: int) -> tuple[np.ndarray, np.
 @dataclass(frozen=True)
 class PairHistograms:
     """(C, C, H) float64 gap histograms ``[later, earlier, bin]`` of pairs of different (``diff``) and equal
-    (``same``) identities, and the unweighted counts of pairs whose gap fell beyond the last bin."""
+    (``same``) identities, and the number of different-identity pairs whose gap fell beyond the last bin."""
 
     diff: np.ndarray
     same: np.ndarray
     n_overflow_diff: int
-    n_overflow_same: int
 
 
 def pair_histograms(
@@ -139,7 +138,7 @@ def _histograms(
             diff[diff < 1e-9] = 0.0
         out[name] = PairHistograms(
             _layout(diff[:, :, : 2 * H], H), _layout(same[:, :, : 2 * H].astype(np.float64), H),
-            int(n_over_diff.sum()), int(s_over.sum()),
+            int(n_over_diff.sum()),
         )  # fmt: skip
     return out
 

@@ -49,12 +49,9 @@ def fit_improved(
     rerank: bool = False,
     st_params: Mapping[str, Any] | None = None,
 ) -> ImprovedModel:
-    """Run :func:`select_hyperparameters` and fit the chosen likelihood-ratio model on all training identities."""
+    """:func:`select_hyperparameters`, with the chosen model it fitted on all training identities."""
     choice, table = select_hyperparameters(train, train_features, config=config, rerank=rerank, st_params=st_params)
-    lr = choice.final_model
-    if lr is None or lr.get_params() != LikelihoodRatioModel(**choice.params).get_params():
-        lr = LikelihoodRatioModel(**choice.params).fit(train)
-    return ImprovedModel(lr, choice, table)
+    return ImprovedModel(choice.final_model, choice, table)
 
 
 def st_params_from(model: SpatialTemporalModel | LikelihoodRatioModel) -> dict[str, Any]:
