@@ -62,10 +62,9 @@ def bootstrap_difference(
         boot = 100.0 * cluster_means(d, ids, int(n_boot), int(seed))[:, 0]
         diff = 100.0 * float(d.mean())
         other = float(np.mean(boot <= 0)) if diff > 0 else float(np.mean(boot >= 0)) if diff < 0 else 1.0
-        lo, hi = interval(boot, level)
-        rows.append({"metric": metric, "a": 100.0 * float(a.mean()), "b": 100.0 * float(b.mean()), "diff": diff,
-                     "ci_low": lo, "ci_high": hi, "p_boot": min(1.0, 2.0 * other), "n_boot": int(n_boot)})  # fmt: skip
-    return pd.DataFrame(rows)
+        a_b = (100.0 * float(a.mean()), 100.0 * float(b.mean()))
+        rows.append((metric, *a_b, diff, *interval(boot, level), min(1.0, 2.0 * other), int(n_boot)))
+    return pd.DataFrame(rows, columns=["metric", "a", "b", "diff", "ci_low", "ci_high", "p_boot", "n_boot"])
 
 
 def noise_check(

@@ -201,8 +201,8 @@ def resolve_training(fs: FeatureSet, train: Metadata | None) -> tuple[Metadata, 
     if not fs.has_train:
         return train, None, {"used": False, "source": "none (no training side): spread rule", "n_images": 0}
     rec = {"used": True, "source": "features file training side", "n_images": len(fs.train)}
-    if len(train) != len(fs.train) or any(not np.array_equal(getattr(train, k), getattr(fs.train, k)) for k in
-                                          ("pids", "cams", "frames")):  # fmt: skip
+    keys = ("pids", "cams", "frames")
+    if len(train) != len(fs.train) or not all(np.array_equal(getattr(train, k), getattr(fs.train, k)) for k in keys):
         rec["note"] = (
             f"the given training metadata ({len(train)} images) differs from the features file's training side "
             f"({len(fs.train)} images); the improved mode uses the file's training side, whose features it needs"
