@@ -32,19 +32,17 @@ NO_TRAIN = " (no training features)"
 @dataclass
 class BeyondReport:
     """The notebook's tables (DataFrames): ``summary`` (per method, with the bootstrap difference to faithful),
-    ``ablations``, ``comparisons`` (paired bootstraps), ``targets``, the selection's ``validation`` and
-    ``rerank_validation``, ``rerank_variants`` of faithful st-ReID; the ``choice``, ``details`` and faithful model."""
+    ``ablations``, ``comparisons`` (paired bootstraps), ``targets``, the selection's ``validation`` (its re-ranking
+    candidates in ``attrs["rerank"]``), ``rerank_variants`` of faithful st-ReID; the ``choice`` and ``details``."""
 
     summary: Any
     ablations: Any
     comparisons: Any
     targets: Any
     validation: Any
-    rerank_validation: Any
     rerank_variants: Any
     choice: dict
-    details: dict = field(default_factory=dict)
-    faithful: Any = None
+    details: dict
 
 
 def beyond_the_paper(
@@ -74,7 +72,6 @@ def beyond_the_paper(
     results = dict(abl.results)
     main = ["VIS", "faithful", ROW] + (["VIS+re-rank", "faithful+re-rank", RERANK_ROW] if rerank else [])
     validation = abl.fitted.validation
-    rerank_validation = validation.attrs.get("rerank") if validation is not None else None
     details: dict[str, Any] = {
         "features": features_label(fs),
         "n_query": len(fs.query), "n_gallery": len(fs.gallery), "n_train": len(train),
@@ -112,9 +109,7 @@ def beyond_the_paper(
     targets = _targets(results, rerank, with_train=fs.has_train)
     variants = _rerank_variants(results) if rerank else None
     choice = abl.fitted.choice.as_dict()
-    return BeyondReport(
-        summary, abl.table, comparisons, targets, validation, rerank_validation, variants, choice, details, faithful
-    )
+    return BeyondReport(summary, abl.table, comparisons, targets, validation, variants, choice, details)
 
 
 def _rerank_variants(results: dict[str, Any]) -> Any:

@@ -37,9 +37,6 @@ class ImprovedModel:
         """The calibrated weight, or the spread-rule multiplier (``choice.w_source == "spread"``)."""
         return self.choice.w
 
-    def provenance(self) -> dict[str, Any]:
-        return {"choice": self.choice.as_dict(), "st_model": self.likelihood_ratio.fit_info()}
-
 
 def fit_improved(
     train: Metadata,
@@ -172,7 +169,8 @@ def prepare_improved(
     used: dict[str, Any] = {}
     scorer = ImprovedRows(fs, fitted, rerank, columns=columns, info=used)
     if info is not None:
-        info.update({**fitted.provenance(), **used, "w_source": fitted.choice.w_source, "train_features": source})
+        prov = {"choice": fitted.choice.as_dict(), "st_model": fitted.likelihood_ratio.fit_info()}
+        info.update({**prov, **used, "w_source": fitted.choice.w_source, "train_features": source})
         if fitted.validation is not None:
             info["validation"] = fitted.validation.to_dict(orient="records")
     return scorer
