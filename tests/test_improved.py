@@ -12,7 +12,6 @@ from streid_lib import improved
 from streid_lib.improved import (
     ImprovedError,
     LikelihoodRatioModel,
-    background_counts,
     calibrate_weight,
     pair_histograms,
     validation_splits,
@@ -143,9 +142,9 @@ def test_pair_histograms_match_brute_force(overflow: str) -> None:
     if overflow == "clip":  # nothing dropped: a weighted identity/camera pair carries one vote, as a mean-frame one
         assert got["weighted_pairs"].same.sum() == pytest.approx(got["identity"].same.sum())
     assert got["identity"].diff[1, 0, 0] + got["identity"].diff[0, 1, 0] >= 1  # the tie: cam 2 counted as later
-    # The wrapper and the block size change nothing.
-    a = background_counts(train, counting="image_pairs", n_bins=200, n_cams=4, overflow=overflow, max_block=10**7)
-    np.testing.assert_array_equal(a[0], got["image_pairs"].diff)
+    # The block size changes nothing.
+    a = pair_histograms(train, countings=("image_pairs",), n_bins=200, n_cams=4, overflow=overflow, max_block=10**7)
+    np.testing.assert_array_equal(a["image_pairs"].diff, got["image_pairs"].diff)
 
 
 def test_weighted_pairs_spread_the_identity_vote_over_image_gaps() -> None:
@@ -310,7 +309,7 @@ def test_fold_ranking_equals_evaluate_scores() -> None:
     with_s.set_index(lr)
     w = 0.37
     want = evaluate_scores((s + w * llr).astype(np.float32), qm, gm).summary()
-    assert with_s.summary(w * lr.lookup_table()) == want
+    assert with_s.result(w * lr.lookup_table()).summary() == want
     st_only = Fold(train, sp, None, chunk_size=5)
     st_only.set_index(lr)
-    assert st_only.summary(lr.rank_table()) == evaluate_scores(llr, qm, gm).summary()
+    assert st_only.result(lr.rank_table()).summary() == evaluate_scores(llr, qm, gm).summary()

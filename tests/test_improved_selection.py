@@ -86,7 +86,7 @@ def test_search_follows_the_documented_stages_and_criterion() -> None:
     assert set(table.loc[table["stage"] == "counting", "counting"]) == set(improved.COUNTINGS)
     assert {12.0} < set(table["sigma"])
     assert {False} <= set(table["direction_prior"]) and {False} <= set(table["background"])
-    assert choice.counting == chosen["counting"] and choice.sigma == chosen["sigma"]
+    assert choice.params["counting"] == chosen["counting"] and choice.params["sigma"] == chosen["sigma"]
     assert choice.w_scale == chosen["w_scale"] and choice.w_source == "calibrated"
     assert choice.w == pytest.approx(choice.calibration["w_logistic"] * choice.w_scale)
     assert choice.protocol["n_folds"] == 2 and "R1+mAP" in choice.protocol["criterion"]

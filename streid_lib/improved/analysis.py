@@ -1,9 +1,5 @@
-"""What each ingredient brings, and whether a difference is more than noise: ablations and paired bootstraps.
-
-The paired bootstrap resamples query identities (:func:`streid_lib.uncertainty.cluster_means`), the same resample for
-both rankings; a variant beats the chosen row beyond noise when the lower end of its family-wise (Bonferroni) 95 %
-interval of the rank-1 + AP difference is above 0 (docs/reference.md §12.1).
-"""
+"""What each ingredient brings (ablations), and whether a difference is more than noise: paired bootstraps over
+query identities (:func:`streid_lib.uncertainty.cluster_means`), family-wise for the noise check (§12.1)."""
 
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ import numpy as np
 from ..features import FeatureSet
 from ..metadata import Metadata
 from ..st_model import SpatialTemporalModel
-from ..uncertainty import cluster_means
+from ..uncertainty import cluster_means, interval
 from .calibration import score_spread
 from .config import COUNTINGS, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel
@@ -27,14 +23,8 @@ BOOT_METRICS: tuple[str, ...] = ("R1", "mAP", "mINP", "R1+mAP")
 
 
 def _per_query(result: Any, metric: str) -> np.ndarray:
-    hit = (result.first_hit == 0).astype(np.float64)
-    if metric == "R1":
-        return hit
-    if metric == "mAP":
-        return np.asarray(result.ap, np.float64)
-    if metric == "mINP":
-        return np.asarray(result.inp, np.float64)
-    return hit + np.asarray(result.ap, np.float64)
+    hit, ap = (result.first_hit == 0).astype(np.float64), np.asarray(result.ap, np.float64)
+    return {"R1": hit, "mAP": ap, "mINP": np.asarray(result.inp, np.float64), "R1+mAP": hit + ap}[metric]
 
 
 def bootstrap_difference(
@@ -47,16 +37,9 @@ def bootstrap_difference(
     *,
     ids: np.ndarray | None = None,
 ) -> Any:
-    """Paired bootstrap over query identities of ``b - a`` in the given metrics (percentage points).
-
-    Both results must come from the same queries in the same order; ``ids`` (nq,) are their identities (the
-    bootstrap's clusters; None: every query its own cluster, the plain query bootstrap). Identities are resampled
-    with replacement (seeded), the same resample for a and b; the interval is the percentile interval at ``level``.
-
-    Returns:
-        DataFrame: metric, a, b, diff, ci_low, ci_high, p_boot (two-sided bootstrap fraction of resamples whose
-        difference has the other sign than ``diff``, doubled, capped at 1), n_boot.
-    """
+    """Paired bootstrap of ``b - a`` (percentage points) over the clusters ``ids`` (nq,) of the same queries (None:
+    each query its own): DataFrame of metric, a, b, diff, ci_low, ci_high (percentile interval at ``level``), p_boot
+    (share of resamples on the other side of 0, doubled, at most 1), n_boot."""
     import pandas as pd
 
     if len(result_a.ap) != len(result_b.ap) or not np.array_equal(result_a.n_good, result_b.n_good):
@@ -72,7 +55,6 @@ def bootstrap_difference(
     ids = np.arange(nq) if ids is None else np.asarray(ids)
     if len(ids) != nq:
         raise ImprovedError(f"bootstrap_difference: ids: expected one identity per query ({nq}), got {len(ids)}")
-    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     rows = []
     for metric in metrics:
         a, b = _per_query(result_a, metric), _per_query(result_b, metric)
@@ -80,34 +62,17 @@ def bootstrap_difference(
         boot = 100.0 * cluster_means(d, ids, int(n_boot), int(seed))[:, 0]
         diff = 100.0 * float(d.mean())
         other = float(np.mean(boot <= 0)) if diff > 0 else float(np.mean(boot >= 0)) if diff < 0 else 1.0
-        rows.append(
-            {
-                "metric": metric,
-                "a": 100.0 * float(a.mean()),
-                "b": 100.0 * float(b.mean()),
-                "diff": diff,
-                "ci_low": float(np.percentile(boot, lo_q)),
-                "ci_high": float(np.percentile(boot, hi_q)),
-                "p_boot": min(1.0, 2.0 * other),
-                "n_boot": int(n_boot),
-            }
-        )
-    return pd.DataFrame(rows)
+        a_b = (100.0 * float(a.mean()), 100.0 * float(b.mean()))
+        rows.append((metric, *a_b, diff, *interval(boot, level), min(1.0, 2.0 * other), int(n_boot)))
+    return pd.DataFrame(rows, columns=["metric", "a", "b", "diff", "ci_low", "ci_high", "p_boot", "n_boot"])
 
 
 def noise_check(
     results: dict[str, Any], reference: str, variants: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
     level: float = 0.95, ids: np.ndarray | None = None,
 ) -> Any:  # fmt: skip
-    """Whether each variant beats ``reference`` beyond noise: paired bootstrap of (variant - reference) in R1+mAP.
-
-    Family-wise (Bonferroni): with k variants each interval is read at ``1 - (1 - level)/k``, so "no variant beats
-    the reference" holds at ``level`` for the whole table.
-
-    Returns:
-        DataFrame indexed by variant: diff, ci_low, ci_high (percentage points of R1+mAP, at the family-wise level),
-        beats_beyond_noise (``ci_low > 0``).
-    """
+    """Per variant: diff, ci_low, ci_high of (variant - reference) in R1+mAP at the Bonferroni level
+    ``1 - (1 - level)/k`` (k variants), and beats_beyond_noise (``ci_low > 0``)."""
     import pandas as pd
 
     family = 1.0 - (1.0 - level) / max(len(variants), 1)
@@ -119,13 +84,13 @@ def noise_check(
     return pd.DataFrame.from_dict(recs, orient="index")
 
 
-def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: bool, chunk_size: int = 256) -> dict:
+def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: bool) -> dict:
     """RankingResults of VIS and faithful st-ReID; with ``rerank`` also VIS+re-rank, faithful+re-rank and the other
     joint re-ranking variants (``"re-rank variant <name>"``, :func:`streid_lib.rerank.rerank_results`)."""
     from ..joint import DEFAULT_METRIC
     from ..ranking import rank_rows
 
-    res = rank_rows(fs, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), chunk_size, 1)
+    res = rank_rows(fs, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), 256, 1)
     out = {"VIS": res["VIS"], "faithful": res["st-ReID"]}
     if rerank:
         from ..rerank import VARIANTS, rerank_results
@@ -138,14 +103,8 @@ def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: boo
 
 @dataclass
 class Ablations:
-    """The ablation table and what it was computed from (kept out of the DataFrame's ``attrs``, which pandas
-    deep-copies on every derived frame).
-
-    Attributes:
-        table: one row per variant (see :func:`ablation_table`); results: variant → RankingResult;
-        fitted: the chosen :class:`ImprovedModel`; faithful: the faithful ST model; w_effective: the weight used;
-        rerank: improved+re-rank's source, b and β (None without re-ranking).
-    """
+    """The ablation table, its RankingResults, the chosen :class:`ImprovedModel`, the faithful model, the weight
+    used and improved+re-rank's source, b and β (None without re-ranking)."""
 
     table: Any
     results: dict[str, Any]
@@ -159,46 +118,29 @@ def ablation_table(
     fs: FeatureSet,
     train: Metadata | None = None,
     *,
-    train_features: np.ndarray | None = None,
-    fitted: ImprovedModel | None = None,
     faithful: SpatialTemporalModel | None = None,
     rerank: bool = False,
     config: SelectionConfig | None = None,
     n_boot: int = 1000,
     seed: int = 0,
-    chunk_size: int = 256,
 ) -> Ablations:
-    """Faithful vs improved on a FeatureSet, and what each ingredient brings (one DataFrame row per variant).
-
-    Variants change one thing of the chosen improved model, relative to the choice (w stays the chosen one): each
-    other counting rule, each structural switch flipped (direction prior, camera-pair prior, likelihood ratio vs
-    likelihood), per-direction smoothing, every other σ of the grid, the logistic weight without the validated
-    multiplier, w = 1 and the spread rule, and the ST evidence alone; with ``rerank`` also faithful st-ReID+re-rank,
-    VIS+re-rank, improved+re-rank and its other neighbour source. Test labels only *evaluate* the variants: the
-    chosen model comes from training identities (training side of ``fs`` unless ``train``/``train_features``).
-
-    Returns:
-        :class:`Ablations` whose ``table`` has the columns variant, ingredient, R1, R5, mAP, mINP (percent), dR1,
-        dmAP (vs faithful st-ReID), and for the variants of the improved (resp. improved+re-rank) row the
-        paired-bootstrap noise check against it: d_crit, ci_low, ci_high (R1+mAP, percentage points),
-        beats_beyond_noise.
-    """
+    """Faithful vs improved on ``fs`` and each variant that changes one thing of the chosen model (counting rule,
+    switches, smoothing, σ, weight, ST alone; with ``rerank`` the re-ranked rows). Test labels only evaluate: the model
+    comes from training identities. ``table``: variant, ingredient, R1, R5, mAP, mINP, dR1, dmAP (vs faithful) and
+    the noise check against the chosen row (d_crit, ci_low, ci_high, beats_beyond_noise)."""
     import pandas as pd
 
-    train, train_features, _ = resolve_training(fs, train, train_features)
-    if faithful is None:
-        # Faithful's defaults, with the bins of the improved model when one is given (n_cams >= the training's).
-        shared = st_params_from(fitted.likelihood_ratio) if fitted is not None else {"n_cams": max(8, train.n_cams)}
-        faithful = SpatialTemporalModel(**shared).fit(train)
-    if fitted is None:
-        fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params_from(faithful))
-    results = faithful_results(fs.without_train(), faithful, rerank, chunk_size)
+    train, train_features, _ = resolve_training(fs, train)
+    if faithful is None:  # faithful's defaults, n_cams at least the training's
+        faithful = SpatialTemporalModel(n_cams=max(8, train.n_cams)).fit(train)
+    fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params_from(faithful))
+    results = faithful_results(fs.without_train(), faithful, rerank)
     ingredient = {"VIS": "visual only", "faithful": "paper/code joint metric (σ=50)"}
     if rerank:
         ingredient.update({"VIS+re-rank": "re-rank the visual distance, no ST",
                            "faithful+re-rank": "re-rank the joint score (docs/reference.md §6)"})  # fmt: skip
     lr, choice = fitted.likelihood_ratio, fitted.choice
-    w_eff = improved_w(fs, fitted)
+    w_eff = float(fitted.w) * (_cosine_spread(fs) if choice.w_source == "spread" else 1.0)
     # The variants: (name, ingredient, likelihood-ratio model or None, weight or None), scored in one pass.
     specs: list[tuple[str, str, Any, float | None]] = []
     p = lr.get_params()
@@ -222,14 +164,13 @@ def ablation_table(
                       w_eff / choice.w_scale))  # fmt: skip
     specs.append(("w=1", "fusion weight (uncalibrated Bayes)", None, 1.0))
     if choice.w_source != "spread":
-        from ..joint import normalize_rows
-
-        w_spread = DEFAULT_W * score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
-        specs.append(("w by spread rule", "fusion weight without training features", None, w_spread))
+        specs.append(
+            ("w by spread rule", "fusion weight without training features", None, DEFAULT_W * _cosine_spread(fs))
+        )
     specs.append(("ST evidence only", "fusion (no visual)", None, 1e6))  # ranking by logLR; s only breaks ties
     info: dict[str, Any] = {}
     variants = {name: (model, w) for name, _, model, w in specs}
-    main = improved_results(fs, fitted, rerank, chunk_size=chunk_size, variants=variants, info=info)
+    main = improved_results(fs, fitted, rerank, variants=variants, info=info)
     results[ROW] = main.pop(ROW)
     ingredient[ROW] = (f"chosen: {lr.counting}, σ={lr.sigma:g}, "
                        + ", ".join(f"{k}={'on' if getattr(lr, k) else 'off'}" for k in
@@ -247,7 +188,7 @@ def ablation_table(
             if src != chosen_rr["source"]:
                 name = f"re-rank, {src} neighbours"
                 rp = {"source": src, "b": chosen_rr["b"], "beta": chosen_rr["beta"]}
-                results[name] = improved_results(fs, fitted, True, chunk_size=chunk_size, rerank_params=rp)[RERANK_ROW]
+                results[name] = improved_results(fs, fitted, True, rerank_params=rp)[RERANK_ROW]
                 ingredient[name] = "k-reciprocal neighbours from the other score (same β)"
                 rr_variants.append(name)
     table_rows = [n for n in results if not n.startswith("re-rank variant ")]
@@ -268,25 +209,15 @@ def ablation_table(
     return Ablations(df, results, fitted, faithful, w_eff, info.get("rerank"))
 
 
-def improved_w(fs: FeatureSet, fitted: ImprovedModel) -> float:
-    """The weight the improved row uses on ``fs``: the calibrated one, or the spread rule's on this set's cosine."""
-    if fitted.choice.w_source != "spread":
-        return float(fitted.w)
+def _cosine_spread(fs: FeatureSet) -> float:
     from ..joint import normalize_rows
 
-    return float(fitted.w) * score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
+    return score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
 
 
 def colour_histogram_campus(root: Any, **colour_kw: Any) -> FeatureSet:
-    """Colour-histogram features of a dataset root **with** its training side (for calibration).
-
-    Query/gallery features are :func:`streid_lib.colour_histogram.colour_histogram_features` (``colour_kw`` are
-    passed on); the training images' features are computed with the parameters recorded in its provenance and
-    centred the same way (``center`` None or ``"train"``), checked against the first query features.
-
-    Returns:
-        A :class:`~streid_lib.features.FeatureSet` whose ``train_f``/``train`` are the training images'.
-    """
+    """:func:`streid_lib.colour_histogram.colour_histogram_features` of a dataset root (``colour_kw`` passed on) with
+    its training side, computed with the recorded parameters and centring (checked on the first queries)."""
     import inspect
     from pathlib import Path
 

@@ -1,9 +1,4 @@
-"""Calibration of the fusion weight ``w`` of ``s + w·logLR`` (docs/reference.md §12.1).
-
-With training features: ``w = coef_logLR / coef_s`` of a logistic regression of same/different on ``[s, logLR]``
-(case-control sampling changes only the intercept). Without: the spread rule ``w = DEFAULT_W · σ_s``, σ_s the
-median over queries of the standard deviation of a query's cosine row (unlabelled scores only).
-"""
+"""The fusion weight ``w`` of ``s + w·logLR``: logistic slopes with training features, else the spread rule (§12.1)."""
 
 from __future__ import annotations
 
@@ -22,21 +17,10 @@ def calibrate_weight(
     max_negatives: int = 200_000,
     seed: int = 0,
 ) -> tuple[float, dict[str, float]]:
-    """Fusion weight ``w = coef_logLR / coef_s`` from a logistic regression of same/different on ``[s, logLR]``.
-
-    ``LogisticRegression(C=1)`` (Newton-Cholesky, imported lazily) on standardised columns, so the L2 penalty treats
-    both alike and keeps separable pairs finite; slopes mapped back to the original units. At most ``max_positives``
-    positive and ``max_negatives`` negative pairs (seeded sample).
-
-    Args:
-        s: (n,) visual scores (any scale; higher = more similar); log_lr: (n,) ST evidence (nats); same: (n,) bool.
-
-    Returns:
-        (w, {"coef_s", "coef_log_lr", "intercept", "n_pos", "n_neg"}).
-
-    Raises:
-        ImprovedError: lengths differ, no positives or negatives, or a visual slope <= 0 (w would be meaningless).
-    """
+    """(w = coef_logLR / coef_s, {"coef_s", "coef_log_lr", "intercept", "n_pos", "n_neg"}) of a
+    ``LogisticRegression(C=1)`` of ``same`` (n,) bool on standardised ``[s, log_lr]`` (n,) (slopes in the original
+    units), on at most ``max_positives``/``max_negatives`` seeded positive/negative pairs. Raises ImprovedError for
+    unequal lengths, a missing class, or a visual slope <= 0."""
     from sklearn.linear_model import LogisticRegression
 
     s = np.asarray(s, dtype=np.float64).reshape(-1)
@@ -49,11 +33,7 @@ def calibrate_weight(
     pos, neg = np.flatnonzero(same), np.flatnonzero(~same)
     if pos.size == 0 or neg.size == 0:
         raise ImprovedError(f"calibrate_weight: need both same and different pairs, got {pos.size} and {neg.size}")
-    rng = np.random.default_rng(seed)
-    if pos.size > max_positives:
-        pos = rng.choice(pos, size=int(max_positives), replace=False)
-    if neg.size > max_negatives:
-        neg = rng.choice(neg, size=int(max_negatives), replace=False)
+    pos, neg = _draw(pos, neg, max_positives, max_negatives, seed)
     idx = np.concatenate([pos, neg])
     X = np.stack([s[idx], log_lr[idx]], axis=1)
     mu, sd = X.mean(axis=0), X.std(axis=0)
@@ -71,35 +51,30 @@ def calibrate_weight(
     return c / a, info
 
 
+def _draw(pos: np.ndarray, neg: np.ndarray, max_pos: int, max_neg: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_pos`` of ``pos`` and ``max_neg`` of ``neg``, drawn without replacement (seeded)."""
+    rng = np.random.default_rng(seed)
+    pos = rng.choice(pos, size=int(max_pos), replace=False) if pos.size > max_pos else pos
+    return pos, rng.choice(neg, size=int(max_neg), replace=False) if neg.size > max_neg else neg
+
+
 def sample_pairs(
     query: Metadata, gallery: Metadata, *, max_positives: int, max_negatives: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Flat (query × gallery) indices of cross-camera pairs for calibration, and their same-identity labels.
-
-    At most ``max_positives`` same-identity and ``max_negatives`` different-identity pairs (seeded sample);
-    same-camera pairs are left out (junk under the evaluation protocol).
-    """
+    """Flat (query × gallery) indices of at most ``max_positives``/``max_negatives`` seeded same/different-identity
+    cross-camera pairs, and their same-identity labels."""
     cross = query.cams[:, None] != gallery.cams[None, :]
     same = (query.pids[:, None] == gallery.pids[None, :]) & cross
-    pos = np.flatnonzero(same)
-    neg = np.flatnonzero(cross & ~same)
-    rng = np.random.default_rng(seed)
-    if pos.size > max_positives:
-        pos = rng.choice(pos, size=int(max_positives), replace=False)
-    if neg.size > max_negatives:
-        neg = rng.choice(neg, size=int(max_negatives), replace=False)
+    pos, neg = _draw(np.flatnonzero(same), np.flatnonzero(cross & ~same), max_positives, max_negatives, seed)
     return np.concatenate([pos, neg]), np.r_[np.ones(pos.size, bool), np.zeros(neg.size, bool)]
 
 
-def score_spread(rows: np.ndarray | None = None, *, qn: np.ndarray | None = None, gnT: np.ndarray | None = None,
-                 n_sample: int = 256) -> float:  # fmt: skip
-    """σ: the median over (up to ``n_sample`` evenly spaced) queries of the standard deviation of a score row.
-
-    Give either a (nq, ng) score matrix ``rows``, or L2-normalised query features ``qn`` (nq, D) and transposed
-    gallery features ``gnT`` (D, ng) for the cosine (only the sampled rows are computed). Uses no labels;
-    deterministic.
-    """
+def score_spread(
+    rows: np.ndarray | None = None, *, qn: np.ndarray | None = None, gnT: np.ndarray | None = None
+) -> float:
+    """σ: median over up to 256 evenly spaced queries of the std of a row of the (nq, ng) scores ``rows``,
+    or of the cosine ``qn @ gnT`` (L2-normalised (nq, D) and (D, ng) features; only sampled rows are computed)."""
     n = len(rows) if rows is not None else len(qn)
-    idx = np.unique(np.linspace(0, n - 1, min(n, int(n_sample))).astype(np.int64))
+    idx = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(np.int64))
     block = rows[idx] if rows is not None else qn[idx] @ gnT
     return float(np.median(np.asarray(block, np.float64).std(axis=1)))

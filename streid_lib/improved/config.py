@@ -1,12 +1,8 @@
-"""The improved mode's error type, its defaults, and the selection's configuration as one object.
-
-Every number here is a default of a named option; the selection protocol (:mod:`.selection`) chooses the
-hyperparameters it covers on training identities, and these are only its search space and fallbacks.
-"""
+"""The improved mode's error type, its defaults (fallbacks of named options), and the selection's search space."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import StreidError
@@ -16,52 +12,30 @@ class ImprovedError(StreidError):
     """Bad input to the improved mode (names the argument or value and what was expected)."""
 
 
-#: Counting rules of the likelihood-ratio model: the faithful identity votes (one per identity and camera pair,
-#: from mean frames), every cross-camera image pair (the paper's Eqn. 2), and every image pair weighted
-#: ``1/(n_a·n_b)`` so that each identity and camera pair carries one vote spread over its image gaps.
+#: Counting rules of the likelihood-ratio model (docs/reference.md §12.1): faithful identity votes, every
+#: cross-camera image pair (the paper's Eqn. 2), every image pair weighted ``1/(n_a·n_b)``.
 COUNTINGS: tuple[str, ...] = ("identity", "image_pairs", "weighted_pairs")
 #: The structural switches of the likelihood-ratio model that the selection may turn off (each one on by default).
 STRUCTURE: tuple[str, ...] = ("direction_prior", "pair_prior", "background")
 #: Where improved+re-rank takes its k-reciprocal neighbours from: the visual cosine alone, or the improved score.
 RERANK_SOURCES: tuple[str, ...] = ("visual", "fused")
-
-#: Fallback fusion weight without training features, in units of the visual score's spread σ_s per nat of ST
-#: evidence (``w = DEFAULT_W · σ_s``). The campus and synthetic-Market calibrations give w/σ_s = 0.3-0.7; 0.5
-#: is their middle. Pass training features (a features file with a training side) to calibrate instead.
+#: Fallback fusion weight without training features: ``w = DEFAULT_W · σ_s`` (the campus and synthetic-Market
+#: calibrations give w/σ_s = 0.3-0.7).
 DEFAULT_W: float = 0.5
 #: Outlier fraction ρ of the likelihood ratio: the floor ``log ρ`` of the evidence (nats).
 DEFAULT_OUTLIER: float = 0.01
-#: Fallback of improved+re-rank without training features: neighbours from the improved score F, and a Jaccard
-#: weight ``β = DEFAULT_RERANK_B · σ_F`` (:func:`streid_lib.improved.reranking.jaccard_weight`). Small on purpose:
-#: without validation data the re-ranking term may only reorder near-ties of F.
+#: Fallback of improved+re-rank without training features: fused neighbours, ``β = DEFAULT_RERANK_B · σ_F`` (small:
+#: it may only reorder near-ties of F).
 DEFAULT_RERANK_SOURCE: str = "fused"
 DEFAULT_RERANK_B: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class SelectionConfig:
-    """The search space and protocol of :func:`streid_lib.improved.select_hyperparameters` (one object).
-
-    The search is a coordinate ascent in a fixed order of stages; each stage tries its grid with everything else
-    held at the current best, and keeps a change only when it raises the criterion by more than one standard error
-    of the paired difference over validation queries:
-
-    1. ``countings`` at σ = ``sigma0`` (all of them);
-    2. σ over ``sigmas`` (a log grid, bins): a walk from ``sigma0`` to the better neighbour while it improves;
-       when σ moved, the counting rules once more at the new σ (and the walk again if the rule changes);
-    3. each switch of ``structure`` flipped alone; the best helpful flip is kept and the others are flipped again
-       from there, until no flip helps;
-    4. (training features only) the multiplier of the logistic weight: a walk on ``w_scales`` from ``w_scale0``;
-    5. (re-ranking, training features only) the neighbour source and the Jaccard weight, all of
-       ``rerank_sources`` × ``rerank_b``, rank-1 first: only pairs that keep the validation rank-1 of the
-       improved row qualify, then the criterion decides.
-
-    Attributes:
-        countings, sigmas, sigma0, structure, w_scales, w_scale0, rerank_sources, rerank_b: the grids (stage 1
-            and 2 start from ``sigma0`` and ``w_scale0``).
-        n_folds, seed: identity folds of the training set and the seed of the folds and query draws.
-        max_positives, max_negatives: pairs sampled per fold for the logistic fits.
-        criterion: ``"R1+mAP"`` (mean over folds of validation rank-1 plus mAP, percent) or ``"mAP"``.
+    """The search of :func:`~.selection.select_hyperparameters` (docs/reference.md §12.1): a coordinate ascent over
+    ``countings``; σ (a walk on ``sigmas`` from ``sigma0``, bins); each ``structure`` switch; the weight's multiplier
+    (walk on ``w_scales`` from ``w_scale0``); re-ranking's ``rerank_sources`` × ``rerank_b``. ``n_folds`` identity
+    folds (``seed``), ``max_positives``/``max_negatives`` calibration pairs per fold, ``criterion`` "R1+mAP" or "mAP".
     """
 
     countings: tuple[str, ...] = COUNTINGS
@@ -100,10 +74,6 @@ class SelectionConfig:
             raise ImprovedError(f"criterion: expected 'R1+mAP' or 'mAP', got {self.criterion!r}")
         if min(self.max_positives, self.max_negatives) < 1:
             raise ImprovedError("max_positives, max_negatives: expected at least 1 pair each")
-
-    def replace(self, **changes: Any) -> SelectionConfig:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (for provenance)."""

@@ -1,15 +1,12 @@
-"""Counting time gaps of training pairs: same-identity and different-identity histograms per camera pair.
+"""Same- and different-identity time-gap histograms of training unit pairs per camera pair (docs/reference.md §12.1).
 
-Units are per-(identity, camera) mean frames (``counting="identity"``, faithful's definition, docs/reference.md
-§3.2) or single images (``"image_pairs"``, the paper's Eqn. 2; ``"weighted_pairs"``, each image pair weighted
-``1/(n_a·n_b)``). Every pair of units in two cameras votes into faithful's layout ``[later, earlier, bin]`` with
-``bin = floor(|Δt| / bin_width)`` and ties counting the higher camera as later (§3.3).
+Units: per-(identity, camera) mean frames (``"identity"``, §3.2) or images (``"image_pairs"``, ``"weighted_pairs"``);
+votes go to faithful's ``[later, earlier, floor(|Δt| / bin_width)]``, ties counting the higher camera as later (§3.3).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -19,12 +16,8 @@ from .config import COUNTINGS, ImprovedError
 
 
 def _units(train: Metadata, counting: str, n_cams: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """(pid, 0-based cam, time, weight or None) of the counting units.
-
-    ``"identity"``: per-(identity, camera) mean frames ``S / (N + 1e-7)`` (faithful's definition, §3.2, so that
-    same- and different-identity gaps are measured alike); otherwise single images, with weight ``1/n`` (n: the
-    identity's images in that camera) for ``"weighted_pairs"``, so that a pair of units weighs ``1/(n_a·n_b)``.
-    """
+    """(pid, 0-based cam, time, weight or None) of the units: mean frames ``S / (N + 1e-7)`` (§3.2), or images
+    weighted ``1/n`` (n: the identity's images in that camera) for ``"weighted_pairs"``."""
     C = int(n_cams)
     _, ident = np.unique(train.pids, return_inverse=True)
     cell = ident.reshape(-1) * C + (train.cams - 1)
@@ -43,17 +36,12 @@ def _units(train: Metadata, counting: str, n_cams: int) -> tuple[np.ndarray, np.
 
 @dataclass(frozen=True)
 class PairHistograms:
-    """Gap histograms of unit pairs in faithful's (C, C, H) layout (``[later, earlier, bin]``), float64.
-
-    Attributes:
-        diff: pairs of different identities; same: pairs of one identity.
-        n_overflow_diff, n_overflow_same: pairs whose gap fell beyond the last bin (not weighted).
-    """
+    """(C, C, H) float64 gap histograms ``[later, earlier, bin]`` of pairs of different (``diff``) and equal
+    (``same``) identities, and the number of different-identity pairs whose gap fell beyond the last bin."""
 
     diff: np.ndarray
     same: np.ndarray
     n_overflow_diff: int
-    n_overflow_same: int
 
 
 def pair_histograms(
@@ -66,16 +54,9 @@ def pair_histograms(
     overflow: str = "zero",
     max_block: int = 262_144,
 ) -> dict[str, PairHistograms]:
-    """Histograms of the time gaps between counting units of different and of equal identities, per counting rule.
-
-    For every unordered camera pair j < k, every unit in camera j is paired with every unit in camera k. Each pair
-    votes (with weight ``w_a·w_b`` for ``"weighted_pairs"``, else 1) into ``[later, earlier, floor(|Δ| / w)]``,
-    ties counting the higher camera as later: faithful's rule. All pairs are counted as outer differences in blocks
-    of at most ``max_block`` pairs (a loop over camera pairs and blocks only; the counts do not depend on the
-    block); the few same-identity pairs are enumerated apart and subtracted. The two image rules share one pass.
-    Gaps beyond the last bin follow ``overflow``: dropped (``"zero"``), put in the last bin (``"clip"``), or an
-    :class:`ImprovedError` (``"error"``) for a pair of different identities.
-    """
+    """{counting rule: :class:`PairHistograms`} over every pair of units in two cameras (weight ``w_a·w_b`` for
+    ``"weighted_pairs"``), counted in blocks of at most ``max_block`` pairs; the few same-identity pairs are enumerated
+    apart and subtracted. Overflowing gaps: dropped (``"zero"``), last bin (``"clip"``) or an error (``"error"``)."""
     bad = [c for c in countings if c not in COUNTINGS]
     if bad or not countings:
         raise ImprovedError(f"counting: expected rules from {COUNTINGS}, got {tuple(countings)}")
@@ -157,7 +138,7 @@ def _histograms(
             diff[diff < 1e-9] = 0.0
         out[name] = PairHistograms(
             _layout(diff[:, :, : 2 * H], H), _layout(same[:, :, : 2 * H].astype(np.float64), H),
-            int(n_over_diff.sum()), int(s_over.sum()),
+            int(n_over_diff.sum()),
         )  # fmt: skip
     return out
 
@@ -170,9 +151,3 @@ def _layout(counts: np.ndarray, H: int) -> np.ndarray:
     out[j, k] = counts[j, k, :H]
     out[k, j] = counts[j, k, H:]
     return out
-
-
-def background_counts(train: Metadata, *, counting: str = "identity", **kw: Any) -> tuple[np.ndarray, int]:
-    """The different-identity histogram of :func:`pair_histograms` for one counting rule, and its overflows."""
-    h = pair_histograms(train, countings=(counting,), **kw)[counting]
-    return h.diff, h.n_overflow_diff

@@ -1,9 +1,5 @@
-"""Validation folds of training identities, and the ranking of a candidate on one fold (docs/reference.md §12.1).
-
-A candidate's ST model is fitted on the other folds' identities; the held-out ones are split under the protocol of
-§5: one seeded image per identity and camera is a query, the rest gallery; queries without a cross-camera match
-are dropped.
-"""
+"""Validation folds of training identities and a candidate's ranking on one (docs/reference.md §12.1): fitted on the
+other folds; held out, one seeded image per identity and camera is a query (kept if it has a cross-camera match)."""
 
 from __future__ import annotations
 
@@ -20,12 +16,7 @@ from .config import ImprovedError
 
 @dataclass(frozen=True)
 class ValidationSplit:
-    """One fold of the protocol: indices into the training metadata.
-
-    Attributes:
-        fit: images of the identities the ST model is fitted on; query, gallery: the held-out identities'
-            validation split (one query per identity and camera, the rest gallery).
-    """
+    """One fold: indices into the training metadata of the fit images and the held-out query and gallery."""
 
     fit: np.ndarray
     query: np.ndarray
@@ -33,11 +24,8 @@ class ValidationSplit:
 
 
 def canonical_order(train: Metadata, features: np.ndarray | None = None) -> np.ndarray:
-    """The order of training images that the improved mode works in, whatever order they came in.
-
-    Sorted by pid, camera, frame, then name and (for identical metadata) the feature row's bytes: a stable sort
-    on content, so a shuffled training side gives the same folds, queries, calibration pairs and numbers.
-    """
+    """The order the improved mode works in: by pid, camera, frame, name, then feature bytes (content only, so a
+    shuffled training side gives the same numbers)."""
     keys = [train.frames, train.cams, train.pids]
     if train.names is not None:
         keys.insert(0, np.unique(train.names.astype(str), return_inverse=True)[1].reshape(-1))
@@ -49,7 +37,7 @@ def canonical_order(train: Metadata, features: np.ndarray | None = None) -> np.n
 
 
 def validation_splits(train: Metadata, n_folds: int = 2, seed: int = 0) -> list[ValidationSplit]:
-    """Split training identities into ``n_folds`` folds; build a query/gallery split from each fold (seeded)."""
+    """Split training identities into ``n_folds`` folds, each with its query/gallery split (seeded)."""
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise ImprovedError(f"n_folds: expected an integer >= 2, got {n_folds!r}")
     ids = np.unique(train.pids)
@@ -67,8 +55,7 @@ def validation_splits(train: Metadata, n_folds: int = 2, seed: int = 0) -> list[
         _, first = np.unique(train.pids[perm] * ncam + train.cams[perm], return_index=True)
         query = np.sort(perm[first])  # the first in a random order: a random image per (identity, camera)
         gallery = np.setdiff1d(held, query)
-        # Usable query: its identity has a gallery image in another camera, i.e.
-        # (#gallery images of its pid) - (#gallery images of its pid in its camera) > 0.
+        # Usable query: (#gallery images of its pid) - (#gallery images of its pid in its camera) > 0.
         gp, qp = train.pids[gallery], train.pids[query]
         other_cam = _count_in(gp, qp) - _count_in(gp * ncam + train.cams[gallery], qp * ncam + train.cams[query])
         out.append(ValidationSplit(np.flatnonzero(fold != f), query[other_cam > 0], gallery))
@@ -76,27 +63,15 @@ def validation_splits(train: Metadata, n_folds: int = 2, seed: int = 0) -> list[
 
 
 def _count_in(pool: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """How many times each of ``keys`` occurs in ``pool`` (vectorised)."""
-    values, counts = np.unique(pool, return_counts=True)
-    if not len(values):
-        return np.zeros(len(keys), np.int64)
-    pos = np.minimum(np.searchsorted(values, keys), len(values) - 1)
-    return np.where(values[pos] == keys, counts[pos], 0)
+    """How many times each of ``keys`` occurs in ``pool``."""
+    pool = np.sort(pool)
+    return np.searchsorted(pool, keys, side="right") - np.searchsorted(pool, keys, side="left")
 
 
 class Fold:
-    """One validation fold, with everything its candidates share computed once.
-
-    The protocol's good/junk items of each query chunk (:class:`streid_lib.metrics.RankingProtocol`), the ST
-    lookup indices ``idx`` ((nq, ng) into any candidate's lookup table; they depend on the bins only), the cosine
-    ``s`` and the calibration pairs depend on the metadata and features only, so a candidate is one ``take`` of
-    its small table, ranked.
-
-    Args:
-        train, split: the training metadata and this fold's :class:`ValidationSplit`.
-        features: (N_train, D) training features, or None (ST-only validation).
-        max_positives, max_negatives, seed: calibration pairs (:func:`~.calibration.sample_pairs`).
-    """
+    """One validation fold with what its candidates share computed once: the protocol's query chunks, the cosine
+    ``s``, the calibration pairs, and the (nq, ng) lookup indices ``idx`` (bins only), so that a candidate is one
+    ``take`` of its small table. ``features``: (N_train, D) or None (ST-only)."""
 
     def __init__(
         self,
@@ -131,20 +106,18 @@ class Fold:
         self.slices = list(iter_row_chunks(len(self.qm), chunk_size))
         self.chunks = [self.protocol.chunk(self.qm.take(sl), sl.start) for sl in self.slices]
         self.idx: np.ndarray | None = None
-        self.idx_pairs: np.ndarray | None = None
-        #: Pair histograms of the fit identities per counting rule (filled by the selection, shared by candidates).
-        self.histograms: dict[str, object] = {}
+        self.idx_pairs = None
+        self.histograms: dict[str, object] = {}  # per counting rule, filled by the selection
 
     def set_index(self, model: object) -> None:
-        """Lookup indices of every validation pair (and of the calibration pairs) from a fitted model's bins."""
+        """Lookup indices of the validation (and calibration) pairs from a fitted model's bins."""
         q, g = self.qm, self.gm
         self.idx = model.lookup_index(q.cams[:, None], q.frames[:, None], g.cams[None, :], g.frames[None, :])
         if self.pidx is not None:
             self.idx_pairs = self.idx.reshape(-1)[self.pidx]
 
     def result_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> Any:
-        """The :class:`~streid_lib.metrics.RankingResult` of a (nq, ng) score matrix, or of a function giving its
-        rows ``score(rows)``; equal to ``evaluate_scores(score, qm, gm)``."""
+        """``evaluate_scores(score, qm, gm)`` of (nq, ng) scores, or of a function ``score(rows)`` giving them."""
         from ..metrics import MetricAccumulator
 
         acc = MetricAccumulator(self.gm, protocol=self.protocol)
@@ -152,16 +125,9 @@ class Fold:
             acc.update(score(sl) if callable(score) else score[sl], chunk=chunk)
         return acc.result()
 
-    def summary_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> dict[str, float]:
-        """``result_of(score).summary()``: validation R1, mAP, ... in percent."""
-        return self.result_of(score).summary()
-
     def result(self, table: np.ndarray) -> Any:
-        """Validation ranking of a candidate given as its (weighted) lookup table: ``s + table[idx]``, or
-        ``table[idx]`` alone without features (an integer rank table is ranked as it is).
-
-        Built chunk by chunk of queries; float scores are ranked as float32 (the precision of the cosine).
-        """
+        """Validation ranking of ``s + table[idx]`` (as float32), or without features ``table[idx]`` (an integer rank
+        table as it is), for a candidate's (weighted) lookup ``table``."""
         idx, s = self.idx, self.s
 
         def rows(sl: slice) -> np.ndarray:
@@ -172,7 +138,3 @@ class Fold:
             return st.astype(np.float32)
 
         return self.result_of(rows)
-
-    def summary(self, table: np.ndarray) -> dict[str, float]:
-        """``result(table).summary()``."""
-        return self.result(table).summary()

@@ -1,9 +1,5 @@
-"""The ST log-likelihood ratio ``logLR = log((1 - ρ)·p_same/p_diff + ρ)`` (nats) per ordered camera pair and gap bin.
-
-Counting rules, background, smoothing across Δt = 0, direction and camera-pair priors, and where the evidence is 0:
-docs/reference.md §12.1. ``background=False`` (an ablation, "likelihood instead of likelihood ratio") divides by a
-flat background over the co-observed pairs.
-"""
+"""The ST log-likelihood ratio ``logLR = log((1 - ρ)·p_same/p_diff + ρ)`` (nats) per ordered camera pair and gap
+bin (docs/reference.md §12.1)."""
 
 from __future__ import annotations
 
@@ -25,18 +21,9 @@ SMOOTHING_PARAMS: frozenset[str] = frozenset(
 )
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Smoothing and normalisation
-
-
 def _parzen(rows: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
-    """Correlate (n, L) rows with faithful's truncated Gaussian (:func:`~streid_lib.st_model.gaussian_kernel`),
-    zero outside the array (no border correction), without normalising.
-
-    Long kernels (σ of a few bins and more) go through an FFT; its rounding noise (~1e-16 of a row's mass) is set
-    to exactly 0 outside the kernel's reach of the non-empty bins, so empty regions stay empty as with the direct
-    correlation.
-    """
+    """Correlate (n, L) rows with faithful's truncated Gaussian, zero outside the array, unnormalised. Long kernels
+    go through an FFT whose rounding noise is zeroed beyond the kernel's reach of non-empty bins (empty stays empty)."""
     from scipy.ndimage import correlate1d
     from scipy.signal import fftconvolve
 
@@ -57,12 +44,8 @@ def _parzen(rows: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
 
 
 def _smooth_mass(X: np.ndarray, sigma: float, truncate: float, across_zero: bool) -> np.ndarray:
-    """Parzen-smooth (C, C, H) counts along the bins, keeping each pair's mass (counts in, counts out).
-
-    With ``across_zero`` the two directions of a pair form one signed gap axis ``[X[b, a] reversed, X[a, b]]``
-    (bin order: ..., b later by bin 0, a later by bin 0, ...), smoothed as one histogram and split back; each
-    unordered pair is smoothed once.
-    """
+    """Parzen-smooth (C, C, H) counts along the bins keeping each pair's mass; with ``across_zero`` both directions
+    of a pair form one signed gap axis ``[X[b, a] reversed, X[a, b]]``, smoothed once and split back."""
     X = np.asarray(X, dtype=np.float64)
     if not sigma > 0:
         return X.copy()
@@ -89,11 +72,8 @@ def _smooth_mass(X: np.ndarray, sigma: float, truncate: float, across_zero: bool
 
 
 def _normalise(X: np.ndarray, direction_prior: bool, pair_prior: bool) -> np.ndarray:
-    """``p = X / n_dir · [n_dir / n_pair] · [n_pair / N]`` (brackets: the optional priors); 0 where empty.
-
-    Without the direction prior its bracket is 1/2 (both directions equally likely); without the pair prior its
-    bracket is 1 (every pair weighted alike).
-    """
+    """``p = X / n_dir · [n_dir / n_pair] · [n_pair / N]``, 0 where empty; a bracket (prior) left out is 1/2 for the
+    direction, 1 for the pair."""
     n_dir = X.sum(axis=2)
     n_pair = n_dir + n_dir.T
     total = n_dir.sum()
@@ -106,34 +86,23 @@ def _normalise(X: np.ndarray, direction_prior: bool, pair_prior: bool) -> np.nda
     return X * scale[:, :, None]
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# The model
+def _lookup_layout(x: np.ndarray, fill: float) -> np.ndarray:
+    """(C, C, H) values in faithful's flat lookup layout ``[later side, x, y, bin]``; slot H (overflow): ``fill``."""
+    C, _, H = x.shape
+    T = np.full((2, C, C, H + 1), fill, dtype=x.dtype)
+    T[1, :, :, :H] = x
+    T[0, :, :, :H] = x.transpose(1, 0, 2)
+    return T.reshape(-1)
 
 
 class LikelihoodRatioModel(BaseEstimator):
-    """ST log-likelihood ratio ``log p(Δt, a→b | same) / p(Δt, a→b | different)`` per ordered camera pair and bin.
+    """ST evidence ``log p(Δt, a→b | same) / p(Δt, a→b | different)`` per ordered camera pair and bin (§12.1).
 
-    scikit-learn style: keyword-only parameters here, :meth:`fit` sets the ``*_`` attributes.
-
-    Args:
-        bin_width, n_bins, n_cams, truncate, overflow: as :class:`~streid_lib.st_model.SpatialTemporalModel`
-            (same bins, same lookup rule, same overflow policy).
-        counting: ``"identity"``, ``"image_pairs"`` or ``"weighted_pairs"`` (docs/reference.md §12.1).
-        sigma: Parzen kernel width in bins, for both the same and the background histograms.
-        direction_prior: normalise the two directions of a pair jointly (keeps which way people walk).
-        pair_prior: weight camera pairs by how often one identity is seen in both (vs the background).
-        background: divide by the different-identity background; False (ablation) divides by a flat background,
-            i.e. uses the likelihood ``p_same`` alone.
-        across_zero: smooth both directions as one signed gap axis (False: each direction alone, as faithful).
-        outlier: ρ in ``log((1 - ρ)·ratio + ρ)``; the floor of the evidence is ``log ρ``.
-
-    Fitted attributes:
-        st_: a faithful :class:`~streid_lib.st_model.SpatialTemporalModel` with the same bins, used for lookups;
-            its votes are the same-identity counts for ``"identity"`` and ``"image_pairs"`` (for
-            ``"weighted_pairs"`` it counts the same image pairs unweighted).
-        same_counts_, diff_counts_: (C, C, H) float64 counts; p_same_, p_diff_: (C, C, H) smoothed, normalised.
-        log_lr_: (C, C, H) float64 evidence in nats; observed_: (C, C) bool, pair co-observed by one identity.
-        n_identities_, n_overflow_background_: fit statistics.
+    Bins, lookup and overflow as :class:`~streid_lib.st_model.SpatialTemporalModel` (``st_``, fitted with the same
+    bins, gives the lookups and the identity/image-pair votes). ``sigma``: Parzen width (bins); ``direction_prior``,
+    ``pair_prior``: keep those priors; ``background=False``: a flat background (the likelihood alone);
+    ``across_zero``: smooth both directions as one signed axis; ``outlier``: ρ. Fitted: ``same_counts_``,
+    ``diff_counts_``, ``p_same_``, ``p_diff_``, ``log_lr_`` (C, C, H) float64, ``observed_`` (C, C) bool.
     """
 
     def __init__(
@@ -165,46 +134,32 @@ class LikelihoodRatioModel(BaseEstimator):
         self.across_zero = across_zero
         self.outlier = outlier
 
-    def _faithful(self) -> SpatialTemporalModel:
-        """The faithful model with this model's bins, cameras, σ and overflow policy (its counting for votes)."""
-        counting = "image_pairs" if self.counting == "weighted_pairs" else self.counting
-        shared = {k: getattr(self, k) for k in SHARED_PARAMS}
-        return SpatialTemporalModel(**shared, sigma=self.sigma, counting=counting)
-
     def fit(self, train: Metadata, *, histograms: PairHistograms | None = None) -> LikelihoodRatioModel:
-        """Count same-identity and different-identity gaps on training metadata, then build the evidence table.
-
-        ``histograms``: this rule's :func:`pair_histograms` of the same ``train`` and bins, when computed already
-        (the selection computes both image rules in one pass).
-
-        Raises:
-            ImprovedError: bad parameters; STModelError (a ValueError) for bad metadata, as faithful's fit.
-        """
+        """Count same- and different-identity gaps of ``train`` (or take this rule's ``histograms`` of the same
+        data and bins), then build the evidence table."""
         if not (isinstance(self.outlier, (int, float)) and 0 < float(self.outlier) < 1):
             raise ImprovedError(f"outlier: expected a fraction in (0, 1), got {self.outlier!r}")
         if self.counting not in COUNTINGS:
             raise ImprovedError(f"counting: expected one of {COUNTINGS}, got {self.counting!r}")
         if not isinstance(train, Metadata):
             raise ImprovedError(f"train: expected streid_lib.metadata.Metadata, got {type(train).__name__}")
-        self.st_ = self._faithful().fit(train)  # validates the metadata and the bins first
+        # The faithful model with the same bins (weighted pairs: unweighted image pairs) validates the metadata and
+        # bins first, gives the lookups and its identity and image-pair votes (the one copy of that rule).
+        counting = "image_pairs" if self.counting == "weighted_pairs" else self.counting
+        shared = {k: getattr(self, k) for k in SHARED_PARAMS}
+        self.st_ = SpatialTemporalModel(**shared, sigma=self.sigma, counting=counting).fit(train)
         if histograms is None:
-            bins = {k: getattr(self, k) for k in ("bin_width", "n_bins", "n_cams", "overflow")}
+            bins = {k: shared[k] for k in ("bin_width", "n_bins", "n_cams", "overflow")}
             histograms = pair_histograms(train, countings=(self.counting,), **bins)[self.counting]
-        hist = histograms
-        # Identity and image-pair votes are the faithful model's own counts (the one copy of that rule).
-        self.same_counts_ = hist.same if self.counting == "weighted_pairs" else self.st_.counts_
-        self.diff_counts_, self.n_overflow_background_ = hist.diff, hist.n_overflow_diff
+        self.same_counts_ = histograms.same if self.counting == "weighted_pairs" else self.st_.counts_
+        self.diff_counts_, self.n_overflow_background_ = histograms.diff, histograms.n_overflow_diff
         self.n_identities_ = int(np.unique(train.pids).size)
         self._cache: dict[tuple, np.ndarray] = {}
         self._build()
         return self
 
     def with_params(self, **params: Any) -> LikelihoodRatioModel:
-        """A fitted copy with other smoothing/normalisation parameters, reusing the counts (no refit).
-
-        Only :data:`SMOOTHING_PARAMS` may change; counting and bins need :meth:`fit`. Smoothed histograms are
-        shared between copies (a change of priors or outlier fraction smooths nothing again).
-        """
+        """A fitted copy with other :data:`SMOOTHING_PARAMS`, sharing the counts and smoothed histograms (no refit)."""
         bad = set(params) - SMOOTHING_PARAMS
         if bad:
             raise ImprovedError(
@@ -212,10 +167,8 @@ class LikelihoodRatioModel(BaseEstimator):
             )
         self._check_fitted()
         new = LikelihoodRatioModel(**{**self.get_params(), **params})
-        new.st_ = self.st_  # lookup indices do not depend on the smoothing
-        new.same_counts_, new.diff_counts_ = self.same_counts_, self.diff_counts_
-        new.n_overflow_background_, new.n_identities_ = self.n_overflow_background_, self.n_identities_
-        new._cache = self._cache
+        for k in ("st_", "same_counts_", "diff_counts_", "n_overflow_background_", "n_identities_", "_cache"):
+            setattr(new, k, getattr(self, k))  # lookups and counts do not depend on the smoothing
         new._build()
         return new
 
@@ -242,11 +195,7 @@ class LikelihoodRatioModel(BaseEstimator):
         valid = self.observed_[:, :, None] & (self.p_diff_ > 0)
         ratio = np.divide(self.p_same_, self.p_diff_, out=np.zeros_like(self.p_same_), where=valid)
         self.log_lr_ = np.where(valid, np.log((1.0 - rho) * ratio + rho), 0.0)
-        C, _, H = self.log_lr_.shape
-        T = np.zeros((2, C, C, H + 1), dtype=np.float64)  # faithful's lookup layout; slot H: beyond the last bin
-        T[1, :, :, :H] = self.log_lr_
-        T[0, :, :, :H] = self.log_lr_.transpose(1, 0, 2)
-        self._table = T.reshape(-1)
+        self._table = _lookup_layout(self.log_lr_, 0.0)
         self._ranks = None
 
     def _check_fitted(self) -> None:
@@ -259,12 +208,8 @@ class LikelihoodRatioModel(BaseEstimator):
         return self._table
 
     def rank_table(self) -> np.ndarray:
-        """The dense rank (int32) of every lookup-table value (:func:`streid_lib.joint.st_rank_table`).
-
-        Ranking by these orders and ties every pair exactly as the evidence does. Only co-observed pairs carry
-        non-zero evidence (everything else is exactly 0), so the ranks are computed on their values and 0, and
-        laid out like the table.
-        """
+        """The dense int32 rank of every lookup-table value (:func:`streid_lib.joint.st_rank_table`): it orders and
+        ties pairs as the evidence does; computed on the co-observed pairs' values and 0 (all the others)."""
         self._check_fitted()
         if self._ranks is None:
             from ..joint import st_rank_table
@@ -274,11 +219,7 @@ class LikelihoodRatioModel(BaseEstimator):
             zero = ranks_of[-1]
             ranks = np.full(self.log_lr_.shape, zero, dtype=np.int32)
             ranks[obs] = ranks_of[:-1].reshape(-1, ranks.shape[2])
-            C, _, H = ranks.shape
-            T = np.full((2, C, C, H + 1), zero, dtype=np.int32)
-            T[1, :, :, :H] = ranks
-            T[0, :, :, :H] = ranks.transpose(1, 0, 2)
-            self._ranks = T.reshape(-1)
+            self._ranks = _lookup_layout(ranks, zero)
         return self._ranks
 
     def lookup_index(self, cams_a: Any, frames_a: Any, cams_b: Any, frames_b: Any) -> np.ndarray:

@@ -1,8 +1,5 @@
-"""The "beyond the paper" report of notebook 07: its tables from one FeatureSet, and sentences from their numbers.
-
-:func:`beyond_the_paper` runs faithful, improved, improved+re-rank and the ablations (with and without the training
-side) with paired bootstrap intervals; :func:`report_tables`, :func:`describe_inputs` and :func:`interpretation`
-render tables and every sentence from the numbers. The caller sets the sizes (grids, bootstrap resamples).
+"""Notebook 07's "beyond the paper" report: :func:`beyond_the_paper` computes its tables from one FeatureSet;
+:func:`report_tables`, :func:`describe_inputs` and :func:`interpretation` render them and sentences from the numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ from typing import Any
 from ..features import FeatureSet
 from ..metadata import Metadata
 from .analysis import ablation_table, bootstrap_difference
-from .config import SelectionConfig
+from .config import ImprovedError, SelectionConfig
 from .scoring import RERANK_ROW, ROW
 
 #: Targets of the improved mode (percentage points): (name, row, reference row, metric, minimum difference).
@@ -34,30 +31,18 @@ NO_TRAIN = " (no training features)"
 
 @dataclass
 class BeyondReport:
-    """The notebook's tables (DataFrames) and what produced them.
-
-    Attributes:
-        summary: one row per method (VIS, faithful, improved, ...; ``(no training features)`` rows when the set has
-            a training side): R1, R5, mAP, mINP and the paired-bootstrap interval of its difference to faithful.
-        ablations: :func:`~.analysis.ablation_table` (with the noise check against the chosen rows).
-        comparisons: paired bootstraps of the pairs that matter (R1, mAP, mINP).
-        targets: each target with its measured difference and whether it is met.
-        validation: the selection's candidates; rerank_validation: improved+re-rank's (None without).
-        rerank_variants: faithful st-ReID re-ranked by :func:`streid_lib.rerank.rerank_joint`'s variants, next to
-            st-ReID, VIS+re-rank and the faithful re-ranking (None without re-ranking).
-        choice: the chosen hyperparameters; details: features, sizes, noise level; faithful: the faithful ST model.
-    """
+    """The notebook's tables (DataFrames): ``summary`` (per method, with the bootstrap difference to faithful),
+    ``ablations``, ``comparisons`` (paired bootstraps), ``targets``, the selection's ``validation`` (its re-ranking
+    candidates in ``attrs["rerank"]``), ``rerank_variants`` of faithful st-ReID; the ``choice`` and ``details``."""
 
     summary: Any
     ablations: Any
     comparisons: Any
     targets: Any
     validation: Any
-    rerank_validation: Any
     rerank_variants: Any
     choice: dict
-    details: dict = field(default_factory=dict)
-    faithful: Any = None
+    details: dict
 
 
 def beyond_the_paper(
@@ -70,25 +55,16 @@ def beyond_the_paper(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> BeyondReport:
-    """Faithful vs improved (and improved+re-rank) on ``fs``, with ablations and paired bootstrap intervals.
-
-    Args:
-        fs: query/gallery features, with a training side when there is one (it is used for calibration; the
-            spread-rule rows without it are added for comparison).
-        dataset: the dataset key of the faithful ST model's bins (:func:`streid_lib.st_model.fit_st_model`).
-        train: training metadata when ``fs`` has no training side (default ``fs.train``).
-        config: the selection's search (default: the full :class:`SelectionConfig`); the study passes its
-            profile's (``cfg.sizes.selection``), which is coarser under the smoke profile.
-        n_boot, seed: paired bootstrap resamples over query identities (the study passes
-            ``cfg.sizes.bootstrap_samples``) and their seed.
-    """
+    """Faithful vs improved (and improved+re-rank) on ``fs`` with ablations and paired bootstraps (``n_boot``,
+    ``seed``); with a training side (calibration) the spread-rule rows are added. ``dataset``: the faithful model's
+    bins; ``train``: training metadata (default ``fs.train``); ``config``: the selection's search."""
     import pandas as pd
 
     from ..st_model import fit_st_model
 
     train = fs.train if train is None else train
     if train is None:
-        raise ValueError("beyond_the_paper: the features have no training side; give the training metadata (train=)")
+        raise ImprovedError("beyond_the_paper: the features have no training side; give the training metadata (train=)")
     faithful = fit_st_model(train, dataset)
     config = SelectionConfig() if config is None else config
     n_boot = int(n_boot)
@@ -96,7 +72,6 @@ def beyond_the_paper(
     results = dict(abl.results)
     main = ["VIS", "faithful", ROW] + (["VIS+re-rank", "faithful+re-rank", RERANK_ROW] if rerank else [])
     validation = abl.fitted.validation
-    rerank_validation = validation.attrs.get("rerank") if validation is not None else None
     details: dict[str, Any] = {
         "features": features_label(fs),
         "n_query": len(fs.query), "n_gallery": len(fs.gallery), "n_train": len(train),
@@ -134,14 +109,11 @@ def beyond_the_paper(
     targets = _targets(results, rerank, with_train=fs.has_train)
     variants = _rerank_variants(results) if rerank else None
     choice = abl.fitted.choice.as_dict()
-    return BeyondReport(
-        summary, abl.table, comparisons, targets, validation, rerank_validation, variants, choice, details, faithful
-    )
+    return BeyondReport(summary, abl.table, comparisons, targets, validation, variants, choice, details)
 
 
 def _rerank_variants(results: dict[str, Any]) -> Any:
-    """The re-ranking variants for joint scores (:data:`streid_lib.rerank.VARIANTS`) beside st-ReID and VIS+re-rank
-    (the variant ``"faithful"`` is the faithful+re-rank row), from :func:`~.analysis.faithful_results`."""
+    """The joint re-ranking variants (:data:`streid_lib.rerank.VARIANTS`) beside st-ReID and VIS+re-rank."""
     import pandas as pd
 
     from ..rerank import VARIANTS
@@ -154,8 +126,7 @@ def _rerank_variants(results: dict[str, Any]) -> Any:
 
 
 def features_label(fs: FeatureSet) -> str:
-    """A short name of the features from their provenance: "DukeMTMC-reID, <model> features", "colour-histogram
-    features", or the features file's name."""
+    """A short name of the features from their provenance ("DukeMTMC-reID, <model> features", ...)."""
     from pathlib import Path
 
     prov = fs.provenance
@@ -188,8 +159,7 @@ def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
 
 @dataclass(frozen=True)
 class ReportTable:
-    """One table of the report as the notebook writes and shows it: file name, title, the frame with readable
-    column names, and the decimals of the columns that need more than one."""
+    """One table as the notebook writes it: name, title, frame, decimals of the columns that need more than one."""
 
     name: str
     title: str
@@ -230,12 +200,8 @@ _VALIDATION_COLUMNS = {
 
 
 def report_tables(report: BeyondReport) -> list[ReportTable]:
-    """The report's tables in the notebook's order, ready for :func:`streid_lib.study.write_table`.
-
-    ``beyond_summary``, ``beyond_ablation``, ``beyond_bootstrap`` (each comparison ``B − A`` with the values of both
-    rows), ``beyond_targets``, ``beyond_validation`` (when a selection ran) and ``rerank_variants`` (with
-    re-ranking). Counts stay integers; the bootstrap p-values and the fusion weights get three decimals.
-    """
+    """The report's tables in the notebook's order, with readable column names, for
+    :func:`streid_lib.study.write_table`."""
     n_boot = report.details.get("n_boot")
     crit = f"family-wise 95 % interval of rank-1 + mAP against the chosen row ({n_boot} resamples)"
     out = [
@@ -281,7 +247,7 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
 
 
 def describe_inputs(report: BeyondReport) -> str:
-    """What the report was computed on: the features, the sizes of the sets, and where the fusion weight came from."""
+    """What the report was computed on: features, set sizes, and where the fusion weight came from."""
     d = report.details
     if d["train_features"]:
         weight = "the fusion weight is calibrated on the training side's features"

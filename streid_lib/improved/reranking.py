@@ -1,9 +1,4 @@
-"""improved+re-rank: ``F - β·J`` with ``F = s + w·logLR`` and J the k-reciprocal Jaccard distance (λ = 0).
-
-Sources of neighbours and ``β = b·σ_F``: docs/reference.md §12.1. With ``source="fused"`` F is divided by its largest
-magnitude so that ``d = 2 - 2·F'`` has a cosine distance's range. Without training features:
-:data:`~.config.DEFAULT_RERANK_SOURCE` and ``β = DEFAULT_RERANK_B · σ_F`` on the test set's own F.
-"""
+"""improved+re-rank: ``F - β·J``, ``F = s + w·logLR``, J the k-reciprocal Jaccard distance (λ = 0), §12.1."""
 
 from __future__ import annotations
 
@@ -17,12 +12,9 @@ from .config import RERANK_SOURCES, ImprovedError
 
 
 def fused_score_matrix(feats: np.ndarray, meta: Metadata, model: Any, w: float, chunk_size: int = 1024) -> np.ndarray:
-    """(N, N) float32 improved scores ``s + w·logLR`` over query+gallery, divided by their largest magnitude.
-
-    Image i plays "a" and j "b" of :meth:`LikelihoodRatioModel.lookup_index` (which matters only at exact frame
-    ties), as :func:`streid_lib.rerank.joint_score_matrix` builds the joint scores; Fortran order (columns
-    contiguous), the layout re-ranking reads fastest. Memory: the output plus O(chunk_size × N).
-    """
+    """(N, N) float32 ``s + w·logLR`` over query+gallery divided by its largest magnitude (so ``2 - 2·F`` has a
+    cosine distance's range); i plays "a" of ``lookup_index`` as in :func:`streid_lib.rerank.joint_score_matrix`;
+    Fortran order (what re-ranking reads fastest)."""
     from ..joint import normalize_rows
 
     f = normalize_rows(feats)
@@ -43,13 +35,8 @@ def fused_score_matrix(feats: np.ndarray, meta: Metadata, model: Any, w: float, 
 def jaccard_distance(
     feats: np.ndarray, meta: Metadata, n_query: int, *, source: str, model: Any = None, w: float = 0.0
 ) -> np.ndarray:
-    """(nq, ng) float32 k-reciprocal Jaccard distances (λ = 0) over query+gallery (query rows first).
-
-    Args:
-        feats: (N, D) features of the queries then the gallery; meta: their metadata (concatenated alike).
-        source: ``"visual"`` (neighbours of the cosine) or ``"fused"`` (neighbours of ``s + w·logLR``, which
-            needs the fitted likelihood-ratio ``model`` and the weight ``w``).
-    """
+    """(nq, ng) float32 Jaccard distances (λ = 0) of (N, D) ``feats`` and ``meta`` (queries first), neighbours of the
+    cosine (``source="visual"``) or of ``s + w·logLR`` (``"fused"``: needs the fitted ``model`` and ``w``)."""
     from ..rerank import cosine_matrix, rerank_distances
 
     if source not in RERANK_SOURCES:

@@ -1,13 +1,12 @@
-"""The selection protocol: every hyperparameter of the improved mode chosen on training identities only.
+"""The selection protocol: every hyperparameter of the improved mode chosen on training identities only (§12.1).
 
-Folds, criterion, coordinate search and the one-standard-error rule: docs/reference.md §12.1 (order of the stages:
-:class:`~.config.SelectionConfig`). Per fold the ranking protocol, ST lookups, cosine and calibration pairs are
-computed once for all candidates; validation rankings overlap the next candidate's fit in a worker thread.
-Nothing but the training metadata and training features is read: the signature cannot receive test data.
+Validation rankings overlap the next candidate's fit in a worker thread; the signature cannot receive test data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +20,7 @@ from .calibration import calibrate_weight
 from .config import DEFAULT_RERANK_B, DEFAULT_RERANK_SOURCE, DEFAULT_W, ImprovedError, SelectionConfig
 from .counting import pair_histograms
 from .folds import Fold, canonical_order, validation_splits
-from .likelihood import SHARED_PARAMS, LikelihoodRatioModel
+from .likelihood import LikelihoodRatioModel
 from .reranking import jaccard_distance, jaccard_weight
 
 #: The likelihood-ratio parameters a candidate sets (the rest are the faithful model's bins and defaults).
@@ -30,18 +29,10 @@ CANDIDATE_KEYS: tuple[str, ...] = ("counting", "sigma", "direction_prior", "pair
 
 @dataclass
 class Choice:
-    """Hyperparameters chosen by :func:`select_hyperparameters` (all from training identities).
-
-    Attributes:
-        params: keyword arguments of the chosen :class:`LikelihoodRatioModel` (bins, counting, σ, priors, ...).
-        w: fusion weight of ``s + w·logLR`` (``w_source="calibrated"``), or with ``"spread"`` (no training
-            features) the multiplier :data:`~.config.DEFAULT_W` of the score spread σ_s.
-        w_scale: the chosen multiplier m of the logistic weight (None without features).
-        rerank: ``{"source", "b", "b_source"}`` of improved+re-rank (None when not asked for).
-        calibration: the pooled logistic fit; protocol: folds, seed, criterion, search space, cost figures.
-        final_model: the chosen model fitted on all training identities, when the protocol fitted it already
-            (not part of :meth:`as_dict`).
-    """
+    """Hyperparameters chosen by :func:`select_hyperparameters`: ``params`` of the :class:`LikelihoodRatioModel`,
+    ``w`` (calibrated, or with ``w_source="spread"`` the multiplier of σ_s), ``w_scale`` (None without features),
+    ``rerank`` ({"source", "b", "beta", "b_source"} or None), the pooled logistic fit, the protocol, and the chosen
+    model fitted on all training identities (``final_model``, not in :meth:`as_dict`)."""
 
     params: dict[str, Any]
     w: float
@@ -51,14 +42,6 @@ class Choice:
     calibration: dict[str, Any] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
     final_model: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def sigma(self) -> float:
-        return float(self.params["sigma"])
-
-    @property
-    def counting(self) -> str:
-        return str(self.params["counting"])
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (for provenance)."""
@@ -75,7 +58,7 @@ class Choice:
 
 
 def resolve_st_params(train: Metadata, st_params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Bins/cameras/overflow (and fixed ρ, smoothing axis) of the candidates; n_cams at least the training cameras."""
+    """The candidates' fixed parameters (bins, cameras, overflow, ...); n_cams at least the training cameras."""
     allowed = set(LikelihoodRatioModel().get_params()) - set(CANDIDATE_KEYS)
     params = dict(st_params or {})
     bad = set(params) - allowed
@@ -86,7 +69,7 @@ def resolve_st_params(train: Metadata, st_params: Mapping[str, Any] | None) -> d
 
 
 def check_train_features(train: Metadata, train_features: np.ndarray | None) -> np.ndarray | None:
-    """Training features as float32, checked to be (N_train, D) rows aligned with the training metadata."""
+    """Training features as float32, checked to be (N_train, D) rows aligned with ``train``."""
     if train_features is None:
         return None
     f = np.asarray(train_features, dtype=np.float32)
@@ -99,7 +82,7 @@ def check_train_features(train: Metadata, train_features: np.ndarray | None) -> 
 
 
 class _Search:
-    """The bookkeeping of one selection: fold models, logistic weights, queued rankings and their records."""
+    """One selection's fold models, logistic weights, queued rankings and their records."""
 
     def __init__(self, train: Metadata, feats: np.ndarray | None, cfg: SelectionConfig, params: dict) -> None:
         self.cfg, self.params, self.feats = cfg, params, feats
@@ -114,8 +97,7 @@ class _Search:
         self.per_query: dict[tuple, np.ndarray] = {}
         self.done: dict[tuple, list[dict[str, Any]]] = {}
         self.pending: list[tuple[dict[str, Any], tuple, Future]] = []
-        # One ranking worker beside this thread, which fits and calibrates the next candidates meanwhile (a second
-        # worker is slower on 2 cores: the rankings' per-query Python loop contends for the GIL).
+        # One ranking worker beside this thread, which fits the next candidates (a second one contends for the GIL).
         self.pool = ThreadPoolExecutor(1)
 
     def model(self, f: int, cand: Mapping[str, Any]) -> LikelihoodRatioModel:
@@ -126,7 +108,7 @@ class _Search:
             fd = self.folds[f]
             model = LikelihoodRatioModel(**{**self.params, **{k: cand[k] for k in CANDIDATE_KEYS}})
             if cand["counting"] not in fd.histograms:
-                # Both image rules (and the identity rule) of the search in one pass over the fold's pairs.
+                # Both image rules of the search in one pass over the fold's pairs.
                 rules = tuple(c for c in self.cfg.countings if (c == "identity") == (cand["counting"] == "identity"))
                 bins = {k: getattr(model, k) for k in ("bin_width", "n_bins", "n_cams", "overflow")}
                 fd.histograms.update(pair_histograms(fd.fit_meta, countings=rules, **bins))
@@ -167,33 +149,29 @@ class _Search:
     def collect(self) -> None:
         for rec, key, fut in self.pending:
             res = fut.result()
-            summ = res.summary()
-            rec["R1"], rec["mAP"] = summ["R1"], summ["mAP"]
+            rec.update({k: v for k, v in res.summary().items() if k in ("R1", "mAP")})
             self.per_query[(key, rec["fold"])] = _per_query(res, self.cfg.criterion)
         self.pending.clear()
 
     def value(self, cand: Mapping[str, Any]) -> float:
         """The criterion of a ranked candidate (mean over folds)."""
-        recs = self.done[_key(cand)]
-        return _criterion(recs, self.cfg.criterion)
+        return _criterion(self.done[_key(cand)], self.cfg.criterion)
 
     def gain(self, cand: Mapping[str, Any], ref: Mapping[str, Any]) -> tuple[float, float]:
-        """(criterion of cand − criterion of ref, its standard error): the paired difference over the validation
-        queries of each fold, averaged over folds like the criterion."""
+        """(criterion of cand − that of ref, its standard error): paired over each fold's queries, mean over folds."""
         diffs = [self.per_query[(_key(cand), f)] - self.per_query[(_key(ref), f)] for f in range(len(self.folds))]
         mean = float(np.mean([d.mean() for d in diffs]))
         se = float(np.sqrt(sum(d.var(ddof=1) / len(d) for d in diffs if len(d) > 1)) / len(diffs))
         return mean, se
 
     def better(self, cand: Mapping[str, Any], ref: Mapping[str, Any]) -> bool:
-        """The one-standard-error rule: cand replaces ref only when it raises the criterion by more than one
-        standard error of the paired difference (so a change needs evidence, and noise keeps the current value)."""
+        """The one-standard-error rule: cand replaces ref only when it gains more than a standard error."""
         mean, se = self.gain(cand, ref)
         return mean > se
 
     def walk(self, name: str, current: dict[str, Any], key: str, grid: tuple[float, ...]) -> dict[str, Any]:
-        """A walk on a sorted grid: rank the current value's two neighbours, then keep stepping towards the better
-        one while the criterion rises (the grid's start value is added when it is not on the grid)."""
+        """Rank the current value's two neighbours on the sorted grid (plus the current value), then step towards the
+        better one while the criterion rises."""
         values = sorted({float(v) for v in grid} | {float(current[key])})
         i = values.index(float(current[key]))
         nbrs = [values[j] for j in (i - 1, i + 1) if 0 <= j < len(values)]
@@ -201,17 +179,14 @@ class _Search:
         step = 0 if best is current else (1 if float(best[key]) > float(current[key]) else -1)
         while step:
             j = values.index(float(best[key])) + step
-            if not 0 <= j < len(values):
-                break
-            nxt = self.stage(name, best, [{**best, key: values[j]}])
+            nxt = self.stage(name, best, [{**best, key: values[j]}]) if 0 <= j < len(values) else best
             if nxt is best:
-                break
+                return best
             best = nxt
         return best
 
     def stage(self, name: str, current: dict[str, Any], cands: list[dict[str, Any]]) -> dict[str, Any]:
-        """Rank ``cands`` (and the current point); return the best of those that beat the current one by more than
-        a standard error (:meth:`better`), or the current one."""
+        """Rank ``cands`` and ``current``; the best of those :meth:`better` than current, or current."""
         for c in [current, *cands]:
             self.submit(name, c)
         self.collect()
@@ -224,21 +199,9 @@ class _Search:
 
 
 def _import_quietly(*modules: str) -> None:
-    from importlib import import_module
-
     for module in modules:
-        try:
-            import_module(module)
-        except ImportError:
-            pass
-
-
-def _none(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A table row as a candidate (NaN, the table's "no multiplier", back to None)."""
-    out = dict(row)
-    if isinstance(out.get("w_scale"), float) and math.isnan(out["w_scale"]):
-        out["w_scale"] = None
-    return out
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 def _key(cand: Mapping[str, Any]) -> tuple:
@@ -266,21 +229,12 @@ def select_hyperparameters(
     rerank: bool = False,
     st_params: Mapping[str, Any] | None = None,
 ) -> tuple[Choice, Any]:
-    """Choose the counting rule, σ, the priors, likelihood ratio vs likelihood, the fusion weight and (with
-    ``rerank``) the re-ranking term by cross-validation on **training identities only** (docs/reference.md §12.1).
+    """Choose the counting rule, σ, the priors, likelihood ratio vs likelihood, the fusion weight and (``rerank``)
+    the re-ranking term on **training identities only** (docs/reference.md §12.1; the search: ``config``).
 
-    Args:
-        train: training metadata; train_features: optional (N_train, D) visual features of the training images.
-        config: the search space and protocol (default :class:`SelectionConfig`).
-        rerank: also choose improved+re-rank's neighbour source and Jaccard weight (needs train_features; without
-            them :data:`~.config.DEFAULT_RERANK_SOURCE` and :data:`~.config.DEFAULT_RERANK_B`).
-        st_params: bin_width, n_bins, n_cams, truncate, overflow (and ρ, across_zero) of the candidates.
-
-    Returns:
-        (:class:`Choice`, DataFrame with one row per ranked candidate: stage, the candidate's parameters, w (mean
-        over folds), R1, mAP (validation, percent, mean over folds), R1_sd, mAP_sd, criterion, chosen,
-        gain_vs_chosen and se_vs_chosen (its criterion minus the chosen one's, and the standard error)).
-        ``df.attrs["per_fold"]`` has the per-fold rows, ``df.attrs["rerank"]`` the re-ranking candidates.
+    ``train_features``: optional (N_train, D); ``st_params``: the candidates' bins, cameras, truncate, overflow.
+    Returns (:class:`Choice`, one row per ranked candidate: stage, parameters, w, validation R1 and mAP (percent, mean
+    over folds), their sds, criterion, chosen, gain_vs_chosen, se_vs_chosen); ``attrs``: "per_fold", "rerank".
     """
 
     cfg = SelectionConfig() if config is None else config
@@ -334,12 +288,7 @@ def select_hyperparameters(
     if feats is None:
         w, source, scale = DEFAULT_W, "spread", None
         if rerank:
-            rerank_choice = {
-                "source": DEFAULT_RERANK_SOURCE,
-                "b": DEFAULT_RERANK_B,
-                "beta": None,
-                "b_source": "default",
-            }
+            rerank_choice = dict(source=DEFAULT_RERANK_SOURCE, b=DEFAULT_RERANK_B, beta=None, b_source="default")
     else:
         key = tuple(current[k] for k in CANDIDATE_KEYS)
         pooled = [
@@ -358,11 +307,10 @@ def select_hyperparameters(
             rerank_choice, rr_table = _select_rerank(search, current)
     import pandas as pd  # here, not at the top: its import overlaps the folds in the import thread above
 
-    table = _table(pd.DataFrame(search.records), current, cfg.criterion)
+    # The table lists the candidates in the order they were ranked: the order of search.done.
+    table = _table(pd.DataFrame(search.records), list(search.done).index(_key(current)), cfg.criterion)
     gains = [search.gain(dict(zip(CANDIDATE_KEYS, k[:-1]), w_scale=k[-1]), current) for k in search.done]
-    order = {k: i for i, k in enumerate(search.done)}  # the table lists candidates in the order they were ranked
-    table["gain_vs_chosen"] = [gains[order[_key(_none(r))]][0] for _, r in table.iterrows()]
-    table["se_vs_chosen"] = [gains[order[_key(_none(r))]][1] for _, r in table.iterrows()]
+    table["gain_vs_chosen"], table["se_vs_chosen"] = [g[0] for g in gains], [g[1] for g in gains]
     if rr_table is not None:
         table.attrs["rerank"] = rr_table
     protocol = {
@@ -377,18 +325,12 @@ def select_hyperparameters(
         "n_validation_queries": [len(fd.qm) for fd in search.folds],
         "n_validation_gallery": [len(fd.gm) for fd in search.folds],
     }
-    choice = Choice(lr_params, float(w), source, scale, rerank_choice, calibration, protocol)
-    choice.final_model = final
-    return choice, table
+    return Choice(lr_params, float(w), source, scale, rerank_choice, calibration, protocol, final), table
 
 
 def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """Neighbour source × Jaccard weight b of improved+re-rank, on the chosen model's folds.
-
-    Rank-1 first: only candidates whose mean validation rank-1 is at least the improved row's (no re-ranking)
-    qualify, and among them the criterion decides; when none qualifies, the highest rank-1 wins. β = b·σ_F is
-    averaged over folds and carried over as a number.
-    """
+    """Neighbour source × Jaccard weight b of improved+re-rank on the chosen model's folds: the best criterion among
+    those keeping the improved row's mean validation rank-1 (else the best rank-1); β = b·σ_F, mean over folds."""
     import pandas as pd
 
     rows, base = [], []
@@ -396,16 +338,16 @@ def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[st
         model = search.model(f, current)
         w = float(current["w_scale"]) * search.weight(f, current, model)
         fused = fd.s + (w * model.lookup_table()).take(fd.idx)
-        base.append(fd.summary_of(fused.astype(np.float32)))
+        base.append(fd.result_of(fused.astype(np.float32)).summary())
         feats = np.concatenate([fd.fq, fd.fg])
         meta = Metadata.concat([fd.qm, fd.gm])
         for source in search.cfg.rerank_sources:
             jac = jaccard_distance(feats, meta, len(fd.qm), source=source, model=model, w=w)
             for b in search.cfg.rerank_b:
                 beta = jaccard_weight(fused, b)
-                summ = fd.summary_of(
+                summ = fd.result_of(
                     lambda sl, beta=beta, jac=jac, fused=fused: (fused[sl] - beta * jac[sl]).astype(np.float32)
-                )
+                ).summary()
                 rows.append({"fold": f, "source": source, "b": float(b), "beta": beta, **summ})
     per_fold = pd.DataFrame(rows)
     agg = (
@@ -426,17 +368,18 @@ def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[st
     best = int(np.argmax(value))  # the first of equal values: grid order
     agg["chosen"] = np.arange(len(agg)) == best
     agg.attrs.update(per_fold=per_fold, R1_without=r1_base, mAP_without=float(np.mean([b["mAP"] for b in base])))
-    choice = {
-        "source": str(agg.loc[best, "source"]),
-        "b": float(agg.loc[best, "b"]),
-        "beta": float(agg.loc[best, "beta"]),
+    row = agg.loc[best]
+    return {
+        "source": str(row["source"]),
+        "b": float(row["b"]),
+        "beta": float(row["beta"]),
         "b_source": "validation",
-    }
-    return choice, agg
+    }, agg
 
 
-def _table(per_fold: Any, chosen: Mapping[str, Any], criterion: str) -> Any:
-    """One row per candidate (first stage it was ranked in): parameters, fold means and sds, criterion, chosen."""
+def _table(per_fold: Any, chosen: int, criterion: str) -> Any:
+    """One row per candidate (first stage it was ranked in): parameters, fold means and sds, criterion, chosen
+    (the ``chosen``-th candidate ranked)."""
     keys = [*CANDIDATE_KEYS, "w_scale"]
     groups = per_fold.groupby(keys, sort=False, dropna=False)
     agg = groups.agg(
@@ -444,27 +387,7 @@ def _table(per_fold: Any, chosen: Mapping[str, Any], criterion: str) -> Any:
         R1_sd=("R1", "std"), mAP_sd=("mAP", "std"),
     ).reset_index()  # fmt: skip
     agg["criterion"] = [_criterion(g.to_dict("records"), criterion) for _, g in groups]
-    want = _key(chosen)
-    agg["chosen"] = [_same_key(tuple(r[k] for k in keys), want) for _, r in agg.iterrows()]
+    agg["chosen"] = np.arange(len(agg)) == chosen
     agg = agg[["stage", *keys, "w", "R1", "mAP", "R1_sd", "mAP_sd", "criterion", "chosen"]]
     agg.attrs["per_fold"] = per_fold
     return agg
-
-
-def _same_key(a: tuple, b: tuple) -> bool:
-    """Equal keys, with None and NaN (no multiplier without features) counted as one value."""
-
-    def missing(x: Any) -> bool:
-        return x is None or (isinstance(x, float) and math.isnan(x))
-
-    return all(x == y or (missing(x) and missing(y)) for x, y in zip(a, b, strict=True))
-
-
-__all__ = [
-    "CANDIDATE_KEYS",
-    "SHARED_PARAMS",
-    "Choice",
-    "check_train_features",
-    "resolve_st_params",
-    "select_hyperparameters",
-]
