@@ -29,17 +29,8 @@ class FeaturesError(StreidError):
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Query and gallery features with their metadata.
-
-    Attributes:
-        query_f: (Nq, D) float32 features (not necessarily normalised).
-        gallery_f: (Ng, D) float32 features.
-        query: metadata of the Nq query images.
-        gallery: metadata of the Ng gallery images.
-        provenance: where the features came from (model, checkpoint, dataset, ...).
-        train_f: (Nt, D) float32 features of the training images, or ``None`` (optional training side).
-        train: metadata of the Nt training images, or ``None``; given together with ``train_f``.
-    """
+    """(Nq, D) ``query_f`` and (Ng, D) ``gallery_f`` float32 features (not necessarily normalised) with their
+    :class:`Metadata`, a ``provenance`` dict, and an optional training side ``train_f`` (Nt, D) with ``train``."""
 
     query_f: np.ndarray
     gallery_f: np.ndarray
@@ -91,14 +82,8 @@ def row_norms(f: np.ndarray) -> np.ndarray:
 
 
 def validate_features(f: np.ndarray, meta: Metadata, side: str, source: str = "") -> None:
-    """Check one side: non-empty, lengths agree, no NaN/inf, and every row has a usable direction.
-
-    A row must have a finite, non-zero float32 norm (:func:`row_norms`): an all-zero row, or values so small or
-    so large that their squares underflow or overflow in float32, leave cosine undefined.
-
-    Raises:
-        FeaturesError: naming the side, the field and the offending row.
-    """
+    """Check one side: non-empty, lengths agree, finite, and every row has a finite non-zero float32 norm (cosine
+    needs a direction); errors name the side, the field and the row."""
     where = f"{source}: " if source else ""
     if len(f) == 0:
         raise FeaturesError(f"{where}{side} is empty: at least one {side} image is needed")
@@ -201,12 +186,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def load_features(path: str | Path) -> FeatureSet:
-    """Read a features file (``.mat`` or ``.npz``) and validate it.
-
-    Raises:
-        FeaturesError: the file is missing or unreadable, lacks a key, or its arrays disagree; the message names
-            the file, the key (``query_frames``, ``gallery_f``, ...) and what was expected.
-    """
+    """Read and validate a features file (``.mat`` or ``.npz``); errors name the file, the key and what was expected."""
     path = Path(path)
     if not path.is_file():
         raise FeaturesError(f"{path}: features file not found" + (" (that path is a folder)" if path.is_dir() else ""))
@@ -282,15 +262,9 @@ def load_features(path: str | Path) -> FeatureSet:
         raise FeaturesError(f"{path}: {exc}") from None
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Duplicates
-
-
 def first_duplicate(f: np.ndarray, meta: Metadata) -> tuple[int, int, str] | None:
-    """The first row that repeats an earlier one on one side, as ``(row, earlier row, why)``, or None.
-
-    A repeat is the same file name, or the same pid, camera and frame with identical features.
-    """
+    """``(row, earlier row, why)`` of the first repeat on one side (same file name, or same pid, camera, frame and
+    features), or None."""
     import pandas as pd
 
     keys = []
@@ -312,15 +286,8 @@ def first_duplicate(f: np.ndarray, meta: Metadata) -> tuple[int, int, str] | Non
 
 
 def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[str]:
-    """Refuse a side with duplicate images (:func:`first_duplicate`) unless ``allow``; warn on names shared by
-    query and gallery. Duplicates would count twice in every average or vote.
-
-    Returns:
-        warnings, one line each.
-
-    Raises:
-        FeaturesError: naming the file, the side and the first duplicate row, unless ``allow``.
-    """
+    """Refuse a side with duplicate images (they count twice in every average or vote) unless ``allow``; return
+    one-line warnings (kept duplicates, names shared by query and gallery)."""
     warnings = []
     for side in fs.sides:
         meta = getattr(fs, side)
