@@ -43,9 +43,6 @@ class STModelError(StreidError):
     """Bad parameters or input for the spatial-temporal model (names the value and what was expected)."""
 
 
-# -- Smoothing -----------------------------------------------------------------------------------------------------
-
-
 def gaussian_kernel(sigma: float, truncate: float = 3.0, max_radius: int | None = None) -> np.ndarray:
     """(2R+1,) float64 truncated Gaussian ``exp(-d²/2σ²) / (σ√(2π))``, d = -R..R bins, ``R = floor(truncate·sigma)``
     cut to ``max_radius``, not renormalised (§3.5); ``sigma = 0`` gives ``[1.0]``."""
@@ -76,9 +73,6 @@ def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -
         q = correlate1d(flat[rows], kernel, axis=-1, mode="constant", cval=0.0)
         out[rows] = q / (q.sum(axis=1, keepdims=True) + EPS)
     return out.reshape(P.shape)
-
-
-# -- The model -----------------------------------------------------------------------------------------------------
 
 
 def _check_int_param(name: str, value: Any, minimum: int = 1) -> int:
@@ -133,8 +127,6 @@ class SpatialTemporalModel(BaseEstimator):
         self.overflow = overflow
         self.counting = counting
 
-    # -- parameters -------------------------------------------------------------------------------------------
-
     def _validate_params(self) -> None:
         _check_int_param("bin_width", self.bin_width)
         _check_int_param("n_bins", self.n_bins)
@@ -162,8 +154,6 @@ class SpatialTemporalModel(BaseEstimator):
                 f"sigma={self.sigma}, n_bins={self.n_bins}: smoothing would take {work:.2g} multiply-adds "
                 f"(n_cams² × n_bins × {taps} taps), more than {MAX_SMOOTHING_WORK:.2g}; lower sigma or n_bins"
             )
-
-    # -- fitting ----------------------------------------------------------------------------------------------
 
     def fit(self, train: Metadata) -> SpatialTemporalModel:
         """Estimate counts, P and P̂ from training metadata; every pid value is one identity (§13.9)."""
@@ -280,8 +270,6 @@ class SpatialTemporalModel(BaseEstimator):
         D = D.astype(np.float64)
         return model._set_fitted(D, gaussian_smooth(D, float(model.sigma), float(model.truncate)), None, {})
 
-    # -- lookup -----------------------------------------------------------------------------------------------
-
     def _check_fitted(self) -> None:
         if getattr(self, "smoothed_", None) is None:
             raise STModelError("the spatial-temporal model is not fitted: call fit(train) or from_distribution()")
@@ -374,8 +362,6 @@ class SpatialTemporalModel(BaseEstimator):
         seen = mass | mass.T
         np.fill_diagonal(seen, False)
         return seen
-
-    # -- persistence ------------------------------------------------------------------------------------------
 
     def fit_info(self) -> dict[str, Any]:
         """Parameters and fit statistics, for provenance records."""
