@@ -5,6 +5,7 @@ fitted without labels (docs/reference.md §14.1), the guard of improved mode on 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,20 +339,14 @@ def add_pseudo_options(p: Any) -> None:
         help="fit the ST model on pseudo-identities: of the training side (labels ignored), or of query+gallery "
         "(transductive); docs/reference.md §14",
     )
-    p.add_argument("--pseudo-eps", type=float, default=d.eps, help="fixed DBSCAN eps (default: chosen without labels)")
-    p.add_argument(
-        "--pseudo-min-samples", type=int, default=d.min_samples, help="DBSCAN min_samples (default %(default)s)"
-    )
-    p.add_argument(
-        "--pseudo-rounds", type=int, default=d.rounds, help="rounds re-clustered with ST evidence (default %(default)s)"
-    )
-    p.add_argument("--fps", type=float, default=d.fps, help="frames per second of the frames (default %(default)s)")
-    p.add_argument(
-        "--max-dwell",
-        type=float,
-        default=d.max_dwell_s,
-        help="longest stay in one camera, seconds (default %(default)s)",
-    )
+    for flag, kind, default, text in (
+        ("--pseudo-eps", float, d.eps, "fixed DBSCAN eps (default: chosen without labels)"),
+        ("--pseudo-min-samples", int, d.min_samples, "DBSCAN min_samples (default %(default)s)"),
+        ("--pseudo-rounds", int, d.rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
+        ("--fps", float, d.fps, "frames per second of the frames (default %(default)s)"),
+        ("--max-dwell", float, d.max_dwell_s, "longest stay in one camera, seconds (default %(default)s)"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
 
 
 def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
@@ -376,7 +371,7 @@ def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
                 f"{path}, row {bad + 1}: path {meta.names[bad]!r} is not train_f's image {ours[bad]!r} (same order "
                 "expected)"
             )
-    return FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=fs.train_f, train=meta)
+    return dataclasses.replace(fs, train=meta)
 
 
 def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
