@@ -90,9 +90,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
 def json_default(o: Any) -> Any:
     import numpy as np
 
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
+    if isinstance(o, (np.generic, np.ndarray)):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
@@ -110,14 +108,12 @@ def partial_dir(path: str | os.PathLike) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
+        pass
     return True
 
 

@@ -265,23 +265,18 @@ def load_features(path: str | Path) -> FeatureSet:
 def first_duplicate(f: np.ndarray, meta: Metadata) -> tuple[int, int, str] | None:
     """``(row, earlier row, why)`` of the first repeat on one side (same file name, or same pid, camera, frame and
     features), or None."""
-    import pandas as pd
-
-    keys = []
-    if meta.names is not None:
-        keys.append(("name", pd.DataFrame({"n": meta.names})))
     rows = np.ascontiguousarray(f).view(np.dtype((np.void, f.dtype.itemsize * f.shape[1]))).reshape(-1)
-    feature_id = np.unique(rows, return_inverse=True)[1].reshape(-1)
-    same = pd.DataFrame({"p": meta.pids, "c": meta.cams, "t": meta.frames, "f": feature_id})
-    keys.append(("pid, camera, frame and features", same))
+    same = np.stack([meta.pids, meta.cams, meta.frames, np.unique(rows, return_inverse=True)[1].reshape(-1)], axis=1)
+    keys = [("pid, camera, frame and features", same)]
+    if meta.names is not None:
+        keys.insert(0, ("name", np.unique(meta.names.astype(str), return_inverse=True)[1].reshape(-1, 1)))
     found = None
-    for why, frame in keys:
-        dup = frame.duplicated().to_numpy()
-        if dup.any():
-            j = int(np.argmax(dup))
-            i = int(np.argmax((frame == frame.iloc[j]).all(axis=1).to_numpy()))
-            if found is None or j < found[0]:
-                found = (j, i, why)
+    for why, key in keys:
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        earliest = first[inverse.reshape(-1)]  # each row's first occurrence
+        dup = np.flatnonzero(earliest != np.arange(len(key)))
+        if dup.size and (found is None or dup[0] < found[0]):
+            found = (int(dup[0]), int(earliest[dup[0]]), why)
     return found
 
 
