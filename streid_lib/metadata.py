@@ -195,43 +195,31 @@ def parse_names(
     if naming not in _EXPECTED:
         raise MetadataError(f"naming: expected 'market' or 'duke', got {naming!r}")
     names = [re.split(r"[/\\]", str(n))[-1] for n in names]
-    n = len(names)
-    pids = np.empty(n, np.int64)
-    cams = np.empty(n, np.int64)
-    frames = np.empty(n, np.int64)
-    if naming == "market":
-        offsets = sequence_offsets(MARKET_SEQ_LENGTHS if seq_lengths is None else seq_lengths)
-
-    def where(i: int) -> str:
-        return f"{source}, line {lines[i]}" if lines is not None else source
-
+    patterns = (DUKE_PATTERN,) if naming == "duke" else (MARKET_PATTERN, MARKET_RENAMED_PATTERN)
+    offsets = sequence_offsets(MARKET_SEQ_LENGTHS if seq_lengths is None else seq_lengths)
+    values = np.empty((len(names), 3), np.int64)  # pid, camera, frame
     for i, name in enumerate(names):
-        if naming == "duke":
-            m = DUKE_PATTERN.match(name)
-            seq = None
-        else:
-            m = MARKET_PATTERN.match(name) or MARKET_RENAMED_PATTERN.match(name)
-            seq = m.groupdict().get("seq") if m else None
+        where = f"{source}, line {lines[i]}" if lines is not None else source
+        m = next((m for p in patterns if (m := p.match(name))), None)
         if m is None:
-            raise MetadataError(f"{where(i)}: file name {name!r} does not match {_EXPECTED[naming]}")
+            raise MetadataError(f"{where}: file name {name!r} does not match {_EXPECTED[naming]}")
         if len(m["frame"]) > 15:  # beyond MAX_INT: not a frame number
-            raise MetadataError(f"{where(i)}: file name {name!r}: frame {m['frame']} is out of range")
-        pids[i] = int(m["pid"])
-        cams[i] = int(m["cam"])
-        frame = int(m["frame"])
-        if seq is not None:
-            c, s = cams[i], int(seq)
+            raise MetadataError(f"{where}: file name {name!r}: frame {m['frame']} is out of range")
+        c, frame = int(m["cam"]), int(m["frame"])
+        if m.groupdict().get("seq") is not None:
+            s = int(m["seq"])
             if not (1 <= c <= offsets.shape[0] and 1 <= s <= offsets.shape[1]):
                 raise MetadataError(
-                    f"{where(i)}: file name {name!r}: camera {c}, sequence {s} is outside the sequence-length "
+                    f"{where}: file name {name!r}: camera {c}, sequence {s} is outside the sequence-length "
                     f"table ({offsets.shape[0]} cameras x {offsets.shape[1]} sequences)"
                 )
             frame += int(offsets[c - 1, s - 1])
-        frames[i] = frame
-    if n and cams.min() < 1:
-        i = int(np.argmin(cams))
-        raise MetadataError(f"{where(i)}: file name {names[i]!r}: camera ids are 1-based, got camera 0")
-    return Metadata(pids, cams, frames, np.asarray(names, dtype=object))
+        values[i] = int(m["pid"]), c, frame
+    if len(names) and values[:, 1].min() < 1:
+        i = int(np.argmin(values[:, 1]))
+        where = f"{source}, line {lines[i]}" if lines is not None else source
+        raise MetadataError(f"{where}: file name {names[i]!r}: camera ids are 1-based, got camera 0")
+    return Metadata(*values.T, np.asarray(names, dtype=object))
 
 
 def detect_naming(name: str) -> Naming:
