@@ -147,24 +147,15 @@ class Metadata:
 
     def take(self, index: np.ndarray | slice | Sequence[int]) -> Metadata:
         """The subset of images selected by ``index`` (integer array, mask or slice)."""
-        return Metadata(
-            self.pids[index],
-            self.cams[index],
-            self.frames[index],
-            None if self.names is None else self.names[index],
-        )
+        names = None if self.names is None else self.names[index]
+        return Metadata(self.pids[index], self.cams[index], self.frames[index], names)
 
     @staticmethod
     def concat(parts: Iterable[Metadata]) -> Metadata:
         """Concatenate several metadata arrays (e.g. query then gallery)."""
         parts = list(parts)
         names = None if any(p.names is None for p in parts) else np.concatenate([p.names for p in parts])
-        return Metadata(
-            np.concatenate([p.pids for p in parts]),
-            np.concatenate([p.cams for p in parts]),
-            np.concatenate([p.frames for p in parts]),
-            names,
-        )
+        return Metadata(*(np.concatenate([getattr(p, k) for p in parts]) for k in FIELD_MINIMUM), names)
 
 
 def sequence_offsets(seq_lengths: np.ndarray) -> np.ndarray:

@@ -172,8 +172,6 @@ class MetricAccumulator:
     ``protocol`` and, per chunk, its :class:`QueryChunk` (``update(scores, chunk=protocol.chunk(query))``)."""
 
     def __init__(self, gallery: Metadata, protocol: RankingProtocol | None = None) -> None:
-        if len(gallery) == 0:
-            raise MetricsError("gallery is empty: at least one gallery item is needed")
         if protocol is None:
             protocol = RankingProtocol(gallery)
         elif protocol.gallery is not gallery and len(protocol.gallery) != len(gallery):
@@ -187,12 +185,9 @@ class MetricAccumulator:
     def update(self, scores: np.ndarray, query: Metadata | None = None, *, chunk: QueryChunk | None = None) -> None:
         """Add the rankings of c queries: (c, Ng) finite scores, or (c, n_kept) on the protocol's columns, with the
         queries' metadata (in row order) or their ``chunk``."""
-        if chunk is None:
-            if query is None:
-                raise MetricsError("update: give the query metadata or its QueryChunk")
-            n = len(query)
-        else:
-            n = len(chunk)
+        if chunk is None and query is None:
+            raise MetricsError("update: give the query metadata or its QueryChunk")
+        n = len(query if chunk is None else chunk)
         scores = np.asarray(scores)
         n_kept = self.protocol.n_kept
         if scores.ndim != 2 or scores.shape[0] != n or scores.shape[1] not in (self.n_gallery, n_kept):

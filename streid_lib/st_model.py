@@ -81,11 +81,6 @@ def _check_int_param(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def _abs_max(a: np.ndarray) -> int:
-    """Largest absolute value of a non-empty integer array (as a Python int: no overflow)."""
-    return max(abs(int(a.min())), abs(int(a.max())))
-
-
 def _as_int_array(x: Any, name: str) -> np.ndarray:
     """Integer view of a camera or frame array; whole-valued floats are accepted, anything else is an error."""
     a = np.asarray(x)
@@ -323,12 +318,8 @@ class SpatialTemporalModel(BaseEstimator):
         gap_max = max(int(fa.max()) - int(fb.min()), int(fb.max()) - int(fa.min()))
         # int32 for the (chunk × gallery) passes when every intermediate fits: |fa - fb| <= gap_max and every
         # index < 2·C·C·(H+1). The final index is written as intp, the type take() needs.
-        i32_max = 2**31 - 1
-        dt = (
-            np.int32
-            if (gap_max <= i32_max and max(map(_abs_max, (fa, fb))) <= i32_max and 2 * C * C * H1 <= i32_max)
-            else np.int64
-        )
+        largest = max(gap_max, 2 * C * C * H1, *(abs(int(v)) for a in (fa, fb) for v in (a.min(), a.max())))
+        dt = np.int32 if largest <= 2**31 - 1 else np.int64
         d = np.asarray(np.subtract(fa.astype(dt, copy=False), fb.astype(dt, copy=False)))
         if d.shape != shape:
             d = np.broadcast_to(d, shape).copy()
