@@ -198,19 +198,19 @@ class ChunkScorer:
                 raise JointError(f"columns: gallery positions must lie in 0..{ng - 1}")
         self.columns = columns
         self.need_s = any(r != "ST" for r in rows)
-        self.need_p = any(r in _PRODUCT_ROWS for r in rows) or ("ST" in rows and not rank_only)
-        self.need_r = "ST" in rows and rank_only
-        self.need_f = "st-ReID" in rows
         g_meta = fs.gallery if columns is None else fs.gallery.take(columns)
         if self.need_s:
             self.qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
             self.gn = gn if columns is None else gn[columns]
-        self.need_idx = self.need_p or self.need_f or self.need_r
-        if self.need_idx:
-            p_table = model.lookup_table()
-            self.p_table = p_table
-            self.f_table = metric.st_factor(p_table) if self.need_f else None
-            self.r_table = st_rank_table(p_table) if self.need_r else None
+        p_table = model.lookup_table() if any(r != "VIS" for r in rows) else None
+        self.tables = {}  # the small tables gathered per chunk: p, f(p) (st-ReID), dense ranks of p (ST, rank_only)
+        if any(r in _PRODUCT_ROWS for r in rows) or ("ST" in rows and not rank_only):
+            self.tables["p"] = p_table
+        if "st-ReID" in rows:
+            self.tables["f_p"] = metric.st_factor(p_table)
+        if "ST" in rows and rank_only:
+            self.tables["rank"] = st_rank_table(p_table)
+        if self.tables:
             model._check_cams(fs.query.cams, "query cams")
             model._check_cams(fs.gallery.cams, "gallery cams")
             # The query plays image "a": the later image's camera indexes first (docs/reference.md §4).
@@ -223,16 +223,10 @@ class ChunkScorer:
 
     def st_lookup(self, sl: slice) -> dict[str, np.ndarray]:
         """The ST quantities of the queries ``sl`` that the rows need: ``p``, ``f_p`` (float64 f(p)), ``rank``."""
-        out: dict[str, np.ndarray] = {}
-        if self.need_idx:
-            idx = self.model.lookup_index(self.qc[sl], self.qfr[sl], self.gc, self.gfr)  # intp: no conversion
-            if self.need_p:
-                out["p"] = self.p_table.take(idx)
-            if self.need_f:
-                out["f_p"] = self.f_table.take(idx)
-            if self.need_r:
-                out["rank"] = self.r_table.take(idx)
-        return out
+        if not self.tables:
+            return {}
+        idx = self.model.lookup_index(self.qc[sl], self.qfr[sl], self.gc, self.gfr)  # intp: no conversion
+        return {key: table.take(idx) for key, table in self.tables.items()}
 
     def fuse(self, s: np.ndarray | None, st: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``{row: scores}`` from :meth:`similarity` and :meth:`st_lookup` (``st["f_p"]`` is used in place)."""
