@@ -385,9 +385,12 @@ _JACCARD_BUDGET = 2_000_000
 _JACCARD_MAX_ROWS = 256
 
 
-def _jaccard_plan(Vq: sp.csr_matrix, colnnz: np.ndarray) -> list[tuple[int, int]]:
-    """Split the query rows so that each chunk expands to at most ``_JACCARD_BUDGET`` triples (≥ 1 row each)."""
-    nq = Vq.shape[0]
+def _jaccard_plan(V: sp.csr_matrix, nq: int) -> tuple[sp.csr_matrix, sp.csc_matrix, np.ndarray, list]:
+    """Query rows Vq, gallery columns Vg (the reference's inverted index), Vg's column counts, and the chunks of
+    query rows, each expanding to at most ``_JACCARD_BUDGET`` triples (≥ 1 row each)."""
+    Vq, Vg = V[:nq].tocsr(), V[nq:].tocsc()
+    Vg.sort_indices()
+    colnnz = np.diff(Vg.indptr)
     per_row = np.add.reduceat(colnnz[Vq.indices], Vq.indptr[:-1]) if Vq.nnz else np.zeros(nq, np.int64)
     per_row = np.where(np.diff(Vq.indptr) > 0, per_row, 0)
     cum = np.cumsum(per_row)
@@ -398,7 +401,7 @@ def _jaccard_plan(Vq: sp.csr_matrix, colnnz: np.ndarray) -> list[tuple[int, int]
         b = min(max(b, a + 1), a + _JACCARD_MAX_ROWS, nq)
         chunks.append((a, b))
         a = b
-    return chunks
+    return Vq, Vg, colnnz, chunks
 
 
 def _ragged_arange(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -409,15 +412,10 @@ def _ragged_arange(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
 
 
 def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray) -> np.ndarray:
-    nq, n = prm.n_query, prm.n
-    ng = n - nq
-    Vq = V[:nq].tocsr()
-    Vg = V[nq:].tocsc()  # column k -> the gallery rows j with V[j, k] != 0 (the reference's inverted index)
-    Vg.sort_indices()
-    colnnz = np.diff(Vg.indptr)
+    nq, ng, lam = prm.n_query, prm.n - prm.n_query, prm.lambda_value
+    Vq, Vg, colnnz, chunks = _jaccard_plan(V, nq)
     out = np.empty((nq, ng), dtype=np.float32)
-    lam = prm.lambda_value
-    for a, b in _jaccard_plan(Vq, colnnz):
+    for a, b in chunks:
         lo, hi = Vq.indptr[a], Vq.indptr[b]
         ks = Vq.indices[lo:hi]
         vals = Vq.data[lo:hi].astype(np.float64)
@@ -445,12 +443,8 @@ def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kin
 def _jaccard_final_torch(
     V: sp.csr_matrix, x: Any, prm: RerankParams, kind: str, dmax: np.ndarray, torch: Any, dev: Any
 ) -> np.ndarray:
-    nq, n = prm.n_query, prm.n
-    ng = n - nq
-    Vq = V[:nq].tocsr()
-    Vg = V[nq:].tocsc()
-    Vg.sort_indices()
-    colnnz_np = np.diff(Vg.indptr)
+    nq, ng, lam = prm.n_query, prm.n - prm.n_query, prm.lambda_value
+    Vq, Vg, colnnz_np, chunks = _jaccard_plan(V, nq)
 
     def t(a: np.ndarray, dtype: Any = None) -> Any:
         return torch.as_tensor(np.ascontiguousarray(a), device=dev, dtype=dtype)
@@ -459,8 +453,7 @@ def _jaccard_final_torch(
     colnnz = t(colnnz_np, torch.int64)
     dmax_t = t(dmax, torch.float64)
     out = np.empty((nq, ng), dtype=np.float32)
-    lam = prm.lambda_value
-    for a, b in _jaccard_plan(Vq, colnnz_np):
+    for a, b in chunks:
         lo, hi = Vq.indptr[a], Vq.indptr[b]
         ks = t(Vq.indices[lo:hi], torch.int64)
         vals = t(Vq.data[lo:hi], torch.float64)
