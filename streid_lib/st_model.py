@@ -211,20 +211,14 @@ class SpatialTemporalModel(BaseEstimator):
         valid = (N[:, j] > 0) & (N[:, k] > 0)
         Aj, Ak = A[:, j], A[:, k]
         j_later = Aj > Ak  # equal means go to k (the higher-index camera) as "later"
-        diff = np.where(j_later, Aj - Ak, Ak - Aj)
-        bins = (diff / float(self.bin_width)).astype(np.int64)  # int() of a non-negative float = floor
-        jj = np.broadcast_to(j, Aj.shape)
-        kk = np.broadcast_to(k, Aj.shape)
-        first = np.where(j_later, jj, kk)[valid]
-        second = np.where(j_later, kk, jj)[valid]
+        bins = (np.where(j_later, Aj - Ak, Ak - Aj) / float(self.bin_width)).astype(np.int64)  # int() = floor here
+        first, second = np.where(j_later, j, k)[valid], np.where(j_later, k, j)[valid]
         return first.astype(np.int64), second.astype(np.int64), bins[valid], n_ids
 
     def _votes_image_pairs(self, train: Metadata) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Paper Eqn. 2: every cross-camera image pair of one identity votes with its integer frame gap."""
         order = np.argsort(train.pids, kind="stable")
-        pids = train.pids[order]
-        cams = train.cams[order] - 1
-        frames = train.frames[order]
+        pids, cams, frames = train.pids[order], train.cams[order] - 1, train.frames[order]
         starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
         sizes = np.diff(np.r_[starts, len(pids)])
         n_ids = int(len(starts))
@@ -237,14 +231,9 @@ class SpatialTemporalModel(BaseEstimator):
         # One vote per unordered image pair: the lower camera plays j, the higher k (as in the identity mode).
         keep = cams[a] < cams[b]
         a, b = a[keep], b[keep]
-        j, k = cams[a], cams[b]
-        fj, fk = frames[a], frames[b]
+        j, k, fj, fk = cams[a], cams[b], frames[a], frames[b]
         j_later = fj > fk
-        gap = np.abs(fj - fk)
-        bins = gap // int(self.bin_width)
-        first = np.where(j_later, j, k)
-        second = np.where(j_later, k, j)
-        return first, second, bins, n_ids
+        return np.where(j_later, j, k), np.where(j_later, k, j), np.abs(fj - fk) // int(self.bin_width), n_ids
 
     @classmethod
     def from_distribution(cls, distribution: np.ndarray, **params: Any) -> SpatialTemporalModel:
@@ -270,9 +259,7 @@ class SpatialTemporalModel(BaseEstimator):
             raise STModelError("the spatial-temporal model is not fitted: call fit(train) or from_distribution()")
 
     def _check_cams(self, cams: np.ndarray, what: str) -> None:
-        if cams.size == 0:
-            return
-        lo, hi = int(cams.min()), int(cams.max())
+        lo, hi = (int(cams.min()), int(cams.max())) if cams.size else (1, 1)
         if lo < 1:
             raise STModelError(f"{what}: camera ids are 1-based, got camera {lo}")
         if hi > int(self.n_cams):
