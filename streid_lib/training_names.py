@@ -145,11 +145,8 @@ def _sequence_table(
     if beside.is_file():
         return read_seq_lengths_file(beside), str(beside)
     if dataset != "market":
-        what = (
-            "campus Market-style names need the campus's"
-            if dataset == "campus"
-            else (f"Market-style names with --dataset {dataset} need their own")
-        )
+        what = f"Market-style names with --dataset {dataset} need their own"
+        what = "campus Market-style names need the campus's" if dataset == "campus" else what
         raise TrainingDataError(
             f"{path}: {what} sequence table to make frames global (the authors' Market-1501 table is for Market-1501 "
             f"only); looked for {beside}, which does not exist. Pass --sequence-lengths FILE (the dataset root's "
@@ -159,10 +156,8 @@ def _sequence_table(
 
 
 def train_record(kind: str, path: Path, train: Metadata, **extra: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {"kind": kind, "path": str(path), "n_images": len(train)}
-    record["n_identities"] = int(np.unique(train.pids).size)
-    record.update({k: v for k, v in extra.items() if v is not None})
-    return record
+    record = {"kind": kind, "path": str(path), "n_images": len(train), "n_identities": int(np.unique(train.pids).size)}
+    return record | {k: v for k, v in extra.items() if v is not None}
 
 
 def choose_training(

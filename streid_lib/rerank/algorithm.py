@@ -355,8 +355,7 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
         parts_idx.append(allc[keep])
         parts_row.append(np.repeat(np.arange(a, b), keep.sum(axis=1)))
     np.cumsum(indptr, out=indptr)
-    cols = np.concatenate(parts_idx) if parts_idx else np.zeros(0, np.int64)
-    rows = np.concatenate(parts_row) if parts_row else np.zeros(0, np.int64)
+    cols, rows = np.concatenate(parts_idx), np.concatenate(parts_row)  # n >= 2: at least one chunk
     # D[i, u] = d(x[u, i]) / max_col(i): row i of the transposed, normalised distance.
     raw = gather(cols, rows)
     d = raw if kind == "dist" else 2.0 - 2.0 * raw
