@@ -243,12 +243,8 @@ class MetricAccumulator:
 
 
 def _resolve_fine(eq: np.ndarray, stop: np.ndarray, frow: np.ndarray, crow: np.ndarray, n_k: int) -> np.ndarray:
-    """Items ahead of each tied good item among those equal to it in float32 (``eq``), by full-precision score.
-
-    An equal item k is ahead of good item j when ``x_k > x_j``, or ``x_k == x_j`` and ``k < j``. Items whose score
-    is exactly its float32 value v (e.g. the many exact zeros of VISxST) all share the value v, so they are
-    counted in bulk on the bool rows; only the others are compared one by one (usually none).
-    """
+    """Items ahead of each tied good item among those equal to it in float32 (``eq``), by full-precision score
+    (``x_k > x_j``, or equal and ``k < j``); items exactly equal to their float32 value are counted in bulk."""
     xj, v = frow[stop], crow[stop].astype(frow.dtype)
     inexact = np.zeros(eq.shape[1], bool)
     np.not_equal(frow, crow, out=inexact[:n_k])
@@ -266,18 +262,11 @@ def _resolve_fine(eq: np.ndarray, stop: np.ndarray, frow: np.ndarray, crow: np.n
 
 def rank_chunk(kept: np.ndarray, chunk: QueryChunk, protocol: RankingProtocol) -> tuple[np.ndarray, np.ndarray]:
     """Sorted 0-based junk-free ranks of every good item of each query of a chunk (flat, query-major), from (c,
-    n_kept) C-contiguous scores on the protocol's columns.
+    n_kept) C-contiguous scores on the protocol's columns (§5, §8).
 
-    The rank of good item j is ``#{k : s_k > s_j} + #{k < j : s_k = s_j}`` minus the junk items so counted: per
-    query, the G good scores are compared with the row (``>``, then ``==`` for the stable tie rule), G × n_kept
-    bools counted in uint64 words. Exact in every case:
-
-    * float64 (or wider) scores are compared as float32 first, which halves the work: rounding to float32 is
-      monotone, so a strictly larger float32 value means a strictly larger score, and only the items whose
-      float32 value equals a good item's are compared again, in full precision;
-    * small integer scores (e.g. the ST row's dense ranks, with many exact ties) become int64 keys
-      ``score·2^32 + (n_kept - 1 - position)``: distinct, ordered by score then gallery position, so one ``>``
-      pass gives the stable rank and no tie needs resolving.
+    Rank of good item j: ``#{k : s_k > s_j} + #{k < j : s_k = s_j}`` minus the junk so counted, as bools counted in
+    uint64 words. float64 scores are compared as float32 first (monotone rounding: only float32 ties are compared
+    again in full precision); small integer scores become distinct int64 keys ``score·2^32 + (n_kept - 1 - k)``.
     """
     n_k = protocol.n_kept
     fine = None

@@ -20,12 +20,9 @@ def rank_rows(
     threads: int = 1,
     extra: Any = None,
 ) -> dict[str, Any]:
-    """``{row: RankingResult}`` of the selected rows, chunk by chunk (§8): the rows share each chunk's ST index and
-    good/junk items; pid -1 items are not scored and the ST row is ranked on dense ranks (no figure changes).
-
-    ``extra`` adds rows from the same chunk's cosine: ``extra.rows`` (names) and ``extra(sl, s) -> {row: scores}``
-    on the protocol's columns (e.g. :class:`streid_lib.improved.ImprovedRows`). ``threads``: see
-    :func:`streid_lib.metrics.rank_chunks`.
+    """``{row: RankingResult}`` of the selected rows, chunk by chunk, sharing each chunk's ST index and good/junk
+    items (§8). ``extra`` adds rows from the chunk's cosine: ``extra.rows`` and ``extra(sl, s) -> {row: scores}`` on
+    the protocol's columns (e.g. :class:`streid_lib.improved.ImprovedRows`); ``threads``: :func:`~.metrics.rank_chunks`.
     """
     rows = check_rows(rows)
     protocol = RankingProtocol(fs.gallery)

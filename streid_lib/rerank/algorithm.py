@@ -65,14 +65,9 @@ def k_reciprocal_rerank(
     progress: bool = True,
     block_size: int = 32,
 ) -> np.ndarray:
-    """k-reciprocal re-ranking of an (N, N) float distance matrix over query+gallery (query rows/columns first).
-
-    ``dist`` (numpy, or a torch tensor for ``backend="torch"``) is neither modified nor copied whole; Fortran order
-    reads fastest. ``device``: torch device (default cuda when available). ``block_size``: a speed knob of the exact
-    neighbour search. Returns (nq, N − nq) float32 final distances (ascending = better).
-
-    Raises:
-        RerankError: non-square input, bad parameters, NaN/inf entries, a column whose maximum is not positive.
+    """(nq, N − nq) float32 final distances (ascending = better) of an (N, N) distance matrix over query+gallery,
+    query first (numpy, or a torch tensor for ``backend="torch"`` on ``device``, default cuda when available), neither
+    modified nor copied whole (Fortran order reads fastest); ``block_size`` is a speed knob of the neighbour search.
     """
     return _rerank(dist, n_query, "dist", k1, k2, lambda_value, backend, device, progress, block_size)
 
