@@ -147,10 +147,7 @@ def check_output_path(
     """``Path(path)`` once checked, before any work and creating nothing, that it can be written as a ``kind`` "file"
     (not a folder nor one of the ``inputs``, ending in one of ``suffixes``) or "folder" (not a file), its nearest
     existing folder accepting a new file (probed: permission bits mislead under root); else :class:`OutputError`."""
-    raw = os.fspath(path)
-    path = Path(path)
-    if kind not in ("file", "folder"):
-        raise OutputError(f"kind={kind!r}: expected 'file' or 'folder'")
+    raw, path = os.fspath(path), Path(path)
     if raw == "":
         raise OutputError(f"{what}: the path is empty; expected a file path")
     if kind == "file":
@@ -165,8 +162,7 @@ def check_output_path(
             raise OutputError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
     elif path.exists() and not path.is_dir():
         raise OutputError(f"{what} {path}: is a file; expected a folder")
-    folder = path if kind == "folder" else path.parent
-    existing = folder.absolute()
+    existing = (path if kind == "folder" else path.parent).absolute()
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():

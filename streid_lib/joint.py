@@ -108,8 +108,8 @@ class JointMetric:
         return self.visual_factor(s) * self.st_factor(p)
 
     def params(self) -> dict[str, float]:
-        """λ0, γ0, λ1, γ1 as a dict (for provenance)."""
-        return {k: float(v) for k, v in asdict(self).items()}
+        """λ0, γ0, λ1, γ1 as a dict of floats (for provenance)."""
+        return asdict(self)
 
 
 #: The paper's λ0=1, γ0=5, λ1=2, γ1=5 (a frozen dataclass, safe as a default argument).
