@@ -1,6 +1,6 @@
 """A fast appearance baseline (numpy + Pillow): HSV colour histograms over horizontal stripes of 128×64 crops, square
-rooted (Hellinger) and L2-normalised, by default centred on the training mean so that cosines spread over [-1, 1]
-like CNN features. The CPU visual stream of the smoke profile and of the tests.
+rooted (Hellinger) and L2-normalised; ``center="train"`` subtracts the training mean so that cosines spread over
+[-1, 1] like CNN features. The CPU visual stream of the smoke profile and of the tests.
 """
 
 from __future__ import annotations
@@ -127,7 +127,6 @@ def colour_histogram_features(
     columns: tuple[float, float] = (0.3, 0.7),
     soft: bool = True,
     center: str | None = None,
-    progress: bool = False,
 ) -> FeatureSet:
     """The query and gallery :class:`~streid_lib.features.FeatureSet` of a dataset root; ``center`` ``"train"`` or
     ``"gallery"`` subtracts that split's mean feature before normalising again."""
@@ -137,13 +136,8 @@ def colour_histogram_features(
     splits = read_dataset_root(root)
 
     def feats(split: str, names: np.ndarray) -> np.ndarray:
-        folder = root / SPLIT_FOLDERS[split]
-        paths = [folder / n for n in names]
-        if progress:
-            from ._progress import progress_bar
-
-            paths = list(progress_bar(desc=f"read {split}", iterable=paths, unit="img", delay=1.0))
-        return histogram_features(load_images(paths), stripes, bins, sqrt=True, columns=columns, soft=soft)
+        images = load_images([root / SPLIT_FOLDERS[split] / n for n in names])
+        return histogram_features(images, stripes, bins, sqrt=True, columns=columns, soft=soft)
 
     qf = feats("query", splits.query.names)
     gf = feats("gallery", splits.gallery.names)

@@ -42,10 +42,9 @@ def normalize_rows(f: np.ndarray) -> np.ndarray:
     return f / norms[:, None]
 
 
-def cosine_similarity(qf: np.ndarray, gf: np.ndarray, normalized: bool = False) -> np.ndarray:
-    """(nq, ng) float32 cosine similarities of (nq, D) and (ng, D) features, one GEMM (``normalized``: unit rows)."""
-    if not normalized:
-        qf, gf = normalize_rows(qf), normalize_rows(gf)
+def cosine_similarity(qf: np.ndarray, gf: np.ndarray) -> np.ndarray:
+    """(nq, ng) float32 cosine similarities of (nq, D) and (ng, D) features, one GEMM."""
+    qf, gf = normalize_rows(qf), normalize_rows(gf)
     if qf.shape[1] != gf.shape[1]:
         raise JointError(f"feature dimensions disagree: query D={qf.shape[1]}, gallery D={gf.shape[1]}")
     return qf @ gf.T

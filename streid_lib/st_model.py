@@ -75,10 +75,9 @@ def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -
     return out.reshape(P.shape)
 
 
-def _check_int_param(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise STModelError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
+def _check_int_param(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise STModelError(f"{name}: expected an integer >= 1, got {value!r}")
 
 
 def _as_int_array(x: Any, name: str) -> np.ndarray:
