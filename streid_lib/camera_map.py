@@ -39,17 +39,9 @@ def edges_from_arrays(
     a_later = votes[a, b] >= votes[b, a]
     first, second = np.where(a_later, a, b), np.where(a_later, b, a)
     mode = density[first, second].argmax(axis=1)
-    keep = share >= min_share
-    return pd.DataFrame(
-        {
-            "cam_a": a[keep] + 1,
-            "cam_b": b[keep] + 1,
-            "share": share[keep],
-            "identities": both[keep].astype(np.int64),
-            "transit_s": (mode[keep] + 0.5) * float(bin_width) / float(fps),
-            "later": first[keep] + 1,
-        }
-    )
+    transit = (mode + 0.5) * float(bin_width) / float(fps)
+    values = (a + 1, b + 1, share, both.astype(np.int64), transit, first + 1)
+    return pd.DataFrame({c: v[share >= min_share] for c, v in zip(EDGE_COLUMNS, values, strict=True)})
 
 
 def model_edges(model: Any, fps: float, min_share: float = 0.02) -> Any:

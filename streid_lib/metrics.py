@@ -59,14 +59,8 @@ class RankingResult:
         def mean(a: np.ndarray) -> float:
             return 100.0 * float(np.add.accumulate(a)[-1]) / n if len(a) else 0.0
 
-        return {
-            "R1": self.rank_k(1),
-            "R5": self.rank_k(5),
-            "R10": self.rank_k(10),
-            "mAP": mean(self.ap),
-            "mAP_open_reid": mean(self.ap_open_reid),
-            "mINP": mean(self.inp),
-        }
+        ranks = {f"R{k}": self.rank_k(k) for k in (1, 5, 10)}
+        return ranks | {"mAP": mean(self.ap), "mAP_open_reid": mean(self.ap_open_reid), "mINP": mean(self.inp)}
 
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
