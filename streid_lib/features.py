@@ -220,8 +220,7 @@ def load_features(path: str | Path) -> FeatureSet:
                 raise FeaturesError(str(exc)) from None
         names = raw.get(f"{side}_names")
         if names is not None:
-            names = np.asarray(names).reshape(-1).astype(object)
-            fields["names"] = names
+            names = fields["names"] = np.asarray(names).reshape(-1).astype(object)
         lengths = {f"{side}_{k}": len(v) for k, v in zip(("label", "cam", "frames", "names"), fields.values())}
         if len(set(lengths.values())) > 1:
             raise FeaturesError(f"{path}: {side}: lengths disagree: {lengths}")
@@ -248,16 +247,9 @@ def load_features(path: str | Path) -> FeatureSet:
         if not isinstance(stored, dict):
             raise FeaturesError(f"{path}: provenance: expected a JSON object, got {type(stored).__name__}")
         provenance.update(stored)
+    train = {"train_f": feats.get(TRAIN_SIDE), "train": metas.get(TRAIN_SIDE)}
     try:
-        return FeatureSet(
-            feats["query"],
-            feats["gallery"],
-            metas["query"],
-            metas["gallery"],
-            provenance,
-            train_f=feats.get(TRAIN_SIDE),
-            train=metas.get(TRAIN_SIDE),
-        )
+        return FeatureSet(*(feats[s] for s in SIDES), *(metas[s] for s in SIDES), provenance, **train)
     except FeaturesError as exc:
         raise FeaturesError(f"{path}: {exc}") from None
 
