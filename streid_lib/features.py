@@ -81,33 +81,31 @@ def row_norms(f: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float32))
 
 
-def validate_features(f: np.ndarray, meta: Metadata, side: str, source: str = "") -> None:
+def validate_features(f: np.ndarray, meta: Metadata, side: str) -> None:
     """Check one side: non-empty, lengths agree, finite, and every row has a finite non-zero float32 norm (cosine
     needs a direction); errors name the side, the field and the row."""
-    where = f"{source}: " if source else ""
     if len(f) == 0:
-        raise FeaturesError(f"{where}{side} is empty: at least one {side} image is needed")
+        raise FeaturesError(f"{side} is empty: at least one {side} image is needed")
     if len(f) != len(meta):
         raise FeaturesError(
-            f"{where}lengths disagree: {side}_f has {len(f)} rows but {side}_label/cam/frames have {len(meta)}"
+            f"lengths disagree: {side}_f has {len(f)} rows but {side}_label/cam/frames have {len(meta)}"
         )
     finite = np.isfinite(f).all(axis=1)
     if not finite.all():
-        raise FeaturesError(f"{where}{side}_f row {int(np.argmin(finite))} contains NaN or inf")
+        raise FeaturesError(f"{side}_f row {int(np.argmin(finite))} contains NaN or inf")
     zero = ~f.any(axis=1)
     if zero.any():
         raise FeaturesError(
-            f"{where}{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
+            f"{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
         )
-    if f.dtype == np.float32:
-        norms = row_norms(f)
-        bad = ~np.isfinite(norms) | (norms == 0)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise FeaturesError(
-                f"{where}{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small "
-                f"for float32), so cosine is undefined"
-            )
+    norms = row_norms(f)  # f is float32 (FeatureSet)
+    bad = ~np.isfinite(norms) | (norms == 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FeaturesError(
+            f"{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small for float32), "
+            "so cosine is undefined"
+        )
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> Path:
