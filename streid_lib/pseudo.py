@@ -36,10 +36,8 @@ def _unit(f: np.ndarray) -> np.ndarray:
 
 
 def with_singletons(labels: np.ndarray) -> np.ndarray:
-    """(N,) int64 pids ≥ 1 from cluster labels: cluster c → c + 1, each noise point (-1) its own new pid.
-
-    A singleton holds one camera, so it casts no vote in the HP histogram (§3.3) and changes nothing else.
-    """
+    """(N,) int64 pids ≥ 1 from cluster labels: cluster c → c + 1, each noise point (-1) its own new pid (a
+    singleton casts no vote in the HP histogram, §3.3)."""
     labels = np.asarray(labels, dtype=np.int64)
     noise = labels < 0
     return np.where(noise, labels.max(initial=-1) + np.cumsum(noise), labels) + 1

@@ -119,16 +119,13 @@ def _expected_naming(
 def naming_of_features(fs: FeatureSet) -> str | None:
     """The naming of a features file's images: its provenance's ``naming`` (written by ``extract``), else the
     naming of its stored query names, else ``None`` (unknown, e.g. the authors' ``.mat``)."""
-    recorded = fs.provenance.get("naming")
-    if recorded in _NAMING_TEXT:
-        return recorded
+    if fs.provenance.get("naming") in _NAMING_TEXT:
+        return fs.provenance["naming"]
     names = fs.query.names
-    if names is not None and len(names):
-        try:
-            return detect_naming(str(names[0]))
-        except MetadataError:
-            return None
-    return None
+    try:
+        return detect_naming(str(names[0])) if names is not None and len(names) else None
+    except MetadataError:
+        return None
 
 
 def _sequence_table(
