@@ -319,8 +319,7 @@ def apply_pseudo_labels(
     if mode == "test":
         record["note"] = "transductive: the ST model was fitted on the unlabelled test detections"
         record["summary"] += "; transductive: the ST model was fitted on the unlabelled test detections"
-    labelled = meta.pids != UNKNOWN_PID
-    if labelled.all():
+    if (meta.pids != UNKNOWN_PID).all():
         record["diagnostics"] = diagnostics(meta.pids, est.labels_)
     train = Metadata(est.pids_, meta.cams, meta.frames)
     out = FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=f, train=train)

@@ -134,10 +134,7 @@ def _rerank(
         else:
             import torch
 
-            if device is not None:
-                dev = torch.device(device)
-            else:
-                dev = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+            dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
             xt = x if _is_torch_tensor(x) else torch.from_numpy(_as_numpy_matrix(x, name))
             if not torch.is_floating_point(xt):
                 raise RerankError(f"{name}: expected a real float matrix, got dtype {xt.dtype}")
