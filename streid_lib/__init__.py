@@ -1,7 +1,3 @@
-"""streid: a reproducible study of st-ReID (Spatial-Temporal Person Re-identification, Wang et al., AAAI 2019).
-
-The evaluation side (metadata, st_model, joint, metrics, evaluation, rerank, improved, campus) needs only
-numpy/scipy; torch is imported by ``streid_lib.visual`` alone.
-"""
+"""streid: a reproducible study of st-ReID (Wang et al., AAAI 2019); the evaluation side needs no torch."""
 
 __version__ = "0.1.0"

@@ -1,9 +1,5 @@
-"""Small I/O helpers shared by every module that writes a file: atomic writes, JSON, and leftovers of killed runs.
-
-Temporary names carry the writer's process id (``.NAME.tmp-PID-XXXX`` files from :func:`atomic_path`,
-``.NAME.partial-PID`` folders from staged writers such as the campus generator), so that the next run in the
-same place can tell a leftover of a killed process from the work of one still running:
-:func:`remove_stale_leftovers` deletes only entries whose process is gone.
+"""Atomic writes, JSON, checks of output paths and the removal of leftovers of killed runs: temporary names carry the
+writer's pid (``.NAME.tmp-PID-XXXX``, ``.NAME.partial-PID``), so only the leftovers of dead processes are removed.
 """
 
 from __future__ import annotations
@@ -42,15 +38,8 @@ def is_special(path: str | os.PathLike) -> bool:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
-
-    A reader never sees a half-written file, and an interrupted job leaves the old file (or none).
-    ``suffix`` defaults to the target's own suffix, so libraries that choose a format by extension
-    (``np.savez``, ``scipy.io.savemat``, ``matplotlib``) still do the right thing. A symlink is followed (its
-    target is replaced, the link kept); a device or FIFO (:func:`is_special`) is yielded itself, written in place.
-    A full disk (or a read-only or forbidden destination) raises :class:`OutputError` naming ``path``; the
-    previous file is kept.
-    """
+    """Yield a temporary path beside ``path`` (same ``suffix``), renamed onto it only if the block succeeds; a symlink's
+    target is replaced, a device or FIFO written in place; a full or forbidden disk raises :class:`OutputError`."""
     shown = path
     if is_special(path):
         with _disk_errors(shown):
@@ -101,9 +90,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
 def json_default(o: Any) -> Any:
     import numpy as np
 
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
+    if isinstance(o, (np.generic, np.ndarray)):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
@@ -121,24 +108,18 @@ def partial_dir(path: str | os.PathLike) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
+        pass
     return True
 
 
 def remove_stale_leftovers(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
-    """Delete temp files and partial folders in ``folder`` left by killed writers; return what was removed.
-
-    Only entries named by this module's own patterns (``.NAME.tmp-PID-…``, ``.NAME.partial-PID``) whose process
-    is no longer running are touched, and with ``name`` only those for that target name. Nothing else in the
-    folder is ever deleted.
-    """
+    """Delete, and return, this module's temp files and partial folders in ``folder`` (for target ``name`` only, if
+    given) whose writing process is gone; nothing else is ever deleted."""
     folder = Path(folder)
     removed: list[Path] = []
     if not folder.is_dir():
@@ -163,21 +144,10 @@ def check_output_path(
     what: str = "output",
     inputs: Iterable[str | os.PathLike] = (),
 ) -> Path:
-    """Check, before any work, that ``path`` can be written; create nothing. Returns ``Path(path)``.
-
-    ``kind="file"``: ``path`` must be non-empty, must not be a folder or end in ``/``, must not be one of the
-    run's ``inputs`` (the same file after symlinks) and, with ``suffixes``, must end in one of them; a device or
-    FIFO is accepted (written in place). ``kind="folder"``: ``path`` must not be a file. Either way the nearest
-    existing folder on the way to it must accept a new file (probed with a temporary file, removed at once:
-    permission bits alone mislead under root or on read-only mounts).
-
-    Raises:
-        OutputError: one line naming ``what``, the path and what is wrong.
-    """
-    raw = os.fspath(path)
-    path = Path(path)
-    if kind not in ("file", "folder"):
-        raise OutputError(f"kind={kind!r}: expected 'file' or 'folder'")
+    """``Path(path)`` once checked, before any work and creating nothing, that it can be written as a ``kind`` "file"
+    (not a folder nor one of the ``inputs``, ending in one of ``suffixes``) or "folder" (not a file), its nearest
+    existing folder accepting a new file (probed: permission bits mislead under root); else :class:`OutputError`."""
+    raw, path = os.fspath(path), Path(path)
     if raw == "":
         raise OutputError(f"{what}: the path is empty; expected a file path")
     if kind == "file":
@@ -192,8 +162,7 @@ def check_output_path(
             raise OutputError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
     elif path.exists() and not path.is_dir():
         raise OutputError(f"{what} {path}: is a file; expected a folder")
-    folder = path if kind == "folder" else path.parent
-    existing = folder.absolute()
+    existing = (path if kind == "folder" else path.parent).absolute()
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():

@@ -1,9 +1,5 @@
-"""Constructor parameters of the library's estimators: scikit-learn's ``BaseEstimator``, plus a JSON-able copy.
-
-The estimators store each keyword of their keyword-only ``__init__`` unchanged under the same name, so
-``sklearn.base.BaseEstimator`` gives ``get_params``/``set_params``/``repr``. :func:`json_params` is what a file
-records: a value whose default is a bool, int or float is given as that type (``sigma=50`` reads back as ``50.0``)
-and numpy scalars as Python numbers.
+"""The estimators' parameters: scikit-learn's ``BaseEstimator`` (``get_params``, ``set_params``, ``repr``) and
+:func:`json_params`, what a file records (each value as its default's type, numpy scalars as Python numbers).
 """
 
 from __future__ import annotations

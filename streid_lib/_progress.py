@@ -1,9 +1,6 @@
-"""Progress bars for long jobs: live on a terminal, never in a notebook (a plain :class:`tqdm.tqdm`).
-
-Writes to the file named by :data:`PROGRESS_FILE_ENV` inside ``reproduce``'s kernels (relayed live when
-:data:`PROGRESS_TTY_ENV` gives the terminal width, else every :data:`PROGRESS_INTERVAL_ENV` s); to the kernel
-process's stderr inside other Jupyter kernels; elsewhere to stderr, redrawn at most every
-:data:`NON_TTY_INTERVAL_S` s when that is not a terminal.
+"""Progress bars (:class:`tqdm.tqdm`): live on a terminal, never in a notebook. Inside ``reproduce``'s kernels they go
+to :data:`PROGRESS_FILE_ENV` (relayed live with :data:`PROGRESS_TTY_ENV` columns, else every
+:data:`PROGRESS_INTERVAL_ENV` s); elsewhere to stderr, redrawn every :data:`NON_TTY_INTERVAL_S` s if not a terminal.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""A map of the camera network from any HP model (labelled or not): edges, shares and modal transit times.
-
-An edge joins two cameras whose pair carries at least ``min_share`` of all identity votes of the model; its
-width is that share and its label the modal transit time in seconds (docs/reference.md §14.4). The same rule
-applied to the campus truth gives the true network, and :func:`compare_maps` scores one map against the other.
+"""A map of the camera network from any HP model or the campus truth: edges carrying at least ``min_share`` of the
+votes, their shares and modal transit times (docs/reference.md §14.4), and :func:`compare_maps` of two maps.
 """
 
 from __future__ import annotations
@@ -24,13 +21,9 @@ class CameraMapError(StreidError):
 def edges_from_arrays(
     votes: np.ndarray, density: np.ndarray, bin_width: float, fps: float, min_share: float = 0.02
 ) -> Any:
-    """Edge table from (C, C) votes per ordered pair and (C, C, H) densities (first index = later camera, §3.3).
-
-    Returns:
-        DataFrame with :data:`EDGE_COLUMNS`, one row per unordered pair {a < b} with share ≥ ``min_share``:
-        ``share`` of all votes, ``identities`` (votes of both directions), ``transit_s`` the modal gap of the
-        direction with more votes (bin centre, seconds), ``later`` the camera that sees the person later.
-    """
+    """DataFrame of :data:`EDGE_COLUMNS`, one row per camera pair a < b with at least ``min_share`` of the (C, C)
+    votes (first index = later camera, §3.3): ``identities`` of both directions, ``transit_s`` the modal bin centre of
+    the (C, C, H) density in the direction with more votes, ``later`` that direction's later camera."""
     import pandas as pd
 
     votes = np.asarray(votes, dtype=np.float64)
@@ -46,17 +39,9 @@ def edges_from_arrays(
     a_later = votes[a, b] >= votes[b, a]
     first, second = np.where(a_later, a, b), np.where(a_later, b, a)
     mode = density[first, second].argmax(axis=1)
-    keep = share >= min_share
-    return pd.DataFrame(
-        {
-            "cam_a": a[keep] + 1,
-            "cam_b": b[keep] + 1,
-            "share": share[keep],
-            "identities": both[keep].astype(np.int64),
-            "transit_s": (mode[keep] + 0.5) * float(bin_width) / float(fps),
-            "later": first[keep] + 1,
-        }
-    )
+    transit = (mode + 0.5) * float(bin_width) / float(fps)
+    values = (a + 1, b + 1, share, both.astype(np.int64), transit, first + 1)
+    return pd.DataFrame({c: v[share >= min_share] for c, v in zip(EDGE_COLUMNS, values, strict=True)})
 
 
 def model_edges(model: Any, fps: float, min_share: float = 0.02) -> Any:
@@ -72,12 +57,8 @@ def truth_edges(truth: Any, bin_width: int = 100, min_share: float = 0.02) -> An
 
 
 def compare_maps(estimated: Any, true: Any) -> dict[str, Any]:
-    """Edge precision and recall of ``estimated`` against ``true``, and the transit-time error on shared edges.
-
-    Returns:
-        ``precision``, ``recall``, ``n_estimated``, ``n_true``, ``mean_abs_transit_error_s`` (NaN without a
-        shared edge) and ``table``: the outer join of both edge tables with ``in_estimated``/``in_true``.
-    """
+    """``precision``, ``recall``, ``n_estimated``, ``n_true``, ``mean_abs_transit_error_s`` (shared edges; NaN
+    without one) of ``estimated`` against ``true``, and ``table``: their outer join, ``in_estimated``/``in_true``."""
     key = ["cam_a", "cam_b"]
     table = estimated.merge(true, on=key, how="outer", suffixes=("_est", "_true"), indicator=True)
     table["in_estimated"] = table["_merge"] != "right_only"
@@ -94,6 +75,3 @@ def compare_maps(estimated: Any, true: Any) -> dict[str, Any]:
         "mean_abs_transit_error_s": float(err.mean()) if n_both else float("nan"),
         "table": table,
     }
-
-
-__all__ = ["EDGE_COLUMNS", "CameraMapError", "compare_maps", "edges_from_arrays", "model_edges", "truth_edges"]

@@ -1,12 +1,6 @@
-"""A simple, fast appearance baseline: colour histograms over horizontal stripes (numpy + Pillow only).
-
-Each crop is resized to 128×64, converted to HSV, cut into ``stripes`` horizontal bands, and each band
-gets a joint H×S×V histogram (``bins``, default 8×4×4). Band histograms are normalised to sum 1, the
-square root is taken (Hellinger kernel: cosine of the result is the Bhattacharyya coefficient), and the
-concatenation is L2-normalised. By default the mean feature of the training split is subtracted first
-(``center="train"``): raw histograms all share one direction, so their cosines bunch near 1, whereas
-centred ones spread over [-1, 1] like CNN features, which is the range the joint metric's logistic
-``f(s; λ0, γ0)`` is tuned for. This is the CPU "visual stream" of the smoke profile and of the tests.
+"""A fast appearance baseline (numpy + Pillow): HSV colour histograms over horizontal stripes of 128×64 crops, square
+rooted (Hellinger) and L2-normalised; ``center="train"`` subtracts the training mean so that cosines spread over
+[-1, 1] like CNN features. The CPU visual stream of the smoke profile and of the tests.
 """
 
 from __future__ import annotations
@@ -68,16 +62,10 @@ def histogram_features(
     columns: tuple[float, float] = (0.3, 0.7),
     soft: bool = True,
 ) -> np.ndarray:
-    """Stripe-wise joint HSV histograms of (N, H, W, 3) uint8 images: (N, stripes·Πbins) float32, L2-normalised.
+    """(N, stripes·Πbins) float32 L2-normalised HSV histograms of ``stripes`` bands of (N, H, W, 3) uint8 images.
 
-    Args:
-        stripes: horizontal bands (rows split as evenly as possible).
-        bins: bins along hue, saturation, value.
-        sqrt: take the square root of each band's (sum-1) histogram (Hellinger), recommended.
-        columns: the central band of columns used, as fractions of the width (a crude foreground prior:
-            pedestrians stand in the middle of their crops, the sides are mostly background).
-        soft: split each pixel's vote linearly between neighbouring bins (robust to small colour
-            shifts such as a camera's cast), instead of one hard vote.
+    ``sqrt``: Hellinger (square root of each band's sum-1 histogram); ``columns``: the central fraction of the width
+    used (pedestrians stand in the middle); ``soft``: each pixel's vote split linearly between neighbouring bins.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
@@ -139,31 +127,17 @@ def colour_histogram_features(
     columns: tuple[float, float] = (0.3, 0.7),
     soft: bool = True,
     center: str | None = None,
-    progress: bool = False,
 ) -> FeatureSet:
-    """Query and gallery colour-histogram features of a dataset root (``query/``, ``bounding_box_test/``).
-
-    Args:
-        root: dataset root readable by :func:`streid_lib.metadata.read_dataset_root`.
-        center: ``"train"`` subtracts the mean training feature (``bounding_box_train``), ``"gallery"`` the
-            mean gallery feature, ``None`` nothing; the result is L2-normalised again.
-
-    Returns:
-        A :class:`~streid_lib.features.FeatureSet` with metadata parsed from the file names.
-    """
+    """The query and gallery :class:`~streid_lib.features.FeatureSet` of a dataset root; ``center`` ``"train"`` or
+    ``"gallery"`` subtracts that split's mean feature before normalising again."""
     if center not in ("train", "gallery", None):
         raise ColourHistogramError(f"center={center!r}: expected 'train', 'gallery' or None")
     root = Path(root)
     splits = read_dataset_root(root)
 
     def feats(split: str, names: np.ndarray) -> np.ndarray:
-        folder = root / SPLIT_FOLDERS[split]
-        paths = [folder / n for n in names]
-        if progress:
-            from ._progress import progress_bar
-
-            paths = list(progress_bar(desc=f"read {split}", iterable=paths, unit="img", delay=1.0))
-        return histogram_features(load_images(paths), stripes, bins, sqrt=True, columns=columns, soft=soft)
+        images = load_images([root / SPLIT_FOLDERS[split] / n for n in names])
+        return histogram_features(images, stripes, bins, sqrt=True, columns=columns, soft=soft)
 
     qf = feats("query", splits.query.names)
     gf = feats("gallery", splits.gallery.names)
@@ -187,5 +161,4 @@ def colour_histogram_features(
 def unit_rows(f: np.ndarray) -> np.ndarray:
     """(N, D) rows scaled to unit norm, float32; a zero row (a crop equal to the mean) stays tiny but non-zero."""
     n = np.linalg.norm(f, axis=1, keepdims=True)
-    # A crop exactly equal to the mean would have no direction: keep it tiny but non-zero.
     return (f / np.where(n > 0, n, 1.0) + (n == 0) * 1e-6).astype(np.float32)

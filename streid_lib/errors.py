@@ -1,9 +1,4 @@
-"""The one base class of bad input.
-
-Every error that a user's input can cause (a file, a field, an option, a value) is a :class:`StreidError` whose
-message is one line naming what is wrong and what was expected. The command line reports it as ``error: …`` with exit
-code 2; any other exception is a bug (exit code 1).
-"""
+"""The one base class of bad input (the command line reports it with exit code 2; anything else is a bug)."""
 
 from __future__ import annotations
 

@@ -29,17 +29,8 @@ class FeaturesError(StreidError):
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Query and gallery features with their metadata.
-
-    Attributes:
-        query_f: (Nq, D) float32 features (not necessarily normalised).
-        gallery_f: (Ng, D) float32 features.
-        query: metadata of the Nq query images.
-        gallery: metadata of the Ng gallery images.
-        provenance: where the features came from (model, checkpoint, dataset, ...).
-        train_f: (Nt, D) float32 features of the training images, or ``None`` (optional training side).
-        train: metadata of the Nt training images, or ``None``; given together with ``train_f``.
-    """
+    """(Nq, D) ``query_f`` and (Ng, D) ``gallery_f`` float32 features (not necessarily normalised) with their
+    :class:`Metadata`, a ``provenance`` dict, and an optional training side ``train_f`` (Nt, D) with ``train``."""
 
     query_f: np.ndarray
     gallery_f: np.ndarray
@@ -90,39 +81,31 @@ def row_norms(f: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float32))
 
 
-def validate_features(f: np.ndarray, meta: Metadata, side: str, source: str = "") -> None:
-    """Check one side: non-empty, lengths agree, no NaN/inf, and every row has a usable direction.
-
-    A row must have a finite, non-zero float32 norm (:func:`row_norms`): an all-zero row, or values so small or
-    so large that their squares underflow or overflow in float32, leave cosine undefined.
-
-    Raises:
-        FeaturesError: naming the side, the field and the offending row.
-    """
-    where = f"{source}: " if source else ""
+def validate_features(f: np.ndarray, meta: Metadata, side: str) -> None:
+    """Check one side: non-empty, lengths agree, finite, and every row has a finite non-zero float32 norm (cosine
+    needs a direction); errors name the side, the field and the row."""
     if len(f) == 0:
-        raise FeaturesError(f"{where}{side} is empty: at least one {side} image is needed")
+        raise FeaturesError(f"{side} is empty: at least one {side} image is needed")
     if len(f) != len(meta):
         raise FeaturesError(
-            f"{where}lengths disagree: {side}_f has {len(f)} rows but {side}_label/cam/frames have {len(meta)}"
+            f"lengths disagree: {side}_f has {len(f)} rows but {side}_label/cam/frames have {len(meta)}"
         )
     finite = np.isfinite(f).all(axis=1)
     if not finite.all():
-        raise FeaturesError(f"{where}{side}_f row {int(np.argmin(finite))} contains NaN or inf")
+        raise FeaturesError(f"{side}_f row {int(np.argmin(finite))} contains NaN or inf")
     zero = ~f.any(axis=1)
     if zero.any():
         raise FeaturesError(
-            f"{where}{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
+            f"{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
         )
-    if f.dtype == np.float32:
-        norms = row_norms(f)
-        bad = ~np.isfinite(norms) | (norms == 0)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise FeaturesError(
-                f"{where}{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small "
-                f"for float32), so cosine is undefined"
-            )
+    norms = row_norms(f)  # f is float32 (FeatureSet)
+    bad = ~np.isfinite(norms) | (norms == 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FeaturesError(
+            f"{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small for float32), "
+            "so cosine is undefined"
+        )
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> Path:
@@ -201,12 +184,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def load_features(path: str | Path) -> FeatureSet:
-    """Read a features file (``.mat`` or ``.npz``) and validate it.
-
-    Raises:
-        FeaturesError: the file is missing or unreadable, lacks a key, or its arrays disagree; the message names
-            the file, the key (``query_frames``, ``gallery_f``, ...) and what was expected.
-    """
+    """Read and validate a features file (``.mat`` or ``.npz``); errors name the file, the key and what was expected."""
     path = Path(path)
     if not path.is_file():
         raise FeaturesError(f"{path}: features file not found" + (" (that path is a folder)" if path.is_dir() else ""))
@@ -240,8 +218,7 @@ def load_features(path: str | Path) -> FeatureSet:
                 raise FeaturesError(str(exc)) from None
         names = raw.get(f"{side}_names")
         if names is not None:
-            names = np.asarray(names).reshape(-1).astype(object)
-            fields["names"] = names
+            names = fields["names"] = np.asarray(names).reshape(-1).astype(object)
         lengths = {f"{side}_{k}": len(v) for k, v in zip(("label", "cam", "frames", "names"), fields.values())}
         if len(set(lengths.values())) > 1:
             raise FeaturesError(f"{path}: {side}: lengths disagree: {lengths}")
@@ -268,59 +245,34 @@ def load_features(path: str | Path) -> FeatureSet:
         if not isinstance(stored, dict):
             raise FeaturesError(f"{path}: provenance: expected a JSON object, got {type(stored).__name__}")
         provenance.update(stored)
+    train = {"train_f": feats.get(TRAIN_SIDE), "train": metas.get(TRAIN_SIDE)}
     try:
-        return FeatureSet(
-            feats["query"],
-            feats["gallery"],
-            metas["query"],
-            metas["gallery"],
-            provenance,
-            train_f=feats.get(TRAIN_SIDE),
-            train=metas.get(TRAIN_SIDE),
-        )
+        return FeatureSet(*(feats[s] for s in SIDES), *(metas[s] for s in SIDES), provenance, **train)
     except FeaturesError as exc:
         raise FeaturesError(f"{path}: {exc}") from None
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Duplicates
-
-
 def first_duplicate(f: np.ndarray, meta: Metadata) -> tuple[int, int, str] | None:
-    """The first row that repeats an earlier one on one side, as ``(row, earlier row, why)``, or None.
-
-    A repeat is the same file name, or the same pid, camera and frame with identical features.
-    """
-    import pandas as pd
-
-    keys = []
-    if meta.names is not None:
-        keys.append(("name", pd.DataFrame({"n": meta.names})))
+    """``(row, earlier row, why)`` of the first repeat on one side (same file name, or same pid, camera, frame and
+    features), or None."""
     rows = np.ascontiguousarray(f).view(np.dtype((np.void, f.dtype.itemsize * f.shape[1]))).reshape(-1)
-    feature_id = np.unique(rows, return_inverse=True)[1].reshape(-1)
-    same = pd.DataFrame({"p": meta.pids, "c": meta.cams, "t": meta.frames, "f": feature_id})
-    keys.append(("pid, camera, frame and features", same))
+    same = np.stack([meta.pids, meta.cams, meta.frames, np.unique(rows, return_inverse=True)[1].reshape(-1)], axis=1)
+    keys = [("pid, camera, frame and features", same)]
+    if meta.names is not None:
+        keys.insert(0, ("name", np.unique(meta.names.astype(str), return_inverse=True)[1].reshape(-1, 1)))
     found = None
-    for why, frame in keys:
-        dup = frame.duplicated().to_numpy()
-        if dup.any():
-            j = int(np.argmax(dup))
-            i = int(np.argmax((frame == frame.iloc[j]).all(axis=1).to_numpy()))
-            if found is None or j < found[0]:
-                found = (j, i, why)
+    for why, key in keys:
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        earliest = first[inverse.reshape(-1)]  # each row's first occurrence
+        dup = np.flatnonzero(earliest != np.arange(len(key)))
+        if dup.size and (found is None or dup[0] < found[0]):
+            found = (int(dup[0]), int(earliest[dup[0]]), why)
     return found
 
 
 def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[str]:
-    """Refuse a side with duplicate images (:func:`first_duplicate`) unless ``allow``; warn on names shared by
-    query and gallery. Duplicates would count twice in every average or vote.
-
-    Returns:
-        warnings, one line each.
-
-    Raises:
-        FeaturesError: naming the file, the side and the first duplicate row, unless ``allow``.
-    """
+    """Refuse a side with duplicate images (they count twice in every average or vote) unless ``allow``; return
+    one-line warnings (kept duplicates, names shared by query and gallery)."""
     warnings = []
     for side in fs.sides:
         meta = getattr(fs, side)

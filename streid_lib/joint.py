@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,13 +30,8 @@ class JointError(StreidError):
 
 
 def normalize_rows(f: np.ndarray) -> np.ndarray:
-    """L2-normalise each row of an (N, D) feature matrix, as float32.
-
-    PCB rows (stripes already normalised) are normalised again as a whole, as the reference does (§2.6).
-
-    Raises:
-        JointError: a row with zero norm or a non-finite value (cosine is undefined there).
-    """
+    """(N, D) float32 rows of unit L2 norm (PCB rows normalised again as a whole, §2.6); a zero or non-finite norm
+    is an error (cosine is undefined there)."""
     f = np.asarray(f, dtype=np.float32)
     if f.ndim != 2:
         raise JointError(f"features: expected a 2-D (N, D) array, got shape {f.shape}")
@@ -46,18 +42,9 @@ def normalize_rows(f: np.ndarray) -> np.ndarray:
     return f / norms[:, None]
 
 
-def cosine_similarity(qf: np.ndarray, gf: np.ndarray, normalized: bool = False) -> np.ndarray:
-    """Cosine similarity of every query to every gallery image: one float32 GEMM.
-
-    Args:
-        qf: (nq, D) query features; gf: (ng, D) gallery features.
-        normalized: skip the L2 normalisation when both are already unit rows.
-
-    Returns:
-        (nq, ng) float32 similarities in [-1, 1].
-    """
-    if not normalized:
-        qf, gf = normalize_rows(qf), normalize_rows(gf)
+def cosine_similarity(qf: np.ndarray, gf: np.ndarray) -> np.ndarray:
+    """(nq, ng) float32 cosine similarities of (nq, D) and (ng, D) features, one GEMM."""
+    qf, gf = normalize_rows(qf), normalize_rows(gf)
     if qf.shape[1] != gf.shape[1]:
         raise JointError(f"feature dimensions disagree: query D={qf.shape[1]}, gallery D={gf.shape[1]}")
     return qf @ gf.T
@@ -82,10 +69,7 @@ LOG_FLOAT32_MAX = float(np.log(np.finfo(np.float32).max))
 
 @dataclass(frozen=True, kw_only=True)
 class JointMetric:
-    """st-ReID joint metric ``f(s; λ0, γ0) · f(p; λ1, γ1)`` (defaults: the paper's and the code's 1, 5, 2, 5).
-
-    Keyword-only, like every estimator's configuration here: ``JointMetric(lambda0=1, gamma0=5, ...)``.
-    """
+    """st-ReID joint metric ``f(s; λ0, γ0) · f(p; λ1, γ1)`` (keyword-only; defaults: the paper's 1, 5, 2, 5)."""
 
     lambda0: float = 1.0
     gamma0: float = 5.0
@@ -123,8 +107,8 @@ class JointMetric:
         return self.visual_factor(s) * self.st_factor(p)
 
     def params(self) -> dict[str, float]:
-        """λ0, γ0, λ1, γ1 as a dict (for provenance)."""
-        return {k: float(v) for k, v in asdict(self).items()}
+        """λ0, γ0, λ1, γ1 as a dict of floats (for provenance)."""
+        return asdict(self)
 
 
 #: The paper's λ0=1, γ0=5, λ1=2, γ1=5 (a frozen dataclass, safe as a default argument).
@@ -146,10 +130,7 @@ def vis_x_st(s: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def vis_x_st_shifted(s: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The named option ``VISxST-shifted``, ``((1 + s) / 2) · p``: the cosine mapped to [0, 1] before the product.
-
-    s float32, p float64 → float64. Order-equivalent to ``(1 + s) · p``.
-    """
+    """The named option ``VISxST-shifted``, ``((1 + s) / 2) · p`` (the cosine mapped to [0, 1]; float64, §4.1)."""
     t = np.add(s, 1)
     t *= 0.5  # exact, the same as dividing by 2
     return np.multiply(t, p)
@@ -162,45 +143,39 @@ _PRODUCT_ROWS = {"VISxST": vis_x_st, "VISxST-shifted": vis_x_st_shifted}
 def score_rows(
     s: np.ndarray, p: np.ndarray | None, metric: JointMetric = JointMetric(), rows: Sequence[str] = ROWS
 ) -> dict[str, np.ndarray]:
-    """Score matrices of the selected rows from visual similarities s and ST probabilities p (same shape).
-
-    ``VISxST`` = ``s · p`` (Eqn. 5 as printed); ``VISxST-shifted`` = ``((1 + s) / 2) · p``, a named option
-    (docs/reference.md §4.1).
-
-    Returns:
-        dict row → array shaped like s (VIS float32 like s; rows involving p float64).
-    """
+    """``{row: scores}`` shaped like s from visual similarities s and ST probabilities p of the same shape (VIS
+    float32 like s; rows involving p float64)."""
     rows = check_rows(rows)
     if p is None and any(r != "VIS" for r in rows):
         raise JointError(f"rows {rows}: ST probabilities p are needed for every row but VIS")
+    return _fuse(rows, metric, s, p, metric.st_factor(p) if "st-ReID" in rows else None)
+
+
+def _fuse(rows: Sequence[str], metric: JointMetric, s: Any, p: Any, f_p: Any, rank: Any = None) -> dict[str, Any]:
+    """The rows from s, p, ``f_p = f(p)`` (multiplied by ``f(s)`` in place) and, for a rank-only ST row, ``rank``."""
     out: dict[str, np.ndarray] = {}
     for row in rows:
         if row == "VIS":
             out[row] = s
         elif row == "ST":
-            out[row] = p
+            out[row] = p if rank is None else rank
         elif row in _PRODUCT_ROWS:
             out[row] = _PRODUCT_ROWS[row](s, p)
         else:
-            out[row] = metric(s, p)
+            f_p *= metric.visual_factor(s)
+            out[row] = f_p
     return out
 
 
 def st_rank_table(table: np.ndarray) -> np.ndarray:
-    """Dense ranks of a lookup table's values: int32, ``r[i] < r[j]`` iff ``table[i] < table[j]`` (equal iff equal).
-
-    Gathering these instead of p ranks the ST row exactly as p does (same order, same ties), in 4 bytes per pair.
-    """
+    """int32 dense ranks of a lookup table's values (same order and ties as p, in 4 bytes per pair)."""
     return np.unique(table, return_inverse=True)[1].astype(np.int32).reshape(table.shape)
 
 
 class ChunkScorer:
-    """Scores of the selected rows for any slice of queries, in three stages the benchmark times apart.
-
-    :meth:`similarity` (one GEMM), :meth:`st_lookup` (the ST index, computed once and shared by the ST, VISxST(-shifted)
-    and st-ReID rows, then the gathers from the model's small tables) and :meth:`fuse` (the rows from both).
-    :func:`iter_score_chunks` is these three in a loop. See it for ``columns`` and ``rank_only``.
-    """
+    """Scores of the selected rows for any slice of queries in three stages, timed apart by the benchmark:
+    :meth:`similarity` (one GEMM), :meth:`st_lookup` (one ST index shared by the rows, gathers from the model's small
+    tables) and :meth:`fuse`; :func:`iter_score_chunks` is the loop (``columns``, ``rank_only``: see it)."""
 
     def __init__(
         self,
@@ -222,19 +197,19 @@ class ChunkScorer:
                 raise JointError(f"columns: gallery positions must lie in 0..{ng - 1}")
         self.columns = columns
         self.need_s = any(r != "ST" for r in rows)
-        self.need_p = any(r in _PRODUCT_ROWS for r in rows) or ("ST" in rows and not rank_only)
-        self.need_r = "ST" in rows and rank_only
-        self.need_f = "st-ReID" in rows
         g_meta = fs.gallery if columns is None else fs.gallery.take(columns)
         if self.need_s:
             self.qn, gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)
             self.gn = gn if columns is None else gn[columns]
-        self.need_idx = self.need_p or self.need_f or self.need_r
-        if self.need_idx:
-            p_table = model.lookup_table()
-            self.p_table = p_table
-            self.f_table = metric.st_factor(p_table) if self.need_f else None
-            self.r_table = st_rank_table(p_table) if self.need_r else None
+        p_table = model.lookup_table() if any(r != "VIS" for r in rows) else None
+        self.tables = {}  # the small tables gathered per chunk: p, f(p) (st-ReID), dense ranks of p (ST, rank_only)
+        if any(r in _PRODUCT_ROWS for r in rows) or ("ST" in rows and not rank_only):
+            self.tables["p"] = p_table
+        if "st-ReID" in rows:
+            self.tables["f_p"] = metric.st_factor(p_table)
+        if "ST" in rows and rank_only:
+            self.tables["rank"] = st_rank_table(p_table)
+        if self.tables:
             model._check_cams(fs.query.cams, "query cams")
             model._check_cams(fs.gallery.cams, "gallery cams")
             # The query plays image "a": the later image's camera indexes first (docs/reference.md §4).
@@ -247,32 +222,14 @@ class ChunkScorer:
 
     def st_lookup(self, sl: slice) -> dict[str, np.ndarray]:
         """The ST quantities of the queries ``sl`` that the rows need: ``p``, ``f_p`` (float64 f(p)), ``rank``."""
-        out: dict[str, np.ndarray] = {}
-        if self.need_idx:
-            idx = self.model.lookup_index(self.qc[sl], self.qfr[sl], self.gc, self.gfr)  # intp: no conversion
-            if self.need_p:
-                out["p"] = self.p_table.take(idx)
-            if self.need_f:
-                out["f_p"] = self.f_table.take(idx)
-            if self.need_r:
-                out["rank"] = self.r_table.take(idx)
-        return out
+        if not self.tables:
+            return {}
+        idx = self.model.lookup_index(self.qc[sl], self.qfr[sl], self.gc, self.gfr)  # intp: no conversion
+        return {key: table.take(idx) for key, table in self.tables.items()}
 
     def fuse(self, s: np.ndarray | None, st: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``{row: scores}`` from :meth:`similarity` and :meth:`st_lookup` (``st["f_p"]`` is used in place)."""
-        out: dict[str, np.ndarray] = {}
-        for row in self.rows:
-            if row == "VIS":
-                out[row] = s
-            elif row == "ST":
-                out[row] = st["rank"] if self.rank_only else st["p"]
-            elif row in _PRODUCT_ROWS:
-                out[row] = _PRODUCT_ROWS[row](s, st["p"])
-            else:
-                joint = st["f_p"]  # float64 f(p); times the float32 f(s), in place
-                joint *= self.metric.visual_factor(s)
-                out[row] = joint
-        return out
+        return _fuse(self.rows, self.metric, s, st.get("p"), st.get("f_p"), st.get("rank"))
 
 
 def iter_score_chunks(
@@ -284,20 +241,9 @@ def iter_score_chunks(
     columns: np.ndarray | None = None,
     rank_only: bool = False,
 ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
-    """Yield ``(query slice, {row: (c, n) scores})`` for consecutive chunks of at most ``chunk_size`` queries.
-
-    Values equal :func:`score_rows` on the full matrices (same operations in the same precision). Per chunk, the
-    ST lookup index is computed once and shared by the ST, VISxST and st-ReID rows; p and the ST factor ``f(p)``
-    are gathered from the model's small lookup table (``f`` evaluated once per table entry, not per pair).
-
-    Args:
-        columns: optional gallery positions to score (e.g. :attr:`streid_lib.metrics.RankingProtocol.columns`,
-            which leaves out the pid -1 items that every query ignores); ``n = len(columns)``. Default: the whole
-            gallery, ``n = ng``.
-        rank_only: the scores only feed rankings, so a row may be replaced by an array that orders and ties
-            every pair exactly as it does: ``ST`` then yields the int32 dense rank of p among the lookup table's
-            values (:func:`st_rank_table`) instead of float64 p, which is cheaper to gather and to rank.
-    """
+    """Yield ``(query slice, {row: (c, n) scores})`` per chunk of queries, equal to :func:`score_rows` of the full
+    matrices (§8). ``columns``: gallery positions to score (default all, e.g. ``RankingProtocol.columns``);
+    ``rank_only``: the ST row yields the int32 dense ranks of p (:func:`st_rank_table`), which rank the same."""
     rows = check_rows(rows)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise JointError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")

@@ -1,8 +1,5 @@
-"""Image metadata (pid, 1-based camera, frame) from file names, manifests and dataset folders (docs/reference.md §1).
-
-Market ``PPPP_cXsY_FFFFFF_BB.jpg`` (frame made global per camera from the sequence table; the renamed
-``PPPP_cX_fFFFFFFF_BB.jpg`` used as is), Duke ``PPPP_cC_fFFFFFFF.jpg`` (raw frame), or a CSV manifest
-``path,pid,camera,frame``. pid ``-1`` (junk) and ``0`` (distractors) are kept; a name that does not parse is an error.
+"""Image metadata (pid, 1-based camera, frame) from Market or Duke file names, CSV manifests and dataset folders
+(docs/reference.md §1); pid -1 (junk) and 0 (distractors) are kept, a name that does not parse is an error.
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ from .errors import StreidError
 
 Naming = Literal["market", "duke"]
 
-#: Lengths (max frame number) of each Market-1501 sequence, ``MARKET_SEQ_LENGTHS[cam-1][seq-1]``,
-#: as hard-coded in the authors' code (docs/reference.md §1.2). Zero marks a sequence that does not exist.
-#: Columns run over sequences 1..8 (7 and 8 are always 0, as in the authors' dict).
+#: Frames of each Market-1501 sequence, ``[cam-1][seq-1]``, as hard-coded in the authors' code (§1.2); 0: none.
 MARKET_SEQ_LENGTHS = np.array(
     [
         [72681, 74546, 74881, 74661, 74891, 54346, 0, 0],
@@ -63,12 +58,10 @@ class MetadataError(StreidError):
     """A file name, manifest row or dataset folder that does not match what is expected."""
 
 
-#: Largest magnitude accepted for a pid, camera or frame. Integers up to 2**53 are exact in float64, the type the
-#: authors' ``.mat`` files often store them in and the type the ST fit sums frames in; anything larger is garbage.
+#: Largest magnitude of a pid, camera or frame: integers up to 2**53 are exact in float64 (``.mat`` files, ST sums).
 MAX_INT = 2**53
 
-#: The pid of every image of a side whose identities are not known (a features file without ``*_label``, a
-#: manifest without ``pid``). Only a whole side is unknown; a file value of -2 is refused (docs/reference.md §14.3).
+#: The pid of every image of a side whose identities are not known (no ``*_label`` or ``pid``; §14.3).
 UNKNOWN_PID = -2
 
 #: Smallest value of each metadata field and what its values are (docs/reference.md §1).
@@ -80,17 +73,9 @@ FIELD_MINIMUM: dict[str, tuple[int, str]] = {
 
 
 def check_field(values: object, key: str, label: str | None = None) -> np.ndarray:
-    """One metadata field (``pids``, ``cams`` or ``frames``) as a 1-D int64 array, after every check.
-
-    Integers, or whole-valued floats (``.mat`` files store lists as doubles); 1×N and N×1 rows are flattened.
-    Each value must lie in ``[FIELD_MINIMUM[key], MAX_INT]``.
-
-    Args:
-        label: how the field is named in an error, e.g. ``"f.npz: query_frames"`` (default: ``key``).
-
-    Raises:
-        MetadataError: naming ``label``, the first offending value and its position.
-    """
+    """One field (``pids``, ``cams`` or ``frames``) as a checked 1-D int64 array: integers or whole-valued floats
+    (1×N and N×1 flattened) in ``[FIELD_MINIMUM[key], MAX_INT]``; errors name ``label`` (default ``key``), the
+    first offending value and its position."""
     label = label or key
     arr = np.asarray(values)
     if arr.ndim == 2 and 1 in arr.shape:
@@ -125,14 +110,8 @@ def check_field(values: object, key: str, label: str | None = None) -> np.ndarra
 
 @dataclass(frozen=True)
 class Metadata:
-    """Identity, camera and time of N images, as parallel 1-D arrays.
-
-    Attributes:
-        pids: (N,) int64 person ids; -1 junk, 0 distractor (Market convention).
-        cams: (N,) int64 camera ids, 1-based.
-        frames: (N,) int64 frame numbers on the camera's (global) timeline, in frames.
-        names: (N,) file names, or ``None`` when only features are known.
-    """
+    """Identity, camera and time of N images: (N,) int64 ``pids`` (-1 junk, 0 distractor), ``cams`` (1-based),
+    ``frames`` (on the camera's global timeline) and (N,) file ``names`` or None."""
 
     pids: np.ndarray
     cams: np.ndarray
@@ -168,35 +147,19 @@ class Metadata:
 
     def take(self, index: np.ndarray | slice | Sequence[int]) -> Metadata:
         """The subset of images selected by ``index`` (integer array, mask or slice)."""
-        return Metadata(
-            self.pids[index],
-            self.cams[index],
-            self.frames[index],
-            None if self.names is None else self.names[index],
-        )
+        names = None if self.names is None else self.names[index]
+        return Metadata(self.pids[index], self.cams[index], self.frames[index], names)
 
     @staticmethod
     def concat(parts: Iterable[Metadata]) -> Metadata:
         """Concatenate several metadata arrays (e.g. query then gallery)."""
         parts = list(parts)
         names = None if any(p.names is None for p in parts) else np.concatenate([p.names for p in parts])
-        return Metadata(
-            np.concatenate([p.pids for p in parts]),
-            np.concatenate([p.cams for p in parts]),
-            np.concatenate([p.frames for p in parts]),
-            names,
-        )
+        return Metadata(*(np.concatenate([getattr(p, k) for p in parts]) for k in FIELD_MINIMUM), names)
 
 
 def sequence_offsets(seq_lengths: np.ndarray) -> np.ndarray:
-    """Per-(camera, sequence) frame offsets from sequence lengths.
-
-    Args:
-        seq_lengths: (C, S) frames; row c-1, column s-1 is the length of sequence s of camera c.
-
-    Returns:
-        (C, S) int64 offsets: ``offsets[c-1, s-1] = sum(seq_lengths[c-1, :s-1])`` (frames).
-    """
+    """(C, S) int64 frame offsets ``sum(seq_lengths[c-1, :s-1])`` from (C, S) sequence lengths (frames)."""
     lengths = np.asarray(seq_lengths, dtype=np.int64)
     if lengths.ndim != 2 or (lengths < 0).any():
         raise MetadataError(f"sequence lengths: expected a 2-D array of non-negative frames, got {lengths!r}")
@@ -204,10 +167,7 @@ def sequence_offsets(seq_lengths: np.ndarray) -> np.ndarray:
 
 
 def market_global_frame(cam: int, seq: int, frame: int, seq_lengths: np.ndarray = MARKET_SEQ_LENGTHS) -> int:
-    """The authors' cumulative frame of one Market-style crop (docs/reference.md §1.2).
-
-    ``0002_c1s2_000123_01.jpg`` → ``market_global_frame(1, 2, 123) == 72804``.
-    """
+    """The authors' cumulative frame of one Market-style crop (§1.2): ``market_global_frame(1, 2, 123) == 72804``."""
     offsets = sequence_offsets(seq_lengths)
     if not (1 <= cam <= offsets.shape[0] and 1 <= seq <= offsets.shape[1]):
         raise MetadataError(f"camera {cam}, sequence {seq}: outside the sequence table of shape {offsets.shape}")
@@ -221,58 +181,36 @@ def parse_names(
     source: str = "<names>",
     lines: Sequence[int] | None = None,
 ) -> Metadata:
-    """Parse image file names into :class:`Metadata`.
-
-    Args:
-        names: file names (directories, if any, are stripped; ``/`` and ``\\`` both work).
-        naming: ``"market"`` (frames made global with ``seq_lengths``) or ``"duke"`` (raw frames).
-        seq_lengths: (C, S) sequence lengths for Market-style names; default the authors' table.
-        source: where the names came from, for error messages.
-        lines: the line number of each name in ``source`` (a name list), for error messages.
-
-    Raises:
-        MetadataError: naming the first file that does not match (and its line), and the pattern expected.
-    """
+    """:class:`Metadata` of file names (folders stripped): ``"market"`` (frames made global with ``seq_lengths``,
+    default the authors' table) or ``"duke"`` (raw frames); errors name ``source`` and the name's line in it."""
     if naming not in _EXPECTED:
         raise MetadataError(f"naming: expected 'market' or 'duke', got {naming!r}")
     names = [re.split(r"[/\\]", str(n))[-1] for n in names]
-    n = len(names)
-    pids = np.empty(n, np.int64)
-    cams = np.empty(n, np.int64)
-    frames = np.empty(n, np.int64)
-    if naming == "market":
-        offsets = sequence_offsets(MARKET_SEQ_LENGTHS if seq_lengths is None else seq_lengths)
-
-    def where(i: int) -> str:
-        return f"{source}, line {lines[i]}" if lines is not None else source
-
+    patterns = (DUKE_PATTERN,) if naming == "duke" else (MARKET_PATTERN, MARKET_RENAMED_PATTERN)
+    offsets = sequence_offsets(MARKET_SEQ_LENGTHS if seq_lengths is None else seq_lengths)
+    values = np.empty((len(names), 3), np.int64)  # pid, camera, frame
     for i, name in enumerate(names):
-        if naming == "duke":
-            m = DUKE_PATTERN.match(name)
-            seq = None
-        else:
-            m = MARKET_PATTERN.match(name) or MARKET_RENAMED_PATTERN.match(name)
-            seq = m.groupdict().get("seq") if m else None
+        where = f"{source}, line {lines[i]}" if lines is not None else source
+        m = next((m for p in patterns if (m := p.match(name))), None)
         if m is None:
-            raise MetadataError(f"{where(i)}: file name {name!r} does not match {_EXPECTED[naming]}")
+            raise MetadataError(f"{where}: file name {name!r} does not match {_EXPECTED[naming]}")
         if len(m["frame"]) > 15:  # beyond MAX_INT: not a frame number
-            raise MetadataError(f"{where(i)}: file name {name!r}: frame {m['frame']} is out of range")
-        pids[i] = int(m["pid"])
-        cams[i] = int(m["cam"])
-        frame = int(m["frame"])
-        if seq is not None:
-            c, s = cams[i], int(seq)
+            raise MetadataError(f"{where}: file name {name!r}: frame {m['frame']} is out of range")
+        c, frame = int(m["cam"]), int(m["frame"])
+        if m.groupdict().get("seq") is not None:
+            s = int(m["seq"])
             if not (1 <= c <= offsets.shape[0] and 1 <= s <= offsets.shape[1]):
                 raise MetadataError(
-                    f"{where(i)}: file name {name!r}: camera {c}, sequence {s} is outside the sequence-length "
+                    f"{where}: file name {name!r}: camera {c}, sequence {s} is outside the sequence-length "
                     f"table ({offsets.shape[0]} cameras x {offsets.shape[1]} sequences)"
                 )
             frame += int(offsets[c - 1, s - 1])
-        frames[i] = frame
-    if n and cams.min() < 1:
-        i = int(np.argmin(cams))
-        raise MetadataError(f"{where(i)}: file name {names[i]!r}: camera ids are 1-based, got camera 0")
-    return Metadata(pids, cams, frames, np.asarray(names, dtype=object))
+        values[i] = int(m["pid"]), c, frame
+    if len(names) and values[:, 1].min() < 1:
+        i = int(np.argmin(values[:, 1]))
+        where = f"{source}, line {lines[i]}" if lines is not None else source
+        raise MetadataError(f"{where}: file name {names[i]!r}: camera ids are 1-based, got camera 0")
+    return Metadata(*values.T, np.asarray(names, dtype=object))
 
 
 def detect_naming(name: str) -> Naming:
@@ -286,13 +224,7 @@ def detect_naming(name: str) -> Naming:
 
 
 def read_text(path: str | Path, what: str) -> str:
-    """The text of a UTF-8 file; a UTF-8 byte-order mark (as Windows editors write) is accepted and dropped.
-
-    UTF-16/32 files and bytes that are not UTF-8 are refused with the file, the line and what was expected.
-
-    Args:
-        what: what the file is, for messages (``"name list"``, ``"manifest"``).
-    """
+    """The text of a UTF-8 file (a byte-order mark dropped); UTF-16/32 or other bytes are refused naming ``what``."""
     path = Path(path)
     if not path.is_file():
         raise MetadataError(f"{path}: {what} not found" + (" (that path is a folder)" if path.is_dir() else ""))
@@ -311,13 +243,7 @@ def read_text(path: str | Path, what: str) -> str:
 
 
 def read_name_lines(path: str | Path) -> tuple[list[int], list[str]]:
-    """The names of a name list and their 1-based line numbers (blank lines and surrounding whitespace dropped).
-
-    ``\\r\\n`` line ends and a UTF-8 byte-order mark are accepted (:func:`read_text`).
-
-    Raises:
-        MetadataError: the file is missing, not UTF-8, or holds no name.
-    """
+    """The 1-based line numbers and names of a name list (blank lines and surrounding whitespace dropped)."""
     rows = [(i + 1, line.strip()) for i, line in enumerate(read_text(path, "name list").splitlines())]
     rows = [(i, line) for i, line in rows if line]
     if not rows:
@@ -335,23 +261,15 @@ def detect_list_naming(names: Sequence[str], source: str, lines: Sequence[int] |
 
 
 def read_name_list(path: str | Path, naming: Naming | None = None, seq_lengths: np.ndarray | None = None) -> Metadata:
-    """Read a text file of image names, one per line, into :class:`Metadata` (:func:`read_name_lines`).
-
-    The naming scheme is detected from the first name when not given. Every error names the file and the line.
-    """
+    """:class:`Metadata` of a name list (naming detected from the first name when not given)."""
     lines, names = read_name_lines(path)
     naming = naming or detect_list_naming(names, str(path), lines)
     return parse_names(names, naming, seq_lengths, source=str(path), lines=lines)
 
 
 def read_manifest(path: str | Path, fps: float | None = None) -> Metadata:
-    """Read a CSV manifest with the header ``path,pid,camera,frame`` (one row per image).
-
-    ``pid`` is -1 for junk, 0 for a distractor; ``camera`` is 1-based; ``frame`` is on that camera's global
-    timeline (frames, >= 0). UTF-8 (:func:`read_text`). Every error names the file, the line and the field.
-    Unlabelled manifests (§14.3): without a ``pid`` column every pid is :data:`UNKNOWN_PID`; a ``timestamp``
-    column (seconds, >= 0) may replace ``frame`` when ``fps`` is given (frame = round(timestamp · fps)).
-    """
+    """:class:`Metadata` of a CSV manifest ``path,pid,camera,frame`` (global frames); without ``pid`` every pid is
+    :data:`UNKNOWN_PID`, and ``timestamp`` seconds may replace ``frame`` at ``fps`` (§14.3)."""
     path = Path(path)
     reader = csv.DictReader(io.StringIO(read_text(path, "manifest"), newline=""))
     header = reader.fieldnames or []
@@ -393,14 +311,8 @@ def read_seq_lengths(root: str | Path) -> np.ndarray | None:
 
 
 def read_seq_lengths_file(path: str | Path) -> np.ndarray:
-    """A sequence table file: JSON mapping each camera id (as text, 1-based) to its sequence lengths in frames.
-
-    Returns:
-        (C, S) int64 table for :func:`parse_names`, zero where a camera has fewer sequences.
-
-    Raises:
-        MetadataError: naming the file and what was expected.
-    """
+    """(C, S) int64 sequence table (0 where a camera has fewer sequences) of a JSON file mapping each 1-based camera
+    id to its sequence lengths in frames."""
     path = Path(path)
     expected = '{"<camera>": [length of sequence 1, length of sequence 2, ...] in frames}'
     try:
@@ -445,11 +357,8 @@ def list_images(folder: Path) -> list[str]:
 
 
 def read_dataset_root(root: str | Path, naming: Naming | None = None) -> DatasetSplits:
-    """Read a dataset root holding ``bounding_box_train/``, ``bounding_box_test/`` and ``query/``.
-
-    The naming scheme is detected from the first file when not given. A ``sequence_lengths.json``
-    beside the folders replaces the Market-1501 sequence table (used by the synthetic campus).
-    """
+    """The splits of a dataset root (``bounding_box_train/``, ``bounding_box_test/``, ``query/``); a
+    ``sequence_lengths.json`` there replaces the Market-1501 sequence table."""
     root = Path(root)
     if not root.is_dir():
         raise MetadataError(f"{root}: dataset root not found")
@@ -496,11 +405,7 @@ class SplitReport:
 
 
 def split_report(splits: DatasetSplits, dataset: str | None = None) -> SplitReport:
-    """Summarise the splits (images, identities, cameras, junk, distractors) and check known sizes.
-
-    Args:
-        dataset: ``"market"`` or ``"duke"`` to compare with the standard split sizes; ``None`` to skip.
-    """
+    """Images, identities, cameras, junk and distractors per split, checked against ``dataset``'s standard sizes."""
     rows = []
     for name, meta in (("train", splits.train), ("gallery", splits.gallery), ("query", splits.query)):
         real = meta.pids[meta.pids > 0]

@@ -1,9 +1,5 @@
-"""Ranking metrics with the Market-1501/DukeMTMC protocol: CMC, mAP (the authors' trapezoid AP), open-reid AP, mINP.
-
-Good items: same pid, another camera; junk (same pid and camera, or pid −1) is removed from the ranking; pid 0 is an
-ordinary negative; a query without a good item counts 0 and every average divides by all queries (docs/reference.md
-§5). Ties follow gallery order (§13.2); higher score = better. No sort: a good item's position is a count of the
-items above it (§8).
+"""Market-1501/DukeMTMC ranking metrics: CMC, mAP (the authors' trapezoid AP), open-reid AP, mINP (docs/reference.md
+§5); higher score = better, ties in gallery order (§13.2), positions counted rather than sorted (§8).
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -29,16 +24,9 @@ class MetricsError(StreidError):
 
 @dataclass(frozen=True)
 class RankingResult:
-    """Per-query ranking metrics of one score matrix.
-
-    Attributes:
-        ap: (nq,) trapezoid AP (authors' convention), in [0, 1]; 0 for a query without good items.
-        ap_open_reid: (nq,) non-interpolated AP (mean precision at each hit), in [0, 1].
-        inp: (nq,) inverse negative penalty ``G/(r_G+1)``, in [0, 1].
-        first_hit: (nq,) int64 0-based position of the first good item in the junk-free ranking; -1 if none.
-        n_good: (nq,) int64 number of good gallery items per query.
-        cmc: (ng,) float64 cumulative match characteristic, fractions in [0, 1] over all nq queries.
-    """
+    """Per-query metrics of one score matrix: (nq,) ``ap`` (trapezoid), ``ap_open_reid``, ``inp`` (G/(r_G+1)), all
+    in [0, 1] and 0 without a good item; (nq,) int64 ``first_hit`` (0-based junk-free position, -1 if none) and
+    ``n_good``; (ng,) ``cmc`` fractions over all nq queries."""
 
     ap: np.ndarray
     ap_open_reid: np.ndarray
@@ -57,17 +45,6 @@ class RankingResult:
         """Number of queries with at least one good gallery item."""
         return int((self.n_good > 0).sum())
 
-    @property
-    def per_query(self) -> dict[str, np.ndarray]:
-        """Per-query arrays (for bootstrap over queries): ap, ap_open_reid, inp, first_hit, n_good."""
-        return {
-            "ap": self.ap,
-            "ap_open_reid": self.ap_open_reid,
-            "inp": self.inp,
-            "first_hit": self.first_hit,
-            "n_good": self.n_good,
-        }
-
     def rank_k(self, k: int) -> float:
         """CMC at rank k (1-based), in percent; the last CMC value when the gallery is shorter than k."""
         if k < 1:
@@ -75,24 +52,15 @@ class RankingResult:
         return 100.0 * float(self.cmc[min(k, len(self.cmc)) - 1])
 
     def summary(self) -> dict[str, float]:
-        """``{"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}`` in percent (plain floats).
-
-        Means are summed in query order, as the reference does, and divided by the number of queries.
-        """
+        """``{"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}`` in percent; means summed in query order (as the
+        reference's loop, not pairwise) over all queries."""
         n = max(self.n_queries, 1)
 
         def mean(a: np.ndarray) -> float:
-            # Sequential sum in query order (like the reference's Python loop), not pairwise.
             return 100.0 * float(np.add.accumulate(a)[-1]) / n if len(a) else 0.0
 
-        return {
-            "R1": self.rank_k(1),
-            "R5": self.rank_k(5),
-            "R10": self.rank_k(10),
-            "mAP": mean(self.ap),
-            "mAP_open_reid": mean(self.ap_open_reid),
-            "mINP": mean(self.inp),
-        }
+        ranks = {f"R{k}": self.rank_k(k) for k in (1, 5, 10)}
+        return ranks | {"mAP": mean(self.ap), "mAP_open_reid": mean(self.ap_open_reid), "mINP": mean(self.inp)}
 
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
@@ -106,21 +74,16 @@ _NARROW_FLOATS = (np.float16, np.float32)
 
 
 def _count_rows(buf: np.ndarray) -> np.ndarray:
-    """Number of True per row of a C-contiguous (G, W) bool array whose W is a multiple of :data:`_BLOCK`.
-
-    The bytes (0 or 1) are summed as uint64 words, 255 words at a time, so that no byte lane can exceed 255;
-    then the lanes are added. This is about twice as fast as a popcount of every word.
-    """
+    """Number of True per row of a C-contiguous (G, W) bool array, W a multiple of :data:`_BLOCK`: bytes summed as
+    uint64 words, 255 at a time (no byte lane exceeds 255), then the lanes (about twice a popcount's speed)."""
     g = buf.shape[0]
     lanes = np.add.reduce(buf.view(np.uint64).reshape(g, -1, 255), axis=2)
     return lanes.view(np.uint8).reshape(g, -1).sum(axis=1, dtype=np.int64)
 
 
 def _count_before(buf: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """``buf[i, :stop[i]].sum()`` for each row of a C-contiguous (n, W) bool array (W a multiple of 8).
-
-    Whole uint64 words (8 bools each) are counted by prefix sums of their popcounts, then the start of the last one.
-    """
+    """``buf[i, :stop[i]].sum()`` per row of a C-contiguous (n, W) bool array (W a multiple of 8), by prefix sums of
+    the popcounts of whole uint64 words, then the start of the last one."""
     if not (_HAS_POPCOUNT and _LITTLE_ENDIAN):
         return np.count_nonzero(buf & (np.arange(buf.shape[1]) < stop[:, None]), axis=1).astype(np.int64)
     words = buf.view(np.uint64)
@@ -135,11 +98,8 @@ def _count_before(buf: np.ndarray, stop: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class QueryChunk:
-    """The protocol applied to a chunk of queries: per query the good and same-camera junk gallery items.
-
-    Positions are in the protocol's kept-gallery coordinates (pid -1 columns removed), ascending. The same
-    object serves every score row of the chunk (VIS, ST, ...), since good/junk depend only on the metadata.
-    """
+    """Per query of a chunk, the good and same-camera junk items (ascending kept-gallery positions), shared by every
+    score row of the chunk."""
 
     query: Metadata
     goods: tuple[np.ndarray, ...]
@@ -151,12 +111,8 @@ class QueryChunk:
 
 
 class RankingProtocol:
-    """The Market/Duke protocol of one gallery, shared by every score row evaluated against it.
-
-    pid -1 gallery items are junk for every query: :attr:`columns` are the others (ascending), the only
-    columns a ranking needs. Good (same pid, other camera) and same-camera junk items are looked up per
-    (pid, camera) in O(log Ng) and cached.
-    """
+    """The Market/Duke protocol of one gallery, shared by every score row: :attr:`columns` are the items that are
+    not pid -1 (junk for every query); good and same-camera junk items are looked up per (pid, camera) and cached."""
 
     def __init__(self, gallery: Metadata) -> None:
         if len(gallery) == 0:
@@ -205,53 +161,27 @@ class RankingProtocol:
 
 
 class MetricAccumulator:
-    """Evaluate a score matrix chunk by chunk of queries; memory stays O(chunk × gallery).
+    """Evaluate a score matrix chunk by chunk of queries (memory O(chunk × gallery)): ``update`` consecutive chunks,
+    then ``result()``, equal to :func:`evaluate_scores` of the whole matrix. Several accumulators may share one
+    ``protocol`` and, per chunk, its :class:`QueryChunk` (``update(scores, chunk=protocol.chunk(query))``)."""
 
-    ``update(scores_chunk, query_chunk)`` for consecutive chunks, then ``result()``. The result equals
-    :func:`evaluate_scores` on the whole matrix.
-
-    Several accumulators (one per score row) can share one :class:`RankingProtocol` and, per chunk, one
-    :class:`QueryChunk` (``update(scores, chunk=protocol.chunk(query))``): the good/junk structure is then
-    computed once for all rows, and the scores may be given on :attr:`RankingProtocol.columns` only.
-
-    Args:
-        gallery: metadata of the Ng gallery items (columns of every chunk).
-        threads: worker threads per chunk (numpy releases the GIL in the comparisons); 1 = none.
-        protocol: a :class:`RankingProtocol` of the same gallery to share (default: a new one).
-    """
-
-    def __init__(self, gallery: Metadata, threads: int = 1, protocol: RankingProtocol | None = None) -> None:
-        if len(gallery) == 0:
-            raise MetricsError("gallery is empty: at least one gallery item is needed")
-        if threads < 1:
-            raise MetricsError(f"threads must be >= 1, got {threads}")
+    def __init__(self, gallery: Metadata, protocol: RankingProtocol | None = None) -> None:
         if protocol is None:
             protocol = RankingProtocol(gallery)
         elif protocol.gallery is not gallery and len(protocol.gallery) != len(gallery):
             raise MetricsError(f"protocol: built for {len(protocol.gallery)} gallery items, not {len(gallery)}")
-        self.gallery = gallery
         self.protocol = protocol
-        self.threads = int(threads)
         self.n_gallery = len(gallery)
         self._n_good: list[np.ndarray] = []
         self._ranks: list[np.ndarray] = []  # per chunk: flat sorted ranks of good items, query-major
         self._n_queries = 0
 
     def update(self, scores: np.ndarray, query: Metadata | None = None, *, chunk: QueryChunk | None = None) -> None:
-        """Add the rankings of a chunk of queries.
-
-        Args:
-            scores: (c, Ng) scores of c queries against the whole gallery, or (c, n_kept) on the protocol's
-                :attr:`~RankingProtocol.columns`; higher = better; finite.
-            query: metadata of the c queries, in row order (or ``chunk``).
-            chunk: the chunk's :meth:`RankingProtocol.chunk` (shared between rows), instead of ``query``.
-        """
-        if chunk is None:
-            if query is None:
-                raise MetricsError("update: give the query metadata or its QueryChunk")
-            n = len(query)
-        else:
-            n = len(chunk)
+        """Add the rankings of c queries: (c, Ng) finite scores, or (c, n_kept) on the protocol's columns, with the
+        queries' metadata (in row order) or their ``chunk``."""
+        if chunk is None and query is None:
+            raise MetricsError("update: give the query metadata or its QueryChunk")
+        n = len(query if chunk is None else chunk)
         scores = np.asarray(scores)
         n_kept = self.protocol.n_kept
         if scores.ndim != 2 or scores.shape[0] != n or scores.shape[1] not in (self.n_gallery, n_kept):
@@ -275,20 +205,7 @@ class MetricAccumulator:
                 )
         if chunk is None:
             chunk = self.protocol.chunk(query, self._n_queries)
-        kept = self.protocol.kept(scores)
-        if self.threads == 1 or n < 2 * self.threads:
-            n_good, ranks = rank_chunk(kept, chunk, self.protocol)
-        else:
-            bounds = np.linspace(0, n, self.threads + 1).astype(int)
-            with ThreadPoolExecutor(self.threads) as pool:
-                parts = list(
-                    pool.map(
-                        lambda ab: rank_chunk(kept[ab[0] : ab[1]], chunk, self.protocol, ab[0]),
-                        zip(bounds[:-1], bounds[1:], strict=True),
-                    )
-                )
-            n_good = np.concatenate([p[0] for p in parts])
-            ranks = np.concatenate([p[1] for p in parts])
+        n_good, ranks = rank_chunk(self.protocol.kept(scores), chunk, self.protocol)
         self._n_good.append(n_good)
         self._ranks.append(ranks)
         self._n_queries += n
@@ -320,12 +237,8 @@ class MetricAccumulator:
 
 
 def _resolve_fine(eq: np.ndarray, stop: np.ndarray, frow: np.ndarray, crow: np.ndarray, n_k: int) -> np.ndarray:
-    """Items ahead of each tied good item among those equal to it in float32 (``eq``), by full-precision score.
-
-    An equal item k is ahead of good item j when ``x_k > x_j``, or ``x_k == x_j`` and ``k < j``. Items whose score
-    is exactly its float32 value v (e.g. the many exact zeros of VISxST) all share the value v, so they are
-    counted in bulk on the bool rows; only the others are compared one by one (usually none).
-    """
+    """Items ahead of each tied good item among those equal to it in float32 (``eq``), by full-precision score
+    (``x_k > x_j``, or equal and ``k < j``); items exactly equal to their float32 value are counted in bulk."""
     xj, v = frow[stop], crow[stop].astype(frow.dtype)
     inexact = np.zeros(eq.shape[1], bool)
     np.not_equal(frow, crow, out=inexact[:n_k])
@@ -341,25 +254,13 @@ def _resolve_fine(eq: np.ndarray, stop: np.ndarray, frow: np.ndarray, crow: np.n
     return out
 
 
-def rank_chunk(
-    kept: np.ndarray, chunk: QueryChunk, protocol: RankingProtocol, first: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted 0-based junk-free ranks of every good item of each query of a block (flat, query-major).
+def rank_chunk(kept: np.ndarray, chunk: QueryChunk, protocol: RankingProtocol) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted 0-based junk-free ranks of every good item of each query of a chunk (flat, query-major), from (c,
+    n_kept) C-contiguous scores on the protocol's columns (§5, §8).
 
-    Args:
-        kept: (c, n_kept) C-contiguous scores on the protocol's columns; row i is query ``first + i`` of chunk.
-        chunk: the chunk's good/junk items.
-
-    The rank of good item j is ``#{k : s_k > s_j} + #{k < j : s_k = s_j}`` minus the junk items so counted: per
-    query, the G good scores are compared with the row (``>``, then ``==`` for the stable tie rule), G × n_kept
-    bools counted in uint64 words. Exact in every case:
-
-    * float64 (or wider) scores are compared as float32 first, which halves the work: rounding to float32 is
-      monotone, so a strictly larger float32 value means a strictly larger score, and only the items whose
-      float32 value equals a good item's are compared again, in full precision;
-    * small integer scores (e.g. the ST row's dense ranks, with many exact ties) become int64 keys
-      ``score·2^32 + (n_kept - 1 - position)``: distinct, ordered by score then gallery position, so one ``>``
-      pass gives the stable rank and no tie needs resolving.
+    Rank of good item j: ``#{k : s_k > s_j} + #{k < j : s_k = s_j}`` minus the junk so counted, as bools counted in
+    uint64 words. float64 scores are compared as float32 first (monotone rounding: only float32 ties are compared
+    again in full precision); small integer scores become distinct int64 keys ``score·2^32 + (n_kept - 1 - k)``.
     """
     n_k = protocol.n_kept
     fine = None
@@ -374,13 +275,13 @@ def rank_chunk(
     exact = coarse if fine is None else fine
     width = protocol.width
     buf = np.zeros((16, width), dtype=bool)  # grows on demand; padding columns stay False
-    n_good = chunk.n_good[first : first + len(kept)]
+    n_good = chunk.n_good
     out: list[np.ndarray] = []
     for i in range(len(kept)):
         g = int(n_good[i])
         if g == 0:
             continue
-        good, junk = chunk.goods[first + i], chunk.junks[first + i]
+        good, junk = chunk.goods[i], chunk.junks[i]
         if g > len(buf):
             buf = np.zeros((max(g, 2 * len(buf)), width), dtype=bool)
         row = coarse[i]
@@ -420,10 +321,8 @@ def iter_row_chunks(n: int, chunk_size: int) -> Iterator[slice]:
 
 
 def default_threads() -> int:
-    """Ranking threads beside the scoring thread: 2 where there are 2 CPUs or more, else 1 (the one rule).
-
-    Measured 4.2 s → 2.8 s for the four Market rows on 2 cores. The figures do not depend on it.
-    """
+    """Ranking threads beside the scoring thread: 2 where there are 2 CPUs or more, else 1 (figures do not depend
+    on it; 4.2 s → 2.8 s for the four Market rows on 2 cores)."""
     return min(2, os.cpu_count() or 1)
 
 
@@ -434,16 +333,9 @@ def rank_chunks(
     rows: Sequence[str],
     threads: int = 1,
 ) -> dict[str, RankingResult]:
-    """Rank score chunks row by row: ``chunks`` yields ``(query slice, {row: (c, n) scores})`` in query order.
-
-    The rows of a chunk share its :class:`QueryChunk` (good/junk items). Scores may cover the whole gallery or
-    :attr:`RankingProtocol.columns` only. With ``threads > 1`` the rows of chunk i are ranked by worker threads
-    while the caller's generator scores chunk i+1; each row's chunks still reach its accumulator in query order,
-    so the figures do not depend on ``threads``.
-
-    Returns:
-        ``{row: RankingResult}``.
-    """
+    """``{row: RankingResult}`` of score chunks: ``chunks`` yields ``(query slice, {row: (c, n) scores})`` in query
+    order, on the whole gallery or the protocol's columns; the rows of a chunk share its :class:`QueryChunk`. With
+    ``threads > 1`` chunk i is ranked by worker threads while chunk i+1 is scored, in query order per row."""
     accs = {row: MetricAccumulator(protocol.gallery, protocol=protocol) for row in rows}
     if threads == 1:
         for sl, scores in chunks:
@@ -452,7 +344,7 @@ def rank_chunks(
                 accs[row].update(scores[row], chunk=chunk)
     else:
         with ThreadPoolExecutor(int(threads)) as pool:
-            pending: list[Any] = []
+            pending: list = []
             for sl, scores in chunks:
                 chunk = protocol.chunk(query.take(sl), sl.start)
                 for f in pending:  # the previous chunk is done before this one starts: order kept per row
@@ -463,14 +355,9 @@ def rank_chunks(
     return {row: accs[row].result() for row in rows}
 
 
-def evaluate_scores(
-    scores: np.ndarray, query: Metadata, gallery: Metadata, chunk_size: int = 256, threads: int = 1
-) -> RankingResult:
-    """CMC, mAP (trapezoid and open-reid) and mINP of a (nq, ng) score matrix; higher = better.
-
-    Ties are broken by gallery order (the smaller gallery index ranks first). ``chunk_size`` queries
-    are processed at a time, which bounds the temporary copy without the pid -1 columns.
-    """
+def evaluate_scores(scores: np.ndarray, query: Metadata, gallery: Metadata, chunk_size: int = 256) -> RankingResult:
+    """CMC, mAP (trapezoid and open-reid) and mINP of a (nq, ng) score matrix (higher = better, ties in gallery
+    order), ``chunk_size`` queries at a time."""
     scores = np.asarray(scores)
     if len(query) == 0:
         raise MetricsError("query is empty: at least one query is needed")
@@ -478,7 +365,7 @@ def evaluate_scores(
         raise MetricsError(
             f"scores: expected shape (len(query), len(gallery)) = ({len(query)}, {len(gallery)}), got {scores.shape}"
         )
-    acc = MetricAccumulator(gallery, threads=threads)
+    acc = MetricAccumulator(gallery)
     for sl in iter_row_chunks(len(query), chunk_size):
         acc.update(scores[sl], query.take(sl))
     return acc.result()

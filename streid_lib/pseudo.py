@@ -1,15 +1,11 @@
-"""Pseudo-identities: cluster unlabelled detections so that the ST model can be fitted without labels.
-
-The estimator :class:`PseudoIdentities` runs scikit-learn's DBSCAN on cosine distance over a grid of ``eps`` and
-keeps the ``eps`` with the most *consistent cross-camera clusters*, a criterion that reads only cameras and
-frames, never labels (docs/reference.md §14.1). :func:`apply_pseudo_labels` is the one entry of the command line
-(``evaluate --pseudo-labels {train,test}``): it returns the set whose training side carries pseudo labels, and a
-record for the JSON; :func:`improved_guard` is the label-free rule that lets improved mode rank on pseudo-identities
-only when their ST density is reproducible (§14.2). Labels, when the input has them, only feed :func:`diagnostics`.
+"""Pseudo-identities: DBSCAN clusters of unlabelled detections, chosen without labels, so that the ST model can be
+fitted without labels (docs/reference.md §14.1), the guard of improved mode on them (§14.2) and ``evaluate``'s
+``--pseudo-labels`` options. Labels, when present, only feed :func:`diagnostics`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,43 +36,33 @@ def _unit(f: np.ndarray) -> np.ndarray:
 
 
 def with_singletons(labels: np.ndarray) -> np.ndarray:
-    """(N,) int64 pids ≥ 1 from cluster labels: cluster c → c + 1, each noise point (-1) its own new pid.
-
-    A singleton holds one camera, so it casts no vote in the HP histogram (§3.3) and changes nothing else.
-    """
+    """(N,) int64 pids ≥ 1 from cluster labels: cluster c → c + 1, each noise point (-1) its own new pid (a
+    singleton casts no vote in the HP histogram, §3.3)."""
     labels = np.asarray(labels, dtype=np.int64)
     noise = labels < 0
     return np.where(noise, labels.max(initial=-1) + np.cumsum(noise), labels) + 1
 
 
 def drop_clusters(labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
-    """(N,) pids ≥ 1 (:func:`with_singletons`) in which the members of the clusters flagged in (n_clusters,) ``drop``
-    become singletons, as noise does (they cast no ST vote)."""
+    """(N,) pids ≥ 1 (:func:`with_singletons`); members of the clusters flagged in (n_clusters,) ``drop`` become
+    singletons, as noise does."""
     labels = np.asarray(labels, dtype=np.int64)
     return with_singletons(np.where(np.append(drop, False)[labels], -1, labels))  # noise (-1) reads the False
 
 
 def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> dict[str, float]:
-    """Label-free counts of one clustering (§14.1).
-
-    A (cluster, camera) cell is *impossible* when its frames span more than ``max_dwell`` frames (one person
-    does not stay that long in one view); a cluster is *consistent* when none of its cells is impossible.
-
-    Returns:
-        ``n_clusters``, ``noise_share``, ``cross_camera`` (clusters seen by ≥ 2 cameras), ``conflict_share``
-        (share of cells that are impossible), ``consistent_cross`` (consistent clusters seen by ≥ 2 cameras: the
-        criterion, higher is better).
-    """
+    """Label-free counts of one clustering (§14.1): ``n_clusters``, ``noise_share``, ``cross_camera`` (clusters seen
+    by ≥ 2 cameras), ``conflict_share`` (share of (cluster, camera) cells spanning more than ``max_dwell`` frames:
+    impossible) and ``consistent_cross`` (cross-camera clusters without an impossible cell: the criterion)."""
     return _consistency(labels, cams, frames, max_dwell)[0]
 
 
 def inconsistent_clusters(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> np.ndarray:
-    """(n_clusters,) bool: the clusters holding an impossible (cluster, camera) cell (:func:`consistency`)."""
+    """(n_clusters,) bool: the clusters holding an impossible cell (:func:`consistency`)."""
     return _consistency(labels, cams, frames, max_dwell)[1]
 
 
 def _consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> tuple[dict, np.ndarray]:
-    """:func:`consistency` and the (n_clusters,) bool mask of clusters holding an impossible cell."""
     keep = labels >= 0
     n = int(labels.max(initial=-1)) + 1
     if n == 0:
@@ -105,20 +91,12 @@ def _consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_d
 
 
 class PseudoIdentities(BaseEstimator):
-    """DBSCAN (cosine) pseudo-identities with ``eps`` chosen without labels (docs/reference.md §14.1).
+    """DBSCAN (cosine) pseudo-identities, ``eps`` fixed or chosen from ``eps_grid`` without labels (§14.1).
 
-    Args:
-        eps: a fixed DBSCAN radius (cosine distance), or ``None`` to choose it from ``eps_grid``.
-        eps_grid: candidate radii searched when ``eps`` is None.
-        min_samples: DBSCAN's core-point size.
-        max_dwell_s: longest stay of one person in one camera view, seconds (the consistency rule).
-        fps: frames per second of the frame numbers.
-        keep: ``"consistent"`` (default) gives the clusters that break the rule no identity in ``pids_`` (their
-            members become singletons, as noise does); ``"all"`` keeps every DBSCAN cluster.
-
-    Attributes set by :meth:`fit`: ``labels_`` (N,) int64 DBSCAN labels (-1 noise), ``pids_`` (N,) int64 pids ≥ 1
-    for the ST fit (noise and, with ``keep="consistent"``, inconsistent clusters as singletons), ``eps_`` the
-    radius used, ``criteria_`` list of dicts, one per candidate, ``n_dropped_`` clusters dropped.
+    ``max_dwell_s`` (seconds, at ``fps``) is the consistency rule's longest stay in one view; ``keep="consistent"``
+    makes the members of clusters that break it singletons, ``"all"`` keeps every cluster. :meth:`fit` sets
+    ``labels_`` (N,) DBSCAN labels (-1 noise), ``pids_`` (N,) pids ≥ 1 for the ST fit, ``eps_``, ``criteria_`` (one
+    dict per candidate) and ``n_dropped_``.
     """
 
     def __init__(
@@ -166,13 +144,16 @@ class PseudoIdentities(BaseEstimator):
             crit = {"eps": float(eps), **counts}
             self.criteria_.append(crit)
             if best is None or crit["consistent_cross"] > best[0]["consistent_cross"]:
-                best = (crit, labels.astype(np.int64), bad)
+                best = (crit, labels, bad)
         self.eps_ = best[0]["eps"]
-        self.labels_ = best[1]
-        drop = best[2] if self.keep == "consistent" else np.zeros_like(best[2])
+        self._set_labels(best[1], best[2])
+        return self
+
+    def _set_labels(self, labels: np.ndarray, bad: np.ndarray) -> None:
+        drop = bad if self.keep == "consistent" else np.zeros_like(bad)
+        self.labels_ = labels.astype(np.int64)
         self.n_dropped_ = int(drop.sum())
         self.pids_ = drop_clusters(self.labels_, drop)
-        return self
 
     def record(self) -> dict[str, Any]:
         """Method, parameters, the chosen eps, clusters, noise share and every candidate's criterion."""
@@ -192,13 +173,11 @@ class PseudoIdentities(BaseEstimator):
 def refine_with_st(
     est: PseudoIdentities, features: np.ndarray, meta: Metadata, fit_model: Any, rounds: int = 2, boost: float = 0.05
 ) -> list[dict[str, Any]]:
-    """Re-cluster ``rounds`` times with ST evidence (docs/reference.md §14.1); updates ``est.labels_``/``pids_``.
+    """Re-cluster ``rounds`` times with ST evidence (§14.1), updating ``est``; one record per round.
 
-    Each round fits the HP model on the current ``pids_`` (``fit_model(Metadata) -> model``), then reruns DBSCAN at
-    ``est.eps_`` on a sparse cosine-distance graph (radius ``eps_ + boost``) in which a cross-camera pair loses
-    ``boost × p̂ / max p̂`` of its distance (the ST model joins people across cameras) and a pair the ST model says
-    is impossible (p̂ = 0 across cameras, or more than ``max_dwell_s`` apart in one camera) is cut. Labels are never
-    read. Returns one record per round (clusters, noise, criterion, clusters dropped).
+    Each round fits ``fit_model(Metadata) -> model`` on the current ``pids_`` and reruns DBSCAN at ``est.eps_`` on the
+    cosine graph (radius ``eps_ + boost``) where a cross-camera pair loses ``boost × p̂ / max p̂`` of its distance and
+    an impossible pair (p̂ = 0 across cameras, or beyond ``max_dwell_s`` in one camera) is cut.
     """
     from sklearn.cluster import DBSCAN
     from sklearn.neighbors import NearestNeighbors
@@ -226,20 +205,14 @@ def refine_with_st(
         g = csr_matrix((np.maximum(dist[~cut], 0.0), (i[~cut], j[~cut])), shape=(len(f), len(f)))
         labels = DBSCAN(eps=est.eps_, min_samples=int(est.min_samples), metric="precomputed").fit(g).labels_
         counts, bad = _consistency(labels, cams, frames, dwell)
-        drop = bad if est.keep == "consistent" else np.zeros_like(bad)
-        est.labels_ = labels.astype(np.int64)
-        est.n_dropped_ = int(drop.sum())
-        est.pids_ = drop_clusters(est.labels_, drop)
+        est._set_labels(labels, bad)
         records.append({"round": r + 1, **counts, "n_dropped_inconsistent": est.n_dropped_})
     return records
 
 
 def diagnostics(true_pids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Agreement of a clustering with known labels (reported only, never used to choose; §14.1).
-
-    Noise points count as singletons. Returns ``ari`` (adjusted Rand index), ``pair_precision`` and
-    ``pair_recall`` (of same-cluster pairs against same-identity pairs).
-    """
+    """``ari``, ``pair_precision`` and ``pair_recall`` of a clustering (noise as singletons) against known labels:
+    reported only, never used to choose (§14.1)."""
     from sklearn.metrics import adjusted_rand_score
     from sklearn.metrics.cluster import pair_confusion_matrix
 
@@ -253,13 +226,9 @@ def diagnostics(true_pids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def split_half_tv(meta: Metadata, fit_model: Any, *, n_splits: int = 3, seed: int = 0) -> float:
-    """How reproducible the HP density of ``meta``'s (pseudo-)identities is, without labels (§14.2).
-
-    ``n_splits`` times, the identities are split at random into two halves and the HP model is fitted on each
-    (``fit_model(Metadata) -> model``); the total-variation distance ``½ Σ_k |P̂_A − P̂_B|`` between the halves'
-    smoothed densities is averaged over camera pairs, weighted by the full model's votes (a pair one half never
-    saw counts 1). Returns the mean over splits: 0 = the halves agree, 1 = disjoint.
-    """
+    """Mean over ``n_splits`` random halvings of the identities of the vote-weighted total variation between the HP
+    densities of the halves (``fit_model(Metadata) -> model``; a pair one half never saw counts 1): 0 = the halves
+    agree, 1 = disjoint (§14.2)."""
     full = fit_model(meta).counts_.sum(axis=2)
     ids, rng, out = np.unique(meta.pids), np.random.default_rng(seed), []
     for _ in range(int(n_splits)):
@@ -276,13 +245,8 @@ def split_half_tv(meta: Metadata, fit_model: Any, *, n_splits: int = 3, seed: in
 
 
 def improved_guard(meta: Metadata, fit_model: Any, max_tv: float = MAX_SPLIT_TV) -> dict[str, Any]:
-    """The label-free rule that keeps improved mode on pseudo-identities from falling below faithful (§14.2).
-
-    Improved mode ranks by ``s + w·logLR``: its log-likelihood ratio is only as good as the HP density under it,
-    and an unsmoothed ratio of a noisy density mis-ranks true matches, while the faithful logistic saturates.
-    The rule uses the improved fusion only when the density is reproducible, :func:`split_half_tv` ≤ ``max_tv``
-    (the two halves of the pseudo-identities share most of their mass); else the faithful fusion ranks.
-    """
+    """The label-free rule of improved mode on pseudo-identities (§14.2): the improved fusion only when the density is
+    reproducible, :func:`split_half_tv` ≤ ``max_tv``; else the faithful fusion ranks."""
     tv = split_half_tv(meta, fit_model)
     use = bool(tv <= max_tv)
     return {
@@ -322,13 +286,8 @@ def apply_pseudo_labels(
 ) -> tuple[FeatureSet, dict]:
     """The set whose training side carries pseudo-identities, and the JSON record (§14.2).
 
-    ``mode="train"``: the training side is clustered (its labels, if any, are ignored). ``mode="test"``
-    (transductive): query and gallery are clustered together and become the training side; their own labels stay
-    for the evaluation only. ``config.rounds`` > 0 re-clusters with ST evidence (:func:`refine_with_st`, with
-    ``fit_model(Metadata) -> model``), each round in ``record["rounds"]``.
-
-    Raises:
-        PseudoLabelError: an unknown mode, or ``mode="train"`` on a set without a training side.
+    ``mode="train"`` clusters the training side (labels ignored); ``"test"`` (transductive) clusters query+gallery,
+    which become the training side. ``config.rounds`` > 0 re-clusters with ST evidence (:func:`refine_with_st`).
     """
     if mode not in PSEUDO_MODES:
         raise PseudoLabelError(f"--pseudo-labels: expected one of {PSEUDO_MODES}, got {mode!r}")
@@ -360,8 +319,7 @@ def apply_pseudo_labels(
     if mode == "test":
         record["note"] = "transductive: the ST model was fitted on the unlabelled test detections"
         record["summary"] += "; transductive: the ST model was fitted on the unlabelled test detections"
-    labelled = meta.pids != UNKNOWN_PID
-    if labelled.all():
+    if (meta.pids != UNKNOWN_PID).all():
         record["diagnostics"] = diagnostics(meta.pids, est.labels_)
     train = Metadata(est.pids_, meta.cams, meta.frames)
     out = FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=f, train=train)
@@ -378,30 +336,19 @@ def add_pseudo_options(p: Any) -> None:
         help="fit the ST model on pseudo-identities: of the training side (labels ignored), or of query+gallery "
         "(transductive); docs/reference.md §14",
     )
-    p.add_argument("--pseudo-eps", type=float, default=d.eps, help="fixed DBSCAN eps (default: chosen without labels)")
-    p.add_argument(
-        "--pseudo-min-samples", type=int, default=d.min_samples, help="DBSCAN min_samples (default %(default)s)"
-    )
-    p.add_argument(
-        "--pseudo-rounds", type=int, default=d.rounds, help="rounds re-clustered with ST evidence (default %(default)s)"
-    )
-    p.add_argument("--fps", type=float, default=d.fps, help="frames per second of the frames (default %(default)s)")
-    p.add_argument(
-        "--max-dwell",
-        type=float,
-        default=d.max_dwell_s,
-        help="longest stay in one camera, seconds (default %(default)s)",
-    )
+    for flag, kind, default, text in (
+        ("--pseudo-eps", float, d.eps, "fixed DBSCAN eps (default: chosen without labels)"),
+        ("--pseudo-min-samples", int, d.min_samples, "DBSCAN min_samples (default %(default)s)"),
+        ("--pseudo-rounds", int, d.rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
+        ("--fps", float, d.fps, "frames per second of the frames (default %(default)s)"),
+        ("--max-dwell", float, d.max_dwell_s, "longest stay in one camera, seconds (default %(default)s)"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
 
 
 def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
-    """``fs`` whose training metadata is read from the manifest ``path`` (§14.3: ``pid`` optional, ``frame`` or
-    ``timestamp`` at ``fps``): its rows are the rows of the features file's ``train_f``, in order; where the file
-    names its training images, each manifest path must end in the same file name.
-
-    Raises:
-        PseudoLabelError: no training side to describe, a row count or a file name that disagrees.
-    """
+    """``fs`` whose training metadata is the manifest ``path`` (§14.3), row for row of ``train_f`` (same file names
+    where the features file names its images)."""
     from pathlib import Path
 
     from .metadata import read_manifest
@@ -421,15 +368,11 @@ def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
                 f"{path}, row {bad + 1}: path {meta.names[bad]!r} is not train_f's image {ours[bad]!r} (same order "
                 "expected)"
             )
-    return FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, fs.provenance, train_f=fs.train_f, train=meta)
+    return dataclasses.replace(fs, train=meta)
 
 
 def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
-    """:func:`apply_pseudo_labels` from ``evaluate``'s options; refuses ``--train-names/-dir`` and ``--st-model``.
-
-    ``--train-manifest`` (mode ``train``) gives the metadata of ``train_f``'s rows (:func:`with_train_manifest`);
-    the record's ``train`` then describes it for the provenance.
-    """
+    """:func:`apply_pseudo_labels` from ``evaluate``'s options (``--train-manifest``: :func:`with_train_manifest`)."""
     if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "st_model")):
         raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--st-model with it")
     from .st_model import fit_st_model
@@ -455,27 +398,3 @@ def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
             "identities": "pseudo-identities (a pid column, if any, only scores the clusters)",
         }
     return out, record
-
-
-__all__ = [
-    "add_pseudo_options",
-    "pseudo_from_args",
-    "EPS_GRID",
-    "KEEP",
-    "PSEUDO_MODES",
-    "PseudoConfig",
-    "PseudoIdentities",
-    "PseudoLabelError",
-    "apply_pseudo_labels",
-    "consistency",
-    "drop_clusters",
-    "inconsistent_clusters",
-    "diagnostics",
-    "refine_with_st",
-    "with_singletons",
-    "with_train_manifest",
-    "MAX_SPLIT_TV",
-    "guarded_mode",
-    "improved_guard",
-    "split_half_tv",
-]

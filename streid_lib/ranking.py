@@ -20,20 +20,9 @@ def rank_rows(
     threads: int = 1,
     extra: Any = None,
 ) -> dict[str, Any]:
-    """Per-query metrics (:class:`streid_lib.metrics.RankingResult`) of each selected row, chunk by chunk.
-
-    The rows of a chunk share everything that does not depend on the scores: the ST lookup index
-    (:class:`streid_lib.joint.ChunkScorer`) and the protocol's good/junk items
-    (:class:`streid_lib.metrics.RankingProtocol`, one :class:`~streid_lib.metrics.QueryChunk` per chunk). Only the
-    gallery items that can take part in a ranking are scored (pid -1 items are junk for every query), and the ST
-    row is ranked on the dense ranks of p (``rank_only``): both change no figure, only the work.
-
-    ``extra`` adds rows computed from the same chunk's cosine: an object with ``rows`` (names) and
-    ``extra(sl, s) -> {row: scores}`` on the protocol's columns (``s`` None when no faithful row needs the cosine),
-    e.g. :class:`streid_lib.improved.ImprovedRows`. The faithful rows' figures do not depend on it.
-
-    With ``threads > 1`` the rows of chunk i are ranked by worker threads while chunk i+1 is scored
-    (:func:`streid_lib.metrics.rank_chunks`); each row's chunks still reach its accumulator in query order.
+    """``{row: RankingResult}`` of the selected rows, chunk by chunk, sharing each chunk's ST index and good/junk
+    items (§8). ``extra`` adds rows from the chunk's cosine: ``extra.rows`` and ``extra(sl, s) -> {row: scores}`` on
+    the protocol's columns (e.g. :class:`streid_lib.improved.ImprovedRows`); ``threads``: :func:`~.metrics.rank_chunks`.
     """
     rows = check_rows(rows)
     protocol = RankingProtocol(fs.gallery)
@@ -51,6 +40,3 @@ def rank_rows(
             yield sl, scores
 
     return rank_chunks(chunks_with_extra(), fs.query, protocol, [*rows, *extra.rows], threads)
-
-
-__all__ = ["rank_rows"]

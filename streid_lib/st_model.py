@@ -1,10 +1,6 @@
-"""The spatial-temporal stream: the histogram-Parzen (HP) estimate of camera-to-camera transit times.
-
-For every ordered camera pair the model holds a distribution over time-gap bins, fitted from training metadata only
-(identity, camera, frame) exactly as the authors' code does: mean frame per identity and camera (docs/reference.md
-§3.2), one vote per identity and camera pair into the later camera's array (§3.3), per-direction normalisation
-(§3.4), Parzen smoothing (§3.5); lookups read the later image's camera first (§4). Named options off by default:
-``overflow`` (gaps beyond the last bin, §13.1) and ``counting="image_pairs"`` (the paper's Eqn. 2, §9.1).
+"""The spatial-temporal stream: the histogram-Parzen (HP) estimate of camera-to-camera transit times, fitted from
+training metadata exactly as the authors' code does (docs/reference.md §3, lookups §4). Named options, off by default:
+``overflow`` (§13.1) and ``counting="image_pairs"`` (the paper's Eqn. 2, §9.1).
 """
 
 from __future__ import annotations
@@ -21,9 +17,7 @@ from ._params import BaseEstimator, json_params
 from .errors import StreidError
 from .metadata import Metadata
 
-#: Number of 100-frame bins the reference uses per dataset. Campus (our synthetic network, Market-style
-#: global frames on per-camera timelines of a few hundred thousand frames) uses Market's 5000 bins, i.e. gaps up
-#: to 500,000 frames; anything longer follows the ``overflow`` policy.
+#: Number of 100-frame bins the reference uses per dataset; the campus uses Market's (gaps up to 500,000 frames).
 DATASET_N_BINS: dict[str, int] = {"market": 5000, "duke": 3000, "campus": 5000}
 
 #: Added to denominators exactly where the reference adds it (mean frame, both normalisations).
@@ -32,9 +26,7 @@ EPS = 1e-7
 OVERFLOW_POLICIES = ("zero", "clip", "error")
 COUNTING_MODES = ("identity", "image_pairs")
 
-#: Largest model accepted, in cells ``n_cams² × n_bins`` of one (C, C, H) float64 array (2**26 cells = 512 MiB; the
-#: model holds five such arrays). The faithful Market model has 8² × 5000 = 320,000 cells; a camera id of a
-#: million in a corrupted file would otherwise ask for terabytes.
+#: Largest model, in cells ``n_cams² × n_bins`` of one (C, C, H) float64 array (512 MiB; faithful Market: 320,000).
 MAX_CELLS = 2**26
 
 #: Largest bin width (frames): lookups run in int32 when they can; 2**31 - 1 frames is 2.3 years at 30 fps.
@@ -51,18 +43,9 @@ class STModelError(StreidError):
     """Bad parameters or input for the spatial-temporal model (names the value and what was expected)."""
 
 
-# -- Smoothing -----------------------------------------------------------------------------------------------------
-
-
 def gaussian_kernel(sigma: float, truncate: float = 3.0, max_radius: int | None = None) -> np.ndarray:
-    """The reference's truncated Gaussian, ``g(d) = exp(-d²/2σ²) / (σ√(2π))`` for ``d = -R..R`` (bins).
-
-    ``R = floor(truncate * sigma)`` (§3.5), not renormalised. ``sigma = 0`` gives the identity kernel ``[1.0]``.
-    ``max_radius`` cuts R (a histogram of H bins never reaches offsets beyond H - 1).
-
-    Returns:
-        (2R+1,) float64 kernel, centre at index R.
-    """
+    """(2R+1,) float64 truncated Gaussian ``exp(-d²/2σ²) / (σ√(2π))``, d = -R..R bins, ``R = floor(truncate·sigma)``
+    cut to ``max_radius``, not renormalised (§3.5); ``sigma = 0`` gives ``[1.0]``."""
     if not (math.isfinite(sigma) and sigma >= 0):
         raise STModelError(f"sigma: expected a finite number of bins >= 0, got {sigma!r}")
     if not (math.isfinite(truncate) and truncate > 0):
@@ -75,18 +58,8 @@ def gaussian_kernel(sigma: float, truncate: float = 3.0, max_radius: int | None 
 
 
 def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -> np.ndarray:
-    """Parzen-smooth histograms along their last axis and renormalise each one (docs/reference.md §3.5).
-
-    ``Q = g ⋆ P`` (zero outside the array), ``P̂ = Q / (Σ_i Q[..., i] + 1e-7)``, one 1-D correlation over all
-    non-empty rows at once; all-zero rows stay zero.
-
-    Args:
-        P: (..., H) non-negative histograms (e.g. (C, C, H) per ordered camera pair).
-        sigma: kernel width in bins; truncate: kernel half-width in sigmas.
-
-    Returns:
-        (..., H) float64 smoothed and renormalised histograms.
-    """
+    """(..., H) float64 ``P̂ = Q / (Σ Q + 1e-7)`` with ``Q = g ⋆ P`` (zero outside) along the last axis of
+    non-negative histograms P (§3.5); all-zero rows stay zero."""
     P = np.asarray(P, dtype=np.float64)
     if P.ndim < 1 or P.shape[-1] == 0:
         raise STModelError(f"gaussian_smooth: expected an array (..., H) with H >= 1 bins, got shape {P.shape}")
@@ -102,18 +75,9 @@ def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -
     return out.reshape(P.shape)
 
 
-# -- The model -----------------------------------------------------------------------------------------------------
-
-
-def _check_int_param(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise STModelError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _abs_max(a: np.ndarray) -> int:
-    """Largest absolute value of a non-empty integer array (as a Python int: no overflow)."""
-    return max(abs(int(a.min())), abs(int(a.max())))
+def _check_int_param(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise STModelError(f"{name}: expected an integer >= 1, got {value!r}")
 
 
 def _as_int_array(x: Any, name: str) -> np.ndarray:
@@ -128,28 +92,14 @@ def _as_int_array(x: Any, name: str) -> np.ndarray:
 
 
 class SpatialTemporalModel(BaseEstimator):
-    """Histogram-Parzen spatial-temporal model (scikit-learn style: parameters here, ``fit`` sets ``*_``).
+    """Histogram-Parzen spatial-temporal model (keyword-only parameters, checked by ``fit``; docs/reference.md §3).
 
-    Args:
-        bin_width: histogram bin width in frames (reference: 100).
-        n_bins: number of bins H (reference: 5000 Market, 3000 Duke; see :data:`DATASET_N_BINS`).
-        n_cams: size C of both camera axes (reference: 8 even for Market's 6 cameras).
-        sigma: Parzen kernel width in bins (reference: 50); 0 disables smoothing.
-        truncate: kernel half-width in sigmas (reference: 3, i.e. |d| <= 150 bins).
-        overflow: time gaps of ``n_bins * bin_width`` frames or more: ``"zero"`` (p = 0; at fit time the vote
-            is dropped and counted in ``n_overflow_votes_``), ``"clip"`` (last bin) or ``"error"``.
-        counting: ``"identity"`` (faithful: one vote per identity per camera pair, from mean frames) or
-            ``"image_pairs"`` (paper's Eqn. 2: every cross-camera image pair of one identity votes).
-
-    The constructor is keyword-only (``SpatialTemporalModel(n_bins=3000, sigma=50.0)``) and only stores its
-    parameters; they are checked by :meth:`fit`.
-
-    Fitted attributes:
-        counts_: (C, C, H) float64 votes; ``counts_[a, b, k]``: seen later in camera a+1 than in camera b+1 by
-            a gap in ``[k·w, (k+1)·w)`` frames. ``None`` for a model built by :meth:`from_distribution`.
-        distribution_: (C, C, H) float64 per-direction normalised histogram P (the authors' ``distribution``).
-        smoothed_: (C, C, H) float64 P̂, the smoothed distribution used for lookups.
-        n_identities_, n_votes_, n_overflow_votes_: fit statistics (``None`` when not fitted from metadata).
+    ``bin_width`` frames (100), ``n_bins`` H (:data:`DATASET_N_BINS`), ``n_cams`` C (8), ``sigma`` bins (50; 0: no
+    smoothing), ``truncate`` sigmas (3); ``overflow`` for gaps of ``n_bins·bin_width`` frames or more: ``"zero"``
+    (p = 0, the vote dropped), ``"clip"`` (last bin) or ``"error"``; ``counting``: ``"identity"`` (faithful) or
+    ``"image_pairs"`` (Eqn. 2). Fitted: (C, C, H) float64 ``counts_`` (``[a, b, k]``: later in camera a+1 than in
+    b+1 by ``[k·w, (k+1)·w)`` frames; None from a distribution), ``distribution_`` P, ``smoothed_`` P̂, and
+    ``n_identities_``, ``n_votes_``, ``n_overflow_votes_`` (None when not fitted from metadata).
     """
 
     def __init__(
@@ -170,8 +120,6 @@ class SpatialTemporalModel(BaseEstimator):
         self.truncate = truncate
         self.overflow = overflow
         self.counting = counting
-
-    # -- parameters -------------------------------------------------------------------------------------------
 
     def _validate_params(self) -> None:
         _check_int_param("bin_width", self.bin_width)
@@ -201,17 +149,8 @@ class SpatialTemporalModel(BaseEstimator):
                 f"(n_cams² × n_bins × {taps} taps), more than {MAX_SMOOTHING_WORK:.2g}; lower sigma or n_bins"
             )
 
-    # -- fitting ----------------------------------------------------------------------------------------------
-
     def fit(self, train: Metadata) -> SpatialTemporalModel:
-        """Estimate counts, P and P̂ from training metadata (pids, 1-based cams, frames).
-
-        Every pid value is one identity, as the reference's ImageFolder classes are (its training folders hold
-        no junk); nothing is filtered here.
-
-        Raises:
-            STModelError: empty input, a camera id above ``n_cams``, or (``overflow="error"``) a gap too long.
-        """
+        """Estimate counts, P and P̂ from training metadata; every pid value is one identity (§13.9)."""
         self._validate_params()
         if not isinstance(train, Metadata):
             raise STModelError(f"fit: expected streid_lib.metadata.Metadata, got {type(train).__name__}")
@@ -245,12 +184,14 @@ class SpatialTemporalModel(BaseEstimator):
                 first, second, bins = first[keep], second[keep], bins[keep]
         flat = (first * C + second) * H + bins
         counts = np.bincount(flat, minlength=C * C * H).astype(np.float64).reshape(C, C, H)
-        self.counts_ = counts
-        self.distribution_ = counts / (counts.sum(axis=2, keepdims=True) + EPS)
-        self.smoothed_ = gaussian_smooth(self.distribution_, float(self.sigma), float(self.truncate))
-        self.n_identities_ = n_ids
-        self.n_votes_ = int(flat.size)
-        self.n_overflow_votes_ = n_over
+        D = counts / (counts.sum(axis=2, keepdims=True) + EPS)
+        info = {"n_identities": n_ids, "n_votes": int(flat.size), "n_overflow_votes": n_over}
+        return self._set_fitted(D, gaussian_smooth(D, float(self.sigma), float(self.truncate)), counts, info)
+
+    def _set_fitted(self, D: np.ndarray, smoothed: np.ndarray, counts: np.ndarray | None, info: dict) -> Any:
+        self.counts_, self.distribution_, self.smoothed_ = counts, D, smoothed
+        self.n_identities_, self.n_votes_ = info.get("n_identities"), info.get("n_votes")
+        self.n_overflow_votes_ = info.get("n_overflow_votes")
         self._table = None
         return self
 
@@ -269,20 +210,14 @@ class SpatialTemporalModel(BaseEstimator):
         valid = (N[:, j] > 0) & (N[:, k] > 0)
         Aj, Ak = A[:, j], A[:, k]
         j_later = Aj > Ak  # equal means go to k (the higher-index camera) as "later"
-        diff = np.where(j_later, Aj - Ak, Ak - Aj)
-        bins = (diff / float(self.bin_width)).astype(np.int64)  # int() of a non-negative float = floor
-        jj = np.broadcast_to(j, Aj.shape)
-        kk = np.broadcast_to(k, Aj.shape)
-        first = np.where(j_later, jj, kk)[valid]
-        second = np.where(j_later, kk, jj)[valid]
+        bins = (np.where(j_later, Aj - Ak, Ak - Aj) / float(self.bin_width)).astype(np.int64)  # int() = floor here
+        first, second = np.where(j_later, j, k)[valid], np.where(j_later, k, j)[valid]
         return first.astype(np.int64), second.astype(np.int64), bins[valid], n_ids
 
     def _votes_image_pairs(self, train: Metadata) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Paper Eqn. 2: every cross-camera image pair of one identity votes with its integer frame gap."""
         order = np.argsort(train.pids, kind="stable")
-        pids = train.pids[order]
-        cams = train.cams[order] - 1
-        frames = train.frames[order]
+        pids, cams, frames = train.pids[order], train.cams[order] - 1, train.frames[order]
         starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
         sizes = np.diff(np.r_[starts, len(pids)])
         n_ids = int(len(starts))
@@ -295,23 +230,14 @@ class SpatialTemporalModel(BaseEstimator):
         # One vote per unordered image pair: the lower camera plays j, the higher k (as in the identity mode).
         keep = cams[a] < cams[b]
         a, b = a[keep], b[keep]
-        j, k = cams[a], cams[b]
-        fj, fk = frames[a], frames[b]
+        j, k, fj, fk = cams[a], cams[b], frames[a], frames[b]
         j_later = fj > fk
-        gap = np.abs(fj - fk)
-        bins = gap // int(self.bin_width)
-        first = np.where(j_later, j, k)
-        second = np.where(j_later, k, j)
-        return first, second, bins, n_ids
+        return np.where(j_later, j, k), np.where(j_later, k, j), np.abs(fj - fk) // int(self.bin_width), n_ids
 
     @classmethod
     def from_distribution(cls, distribution: np.ndarray, **params: Any) -> SpatialTemporalModel:
-        """A model from a per-direction normalised (C, C, H) distribution, e.g. the authors' ``pytorch_result2.mat``.
-
-        ``n_cams`` and ``n_bins`` are taken from the array's shape; the other parameters (``sigma``, ``bin_width``,
-        ``overflow``, ...) from ``params``. The array is smoothed as the reference's evaluator does; ``counts_`` is
-        ``None``.
-        """
+        """A model from a per-direction normalised (C, C, H) distribution (e.g. the authors' ``pytorch_result2.mat``),
+        smoothed with ``params`` as the reference's evaluator does; ``n_cams``, ``n_bins`` from its shape."""
         D = np.asarray(distribution)
         if D.ndim != 3 or D.shape[0] != D.shape[1] or 0 in D.shape:
             raise STModelError(f"distribution: expected a (C, C, H) array with C, H >= 1, got shape {D.shape}")
@@ -324,23 +250,15 @@ class SpatialTemporalModel(BaseEstimator):
             params[key] = value
         model = cls(**params)
         model._validate_params()
-        model.counts_ = None
-        model.distribution_ = D.astype(np.float64)
-        model.smoothed_ = gaussian_smooth(model.distribution_, float(model.sigma), float(model.truncate))
-        model.n_identities_ = model.n_votes_ = model.n_overflow_votes_ = None
-        model._table = None
-        return model
-
-    # -- lookup -----------------------------------------------------------------------------------------------
+        D = D.astype(np.float64)
+        return model._set_fitted(D, gaussian_smooth(D, float(model.sigma), float(model.truncate)), None, {})
 
     def _check_fitted(self) -> None:
         if getattr(self, "smoothed_", None) is None:
             raise STModelError("the spatial-temporal model is not fitted: call fit(train) or from_distribution()")
 
     def _check_cams(self, cams: np.ndarray, what: str) -> None:
-        if cams.size == 0:
-            return
-        lo, hi = int(cams.min()), int(cams.max())
+        lo, hi = (int(cams.min()), int(cams.max())) if cams.size else (1, 1)
         if lo < 1:
             raise STModelError(f"{what}: camera ids are 1-based, got camera {lo}")
         if hi > int(self.n_cams):
@@ -350,13 +268,8 @@ class SpatialTemporalModel(BaseEstimator):
             )
 
     def lookup_table(self) -> np.ndarray:
-        """P̂ rearranged for branch-free lookups: a flat float64 array of ``2·C·C·(H+1)`` values.
-
-        ``T[s, x, y, k]`` is ``P̂[x, y, k]`` when ``s = 1`` (image a later) and ``P̂[y, x, k]`` when ``s = 0``
-        (image b later, or a tie); ``T[..., H] = 0`` is the "beyond the last bin" slot used by ``overflow="zero"``.
-        Index it with :meth:`lookup_index`. Functions of p (the logistic ST factor) can be applied to this small
-        table once instead of to every pair.
-        """
+        """P̂ as a flat float64 table of ``2·C·C·(H+1)`` values for :meth:`lookup_index` (§8): ``T[s, x, y, k]`` is
+        ``P̂[x, y, k]`` when image a is later (s = 1), else ``P̂[y, x, k]``; ``T[..., H] = 0`` (overflow "zero")."""
         self._check_fitted()
         if getattr(self, "_table", None) is None:
             P = self.smoothed_
@@ -368,20 +281,8 @@ class SpatialTemporalModel(BaseEstimator):
         return self._table
 
     def lookup_index(self, cams_a: Any, frames_a: Any, cams_b: Any, frames_b: Any) -> np.ndarray:
-        """Flat indices into :meth:`lookup_table` for image pairs (broadcasting, integer arithmetic throughout).
-
-        Args:
-            cams_a, frames_a: 1-based cameras and frames of images a (any broadcastable shape).
-            cams_b, frames_b: the same for images b.
-
-        Returns:
-            ``np.intp`` array of the broadcast shape (``take`` converts any other index type with an extra,
-            slow pass).
-
-        Raises:
-            STModelError: a camera outside 1..n_cams, non-integer frames, or (``overflow="error"``) a gap beyond
-                the last bin.
-        """
+        """``np.intp`` indices into :meth:`lookup_table` of image pairs a, b (1-based cameras and frames, broadcast;
+        integer arithmetic throughout)."""
         self._check_fitted()
         ca, fa = _as_int_array(cams_a, "cams_a"), _as_int_array(frames_a, "frames_a")
         cb, fb = _as_int_array(cams_b, "cams_b"), _as_int_array(frames_b, "frames_b")
@@ -403,12 +304,8 @@ class SpatialTemporalModel(BaseEstimator):
         gap_max = max(int(fa.max()) - int(fb.min()), int(fb.max()) - int(fa.min()))
         # int32 for the (chunk × gallery) passes when every intermediate fits: |fa - fb| <= gap_max and every
         # index < 2·C·C·(H+1). The final index is written as intp, the type take() needs.
-        i32_max = 2**31 - 1
-        dt = (
-            np.int32
-            if (gap_max <= i32_max and max(map(_abs_max, (fa, fb))) <= i32_max and 2 * C * C * H1 <= i32_max)
-            else np.int64
-        )
+        largest = max(gap_max, 2 * C * C * H1, *(abs(int(v)) for a in (fa, fb) for v in (a.min(), a.max())))
+        dt = np.int32 if largest <= 2**31 - 1 else np.int64
         d = np.asarray(np.subtract(fa.astype(dt, copy=False), fb.astype(dt, copy=False)))
         if d.shape != shape:
             d = np.broadcast_to(d, shape).copy()
@@ -432,26 +329,16 @@ class SpatialTemporalModel(BaseEstimator):
         return np.add(k, (ca - 1).astype(dt) * dt(C * H1), dtype=np.intp)
 
     def probability(self, cams_a: Any, frames_a: Any, cams_b: Any, frames_b: Any) -> np.ndarray:
-        """Smoothed ST probability p̂ for image pairs (broadcasting; see the module docstring for the rule).
-
-        Returns:
-            float64 array of the broadcast shape; 0 for same-camera pairs, unseen pairs and (``overflow="zero"``)
-            gaps beyond the last bin.
-        """
+        """float64 smoothed ST probability p̂ of image pairs (broadcast; §4); 0 for same-camera and unseen pairs."""
         return self.lookup_table().take(self.lookup_index(cams_a, frames_a, cams_b, frames_b))
 
     def observed_pairs(self) -> np.ndarray:
-        """(C, C) bool: camera pairs (a+1, b+1), a != b, with any probability mass in either travel direction.
-
-        A pair that is False was never seen together in training: every lookup for it gives p = 0.
-        """
+        """(C, C) bool: camera pairs a != b with mass in either direction (False: every lookup gives p = 0)."""
         self._check_fitted()
         mass = self.distribution_.sum(axis=2) > 0
         seen = mass | mass.T
         np.fill_diagonal(seen, False)
         return seen
-
-    # -- persistence ------------------------------------------------------------------------------------------
 
     def fit_info(self) -> dict[str, Any]:
         """Parameters and fit statistics, for provenance records."""
@@ -511,26 +398,13 @@ class SpatialTemporalModel(BaseEstimator):
         for key in ("distribution", "smoothed", "counts"):
             if key in raw and raw[key].shape != shape:
                 raise STModelError(f"{path}: {key} has shape {raw[key].shape}, expected {shape} from its parameters")
-        model.counts_ = raw.get("counts")
-        model.distribution_ = raw["distribution"].astype(np.float64)
-        model.smoothed_ = raw["smoothed"].astype(np.float64)
-        model.n_identities_ = info.get("n_identities")
-        model.n_votes_ = info.get("n_votes")
-        model.n_overflow_votes_ = info.get("n_overflow_votes")
-        model._table = None
-        return model
+        D, smoothed = raw["distribution"].astype(np.float64), raw["smoothed"].astype(np.float64)
+        return model._set_fitted(D, smoothed, raw.get("counts"), info)
 
 
 def fit_st_model(train: Metadata, dataset: str, **params: Any) -> SpatialTemporalModel:
-    """Fit the faithful ST model with the dataset's reference bin count unless ``n_bins`` is given.
-
-    The one rule for every caller (command line, study, benchmarks): ``n_bins`` defaults to
-    :data:`DATASET_N_BINS` of ``dataset``; ``n_cams`` defaults to the reference's 8, or the largest training
-    camera id when that is larger (a 9-camera network fits). Other ``params`` go to :class:`SpatialTemporalModel`.
-
-    Raises:
-        STModelError: ``dataset`` has no reference bin count and ``n_bins`` is not given.
-    """
+    """The faithful ST model of every caller: ``n_bins`` defaults to the dataset's :data:`DATASET_N_BINS`, ``n_cams`` to
+    8 or the largest training camera id; other ``params`` go to :class:`SpatialTemporalModel`."""
     if params.get("n_bins") is None:
         if dataset not in DATASET_N_BINS:
             expected = f"one of {sorted(DATASET_N_BINS)} or an explicit n_bins"
@@ -563,9 +437,8 @@ def load_mat(path: str | Path) -> np.ndarray:
 
 
 def load_st_model(path: str | Path, **params: Any) -> SpatialTemporalModel:
-    """Read an ST model: our ``.npz`` (:meth:`SpatialTemporalModel.load`, its stored parameters and P̂ are used;
-    ``n_bins``/``n_cams`` in ``params`` must agree) or the authors' ``pytorch_result2.mat`` (``distribution``
-    smoothed with ``params``)."""
+    """Our ``.npz`` (:meth:`SpatialTemporalModel.load`; ``n_bins``/``n_cams`` in ``params`` must agree) or the authors'
+    ``pytorch_result2.mat`` (smoothed with ``params``)."""
     path = Path(path)
     if path.suffix == ".mat":
         return SpatialTemporalModel.from_distribution(load_mat(path), **params)

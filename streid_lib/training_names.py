@@ -1,8 +1,5 @@
-"""Training metadata of ``evaluate``: which source, which naming, which sequence table, and the junk rule.
-
-The training data comes from exactly one of a name list, a ``bounding_box_train`` folder, a CSV manifest, or the
-features file's own training side (:func:`choose_training`). Names must follow one naming (docs/reference.md §13),
-and pid 0 and -1 are distractors and junk, never identities (:func:`exclude_junk`, docs/reference.md §13.9).
+"""Training metadata of ``evaluate``: one source (name list, ``bounding_box_train`` folder, CSV manifest or the
+features file's training side), its naming and sequence table (docs/reference.md §13), pid 0/-1 excluded (§13.9).
 """
 
 from __future__ import annotations
@@ -36,10 +33,7 @@ class TrainingDataError(MetadataError):
 JUNK_PIDS = (-1, 0)
 
 
-#: The naming each ``--dataset`` expects of training names (``--train-names``/``--train-dir``) unless declared with
-#: ``--naming``. The campus is written with Market-style names by default (``synth --naming market``); a campus
-#: written with Duke-style names is recognised from its features file's provenance (``naming``, written by
-#: ``extract``) or declared (docs/reference.md §13).
+#: The naming each ``--dataset`` expects of training names unless the features' naming or ``--naming`` says otherwise.
 DATASET_NAMING: dict[str, str] = {"market": "market", "duke": "duke", "campus": "market"}
 _NAMING_TEXT = {"market": "Market-style (PPPP_cXsY_FFFFFF_BB.jpg)", "duke": "Duke-style (PPPP_cC_fFFFFFFF.jpg)"}
 #: What the provenance says of the authors' Market-1501 sequence table.
@@ -57,20 +51,11 @@ def read_train_metadata(
     features_naming: str | None = None,
     features_file: str = "the features file",
 ) -> tuple[Metadata, dict[str, Any]]:
-    """Training metadata from exactly one of a name list, a ``bounding_box_train`` folder or a CSV manifest.
+    """Training metadata and its provenance record from exactly one of a name list, a folder or a manifest.
 
-    Names must follow the naming of the features (``features_naming``, see :func:`naming_of_features`) when it is
-    known, which must agree with a named dataset's, else the dataset's (:data:`DATASET_NAMING`), unless ``naming``
-    declares it. Market-style names are made global with a sequence table: ``sequence_lengths`` (a file) when
-    given, else a ``sequence_lengths.json`` beside the list (or beside the folder), else, for Market-1501 only, the
-    authors' table. Campus names without their table are refused. Manifests carry global frames and need neither.
-
-    Returns:
-        the metadata and a provenance record: ``kind`` (``names``/``dir``/``manifest``), ``path``, ``n_images``,
-        ``n_identities`` and, for names, ``naming``, ``naming_from`` and ``sequence_table``.
-
-    Raises:
-        TrainingDataError, MetadataError: naming the file (and line) and what was expected.
+    Names follow ``naming`` if declared, else the features' naming (which must agree with a named dataset's), else
+    :data:`DATASET_NAMING`; Market-style frames are made global with ``sequence_lengths``, else a
+    ``sequence_lengths.json`` beside the list or folder, else (Market-1501 only) the authors' table.
     """
     given = [(k, v) for k, v in (("names", names), ("dir", directory), ("manifest", manifest)) if v is not None]
     if len(given) != 1:
@@ -115,11 +100,7 @@ def read_train_metadata(
 def _expected_naming(
     dataset: str, declared: str | None, features_naming: str | None, features_file: str
 ) -> tuple[str, str]:
-    """The naming training names must have, and why (for messages and the provenance).
-
-    Declared (``--naming``) wins; else the features file's naming when known, which must agree with a named
-    dataset's; else the dataset's (:data:`DATASET_NAMING`).
-    """
+    """The naming training names must have, and why (for messages and the provenance)."""
     if declared is not None:
         if declared not in _NAMING_TEXT:
             raise TrainingDataError(f"naming: expected one of {sorted(_NAMING_TEXT)}, got {declared!r}")
@@ -138,16 +119,13 @@ def _expected_naming(
 def naming_of_features(fs: FeatureSet) -> str | None:
     """The naming of a features file's images: its provenance's ``naming`` (written by ``extract``), else the
     naming of its stored query names, else ``None`` (unknown, e.g. the authors' ``.mat``)."""
-    recorded = fs.provenance.get("naming")
-    if recorded in _NAMING_TEXT:
-        return recorded
+    if fs.provenance.get("naming") in _NAMING_TEXT:
+        return fs.provenance["naming"]
     names = fs.query.names
-    if names is not None and len(names):
-        try:
-            return detect_naming(str(names[0]))
-        except MetadataError:
-            return None
-    return None
+    try:
+        return detect_naming(str(names[0])) if names is not None and len(names) else None
+    except MetadataError:
+        return None
 
 
 def _sequence_table(
@@ -164,11 +142,8 @@ def _sequence_table(
     if beside.is_file():
         return read_seq_lengths_file(beside), str(beside)
     if dataset != "market":
-        what = (
-            "campus Market-style names need the campus's"
-            if dataset == "campus"
-            else (f"Market-style names with --dataset {dataset} need their own")
-        )
+        what = f"Market-style names with --dataset {dataset} need their own"
+        what = "campus Market-style names need the campus's" if dataset == "campus" else what
         raise TrainingDataError(
             f"{path}: {what} sequence table to make frames global (the authors' Market-1501 table is for Market-1501 "
             f"only); looked for {beside}, which does not exist. Pass --sequence-lengths FILE (the dataset root's "
@@ -178,10 +153,8 @@ def _sequence_table(
 
 
 def train_record(kind: str, path: Path, train: Metadata, **extra: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {"kind": kind, "path": str(path), "n_images": len(train)}
-    record["n_identities"] = int(np.unique(train.pids).size)
-    record.update({k: v for k, v in extra.items() if v is not None})
-    return record
+    record = {"kind": kind, "path": str(path), "n_images": len(train), "n_identities": int(np.unique(train.pids).size)}
+    return record | {k: v for k, v in extra.items() if v is not None}
 
 
 def choose_training(
@@ -196,20 +169,13 @@ def choose_training(
     sequence_lengths: str | None = None,
     needed_by: str | None = "the ST model",
 ) -> tuple[FeatureSet, Metadata | None, dict[str, Any]]:
-    """The training metadata of ``evaluate``: a ``train_*`` source when given, else the features file's side.
-
-    pid 0 and -1 are removed from either (:func:`exclude_junk`); the set returned carries the filtered training side
-    when that side is used. ``record["n_junk_excluded"]`` counts them.
-
-    Returns:
-        ``(fs, train, record)``; ``train`` is None (``record == {"kind": "none"}``) when there is no training data
-        and ``needed_by`` is None (a stored ST model in faithful mode); else ``needed_by`` names what needs it.
-    """
+    """``(fs, train, record)``: a ``train_*`` source when given, else the features file's side, pid 0/-1 excluded
+    from either (``record["n_junk_excluded"]``). Without training data ``train`` is None when ``needed_by`` is None
+    (a stored ST model in faithful mode); else ``needed_by`` names what needs it in the error."""
     n_side_junk = 0
     if fs.has_train:  # the improved mode may calibrate on this side: it is read without junk too
         keep = ~np.isin(fs.train.pids, JUNK_PIDS)
-        if not keep.all():
-            fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep))
+        fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep)) if not keep.all() else fs
         n_side_junk = int((~keep).sum())
     options = (train_names, train_dir, train_manifest)
     if any(v is not None for v in options):
@@ -241,11 +207,7 @@ def choose_training(
 
 
 def exclude_junk(train: Metadata) -> tuple[Metadata, int]:
-    """``train`` without its pid 0 and -1 images (:data:`JUNK_PIDS`), and how many were removed.
-
-    The dataset convention (docs/reference.md §1.5, §13.9): junk and distractors are not identities, so they take
-    no part in the ST model or in the improved mode's identities.
-    """
+    """``train`` without its pid 0 and -1 images (not identities, §1.5, §13.9), and how many were removed."""
     keep = ~np.isin(train.pids, JUNK_PIDS)
     return (train if keep.all() else train.take(keep)), int((~keep).sum())
 
@@ -264,17 +226,3 @@ def describe_train(record: dict[str, Any], table: bool = True) -> str:
     if record.get("n_junk_excluded"):
         text += f"; {record['n_junk_excluded']} images with pid 0 or -1 excluded"
     return text + ")"
-
-
-__all__ = [
-    "AUTHORS_MARKET_TABLE",
-    "DATASET_NAMING",
-    "JUNK_PIDS",
-    "TrainingDataError",
-    "choose_training",
-    "describe_train",
-    "exclude_junk",
-    "naming_of_features",
-    "read_train_metadata",
-    "train_record",
-]

@@ -1,13 +1,5 @@
-"""How sure is a number: 95 % intervals from a bootstrap over query identities, and verdicts read from them.
-
-The queries of one identity are not independent (same person, similar crops), so the bootstrap resamples
-**identities** with replacement and keeps all of each drawn identity's queries (a cluster bootstrap). It is
-vectorised: per-identity sums of the per-query hits and APs are computed once, a resample is a vector of identity
-counts (multinomial), and its mean is ``counts @ sums / counts @ sizes``: no ranking is redone. Rows ranked on the
-same queries share the same resamples (paired), so a difference, a ratio or a spread is read from the same draws.
-
-A claim ``statistic > threshold`` is **held** when the whole interval lies above the threshold, **not held** when
-it lies at or below it, and **inconclusive** otherwise (:func:`verdict`). See docs/claims.md.
+"""How sure is a number: 95 % intervals from a paired, vectorised bootstrap over query identities (all queries of a
+drawn identity kept), and the verdicts read from them (held, not held, inconclusive; docs/claims.md).
 """
 
 from __future__ import annotations
@@ -36,13 +28,8 @@ class UncertaintyError(StreidError):
 
 @dataclass(frozen=True)
 class PerQuery:
-    """Per-query results of one ranked row: what a bootstrap needs.
-
-    Attributes:
-        hit: (nq,) float64 1 where the rank-1 item is a true match; ap: (nq,) float64 AP in [0, 1];
-        ids: (nq,) int64 the query identities (the bootstrap's clusters); tolerance: points the row may move on
-        another CPU (:data:`TRAINED_TOLERANCE` for the features of a CNN trained in the run, else 0).
-    """
+    """Per-query results of one row: (nq,) float64 rank-1 ``hit`` and ``ap``, (nq,) int64 query ``ids`` (the
+    clusters), and the ``tolerance`` in points the row may move on another CPU (:data:`TRAINED_TOLERANCE` or 0)."""
 
     hit: np.ndarray
     ap: np.ndarray
@@ -77,11 +64,7 @@ def per_query_of(row) -> PerQuery | None:
 
 
 def boot_means(rows: Sequence[PerQuery], metric: str, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
-    """(n_boot, len(rows)) means of ``metric`` (percent) over the same identity resamples for every row.
-
-    Raises:
-        UncertaintyError: the rows were not ranked on the same queries (identities differ).
-    """
+    """(n_boot, len(rows)) means of ``metric`` (percent) over the same identity resamples for every row."""
     ids = rows[0].ids
     for r in rows[1:]:
         if len(r.ids) != len(ids) or not np.array_equal(r.ids, ids):
@@ -93,10 +76,8 @@ def boot_means(rows: Sequence[PerQuery], metric: str, n_boot: int = N_BOOT, seed
 
 
 def cluster_means(values: np.ndarray, ids: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
-    """(n_boot, k) bootstrap means of the (nq, k) per-query ``values``, resampling the clusters ``ids`` (nq,) with
-    replacement and keeping all queries of each drawn cluster: the one resampling rule of the study (paired: every
-    column uses the same draws). Query identities as ``ids`` give the identity bootstrap; ``arange(nq)`` would give
-    the plain query bootstrap."""
+    """(n_boot, k) bootstrap means of (nq, k) per-query ``values``, resampling the clusters ``ids`` (nq,) with
+    replacement, every column with the same draws: the one resampling rule of the study."""
     values = np.asarray(values, np.float64).reshape(len(ids), -1)
     uniq, inv = np.unique(np.asarray(ids), return_inverse=True)
     sizes = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
@@ -140,10 +121,8 @@ def verdict(lo: float, hi: float, threshold: float = 0.0) -> str:
 def estimate(
     rows: Sequence, metric: str, statistic: Callable[[np.ndarray], np.ndarray], threshold: float = 0.0
 ) -> Estimate | None:
-    """``statistic`` (of an (…, len(rows)) array of means) with its paired interval and verdict; None when a row
-    carries no per-query results. The interval is widened on both sides by the largest ``tolerance`` of the rows
-    (a row of a CNN trained in the run: :data:`TRAINED_TOLERANCE`), so that a verdict on such rows does not flip
-    between held and not held on another CPU."""
+    """``statistic`` (of an (…, len(rows)) array of means) with its paired interval, widened by the rows' largest
+    ``tolerance``, and verdict; None when a row carries no per-query results."""
     pqs = [per_query_of(r) for r in rows]
     if any(p is None for p in pqs):
         return None

@@ -1,34 +1,17 @@
 """k-reciprocal re-ranking: the algorithm (:mod:`.algorithm`) and the re-ranked rows and variants (:mod:`.rows`)."""
 
-from __future__ import annotations
-
-from .algorithm import BACKENDS, RerankError, RerankParams, effective_params, k_reciprocal_rerank, rerank_distances
-from .rows import (
-    RERANK_ROWS,
-    VARIANTS,
-    compare_rerank_variants,
-    cosine_matrix,
-    cosine_score_matrix,
-    joint_score_matrix,
-    rerank_joint,
-    rerank_results,
-    rerank_rows,
-)
-
-__all__ = [
-    "BACKENDS",
-    "RERANK_ROWS",
-    "VARIANTS",
-    "RerankError",
-    "RerankParams",
-    "compare_rerank_variants",
-    "cosine_matrix",
-    "cosine_score_matrix",
-    "effective_params",
-    "joint_score_matrix",
-    "k_reciprocal_rerank",
-    "rerank_distances",
-    "rerank_joint",
-    "rerank_results",
-    "rerank_rows",
-]
+from .algorithm import BACKENDS as BACKENDS
+from .algorithm import RerankError as RerankError
+from .algorithm import RerankParams as RerankParams
+from .algorithm import effective_params as effective_params
+from .algorithm import k_reciprocal_rerank as k_reciprocal_rerank
+from .algorithm import rerank_distances as rerank_distances
+from .rows import RERANK_ROWS as RERANK_ROWS
+from .rows import VARIANTS as VARIANTS
+from .rows import compare_rerank_variants as compare_rerank_variants
+from .rows import cosine_matrix as cosine_matrix
+from .rows import cosine_score_matrix as cosine_score_matrix
+from .rows import joint_score_matrix as joint_score_matrix
+from .rows import rerank_joint as rerank_joint
+from .rows import rerank_results as rerank_results
+from .rows import rerank_rows as rerank_rows

@@ -1,25 +1,18 @@
-"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) of any precomputed distance or score matrix.
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) of a precomputed distance or score matrix (docs/reference.md §6).
 
-:func:`k_reciprocal_rerank` reproduces the published algorithm step by step (docs/reference.md §6, with k1 = 20,
-k2 = 6, λ = 0.3 on ``d = 2 − 2·J``). It reads the input in place, keeps the ranks as (N, k1+1) arrays and V, V_qe as
-sparse rows, finds the k1+1 nearest neighbours per column from the blocks with the smallest minima, breaks ties by
-the smaller index, clamps k1 and k2 on small sets (§6.1) and runs the Jaccard step in chunks of query rows; memory
-and speed are in §8. ``backend="torch"`` (imported lazily) runs the O(N²) steps on a GPU when there is one.
+Exact, chunked and sparse (memory and speed: §8); ``backend="torch"`` (imported lazily) runs the O(N²) steps on a GPU.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._progress import progress_bar
 from ..errors import StreidError
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 BACKENDS = ("numpy", "torch")
 
@@ -40,38 +33,25 @@ class RerankParams:
     n_query: int
 
 
+def _check_int(name: str, value: Any, ok: bool = True, expected: str = "an integer >= 1") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not ok:
+        raise RerankError(f"{name}: expected {expected}, got {value!r}")
+
+
 def effective_params(n: int, n_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> RerankParams:
-    """Validate the parameters and clamp them to an N-image matrix.
-
-    Policy for small matrices: ``k1 ← min(k1, N − 1)`` (the reference would raise), ``k2 ← min(k2, k1 + 1)``;
-    ``k_half = round(k1/2)`` with NumPy's half-to-even rounding of the (clamped) k1, as the reference's
-    ``np.around``.
-
-    Raises:
-        RerankError: non-integer or < 1 k1/k2, λ outside [0, 1], N < 2, or n_query outside 1..N−1.
-    """
+    """Validate the parameters and clamp them to an N-image matrix (§6.1): ``k1 ← min(k1, N − 1)``,
+    ``k2 ← min(k2, k1 + 1)``, ``k_half = np.around(k1 / 2)`` (half-to-even, as the reference)."""
     for name, value in (("k1", k1), ("k2", k2)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise RerankError(f"{name}: expected an integer >= 1, got {value!r}")
+        _check_int(name, value, isinstance(value, (int, np.integer)) and value >= 1)
     lam = float(lambda_value)
     if not (0.0 <= lam <= 1.0):
         raise RerankError(f"lambda_value: expected a number in [0, 1], got {lambda_value!r}")
     if n < 2:
         raise RerankError(f"dist: expected at least 2 images (one query, one gallery), got N={n}")
-    if isinstance(n_query, bool) or not isinstance(n_query, (int, np.integer)) or not (1 <= n_query <= n - 1):
-        raise RerankError(f"n_query: expected an integer in 1..N-1 = 1..{n - 1} (query rows first), got {n_query!r}")
+    expected = f"an integer in 1..N-1 = 1..{n - 1} (query rows first)"
+    _check_int("n_query", n_query, isinstance(n_query, (int, np.integer)) and 1 <= n_query <= n - 1, expected)
     k1e = min(int(k1), n - 1)
-    return RerankParams(
-        k1=k1e,
-        k2=min(int(k2), k1e + 1),
-        k_half=int(np.around(k1e / 2)),
-        lambda_value=lam,
-        n=int(n),
-        n_query=int(n_query),
-    )
-
-
-# -- public entry points -------------------------------------------------------------------------------------------
+    return RerankParams(k1e, min(int(k2), k1e + 1), int(np.around(k1e / 2)), lam, int(n), int(n_query))
 
 
 def k_reciprocal_rerank(
@@ -85,25 +65,9 @@ def k_reciprocal_rerank(
     progress: bool = True,
     block_size: int = 32,
 ) -> np.ndarray:
-    """k-reciprocal re-ranking of an (N, N) distance matrix over query+gallery (query rows/columns first).
-
-    Args:
-        dist: (N, N) float32/float64 distances, lower = more similar (numpy array, or a torch tensor for the
-            torch backend). Not modified, not copied whole; Fortran order (a transposed C array) reads fastest.
-        n_query: number of query images nq (the first nq rows/columns).
-        k1, k2, lambda_value: the published parameters (20, 6, 0.3); clamped for small N (:func:`effective_params`).
-        backend: ``"numpy"`` or ``"torch"`` (GPU if available unless ``device`` is given).
-        device: torch device for the torch backend (default: ``"cuda"`` when available, else ``"cpu"``).
-        progress: show a progress bar on stderr (:func:`streid_lib._progress.progress_bar`).
-        block_size: column block length of the exact neighbour search (a speed/memory knob; results do not
-            depend on it).
-
-    Returns:
-        (nq, N − nq) float32 final distances, query × gallery; rank each row ascending.
-
-    Raises:
-        RerankError: non-square or non-2-D input, bad parameters, NaN/inf entries, a column whose maximum
-            distance is not positive (the normalisation divides by it).
+    """(nq, N − nq) float32 final distances (ascending = better) of an (N, N) distance matrix over query+gallery,
+    query first (numpy, or a torch tensor for ``backend="torch"`` on ``device``, default cuda when available), neither
+    modified nor copied whole (Fortran order reads fastest); ``block_size`` is a speed knob of the neighbour search.
     """
     return _rerank(dist, n_query, "dist", k1, k2, lambda_value, backend, device, progress, block_size)
 
@@ -119,33 +83,17 @@ def rerank_distances(
     progress: bool = True,
     block_size: int = 32,
 ) -> np.ndarray:
-    """The re-ranked **distances** of a similarity matrix: :func:`k_reciprocal_rerank` of ``d = 2 − 2·score`` (§6).
-
-    The input is a score (higher = better); the output is a distance (lower = better), as the name says. The
-    distance is formed on the fly (float64, per chunk); the score matrix is never copied whole.
-    Returns (nq, N − nq) float32 final distances (ascending = better).
-    """
+    """:func:`k_reciprocal_rerank` of ``d = 2 − 2·score`` for a similarity matrix (formed per chunk, never copied
+    whole, §6): (nq, N − nq) float32 final **distances** (ascending = better)."""
     return _rerank(score, n_query, "score", k1, k2, lambda_value, backend, device, progress, block_size)
-
-
-# -- validation and the "column view" of the input -----------------------------------------------------------------
 
 
 def _is_torch_tensor(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _check_matrix(x: Any, name: str) -> tuple[int, Any]:
-    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
-    if len(shape) != 2 or shape[0] != shape[1]:
-        raise RerankError(f"{name}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
-    return int(shape[0]), shape
-
-
 def _as_numpy_matrix(x: Any, name: str) -> np.ndarray:
-    if _is_torch_tensor(x):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
+    x = np.asarray(x.detach().cpu().numpy() if _is_torch_tensor(x) else x)
     if x.dtype not in (np.float32, np.float64):
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise RerankError(f"{name}: expected a real float matrix, got dtype {x.dtype}")
@@ -165,21 +113,20 @@ def _rerank(
     progress: bool,
     block_size: int,
 ) -> np.ndarray:
-    name = "dist" if kind == "dist" else "score"
-    n, _ = _check_matrix(x, name)
-    prm = effective_params(n, n_query, k1, k2, lambda_value)
+    name = kind
+    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise RerankError(f"{name}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
+    prm = effective_params(int(shape[0]), n_query, k1, k2, lambda_value)
     if backend not in BACKENDS:
         raise RerankError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise RerankError(f"block_size: expected an integer >= 1, got {block_size!r}")
+    _check_int("block_size", block_size, isinstance(block_size, (int, np.integer)) and block_size >= 1)
     K = prm.k1 + 1
-    n_steps = 4
-    with progress_bar(total=n_steps, desc="k-reciprocal re-ranking", enabled=progress, leave=False) as bar:
+    with progress_bar(total=4, desc="k-reciprocal re-ranking", enabled=progress, leave=False) as bar:
         if backend == "numpy":
             xn = _as_numpy_matrix(x, name)
             bar.set_postfix_str("neighbours")
             ranks, cext = _topk_columns_numpy(xn, K, kind == "score", int(block_size), name)
-            bar.update()
 
             def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
                 return xn[rows, cols].astype(np.float64)
@@ -187,22 +134,19 @@ def _rerank(
         else:
             import torch
 
-            dev = torch.device(device) if device is not None else _default_device(torch)
+            dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
             xt = x if _is_torch_tensor(x) else torch.from_numpy(_as_numpy_matrix(x, name))
             if not torch.is_floating_point(xt):
                 raise RerankError(f"{name}: expected a real float matrix, got dtype {xt.dtype}")
             xt = xt.to(dev)
             bar.set_postfix_str(f"neighbours ({dev})")
             ranks, cext = _topk_columns_torch(xt, K, kind == "score", name, torch)
-            bar.update()
 
             def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-                r = torch.from_numpy(rows).to(dev)
-                c = torch.from_numpy(cols).to(dev)
-                return xt[r, c].double().cpu().numpy()
+                return xt[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)].double().cpu().numpy()
 
-        # Column maxima of d (the reference's normaliser), float64.
-        dmax = cext if kind == "dist" else 2.0 - 2.0 * cext
+        bar.update()
+        dmax = cext if kind == "dist" else 2.0 - 2.0 * cext  # column maxima of d (the normaliser), float64
         bad = ~(dmax > 0)
         if bad.any():
             j = int(np.argmax(bad))
@@ -226,10 +170,6 @@ def _rerank(
     return out
 
 
-def _default_device(torch: Any) -> Any:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 def _nonfinite_error(name: str, col: int) -> RerankError:
     return RerankError(f"{name}: column {col} contains NaN or inf; re-ranking needs finite values")
 
@@ -238,16 +178,11 @@ def _nonfinite_error(name: str, col: int) -> RerankError:
 
 
 def _topk_columns_numpy(x: np.ndarray, K: int, descending: bool, B: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the K best entries of every column of x, best first, ties by the smaller row index.
+    """Row indices (N, K) of the K best entries of every column of x, best first, ties by the smaller row index, and
+    each column's extreme on the other side (float64, the normaliser). Best = smallest, or largest (``descending``).
 
-    Best = smallest (distances) or largest (``descending``: scores). Also returns each column's extreme value on
-    the other side (max for distances, min for scores) as float64, used for the normalisation.
-
-    Exact block pruning: the rows are partitioned into blocks of ≤ B; the K blocks with the best extrema
-    contain the K best entries (see the module docstring), so only their entries are read again. Blocks are
-    contiguous row ranges when x is C-ordered and interleaved rows ``{j + (N//B)·u}`` when x is Fortran-ordered,
-    so that the block extrema are element-wise reductions over contiguous memory in both layouts.
-    Temporaries: the (N, ceil(N/B)) block extrema plus per-chunk slabs of a few MB.
+    Exact block pruning: the K row blocks (≤ B rows; interleaved rows when x is Fortran-ordered) with the best
+    extrema hold the K best entries, so only they are read again; a tie at the boundary falls back to a full sort.
     """
     n = x.shape[0]
     best_red = np.maximum if descending else np.minimum
@@ -412,8 +347,7 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
         parts_idx.append(allc[keep])
         parts_row.append(np.repeat(np.arange(a, b), keep.sum(axis=1)))
     np.cumsum(indptr, out=indptr)
-    cols = np.concatenate(parts_idx) if parts_idx else np.zeros(0, np.int64)
-    rows = np.concatenate(parts_row) if parts_row else np.zeros(0, np.int64)
+    cols, rows = np.concatenate(parts_idx), np.concatenate(parts_row)  # n >= 2: at least one chunk
     # D[i, u] = d(x[u, i]) / max_col(i): row i of the transposed, normalised distance.
     raw = gather(cols, rows)
     d = raw if kind == "dist" else 2.0 - 2.0 * raw
@@ -442,9 +376,12 @@ _JACCARD_BUDGET = 2_000_000
 _JACCARD_MAX_ROWS = 256
 
 
-def _jaccard_plan(Vq: sp.csr_matrix, colnnz: np.ndarray) -> list[tuple[int, int]]:
-    """Split the query rows so that each chunk expands to at most ``_JACCARD_BUDGET`` triples (≥ 1 row each)."""
-    nq = Vq.shape[0]
+def _jaccard_plan(V: sp.csr_matrix, nq: int) -> tuple[sp.csr_matrix, sp.csc_matrix, np.ndarray, list]:
+    """Query rows Vq, gallery columns Vg (the reference's inverted index), Vg's column counts, and the chunks of
+    query rows, each expanding to at most ``_JACCARD_BUDGET`` triples (≥ 1 row each)."""
+    Vq, Vg = V[:nq].tocsr(), V[nq:].tocsc()
+    Vg.sort_indices()
+    colnnz = np.diff(Vg.indptr)
     per_row = np.add.reduceat(colnnz[Vq.indices], Vq.indptr[:-1]) if Vq.nnz else np.zeros(nq, np.int64)
     per_row = np.where(np.diff(Vq.indptr) > 0, per_row, 0)
     cum = np.cumsum(per_row)
@@ -455,7 +392,7 @@ def _jaccard_plan(Vq: sp.csr_matrix, colnnz: np.ndarray) -> list[tuple[int, int]
         b = min(max(b, a + 1), a + _JACCARD_MAX_ROWS, nq)
         chunks.append((a, b))
         a = b
-    return chunks
+    return Vq, Vg, colnnz, chunks
 
 
 def _ragged_arange(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -466,15 +403,10 @@ def _ragged_arange(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
 
 
 def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray) -> np.ndarray:
-    nq, n = prm.n_query, prm.n
-    ng = n - nq
-    Vq = V[:nq].tocsr()
-    Vg = V[nq:].tocsc()  # column k -> the gallery rows j with V[j, k] != 0 (the reference's inverted index)
-    Vg.sort_indices()
-    colnnz = np.diff(Vg.indptr)
+    nq, ng, lam = prm.n_query, prm.n - prm.n_query, prm.lambda_value
+    Vq, Vg, colnnz, chunks = _jaccard_plan(V, nq)
     out = np.empty((nq, ng), dtype=np.float32)
-    lam = prm.lambda_value
-    for a, b in _jaccard_plan(Vq, colnnz):
+    for a, b in chunks:
         lo, hi = Vq.indptr[a], Vq.indptr[b]
         ks = Vq.indices[lo:hi]
         vals = Vq.data[lo:hi].astype(np.float64)
@@ -502,12 +434,8 @@ def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kin
 def _jaccard_final_torch(
     V: sp.csr_matrix, x: Any, prm: RerankParams, kind: str, dmax: np.ndarray, torch: Any, dev: Any
 ) -> np.ndarray:
-    nq, n = prm.n_query, prm.n
-    ng = n - nq
-    Vq = V[:nq].tocsr()
-    Vg = V[nq:].tocsc()
-    Vg.sort_indices()
-    colnnz_np = np.diff(Vg.indptr)
+    nq, ng, lam = prm.n_query, prm.n - prm.n_query, prm.lambda_value
+    Vq, Vg, colnnz_np, chunks = _jaccard_plan(V, nq)
 
     def t(a: np.ndarray, dtype: Any = None) -> Any:
         return torch.as_tensor(np.ascontiguousarray(a), device=dev, dtype=dtype)
@@ -516,8 +444,7 @@ def _jaccard_final_torch(
     colnnz = t(colnnz_np, torch.int64)
     dmax_t = t(dmax, torch.float64)
     out = np.empty((nq, ng), dtype=np.float32)
-    lam = prm.lambda_value
-    for a, b in _jaccard_plan(Vq, colnnz_np):
+    for a, b in chunks:
         lo, hi = Vq.indptr[a], Vq.indptr[b]
         ks = t(Vq.indices[lo:hi], torch.int64)
         vals = t(Vq.data[lo:hi], torch.float64)
