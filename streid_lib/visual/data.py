@@ -7,6 +7,7 @@ device and augments each batch there (docs/reference.md §13.8); the augmentatio
 from __future__ import annotations
 
 import collections
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,31 +36,19 @@ def derive_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-_NORM_CACHE: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
+@functools.cache
 def norm_constants(device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet mean and std as (3,) float32 tensors on ``device``, created once per device.
-
-    Creating them per step would copy from host memory and synchronise the GPU every step.
-    """
-    key = str(device)
-    if key not in _NORM_CACHE:
-        _NORM_CACHE[key] = (
-            torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device),
-            torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device),
-        )
-    return _NORM_CACHE[key]
+    """ImageNet mean and std as (3,) float32 tensors on ``device``, created once per device (per step, they would
+    be copied from host memory and synchronise the GPU every step)."""
+    return tuple(torch.tensor(v, dtype=torch.float32, device=device) for v in (IMAGENET_MEAN, IMAGENET_STD))
 
 
-def load_image(path: str | Path, height: int, width: int) -> np.ndarray:
-    """Decode one image to RGB and resize it to (height, width) with PIL bicubic → (H, W, 3) uint8."""
+def load_rgb(path: str | Path, size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode one image to RGB, resized to ``size`` = (height, width) with PIL bicubic unless ``None``."""
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
-            if im.size != (width, height):
-                im = im.resize((width, height), Image.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
+            return im if size is None or im.size == size[::-1] else im.resize(size[::-1], Image.BICUBIC)
     except (OSError, ValueError) as exc:
         raise ImageDataError(f"{path}: cannot decode image ({exc})") from None
 
@@ -67,7 +56,7 @@ def load_image(path: str | Path, height: int, width: int) -> np.ndarray:
 def _load_batch(paths: Sequence[str | Path], height: int, width: int) -> np.ndarray:
     out = np.empty((len(paths), height, width, 3), np.uint8)
     for i, p in enumerate(paths):
-        out[i] = load_image(p, height, width)
+        out[i] = np.asarray(load_rgb(p, (height, width)), dtype=np.uint8)
     return out
 
 
@@ -176,14 +165,7 @@ def erasing_boxes(
     return apply, top, left, h, w
 
 
-def augment_batch(
-    images: torch.Tensor,
-    index: torch.Tensor,
-    out_size: tuple[int, int],
-    erasing: float,
-    generator: torch.Generator,
-    flip: bool = True,
-) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, index, out_size, erasing: float, generator, flip: bool = True) -> torch.Tensor:
     """Crop, flip, normalise and erase a batch on the images' device.
 
     Args:
@@ -233,37 +215,19 @@ class MemoryTrainSet:
             free device memory, otherwise they stay in (pinned) host memory and only each batch moves.
     """
 
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        device: torch.device,
-        max_device_fraction: float = 0.5,
-    ) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, device, max_device_fraction: float = 0.5) -> None:
         self.device = torch.device(device)
-        nbytes = images.numel()
         on_device = self.device.type == "cpu"
         if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            on_device = nbytes <= max_device_fraction * free
+            on_device = images.numel() <= max_device_fraction * torch.cuda.mem_get_info(self.device)[0]
         self.images_on_device = on_device
-        if on_device:
-            self.images = images.to(self.device)
-        else:
-            self.images = images.pin_memory()
+        self.images = images.to(self.device) if on_device else images.pin_memory()
         self.labels = labels.to(self.device)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def batches(
-        self,
-        order: torch.Tensor,
-        batch_size: int,
-        out_size: tuple[int, int],
-        erasing: float,
-        generator: torch.Generator,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, order: torch.Tensor, batch_size: int, out_size, erasing: float, generator) -> Iterator[tuple]:
         """Yield augmented (x (B,3,h,w) float32 channels-last, y (B,)) batches over ``order`` (indices)."""
         order_dev = order.to(self.device)
         for sl in batch_slices(len(order), batch_size):
@@ -315,12 +279,7 @@ class FileDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        try:
-            with Image.open(self.paths[i]) as im:
-                img = im.convert("RGB")
-        except OSError as exc:
-            raise ImageDataError(f"{self.paths[i]}: cannot decode image ({exc})") from None
-        return self.transform(img), int(self.labels[i])
+        return self.transform(load_rgb(self.paths[i])), int(self.labels[i])
 
 
 def plain_train_transform(resize: tuple[int, int], crop: tuple[int, int], erasing: float):
@@ -338,17 +297,8 @@ def plain_train_transform(resize: tuple[int, int], crop: tuple[int, int], erasin
 
 
 def plain_loader(
-    paths: Sequence[str | Path],
-    labels: np.ndarray,
-    resize: tuple[int, int],
-    crop: tuple[int, int],
-    erasing: float,
-    batch_size: int,
-    workers: int,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
-) -> torch.utils.data.DataLoader:
+    paths, labels, resize, crop, erasing: float, batch_size: int, workers: int, seed: int, rank=0, world_size=1
+):
     """A torchvision-style DataLoader over files (decode + augment per image on CPU workers, fp32).
 
     Shuffling is seeded by ``seed`` (call ``loader.sampler.set_epoch(e)`` for epoch e under DDP; single
@@ -361,13 +311,7 @@ def plain_loader(
     if world_size > 1:
         order = {"sampler": torch.utils.data.DistributedSampler(ds, world_size, rank, shuffle=True, seed=seed)}
     return torch.utils.data.DataLoader(
-        ds,
-        batch_size,
-        **order,
-        num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
-        generator=g,
-        drop_last=False,
+        ds, batch_size, **order, num_workers=workers, pin_memory=torch.cuda.is_available(), generator=g, drop_last=False
     )
 
 
