@@ -1,18 +1,7 @@
 """The campus generative model: camera network, walkers, camera passes and crop times (docs/reference.md §13.5).
 
-Metadata only (appearance: :mod:`.render`). :func:`simulate_walkers` draws both a dataset's people and the Monte-Carlo
-sample behind the ground truth. Times are in seconds until converted to frames at ``fps``; routes in metres.
-
-* **Network.** ``K`` cameras; a pair may be joined by several routes (multi-modal transit); cameras more than
-  ``max_route_cams - 1`` hops apart are never co-observed.
-* **Walker.** Uniform start at a camera drawn from ``entry_p``; visits ``L`` cameras (``route_cams_p``) without
-  revisits, uniformly among unvisited neighbours, one parallel route per hop (``route_p``). Speed:
-  ``log v = log(speed_mps) + speed_log_scale * t(df=speed_tail_df)``, clipped to ``speed_range_mps``, times
-  ``lognormal(0, hop_speed_jitter)`` per hop, plus with probability ``pause_prob`` an exponential pause
-  (mean ``pause_mean_s``).
-* **Pass.** Camera ``c`` sees the walker ``view_m[c] / v`` seconds, detects it with probability ``detect_prob``,
-  keeps it if it ends within the recording, and yields ``1 + Poisson(crops_per_pass - 1)`` crops (at most
-  ``max_crops_per_pass``) at distinct integer frames, one per equal stratum of the pass.
+Metadata only (appearance: :mod:`.render`); draws both a dataset's people and the Monte-Carlo sample behind the
+ground truth. Times are in seconds until converted to frames at ``fps``; routes in metres.
 """
 
 from __future__ import annotations
@@ -85,12 +74,8 @@ class CampusNetwork:
 
 
 def build_network(n_cams: int, layout_seed: int = 0) -> CampusNetwork:
-    """The campus walking graph: the hand-made :data:`DEFAULT_ROUTES_6` for 6 cameras, else procedural.
-
-    The procedural layout places cameras in a 1.2 km × 0.8 km area, joins each to its two nearest
-    neighbours by a route 1.2-1.5× the straight distance, and gives about 40% of the joins a second,
-    1.8-2.6× longer route.
-    """
+    """The campus walking graph: the hand-made :data:`DEFAULT_ROUTES_6` for 6 cameras, else cameras in a 1.2 × 0.8 km
+    area joined to their two nearest neighbours (route 1.2-1.5× the distance; 40% get a second, 1.8-2.6× longer)."""
     if not 1 <= n_cams <= 9:
         raise CampusError(f"n_cams: expected 1..9 cameras (one digit in file names), got {n_cams}")
     rng = np.random.default_rng([layout_seed, 7919])
@@ -150,12 +135,8 @@ class WalkerSample:
         return self.recorded.sum(axis=1)
 
     def mean_frames(self, n_cams: int) -> np.ndarray:
-        """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded.
-
-        Computed as the faithful HP does, ``sum / (n + 1e-7)`` (docs/reference.md §3.2): the tiny downward bias
-        only matters when a difference lands exactly on a bin edge, and keeping it makes the truth
-        bit-for-bit the HP's counting rule.
-        """
+        """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded; ``sum / (n + 1e-7)`` as
+        the faithful HP computes it (docs/reference.md §3.2), so that the truth is bit-for-bit its counting rule."""
         n = self.crop_frames.shape[0]
         out = np.full((n, n_cams), np.nan)
         valid = self.crop_frames >= 0
@@ -166,24 +147,17 @@ class WalkerSample:
         return out
 
     def take(self, idx: np.ndarray) -> WalkerSample:
-        return WalkerSample(self.cams[idx], self.recorded[idx], self.n_crops[idx], self.crop_frames[idx])
+        return WalkerSample(**{k: v[idx] for k, v in vars(self).items()})
 
     @staticmethod
     def concat(parts: list[WalkerSample]) -> WalkerSample:
-        return WalkerSample(
-            np.concatenate([p.cams for p in parts]),
-            np.concatenate([p.recorded for p in parts]),
-            np.concatenate([p.n_crops for p in parts]),
-            np.concatenate([p.crop_frames for p in parts]),
-        )
+        return WalkerSample(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
 
 
 def simulate_walkers(net: CampusNetwork, cfg, n: int, rng: np.random.Generator) -> WalkerSample:
-    """Draw ``n`` walkers from the generative model (module docstring); vectorised over walkers.
-
-    Args:
-        cfg: a :class:`~streid_lib.campus.config.CampusConfig` (fps, recording, speed, pass fields).
-    """
+    """Draw ``n`` walkers of the campus model ``cfg`` (a :class:`~.config.CampusConfig`, docs/reference.md §13.5):
+    a start camera from ``entry_p``, ``route_cams_p`` cameras without revisits, heavy-tailed speeds, pauses and
+    detection misses, ``1 + Poisson(crops_per_pass - 1)`` crops per pass at one frame per equal stratum."""
     k = net.n_cams
     route_cams_p = np.asarray(cfg.route_cams_p, dtype=np.float64)
     lmax = len(route_cams_p)
