@@ -63,11 +63,8 @@ def _load_batch(paths: Sequence[str | Path], height: int, width: int) -> np.ndar
 def iter_decoded(
     paths: Sequence[str | Path], height: int, width: int, batch_size: int, workers: int | None = None
 ) -> Iterator[np.ndarray]:
-    """Yield (b, H, W, 3) uint8 batches of ``paths`` in order, decoded by a thread pool a few batches ahead.
-
-    Memory stays bounded: at most ``2·workers`` batches are in flight. ``workers``: threads (``None``: the
-    default count). When the consumer stops early (an error, Ctrl-C) the batches not yet started are cancelled.
-    """
+    """Yield (b, H, W, 3) uint8 batches of ``paths`` in order, decoded by ``workers`` threads at most ``2·workers``
+    batches ahead; when the consumer stops early (an error, Ctrl-C) the batches not yet started are cancelled."""
     workers = max(1, default_workers() if workers is None else workers)
     chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     pool = ThreadPoolExecutor(workers)
@@ -98,12 +95,8 @@ def decode_images(paths: Sequence[str | Path], height: int, width: int, workers:
 
 
 def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
-    """The training images of a dataset root (``bounding_box_train/``, all identities as in ``train_all``).
-
-    Returns:
-        (paths, labels (N,) int64 class indices 0..C-1, class_pids (C,) int64 person id of each class).
-        Classes are the sorted distinct person ids (ImageFolder's order for zero-padded id folders).
-    """
+    """The training images of a dataset root (``bounding_box_train/``, all identities as in ``train_all``): (paths,
+    (N,) int64 class indices, (C,) int64 person id of each class), classes in sorted pid order (ImageFolder's)."""
     splits = read_dataset_root(root)
     meta = splits.train
     folder = Path(root) / SPLIT_FOLDERS["train"]
@@ -114,11 +107,8 @@ def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray
 
 
 def shard_indices(n: int, epoch_seed: int, rank: int, world_size: int) -> torch.Tensor:
-    """This rank's shuffled indices for one epoch, as ``DistributedSampler`` does.
-
-    One permutation of range(n) shared by all ranks (seeded by ``epoch_seed``) is padded by wrapping
-    around to a multiple of ``world_size``; rank r takes positions r, r+W, r+2W, ...
-    """
+    """This rank's shuffled indices for one epoch, as ``DistributedSampler`` does: one permutation shared by all
+    ranks, padded by wrapping around to a multiple of ``world_size``; rank r takes positions r, r+W, r+2W, ..."""
     g = torch.Generator().manual_seed(epoch_seed)
     perm = torch.randperm(n, generator=g)
     total = math.ceil(n / world_size) * world_size
@@ -138,15 +128,8 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
 def erasing_boxes(
     batch: int, height: int, width: int, p: float, generator: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random-erasing rectangles for a batch, vectorised over images and over the 100 attempts.
-
-    Per image, the reference's rule (docs/reference.md §2.5): with probability p, up to 100 attempts of area
-    U[0.02, 0.4]·H·W, aspect r = U[0.3, 1/0.3], h = round(√(area·r)), w = round(√(area/r)); the first with h < H
-    and w < W wins, top-left uniform over [0, H−h] × [0, W−w].
-
-    Returns:
-        (apply (B,) bool, top (B,), left (B,), h (B,), w (B,)) int64, in pixels.
-    """
+    """Random-erasing rectangles (apply (B,) bool, top, left, h, w (B,) int64 pixels) by the reference's rule
+    (docs/reference.md §2.5), vectorised over images and over the 100 attempts."""
     apply = torch.rand(batch, generator=generator, device=device) < p
     lo, hi = ERASE_AREA
     area = (lo + (hi - lo) * torch.rand(batch, ERASE_ATTEMPTS, generator=generator, device=device)) * (height * width)
@@ -166,17 +149,8 @@ def erasing_boxes(
 
 
 def augment_batch(images: torch.Tensor, index, out_size, erasing: float, generator, flip: bool = True) -> torch.Tensor:
-    """Crop, flip, normalise and erase a batch on the images' device.
-
-    Args:
-        images: (N, H0, W0, 3) uint8 training set (on the compute device for the fast path).
-        index: (B,) int64 images to take (same device as ``images``).
-        out_size: (h, w) output size; h ≤ H0, w ≤ W0 (equal sizes: no crop, as for PCB).
-        erasing: random-erasing probability p (0 disables it).
-        generator: torch generator on ``images.device`` (all randomness comes from it).
-
-    Returns:
-        (B, 3, h, w) float32 normalised batch in channels-last memory layout.
+    """Crop to ``out_size`` (h, w), flip, normalise and erase (probability ``erasing``) the (B,) ``index`` images of
+    a (N, H0, W0, 3) uint8 set on its device, all randomness from ``generator`` → (B, 3, h, w) float32 channels-last.
     """
     n, h0, w0, _ = images.shape
     h, w = out_size
@@ -206,14 +180,8 @@ def augment_batch(images: torch.Tensor, index, out_size, erasing: float, generat
 
 
 class MemoryTrainSet:
-    """The decoded training set held in memory, with device-side batching and augmentation.
-
-    Args:
-        images: (N, H0, W0, 3) uint8 tensor.
-        labels: (N,) int64 class indices.
-        device: compute device; the images move there when they fit in ``max_device_fraction`` of the
-            free device memory, otherwise they stay in (pinned) host memory and only each batch moves.
-    """
+    """The decoded (N, H0, W0, 3) uint8 training set and its (N,) labels, batched and augmented on ``device``; the
+    images move there when they fit in ``max_device_fraction`` of its free memory, else only each batch does."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, device, max_device_fraction: float = 0.5) -> None:
         self.device = torch.device(device)
@@ -241,10 +209,8 @@ class MemoryTrainSet:
 
 
 class ReferenceRandomErasing:
-    """Per-image random erasing on a normalised (3, H, W) tensor, as the reference's transform (fill 0).
-
-    Draws from torch's global RNG (seeded per DataLoader worker by PyTorch).
-    """
+    """Per-image random erasing (fill 0) of a normalised (3, H, W) tensor as the reference's transform, drawing from
+    torch's global RNG (seeded per DataLoader worker by PyTorch)."""
 
     def __init__(self, p: float) -> None:
         self.p = float(p)
@@ -299,11 +265,8 @@ def plain_train_transform(resize: tuple[int, int], crop: tuple[int, int], erasin
 def plain_loader(
     paths, labels, resize, crop, erasing: float, batch_size: int, workers: int, seed: int, rank=0, world_size=1
 ):
-    """A torchvision-style DataLoader over files (decode + augment per image on CPU workers, fp32).
-
-    Shuffling is seeded by ``seed`` (call ``loader.sampler.set_epoch(e)`` for epoch e under DDP; single
-    process: the generator is reseeded by the caller per epoch).
-    """
+    """A torchvision-style DataLoader over files (decode + augment per image on CPU workers, fp32), shuffled by
+    ``seed`` (under DDP call ``loader.sampler.set_epoch(e)``; else the caller reseeds its generator per epoch)."""
     ds = FileDataset(paths, labels, plain_train_transform(resize, crop, erasing))
     g = torch.Generator().manual_seed(seed)
     # One shuffled order per epoch: the sampler's (seeded, shared by the ranks) under DDP, else the loader's own.
@@ -324,12 +287,8 @@ def write_toy_dataset(
     seed: int = 0,
     quality: int = 90,
 ) -> Path:
-    """Write a small Market-style dataset of generated JPEGs (for tests and benchmarks, not for results).
-
-    Each identity has its own colour pattern plus noise, so a model can learn something.
-    Train ids are 1..n_ids; test ids n_ids+1..n_ids+n_query_ids, with ``per_id`` gallery images over
-    cameras 1-3 and one query image on camera 4 ... per id. Names look like ``0001_c1s1_000101_00.jpg``.
-    """
+    """Write a small Market-style dataset of generated JPEGs, one colour pattern plus noise per identity (for tests
+    and benchmarks): train ids 1..n_ids, test ids after them with ``per_id`` gallery images and one query each."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     h, w = size

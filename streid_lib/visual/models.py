@@ -102,7 +102,7 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
             "url": enum.url,
             "file": str(cached),
         }
-        return _remap_dense_keys(state), info
+        return state, info
     path = Path(w)
     if not path.is_file():
         raise WeightsError(f"weights {w!r}: expected 'imagenet', 'none' or an existing weights file; {path} not found")
@@ -112,7 +112,6 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: expected a state dict of tensors (torchvision {name} backbone)")
-    state = _remap_dense_keys(state)
     # A file saved from one of our models (keys 'model.*') is accepted too: keep its backbone part.
     if any(k.startswith("model.") for k in state):
         state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
@@ -127,29 +126,27 @@ def _remap_dense_keys(state: dict) -> dict:
     return out
 
 
-def _load_backbone(backbone: nn.Module, state: dict, ignore_prefixes: tuple[str, ...], source: str) -> None:
-    """Load ``state`` into a torchvision backbone, ignoring its ImageNet head; every other key must match."""
-    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
-    own = backbone.state_dict()
+def _load_state(module: nn.Module, state: dict, ignore_prefixes: tuple[str, ...], source: str, what: str) -> None:
+    """Load ``state`` into ``module``, ignoring keys with ``ignore_prefixes`` (an unused ImageNet head); every other
+    key must fit, else a :class:`WeightsError` names ``source`` and ``what`` it should have fitted."""
+    state = {k: v for k, v in _remap_dense_keys(state).items() if not k.startswith(ignore_prefixes)}
+    own = module.state_dict()
     # torchvision's released files predate BatchNorm's num_batches_tracked; BatchNorm fills it in itself.
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     bad_shape = [k for k in state if k in own and own[k].shape != state[k].shape]
     if missing or unexpected or bad_shape:
         raise WeightsError(
-            f"{source}: does not fit the backbone: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"{source}: does not fit {what}: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
             f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}, "
             f"wrong shape {bad_shape[:3]}"
         )
-    backbone.load_state_dict(state, strict=False)
+    module.load_state_dict(state, strict=False)
 
 
 class ClassBlock(nn.Module):
-    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C).
-
-    Init (docs/reference.md §2.1): bottleneck Linear Kaiming-normal (a=0, fan_out), bias 0; BN weight
-    ~ N(1, 0.02), bias 0; classifier weight ~ N(0, 0.001), bias 0.
-    """
+    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C), initialised as
+    the reference (docs/reference.md §2.1)."""
 
     def __init__(
         self, input_dim: int, num_classes: int, dropout: bool = True, relu: bool = True, bottleneck: int = 512
@@ -274,26 +271,16 @@ def build_model(
     model = _CLASSES[name](int(num_classes))
     if state is not None:
         head = ("classifier.",) if name == "densenet121" else ("fc.",)
-        _load_backbone(model.model, state, head, info["source"])
+        _load_state(model.model, state, head, info["source"], "the backbone")
     model.weights_info = info
     return model
 
 
 def load_model_state(model: _ReIDModel, state: dict, source: str) -> None:
-    """Load a full model state dict (ours or the authors' released ``net_last.pth``) into ``model``.
-
-    The authors' unused ImageNet head (``model.fc.*``, ``model.classifier.*``) is ignored; anything else
-    that does not fit is an error naming ``source``.
-    """
+    """Load a full model state dict (ours or the authors' ``net_last.pth``, whose unused ImageNet head is ignored)
+    into ``model``; anything else that does not fit is an error naming ``source``."""
     state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
-    state = _remap_dense_keys(state)
-    state = {k: v for k, v in state.items() if not k.startswith(("model.fc.", "model.classifier."))}
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise WeightsError(
-            f"{source}: does not fit a {model.name} model: missing {result.missing_keys[:3]}, "
-            f"unexpected {result.unexpected_keys[:3]}"
-        )
+    _load_state(model, state, ("model.fc.", "model.classifier."), source, f"a {model.name} model")
 
 
 def num_classes_in_state(name: str, state: dict) -> int:
@@ -306,11 +293,8 @@ def num_classes_in_state(name: str, state: dict) -> int:
 
 
 def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss and predictions from (B, P, C) logits: sum over parts of the mean cross-entropy; argmax of summed softmax.
-
-    Returns:
-        (scalar loss, (B,) predicted class indices).
-    """
+    """(scalar loss, (B,) predicted classes) from (B, P, C) logits: sum over parts of the mean cross-entropy; argmax
+    of the summed softmax."""
     logits = logits.float()
     p = logits.shape[1]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat_interleave(p), reduction="sum")
@@ -323,11 +307,8 @@ def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
 
 
 def normalise_features(raw: torch.Tensor) -> torch.Tensor:
-    """Test-feature normalisation (docs/reference.md §2.6).
-
-    (B, 2048, 6) PCB stripes: each stripe L2-normalised, flattened channel-major (index c·6 + stripe) → (B, 12288).
-    (B, D): the whole vector L2-normalised.
-    """
+    """Test-feature normalisation (docs/reference.md §2.6): (B, 2048, 6) PCB stripes each L2-normalised, flattened
+    channel-major (index c·6 + stripe) → (B, 12288); (B, D): the whole vector L2-normalised."""
     raw = raw.float()
     if raw.ndim == 3:
         return F.normalize(raw, p=2, dim=1).reshape(raw.shape[0], -1)

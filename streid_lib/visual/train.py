@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import cuda
 
 from .._io import atomic_path, check_output_path, remove_stale_leftovers, write_json_atomic
 from .._progress import progress_bar, progress_message
@@ -93,29 +94,10 @@ def _set_lr(opt: torch.optim.Optimizer, epoch: int, decay_epoch: int) -> float:
     return f
 
 
-def _rng_states() -> dict:
-    out = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def _restore_rng(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
 class EpochRunner:
-    """One training epoch over either loader, shared by :func:`train_model` and the GPU benchmark.
-
-    Args:
-        net, optimizer, device: the (possibly DDP-wrapped / compiled) model, its optimizer, the compute device.
-        amp: bf16 autocast (CUDA only).
-        cuda_graph: replay the whole step as one CUDA graph (CUDA only; not with DDP or ``torch.compile``;
-            §13.8). After :attr:`GRAPH_WARMUP` eager steps the next is captured; a batch of another size runs
-            eagerly, and a new learning rate is captured anew.
-    """
+    """One training epoch of ``net`` (possibly DDP-wrapped or compiled) over either loader, shared by
+    :func:`train_model` and the GPU benchmark. ``amp``: bf16 autocast (CUDA only). ``cuda_graph``: replay each step
+    as one CUDA graph (CUDA only, no DDP or compile; §13.8), captured after :attr:`GRAPH_WARMUP` eager steps."""
 
     GRAPH_WARMUP = 3
 
@@ -294,7 +276,10 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
         optimizer.load_state_dict(ckpt["optimizer_state"])
         history = list(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
-        _restore_rng(ckpt["rng"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         weights_info = ckpt["provenance"]["weights"]
         del ckpt
 
@@ -416,7 +401,7 @@ def _write_run(out_dir: Path, model, optimizer, cfg: TrainConfig, epoch: int, hi
         "config": cfg.to_dict(),
         "history": list(history),
         "provenance": provenance,
-        "rng": _rng_states(),
+        "rng": {"torch": torch.get_rng_state(), **({"cuda": cuda.get_rng_state_all()} if cuda.is_available() else {})},
         **extra,
     }
     if cfg.keep_checkpoints:
