@@ -241,18 +241,6 @@ def _check_destination(out: Path) -> None:
     remove_stale_leftovers(out.parent, name=out.name)
 
 
-def _prepare_root(out: Path, stage: Path) -> Path:
-    """A fresh staging folder ``stage`` beside ``out`` (``.NAME.partial-PID``), renamed onto ``out`` when finished."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if stage.exists():
-            shutil.rmtree(stage)
-        stage.mkdir()
-    except OSError as exc:
-        raise CampusError(f"{out}: cannot be written ({exc.strerror or exc})") from None
-    return stage
-
-
 def _swap_into_place(stage: Path, out: Path) -> None:
     """Move the finished staging folder onto ``out``, checked again first (files added meanwhile are never lost); the
     old campus is moved aside under a staging name that the next run removes if this one is killed in between."""
@@ -345,9 +333,14 @@ def generate_campus(
             raise CampusError(f"internal: duplicate file names in split {SPLITS[s]} (seed {seed})")
     order = np.lexsort((names, split))  # write and render in (split, name) order
 
-    stage = partial_dir(out)
+    stage = partial_dir(out)  # a fresh staging folder beside ``out``, renamed onto it when finished
     try:  # from the staging folder's creation on, any exit but success removes it (Ctrl-C included)
-        _prepare_root(out, stage)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(stage, ignore_errors=True)
+            stage.mkdir()
+        except OSError as exc:
+            raise CampusError(f"{out}: cannot be written ({exc.strerror or exc})") from None
         files: dict[str, Path] = {}
         # Images.
         if images:

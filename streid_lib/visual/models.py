@@ -21,8 +21,6 @@ from torch.nn import functional as F
 from ..errors import StreidError
 from .config import MODEL_NAMES, TEST_SIZE, TRAIN_RESIZE, TRAIN_SIZE  # noqa: F401  (re-exported)
 
-#: Raw test feature dimension (before flattening PCB's stripes).
-FEATURE_DIM = {"pcb": 2048 * 6, "resnet50": 2048, "densenet121": 1024}
 PCB_PARTS = 6
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -56,18 +56,6 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     return dev
 
 
-def _setup_distributed(device: torch.device) -> tuple[int, int, bool]:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1). Returns (rank, world, we_initialised)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False
-    created = False
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        created = True
-    return dist.get_rank(), dist.get_world_size(), created
-
-
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool | None = None) -> torch.optim.SGD:
     """SGD with two groups: new layers at ``cfg.lr`` (0.1), backbone at ``cfg.lr_backbone`` (0.01).
 
@@ -234,7 +222,11 @@ def train_model(
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    rank, world, created_pg = _setup_distributed(dev)
+    # Launched by torchrun (WORLD_SIZE > 1): join the process group (and leave it at the end if we created it).
+    created_pg = cfg.world_size > 1 and not dist.is_initialized()
+    if created_pg:
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if cfg.world_size > 1 else (0, 1)
     try:
         return _train(
             cfg, data_root=Path(data_root), out_dir=out_dir, dev=dev, rank=rank, world=world, resume=resume,
