@@ -35,21 +35,13 @@ class CampusError(StreidError):
 
 @dataclass(frozen=True)
 class CampusNetwork:
-    """The walking graph between cameras.
+    """The walking graph between cameras (1-based ids in names; 0-based indices here)."""
 
-    Attributes:
-        n_cams: K cameras (1-based ids in names; 0-based indices here).
-        route_len: (K, K, R) route lengths in metres, symmetric, NaN where there is no route.
-        route_p: (K, K, R) probability of taking each parallel route (rows sum to 1 where defined).
-        entry_p: (K,) probability of starting at each camera.
-        view_m: (K,) metres of walk visible in each camera.
-    """
-
-    n_cams: int
-    route_len: np.ndarray
-    route_p: np.ndarray
-    entry_p: np.ndarray
-    view_m: np.ndarray
+    n_cams: int  # K
+    route_len: np.ndarray  # (K, K, R) route lengths in metres, symmetric, NaN where there is no route
+    route_p: np.ndarray  # (K, K, R) probability of taking each parallel route (rows sum to 1 where defined)
+    entry_p: np.ndarray  # (K,) probability of starting at each camera
+    view_m: np.ndarray  # (K,) metres of walk visible in each camera
 
     @property
     def adjacency(self) -> np.ndarray:
@@ -58,19 +50,15 @@ class CampusNetwork:
 
     def describe(self) -> list[dict]:
         """One dict per direct connection: cameras (1-based) and route lengths (metres)."""
-        out = []
-        for a in range(self.n_cams):
-            for b in range(a + 1, self.n_cams):
-                lens = self.route_len[a, b][np.isfinite(self.route_len[a, b])]
-                if lens.size:
-                    out.append(
-                        {
-                            "cams": [a + 1, b + 1],
-                            "routes_m": [float(x) for x in lens],
-                            "route_p": [float(x) for x in self.route_p[a, b][: lens.size]],
-                        }
-                    )
-        return out
+        return [
+            {
+                "cams": [int(a) + 1, int(b) + 1],
+                "routes_m": lens.tolist(),
+                "route_p": self.route_p[a, b, : lens.size].tolist(),
+            }
+            for a, b in zip(*np.triu_indices(self.n_cams, 1))
+            if (lens := self.route_len[a, b][np.isfinite(self.route_len[a, b])]).size
+        ]
 
 
 def build_network(n_cams: int, layout_seed: int = 0) -> CampusNetwork:
@@ -112,19 +100,12 @@ def build_network(n_cams: int, layout_seed: int = 0) -> CampusNetwork:
 
 @dataclass(frozen=True)
 class WalkerSample:
-    """Camera passes of N simulated walkers (at most ``Lmax`` cameras each).
+    """Camera passes of N simulated walkers (at most ``Lmax`` cameras each)."""
 
-    Attributes:
-        cams: (N, Lmax) 0-based camera index of each visited camera, -1 after the route ends.
-        recorded: (N, Lmax) bool, the pass was detected and ended before the recording ended.
-        n_crops: (N, Lmax) crops of each recorded pass (0 if not recorded).
-        crop_frames: (N, Lmax, M) int64 crop frames (global, on the shared timeline), -1 padding.
-    """
-
-    cams: np.ndarray
-    recorded: np.ndarray
-    n_crops: np.ndarray
-    crop_frames: np.ndarray
+    cams: np.ndarray  # (N, Lmax) 0-based camera index of each visited camera, -1 after the route ends
+    recorded: np.ndarray  # (N, Lmax) bool: the pass was detected and ended before the recording ended
+    n_crops: np.ndarray  # (N, Lmax) crops of each recorded pass (0 if not recorded)
+    crop_frames: np.ndarray  # (N, Lmax, M) int64 global crop frames, -1 padding
 
     def __len__(self) -> int:
         return len(self.cams)

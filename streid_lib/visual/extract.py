@@ -47,14 +47,9 @@ def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.n
         if obj["model_name"] != model_name:
             raise WeightsError(f"{path}: holds a {obj['model_name']!r} model, not {model_name!r}")
         state = obj["model_state"]
-        info.update(
-            {
-                "checkpoint_epoch": int(obj["epoch"]),
-                "weights": obj["provenance"].get("weights"),
-                "training_data_root": obj["provenance"].get("data_root"),
-                "training_config": obj["config"],
-            }
-        )
+        prov = obj["provenance"]
+        info |= dict(checkpoint_epoch=int(obj["epoch"]), weights=prov.get("weights"))
+        info |= dict(training_data_root=prov.get("data_root"), training_config=obj["config"])
     elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
         state = obj
         info["weights"] = {"request": "state-dict file", "source": str(path.resolve())}
@@ -67,11 +62,8 @@ def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.n
 
 @torch.no_grad()
 def embed_batch(model: torch.nn.Module, x_uint8: torch.Tensor, device: torch.device, amp: bool = False) -> torch.Tensor:
-    """Normalised test features of a (B, H, W, 3) uint8 batch: image + flip summed, then L2 (§2.6).
-
-    Returns:
-        (B, D) float32 on ``device``.
-    """
+    """(B, D) float32 normalised test features on ``device`` of a (B, H, W, 3) uint8 batch: image + flip summed,
+    then L2 (docs/reference.md §2.6)."""
     x = x_uint8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
     mean, std = vdata.norm_constants(device)
     x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)

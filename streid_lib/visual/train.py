@@ -20,9 +20,14 @@ from torch import cuda
 from .._io import atomic_path, check_output_path, remove_stale_leftovers, write_json_atomic
 from .._progress import progress_bar, progress_message
 from ..errors import StreidError
+from . import config
 from . import data as vdata
-from .config import ConfigError, TrainConfig, from_options, resolve_config
+from .config import ConfigError, from_options, resolve_config
 from .models import build_model, part_logits_loss
+
+#: Re-exported from the torch-free :mod:`.config`.
+TrainConfig = config.TrainConfig
+default_decay_epoch = config.default_decay_epoch
 
 CHECKPOINT_FORMAT = "streid-visual-checkpoint/1"
 LAST = "last.pt"
