@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -409,12 +408,9 @@ def _counts(split: np.ndarray, pids: np.ndarray, kind: np.ndarray) -> dict:
 
 
 def _write_manifest(path: Path, sel, split, names, pids, cams, frames) -> None:
-    buf = io.StringIO()
-    wr = csv.writer(buf, lineterminator="\n")
-    wr.writerow(["path", "pid", "camera", "frame"])
-    for i in sel:
-        wr.writerow([f"{SPLIT_FOLDERS[SPLITS[split[i]]]}/{names[i]}", int(pids[i]), int(cams[i]), int(frames[i])])
-    write_text_atomic(path, buf.getvalue())
+    """``path,pid,camera,frame`` rows (the generated names hold no character that CSV would quote)."""
+    rows = (f"{SPLIT_FOLDERS[SPLITS[split[i]]]}/{names[i]},{pids[i]},{cams[i]},{frames[i]}\n" for i in sel)
+    write_text_atomic(path, "path,pid,camera,frame\n" + "".join(rows))
 
 
 def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, progress) -> None:

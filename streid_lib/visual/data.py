@@ -278,15 +278,7 @@ def plain_loader(
     )
 
 
-def write_toy_dataset(
-    root: str | Path,
-    n_ids: int = 4,
-    per_id: int = 3,
-    n_query_ids: int = 2,
-    size: tuple[int, int] = (128, 64),
-    seed: int = 0,
-    quality: int = 90,
-) -> Path:
+def write_toy_dataset(root, n_ids=4, per_id=3, n_query_ids=2, size=(128, 64), seed=0, quality=90) -> Path:
     """Write a small Market-style dataset of generated JPEGs, one colour pattern plus noise per identity (for tests
     and benchmarks): train ids 1..n_ids, test ids after them with ``per_id`` gallery images and one query each."""
     root = Path(root)
@@ -307,14 +299,11 @@ def write_toy_dataset(
         )
 
     frame = 100
-    for pid in range(1, n_ids + 1):
+    for pid in range(1, n_ids + n_query_ids + 1):
         for k in range(per_id):
             frame += 7
-            write(SPLIT_FOLDERS["train"], pid, 1 + k % 3, frame, k)
-    for pid in range(n_ids + 1, n_ids + n_query_ids + 1):
-        for k in range(per_id):
+            write(SPLIT_FOLDERS["train" if pid <= n_ids else "gallery"], pid, 1 + k % 3, frame, k)
+        if pid > n_ids:
             frame += 7
-            write(SPLIT_FOLDERS["gallery"], pid, 1 + k % 3, frame, k)
-        frame += 7
-        write(SPLIT_FOLDERS["query"], pid, 4, frame, 0)
+            write(SPLIT_FOLDERS["query"], pid, 4, frame, 0)
     return root
