@@ -56,11 +56,8 @@ _PIXELS = "a positive number of pixels (leave it unset for the model's default)"
 
 
 def _check(name: str, value: Any, rule: tuple) -> Any:
-    """One field checked by its rule ``(kind, bound, expected)``, returned normalised (int, float, bool, choice).
-
-    Kinds: ``int`` (≥ bound), ``int?`` and ``side`` (also ``None``; a side is at most :data:`MAX_SIDE`), ``real``
-    (finite, ``bound(value)`` true), ``flag`` (a bool), ``choice`` (one of ``bound``).
-    """
+    """One field checked by its rule ``(kind, bound, expected)``, returned normalised. Kinds: ``int`` (≥ bound),
+    ``int?``/``side`` (or ``None``; a side ≤ :data:`MAX_SIDE`), ``real`` (finite, bound(v)), ``flag``, ``choice``."""
     kind, bound, expected = rule
     if value is None and kind in ("int?", "side"):
         return None

@@ -162,10 +162,8 @@ def features_from_arrays(
 
 
 def cli_extract(args) -> int:
-    """``python -m streid_lib extract ...``: write the features file ``args.out`` (.mat or .npz).
-
-    The destination is checked before any work; temp files a killed extraction left beside it are removed.
-    """
+    """``python -m streid_lib extract ...``: write ``args.out`` (.mat or .npz), checked before any work (temp files
+    a killed extraction left beside it are removed)."""
     out = Path(args.out)
     check_output_path(out, kind="file", suffixes=(".npz", ".mat"), what="features file")
     config = from_options(ExtractConfig, args)
