@@ -10,7 +10,6 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 from streid_lib.visual.models import (  # noqa: E402
-    FEATURE_DIM,
     TEST_SIZE,
     TRAIN_SIZE,
     ClassBlock,
@@ -25,6 +24,7 @@ from streid_lib.visual.models import (  # noqa: E402
 )
 
 C = 5
+FEATURE_DIM = {"pcb": 2048 * 6, "resnet50": 2048, "densenet121": 1024}  # normalised test feature dimensions
 _MODELS: dict[str, torch.nn.Module] = {}
 
 

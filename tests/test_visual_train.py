@@ -18,14 +18,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from streid_lib.visual import data as vdata  # noqa: E402
-from streid_lib.visual.config import ConfigError  # noqa: E402
+from streid_lib.visual.config import ConfigError, default_decay_epoch  # noqa: E402
 from streid_lib.visual.models import IMAGENET_MEAN, IMAGENET_STD, build_model, part_logits_loss  # noqa: E402
 from streid_lib.visual.train import (  # noqa: E402
     EpochRunner,
     TrainConfig,
     TrainError,
     build_optimizer,
-    default_decay_epoch,
     load_checkpoint,
     lr_factor,
     train_model,

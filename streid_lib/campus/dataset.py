@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -31,17 +30,9 @@ _MAX_BATCHES = 200
 
 @dataclass(frozen=True)
 class CampusInfo:
-    """What :func:`generate_campus` wrote.
-
-    Attributes:
-        root: dataset root.
-        preset: preset name (or ``"custom"``), ``seed``, ``naming``, ``images`` (False = names only).
-        config: the full :class:`CampusConfig`.
-        counts: per split ``{"images", "ids", "junk", "distractors"}``.
-        files: name → path of every non-image file written.
-        st_params: recommended HP layout for this campus: ``bin_width`` (frames), ``n_bins``, ``sigma`` (bins).
-        seconds: generation wall time (not written to disk, so files stay deterministic).
-    """
+    """What :func:`generate_campus` wrote: ``preset`` name (or ``"custom"``), ``images`` (False = names only),
+    ``counts`` per split ``{"images", "ids", "junk", "distractors"}``, ``files`` (name → path of every non-image
+    file), ``st_params`` (:func:`recommended_st_params`) and ``seconds`` (wall time, not written to disk)."""
 
     root: Path
     preset: str
@@ -56,11 +47,8 @@ class CampusInfo:
 
 
 def recommended_st_params(cfg: CampusConfig) -> dict:
-    """HP layout for a campus: the faithful 100-frame bins and σ = 50 bins, with enough bins for any |Δt|.
-
-    At 60 fps a 100-frame bin is 1.67 s and σ = 50 bins is 83 s, below the spread of a single
-    route's transit times (±20% of 3-12 minutes), so the faithful σ is sensible here.
-    """
+    """HP layout for a campus: the faithful 100-frame bins and σ = 50 bins (83 s at 60 fps, below the spread of one
+    route's transit times), with enough bins for any |Δt|: ``{"bin_width", "n_bins", "sigma"}``."""
     bw = 100
     return {"bin_width": bw, "n_bins": int(math.ceil(cfg.recording_frames / bw)) + 1, "sigma": 50.0}
 
@@ -224,10 +212,8 @@ def _foreign_entries(root: Path) -> list[str]:
 
 
 def _check_destination(out: Path) -> None:
-    """Refuse a destination that cannot be written or holds files the generator did not write (before any work).
-
-    Also removes staging folders that killed earlier runs left beside ``out`` (``.NAME.partial-PID``).
-    """
+    """Refuse a destination that cannot be written or holds files the generator did not write (before any work);
+    remove staging folders that killed earlier runs left beside ``out`` (``.NAME.partial-PID``)."""
     if out.exists() or out.is_symlink():
         if not out.is_dir() or out.is_symlink():
             raise CampusError(f"{out}: exists and is not a folder")
@@ -254,25 +240,9 @@ def _check_destination(out: Path) -> None:
     remove_stale_leftovers(out.parent, name=out.name)
 
 
-def _prepare_root(out: Path, stage: Path) -> Path:
-    """A fresh staging folder ``stage`` beside ``out`` (``.NAME.partial-PID``), renamed onto ``out`` when finished."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if stage.exists():
-            shutil.rmtree(stage)
-        stage.mkdir()
-    except OSError as exc:
-        raise CampusError(f"{out}: cannot be written ({exc.strerror or exc})") from None
-    return stage
-
-
 def _swap_into_place(stage: Path, out: Path) -> None:
-    """Move the finished staging folder onto ``out`` (a reader never sees a half-written dataset).
-
-    The destination is checked again first, so files added to it while the campus was generated are never lost.
-    The old campus is moved aside under a staging name: a run killed in between leaves a leftover that the next
-    run in the same place removes (:func:`streid_lib._io.remove_stale_leftovers`).
-    """
+    """Move the finished staging folder onto ``out``, checked again first (files added meanwhile are never lost); the
+    old campus is moved aside under a staging name that the next run removes if this one is killed in between."""
     _check_destination(out)
     if out.exists():
         old = Path(f"{stage}-old")
@@ -292,21 +262,12 @@ def generate_campus(
     progress: bool = True,
     **overrides,
 ) -> CampusInfo:
-    """Generate a campus dataset root (see the package docstring for the layout).
+    """Generate a campus dataset root ``out`` (layout: the package docstring); same arguments → same bytes.
 
-    Args:
-        out: dataset root to write (created). An earlier campus there is replaced, but only when every file in
-            it is one the generator wrote (``campus.json`` lists them, the images are those of ``manifest.csv``).
-        preset: ``"tiny"``, ``"small"``, ``"large"`` or a :class:`CampusConfig`.
-        seed: draws the people, their appearance and the truth's Monte Carlo; same seed → same bytes.
-        naming: ``"market"`` (``PPPP_cXsY_FFFFFF_BB.jpg``) or ``"duke"`` (``PPPP_cC_fFFFFFFF.jpg``).
-        images: False writes names, manifests and truth but no images (``train.txt`` etc. only).
-        progress: show a tqdm bar while rendering (appears only after a second).
-        overrides: :class:`CampusConfig` fields to change, e.g. ``n_cams=4``.
-
-    Raises:
-        CampusError: a bad preset/parameter, ``out`` cannot be written, or it holds files the generator did not
-            write (checked before any work).
+    ``preset``: ``"tiny"``, ``"small"``, ``"large"`` or a :class:`CampusConfig`, with field ``overrides``
+    (``n_cams=4``); ``seed`` draws the people, their looks and the truth's Monte Carlo; ``naming``: ``"market"`` or
+    ``"duke"``; ``images=False`` writes names, manifests and truth only. An earlier campus at ``out`` is replaced
+    only when every file in it is one the generator wrote; anything wrong raises :class:`CampusError` before any work.
     """
     t0 = time.perf_counter()
     if naming not in ("market", "duke"):
@@ -371,9 +332,14 @@ def generate_campus(
             raise CampusError(f"internal: duplicate file names in split {SPLITS[s]} (seed {seed})")
     order = np.lexsort((names, split))  # write and render in (split, name) order
 
-    stage = partial_dir(out)
+    stage = partial_dir(out)  # a fresh staging folder beside ``out``, renamed onto it when finished
     try:  # from the staging folder's creation on, any exit but success removes it (Ctrl-C included)
-        _prepare_root(out, stage)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(stage, ignore_errors=True)
+            stage.mkdir()
+        except OSError as exc:
+            raise CampusError(f"{out}: cannot be written ({exc.strerror or exc})") from None
         files: dict[str, Path] = {}
         # Images.
         if images:
@@ -442,12 +408,9 @@ def _counts(split: np.ndarray, pids: np.ndarray, kind: np.ndarray) -> dict:
 
 
 def _write_manifest(path: Path, sel, split, names, pids, cams, frames) -> None:
-    buf = io.StringIO()
-    wr = csv.writer(buf, lineterminator="\n")
-    wr.writerow(["path", "pid", "camera", "frame"])
-    for i in sel:
-        wr.writerow([f"{SPLIT_FOLDERS[SPLITS[split[i]]]}/{names[i]}", int(pids[i]), int(cams[i]), int(frames[i])])
-    write_text_atomic(path, buf.getvalue())
+    """``path,pid,camera,frame`` rows (the generated names hold no character that CSV would quote)."""
+    rows = (f"{SPLIT_FOLDERS[SPLITS[split[i]]]}/{names[i]},{pids[i]},{cams[i]},{frames[i]}\n" for i in sel)
+    write_text_atomic(path, "path,pid,camera,frame\n" + "".join(rows))
 
 
 def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, progress) -> None:
@@ -467,25 +430,20 @@ def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, 
             junk = kind[idx] == 1
             params = draw_crop_params(c0, views[idx], rng)
             if junk.any():
-                jp = draw_crop_params(c0[junk], views[idx][junk], rng, junk=True)
-                params = dataclasses.replace(
-                    params,
-                    **{
-                        f.name: _merge(getattr(params, f.name), getattr(jp, f.name), junk)
-                        for f in dataclasses.fields(params)
-                    },
-                )
+                params = _merge(params, draw_crop_params(c0[junk], views[idx][junk], rng, junk=True), junk)
             who = outfits.take(owner[idx])
             if junk.any():  # junk fragments wear random clothes
-                rand = draw_outfits(int(junk.sum()), rng)
-                who = type(who)(**{k: _merge(v, getattr(rand, k), junk) for k, v in who.__dict__.items()})
+                who = _merge(who, draw_outfits(int(junk.sum()), rng), junk)
             imgs = camera_blur(render_batch(who, params, looks, rng), c0, looks)
             for b, i in enumerate(idx):
                 (folders[split[i]] / names[i]).write_bytes(encode_jpeg(imgs[b], quality[int(c0[b])]))
             bar.update(len(idx))
 
 
-def _merge(base: np.ndarray, other: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    out = np.array(base, copy=True)
-    out[mask] = other
-    return out
+def _merge(base, other, mask: np.ndarray):
+    """A copy of dataclass ``base`` whose arrays take ``other``'s values where ``mask`` is set."""
+    fields = {}
+    for k, v in vars(base).items():
+        fields[k] = np.array(v, copy=True)
+        fields[k][mask] = vars(other)[k]
+    return type(base)(**fields)

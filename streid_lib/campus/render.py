@@ -1,19 +1,17 @@
-"""Procedural person crops (128×64 RGB), rendered in vectorised numpy batches.
+"""Procedural person crops (128×64 RGB), rendered in vectorised numpy batches (docs/reference.md §13.5).
 
-A person is an outfit drawn from a deliberately small palette (so that different people look
-alike): upper-body colour and pattern (solid, horizontal or vertical stripes, open jacket, chest
-logo), sleeves, trousers/shorts/skirt, shoes, hair, skin, an optional backpack or handbag. A crop
-draws that outfit with pose and scale jitter, a walking stride, a front/back/side view (a backpack
-shows fully from behind, as straps from the front), over the camera's background, then applies the
-camera's colour cast, brightness, gamma, resolution loss and blur, sensor noise and, sometimes, a
-partial occluder. Junk crops (pid -1) are zoomed-in fragments or empty background.
+An outfit from a deliberately small palette (so that different people look alike) drawn with pose jitter and a view
+over the camera's background, then the camera's cast, gamma, resolution loss, blur, noise and sometimes an occluder.
+Junk crops (pid -1) are zoomed-in fragments or empty background.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 H, W = 128, 64
 
@@ -73,12 +71,8 @@ CLOTHING = ("upper", "pattern", "pattern_col", "stripe_period", "long_sleeve", "
 
 
 def draw_outfits(n: int, rng: np.random.Generator, n_outfits: int = 0) -> Outfits:
-    """Draw ``n`` outfits from the small palette, with a little per-person colour jitter.
-
-    With ``n_outfits > 0`` people dress from a catalogue of that many clothing combinations (popular
-    clothes): people who pick the same entry differ only by skin, hair, bag, build and a small colour
-    jitter, i.e. they are genuine lookalikes.
-    """
+    """Draw ``n`` outfits from the small palette, with a little per-person colour jitter; with ``n_outfits > 0``
+    from a catalogue of that many clothing combinations (same entry: genuine lookalikes)."""
     if n_outfits > 0:
         people = draw_outfits(n, rng)
         catalogue = draw_outfits(n_outfits, rng)
@@ -211,8 +205,7 @@ _N_LABELS = 10
 def render_batch(outfits: Outfits, crops: CropParams, looks: CameraLooks, rng: np.random.Generator) -> np.ndarray:
     """Render B crops (outfit b in pose b) before camera blur/resolution: (B, H, W, 3) float32 in [0, 255].
 
-    Parts are painted into a (B, H, W) label map, then coloured in one gather from a (B, labels, 3)
-    colour table to which the camera's gamma, cast and brightness were applied first.
+    Parts are painted into a (B, H, W) label map, then coloured in one gather from a (B, labels, 3) colour table.
     """
     b = len(crops.cam)
     y = np.arange(H, dtype=np.float32)[None, :, None]
@@ -336,40 +329,23 @@ def render_batch(outfits: Outfits, crops: CropParams, looks: CameraLooks, rng: n
 
 
 def camera_blur(img: np.ndarray, cams: np.ndarray, looks: CameraLooks) -> np.ndarray:
-    """Per-camera optics and resolution loss on a (B, H, W, 3) batch, vectorised.
-
-    A separable binomial-like 3-tap filter ``[w, 1-2w, w]`` is applied ``passes`` times along rows and
-    columns; ``w`` and ``passes`` come from the camera's blur radius and resolution factor (a camera
-    with half resolution is blurred more), which approximates a Gaussian of σ ≈ sqrt(2·w·passes) px.
-    """
+    """Per-camera optics and resolution loss on a (B, H, W, 3) batch: a 3-tap filter ``[w, 1-2w, w]`` twice along
+    rows and columns, ``w`` from the camera's blur radius and resolution (≈ a Gaussian of σ = sqrt(2·w·passes) px)."""
     sigma = looks.blur[cams] + 0.9 * (1.0 / looks.downscale[cams] - 1.0)  # pixels
     passes = 2
     w = np.clip(sigma**2 / (2.0 * passes), 0.0, 0.33).astype(np.float32)[:, None, None, None]
     out = img
     for _ in range(passes):
         for axis in (1, 2):
-            pad = [(0, 0)] * 4
-            pad[axis] = (1, 1)
-            p = np.pad(out, pad, mode="edge")
-            lo = [slice(None)] * 4
-            mid = [slice(None)] * 4
-            hi = [slice(None)] * 4
+            p = np.pad(out, [(1, 1) if a == axis else (0, 0) for a in range(4)], mode="edge")
             n = out.shape[axis]
-            lo[axis], mid[axis], hi[axis] = slice(0, n), slice(1, n + 1), slice(2, n + 2)
-            out = (1.0 - 2.0 * w) * p[tuple(mid)] + w * (p[tuple(lo)] + p[tuple(hi)])
+            lo, mid, hi = (p.take(np.arange(k, k + n), axis=axis) for k in range(3))
+            out = (1.0 - 2.0 * w) * mid + w * (lo + hi)
     return out
 
 
 def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
-    """Encode one (H, W, 3) crop as JPEG bytes, deterministically.
-
-    Baseline JPEG with fixed quality and 4:2:0 subsampling; Pillow writes no timestamp or other
-    varying metadata, so the same pixels always give the same bytes.
-    """
-    import io
-
-    from PIL import Image
-
+    """Encode one (H, W, 3) crop as baseline JPEG bytes (fixed quality, 4:2:0; Pillow writes no timestamp)."""
     buf = io.BytesIO()
     Image.fromarray(np.round(img).astype(np.uint8), "RGB").save(buf, "JPEG", quality=quality, subsampling=2)
     return buf.getvalue()

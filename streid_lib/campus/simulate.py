@@ -1,18 +1,7 @@
 """The campus generative model: camera network, walkers, camera passes and crop times (docs/reference.md §13.5).
 
-Metadata only (appearance: :mod:`.render`). :func:`simulate_walkers` draws both a dataset's people and the Monte-Carlo
-sample behind the ground truth. Times are in seconds until converted to frames at ``fps``; routes in metres.
-
-* **Network.** ``K`` cameras; a pair may be joined by several routes (multi-modal transit); cameras more than
-  ``max_route_cams - 1`` hops apart are never co-observed.
-* **Walker.** Uniform start at a camera drawn from ``entry_p``; visits ``L`` cameras (``route_cams_p``) without
-  revisits, uniformly among unvisited neighbours, one parallel route per hop (``route_p``). Speed:
-  ``log v = log(speed_mps) + speed_log_scale * t(df=speed_tail_df)``, clipped to ``speed_range_mps``, times
-  ``lognormal(0, hop_speed_jitter)`` per hop, plus with probability ``pause_prob`` an exponential pause
-  (mean ``pause_mean_s``).
-* **Pass.** Camera ``c`` sees the walker ``view_m[c] / v`` seconds, detects it with probability ``detect_prob``,
-  keeps it if it ends within the recording, and yields ``1 + Poisson(crops_per_pass - 1)`` crops (at most
-  ``max_crops_per_pass``) at distinct integer frames, one per equal stratum of the pass.
+Metadata only (appearance: :mod:`.render`); draws both a dataset's people and the Monte-Carlo sample behind the
+ground truth. Times are in seconds until converted to frames at ``fps``; routes in metres.
 """
 
 from __future__ import annotations
@@ -46,21 +35,13 @@ class CampusError(StreidError):
 
 @dataclass(frozen=True)
 class CampusNetwork:
-    """The walking graph between cameras.
+    """The walking graph between cameras (1-based ids in names; 0-based indices here)."""
 
-    Attributes:
-        n_cams: K cameras (1-based ids in names; 0-based indices here).
-        route_len: (K, K, R) route lengths in metres, symmetric, NaN where there is no route.
-        route_p: (K, K, R) probability of taking each parallel route (rows sum to 1 where defined).
-        entry_p: (K,) probability of starting at each camera.
-        view_m: (K,) metres of walk visible in each camera.
-    """
-
-    n_cams: int
-    route_len: np.ndarray
-    route_p: np.ndarray
-    entry_p: np.ndarray
-    view_m: np.ndarray
+    n_cams: int  # K
+    route_len: np.ndarray  # (K, K, R) route lengths in metres, symmetric, NaN where there is no route
+    route_p: np.ndarray  # (K, K, R) probability of taking each parallel route (rows sum to 1 where defined)
+    entry_p: np.ndarray  # (K,) probability of starting at each camera
+    view_m: np.ndarray  # (K,) metres of walk visible in each camera
 
     @property
     def adjacency(self) -> np.ndarray:
@@ -69,28 +50,20 @@ class CampusNetwork:
 
     def describe(self) -> list[dict]:
         """One dict per direct connection: cameras (1-based) and route lengths (metres)."""
-        out = []
-        for a in range(self.n_cams):
-            for b in range(a + 1, self.n_cams):
-                lens = self.route_len[a, b][np.isfinite(self.route_len[a, b])]
-                if lens.size:
-                    out.append(
-                        {
-                            "cams": [a + 1, b + 1],
-                            "routes_m": [float(x) for x in lens],
-                            "route_p": [float(x) for x in self.route_p[a, b][: lens.size]],
-                        }
-                    )
-        return out
+        return [
+            {
+                "cams": [int(a) + 1, int(b) + 1],
+                "routes_m": lens.tolist(),
+                "route_p": self.route_p[a, b, : lens.size].tolist(),
+            }
+            for a, b in zip(*np.triu_indices(self.n_cams, 1))
+            if (lens := self.route_len[a, b][np.isfinite(self.route_len[a, b])]).size
+        ]
 
 
 def build_network(n_cams: int, layout_seed: int = 0) -> CampusNetwork:
-    """The campus walking graph: the hand-made :data:`DEFAULT_ROUTES_6` for 6 cameras, else procedural.
-
-    The procedural layout places cameras in a 1.2 km × 0.8 km area, joins each to its two nearest
-    neighbours by a route 1.2-1.5× the straight distance, and gives about 40% of the joins a second,
-    1.8-2.6× longer route.
-    """
+    """The campus walking graph: the hand-made :data:`DEFAULT_ROUTES_6` for 6 cameras, else cameras in a 1.2 × 0.8 km
+    area joined to their two nearest neighbours (route 1.2-1.5× the distance; 40% get a second, 1.8-2.6× longer)."""
     if not 1 <= n_cams <= 9:
         raise CampusError(f"n_cams: expected 1..9 cameras (one digit in file names), got {n_cams}")
     rng = np.random.default_rng([layout_seed, 7919])
@@ -127,19 +100,12 @@ def build_network(n_cams: int, layout_seed: int = 0) -> CampusNetwork:
 
 @dataclass(frozen=True)
 class WalkerSample:
-    """Camera passes of N simulated walkers (at most ``Lmax`` cameras each).
+    """Camera passes of N simulated walkers (at most ``Lmax`` cameras each)."""
 
-    Attributes:
-        cams: (N, Lmax) 0-based camera index of each visited camera, -1 after the route ends.
-        recorded: (N, Lmax) bool, the pass was detected and ended before the recording ended.
-        n_crops: (N, Lmax) crops of each recorded pass (0 if not recorded).
-        crop_frames: (N, Lmax, M) int64 crop frames (global, on the shared timeline), -1 padding.
-    """
-
-    cams: np.ndarray
-    recorded: np.ndarray
-    n_crops: np.ndarray
-    crop_frames: np.ndarray
+    cams: np.ndarray  # (N, Lmax) 0-based camera index of each visited camera, -1 after the route ends
+    recorded: np.ndarray  # (N, Lmax) bool: the pass was detected and ended before the recording ended
+    n_crops: np.ndarray  # (N, Lmax) crops of each recorded pass (0 if not recorded)
+    crop_frames: np.ndarray  # (N, Lmax, M) int64 global crop frames, -1 padding
 
     def __len__(self) -> int:
         return len(self.cams)
@@ -150,12 +116,8 @@ class WalkerSample:
         return self.recorded.sum(axis=1)
 
     def mean_frames(self, n_cams: int) -> np.ndarray:
-        """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded.
-
-        Computed as the faithful HP does, ``sum / (n + 1e-7)`` (docs/reference.md §3.2): the tiny downward bias
-        only matters when a difference lands exactly on a bin edge, and keeping it makes the truth
-        bit-for-bit the HP's counting rule.
-        """
+        """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded; ``sum / (n + 1e-7)`` as
+        the faithful HP computes it (docs/reference.md §3.2), so that the truth is bit-for-bit its counting rule."""
         n = self.crop_frames.shape[0]
         out = np.full((n, n_cams), np.nan)
         valid = self.crop_frames >= 0
@@ -166,24 +128,17 @@ class WalkerSample:
         return out
 
     def take(self, idx: np.ndarray) -> WalkerSample:
-        return WalkerSample(self.cams[idx], self.recorded[idx], self.n_crops[idx], self.crop_frames[idx])
+        return WalkerSample(**{k: v[idx] for k, v in vars(self).items()})
 
     @staticmethod
     def concat(parts: list[WalkerSample]) -> WalkerSample:
-        return WalkerSample(
-            np.concatenate([p.cams for p in parts]),
-            np.concatenate([p.recorded for p in parts]),
-            np.concatenate([p.n_crops for p in parts]),
-            np.concatenate([p.crop_frames for p in parts]),
-        )
+        return WalkerSample(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
 
 
 def simulate_walkers(net: CampusNetwork, cfg, n: int, rng: np.random.Generator) -> WalkerSample:
-    """Draw ``n`` walkers from the generative model (module docstring); vectorised over walkers.
-
-    Args:
-        cfg: a :class:`~streid_lib.campus.config.CampusConfig` (fps, recording, speed, pass fields).
-    """
+    """Draw ``n`` walkers of the campus model ``cfg`` (a :class:`~.config.CampusConfig`, docs/reference.md §13.5):
+    a start camera from ``entry_p``, ``route_cams_p`` cameras without revisits, heavy-tailed speeds, pauses and
+    detection misses, ``1 + Poisson(crops_per_pass - 1)`` crops per pass at one frame per equal stratum."""
     k = net.n_cams
     route_cams_p = np.asarray(cfg.route_cams_p, dtype=np.float64)
     lmax = len(route_cams_p)

@@ -1,16 +1,7 @@
 """Ground-truth transit densities of the campus and their distance to a fitted HP model (docs/reference.md §13.5).
 
-File ``transit_truth.npz`` (plain NumPy archive, byte-deterministic):
-
-* ``counts`` (K, K, Hb) int64: ``counts[a-1, b-1, k]`` walkers seen by cameras a and b whose mean crop frame in a
-  minus that in b (means as the HP takes them, ``sum / (n + 1e-7)``) lies in ``[k·w, (k+1)·w)`` frames, w =
-  ``base_bin_width``: a is the later camera (equal means: the higher index). This is the faithful HP histogram
-  (§3.3) from an unlimited supply of identities.
-* ``pair_n`` (K, K) int64 = ``counts.sum(-1)``; ``base_bin_width`` (frames), ``fps``, ``n_walkers`` (simulated,
-  before keeping those seen twice), ``recording_frames``; ``description`` (:data:`TRUTH_DESCRIPTION` as JSON).
-
-The density of (a, b) is ``counts[a-1, b-1] / pair_n[a-1, b-1]``, normalised per direction like the HP's
-``distribution_``; :meth:`TransitTruth.density` re-bins it to any multiple of the base width.
+File ``transit_truth.npz`` (byte-deterministic): the faithful HP histogram (§3.3) from an unlimited supply of
+identities; its arrays are described in :data:`TRUTH_DESCRIPTION` (stored in the file as JSON).
 """
 
 from __future__ import annotations
@@ -41,11 +32,8 @@ TRUTH_DESCRIPTION = {
 
 
 def write_npz_deterministic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write an ``.npz`` (readable by :func:`numpy.load`) whose bytes depend only on the arrays.
-
-    :func:`numpy.savez` stamps the current time into the zip entries; here every entry gets the
-    fixed date 1980-01-01, so the same data always gives the same file.
-    """
+    """Write an ``.npz`` whose bytes depend only on the arrays (:func:`numpy.savez` stamps the current time into the
+    zip entries; here every entry is dated 1980-01-01)."""
     path = Path(path)
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w") as zf:
@@ -61,15 +49,7 @@ def write_npz_deterministic(path: str | Path, arrays: dict[str, np.ndarray]) -> 
 
 @dataclass(frozen=True)
 class TransitTruth:
-    """Ground-truth transit-time counts of a campus (see the module docstring for the meaning).
-
-    Attributes:
-        counts: (K, K, Hb) int64 Monte-Carlo counts at ``base_bin_width`` frames per bin.
-        base_bin_width: frames per bin of ``counts``.
-        fps: frames per second.
-        n_walkers: walkers simulated.
-        recording_frames: recording length, frames.
-    """
+    """Ground-truth transit-time counts of a campus (fields as in :data:`TRUTH_DESCRIPTION`)."""
 
     counts: np.ndarray
     base_bin_width: int
@@ -102,11 +82,8 @@ class TransitTruth:
         return padded.reshape(self.counts.shape[:2] + (n, f)).sum(axis=3)
 
     def density(self, bin_width: int = 100, n_bins: int | None = None) -> np.ndarray:
-        """(K, K, n_bins) true probability per bin of ``bin_width`` frames, normalised per direction.
-
-        Each non-empty direction sums to 1 over all bins; when ``n_bins`` cuts the support short, the
-        mass beyond is not renormalised away (see :meth:`overflow`). Empty directions are all zero.
-        """
+        """(K, K, n_bins) true probability per bin of ``bin_width`` frames, normalised per direction over all bins
+        (mass beyond ``n_bins`` is not renormalised away, :meth:`overflow`); empty directions are all zero."""
         c = self.rebinned(bin_width).astype(np.float64)
         n = c.sum(axis=2, keepdims=True)
         p = np.divide(c, n, out=np.zeros_like(c), where=n > 0)
@@ -166,21 +143,10 @@ def load_truth(path: str | Path) -> TransitTruth:
 
 
 def hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed") -> dict[tuple[int, int], float]:
-    """Total-variation distance between a fitted HP density and the true one, per ordered camera pair.
-
-    ``TV(a, b) = ½ Σ_k |P̂[a, b, k] − P[a, b, k]|`` over the model's bins (``model.bin_width`` frames,
-    ``n_bins`` = the model's H), plus ½ of any true mass beyond the last bin. 0 = identical, 1 = disjoint.
-    A pair the model never saw (all-zero row) gets 1.
-
-    Args:
-        model: a fitted :class:`streid_lib.st_model.SpatialTemporalModel` (``smoothed_`` and
-            ``distribution_`` (C, C, H), ``bin_width`` frames); C may exceed the campus's K.
-        truth: a :class:`TransitTruth` or the path of ``transit_truth.npz`` / a campus root.
-        which: ``"smoothed"`` (the Parzen estimate P̂, default) or ``"distribution"`` (the raw P).
-
-    Returns:
-        ``{(a, b): tv}`` for every ordered pair (1-based, later camera first) with true mass.
-    """
+    """``{(a, b): TV}`` per ordered camera pair with true mass (1-based, later camera first): the total-variation
+    distance ``½ Σ_k |P̂[a, b, k] − P[a, b, k]|`` between a fitted HP model's ``which`` (``"smoothed"`` or
+    ``"distribution"``, (C, C, H), C ≥ K) and ``truth`` (or its file / campus root) over the model's bins, plus ½ of
+    the true mass beyond them. 0 = identical, 1 = disjoint (also for a pair the model never saw)."""
     if not isinstance(truth, TransitTruth):
         truth = load_truth(truth)
     if which not in ("smoothed", "distribution"):

@@ -1,8 +1,7 @@
 """What a visual-stream run is asked to do: :class:`TrainConfig` and :class:`ExtractConfig` (torch-free).
 
-Keyword-only, frozen, every value checked when built (:class:`ConfigError`); ``None`` means the model's default, a
-value ≤ 0 is an error. :func:`resolve_config` fills in the machine- and model-dependent values, giving the
-configuration a checkpoint stores and a resumed run must match.
+Keyword-only, frozen, every value checked when built (:class:`ConfigError`); ``None`` means the model's default.
+:func:`resolve_config` fills in the machine- and model-dependent values (what a checkpoint stores).
 """
 
 from __future__ import annotations
@@ -24,24 +23,23 @@ TRAIN_RESIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 
 TEST_SIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 144)}
 #: DenseNet-121's four /2 transitions leave no pixel below this input size (PCB and ResNet-50 pool adaptively).
 DENSENET_MIN_SIZE = 32
-
 #: Reference schedule: decay from epoch index 39 of 60 (StepLR step 40, stepped at each epoch's start).
 REFERENCE_DECAY = (39, 60)
+#: Largest input side in pixels: ten times the reference's largest (384), far beyond any person crop.
+MAX_SIDE = 4096
+#: Memory per input pixel per image, estimated before anything is allocated: a training step keeps every
+#: activation for the backward pass (ResNet-50 in fp32: about 1 KiB per input pixel), a test pass only a few layers.
+BYTES_PER_PIXEL = {"train": 1024, "test": 128}
 
 
 class ConfigError(StreidError):
-    """An option value outside its range. ``field`` is the option's name, ``value`` what was given.
-
-    ``str(err)`` reads ``field=value: expected ...``, or ``--field value: expected ...`` when raised for a
-    command-line option (:func:`from_options`).
-    """
+    """An option value outside its range: ``str(err)`` reads ``field=value: expected ...`` (or ``--field value:
+    expected ...`` for a command-line option, :func:`from_options`)."""
 
     def __init__(self, field: str, value: Any, expected: str, *, option: bool = False) -> None:
         where = f"--{field.replace('_', '-')} {value}" if option else f"{field}={value!r}"
         super().__init__(f"{where}: expected {expected}")
-        self.field = field
-        self.value = value
-        self.expected = expected
+        self.field, self.value, self.expected = field, value, expected
 
 
 def default_workers() -> int:
@@ -54,55 +52,38 @@ def default_decay_epoch(epochs: int) -> int:
     return int(round(REFERENCE_DECAY[0] / REFERENCE_DECAY[1] * epochs))
 
 
-# ---------------------------------------------------------------- checks (one rule each)
+_PIXELS = "a positive number of pixels (leave it unset for the model's default)"
 
 
-def _integer(name: str, value: Any, low: int, expected: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
+def _check(name: str, value: Any, rule: tuple) -> Any:
+    """One field checked by its rule ``(kind, bound, expected)``, returned normalised. Kinds: ``int`` (≥ bound),
+    ``int?``/``side`` (or ``None``; a side ≤ :data:`MAX_SIDE`), ``real`` (finite, bound(v)), ``flag``, ``choice``."""
+    kind, bound, expected = rule
+    if value is None and kind in ("int?", "side"):
+        return None
+    if kind == "choice":
+        if value not in bound:
+            raise ConfigError(name, value, "one of " + ", ".join(repr(c) for c in bound))
+        return value
+    if kind == "flag":
+        if not isinstance(value, bool):
+            raise ConfigError(name, value, "True or False")
+        return value
+    number = not isinstance(value, bool) and isinstance(value, numbers.Real if kind == "real" else numbers.Integral)
+    if kind == "real":
+        if not (number and math.isfinite(value) and bound(value)):
+            raise ConfigError(name, value, expected)
+        return float(value)
+    if not number or int(value) < bound:
         raise ConfigError(name, value, expected)
+    if kind == "side" and value > MAX_SIDE:
+        raise ConfigError(name, value, f"at most {MAX_SIDE} pixels (the reference's inputs are 256x128 to 384x192)")
     return int(value)
 
 
-def _optional_integer(name: str, value: Any, low: int, expected: str) -> int | None:
-    return None if value is None else _integer(name, value, low, expected)
-
-
-def _real(name: str, value: Any, ok, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not ok(value):
-        raise ConfigError(name, value, expected)
-    return float(value)
-
-
-def _choice(name: str, value: Any, choices: tuple) -> Any:
-    if value not in choices:
-        raise ConfigError(name, value, "one of " + ", ".join(repr(c) for c in choices))
-    return value
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(name, value, "True or False")
-    return value
-
-
-def _set(obj: Any, **values: Any) -> None:
-    for k, v in values.items():
-        object.__setattr__(obj, k, v)
-
-
-_PIXELS = "a positive number of pixels (leave it unset for the model's default)"
-#: Largest input side in pixels: ten times the reference's largest (384), far beyond any person crop.
-MAX_SIDE = 4096
-#: Memory per input pixel per image, estimated before anything is allocated: a training step keeps every
-#: activation for the backward pass (ResNet-50 in fp32: about 1 KiB per input pixel), a test pass only a few layers.
-BYTES_PER_PIXEL = {"train": 1024, "test": 128}
-
-
-def _side(name: str, value: Any) -> int | None:
-    value = _optional_integer(name, value, 1, _PIXELS)
-    if value is not None and value > MAX_SIDE:
-        raise ConfigError(name, value, f"at most {MAX_SIDE} pixels (the reference's inputs are 256x128 to 384x192)")
-    return value
+def _check_all(obj: Any, rules: dict[str, tuple]) -> None:
+    for name, rule in rules.items():
+        object.__setattr__(obj, name, _check(name, getattr(obj, name), rule))
 
 
 def _check_memory(kind: str, h: int, w: int, batch_size: int) -> None:
@@ -122,33 +103,48 @@ def _check_memory(kind: str, h: int, w: int, batch_size: int) -> None:
         )
 
 
+_RATE = ("real", lambda v: v > 0, "a learning rate > 0")
+_TRAIN_RULES = {
+    "model": ("choice", MODEL_NAMES, ""),
+    "epochs": ("int", 1, "a whole number of epochs >= 1"),
+    "height": ("side", 1, _PIXELS),
+    "width": ("side", 1, _PIXELS),
+    "batch_size": ("int", 2, "at least 2 images (BatchNorm needs two)"),
+    "erasing": ("real", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "seed": ("int", 0, "an integer >= 0"),
+    "lr": _RATE,
+    "lr_backbone": _RATE,
+    "momentum": ("real", lambda v: 0 <= v < 1, "a momentum in [0, 1)"),
+    "weight_decay": ("real", lambda v: v >= 0, "a weight decay >= 0"),
+    "loader": ("choice", ("memory", "plain"), ""),
+    "precision": ("choice", ("auto", "bf16", "fp32"), ""),
+    "compile": ("flag", None, ""),
+    "cuda_graph": ("choice", ("auto", "on", "off", True, False), ""),
+    "checkpoint_every": ("int", 1, "a number of epochs >= 1"),
+    "keep_checkpoints": ("flag", None, ""),
+    "workers": ("int?", 0, "a number of workers >= 0"),
+    "world_size": ("int", 1, "a number of processes >= 1"),
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Everything that determines a training run (docs/reference.md §2.5); stored in every checkpoint.
 
     Attributes:
-        model: ``"pcb"``, ``"resnet50"`` or ``"densenet121"``.
-        epochs: number of epochs (reference 60), ≥ 1.
-        batch_size: images per step per process (reference 32), ≥ 2 (BatchNorm needs two).
-        erasing: random-erasing probability in [0, 1] (0.5 for the paper's "+RE" rows).
+        model: ``"pcb"``, ``"resnet50"`` or ``"densenet121"``; epochs (reference 60); batch_size per process (32).
+        erasing: random-erasing probability (0.5 for the paper's "+RE" rows).
         height, width: training input in pixels; ``None``: 384×192 PCB, 256×128 crops otherwise.
-        resize: size (pixels) the images are resized to before the random crop; ``None``: the reference's ratio
-            (288×144 for a 256×128 crop; PCB is resized only). Must be at least the input size.
+        resize: (h, w) pixels before the random crop, at least the input; ``None``: the reference's ratio.
         weights: ``"imagenet"`` (torch hub cache), ``"none"`` (from scratch) or a backbone weights file.
-        seed: seeds initialisation, shuffling, augmentation and dropout (≥ 0).
-        lr, lr_backbone: learning rates of the new layers (reference 0.1) and of the backbone (0.01), > 0.
-        momentum: Nesterov momentum in [0, 1) (reference 0.9); weight_decay ≥ 0 (reference 5e-4).
-        decay_epoch: 0-based epoch index from which the rates are ×0.1, in [0, epochs] (``epochs``: never);
-            ``None``: round(39/60·epochs).
+        seed: seeds initialisation, shuffling, augmentation and dropout.
+        lr, lr_backbone, momentum, weight_decay: SGD of the new layers / backbone (0.1, 0.01, Nesterov 0.9, 5e-4).
+        decay_epoch: 0-based epoch from which the rates are ×0.1 (``epochs``: never; ``None``: round(39/60·epochs)).
         loader: ``"memory"`` (fast path) or ``"plain"`` (torchvision DataLoader, fp32).
         precision: ``"auto"`` (bf16 on CUDA with the memory loader, else fp32), ``"bf16"`` or ``"fp32"``.
-        compile: wrap the model in ``torch.compile``.
-        cuda_graph: replay each step as a CUDA graph: ``"auto"`` (on with the memory loader on one CUDA device
-            without ``compile``), ``"on"``/``True`` or ``"off"``/``False``.
-        checkpoint_every: epochs between checkpoints (≥ 1; the last epoch is always saved).
-        keep_checkpoints: also keep every checkpoint as ``epoch_NNN.pt`` (default: only ``last.pt``).
-        workers: decoding threads / DataLoader workers (≥ 0; ``None``: min(16, CPUs); 0 with the plain loader:
-            load in the main process).
+        compile: ``torch.compile``; cuda_graph: ``"auto"`` (memory loader, one CUDA device, no compile), on, off.
+        checkpoint_every: epochs between checkpoints (the last is always saved); keep_checkpoints: ``epoch_NNN.pt``.
+        workers: decoding threads / DataLoader workers (``None``: min(16, CPUs)).
         world_size: number of training processes; set by :func:`resolve_config` from the launcher.
     """
 
@@ -176,55 +172,27 @@ class TrainConfig:
     world_size: int = 1
 
     def __post_init__(self) -> None:
-        model = _choice("model", self.model, MODEL_NAMES)
-        epochs = _integer("epochs", self.epochs, 1, "a whole number of epochs >= 1")
-        height, width = _side("height", self.height), _side("width", self.width)
-        h, w = height or TRAIN_SIZE[model][0], width or TRAIN_SIZE[model][1]
-        if model == "densenet121" and min(h, w) < DENSENET_MIN_SIZE:
+        _check_all(self, _TRAIN_RULES)
+        h, w = self.input_size
+        if self.model == "densenet121" and min(h, w) < DENSENET_MIN_SIZE:
             field, value = ("height", h) if h < DENSENET_MIN_SIZE else ("width", w)
             raise ConfigError(field, value, f"at least {DENSENET_MIN_SIZE} pixels for densenet121 (input {h}x{w})")
-        resize = self.resize
-        if resize is not None:
-            if len(resize) != 2:
-                raise ConfigError("resize", resize, "(height, width) in pixels")
-            resize = tuple(_integer("resize", v, 1, _PIXELS) for v in resize)
+        if self.resize is not None:
+            if len(self.resize) != 2:
+                raise ConfigError("resize", self.resize, "(height, width) in pixels")
+            resize = tuple(_check("resize", v, ("int", 1, _PIXELS)) for v in self.resize)
             if resize[0] < h or resize[1] < w:
                 raise ConfigError("resize", resize, f"at least the input size {h}x{w} (the crop must fit)")
-        cuda_graph = _choice("cuda_graph", self.cuda_graph, ("auto", "on", "off", True, False))
-        cuda_graph = (
-            {"on": True, "off": False}.get(cuda_graph, cuda_graph) if isinstance(cuda_graph, str) else cuda_graph
-        )
-        _set(
-            self,
-            model=model,
-            epochs=epochs,
-            batch_size=_integer("batch_size", self.batch_size, 2, "at least 2 images (BatchNorm needs two)"),
-            erasing=_real("erasing", self.erasing, lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
-            height=height,
-            width=width,
-            resize=resize,
-            weights=str(self.weights),
-            seed=_integer("seed", self.seed, 0, "an integer >= 0"),
-            lr=_real("lr", self.lr, lambda v: v > 0, "a learning rate > 0"),
-            lr_backbone=_real("lr_backbone", self.lr_backbone, lambda v: v > 0, "a learning rate > 0"),
-            momentum=_real("momentum", self.momentum, lambda v: 0 <= v < 1, "a momentum in [0, 1)"),
-            weight_decay=_real("weight_decay", self.weight_decay, lambda v: v >= 0, "a weight decay >= 0"),
-            decay_epoch=_optional_integer(
-                "decay_epoch", self.decay_epoch, 0, f"an epoch index in [0, {epochs}] (epochs: no decay)"
-            ),
-            loader=_choice("loader", self.loader, ("memory", "plain")),
-            precision=_choice("precision", self.precision, ("auto", "bf16", "fp32")),
-            compile=_flag("compile", self.compile),
-            cuda_graph=cuda_graph,  # "auto", True or False
-            checkpoint_every=_integer("checkpoint_every", self.checkpoint_every, 1, "a number of epochs >= 1"),
-            keep_checkpoints=_flag("keep_checkpoints", self.keep_checkpoints),
-            workers=_optional_integer("workers", self.workers, 0, "a number of workers >= 0"),
-            world_size=_integer("world_size", self.world_size, 1, "a number of processes >= 1"),
-        )
-        if self.decay_epoch is not None and self.decay_epoch > epochs:
-            raise ConfigError("decay_epoch", self.decay_epoch, f"an epoch index in [0, {epochs}] (epochs: no decay)")
+            object.__setattr__(self, "resize", resize)
+        epochs = f"an epoch index in [0, {self.epochs}] (epochs: no decay)"
+        decay = _check("decay_epoch", self.decay_epoch, ("int?", 0, epochs))
+        if decay is not None and decay > self.epochs:
+            raise ConfigError("decay_epoch", decay, epochs)
         if self.weights == "":
             raise ConfigError("weights", self.weights, "'imagenet', 'none' or a weights file")
+        graph = {"on": True, "off": False}.get(self.cuda_graph, self.cuda_graph)  # "auto", True or False
+        for name, value in (("decay_epoch", decay), ("weights", str(self.weights)), ("cuda_graph", graph)):
+            object.__setattr__(self, name, value)
         _check_memory("train", *self.input_size, self.batch_size)
 
     @property
@@ -235,19 +203,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (as stored in checkpoints and provenance)."""
-        d = asdict(self)
-        if d["resize"] is not None:
-            d["resize"] = list(d["resize"])
-        return d
+        return {**asdict(self), "resize": None if self.resize is None else list(self.resize)}
 
 
 def resolve_config(config: TrainConfig, device: Any = "cpu", world_size: int = 1) -> TrainConfig:
-    """The complete configuration of a run on ``device`` with ``world_size`` processes: nothing left unset.
-
-    Fills the model's input size, the reference's resize ratio, the decay epoch, the precision, whether CUDA
-    graphs are used and the worker count, and checks what depends on the device (bf16 and CUDA graphs need CUDA).
-    ``device`` is a ``torch.device`` or a string such as ``"cuda:0"``. Resolving twice gives the same object.
-    """
+    """The complete configuration of a run on ``device`` (``torch.device`` or ``"cuda:0"``...) with ``world_size``
+    processes: input size, resize, decay epoch, precision, CUDA graphs and workers filled in; checks what needs
+    CUDA. Resolving twice gives the same object."""
     dev_type = getattr(device, "type", str(device).split(":")[0])
     cfg = replace(config, world_size=int(world_size))
     precision = cfg.precision
@@ -286,10 +248,9 @@ class ExtractConfig:
 
     Attributes:
         model: ``"pcb"``, ``"resnet50"`` or ``"densenet121"`` (the checkpoint's architecture).
-        batch_size: images per forward pass (≥ 1).
-        height, width: test resize in pixels; ``None``: 384×192 PCB, 288×144 others (the reference's).
+        batch_size: images per forward pass; height, width: test resize in pixels (``None``: the reference's).
         precision: ``"fp32"`` (faithful) or ``"bf16"`` (CUDA autocast, faster).
-        workers: decoding threads (≥ 1; ``None``: min(16, CPUs)).
+        workers: decoding threads (``None``: min(16, CPUs)).
         train: also extract the training images (``bounding_box_train``) into the file's training side.
     """
 
@@ -302,16 +263,7 @@ class ExtractConfig:
     train: bool = True
 
     def __post_init__(self) -> None:
-        _set(
-            self,
-            model=_choice("model", self.model, MODEL_NAMES),
-            batch_size=_integer("batch_size", self.batch_size, 1, "at least 1 image"),
-            height=_side("height", self.height),
-            width=_side("width", self.width),
-            precision=_choice("precision", self.precision, ("fp32", "bf16")),
-            workers=_optional_integer("workers", self.workers, 1, "a number of threads >= 1"),
-            train=_flag("train", self.train),
-        )
+        _check_all(self, _EXTRACT_RULES)
         _check_memory("test", *self.input_size, self.batch_size)
 
     @property
@@ -321,16 +273,25 @@ class ExtractConfig:
         return self.height or h0, self.width or w0
 
 
+_EXTRACT_RULES = {
+    "model": _TRAIN_RULES["model"],
+    "batch_size": ("int", 1, "at least 1 image"),
+    "height": _TRAIN_RULES["height"],
+    "width": _TRAIN_RULES["width"],
+    "precision": ("choice", ("fp32", "bf16"), ""),
+    "workers": ("int?", 1, "a number of threads >= 1"),
+    "train": ("flag", None, ""),
+}
+
+
 def defaults(cls: type) -> dict[str, Any]:
     """``{field: default}`` of a config dataclass (for the command line's option defaults)."""
     return {f.name: f.default for f in fields(cls)}
 
 
 def from_options(cls: type, options: Any) -> Any:
-    """Build ``cls`` from an argparse namespace: every field that has an option of the same name.
-
-    A value out of range raises :class:`ConfigError` worded for the command line (``--height 0: expected ...``).
-    """
+    """Build ``cls`` from an argparse namespace (every field with a same-named option); a bad value raises
+    :class:`ConfigError` worded for the command line (``--height 0: expected ...``)."""
     given = {f.name: getattr(options, f.name) for f in fields(cls) if hasattr(options, f.name)}
     try:
         return cls(**given)

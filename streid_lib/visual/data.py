@@ -7,6 +7,7 @@ device and augments each batch there (docs/reference.md §13.8); the augmentatio
 from __future__ import annotations
 
 import collections
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,31 +36,19 @@ def derive_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-_NORM_CACHE: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
+@functools.cache
 def norm_constants(device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet mean and std as (3,) float32 tensors on ``device``, created once per device.
-
-    Creating them per step would copy from host memory and synchronise the GPU every step.
-    """
-    key = str(device)
-    if key not in _NORM_CACHE:
-        _NORM_CACHE[key] = (
-            torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device),
-            torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device),
-        )
-    return _NORM_CACHE[key]
+    """ImageNet mean and std as (3,) float32 tensors on ``device``, created once per device (per step, they would
+    be copied from host memory and synchronise the GPU every step)."""
+    return tuple(torch.tensor(v, dtype=torch.float32, device=device) for v in (IMAGENET_MEAN, IMAGENET_STD))
 
 
-def load_image(path: str | Path, height: int, width: int) -> np.ndarray:
-    """Decode one image to RGB and resize it to (height, width) with PIL bicubic → (H, W, 3) uint8."""
+def load_rgb(path: str | Path, size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode one image to RGB, resized to ``size`` = (height, width) with PIL bicubic unless ``None``."""
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
-            if im.size != (width, height):
-                im = im.resize((width, height), Image.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
+            return im if size is None or im.size == size[::-1] else im.resize(size[::-1], Image.BICUBIC)
     except (OSError, ValueError) as exc:
         raise ImageDataError(f"{path}: cannot decode image ({exc})") from None
 
@@ -67,18 +56,15 @@ def load_image(path: str | Path, height: int, width: int) -> np.ndarray:
 def _load_batch(paths: Sequence[str | Path], height: int, width: int) -> np.ndarray:
     out = np.empty((len(paths), height, width, 3), np.uint8)
     for i, p in enumerate(paths):
-        out[i] = load_image(p, height, width)
+        out[i] = np.asarray(load_rgb(p, (height, width)), dtype=np.uint8)
     return out
 
 
 def iter_decoded(
     paths: Sequence[str | Path], height: int, width: int, batch_size: int, workers: int | None = None
 ) -> Iterator[np.ndarray]:
-    """Yield (b, H, W, 3) uint8 batches of ``paths`` in order, decoded by a thread pool a few batches ahead.
-
-    Memory stays bounded: at most ``2·workers`` batches are in flight. ``workers``: threads (``None``: the
-    default count). When the consumer stops early (an error, Ctrl-C) the batches not yet started are cancelled.
-    """
+    """Yield (b, H, W, 3) uint8 batches of ``paths`` in order, decoded by ``workers`` threads at most ``2·workers``
+    batches ahead; when the consumer stops early (an error, Ctrl-C) the batches not yet started are cancelled."""
     workers = max(1, default_workers() if workers is None else workers)
     chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     pool = ThreadPoolExecutor(workers)
@@ -109,12 +95,8 @@ def decode_images(paths: Sequence[str | Path], height: int, width: int, workers:
 
 
 def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
-    """The training images of a dataset root (``bounding_box_train/``, all identities as in ``train_all``).
-
-    Returns:
-        (paths, labels (N,) int64 class indices 0..C-1, class_pids (C,) int64 person id of each class).
-        Classes are the sorted distinct person ids (ImageFolder's order for zero-padded id folders).
-    """
+    """The training images of a dataset root (``bounding_box_train/``, all identities as in ``train_all``): (paths,
+    (N,) int64 class indices, (C,) int64 person id of each class), classes in sorted pid order (ImageFolder's)."""
     splits = read_dataset_root(root)
     meta = splits.train
     folder = Path(root) / SPLIT_FOLDERS["train"]
@@ -125,11 +107,8 @@ def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray
 
 
 def shard_indices(n: int, epoch_seed: int, rank: int, world_size: int) -> torch.Tensor:
-    """This rank's shuffled indices for one epoch, as ``DistributedSampler`` does.
-
-    One permutation of range(n) shared by all ranks (seeded by ``epoch_seed``) is padded by wrapping
-    around to a multiple of ``world_size``; rank r takes positions r, r+W, r+2W, ...
-    """
+    """This rank's shuffled indices for one epoch, as ``DistributedSampler`` does: one permutation shared by all
+    ranks, padded by wrapping around to a multiple of ``world_size``; rank r takes positions r, r+W, r+2W, ..."""
     g = torch.Generator().manual_seed(epoch_seed)
     perm = torch.randperm(n, generator=g)
     total = math.ceil(n / world_size) * world_size
@@ -149,15 +128,8 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
 def erasing_boxes(
     batch: int, height: int, width: int, p: float, generator: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random-erasing rectangles for a batch, vectorised over images and over the 100 attempts.
-
-    Per image, the reference's rule (docs/reference.md §2.5): with probability p, up to 100 attempts of area
-    U[0.02, 0.4]·H·W, aspect r = U[0.3, 1/0.3], h = round(√(area·r)), w = round(√(area/r)); the first with h < H
-    and w < W wins, top-left uniform over [0, H−h] × [0, W−w].
-
-    Returns:
-        (apply (B,) bool, top (B,), left (B,), h (B,), w (B,)) int64, in pixels.
-    """
+    """Random-erasing rectangles (apply (B,) bool, top, left, h, w (B,) int64 pixels) by the reference's rule
+    (docs/reference.md §2.5), vectorised over images and over the 100 attempts."""
     apply = torch.rand(batch, generator=generator, device=device) < p
     lo, hi = ERASE_AREA
     area = (lo + (hi - lo) * torch.rand(batch, ERASE_ATTEMPTS, generator=generator, device=device)) * (height * width)
@@ -176,25 +148,9 @@ def erasing_boxes(
     return apply, top, left, h, w
 
 
-def augment_batch(
-    images: torch.Tensor,
-    index: torch.Tensor,
-    out_size: tuple[int, int],
-    erasing: float,
-    generator: torch.Generator,
-    flip: bool = True,
-) -> torch.Tensor:
-    """Crop, flip, normalise and erase a batch on the images' device.
-
-    Args:
-        images: (N, H0, W0, 3) uint8 training set (on the compute device for the fast path).
-        index: (B,) int64 images to take (same device as ``images``).
-        out_size: (h, w) output size; h ≤ H0, w ≤ W0 (equal sizes: no crop, as for PCB).
-        erasing: random-erasing probability p (0 disables it).
-        generator: torch generator on ``images.device`` (all randomness comes from it).
-
-    Returns:
-        (B, 3, h, w) float32 normalised batch in channels-last memory layout.
+def augment_batch(images: torch.Tensor, index, out_size, erasing: float, generator, flip: bool = True) -> torch.Tensor:
+    """Crop to ``out_size`` (h, w), flip, normalise and erase (probability ``erasing``) the (B,) ``index`` images of
+    a (N, H0, W0, 3) uint8 set on its device, all randomness from ``generator`` → (B, 3, h, w) float32 channels-last.
     """
     n, h0, w0, _ = images.shape
     h, w = out_size
@@ -224,46 +180,22 @@ def augment_batch(
 
 
 class MemoryTrainSet:
-    """The decoded training set held in memory, with device-side batching and augmentation.
+    """The decoded (N, H0, W0, 3) uint8 training set and its (N,) labels, batched and augmented on ``device``; the
+    images move there when they fit in ``max_device_fraction`` of its free memory, else only each batch does."""
 
-    Args:
-        images: (N, H0, W0, 3) uint8 tensor.
-        labels: (N,) int64 class indices.
-        device: compute device; the images move there when they fit in ``max_device_fraction`` of the
-            free device memory, otherwise they stay in (pinned) host memory and only each batch moves.
-    """
-
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        device: torch.device,
-        max_device_fraction: float = 0.5,
-    ) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, device, max_device_fraction: float = 0.5) -> None:
         self.device = torch.device(device)
-        nbytes = images.numel()
         on_device = self.device.type == "cpu"
         if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            on_device = nbytes <= max_device_fraction * free
+            on_device = images.numel() <= max_device_fraction * torch.cuda.mem_get_info(self.device)[0]
         self.images_on_device = on_device
-        if on_device:
-            self.images = images.to(self.device)
-        else:
-            self.images = images.pin_memory()
+        self.images = images.to(self.device) if on_device else images.pin_memory()
         self.labels = labels.to(self.device)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def batches(
-        self,
-        order: torch.Tensor,
-        batch_size: int,
-        out_size: tuple[int, int],
-        erasing: float,
-        generator: torch.Generator,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, order: torch.Tensor, batch_size: int, out_size, erasing: float, generator) -> Iterator[tuple]:
         """Yield augmented (x (B,3,h,w) float32 channels-last, y (B,)) batches over ``order`` (indices)."""
         order_dev = order.to(self.device)
         for sl in batch_slices(len(order), batch_size):
@@ -277,10 +209,8 @@ class MemoryTrainSet:
 
 
 class ReferenceRandomErasing:
-    """Per-image random erasing on a normalised (3, H, W) tensor, as the reference's transform (fill 0).
-
-    Draws from torch's global RNG (seeded per DataLoader worker by PyTorch).
-    """
+    """Per-image random erasing (fill 0) of a normalised (3, H, W) tensor as the reference's transform, drawing from
+    torch's global RNG (seeded per DataLoader worker by PyTorch)."""
 
     def __init__(self, p: float) -> None:
         self.p = float(p)
@@ -315,12 +245,7 @@ class FileDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        try:
-            with Image.open(self.paths[i]) as im:
-                img = im.convert("RGB")
-        except OSError as exc:
-            raise ImageDataError(f"{self.paths[i]}: cannot decode image ({exc})") from None
-        return self.transform(img), int(self.labels[i])
+        return self.transform(load_rgb(self.paths[i])), int(self.labels[i])
 
 
 def plain_train_transform(resize: tuple[int, int], crop: tuple[int, int], erasing: float):
@@ -338,22 +263,10 @@ def plain_train_transform(resize: tuple[int, int], crop: tuple[int, int], erasin
 
 
 def plain_loader(
-    paths: Sequence[str | Path],
-    labels: np.ndarray,
-    resize: tuple[int, int],
-    crop: tuple[int, int],
-    erasing: float,
-    batch_size: int,
-    workers: int,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
-) -> torch.utils.data.DataLoader:
-    """A torchvision-style DataLoader over files (decode + augment per image on CPU workers, fp32).
-
-    Shuffling is seeded by ``seed`` (call ``loader.sampler.set_epoch(e)`` for epoch e under DDP; single
-    process: the generator is reseeded by the caller per epoch).
-    """
+    paths, labels, resize, crop, erasing: float, batch_size: int, workers: int, seed: int, rank=0, world_size=1
+):
+    """A torchvision-style DataLoader over files (decode + augment per image on CPU workers, fp32), shuffled by
+    ``seed`` (under DDP call ``loader.sampler.set_epoch(e)``; else the caller reseeds its generator per epoch)."""
     ds = FileDataset(paths, labels, plain_train_transform(resize, crop, erasing))
     g = torch.Generator().manual_seed(seed)
     # One shuffled order per epoch: the sampler's (seeded, shared by the ranks) under DDP, else the loader's own.
@@ -361,31 +274,13 @@ def plain_loader(
     if world_size > 1:
         order = {"sampler": torch.utils.data.DistributedSampler(ds, world_size, rank, shuffle=True, seed=seed)}
     return torch.utils.data.DataLoader(
-        ds,
-        batch_size,
-        **order,
-        num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
-        generator=g,
-        drop_last=False,
+        ds, batch_size, **order, num_workers=workers, pin_memory=torch.cuda.is_available(), generator=g, drop_last=False
     )
 
 
-def write_toy_dataset(
-    root: str | Path,
-    n_ids: int = 4,
-    per_id: int = 3,
-    n_query_ids: int = 2,
-    size: tuple[int, int] = (128, 64),
-    seed: int = 0,
-    quality: int = 90,
-) -> Path:
-    """Write a small Market-style dataset of generated JPEGs (for tests and benchmarks, not for results).
-
-    Each identity has its own colour pattern plus noise, so a model can learn something.
-    Train ids are 1..n_ids; test ids n_ids+1..n_ids+n_query_ids, with ``per_id`` gallery images over
-    cameras 1-3 and one query image on camera 4 ... per id. Names look like ``0001_c1s1_000101_00.jpg``.
-    """
+def write_toy_dataset(root, n_ids=4, per_id=3, n_query_ids=2, size=(128, 64), seed=0, quality=90) -> Path:
+    """Write a small Market-style dataset of generated JPEGs, one colour pattern plus noise per identity (for tests
+    and benchmarks): train ids 1..n_ids, test ids after them with ``per_id`` gallery images and one query each."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     h, w = size
@@ -404,14 +299,11 @@ def write_toy_dataset(
         )
 
     frame = 100
-    for pid in range(1, n_ids + 1):
+    for pid in range(1, n_ids + n_query_ids + 1):
         for k in range(per_id):
             frame += 7
-            write(SPLIT_FOLDERS["train"], pid, 1 + k % 3, frame, k)
-    for pid in range(n_ids + 1, n_ids + n_query_ids + 1):
-        for k in range(per_id):
+            write(SPLIT_FOLDERS["train" if pid <= n_ids else "gallery"], pid, 1 + k % 3, frame, k)
+        if pid > n_ids:
             frame += 7
-            write(SPLIT_FOLDERS["gallery"], pid, 1 + k % 3, frame, k)
-        frame += 7
-        write(SPLIT_FOLDERS["query"], pid, 4, frame, 0)
+            write(SPLIT_FOLDERS["query"], pid, 4, frame, 0)
     return root

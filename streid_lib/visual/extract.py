@@ -26,6 +26,7 @@ from .models import (
     build_model,
     file_sha256,
     load_model_state,
+    load_torch_file,
     normalise_features,
     num_classes_in_state,
 )
@@ -40,23 +41,15 @@ def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.n
     path = Path(checkpoint)
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # several exception types for unreadable files
-        raise WeightsError(f"not a streid checkpoint: {path} ({_first_line(exc)})") from None
+    obj = load_torch_file(path, f"not a streid checkpoint: {path}")
     info: dict = {"checkpoint": str(path.resolve()), "checkpoint_sha256": file_sha256(path)}
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         if obj["model_name"] != model_name:
             raise WeightsError(f"{path}: holds a {obj['model_name']!r} model, not {model_name!r}")
         state = obj["model_state"]
-        info.update(
-            {
-                "checkpoint_epoch": int(obj["epoch"]),
-                "weights": obj["provenance"].get("weights"),
-                "training_data_root": obj["provenance"].get("data_root"),
-                "training_config": obj["config"],
-            }
-        )
+        prov = obj["provenance"]
+        info |= dict(checkpoint_epoch=int(obj["epoch"]), weights=prov.get("weights"))
+        info |= dict(training_data_root=prov.get("data_root"), training_config=obj["config"])
     elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
         state = obj
         info["weights"] = {"request": "state-dict file", "source": str(path.resolve())}
@@ -69,11 +62,8 @@ def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.n
 
 @torch.no_grad()
 def embed_batch(model: torch.nn.Module, x_uint8: torch.Tensor, device: torch.device, amp: bool = False) -> torch.Tensor:
-    """Normalised test features of a (B, H, W, 3) uint8 batch: image + flip summed, then L2 (§2.6).
-
-    Returns:
-        (B, D) float32 on ``device``.
-    """
+    """(B, D) float32 normalised test features on ``device`` of a (B, H, W, 3) uint8 batch: image + flip summed,
+    then L2 (docs/reference.md §2.6)."""
     x = x_uint8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
     mean, std = vdata.norm_constants(device)
     x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
@@ -82,24 +72,6 @@ def embed_batch(model: torch.nn.Module, x_uint8: torch.Tensor, device: torch.dev
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
         f = model.embed(x).float() + model.embed(x.flip(3)).float()
     return normalise_features(f)
-
-
-def _extract_side(
-    model: torch.nn.Module,
-    paths: list[Path],
-    size: tuple[int, int],
-    device: torch.device,
-    batch_size: int,
-    amp: bool,
-    workers: int | None,
-    bar,
-) -> np.ndarray:
-    out: list[np.ndarray] = []
-    for batch in vdata.iter_decoded(paths, size[0], size[1], batch_size, workers):
-        f = embed_batch(model, torch.from_numpy(batch), device, amp)
-        out.append(f.cpu().numpy())
-        bar.update(len(batch))
-    return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def extract_features(
@@ -113,19 +85,10 @@ def extract_features(
 ) -> FeatureSet:
     """Extract the features of ``data_root``'s query, gallery and (with ``config.train``) training images.
 
-    Args:
-        config: model, batch size, test resize, precision, threads and whether to extract the training side
-            (:class:`~streid_lib.visual.config.ExtractConfig`, checked when built).
-        checkpoint: our ``last.pt`` or a bare state dict (the authors' ``net_last.pth`` loads too).
-        data_root: dataset root with ``query/``, ``bounding_box_test/`` and ``bounding_box_train/``.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        progress: a progress bar on stderr over all the images (``label``, side, ETA).
-        label: the name the progress shows (the study's model key); default ``config.model``.
-
-    Returns:
-        FeatureSet with (Nq, D), (Ng, D) and, with ``config.train``, (Nt, D) float32 features (D = 12288 PCB,
-        2048 ResNet-50, 1024 DenseNet-121), rows in sorted file-name order, and provenance (model, checkpoint,
-        weights source, dataset, input size, ``train_side``).
+    ``checkpoint``: our ``last.pt`` or a bare state dict (the authors' ``net_last.pth``); ``device``: ``"auto"``,
+    ``"cpu"``, ``"cuda"``...; ``progress``: a bar over all images named ``label`` (default ``config.model``).
+    Returns a FeatureSet of (N, D) float32 rows in sorted file-name order (D = 12288 PCB, 2048 ResNet-50,
+    1024 DenseNet-121) with provenance (model, checkpoint, weights source, dataset, input size, ``train_side``).
     """
     if not isinstance(config, ExtractConfig):
         raise TypeError(f"config: expected an ExtractConfig, got {type(config).__name__}")
@@ -149,8 +112,11 @@ def extract_features(
         for side, meta in sides:
             bar.set_description_str(f"extract {name} {side}", refresh=False)
             paths = [root / SPLIT_FOLDERS[side] / n for n in meta.names]
-            amp = config.precision == "bf16"
-            feats[side] = _extract_side(model, paths, size, dev, config.batch_size, amp, config.workers, bar)
+            out = []
+            for batch in vdata.iter_decoded(paths, *size, config.batch_size, config.workers):
+                out.append(embed_batch(model, torch.from_numpy(batch), dev, config.precision == "bf16").cpu().numpy())
+                bar.update(len(batch))
+            feats[side] = np.concatenate(out).astype(np.float32, copy=False)
     seconds = time.perf_counter() - t0
     provenance = {
         "kind": "visual-features",
@@ -196,10 +162,8 @@ def features_from_arrays(
 
 
 def cli_extract(args) -> int:
-    """``python -m streid_lib extract ...``: write the features file ``args.out`` (.mat or .npz).
-
-    The destination is checked before any work; temp files a killed extraction left beside it are removed.
-    """
+    """``python -m streid_lib extract ...``: write ``args.out`` (.mat or .npz), checked before any work (temp files
+    a killed extraction left beside it are removed)."""
     out = Path(args.out)
     check_output_path(out, kind="file", suffixes=(".npz", ".mat"), what="features file")
     config = from_options(ExtractConfig, args)
@@ -211,9 +175,3 @@ def cli_extract(args) -> int:
     shapes = ", ".join(f"{side} {getattr(fs, side + '_f').shape}" for side in fs.sides)
     print(f"wrote {path}: {shapes}")
     return 0
-
-
-def _first_line(exc: BaseException) -> str:
-    """torch's load errors span several lines: their first, with the exception's type."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -21,8 +21,6 @@ from torch.nn import functional as F
 from ..errors import StreidError
 from .config import MODEL_NAMES, TEST_SIZE, TRAIN_RESIZE, TRAIN_SIZE  # noqa: F401  (re-exported)
 
-#: Raw test feature dimension (before flattening PCB's stripes).
-FEATURE_DIM = {"pcb": 2048 * 6, "resnet50": 2048, "densenet121": 1024}
 PCB_PARTS = 6
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -43,43 +41,39 @@ class WeightsUnavailableError(WeightsError):
 
 
 def _imagenet_enum(name: str) -> torchvision.models.WeightsEnum:
-    if name in ("pcb", "resnet50"):
-        return torchvision.models.ResNet50_Weights.IMAGENET1K_V1
-    if name == "densenet121":
-        return torchvision.models.DenseNet121_Weights.IMAGENET1K_V1
-    raise WeightsError(f"model {name!r}: expected one of {MODEL_NAMES}")
+    if name not in MODEL_NAMES:
+        raise WeightsError(f"model {name!r}: expected one of {MODEL_NAMES}")
+    models = torchvision.models
+    return models.DenseNet121_Weights.IMAGENET1K_V1 if name == "densenet121" else models.ResNet50_Weights.IMAGENET1K_V1
 
 
 def hub_cache_file(name: str) -> Path:
     """Where torchvision keeps (or would download) the ImageNet weights of ``name``'s backbone."""
-    url = _imagenet_enum(name).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_imagenet_enum(name).url)
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file (for provenance)."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def load_torch_file(path: Path, error: str) -> object:
+    """``torch.load`` a file on the CPU (tensors only); any failure raises :class:`WeightsError` ``error`` followed
+    by the exception's type and first line (torch raises several types for a bad file)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise WeightsError(f"{error} ({type(exc).__name__}: {first})") from None
 
 
 def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = False) -> tuple[dict | None, dict]:
-    """Resolve a weights request into a torchvision backbone state dict and its provenance.
+    """Resolve ``weights`` (``"imagenet"`` from the hub cache, ``"none"``, or a torchvision state-dict file) for
+    ``name``'s backbone into (state dict or None, provenance ``request``, ``source``, file ``sha256``).
 
-    Args:
-        name: model name (``pcb`` and ``resnet50`` use ResNet-50, ``densenet121`` DenseNet-121).
-        weights: ``"imagenet"`` (torchvision IMAGENET1K_V1 from the hub cache), ``"none"`` (random init,
-            from scratch) or the path of a torchvision state-dict file.
-        download: allow torchvision to download missing ImageNet weights (needs internet).
-
-    Returns:
-        (state dict or None, provenance dict with ``request``, ``source`` and, for files, ``sha256``).
-
-    Raises:
-        WeightsUnavailableError: ImageNet weights are not cached and ``download`` is False.
-        WeightsError: a weights file is missing or unreadable.
+    Raises :class:`WeightsUnavailableError` when ImageNet weights are not cached and ``download`` is False, and
+    :class:`WeightsError` for a missing or unreadable file.
     """
     enum = _imagenet_enum(name)
     w = str(weights)
@@ -106,21 +100,16 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
             "url": enum.url,
             "file": str(cached),
         }
-        return _remap_dense_keys(state), info
+        return state, info
     path = Path(w)
     if not path.is_file():
         raise WeightsError(f"weights {w!r}: expected 'imagenet', 'none' or an existing weights file; {path} not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a bad file
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise WeightsError(f"not a torch weights file: {path} ({type(exc).__name__}: {first})") from None
+    state = load_torch_file(path, f"not a torch weights file: {path}")
     for key in ("state_dict", "model_state", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: expected a state dict of tensors (torchvision {name} backbone)")
-    state = _remap_dense_keys(state)
     # A file saved from one of our models (keys 'model.*') is accepted too: keep its backbone part.
     if any(k.startswith("model.") for k in state):
         state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
@@ -135,29 +124,27 @@ def _remap_dense_keys(state: dict) -> dict:
     return out
 
 
-def _load_backbone(backbone: nn.Module, state: dict, ignore_prefixes: tuple[str, ...], source: str) -> None:
-    """Load ``state`` into a torchvision backbone, ignoring its ImageNet head; every other key must match."""
-    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
-    own = backbone.state_dict()
+def _load_state(module: nn.Module, state: dict, ignore_prefixes: tuple[str, ...], source: str, what: str) -> None:
+    """Load ``state`` into ``module``, ignoring keys with ``ignore_prefixes`` (an unused ImageNet head); every other
+    key must fit, else a :class:`WeightsError` names ``source`` and ``what`` it should have fitted."""
+    state = {k: v for k, v in _remap_dense_keys(state).items() if not k.startswith(ignore_prefixes)}
+    own = module.state_dict()
     # torchvision's released files predate BatchNorm's num_batches_tracked; BatchNorm fills it in itself.
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     bad_shape = [k for k in state if k in own and own[k].shape != state[k].shape]
     if missing or unexpected or bad_shape:
         raise WeightsError(
-            f"{source}: does not fit the backbone: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"{source}: does not fit {what}: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
             f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}, "
             f"wrong shape {bad_shape[:3]}"
         )
-    backbone.load_state_dict(state, strict=False)
+    module.load_state_dict(state, strict=False)
 
 
 class ClassBlock(nn.Module):
-    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C).
-
-    Init (docs/reference.md §2.1): bottleneck Linear Kaiming-normal (a=0, fan_out), bias 0; BN weight
-    ~ N(1, 0.02), bias 0; classifier weight ~ N(0, 0.001), bias 0.
-    """
+    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C), initialised as
+    the reference (docs/reference.md §2.1)."""
 
     def __init__(
         self, input_dim: int, num_classes: int, dropout: bool = True, relu: bool = True, bottleneck: int = 512
@@ -182,11 +169,17 @@ class ClassBlock(nn.Module):
 
 
 class _ReIDModel(nn.Module):
-    """Shared interface: ``forward`` → (B, P, C) logits, ``embed`` → raw test feature, ``new_parameters``."""
+    """Shared interface: ``forward`` → (B, P, C) logits, ``embed`` → raw test feature, ``new_parameters``.
+
+    ResNet-50 and DenseNet-121: ``embed`` is the pooled feature before the bottleneck, (B, 2048) or (B, 1024).
+    """
 
     name: str = ""
     num_parts: int = 1
     weights_info: dict
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x)).unsqueeze(1)
 
     def new_parameters(self) -> list[nn.Parameter]:
         """Parameters of the new layers (lr 0.1 in the reference); the rest is the backbone (lr 0.01)."""
@@ -208,18 +201,8 @@ class ResNet50Baseline(_ReIDModel):
         self.model.fc = nn.Identity()  # never called in the reference; dropped so DDP sees no unused parameters
         self.classifier = ClassBlock(2048, num_classes)
 
-    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
-        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
-        return torch.flatten(m.avgpool(x), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self._pooled(x)).unsqueeze(1)
-
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 2048) pooled feature before the bottleneck."""
-        return self._pooled(x)
+        return torch.flatten(self.model.avgpool(_resnet_maps(self.model, x)), 1)
 
 
 class DenseNet121Baseline(_ReIDModel):
@@ -234,15 +217,8 @@ class DenseNet121Baseline(_ReIDModel):
         self.model.classifier = nn.Identity()
         self.classifier = ClassBlock(1024, num_classes)
 
-    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.model.features(x), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self._pooled(x)).unsqueeze(1)
-
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1024) pooled feature before the bottleneck."""
-        return self._pooled(x)
+        return torch.flatten(self.model.features(x), 1)
 
 
 class PCB(_ReIDModel):
@@ -263,19 +239,18 @@ class PCB(_ReIDModel):
         for i in range(PCB_PARTS):
             setattr(self, f"classifier{i}", ClassBlock(2048, num_classes, dropout=True, relu=False, bottleneck=256))
 
-    def _stripes(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
-        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
-        return self.avgpool(x).flatten(2)  # (B, 2048, 6)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = self.dropout(self._stripes(x))  # dropout is the identity in eval mode
+        parts = self.dropout(self.embed(x))  # dropout is the identity in eval mode
         return torch.stack([getattr(self, f"classifier{i}")(parts[:, :, i]) for i in range(PCB_PARTS)], dim=1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2048, 6) raw pooled stripes (the bottlenecks and classifiers are not used at test time)."""
-        return self._stripes(x)
+        return self.avgpool(_resnet_maps(self.model, x)).flatten(2)
+
+
+def _resnet_maps(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A torchvision ResNet's layer4 feature maps (its avgpool and fc are not applied)."""
+    return m.layer4(m.layer3(m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))))
 
 
 _CLASSES = {"pcb": PCB, "resnet50": ResNet50Baseline, "densenet121": DenseNet121Baseline}
@@ -284,17 +259,8 @@ _CLASSES = {"pcb": PCB, "resnet50": ResNet50Baseline, "densenet121": DenseNet121
 def build_model(
     name: str, num_classes: int, weights: str | os.PathLike = "imagenet", download: bool = False
 ) -> _ReIDModel:
-    """Build one of the baselines with its backbone initialised as requested.
-
-    Args:
-        name: ``"pcb"``, ``"resnet50"`` or ``"densenet121"``.
-        num_classes: number of training identities C.
-        weights: ``"imagenet"`` (torchvision IMAGENET1K_V1 from the torch hub cache), ``"none"`` (from scratch),
-            or the path of a backbone state-dict file.
-        download: let torchvision download missing ImageNet weights (needs internet).
-
-    The resolved weights source is stored in ``model.weights_info`` (for provenance).
-    """
+    """Build baseline ``name`` for ``num_classes`` identities, its backbone initialised from ``weights``
+    (:func:`load_backbone_state`); the resolved source is in ``model.weights_info`` (for provenance)."""
     if name not in _CLASSES:
         raise WeightsError(f"model {name!r}: expected one of {MODEL_NAMES}")
     if int(num_classes) < 1:
@@ -303,26 +269,16 @@ def build_model(
     model = _CLASSES[name](int(num_classes))
     if state is not None:
         head = ("classifier.",) if name == "densenet121" else ("fc.",)
-        _load_backbone(model.model, state, head, info["source"])
+        _load_state(model.model, state, head, info["source"], "the backbone")
     model.weights_info = info
     return model
 
 
 def load_model_state(model: _ReIDModel, state: dict, source: str) -> None:
-    """Load a full model state dict (ours or the authors' released ``net_last.pth``) into ``model``.
-
-    The authors' unused ImageNet head (``model.fc.*``, ``model.classifier.*``) is ignored; anything else
-    that does not fit is an error naming ``source``.
-    """
+    """Load a full model state dict (ours or the authors' ``net_last.pth``, whose unused ImageNet head is ignored)
+    into ``model``; anything else that does not fit is an error naming ``source``."""
     state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
-    state = _remap_dense_keys(state)
-    state = {k: v for k, v in state.items() if not k.startswith(("model.fc.", "model.classifier."))}
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise WeightsError(
-            f"{source}: does not fit a {model.name} model: missing {result.missing_keys[:3]}, "
-            f"unexpected {result.unexpected_keys[:3]}"
-        )
+    _load_state(model, state, ("model.fc.", "model.classifier."), source, f"a {model.name} model")
 
 
 def num_classes_in_state(name: str, state: dict) -> int:
@@ -335,11 +291,8 @@ def num_classes_in_state(name: str, state: dict) -> int:
 
 
 def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss and predictions from (B, P, C) logits: sum over parts of the mean cross-entropy; argmax of summed softmax.
-
-    Returns:
-        (scalar loss, (B,) predicted class indices).
-    """
+    """(scalar loss, (B,) predicted classes) from (B, P, C) logits: sum over parts of the mean cross-entropy; argmax
+    of the summed softmax."""
     logits = logits.float()
     p = logits.shape[1]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat_interleave(p), reduction="sum")
@@ -352,11 +305,8 @@ def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
 
 
 def normalise_features(raw: torch.Tensor) -> torch.Tensor:
-    """Test-feature normalisation (docs/reference.md §2.6).
-
-    (B, 2048, 6) PCB stripes: each stripe L2-normalised, flattened channel-major (index c·6 + stripe) → (B, 12288).
-    (B, D): the whole vector L2-normalised.
-    """
+    """Test-feature normalisation (docs/reference.md §2.6): (B, 2048, 6) PCB stripes each L2-normalised, flattened
+    channel-major (index c·6 + stripe) → (B, 12288); (B, D): the whole vector L2-normalised."""
     raw = raw.float()
     if raw.ndim == 3:
         return F.normalize(raw, p=2, dim=1).reshape(raw.shape[0], -1)

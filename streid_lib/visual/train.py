@@ -12,67 +12,29 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
+from torch import cuda
 
 from .._io import atomic_path, check_output_path, remove_stale_leftovers, write_json_atomic
 from .._progress import progress_bar, progress_message
 from ..errors import StreidError
-from . import config as _config
+from . import config
 from . import data as vdata
-from .config import REFERENCE_DECAY, ConfigError, from_options, resolve_config
+from .config import ConfigError, from_options, resolve_config
 from .models import build_model, part_logits_loss
 
 #: Re-exported from the torch-free :mod:`.config`.
-TrainConfig = _config.TrainConfig
-default_decay_epoch = _config.default_decay_epoch
-
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "REFERENCE_DECAY",
-    "EpochRunner",
-    "TrainConfig",
-    "TrainError",
-    "build_optimizer",
-    "default_decay_epoch",
-    "load_checkpoint",
-    "lr_factor",
-    "resolve_config",
-    "resolve_device",
-    "train_model",
-]
+TrainConfig = config.TrainConfig
+default_decay_epoch = config.default_decay_epoch
 
 CHECKPOINT_FORMAT = "streid-visual-checkpoint/1"
 LAST = "last.pt"
-HISTORY = "history.json"
-PROVENANCE = "provenance.json"
-EPOCH_CHECKPOINT = "epoch_{:03d}.pt"
 #: What a finished ``last.pt`` no longer holds: needed only to resume an unfinished run.
 _RESUME_ONLY = ("optimizer_state", "rng")
-
-#: Config fields that must agree for a checkpoint to be resumed.
-_RESUME_KEYS = (
-    "model",
-    "epochs",
-    "batch_size",
-    "erasing",
-    "height",
-    "width",
-    "resize",
-    "weights",
-    "seed",
-    "lr",
-    "lr_backbone",
-    "momentum",
-    "weight_decay",
-    "decay_epoch",
-    "loader",
-    "precision",
-    "world_size",
-)
+#: Config fields that may differ between a checkpoint and the run that resumes it (how, not what, is computed).
+_FREE_ON_RESUME = {"compile", "cuda_graph", "checkpoint_every", "keep_checkpoints", "workers"}
 
 
 class TrainError(StreidError):
@@ -97,18 +59,6 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device(f"cuda:{local_rank}")
     return dev
-
-
-def _setup_distributed(device: torch.device) -> tuple[int, int, bool]:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1). Returns (rank, world, we_initialised)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False
-    created = False
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        created = True
-    return dist.get_rank(), dist.get_world_size(), created
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool | None = None) -> torch.optim.SGD:
@@ -137,48 +87,17 @@ def _set_lr(opt: torch.optim.Optimizer, epoch: int, decay_epoch: int) -> float:
     return f
 
 
-def _rng_states() -> dict:
-    out = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def _restore_rng(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
 class EpochRunner:
-    """One training epoch over either loader, shared by :func:`train_model` and the GPU benchmark.
-
-    Args:
-        net, optimizer, device: the (possibly DDP-wrapped / compiled) model, its optimizer, the compute device.
-        amp: bf16 autocast (CUDA only).
-        cuda_graph: replay the whole step as one CUDA graph (CUDA only; not with DDP or ``torch.compile``;
-            §13.8). After :attr:`GRAPH_WARMUP` eager steps the next is captured; a batch of another size runs
-            eagerly, and a new learning rate is captured anew.
-    """
+    """One training epoch of ``net`` (possibly DDP-wrapped or compiled) over either loader, shared by
+    :func:`train_model` and the GPU benchmark. ``amp``: bf16 autocast (CUDA only). ``cuda_graph``: replay each step
+    as one CUDA graph (CUDA only, no DDP or compile; §13.8), captured after :attr:`GRAPH_WARMUP` eager steps."""
 
     GRAPH_WARMUP = 3
 
-    def __init__(
-        self,
-        net: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        device: torch.device,
-        amp: bool,
-        cuda_graph: bool = False,
-        graph_batch: int | None = None,
-    ):
-        self.net = net
-        self.optimizer = optimizer
-        self.device = device
-        self.amp = amp and device.type == "cuda"
-        self.channels_last = self.amp
+    def __init__(self, net, optimizer, device: torch.device, amp: bool, cuda_graph=False, graph_batch=None):
+        self.net, self.optimizer, self.device, self.graph_batch = net, optimizer, device, graph_batch
+        self.amp = self.channels_last = amp and device.type == "cuda"
         self.cuda_graph = cuda_graph and device.type == "cuda"
-        self.graph_batch = graph_batch
         self._eager_steps = 0
         self._side: torch.cuda.Stream | None = None
         self._graph: tuple | None = None  # (key, graph, static x, static y, static loss, static correct)
@@ -237,24 +156,14 @@ class EpochRunner:
         self._graph = (key, graph, sx, sy, loss, correct)
         return loss.clone(), correct.clone()
 
-    def run(
-        self,
-        batches,
-        n_batches: int,
-        *,
-        bar=None,
-        log_every: int = 50,
-        world_size: int = 1,
-        max_steps: int | None = None,
-    ) -> dict:
+    def run(self, batches, n_batches: int, *, bar=None, log_every=50, world_size=1, max_steps=None) -> dict:
         """Run the batches; returns this process's {"loss_sum", "correct", "seen", "steps", "seconds"}.
 
         ``bar`` advances one per step; its postfix shows loss, accuracy and images/s every ``log_every`` steps.
         """
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        seen = 0
-        steps = 0
+        seen = steps = 0
         t0 = time.perf_counter()
         show = bar is not None and not bar.disable
         for x, y in batches:
@@ -279,13 +188,7 @@ class EpochRunner:
                 break
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return {
-            "loss_sum": loss_sum,
-            "correct": correct,
-            "seen": seen,
-            "steps": steps,
-            "seconds": time.perf_counter() - t0,
-        }
+        return dict(loss_sum=loss_sum, correct=correct, seen=seen, steps=steps, seconds=time.perf_counter() - t0)
 
 
 def train_model(
@@ -299,24 +202,12 @@ def train_model(
     progress: bool = True,
     label: str | None = None,
 ) -> Path:
-    """Train a visual baseline on ``data_root/bounding_box_train`` and return the final checkpoint path.
+    """Train ``config`` on ``data_root/bounding_box_train``; return ``out_dir/last.pt`` (weights, config, history).
 
-    Args:
-        config: what is trained and how (:class:`~streid_lib.visual.config.TrainConfig`, checked when built).
-        data_root: dataset root (Market-style or Duke-style names; ``sequence_lengths.json`` honoured).
-        out_dir: run directory (see the module doc), checked before any work; nothing is written before the
-            first checkpoint.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        resume: continue from ``out_dir/last.pt`` when it exists (its configuration must match).
-        download_weights: allow downloading missing ImageNet weights (needs internet).
-        progress, label: a progress bar on stderr (rank 0) named ``label`` (default ``config.model``).
-
-    Returns:
-        Path of ``out_dir/last.pt`` (final weights, configuration, history, provenance).
-
-    Raises:
-        TrainError: a request that cannot run here, an unreadable or incompatible ``last.pt``, an unwritable
-            ``out_dir``. Nothing is written then.
+    ``out_dir`` (module doc) is checked before any work and nothing is written before the first checkpoint;
+    ``resume`` continues from its ``last.pt`` (same configuration). ``device``: ``"auto"``, ``"cpu"``, ``"cuda:1"``...
+    ``download_weights`` allows downloading ImageNet weights; ``progress`` shows a bar (rank 0) named ``label``.
+    A request that cannot run here, an unreadable or incompatible ``last.pt`` raise :class:`TrainError`.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
@@ -336,7 +227,11 @@ def train_model(
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    rank, world, created_pg = _setup_distributed(dev)
+    # Launched by torchrun (WORLD_SIZE > 1): join the process group (and leave it at the end if we created it).
+    created_pg = cfg.world_size > 1 and not dist.is_initialized()
+    if created_pg:
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if cfg.world_size > 1 else (0, 1)
     try:
         return _train(
             cfg, data_root=Path(data_root), out_dir=out_dir, dev=dev, rank=rank, world=world, resume=resume,
@@ -347,36 +242,13 @@ def train_model(
             dist.destroy_process_group()
 
 
-def _read_checkpoint(path: Path) -> dict:
-    """``torch.load`` a checkpoint on the CPU; an unreadable file is a :class:`TrainError` naming the way out."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # truncated zip, pickle errors, a folder...: several exception types
-        raise TrainError(
-            f"not a streid checkpoint: {path} (unreadable, truncated?); "
-            "delete it or pass --no-resume (resume=False) to start afresh"
-        ) from None
-
-
-def _train(
-    cfg: TrainConfig,
-    *,
-    data_root: Path,
-    out_dir: Path,
-    dev: torch.device,
-    rank: int,
-    world: int,
-    resume: bool,
-    download_weights: bool,
-    progress: bool,
-    label: str,
-) -> Path:
+def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, download_weights, progress, label):
     last = out_dir / LAST
     if rank == 0:
         remove_stale_leftovers(out_dir)  # temp files of killed writers (never anything else)
     ckpt = None
     if resume and last.exists():
-        ckpt = _read_checkpoint(last)
+        ckpt = load_checkpoint(last)
         _check_resumable(ckpt, cfg, last)
         if ckpt["epoch"] >= cfg.epochs:
             progress_message(f"{label}: {last} already trained for {ckpt['epoch']} epochs; nothing to do", progress)
@@ -401,7 +273,10 @@ def _train(
         optimizer.load_state_dict(ckpt["optimizer_state"])
         history = list(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
-        _restore_rng(ckpt["rng"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         weights_info = ckpt["provenance"]["weights"]
         del ckpt
 
@@ -481,26 +356,21 @@ def _train(
                 totals = totals.to(dev)
                 dist.all_reduce(totals)
                 totals = totals.cpu()
-            seen = float(totals[2])
+            seen, secs = float(totals[2]), stats["seconds"]
             history.append(
-                {
-                    "epoch": epoch + 1,
-                    "lr_factor": lr_factor(epoch, cfg.decay_epoch),
-                    "loss": float(totals[0]) / seen,
-                    "accuracy": float(totals[1]) / seen,
-                    "images": int(seen),
-                    "seconds": round(stats["seconds"], 3),
-                    "images_per_s": round(seen / max(stats["seconds"], 1e-9), 1),
-                }
-            )
+                dict(
+                    epoch=epoch + 1, lr_factor=lr_factor(epoch, cfg.decay_epoch), loss=float(totals[0]) / seen,
+                    accuracy=float(totals[1]) / seen, images=int(seen), seconds=round(secs, 3),
+                    images_per_s=round(seen / max(secs, 1e-9), 1),
+                )
+            )  # fmt: skip
             done = epoch + 1
             if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
                 extra = {}
                 if done == cfg.epochs and world > 1:
                     extra["ddp_param_checksums"] = _param_checksums(model, world)
                 if rank == 0:
-                    state = _checkpoint_state(model, optimizer, cfg, done, history, class_pids, provenance, extra)
-                    _write_run(out_dir, state, cfg, done)
+                    _write_run(out_dir, model, optimizer, cfg, done, history, class_pids, provenance, extra)
                 if world > 1:
                     dist.barrier()
     return last
@@ -515,17 +385,9 @@ def _param_checksums(model: torch.nn.Module, world: int) -> list[float]:
     return [float(t.item()) for t in out]
 
 
-def _checkpoint_state(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    cfg: TrainConfig,
-    epoch: int,
-    history: list[dict],
-    class_pids: np.ndarray,
-    provenance: dict,
-    extra: dict,
-) -> dict[str, Any]:
-    return {
+def _write_run(out_dir: Path, model, optimizer, cfg: TrainConfig, epoch: int, history, class_pids, provenance, extra):
+    """Write one checkpoint atomically: kept copy, ``last.pt`` (slimmed when finished), then history, provenance."""
+    state = {
         "format": CHECKPOINT_FORMAT,
         "model_name": cfg.model,
         "num_classes": int(len(class_pids)),
@@ -536,19 +398,15 @@ def _checkpoint_state(
         "config": cfg.to_dict(),
         "history": list(history),
         "provenance": provenance,
-        "rng": _rng_states(),
+        "rng": {"torch": torch.get_rng_state(), **({"cuda": cuda.get_rng_state_all()} if cuda.is_available() else {})},
         **extra,
     }
-
-
-def _write_run(out_dir: Path, state: dict, cfg: TrainConfig, epoch: int) -> None:
-    """Write one checkpoint atomically: kept copy, ``last.pt`` (slimmed when finished), then history, provenance."""
     if cfg.keep_checkpoints:
-        _torch_save(out_dir / EPOCH_CHECKPOINT.format(epoch), state)
+        _torch_save(out_dir / f"epoch_{epoch:03d}.pt", state)
     finished = epoch >= cfg.epochs
     _torch_save(out_dir / LAST, {k: v for k, v in state.items() if not (finished and k in _RESUME_ONLY)})
-    write_json_atomic(out_dir / HISTORY, state["history"])
-    write_json_atomic(out_dir / PROVENANCE, state["provenance"])
+    write_json_atomic(out_dir / "history.json", history)
+    write_json_atomic(out_dir / "provenance.json", provenance)
 
 
 def _torch_save(path: Path, obj: dict) -> None:
@@ -565,7 +423,7 @@ def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
         )
     saved = ckpt["config"]
     now = cfg.to_dict()
-    diff = {k: (saved.get(k), now[k]) for k in _RESUME_KEYS if saved.get(k) != now[k]}
+    diff = {k: (saved.get(k), v) for k, v in now.items() if k not in _FREE_ON_RESUME and saved.get(k) != v}
     if diff:
         raise TrainError(
             f"{path}: cannot resume, the configuration differs (saved, requested): {diff}; "
@@ -576,11 +434,17 @@ def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a training checkpoint (``last.pt``) on the CPU."""
+    """Read a training checkpoint (``last.pt``) on the CPU; an unreadable file is a :class:`TrainError`."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise TrainError(f"{path}: checkpoint not found")
-    return _read_checkpoint(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated zip, pickle errors, a folder...: several exception types
+        raise TrainError(
+            f"not a streid checkpoint: {path} (unreadable, truncated?); "
+            "delete it or pass --no-resume (resume=False) to start afresh"
+        ) from None
 
 
 def cli_train(args) -> int:
