@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from streid_lib import study
+from streid_lib.cli import improved_extra
 from streid_lib.evaluation import evaluate_features
 from streid_lib.features import load_features
 from streid_lib.joint import DEFAULT_METRIC
@@ -43,7 +44,8 @@ DUKE = Path(__file__).resolve().parents[2] / "shared" / "data" / "features" / "d
 def st_reid(fs, train, dataset: str, mode: str = "faithful") -> dict:
     """st-ReID (and the improved rows with ``mode="improved"``) with the HP model fitted on ``train``."""
     model = fit_st_model(train, dataset)
-    res = evaluate_features(fs, model, DEFAULT_METRIC, ("st-ReID",), chunk_size=512, mode=mode, train=train)
+    extra = improved_extra(fs, model, train) if mode == "improved" else None
+    res = evaluate_features(fs, model, DEFAULT_METRIC, ("st-ReID",), chunk_size=512, extra=extra)
     return res["rows"]
 
 

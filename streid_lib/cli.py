@@ -106,7 +106,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="queries scored per chunk (bounds memory; default %(default)s)",
     )
     p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
-    p.add_argument("--mode", choices=MODES, default=evaluate["mode"])
+    p.add_argument("--mode", choices=MODES, default=MODES[0])
     p.add_argument(
         "--allow-duplicates", action="store_true", help="accept duplicate images on one side (default: an error)"
     )
@@ -338,7 +338,8 @@ def evaluate_command(
         if mode != asked:
             warnings.append(pseudo["improved_guard"]["summary"])
     kwargs = {k: options[k] for k in ("chunk_size", "rerank") if k in options}
-    result = evaluate_features(fs, model, metric, rows, mode=mode, train=train, **kwargs)
+    extra = improved_extra(fs, model, train, kwargs.get("rerank", False)) if mode == "improved" else None
+    result = evaluate_features(fs, model, metric, rows, extra=extra, **kwargs)
     result["warnings"] = warnings
     if pseudo is not None:
         result["pseudo_labels"] = pseudo
@@ -376,6 +377,23 @@ def evaluate_command(
     elif json_out is not None:
         print(f"wrote {json_out}")
     return 0
+
+
+def improved_extra(fs: Any, model: Any, train: Any = None, rerank: bool = False) -> Any:
+    """Improved mode's rows as :class:`streid_lib.evaluation.ExtraRows`, fitted on ``train`` (default: ``fs.train``;
+    it calibrates on the set's training features when there are some) and following ``model``'s bins and cameras."""
+    from .evaluation import EvaluationError, ExtraRows
+    from .improved import prepare_improved
+    from .metrics import RankingProtocol
+
+    if train is None and not fs.has_train:
+        raise EvaluationError(
+            "mode='improved' needs the training metadata (train=...) or a features set with a training side"
+        )
+    info: dict[str, Any] = {}
+    columns = RankingProtocol(fs.gallery).columns
+    scorer = prepare_improved(fs, train, rerank, columns=columns, base=model, info=info)
+    return ExtraRows("improved", tuple(scorer.rows), scorer, info)
 
 
 def _package_version() -> str:

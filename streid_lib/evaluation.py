@@ -12,7 +12,8 @@ ranks are by descending score with ties broken by gallery order. All figures are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,9 @@ import numpy as np
 from .errors import StreidError
 from .features import FeatureSet
 from .joint import DEFAULT_METRIC, ROWS, JointMetric, check_rows
-from .metadata import Metadata
 from .metrics import default_threads
 from .ranking import rank_rows
-from .st_model import SpatialTemporalModel, STModelError, fit_st_model
+from .st_model import SpatialTemporalModel, STModelError, fit_st_model  # noqa: F401 - re-exported
 
 #: Columns of the table: (key in a summary, header).
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -43,6 +43,23 @@ class EvaluationError(StreidError):
     """Bad evaluation input or options (names the value and what was expected)."""
 
 
+@dataclass(frozen=True)
+class ExtraRows:
+    """Rows ranked beside the faithful ones from each chunk's cosine, e.g. improved mode's (built by the callers).
+
+    ``score(sl, s) -> {row: (n, c) scores}`` on the protocol's columns (``s``: the chunk's cosine, or None);
+    ``mode`` is recorded as ``params["mode"]`` and ``info`` as ``params[mode]``.
+    """
+
+    mode: str
+    rows: tuple[str, ...]
+    score: Callable[[slice, Any], dict[str, np.ndarray]]
+    info: dict = field(default_factory=dict)
+
+    def __call__(self, sl: slice, s: Any) -> dict[str, np.ndarray]:
+        return self.score(sl, s)
+
+
 def evaluate_features(
     fs: FeatureSet,
     model: SpatialTemporalModel,
@@ -50,8 +67,7 @@ def evaluate_features(
     rows: Sequence[str] = ROWS,
     chunk_size: int = 256,
     rerank: bool = False,
-    mode: str = "faithful",
-    train: Metadata | None = None,
+    extra: ExtraRows | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate the selected score rows of a features file against a fitted ST model.
@@ -63,10 +79,7 @@ def evaluate_features(
         rows: subset of :data:`ROWS`.
         chunk_size: queries scored at once (memory O(chunk_size × n_gallery)).
         rerank: also add ``VIS+re-rank`` and ``st-ReID+re-rank`` (:func:`streid_lib.rerank.rerank_rows`).
-        mode: ``"faithful"``, or ``"improved"`` to add the Bayesian-fusion rows
-            (:func:`streid_lib.improved.improved_rows`, which needs training metadata).
-        train: training metadata for ``mode="improved"`` (default: the set's training side, ``fs.train``). The
-            improved mode calibrates on the set's training features when it has them.
+        extra: more rows ranked in the same pass (:class:`ExtraRows`; the improved mode's: built by the callers).
         threads: worker threads that rank the rows of a chunk while the next chunk is scored (default
             :func:`streid_lib.metrics.default_threads`; 1: all in the calling thread). The figures do not depend
             on it.
@@ -78,28 +91,11 @@ def evaluate_features(
         ``params["improved"]``: the improved mode's provenance (choice, weights, training-features source).
     """
     rows = check_rows(rows)
-    if mode not in MODES:
-        raise EvaluationError(f"mode: expected one of {MODES}, got {mode!r}")
-    if mode == "improved" and train is None and not fs.has_train:
-        raise EvaluationError(
-            "mode='improved' needs the training metadata (train=...) or a features set with a training side"
-        )
     if threads is None:
         threads = default_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise EvaluationError(f"threads: expected an integer >= 1, got {threads!r}")
-    improved = None
-    if mode == "improved":
-        from .improved import prepare_improved
-        from .metrics import RankingProtocol
-
-        info: dict[str, Any] = {}
-        # The improved model follows the faithful model's bins, cameras and overflow policy (base=model); it
-        # calibrates on the set's training side when there is one (params["improved"]["train_features"]). Its rows
-        # are ranked in the faithful rows' pass, sharing their cosine.
-        columns = RankingProtocol(fs.gallery).columns
-        improved = prepare_improved(fs, train, rerank, columns=columns, base=model, info=info)
-    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads), extra=improved)
+    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads), extra=extra)
     out_rows: dict[str, dict[str, float]] = {row: _summary(results[row]) for row in rows}
     params: dict[str, Any] = {
         "metric": metric.params(),
@@ -107,7 +103,7 @@ def evaluate_features(
         "rows": list(rows),
         "chunk_size": int(chunk_size),
         "rerank": bool(rerank),
-        "mode": mode,
+        "mode": "faithful" if extra is None else extra.mode,
         "ap": "mAP: the authors' trapezoid AP; mAP_open_reid: non-interpolated AP",
         "ties": "broken by gallery order (stable)",
     }
@@ -118,9 +114,9 @@ def evaluate_features(
         # Re-ranking lowers k1/k2 for sets smaller than k1 + 1 images: the values it used.
         eff = effective_params(len(fs.query) + len(fs.gallery), len(fs.query))
         params["rerank_params"] = {"k1": eff.k1, "k2": eff.k2, "lambda_value": eff.lambda_value, "n_images": eff.n}
-    if improved is not None:
-        out_rows.update({row: _summary(results[row]) for row in improved.rows})
-        params["improved"] = info
+    if extra is not None:
+        out_rows.update({row: _summary(results[row]) for row in extra.rows})
+        params[extra.mode] = extra.info
     first = results[rows[0]]
     return {
         "rows": out_rows,
@@ -226,16 +222,3 @@ def st_checks(fs: FeatureSet, model: SpatialTemporalModel, source: str, features
             f"bin_width={model.bin_width} frames) and were {fate} (overflow={model.overflow!r})"
         )
     return warnings
-
-
-__all__ = [
-    "COLUMNS",
-    "MODES",
-    "ST_ROWS",
-    "EvaluationError",
-    "STModelError",
-    "evaluate_features",
-    "fit_st_model",
-    "format_table",
-    "st_checks",
-]

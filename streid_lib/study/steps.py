@@ -360,27 +360,19 @@ def same_images(fs, root: Path) -> bool:
 # Rows and sweeps
 
 
-def evaluate_rows(
-    fs, model, rows=None, rerank: bool = False, mode: str = "faithful", train=None, **metric_params: Any
-) -> dict:
-    """``{row: summary}`` for one features set and ST model (faithful joint metric; ``mode="improved"``
-    adds the improved rows, fitted on ``train`` metadata only).
+def evaluate_rows(fs, model, rows=None, rerank: bool = False, **metric_params: Any) -> dict:
+    """``{row: summary}`` for one features set and ST model (faithful joint metric with ``metric_params``).
 
-    Faithful rows are :class:`streid_lib.uncertainty.RowSummary` dicts: the metrics in percent (the same numbers as
+    Rows are :class:`streid_lib.uncertainty.RowSummary` dicts: the metrics in percent (the same numbers as
     :func:`streid_lib.evaluation.evaluate_features`) carrying their per-query results for intervals, and the CPU
     tolerance of a CNN trained in the run when :func:`visual_features` marked ``fs`` so (docs/claims.md).
     """
     from ..joint import ROWS, JointMetric
-
-    metric = JointMetric(**metric_params)
-    if mode != "faithful":
-        from ..evaluation import evaluate_features
-
-        return evaluate_features(fs, model, metric, rows=rows or ROWS, rerank=rerank, mode=mode, train=train)["rows"]
-    from ..evaluation import rank_rows
     from ..metrics import default_threads
+    from ..ranking import rank_rows
     from ..uncertainty import TRAINED_TOLERANCE, PerQuery, RowSummary
 
+    metric = JointMetric(**metric_params)
     results = rank_rows(fs, model, metric, tuple(rows or ROWS), threads=default_threads())
     if rerank:
         from ..rerank import rerank_rows
