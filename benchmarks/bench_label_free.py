@@ -94,7 +94,7 @@ def improved_rows(free_fs, free: dict, dataset: str, labelled) -> None:
 
 
 def campus(preset: str, improved: bool) -> None:
-    cfg = study.resolve_config(profile="default", dataset="campus", campus_preset=preset)
+    cfg = study.study_config(profile="default", dataset="campus", campus_preset=preset)
     fs = study.beyond_features(cfg)
     truth = study.campus_truth(cfg)
     t = time.perf_counter()
@@ -139,7 +139,7 @@ def candidates(preset: str) -> None:
     from streid_lib.metadata import Metadata
     from streid_lib.pseudo import consistency, diagnostics, drop_clusters, inconsistent_clusters
 
-    cfg = study.resolve_config(profile="default", dataset="campus", campus_preset=preset)
+    cfg = study.study_config(profile="default", dataset="campus", campus_preset=preset)
     fs, truth = study.beyond_features(cfg), study.campus_truth(cfg)
     tm, dwell = fs.train, 60.0 * truth.fps
     t = time.perf_counter()

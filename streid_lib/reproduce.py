@@ -38,7 +38,7 @@ from typing import IO, Any
 from ._io import atomic_path, check_output_path, remove_stale_leftovers
 from ._progress import PROGRESS_FILE_ENV, PROGRESS_INTERVAL_ENV, PROGRESS_TTY_ENV
 from .errors import StreidError
-from .study import REPO_ROOT, resolve_config
+from .study import REPO_ROOT, study_config
 from .study.config import PATH_PARAMETERS
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -370,7 +370,7 @@ def run_study(
     """Execute the notebooks in order; return the run directory.
 
     Everything is checked before anything is written: the notebooks to run, the parameter names, the configuration
-    (:func:`streid_lib.study.resolve_config`) and the destinations. ``parameters`` may hold ``profile`` and
+    (:func:`streid_lib.study.study_config`) and the destinations. ``parameters`` may hold ``profile`` and
     ``out_dir`` (an error if they contradict the arguments).
 
     Raises:
@@ -394,8 +394,8 @@ def run_study(
                 )
             options[name] = given if value is None else str(value)
     params = absolute_paths(params)
-    declared = inspect.signature(resolve_config).parameters
-    cfg = resolve_config(
+    declared = inspect.signature(study_config).parameters
+    cfg = study_config(
         profile=options["profile"], out_dir=options["out_dir"], **{k: v for k, v in params.items() if k in declared}
     )
     out = Path(cfg.out)

@@ -527,7 +527,7 @@ def check_claims(cfg: StudyConfig, notebook: str, record: bool = True, **results
 
 def run_label(cfg: StudyConfig) -> str:
     """A run's column heading: dataset, visual features, number of queries and profile."""
-    preset = f" {cfg.campus_preset}" if cfg.dataset == "campus" else ""
+    preset = f" {cfg.campus_preset}" if cfg.route.campus else ""
     return f"{cfg.run_label} [{cfg.profile}{preset}]"
 
 
@@ -543,7 +543,7 @@ def record_claims(cfg: StudyConfig, report: ClaimReport) -> None:
     """Store a notebook's verdicts in ``<figures>/claims.json`` and rewrite the collected ``claims.md``."""
     figs = Path(cfg.figures_dir)
     path = figs / CLAIMS_JSON
-    run = {"label": run_label(cfg), "dataset": cfg.dataset, "route": cfg.route, "profile": cfg.profile}
+    run = {"label": run_label(cfg), "dataset": cfg.dataset, "route": cfg.route.name, "profile": cfg.profile}
     rec = json.loads(path.read_text()) if path.is_file() else {}
     if rec.get("run") != run:
         rec = {"run": run, "claims": {}}

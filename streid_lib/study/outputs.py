@@ -80,9 +80,9 @@ def provenance(cfg: StudyConfig, **details: Any) -> dict:
         "command": _command_line(),
         "profile": cfg.profile,
         "dataset": cfg.dataset,
-        "route": cfg.route,
+        "route": cfg.route.name,
         "run": cfg.run_label,
-        "data_root": cfg.data_root or (f"campus preset {cfg.campus_preset!r}" if cfg.dataset == "campus" else None),
+        "data_root": cfg.data_root or (f"campus preset {cfg.campus_preset!r}" if cfg.route.campus else None),
         "features": cfg.feature_files or None,
         "train_names": cfg.train_names,
         "inputs_sha256": input_hashes(cfg),
@@ -93,7 +93,7 @@ def provenance(cfg: StudyConfig, **details: Any) -> dict:
         "python": platform.python_version(),
         "versions": _versions(),
     }
-    if cfg.trains_models:
+    if cfg.route.trains:
         rec["train_settings"] = cfg.record()["train"]
         rec["trained_features"] = _trained_features(cfg)
     rec.update(details)
@@ -122,7 +122,7 @@ def input_hashes(cfg: StudyConfig) -> dict[str, str]:
     if cfg.train_names:
         files += [Path(cfg.train_names), Path(cfg.train_names).parent / "sequence_lengths.json"]
     root = Path(cfg.data_root) if cfg.data_root else None
-    if root is None and cfg.dataset == "campus":
+    if root is None and cfg.route.campus:
         root = REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
     if root is not None and root.is_dir():
         files += sorted(p for p in root.iterdir() if p.suffix in (".csv", ".txt", ".json"))

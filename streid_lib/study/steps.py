@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,13 @@ def load_splits(cfg: StudyConfig):
     if root is not None:
         return read_dataset_root(root)
     _, fs = main_features(cfg)
-    naming = cfg.dataset if cfg.dataset in ("market", "duke") else None
+    naming = None if cfg.route.campus else cfg.dataset
     return DatasetSplits(training_metadata(cfg), fs.gallery, fs.query, root=None, naming=naming)
 
 
 def splits_source(cfg: StudyConfig) -> str:
     """Where :func:`load_splits` reads the splits from, in words."""
-    if cfg.has_images:
+    if cfg.route.has_images:
         return "the image folders (bounding_box_train, bounding_box_test, query)"
     key, _ = main_features(cfg)
     return f"the metadata of the features file {Path(cfg.feature_files[key]).name} and {training_source(cfg)}"
@@ -107,7 +107,7 @@ def training_metadata(cfg: StudyConfig):
     from ..metadata import read_name_list, read_seq_lengths
 
     if cfg.train_names:
-        naming = cfg.dataset if cfg.dataset in ("market", "duke") else None
+        naming = None if cfg.route.campus else cfg.dataset
         return read_name_list(cfg.train_names, naming, read_seq_lengths(Path(cfg.train_names).parent))
     root = dataset_root(cfg)
     if root is not None:
@@ -126,7 +126,7 @@ def training_source(cfg: StudyConfig) -> str:
     """Where :func:`training_metadata` reads the training images from, in words."""
     if cfg.train_names:
         return f"the training names in {Path(cfg.train_names).name}"
-    if cfg.has_images:
+    if cfg.route.has_images:
         return "the training image folder"
     for key, _ in _given_with_train(cfg):
         return f"the training side of {Path(cfg.feature_files[key]).name}"
@@ -152,7 +152,7 @@ def fit_st_model(cfg: StudyConfig, **overrides: Any):
 
 def campus_truth(cfg: StudyConfig):
     """The campus' ground-truth transit densities (``None`` for a real dataset)."""
-    if cfg.dataset != "campus":
+    if not cfg.route.campus:
         return None
     from ..campus import load_truth
 
@@ -165,14 +165,12 @@ def campus_truth(cfg: StudyConfig):
 
 def visual_keys(cfg: StudyConfig) -> tuple[str, ...]:
     """The visual streams a run reports: the colour histogram (campus with images) and the study's four models."""
-    return (("colour",) if cfg.dataset == "campus" else ()) + tuple(VISUAL_MODELS)
+    return cfg.route.streams
 
 
 def available(cfg: StudyConfig, key: str) -> bool:
     """Whether this run can produce the features of ``key`` (given, trainable, or training-free)."""
-    if key == "colour":
-        return cfg.dataset == "campus"
-    return key in cfg.feature_files if cfg.features else True
+    return key in cfg.route.available
 
 
 def missing_reason(cfg: StudyConfig, key: str) -> str:
@@ -180,7 +178,7 @@ def missing_reason(cfg: StudyConfig, key: str) -> str:
     label = MODEL_LABELS.get(key, key)
     if key == "colour":
         return "needs the campus images (the colour histogram is computed on the campus only)"
-    if cfg.route == "features folder":
+    if cfg.route.name == "features folder":
         return f"needs {key}.npz or {key}.mat in the features folder"
     return f"needs {label} features: a features folder with {key}.npz, or a dataset folder to train on"
 
@@ -197,7 +195,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     """
     from ..features import load_features, save_features
 
-    if key != "colour" and cfg.features:
+    if key != "colour" and not cfg.route.trains:
         if key not in cfg.feature_files:
             raise MissingInput(missing_reason(cfg, key))
         fs = load_features(cfg.feature_files[key])
@@ -261,7 +259,7 @@ def wants_train_side(cfg: StudyConfig, key: str) -> bool:
     Notebook 07 calibrates the improved mode on the training side of :func:`beyond_features`: PCB's on a real
     dataset folder. On the campus it uses the colour histograms instead, so no CNN needs one there.
     """
-    return key == "pcb" and cfg.dataset != "campus"
+    return key in cfg.route.train_side
 
 
 def beyond_features(cfg: StudyConfig):
@@ -282,17 +280,14 @@ def beyond_features(cfg: StudyConfig):
 def beyond_key(cfg: StudyConfig) -> str:
     """Which features notebook 07 uses (:func:`beyond_features`): ``"colour"`` on the campus, else the key of
     :func:`main_features`; for its titles (:func:`.interpret.features_used`)."""
-    if not cfg.features and cfg.dataset == "campus":
-        return "colour"
-    return next((k for k in ("pcb", "pcb_re", "resnet50", "densenet121") if available(cfg, k)), "pcb")
+    return cfg.route.beyond
 
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
     """The visual stream of Figure 4 and of the ST sweeps: PCB as in the paper, else the first one given."""
-    for key in ("pcb", "pcb_re", "resnet50", "densenet121"):
-        if available(cfg, key):
-            return key, visual_features(cfg, key)
-    raise MissingInput(missing_reason(cfg, "pcb"))  # pragma: no cover - a features route has at least one file
+    if cfg.route.main is None:  # pragma: no cover - a features route has at least one file
+        raise MissingInput(missing_reason(cfg, "pcb"))
+    return cfg.route.main, visual_features(cfg, cfg.route.main)
 
 
 def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
@@ -318,20 +313,10 @@ def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
 def train_request(cfg: StudyConfig, key: str) -> dict:
     """The training settings a visual model of this run is asked for (compared with a cache's provenance)."""
     arch, erasing = VISUAL_MODELS[key]
-    t = cfg.train
-    h, w = (t.height_pcb, t.width_pcb) if arch == "pcb" else (t.height, t.width)
-    return {
-        "model": arch,
-        "epochs": t.epochs,
-        "erasing": erasing,
-        "height": h,
-        "width": w,
-        "weights": t.weights,
-        "seed": cfg.seed,
-        "lr": t.lr,
-        "lr_backbone": t.lr_backbone,
-        "batch_size": t.batch_size,
-    }
+    t = replace(cfg.train, model=arch, erasing=erasing, seed=cfg.seed)
+    h, w = t.input_size
+    keys = ("model", "epochs", "erasing", "height", "width", "weights", "seed", "lr", "lr_backbone", "batch_size")
+    return {k: {**asdict(t), "height": h, "width": w}[k] for k in keys}
 
 
 def _same_training(fs, cfg: StudyConfig, key: str) -> bool:
@@ -569,7 +554,7 @@ def features_summary(cfg: StudyConfig) -> Any:
         except MissingInput as exc:
             recs[label] = {"source": f"not computed ({exc})", "D": None, "query": None, "gallery": None, "train": None}
             continue
-        if cfg.features and key in cfg.feature_files:
+        if key in cfg.feature_files:
             source = f"features file {Path(cfg.feature_files[key]).name}"
         else:
             source = "computed from the images" if key == "colour" else "trained in this run"

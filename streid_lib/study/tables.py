@@ -145,7 +145,7 @@ def table_3_rows(cfg: StudyConfig, model) -> dict[str, Any]:
 
 def features_note(cfg: StudyConfig) -> str:
     """A sentence saying which features stand for the paper's models in a features route (empty otherwise)."""
-    if not cfg.features:
+    if cfg.route.trains:
         return ""
     from pathlib import Path
 
@@ -159,7 +159,7 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
     """The Tables 1-2 files of a run: one computed table for its dataset, the other quoted only (campus: one)."""
     missing = not_computed_note(ours)
     extra = features_note(cfg)
-    if cfg.dataset == "campus":
+    if cfg.route.campus:
         df = results_frame(ours)
         for paper, label in ((PAPER_TABLE1, "Market-1501"), (PAPER_TABLE2, "DukeMTMC-reID")):
             theirs = paper_frame({k: paper[k] for k in ours if k in paper}, f"{label} ")

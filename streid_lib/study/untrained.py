@@ -26,7 +26,7 @@ GAIN_WORDS = {
 
 def trained_in_run(cfg: StudyConfig, key: str) -> bool:
     """Whether this run trains ``key`` (a CNN of a dataset folder or the campus; not a given features file)."""
-    return key in VISUAL_MODELS and not cfg.features and dataset_root(cfg) is not None
+    return key in VISUAL_MODELS and cfg.route.trains and dataset_root(cfg) is not None
 
 
 def untrained_features(cfg: StudyConfig, key: str, progress: bool = True):
