@@ -30,6 +30,16 @@ TARGETS = {
 }
 
 
+#: The clustering columns of notebook 08's tables: column → key of the clustering's record.
+_CLUSTER = {
+    "clusters": "n_clusters",
+    "dropped": "n_dropped_inconsistent",
+    "eps": "eps_chosen",
+    "noise %": "noise_share",
+    "ARI": "ari",
+    "pair precision": "pair_precision",
+    "pair recall": "pair_recall",
+}
 #: Decimals of the clustering columns in notebook 08's tables.
 DECIMALS = {"ARI": 2, "pair precision": 2, "pair recall": 2, "split-half TV": 2, "clusters": 0, "dropped": 0}
 
@@ -129,21 +139,7 @@ def label_free_study(
         model = fit_st_model(train, dataset)
         res = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"]
         results[name], report.models[name], report.records[name] = res, model, record
-        s = res.summary()
-        rows.append(
-            {
-                "ST model": name,
-                "R1": s["R1"],
-                "mAP": s["mAP"],
-                "clusters": record.get("n_clusters", np.nan),
-                "dropped": record.get("n_dropped_inconsistent", np.nan),
-                "eps": record.get("eps_chosen", np.nan),
-                "noise %": 100 * record.get("noise_share", np.nan),
-                "ARI": record.get("ari", np.nan),
-                "pair precision": record.get("pair_precision", np.nan),
-                "pair recall": record.get("pair_recall", np.nan),
-            }
-        )
+        rows.append({"ST model": name, **_row(res.summary(), record)})
     if sizes.improved and fs.has_train:  # §14.2: w by the spread rule, then the label-free guard
         from ..improved import prepare_improved
         from ..metrics import RankingProtocol
@@ -188,6 +184,15 @@ def label_free_study(
     return report
 
 
+def _row(summary: Any, record: dict) -> dict:
+    """R1 and mAP of a summary, and the clustering columns of a record (NaN where there is no clustering)."""
+    import numpy as np
+
+    row = {"R1": summary["R1"], "mAP": summary["mAP"]} | {c: record.get(k, np.nan) for c, k in _CLUSTER.items()}
+    row["noise %"] = 100 * row["noise %"]
+    return row
+
+
 def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: dict) -> Any:
     """Round 0 (``first``: the train-side row, ``est`` its fitted clustering) and each ST re-clustering round.
 
@@ -207,20 +212,8 @@ def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: d
         rec = refine_with_st(est, fs.train_f, fs.train, lambda m: fit_st_model(m, dataset), rounds=1)[0]
         model = fit_st_model(Metadata(est.pids_, fs.train.cams, fs.train.frames), dataset)
         s = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"].summary()
-        d = diagnostics(fs.train.pids, est.labels_)
-        rows.append(
-            {
-                "round": r + 1,
-                "R1": s["R1"],
-                "mAP": s["mAP"],
-                "clusters": rec["n_clusters"],
-                "dropped": rec["n_dropped_inconsistent"],
-                "noise %": 100 * rec["noise_share"],
-                "ARI": d["ari"],
-                "pair precision": d["pair_precision"],
-                "pair recall": d["pair_recall"],
-            }
-        )
+        row = _row(s, {**rec, **diagnostics(fs.train.pids, est.labels_)})
+        rows.append({"round": r + 1, **{k: row[k] for k in keys}})
     return pd.DataFrame(rows).set_index("round")
 
 
@@ -337,71 +330,58 @@ def map_table(report: LabelFreeReport) -> Any:
 
 def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
     """(claim, measured, verdict) of the issue's targets that this dataset can check, computed from the run."""
-    t, d = report.table, report.differences
+    t, d, main, T = report.table, report.differences, report.main, TARGETS
     out = []
 
-    def gap(name: str) -> tuple[float, float, float]:
-        row = d.loc[f"{name} − labelled, R1"]
-        return float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
+    def add(claim: str, measured: str, met: bool) -> None:
+        out.append((claim, measured, "met" if met else "not met"))
 
-    main = report.main
-    g, lo, hi = gap(main)
+    row = d.loc[f"{main} − labelled, R1"]
+    g, lo, hi = float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
     if report.dataset == "campus":
-        limit = TARGETS["campus_r1_gap"]
-        out.append(
-            (
-                f"{main} st-ReID within {limit:g} R1 of labelled",
-                f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
-                "met" if g >= -limit else "not met",
-            )
+        limit = T["campus_r1_gap"]
+        add(
+            f"{main} st-ReID within {limit:g} R1 of labelled",
+            f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
+            g >= -limit,
         )
         tv = report.tv_mean
         ratio = tv[main] / tv["labelled"]
-        out.append(
-            (
-                f"{main} mean TV ≤ {TARGETS['campus_tv_ratio']:g}× labelled",
-                f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
-                "met" if ratio <= TARGETS["campus_tv_ratio"] else "not met",
-            )
+        add(
+            f"{main} mean TV ≤ {T['campus_tv_ratio']:g}× labelled",
+            f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
+            ratio <= T["campus_tv_ratio"],
         )
     else:
         r1 = float(t.loc[main, "R1"])
-        out.append(
-            (
-                f"{main} st-ReID ≥ {TARGETS['duke_r1']:g} R1",
-                f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
-                "met" if r1 >= TARGETS["duke_r1"] else "not met",
-            )
+        add(
+            f"{main} st-ReID ≥ {T['duke_r1']:g} R1",
+            f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
+            r1 >= T["duke_r1"],
         )
     if main == TRAIN_SIDE:
         tr = float(t.loc["label-free (transductive)", "R1"]) - float(t.loc[TRAIN_SIDE, "R1"])
-        out.append(
-            (
-                f"transductive within {TARGETS['transductive_gap']:g} R1 of label-free (train side)",
-                f"{tr:+.2f} R1",
-                "met" if tr >= -TARGETS["transductive_gap"] else "not met",
-            )
+        add(
+            f"transductive within {T['transductive_gap']:g} R1 of label-free (train side)",
+            f"{tr:+.2f} R1",
+            tr >= -T["transductive_gap"],
         )
     if GUARDED_ROW in t.index:
         imp, free, guard = t.loc[GUARDED_ROW], t.loc[TRAIN_SIDE], report.records[GUARDED_ROW]
         dr, dm = float(imp["R1"] - free["R1"]), float(imp["mAP"] - free["mAP"])
         raw = float(t.loc[IMPROVED_ROW, "R1"] - free["R1"])
         used = "improved fusion" if guard["use_improved"] else "faithful fusion"
-        out.append(
-            (
-                "improved on pseudo-identities (guarded) never below label-free faithful",
-                f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
-                f"{raw:+.2f} R1)",
-                "met" if dr >= 0 and dm >= 0 else "not met",
-            )
+        add(
+            "improved on pseudo-identities (guarded) never below label-free faithful",
+            f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
+            f"{raw:+.2f} R1)",
+            dr >= 0 and dm >= 0,
         )
-        out.append(
-            (
-                f"improved on pseudo-identities (guarded) ≥ label-free faithful + {TARGETS['improved_r1']:g} R1 and "
-                f"+ {TARGETS['improved_map']:g} mAP",
-                f"{dr:+.2f} R1, {dm:+.2f} mAP",
-                "met" if dr >= TARGETS["improved_r1"] and dm >= TARGETS["improved_map"] else "not met",
-            )
+        add(
+            f"improved on pseudo-identities (guarded) ≥ label-free faithful + {T['improved_r1']:g} R1 and "
+            f"+ {T['improved_map']:g} mAP",
+            f"{dr:+.2f} R1, {dm:+.2f} mAP",
+            dr >= T["improved_r1"] and dm >= T["improved_map"],
         )
     return out
 

@@ -1,11 +1,8 @@
 """What a run writes: tables (CSV + Markdown) and figures (PNG + SVG), each with a provenance record beside it.
 
-Reproducible bytes: a rerun at the same commit rewrites the tables and figures byte for byte; only the provenance
-records (``<name>.provenance.json``: date, commit, machine) change. SVGs use a fixed hash salt and carry no date;
-tables carry no header of their own (their provenance is the sidecar record).
-
-Tables are written and shown alike: readable column names (:data:`COLUMN_LABELS`), integers as integers, one
-decimal for everything else unless a column asks for more (``decimals``), and "—" where nothing was computed.
+Reruns rewrite tables and figures byte for byte (SVGs with a fixed hash salt, no dates); only the provenance
+records change. Cells: readable column names, integers as integers, one decimal unless ``decimals`` says, "—" where
+nothing was computed.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .._io import atomic_path, write_json_atomic, write_text_atomic
 from .config import REPO_ROOT, StudyConfig
@@ -184,18 +182,9 @@ def _command_line() -> str:
     return " ".join(argv)
 
 
-def pd_na() -> Any:
-    """pandas' missing-value marker (``pd.NA``), or None when pandas is absent."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return None
-    return pd.NA
-
-
 def _cell(value: Any, decimals: int = 1) -> str:
     """One table cell as text: integers as integers, floats with ``decimals``, nothing computed as "—"."""
-    if value is None or value is pd_na():
+    if value is None or value is pd.NA:
         return MISSING
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -208,8 +197,6 @@ def _cell(value: Any, decimals: int = 1) -> str:
 
 def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
     """The table as text cells, with readable column names (what the notebooks show and the files hold)."""
-    import pandas as pd
-
     decimals = decimals or {}
     if isinstance(df.index, pd.MultiIndex):  # blocks (e.g. one per query): shown with each block's label once
         index = pd.MultiIndex.from_tuples([tuple(_cell(v) for v in i) for i in df.index])
@@ -318,18 +305,9 @@ def write_table(
     decimals: dict[str, int] | None = None,
     **details: Any,
 ) -> Any:
-    """Write a table as ``<name>.csv`` and ``<name>.md`` into ``figures_dir``, with ``<name>.provenance.json``;
-    in a notebook, show it under its title (:func:`show`).
-
-    Args:
-        df: the table (index: row names); a ``source`` column should say where each row's numbers came from.
-        title: the Markdown heading line; note: a sentence under the table (e.g. what was not computed).
-        decimals: decimals per column (default one).
-        details: extra provenance fields.
-
-    Returns:
-        The table as the files show it (text cells, paths relative: :func:`relative_paths`).
-    """
+    """Write ``df`` as ``<name>.csv`` and ``<name>.md`` into ``figures_dir`` with ``<name>.provenance.json``
+    (``details``: extra fields) and show it under ``title``, ``note`` below; ``decimals`` per column (default one).
+    Returns the table as the files show it (text cells, paths relative: :func:`relative_paths`)."""
     text = formatted(df, decimals).map(lambda c: relative_paths(c, cfg))
     title, note = relative_paths(title, cfg), relative_paths(note, cfg)
     out = Path(cfg.figures_dir)
