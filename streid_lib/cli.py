@@ -1,9 +1,7 @@
 """Command line: ``python -m streid_lib {evaluate,synth,train,extract,reproduce} ...``.
 
-The parser and the ``evaluate`` handler live here; every other command's work is done by a library function
-imported lazily, so that ``evaluate`` never imports torch and starts fast. Exit codes: 0 done, 1 a bug or a failed
-notebook (one line; the traceback goes to a log file, or to the terminal with ``--debug``), 2 bad input or
-destination (:class:`streid_lib.errors.StreidError`, one line ``error: …``), 130 interrupted.
+Exit codes: 0 done, 1 a bug or a failed notebook (the traceback in a log file, or shown with ``--debug``), 2 bad
+input or destination (:class:`streid_lib.errors.StreidError`), 130 interrupted. ``evaluate`` never imports torch.
 """
 
 from __future__ import annotations
@@ -259,13 +257,9 @@ def evaluate_command(
 ) -> int:
     """Print the rows table of a features file and optionally write it as JSON (``json_out="-"``: stdout).
 
-    Every input is checked at the door, before anything is computed: the ``--json`` destination (never one of the
-    inputs), the features file (duplicates, :func:`streid_lib.features.check_duplicates`), the training data
-    (:func:`streid_lib.training_names.choose_training`, pid 0/-1 excluded), the parameters' ranges, and what the
-    ST model can say about the test set (:func:`streid_lib.evaluation.st_checks`). ``options``: ``lambda0``,
-    ``gamma0``, ``lambda1``, ``gamma1``, ``sigma``, ``bin_width``, ``overflow``, ``chunk_size``, ``rerank``,
-    ``mode``, and the pseudo-identity options of :func:`streid_lib.pseudo.add_pseudo_options`. Warnings are printed
-    under the table and listed in the JSON.
+    Every input is checked before anything is computed: the destination, the features (duplicates), the training
+    data (:func:`streid_lib.training_names.choose_training`) and what the ST model can say about the test set
+    (:func:`streid_lib.evaluation.st_checks`). ``options``: the other ``evaluate`` options; warnings are printed.
     """
     from ._io import check_output_path, write_json_atomic
     from .evaluation import ST_ROWS, evaluate_features, format_table, st_checks

@@ -1,13 +1,7 @@
-"""Evaluation pipeline: score rows chunk by chunk, rank, and report R1/R5/R10, mAP, mAP (open-reid), mINP.
+"""Evaluation pipeline: score rows chunk by chunk, rank, and report R1/R5/R10, mAP, mAP (open-reid), mINP (percent).
 
-``evaluate_features`` runs the paper's four rows (VIS, ST, VISxST, st-ReID; see :mod:`streid_lib.joint`) over
-chunks of queries, feeding each row's scores to a :class:`streid_lib.metrics.MetricAccumulator`, so peak memory is
-O(chunk × gallery). The command ``python -m streid_lib evaluate`` is :mod:`streid_lib.cli`; the training data it
-reads is :mod:`streid_lib.training_names`. Nothing here imports torch.
-
-Protocol (§5, implemented in :mod:`streid_lib.metrics`): good = same pid, other camera; junk = same pid
-and camera, or pid -1; mAP is the authors' trapezoid AP, ``mAP_open_reid`` the plain (non-interpolated) AP;
-ranks are by descending score with ties broken by gallery order. All figures are percent.
+Peak memory is O(chunk × gallery); the protocol is :mod:`streid_lib.metrics` (docs/reference.md §5). The command
+is :mod:`streid_lib.cli`, the training data it reads :mod:`streid_lib.training_names`. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -70,26 +64,10 @@ def evaluate_features(
     extra: ExtraRows | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the selected score rows of a features file against a fitted ST model.
-
-    Args:
-        fs: query/gallery features and metadata.
-        model: fitted :class:`SpatialTemporalModel` (cameras of fs must lie in 1..model.n_cams).
-        metric: λ0, γ0, λ1, γ1 of the st-ReID row.
-        rows: subset of :data:`ROWS`.
-        chunk_size: queries scored at once (memory O(chunk_size × n_gallery)).
-        rerank: also add ``VIS+re-rank`` and ``st-ReID+re-rank`` (:func:`streid_lib.rerank.rerank_rows`).
-        extra: more rows ranked in the same pass (:class:`ExtraRows`; the improved mode's: built by the callers).
-        threads: worker threads that rank the rows of a chunk while the next chunk is scored (default
-            :func:`streid_lib.metrics.default_threads`; 1: all in the calling thread). The figures do not depend
-            on it.
-
-    Returns:
-        ``{"rows": {row: {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}}, "params": {...},
-        "n_query": int, "n_gallery": int, "n_query_without_match": int}`` with metrics in percent.
-        ``params["rerank_params"]``: the k1, k2, λ re-ranking used (lowered for sets smaller than k1 + 1 images);
-        ``params["improved"]``: the improved mode's provenance (choice, weights, training-features source).
-    """
+    """Evaluate ``rows`` (of :data:`streid_lib.joint.ROWS`) of a features set against a fitted ST model, ``chunk_size``
+    queries at a time on ``threads`` ranking threads; ``rerank`` adds ``VIS+re-rank`` and ``st-ReID+re-rank``,
+    ``extra`` more rows ranked in the same pass (:class:`ExtraRows`). Returns ``{"rows": {row: {R1, R5, R10, mAP,
+    mAP_open_reid, mINP}}, "params", "n_query", "n_gallery", "n_query_without_match"}`` (metrics in percent)."""
     rows = check_rows(rows)
     if threads is None:
         threads = default_threads()
@@ -135,11 +113,8 @@ def _summary(result: Any) -> dict[str, float]:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The result as a fixed-width text table: one line per row, columns R1 R5 R10 mAP mAP(open-reid) mINP (%).
-
-    Notes follow the table when the numbers need them: queries without any valid match (they count as misses),
-    and re-ranking parameters lowered for a small set.
-    """
+    """The result as a fixed-width text table (R1 R5 R10 mAP mAP(open-reid) mINP, %), with notes on queries without
+    a valid match and on lowered re-ranking parameters."""
     rows = result["rows"]
     width = max([len("row")] + [len(r) for r in rows])
     header = f"{'row':<{width}}  " + "  ".join(f"{h:>{max(6, len(h))}}" for _, h in COLUMNS)
@@ -167,20 +142,9 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def st_checks(fs: FeatureSet, model: SpatialTemporalModel, source: str, features: str) -> list[str]:
-    """What the ST model cannot tell about this test set: errors where nothing can be computed, else warnings.
-
-    * a test camera outside the model's cameras → error;
-    * a model without any vote (e.g. a training set of one image, or with no identity seen by two cameras), or a
-      test set none of whose cross-camera pairs was seen together in training → error: every ST lookup is 0;
-    * some cross-camera test pairs never seen together, or training votes beyond the last bin → warnings.
-
-    Args:
-        source: where the model came from, in words (for messages).
-        features: the features file, for messages.
-
-    Returns:
-        the warnings, one line each.
-    """
+    """What the ST model cannot tell about this test set: an :class:`EvaluationError` when nothing can be computed
+    (a camera outside the model, a model without votes, no test pair seen in training), else the warnings (unseen
+    camera pairs, votes beyond the last bin), one line each. ``source`` and ``features`` name them in messages."""
     for side in ("query", "gallery"):
         cams = getattr(fs, side).cams
         if int(cams.max()) > int(model.n_cams):

@@ -80,23 +80,10 @@ def st_distributions(
     max_panels: int | None = None,
     title: str = "",
 ):
-    """The paper's Figure 2(b) style: per camera pair, histogram of votes and the Parzen curve.
-
-    The two directions of a pair are drawn on one signed axis (Δt = t_a − t_b, in frames): the right half is
-    direction ``[a, b]`` (a later), the left half ``[b, a]``. Every curve is a fraction of the pair's identities per
-    bar: each direction's P̂ (normalised on its own, as the faithful model is) weighted by that direction's share of
-    the votes. Each panel has its own x-range, each side its own extent: where :data:`PANEL_MASS` of that direction's
-    votes (and truth) lie, plus 10 %.
-
-    Args:
-        counts: (C, C, H) votes per direction and bin.
-        smoothed: (C, C, H) smoothed per-direction probabilities P̂.
-        bin_width: frames per bin.
-        pairs: unordered camera pairs (1-based) to draw; default all pairs with votes.
-        truth: optional (K, K, ≥H) ground-truth counts in the same bins (synthetic data), K ≤ C.
-        distance: optional {(later, earlier): value} (e.g. TV to the truth) printed per direction.
-        max_panels: draw only this many pairs, those with the most identities (the caption says so).
-    """
+    """The paper's Figure 2(b) style: per camera pair, the histogram of votes and the Parzen curve on one signed axis
+    (Δt = t_a − t_b, frames; right half a later), as fractions of the pair's identities, each panel's x-range where
+    :data:`PANEL_MASS` of its votes lie. ``counts``/``smoothed``: (C, C, H); ``pairs``: 1-based (default: all with
+    votes); ``truth``: (K, K, ≥H) true counts; ``distance``: {(later, earlier): TV}; ``max_panels``: busiest pairs."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     plt = _plt()

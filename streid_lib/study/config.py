@@ -246,13 +246,8 @@ def study_config(
     seed: int = 0,
     campus_preset: str | None = None,
 ) -> StudyConfig:
-    """Turn the notebook parameters (keywords only) into a checked :class:`StudyConfig`.
-
-    ``profile=None`` means ``smoke`` when the environment variable ``CI`` is set, else ``default``. Output folders
-    follow README.md's rule unless ``out_dir`` / ``figures_dir`` are given.
-
-    Raises:
-        StudyConfigError: naming the parameter, the value and what was expected.
+    """Turn the notebook parameters (keywords only) into a checked :class:`StudyConfig`, or raise
+    :class:`StudyConfigError` naming the parameter. ``profile=None``: ``smoke`` when ``CI`` is set, else ``default``.
     """
     if profile in (None, ""):
         profile = "smoke" if "CI" in os.environ else "default"

@@ -1,9 +1,7 @@
 """Notebook 08's glue: st-ReID on your own cameras without identity labels (docs/reference.md §14).
 
-:func:`label_free_study` fits the faithful HP model three ways on one features set (the real training labels,
-pseudo-identities of the training side, pseudo-identities of query+gallery), ranks the st-ReID row for each,
-compares them with a paired bootstrap over queries, and, on the campus, measures each model against the true
-transit densities and the true camera network. Labels only evaluate; the clustering never reads them.
+The faithful HP model is fitted on the real labels and on pseudo-identities (training side, query+gallery), ranked,
+compared by paired bootstrap and, on the campus, against the true transit densities and camera network.
 """
 
 from __future__ import annotations
@@ -94,18 +92,9 @@ class LabelFreeReport:
 def label_free_study(
     fs: Any, dataset: str, *, train: Any = None, truth: Any = None, fps: float = 60.0, sizes=LabelFreeSizes(), seed=0
 ):
-    """Labelled vs label-free (train side) vs transductive st-ReID on ``fs``.
-
-    The labelled model is fitted on ``fs.train`` (else ``train``, labelled training metadata). Without a training
-    side in ``fs`` there is nothing to cluster on that side: the train-side row, its rounds and the improved row are
-    left out, and the transductive route is compared with the labelled one.
-
-    Mean TV (``tv_mean``) is :func:`streid_lib.campus.mean_hp_distance`, weighted by the true pair frequency.
-
-    Returns:
-        :class:`LabelFreeReport`. ``truth`` (campus) adds the TV table (:func:`streid_lib.campus.hp_distance`) and
-        the camera maps compared edge by edge with the true network.
-    """
+    """Labelled (``fs.train``, else ``train``) vs label-free (train side) vs transductive st-ReID on ``fs``; without
+    a training side in ``fs`` the train-side and improved rows are left out. ``truth`` (campus) adds the TV table and
+    the camera maps against the true network. Returns a :class:`LabelFreeReport`."""
     import numpy as np
     import pandas as pd
 

@@ -1,7 +1,6 @@
 """The study's steps: each notebook calls a few of these; every number they return is computed in the run.
 
-Inputs come from the run's route (:mod:`.config`): image folders (the campus, a dataset folder), or features files
-alone. A step whose input the route lacks raises :class:`MissingInput` (its message says what it needs), and the
+A step whose input the run's route (:class:`.config.Route`) lacks raises :class:`MissingInput` (``needs …``); the
 row helpers turn that into a :class:`NotComputed` entry, never into another row's numbers.
 """
 
@@ -39,11 +38,8 @@ class NotComputed:
 
 
 def load_splits(cfg: StudyConfig):
-    """The run's three splits as :class:`streid_lib.metadata.DatasetSplits`.
-
-    From the image folders when the run has them; otherwise query and gallery from the features file's metadata
-    and train from :func:`training_metadata` (names, or the file's training side).
-    """
+    """The run's splits (:class:`streid_lib.metadata.DatasetSplits`): from the image folders, else query and
+    gallery from the features file's metadata and train from :func:`training_metadata`."""
     from ..metadata import DatasetSplits, read_dataset_root
 
     root = dataset_root(cfg)
@@ -96,14 +92,8 @@ def example_entries(meta, n: int = 12, seed: int = 0) -> Any:
 
 
 def training_metadata(cfg: StudyConfig):
-    """Training-image metadata for the ST model.
-
-    In order: ``train_names``; the dataset folder's ``bounding_box_train``; the training side of a given features
-    file (``train_*`` keys).
-
-    Raises:
-        MissingInput: none of the three is available.
-    """
+    """Training-image metadata for the ST model: ``train_names``, else the dataset folder's ``bounding_box_train``,
+    else a given features file's training side; :class:`MissingInput` when there is none."""
     from ..metadata import read_name_list, read_seq_lengths
 
     if cfg.train_names:
@@ -184,14 +174,8 @@ def missing_reason(cfg: StudyConfig, key: str) -> str:
 
 
 def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: bool = True):
-    """Features of one visual stream (``resnet50``, ``densenet121``, ``pcb``, ``pcb_re`` or ``colour``).
-
-    Given features files are read as they are. Otherwise features are cached in the run directory
-    (``features/<key>.npz``): a rerun, or a run resumed after an interruption, reuses finished features, and
-    training resumes from its last checkpoint.
-
-    Raises:
-        MissingInput: the run was given features files and none for ``key``.
+    """Features of one visual stream (``resnet50``, ``densenet121``, ``pcb``, ``pcb_re`` or ``colour``): a given file
+    as it is, else cached in ``features/<key>.npz`` (training resumes from its checkpoint; stale caches are redone).
     """
     from ..features import load_features, save_features
 
@@ -254,22 +238,14 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
 
 
 def wants_train_side(cfg: StudyConfig, key: str) -> bool:
-    """Whether the study extracts the training images' features of ``key``: only where a notebook uses them.
-
-    Notebook 07 calibrates the improved mode on the training side of :func:`beyond_features`: PCB's on a real
-    dataset folder. On the campus it uses the colour histograms instead, so no CNN needs one there.
-    """
+    """Whether the study extracts the training images' features of ``key`` (notebook 07 calibrates on PCB's on a real
+    dataset folder; on the campus it uses the colour histograms)."""
     return key in cfg.route.train_side
 
 
 def beyond_features(cfg: StudyConfig):
-    """The features of notebook 07 (beyond the paper), with their training side where there is one.
-
-    A features route: the run's main visual stream (:func:`main_features`: PCB, else the first model given). A
-    real dataset folder: the trained PCB, extracted with its training images. The campus: the training-free
-    colour histograms, the campus' reference visual stream (the CNNs of the CPU profiles are trained from scratch
-    for minutes and are weak), with their training images' histograms.
-    """
+    """The features of notebooks 07-08 (:attr:`.config.Route.beyond`) with their training side where there is one:
+    the colour histograms on the campus (the CPU CNNs are weak), else :func:`main_features`."""
     if beyond_key(cfg) != "colour":
         return main_features(cfg)[1]
     from ..improved import colour_histogram_campus
@@ -346,12 +322,8 @@ def same_images(fs, root: Path) -> bool:
 
 
 def evaluate_rows(fs, model, rows=None, rerank: bool = False, **metric_params: Any) -> dict:
-    """``{row: summary}`` for one features set and ST model (faithful joint metric with ``metric_params``).
-
-    Rows are :class:`streid_lib.uncertainty.RowSummary` dicts: the metrics in percent (the same numbers as
-    :func:`streid_lib.evaluation.evaluate_features`) carrying their per-query results for intervals, and the CPU
-    tolerance of a CNN trained in the run when :func:`visual_features` marked ``fs`` so (docs/claims.md).
-    """
+    """``{row: summary}`` for one features set and ST model (faithful joint metric with ``metric_params``): the
+    metrics in percent carrying their per-query results, with the CPU tolerance of a CNN trained in the run."""
     from ..joint import ROWS, JointMetric
     from ..metrics import default_threads
     from ..ranking import rank_rows
@@ -386,11 +358,8 @@ def best_of(df: Any, metrics: Sequence[str] = ("R1", "mAP")) -> str:
 
 
 def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | None = None) -> Any:
-    """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d), with 95 % intervals (``R1_lo`` …).
-
-    ``name`` is ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, as the
-    authors' single ``--alpha``).
-    """
+    """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d), with 95 % intervals (``R1_lo`` …);
+    ``name``: ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, the authors' ``--alpha``)."""
     import pandas as pd
 
     from ..uncertainty import row_interval
@@ -412,14 +381,9 @@ def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | Non
 
 
 def st_sensitivity(cfg: StudyConfig, fs) -> Any:
-    """Effect of the Parzen width σ and of the bin width on the HP estimate and on st-ReID.
-
-    Two one-dimensional sweeps around the faithful layout (100-frame bins, σ = 50 bins), sized by the profile
-    (``cfg.sizes``): σ in bins at 100-frame bins; and the bin width with σ held at 5,000 frames (so only the
-    histogram's resolution changes). The time span covered stays that of the faithful layout.
-    Columns: sweep, bin_width (frames), sigma (bins), sigma_frames, TV (mean total-variation distance
-    to the truth, weighted by pair frequency; campus only), R1 and mAP of st-ReID (percent).
-    """
+    """Effect of the Parzen width σ (bins, at 100-frame bins) and of the bin width (σ held at 5,000 frames) on the HP
+    estimate and on st-ReID, sized by ``cfg.sizes``, over the faithful layout's span. Columns: sweep, bin_width,
+    sigma, sigma_frames, TV (to the truth, pair-weighted; campus only), R1 and mAP of st-ReID (percent)."""
     import pandas as pd
 
     from ..st_model import DATASET_N_BINS, fit_st_model
@@ -451,14 +415,8 @@ def st_sensitivity(cfg: StudyConfig, fs) -> Any:
 
 @dataclass(frozen=True)
 class RankedExamples:
-    """A few queries and the top of their VIS and st-ReID rankings (the paper's Figure 1).
-
-    Attributes:
-        queries: (n,) query indices shown.
-        lists: method → (n, top) gallery indices, best first (junk removed as the protocol does).
-        scores: method → (n, top) their scores.
-        rule: the selection rule, in words, with how many queries met it.
-    """
+    """A few queries (n,) and the top of their rankings per method: gallery indices (n, top), best first, junk
+    removed; their scores; and the selection rule in words (the paper's Figure 1)."""
 
     queries: np.ndarray
     lists: dict[str, np.ndarray]
@@ -467,11 +425,8 @@ class RankedExamples:
 
 
 def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) -> RankedExamples:
-    """Queries whose rank-1 is wrong with VIS and right with st-ReID (any queries when none is), with top lists.
-
-    The ranking protocol is :class:`streid_lib.metrics.RankingProtocol` (junk: pid -1, and the query's identity
-    in its own camera), as in every table.
-    """
+    """Queries whose rank-1 is wrong with VIS and right with st-ReID (any queries when none is), with their top
+    lists under :class:`streid_lib.metrics.RankingProtocol`, as in every table."""
     from ..joint import DEFAULT_METRIC, cosine_similarity, score_rows
     from ..metrics import RankingProtocol
     from ..ranking import rank_rows
@@ -514,11 +469,8 @@ def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) 
 
 
 def ranked_text(fs, ex: RankedExamples) -> Any:
-    """Figure 1 as text: one block per query (index: query, rank), one column per method.
-
-    A cell is ``✓ id 12 · cam 3 · f 10234 · 0.812``: a true match (✓), another identity (✗) or a distractor (·, id 0),
-    then the gallery entry's id, camera, frame and the method's score.
-    """
+    """Figure 1 as text: one block per query, one column per method; a cell is ``✓ id 12 · cam 3 · f 10234 · 0.812``
+    (✓ a true match, ✗ another identity, · a distractor), then the method's score."""
     import pandas as pd
 
     marks = {True: "✓", False: "✗"}
