@@ -52,16 +52,11 @@ class LabelFreeSizes:
     improved: bool = True
 
 
-#: Sizes per profile (smoke: one eps, no ST round, no improved row: ``make test`` runs notebook 08 fast on Duke).
+#: Sizes per profile (``paper`` uses the default's; smoke: one eps, no ST round, no improved row: fast on Duke).
 LABEL_FREE_SIZES = {
     "smoke": LabelFreeSizes(eps_grid=(0.35,), n_boot=200, rounds=0, improved=False),
     "default": LabelFreeSizes(),
 }
-
-
-def label_free_sizes(profile: str) -> LabelFreeSizes:
-    """The :class:`LabelFreeSizes` of a profile (``paper`` and any other use the default sizes)."""
-    return LABEL_FREE_SIZES.get(profile, LABEL_FREE_SIZES["default"])
 
 
 @dataclass
@@ -216,7 +211,7 @@ def run(cfg: Any) -> LabelFreeReport:
     fs, truth = beyond_features(cfg), campus_truth(cfg)
     fps = truth.fps if truth is not None else 60.0
     train = None if fs.has_train else training_metadata(cfg)
-    sizes = label_free_sizes(cfg.profile)
+    sizes = LABEL_FREE_SIZES.get(cfg.profile, LABEL_FREE_SIZES["default"])
     report = label_free_study(fs, cfg.dataset, train=train, truth=truth, fps=fps, sizes=sizes, seed=cfg.seed)
     say(describe_label_free(report), cfg=cfg)
     return report
@@ -251,7 +246,7 @@ def show_rounds(report: LabelFreeReport, cfg: Any) -> None:
     title = f"Train-side pseudo-identities re-clustered with ST evidence, per round; {_what_ran(cfg)}"
     write_table(report.refinement, "label_free_rounds", cfg, title=title, decimals=DECIMALS, **report.provenance)
     if len(report.refinement) == 1:
-        n = label_free_sizes("default").rounds
+        n = LABEL_FREE_SIZES["default"].rounds
         say(f"The {cfg.profile} profile runs no re-clustering round; the default profile runs {n}.")
 
 

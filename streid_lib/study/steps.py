@@ -352,11 +352,6 @@ def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: b
     return evaluate_rows(fs, model, rows=tuple(rows), rerank=rerank)
 
 
-def best_of(df: Any, metrics: Sequence[str] = ("R1", "mAP")) -> str:
-    """A sentence naming the best row of a results table for each metric (computed, for notebooks)."""
-    return "; ".join(f"best {m}: {df[m].idxmax()} ({df[m].max():.1f})" for m in metrics)
-
-
 def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | None = None) -> Any:
     """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d), with 95 % intervals (``R1_lo`` …);
     ``name``: ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, the authors' ``--alpha``)."""

@@ -66,11 +66,6 @@ def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS
     return df
 
 
-def computed_only(rows: dict[str, Any]) -> dict[str, dict]:
-    """The rows that hold numbers (for plots)."""
-    return {k: v for k, v in rows.items() if not isinstance(v, NotComputed)}
-
-
 def not_computed_note(rows: dict[str, Any]) -> str:
     """A sentence naming the rows that were not computed and why (empty when all were)."""
     missing = {k: v.reason for k, v in rows.items() if isinstance(v, NotComputed)}
