@@ -193,7 +193,7 @@ class StudyConfig:
     def run_label(self) -> str:
         """What ran, for every title and verdict: the dataset, the visual features and the number of queries, e.g.
         "DukeMTMC-reID · MobileNetV2 ImageNet bottleneck (standing for PCB) · 2,228 queries"."""
-        if self.features:
+        if not self.route.trains:
             what = ", ".join(self.model_label(k) for k in self.feature_files)
         else:
             t = self.train
@@ -403,7 +403,7 @@ def _given_features_model(path: str) -> str:
 def _n_queries(cfg: StudyConfig) -> int | None:
     """The number of query images of a run (None when its inputs are not there yet)."""
     try:
-        if cfg.features:
+        if not cfg.route.trains:
             path = next(iter(cfg.feature_files.values()))
             return _features_provenance(path, Path(path).stat().st_mtime)[1]
         from ..metadata import read_dataset_root

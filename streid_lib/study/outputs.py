@@ -16,7 +16,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +45,11 @@ SVG_HASH_SALT = "streid"
 
 def git_commit() -> str:
     """The commit of the code that made an output (with ``+dirty`` when the tree has changes)."""
+    run = partial(subprocess.run, cwd=REPO_ROOT, capture_output=True, text=True)
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            # The outputs themselves (figures/) do not make the code dirty.
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        sha = run(["git", "rev-parse", "HEAD"], check=True).stdout.strip()
+        # The outputs themselves (figures/) do not make the code dirty.
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"]).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
