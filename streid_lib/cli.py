@@ -261,6 +261,7 @@ def evaluate_command(
     data (:func:`streid_lib.training_names.choose_training`) and what the ST model can say about the test set
     (:func:`streid_lib.evaluation.st_checks`). ``options``: the other ``evaluate`` options; warnings are printed.
     """
+    arguments = {**{k: v for k, v in locals().items() if k != "options"}, **options}
     from ._io import check_output_path, write_json_atomic
     from .evaluation import ST_ROWS, evaluate_features, format_table, st_checks
     from .features import check_duplicates, check_queries, load_features
@@ -268,9 +269,6 @@ def evaluate_command(
     from .st_model import STModelError, fit_st_model, load_st_model
     from .training_names import choose_training, describe_train
 
-    arguments = {"features": features, "dataset": dataset, "json_out": json_out, "rows": rows, "st_model": st_model}
-    arguments.update(train_names=train_names, train_dir=train_dir, train_manifest=train_manifest, naming=naming)
-    arguments.update(sequence_lengths=sequence_lengths, n_bins=n_bins, allow_duplicates=allow_duplicates, **options)
     inputs = [features, st_model, train_names, train_dir, train_manifest, sequence_lengths]
     to_stdout = json_out == "-"
     if json_out is not None and not to_stdout:
@@ -324,11 +322,9 @@ def evaluate_command(
     short = st_text if st_model else f"fitted on {describe_train(train_source, table=False)}"
     if uses_st:
         warnings += st_checks(fs, model, short, str(features))
-    if pseudo is not None:  # §14.2: improved mode sets w by the spread rule, not on the clusters' own features
+    if pseudo is not None:  # §14.2: w by the spread rule, not on the clusters' features; the guard may keep faithful
         fs = fs.without_train()
-    asked = mode
-    if pseudo is not None:  # §14.2: the label-free guard may keep the faithful fusion
-        mode = guarded_mode(mode, pseudo)
+        asked, mode = mode, guarded_mode(mode, pseudo)
         if mode != asked:
             warnings.append(pseudo["improved_guard"]["summary"])
     kwargs = {k: options[k] for k in ("chunk_size", "rerank") if k in options}

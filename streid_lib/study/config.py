@@ -12,7 +12,6 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from ..errors import StreidError
 from ..improved.config import SelectionConfig
@@ -177,7 +176,6 @@ class StudyConfig:
     route: Route
     #: Visual model key → features file given for it (features routes; empty otherwise).
     feature_files: dict[str, str] = field(default_factory=dict)
-    models: tuple[str, ...] = tuple(VISUAL_MODELS)
 
     @property
     def out(self) -> Path:
@@ -217,19 +215,6 @@ class StudyConfig:
     def features_path(self, model_key: str) -> Path:
         """Where the features of one visual model are cached in this run (``.npz``)."""
         return self.out / "features" / f"{model_key}.npz"
-
-    def describe(self) -> str:
-        """One line naming the profile, the dataset, the route and the output folders."""
-        src = f", features {self.features}" if self.features else ""
-        root = f", data_root {self.data_root}" if self.data_root else ""
-        return (
-            f"profile={self.profile}, dataset={self.dataset} ({self.route.name}{src}{root}); "
-            f"run directory {self.out_dir}; figures and tables in {self.figures_dir}"
-        )
-
-    def record(self) -> dict[str, Any]:
-        """The configuration as plain values, for provenance records."""
-        return {**asdict(self), "route": self.route.name}
 
 
 def study_config(

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import asdict
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -79,14 +80,14 @@ def provenance(cfg: StudyConfig, **details: Any) -> dict:
         "train_names": cfg.train_names,
         "inputs_sha256": input_hashes(cfg),
         "seed": cfg.seed,
-        "sizes": cfg.record()["sizes"],
+        "sizes": asdict(cfg.sizes),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs",
         "cpu_capability": _cpu_capability(),
         "python": platform.python_version(),
         "versions": _versions(),
     }
     if cfg.route.trains:
-        rec["train_settings"] = cfg.record()["train"]
+        rec["train_settings"] = asdict(cfg.train)
         rec["trained_features"] = _trained_features(cfg)
     rec.update(details)
     return rec
