@@ -212,6 +212,13 @@ class StudyConfig:
             return label
         return f"{made_by} (standing for {label})"
 
+    @property
+    def root(self) -> Path | None:
+        """The dataset folder as given, the campus' own folder when none is, or None (features files alone)."""
+        if self.data_root:
+            return Path(self.data_root)
+        return REPO_ROOT / "data" / f"campus-{self.campus_preset}-seed{self.seed}" if self.route.campus else None
+
     def features_path(self, model_key: str) -> Path:
         """Where the features of one visual model are cached in this run (``.npz``)."""
         return self.out / "features" / f"{model_key}.npz"
@@ -339,10 +346,8 @@ def dataset_root(cfg: StudyConfig) -> Path | None:
 
     Returns ``None`` when the run has features files only (no images).
     """
-    if not cfg.route.campus:
-        return Path(cfg.data_root) if cfg.data_root else None
-    root = Path(cfg.data_root) if cfg.data_root else REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
-    if not _campus_is_current(root, cfg):
+    root = cfg.root
+    if cfg.route.campus and not _campus_is_current(root, cfg):
         from ..campus import generate_campus
 
         generate_campus(root, preset=cfg.campus_preset, seed=cfg.seed)

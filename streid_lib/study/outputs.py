@@ -114,9 +114,7 @@ def input_hashes(cfg: StudyConfig) -> dict[str, str]:
     files = [Path(p) for p in cfg.feature_files.values()]
     if cfg.train_names:
         files += [Path(cfg.train_names), Path(cfg.train_names).parent / "sequence_lengths.json"]
-    root = Path(cfg.data_root) if cfg.data_root else None
-    if root is None and cfg.route.campus:
-        root = REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
+    root = cfg.root
     if root is not None and root.is_dir():
         files += sorted(p for p in root.iterdir() if p.suffix in (".csv", ".txt", ".json"))
     return {_shown(p): file_sha256(p) for p in files if p.is_file()}
