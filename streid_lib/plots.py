@@ -1,8 +1,5 @@
-"""Figures of the study (matplotlib/seaborn): each function takes computed arrays, returns a Figure.
-
-No numbers are computed here beyond what a plot needs (bin centres, axis limits); the notebooks
-pass in what the tested library functions produced.
-"""
+"""Figures of the study (matplotlib/seaborn): each function takes computed arrays and returns a Figure; nothing
+is computed here beyond what a plot needs (bin centres, axis limits)."""
 
 from __future__ import annotations
 
@@ -185,11 +182,8 @@ def _top(values: np.ndarray) -> float:
 
 
 def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
-    """Horizontal grouped bars of a results table (rows = methods, columns include ``metrics``), in percent.
-
-    Rows without numbers (not computed) are left out; the x axis starts at 0. Where the frame has ``<metric>_lo``
-    and ``<metric>_hi`` columns (95 % intervals), they are drawn as error bars and the value is written past them.
-    """
+    """Horizontal grouped bars (percent, from 0) of a results table's ``metrics``, rows without numbers left out;
+    ``<metric>_lo``/``_hi`` columns (95 % intervals) are drawn as error bars, the value written past them."""
     plt = _plt()
     df = df.copy()
     df.attrs = {}  # attached results objects (e.g. improved.ablation_table) do not survive pandas reshaping
@@ -223,11 +217,8 @@ def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
 
 
 def sweep(df, x: str, metrics: Sequence[str] = ("R1", "mAP"), title: str = "", xlabel: str | None = None):
-    """A line plot of metrics (percent) against a swept parameter (column ``x``), with 95 % intervals as error bars
-    where ``<metric>_lo``/``<metric>_hi`` columns exist.
-
-    The y axis starts at 0, and the title states each metric's spread (max − min), so a flat curve looks flat.
-    """
+    """Metrics (percent, from 0) against a swept parameter (column ``x``), with 95 % intervals where ``<metric>_lo``
+    / ``_hi`` columns exist; the title states each metric's spread, so a flat curve looks flat."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     tops = []
@@ -252,12 +243,8 @@ def ranked_lists(
     gallery: Metadata,
     examples,
 ):
-    """The paper's Figure 1: for a few queries, the top of each ranking as pictures.
-
-    Args:
-        examples: :class:`streid_lib.study.steps.RankedExamples` (queries, ranked gallery indices per method, rule).
-    Green frames are true matches (same identity), red frames another identity (junk is removed, as in the metrics).
-    """
+    """The paper's Figure 1: for a few queries (``examples``: :class:`streid_lib.study.steps.RankedExamples`), the
+    top of each ranking as pictures, true matches framed green, other identities red (junk removed)."""
     from matplotlib.patches import Patch
     from PIL import Image
 

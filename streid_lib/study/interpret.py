@@ -1,8 +1,6 @@
-"""Computed interpretation: every sentence a notebook states about its results is rendered here from the numbers.
-
-No function here judges a result against the paper (that is :mod:`.claims`); they say what the run's numbers
-are, which rows are best, how much a sweep moves, and what the run could not compute and why.
-"""
+"""Computed interpretation: every sentence a notebook states about its results is rendered here from the numbers
+(what they are, which rows are best, how much a sweep moves, what was not computed); judging against the paper is
+:mod:`.claims`."""
 
 from __future__ import annotations
 
