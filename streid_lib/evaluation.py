@@ -39,11 +39,8 @@ class EvaluationError(StreidError):
 
 @dataclass(frozen=True)
 class ExtraRows:
-    """Rows ranked beside the faithful ones from each chunk's cosine, e.g. improved mode's (built by the callers).
-
-    ``score(sl, s) -> {row: (n, c) scores}`` on the protocol's columns (``s``: the chunk's cosine, or None);
-    ``mode`` is recorded as ``params["mode"]`` and ``info`` as ``params[mode]``.
-    """
+    """Rows ranked beside the faithful ones from each chunk's cosine (e.g. improved mode's, built by the callers):
+    ``score(sl, s) -> {row: (n, c) scores}`` on the protocol's columns; ``mode``/``info`` go into ``params``."""
 
     mode: str
     rows: tuple[str, ...]

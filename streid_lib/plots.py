@@ -279,10 +279,8 @@ def ranked_lists(
 
 
 def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title: str = ""):
-    """Camera networks side by side: cameras on a circle, edge width ∝ share, label = modal transit (s).
-
-    ``edge_tables`` are :func:`streid_lib.camera_map.edges_from_arrays` tables (docs/reference.md §14.4).
-    """
+    """Camera networks side by side (``edge_tables``: :func:`streid_lib.camera_map.edges_from_arrays`, §14.4):
+    cameras on a circle, edge width ∝ share, label = modal transit (s)."""
     plt = _plt()
     k = len(edge_tables)
     fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.2), squeeze=False)

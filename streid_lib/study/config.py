@@ -342,10 +342,7 @@ def _feature_files(features: str) -> dict[str, str]:
 
 
 def dataset_root(cfg: StudyConfig) -> Path | None:
-    """The dataset folder of this run; the campus is generated (once, seeded) when missing.
-
-    Returns ``None`` when the run has features files only (no images).
-    """
+    """The dataset folder of this run (the campus generated once, seeded, when missing); None for features alone."""
     root = cfg.root
     if cfg.route.campus and not _campus_is_current(root, cfg):
         from ..campus import generate_campus

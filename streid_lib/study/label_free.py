@@ -178,10 +178,8 @@ def _row(summary: Any, record: dict) -> dict:
 
 
 def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: dict) -> Any:
-    """Round 0 (``first``: the train-side row, ``est`` its fitted clustering) and each ST re-clustering round.
-
-    Rounds are :func:`streid_lib.pseudo.refine_with_st`; ``est`` is updated in place.
-    """
+    """Round 0 (``first``: the train-side row) and each ST re-clustering round
+    (:func:`streid_lib.pseudo.refine_with_st`, updating the clustering ``est`` in place)."""
     import pandas as pd
 
     from ..joint import DEFAULT_METRIC

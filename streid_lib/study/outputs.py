@@ -314,10 +314,8 @@ def write_table(
 
 
 def save_figure(fig: Any, name: str, cfg: StudyConfig, show: bool = True, **details: Any) -> None:
-    """Save a matplotlib figure as PNG and SVG (same bytes on a rerun), with ``<name>.provenance.json`` beside them.
-
-    ``show=False`` closes the figure, so that a notebook does not show it (a full grid kept as a file).
-    """
+    """Save a figure as PNG and SVG (same bytes on a rerun) with ``<name>.provenance.json``; ``show=False`` closes it
+    (a full grid kept as a file, not shown)."""
     import matplotlib
     import matplotlib.pyplot as plt
 

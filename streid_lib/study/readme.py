@@ -90,11 +90,7 @@ def render_blocks(root: Path | None = None) -> dict[str, str]:
 
 
 def update_text(text: str, blocks: dict[str, str]) -> str:
-    """``text`` with every generated block replaced.
-
-    Raises:
-        ValueError: a block's markers are missing.
-    """
+    """``text`` with every generated block replaced (``ValueError`` when a block's markers are missing)."""
     for name, body in blocks.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- /generated:{name} -->)", re.S)
         if not pattern.search(text):

@@ -17,11 +17,7 @@ def setup(
     out_dir: str | None = None,
     seed: int = 0,
 ) -> StudyConfig:
-    """The run's checked configuration (:func:`~streid_lib.study.config.study_config`), shown as one line.
-
-    Raises:
-        StudyConfigError: a parameter that cannot be used (one line).
-    """
+    """The run's checked configuration (:func:`~streid_lib.study.config.study_config`), shown as one line."""
     cfg = study_config(
         profile=profile, dataset=dataset, data_root=data_root, features=features, train_names=train_names,
         device=device, epochs=epochs, out_dir=out_dir, seed=seed,

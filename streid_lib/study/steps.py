@@ -340,10 +340,8 @@ def evaluate_rows(fs, model, rows=None, rerank: bool = False, **metric_params: A
 
 
 def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: bool = False) -> dict[str, Any]:
-    """``{row: summary}`` of one visual stream, or ``{row: NotComputed}`` for every row when it has no features.
-
-    With ``rerank`` the re-ranked rows (``VIS+re-rank``, ``st-ReID+re-rank``) are included.
-    """
+    """``{row: summary}`` of one visual stream (with ``rerank``: ``VIS+re-rank`` and ``st-ReID+re-rank`` too), or
+    ``{row: NotComputed}`` for every row when it has no features."""
     try:
         fs = visual_features(cfg, key)
     except MissingInput as exc:
@@ -487,10 +485,8 @@ def ranked_text(fs, ex: RankedExamples) -> Any:
 
 
 def features_summary(cfg: StudyConfig) -> Any:
-    """One line per visual stream of the run: where its features come from, their dimension and sizes.
-
-    Streams with features are loaded (and, on the training routes, trained first); the others say what they need.
-    """
+    """One line per visual stream of the run: where its features come from (loaded, trained first where needed, or
+    what they need), their dimension and sizes."""
     import pandas as pd
 
     recs = {}
