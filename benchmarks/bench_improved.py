@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streid_lib.cli import improved_extra
 from streid_lib.evaluation import evaluate_features, fit_st_model
 from streid_lib.features import FeatureSet, load_features
 from streid_lib.metadata import read_name_lists
@@ -96,7 +97,7 @@ def main() -> None:
         for name, data, train in runs:
             with Clock() as both_t:
                 model = fit_st_model(fs.train, dataset)
-                both = evaluate_features(data, model, mode="improved", train=train)
+                both = evaluate_features(data, model, extra=improved_extra(data, model, train))
             wall, cpu = both_t.wall - faithful_t.wall, both_t.cpu - faithful_t.cpu
             print(
                 f"[run {rep}] improved {name}: run {both_t.wall:6.2f} s wall; improved rows {wall:6.2f} s = "

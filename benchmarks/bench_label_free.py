@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from streid_lib import study
+from streid_lib.cli import improved_extra
 from streid_lib.evaluation import evaluate_features
 from streid_lib.features import load_features
 from streid_lib.joint import DEFAULT_METRIC
@@ -43,7 +44,8 @@ DUKE = Path(__file__).resolve().parents[2] / "shared" / "data" / "features" / "d
 def st_reid(fs, train, dataset: str, mode: str = "faithful") -> dict:
     """st-ReID (and the improved rows with ``mode="improved"``) with the HP model fitted on ``train``."""
     model = fit_st_model(train, dataset)
-    res = evaluate_features(fs, model, DEFAULT_METRIC, ("st-ReID",), chunk_size=512, mode=mode, train=train)
+    extra = improved_extra(fs, model, train) if mode == "improved" else None
+    res = evaluate_features(fs, model, DEFAULT_METRIC, ("st-ReID",), chunk_size=512, extra=extra)
     return res["rows"]
 
 
@@ -92,7 +94,7 @@ def improved_rows(free_fs, free: dict, dataset: str, labelled) -> None:
 
 
 def campus(preset: str, improved: bool) -> None:
-    cfg = study.resolve_config(profile="default", dataset="campus", campus_preset=preset)
+    cfg = study.study_config(profile="default", dataset="campus", campus_preset=preset)
     fs = study.beyond_features(cfg)
     truth = study.campus_truth(cfg)
     t = time.perf_counter()
@@ -137,7 +139,7 @@ def candidates(preset: str) -> None:
     from streid_lib.metadata import Metadata
     from streid_lib.pseudo import consistency, diagnostics, drop_clusters, inconsistent_clusters
 
-    cfg = study.resolve_config(profile="default", dataset="campus", campus_preset=preset)
+    cfg = study.study_config(profile="default", dataset="campus", campus_preset=preset)
     fs, truth = study.beyond_features(cfg), study.campus_truth(cfg)
     tm, dwell = fs.train, 60.0 * truth.fps
     t = time.perf_counter()

@@ -31,7 +31,7 @@ def measure(profile: str, out: str, result: str) -> None:
 
     from streid_lib import study
 
-    cfg = study.resolve_config(profile=profile, out_dir=out)
+    cfg = study.study_config(profile=profile, out_dir=out)
     st = study.fit_st_model(cfg)
     vis = {k: study.model_rows(cfg, k, st, ("VIS",))["VIS"] for k in study.visual_keys(cfg)}
     t12, t3 = study.tables_1_2_rows(cfg, st), study.table_3_rows(cfg, st)

@@ -1,9 +1,7 @@
 """Command line: ``python -m streid_lib {evaluate,synth,train,extract,reproduce} ...``.
 
-The parser and the ``evaluate`` handler live here; every other command's work is done by a library function
-imported lazily, so that ``evaluate`` never imports torch and starts fast. Exit codes: 0 done, 1 a bug or a failed
-notebook (one line; the traceback goes to a log file, or to the terminal with ``--debug``), 2 bad input or
-destination (:class:`streid_lib.errors.StreidError`, one line ``error: …``), 130 interrupted.
+Exit codes: 0 done, 1 a bug or a failed notebook (the traceback in a log file, or shown with ``--debug``), 2 bad
+input or destination (:class:`streid_lib.errors.StreidError`), 130 interrupted. ``evaluate`` never imports torch.
 """
 
 from __future__ import annotations
@@ -106,7 +104,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="queries scored per chunk (bounds memory; default %(default)s)",
     )
     p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
-    p.add_argument("--mode", choices=MODES, default=evaluate["mode"])
+    p.add_argument("--mode", choices=MODES, default=MODES[0])
     p.add_argument(
         "--allow-duplicates", action="store_true", help="accept duplicate images on one side (default: an error)"
     )
@@ -259,14 +257,11 @@ def evaluate_command(
 ) -> int:
     """Print the rows table of a features file and optionally write it as JSON (``json_out="-"``: stdout).
 
-    Every input is checked at the door, before anything is computed: the ``--json`` destination (never one of the
-    inputs), the features file (duplicates, :func:`streid_lib.features.check_duplicates`), the training data
-    (:func:`streid_lib.training_names.choose_training`, pid 0/-1 excluded), the parameters' ranges, and what the
-    ST model can say about the test set (:func:`streid_lib.evaluation.st_checks`). ``options``: ``lambda0``,
-    ``gamma0``, ``lambda1``, ``gamma1``, ``sigma``, ``bin_width``, ``overflow``, ``chunk_size``, ``rerank``,
-    ``mode``, and the pseudo-identity options of :func:`streid_lib.pseudo.add_pseudo_options`. Warnings are printed
-    under the table and listed in the JSON.
+    Every input is checked before anything is computed: the destination, the features (duplicates), the training
+    data (:func:`streid_lib.training_names.choose_training`) and what the ST model can say about the test set
+    (:func:`streid_lib.evaluation.st_checks`). ``options``: the other ``evaluate`` options; warnings are printed.
     """
+    arguments = {**{k: v for k, v in locals().items() if k != "options"}, **options}
     from ._io import check_output_path, write_json_atomic
     from .evaluation import ST_ROWS, evaluate_features, format_table, st_checks
     from .features import check_duplicates, check_queries, load_features
@@ -274,9 +269,6 @@ def evaluate_command(
     from .st_model import STModelError, fit_st_model, load_st_model
     from .training_names import choose_training, describe_train
 
-    arguments = {"features": features, "dataset": dataset, "json_out": json_out, "rows": rows, "st_model": st_model}
-    arguments.update(train_names=train_names, train_dir=train_dir, train_manifest=train_manifest, naming=naming)
-    arguments.update(sequence_lengths=sequence_lengths, n_bins=n_bins, allow_duplicates=allow_duplicates, **options)
     inputs = [features, st_model, train_names, train_dir, train_manifest, sequence_lengths]
     to_stdout = json_out == "-"
     if json_out is not None and not to_stdout:
@@ -330,15 +322,14 @@ def evaluate_command(
     short = st_text if st_model else f"fitted on {describe_train(train_source, table=False)}"
     if uses_st:
         warnings += st_checks(fs, model, short, str(features))
-    if pseudo is not None:  # §14.2: improved mode sets w by the spread rule, not on the clusters' own features
+    if pseudo is not None:  # §14.2: w by the spread rule, not on the clusters' features; the guard may keep faithful
         fs = fs.without_train()
-    asked = mode
-    if pseudo is not None:  # §14.2: the label-free guard may keep the faithful fusion
-        mode = guarded_mode(mode, pseudo)
+        asked, mode = mode, guarded_mode(mode, pseudo)
         if mode != asked:
             warnings.append(pseudo["improved_guard"]["summary"])
     kwargs = {k: options[k] for k in ("chunk_size", "rerank") if k in options}
-    result = evaluate_features(fs, model, metric, rows, mode=mode, train=train, **kwargs)
+    extra = improved_extra(fs, model, train, kwargs.get("rerank", False)) if mode == "improved" else None
+    result = evaluate_features(fs, model, metric, rows, extra=extra, **kwargs)
     result["warnings"] = warnings
     if pseudo is not None:
         result["pseudo_labels"] = pseudo
@@ -376,6 +367,23 @@ def evaluate_command(
     elif json_out is not None:
         print(f"wrote {json_out}")
     return 0
+
+
+def improved_extra(fs: Any, model: Any, train: Any = None, rerank: bool = False) -> Any:
+    """Improved mode's rows as :class:`streid_lib.evaluation.ExtraRows`, fitted on ``train`` (default: ``fs.train``;
+    it calibrates on the set's training features when there are some) and following ``model``'s bins and cameras."""
+    from .evaluation import EvaluationError, ExtraRows
+    from .improved import prepare_improved
+    from .metrics import RankingProtocol
+
+    if train is None and not fs.has_train:
+        raise EvaluationError(
+            "mode='improved' needs the training metadata (train=...) or a features set with a training side"
+        )
+    info: dict[str, Any] = {}
+    columns = RankingProtocol(fs.gallery).columns
+    scorer = prepare_improved(fs, train, rerank, columns=columns, base=model, info=info)
+    return ExtraRows("improved", tuple(scorer.rows), scorer, info)
 
 
 def _package_version() -> str:

@@ -1,18 +1,13 @@
-"""Evaluation pipeline: score rows chunk by chunk, rank, and report R1/R5/R10, mAP, mAP (open-reid), mINP.
+"""Evaluation pipeline: score rows chunk by chunk, rank, and report R1/R5/R10, mAP, mAP (open-reid), mINP (percent).
 
-``evaluate_features`` runs the paper's four rows (VIS, ST, VISxST, st-ReID; see :mod:`streid_lib.joint`) over
-chunks of queries, feeding each row's scores to a :class:`streid_lib.metrics.MetricAccumulator`, so peak memory is
-O(chunk × gallery). The command ``python -m streid_lib evaluate`` is :mod:`streid_lib.cli`; the training data it
-reads is :mod:`streid_lib.training_names`. Nothing here imports torch.
-
-Protocol (§5, implemented in :mod:`streid_lib.metrics`): good = same pid, other camera; junk = same pid
-and camera, or pid -1; mAP is the authors' trapezoid AP, ``mAP_open_reid`` the plain (non-interpolated) AP;
-ranks are by descending score with ties broken by gallery order. All figures are percent.
+Peak memory is O(chunk × gallery); the protocol is :mod:`streid_lib.metrics` (docs/reference.md §5). The command
+is :mod:`streid_lib.cli`, the training data it reads :mod:`streid_lib.training_names`. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,10 +15,9 @@ import numpy as np
 from .errors import StreidError
 from .features import FeatureSet
 from .joint import DEFAULT_METRIC, ROWS, JointMetric, check_rows
-from .metadata import Metadata
 from .metrics import default_threads
 from .ranking import rank_rows
-from .st_model import SpatialTemporalModel, STModelError, fit_st_model
+from .st_model import SpatialTemporalModel, STModelError, fit_st_model  # noqa: F401 - re-exported
 
 #: Columns of the table: (key in a summary, header).
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -43,6 +37,20 @@ class EvaluationError(StreidError):
     """Bad evaluation input or options (names the value and what was expected)."""
 
 
+@dataclass(frozen=True)
+class ExtraRows:
+    """Rows ranked beside the faithful ones from each chunk's cosine (e.g. improved mode's, built by the callers):
+    ``score(sl, s) -> {row: (n, c) scores}`` on the protocol's columns; ``mode``/``info`` go into ``params``."""
+
+    mode: str
+    rows: tuple[str, ...]
+    score: Callable[[slice, Any], dict[str, np.ndarray]]
+    info: dict = field(default_factory=dict)
+
+    def __call__(self, sl: slice, s: Any) -> dict[str, np.ndarray]:
+        return self.score(sl, s)
+
+
 def evaluate_features(
     fs: FeatureSet,
     model: SpatialTemporalModel,
@@ -50,56 +58,19 @@ def evaluate_features(
     rows: Sequence[str] = ROWS,
     chunk_size: int = 256,
     rerank: bool = False,
-    mode: str = "faithful",
-    train: Metadata | None = None,
+    extra: ExtraRows | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the selected score rows of a features file against a fitted ST model.
-
-    Args:
-        fs: query/gallery features and metadata.
-        model: fitted :class:`SpatialTemporalModel` (cameras of fs must lie in 1..model.n_cams).
-        metric: λ0, γ0, λ1, γ1 of the st-ReID row.
-        rows: subset of :data:`ROWS`.
-        chunk_size: queries scored at once (memory O(chunk_size × n_gallery)).
-        rerank: also add ``VIS+re-rank`` and ``st-ReID+re-rank`` (:func:`streid_lib.rerank.rerank_rows`).
-        mode: ``"faithful"``, or ``"improved"`` to add the Bayesian-fusion rows
-            (:func:`streid_lib.improved.improved_rows`, which needs training metadata).
-        train: training metadata for ``mode="improved"`` (default: the set's training side, ``fs.train``). The
-            improved mode calibrates on the set's training features when it has them.
-        threads: worker threads that rank the rows of a chunk while the next chunk is scored (default
-            :func:`streid_lib.metrics.default_threads`; 1: all in the calling thread). The figures do not depend
-            on it.
-
-    Returns:
-        ``{"rows": {row: {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}}, "params": {...},
-        "n_query": int, "n_gallery": int, "n_query_without_match": int}`` with metrics in percent.
-        ``params["rerank_params"]``: the k1, k2, λ re-ranking used (lowered for sets smaller than k1 + 1 images);
-        ``params["improved"]``: the improved mode's provenance (choice, weights, training-features source).
-    """
+    """Evaluate ``rows`` (of :data:`streid_lib.joint.ROWS`) of a features set against a fitted ST model, ``chunk_size``
+    queries at a time on ``threads`` ranking threads; ``rerank`` adds ``VIS+re-rank`` and ``st-ReID+re-rank``,
+    ``extra`` more rows ranked in the same pass (:class:`ExtraRows`). Returns ``{"rows": {row: {R1, R5, R10, mAP,
+    mAP_open_reid, mINP}}, "params", "n_query", "n_gallery", "n_query_without_match"}`` (metrics in percent)."""
     rows = check_rows(rows)
-    if mode not in MODES:
-        raise EvaluationError(f"mode: expected one of {MODES}, got {mode!r}")
-    if mode == "improved" and train is None and not fs.has_train:
-        raise EvaluationError(
-            "mode='improved' needs the training metadata (train=...) or a features set with a training side"
-        )
     if threads is None:
         threads = default_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise EvaluationError(f"threads: expected an integer >= 1, got {threads!r}")
-    improved = None
-    if mode == "improved":
-        from .improved import prepare_improved
-        from .metrics import RankingProtocol
-
-        info: dict[str, Any] = {}
-        # The improved model follows the faithful model's bins, cameras and overflow policy (base=model); it
-        # calibrates on the set's training side when there is one (params["improved"]["train_features"]). Its rows
-        # are ranked in the faithful rows' pass, sharing their cosine.
-        columns = RankingProtocol(fs.gallery).columns
-        improved = prepare_improved(fs, train, rerank, columns=columns, base=model, info=info)
-    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads), extra=improved)
+    results = rank_rows(fs, model, metric, rows, chunk_size, int(threads), extra=extra)
     out_rows: dict[str, dict[str, float]] = {row: _summary(results[row]) for row in rows}
     params: dict[str, Any] = {
         "metric": metric.params(),
@@ -107,7 +78,7 @@ def evaluate_features(
         "rows": list(rows),
         "chunk_size": int(chunk_size),
         "rerank": bool(rerank),
-        "mode": mode,
+        "mode": "faithful" if extra is None else extra.mode,
         "ap": "mAP: the authors' trapezoid AP; mAP_open_reid: non-interpolated AP",
         "ties": "broken by gallery order (stable)",
     }
@@ -118,9 +89,9 @@ def evaluate_features(
         # Re-ranking lowers k1/k2 for sets smaller than k1 + 1 images: the values it used.
         eff = effective_params(len(fs.query) + len(fs.gallery), len(fs.query))
         params["rerank_params"] = {"k1": eff.k1, "k2": eff.k2, "lambda_value": eff.lambda_value, "n_images": eff.n}
-    if improved is not None:
-        out_rows.update({row: _summary(results[row]) for row in improved.rows})
-        params["improved"] = info
+    if extra is not None:
+        out_rows.update({row: _summary(results[row]) for row in extra.rows})
+        params[extra.mode] = extra.info
     first = results[rows[0]]
     return {
         "rows": out_rows,
@@ -139,11 +110,8 @@ def _summary(result: Any) -> dict[str, float]:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The result as a fixed-width text table: one line per row, columns R1 R5 R10 mAP mAP(open-reid) mINP (%).
-
-    Notes follow the table when the numbers need them: queries without any valid match (they count as misses),
-    and re-ranking parameters lowered for a small set.
-    """
+    """The result as a fixed-width text table (R1 R5 R10 mAP mAP(open-reid) mINP, %), with notes on queries without
+    a valid match and on lowered re-ranking parameters."""
     rows = result["rows"]
     width = max([len("row")] + [len(r) for r in rows])
     header = f"{'row':<{width}}  " + "  ".join(f"{h:>{max(6, len(h))}}" for _, h in COLUMNS)
@@ -171,20 +139,9 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def st_checks(fs: FeatureSet, model: SpatialTemporalModel, source: str, features: str) -> list[str]:
-    """What the ST model cannot tell about this test set: errors where nothing can be computed, else warnings.
-
-    * a test camera outside the model's cameras → error;
-    * a model without any vote (e.g. a training set of one image, or with no identity seen by two cameras), or a
-      test set none of whose cross-camera pairs was seen together in training → error: every ST lookup is 0;
-    * some cross-camera test pairs never seen together, or training votes beyond the last bin → warnings.
-
-    Args:
-        source: where the model came from, in words (for messages).
-        features: the features file, for messages.
-
-    Returns:
-        the warnings, one line each.
-    """
+    """What the ST model cannot tell about this test set: an :class:`EvaluationError` when nothing can be computed
+    (a camera outside the model, a model without votes, no test pair seen in training), else the warnings (unseen
+    camera pairs, votes beyond the last bin), one line each. ``source`` and ``features`` name them in messages."""
     for side in ("query", "gallery"):
         cams = getattr(fs, side).cams
         if int(cams.max()) > int(model.n_cams):
@@ -226,16 +183,3 @@ def st_checks(fs: FeatureSet, model: SpatialTemporalModel, source: str, features
             f"bin_width={model.bin_width} frames) and were {fate} (overflow={model.overflow!r})"
         )
     return warnings
-
-
-__all__ = [
-    "COLUMNS",
-    "MODES",
-    "ST_ROWS",
-    "EvaluationError",
-    "STModelError",
-    "evaluate_features",
-    "fit_st_model",
-    "format_table",
-    "st_checks",
-]

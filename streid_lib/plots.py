@@ -1,8 +1,5 @@
-"""Figures of the study (matplotlib/seaborn): each function takes computed arrays, returns a Figure.
-
-No numbers are computed here beyond what a plot needs (bin centres, axis limits); the notebooks
-pass in what the tested library functions produced.
-"""
+"""Figures of the study (matplotlib/seaborn): each function takes computed arrays and returns a Figure; nothing
+is computed here beyond what a plot needs (bin centres, axis limits)."""
 
 from __future__ import annotations
 
@@ -80,23 +77,10 @@ def st_distributions(
     max_panels: int | None = None,
     title: str = "",
 ):
-    """The paper's Figure 2(b) style: per camera pair, histogram of votes and the Parzen curve.
-
-    The two directions of a pair are drawn on one signed axis (Δt = t_a − t_b, in frames): the right half is
-    direction ``[a, b]`` (a later), the left half ``[b, a]``. Every curve is a fraction of the pair's identities per
-    bar: each direction's P̂ (normalised on its own, as the faithful model is) weighted by that direction's share of
-    the votes. Each panel has its own x-range, each side its own extent: where :data:`PANEL_MASS` of that direction's
-    votes (and truth) lie, plus 10 %.
-
-    Args:
-        counts: (C, C, H) votes per direction and bin.
-        smoothed: (C, C, H) smoothed per-direction probabilities P̂.
-        bin_width: frames per bin.
-        pairs: unordered camera pairs (1-based) to draw; default all pairs with votes.
-        truth: optional (K, K, ≥H) ground-truth counts in the same bins (synthetic data), K ≤ C.
-        distance: optional {(later, earlier): value} (e.g. TV to the truth) printed per direction.
-        max_panels: draw only this many pairs, those with the most identities (the caption says so).
-    """
+    """The paper's Figure 2(b) style: per camera pair, the histogram of votes and the Parzen curve on one signed axis
+    (Δt = t_a − t_b, frames; right half a later), as fractions of the pair's identities, each panel's x-range where
+    :data:`PANEL_MASS` of its votes lie. ``counts``/``smoothed``: (C, C, H); ``pairs``: 1-based (default: all with
+    votes); ``truth``: (K, K, ≥H) true counts; ``distance``: {(later, earlier): TV}; ``max_panels``: busiest pairs."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     plt = _plt()
@@ -198,11 +182,8 @@ def _top(values: np.ndarray) -> float:
 
 
 def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
-    """Horizontal grouped bars of a results table (rows = methods, columns include ``metrics``), in percent.
-
-    Rows without numbers (not computed) are left out; the x axis starts at 0. Where the frame has ``<metric>_lo``
-    and ``<metric>_hi`` columns (95 % intervals), they are drawn as error bars and the value is written past them.
-    """
+    """Horizontal grouped bars (percent, from 0) of a results table's ``metrics``, rows without numbers left out;
+    ``<metric>_lo``/``_hi`` columns (95 % intervals) are drawn as error bars, the value written past them."""
     plt = _plt()
     df = df.copy()
     df.attrs = {}  # attached results objects (e.g. improved.ablation_table) do not survive pandas reshaping
@@ -236,11 +217,8 @@ def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
 
 
 def sweep(df, x: str, metrics: Sequence[str] = ("R1", "mAP"), title: str = "", xlabel: str | None = None):
-    """A line plot of metrics (percent) against a swept parameter (column ``x``), with 95 % intervals as error bars
-    where ``<metric>_lo``/``<metric>_hi`` columns exist.
-
-    The y axis starts at 0, and the title states each metric's spread (max − min), so a flat curve looks flat.
-    """
+    """Metrics (percent, from 0) against a swept parameter (column ``x``), with 95 % intervals where ``<metric>_lo``
+    / ``_hi`` columns exist; the title states each metric's spread, so a flat curve looks flat."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     tops = []
@@ -265,12 +243,8 @@ def ranked_lists(
     gallery: Metadata,
     examples,
 ):
-    """The paper's Figure 1: for a few queries, the top of each ranking as pictures.
-
-    Args:
-        examples: :class:`streid_lib.study.steps.RankedExamples` (queries, ranked gallery indices per method, rule).
-    Green frames are true matches (same identity), red frames another identity (junk is removed, as in the metrics).
-    """
+    """The paper's Figure 1: for a few queries (``examples``: :class:`streid_lib.study.steps.RankedExamples`), the
+    top of each ranking as pictures, true matches framed green, other identities red (junk removed)."""
     from matplotlib.patches import Patch
     from PIL import Image
 
@@ -305,10 +279,8 @@ def ranked_lists(
 
 
 def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title: str = ""):
-    """Camera networks side by side: cameras on a circle, edge width ∝ share, label = modal transit (s).
-
-    ``edge_tables`` are :func:`streid_lib.camera_map.edges_from_arrays` tables (docs/reference.md §14.4).
-    """
+    """Camera networks side by side (``edge_tables``: :func:`streid_lib.camera_map.edges_from_arrays`, §14.4):
+    cameras on a circle, edge width ∝ share, label = modal transit (s)."""
     plt = _plt()
     k = len(edge_tables)
     fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.2), squeeze=False)

@@ -1,19 +1,8 @@
-"""Run the study's notebooks in order with papermill (``python -m streid_lib reproduce``).
+"""Run the study's notebooks in order with papermill (``python -m streid_lib reproduce``) into ``<out>/notebooks/``.
 
-Each notebook in ``notebooks/`` (``NN_name.ipynb``, run in name order) is executed with the same parameters into
-``<out>/notebooks/``; the executed copies are signed, so JupyterLab opens them trusted.
-
-The terminal shows one line per notebook as it starts, the kernels' progress bars (live on a terminal, one line per
-``progress_interval`` seconds through a pipe) and anything a kernel writes to stderr, then the time per notebook.
-Progress does not go into the notebooks: a kernel writes its bars to the file named by
-:data:`streid_lib._progress.PROGRESS_FILE_ENV`, which this module relays. The kernel process's own log (transport
-warnings, the interrupt of every shutdown) goes to ``<out>/notebooks/kernel.log``.
-
-Parameters (``-p NAME VALUE``) are checked against the notebooks' ``parameters`` cells
-(:func:`papermill.inspect_notebook`) before anything runs: an unknown name or a value of the wrong type is a one-line
-error. Path-valued parameters are injected as absolute paths, so an executed copy reruns from any folder (nbval runs
-it from its own). Bad input found inside a notebook (a :class:`~streid_lib.errors.StreidError` raised in a kernel)
-ends the run with exit code 2 and the notebook's one-line message, like bad input on the command line.
+Parameters are checked against the notebooks' parameters cells before anything runs; the terminal shows each
+notebook, the kernels' progress bars (relayed from :data:`streid_lib._progress.PROGRESS_FILE_ENV`) and stderr; the
+kernel's own log goes to ``<out>/notebooks/kernel.log``. Bad input met in a notebook exits with code 2.
 """
 
 from __future__ import annotations
@@ -38,15 +27,13 @@ from typing import IO, Any
 from ._io import atomic_path, check_output_path, remove_stale_leftovers
 from ._progress import PROGRESS_FILE_ENV, PROGRESS_INTERVAL_ENV, PROGRESS_TTY_ENV
 from .errors import StreidError
-from .study import REPO_ROOT, resolve_config
+from .study import REPO_ROOT, study_config
 from .study.config import PATH_PARAMETERS
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL_LOG = "kernel.log"
 #: The kernel every notebook runs on (its display name is written into the executed copies).
 KERNEL_NAME = "python3"
-#: Notebook parameters that are also options of ``reproduce``: parameter name → option.
-OPTION_PARAMETERS = {"profile": "--profile", "out_dir": "--out"}
 _KINDS = {"bool": bool, "int": int, "float": float, "str": str}
 
 
@@ -66,12 +53,7 @@ class NotebookBadInput(StreidError):
 
 
 def notebooks(only: Sequence[str] | None = None, notebook_dir: Path | None = None) -> list[Path]:
-    """The study's notebooks in run order, optionally those whose name contains one of ``only``.
-
-    Raises:
-        ParameterError: ``only`` is empty or holds an empty name.
-        FileNotFoundError: no notebook matches (the message lists the notebooks there are).
-    """
+    """The study's notebooks in run order, optionally those whose name contains one of ``only``."""
     folder = Path(notebook_dir or NOTEBOOK_DIR)
     found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not found:
@@ -99,9 +81,8 @@ def notebook_parameters(paths: Sequence[Path]) -> dict[str, dict[str, dict]]:
 def convert(info: dict, text: str) -> Any:
     """The value of ``-p NAME TEXT`` for a parameter ``info`` of :func:`papermill.inspect_notebook`.
 
-    The type is the annotation's (``int``, ``Optional[int]``, ``# type: float``), else the default's; "none" is
-    accepted where the default is None or the annotation optional. Without a type, numbers and true/false/none
-    become values and the rest stays text. Raises :class:`ParameterError` naming the parameter.
+    The type is the annotation's (``Optional[int]``, ``# type: float``), else the default's; "none" where the default
+    is None or the annotation optional. Untyped: numbers and true/false/none become values, the rest stays text.
     """
     name, annotation, default = info["name"], str(info.get("inferred_type_name")), str(info.get("default"))
     words = annotation.replace("[", " ").replace("]", " ").replace(",", " ").split()
@@ -169,11 +150,8 @@ def parse_parameters(pairs: Sequence[Sequence[str]], per_notebook: dict[str, dic
 
 
 def absolute_paths(parameters: dict[str, Any], base: str | Path | None = None) -> dict[str, Any]:
-    """``parameters`` with every path-valued one (:data:`~streid_lib.study.config.PATH_PARAMETERS`) made absolute.
-
-    Relative paths are read against ``base`` (default: the current folder); ``~`` is expanded; links and ``..`` are
-    kept as written. None, empty or non-text values are left alone.
-    """
+    """``parameters`` with every path-valued one (:data:`~streid_lib.study.config.PATH_PARAMETERS`) made absolute
+    against ``base`` (default: the current folder), ``~`` expanded; links and ``..`` kept; other values left alone."""
     base = Path.cwd() if base is None else Path(base)
     out = dict(parameters)
     for name in PATH_PARAMETERS:
@@ -187,13 +165,8 @@ def absolute_paths(parameters: dict[str, Any], base: str | Path | None = None) -
 
 
 class _Relay:
-    """Writes a kernel's progress and stderr to the terminal, indented.
-
-    On a terminal ``\\r`` passes through, so a bar refreshes in place (the kernel's bars are cut to the terminal's
-    width, :data:`~streid_lib._progress.PROGRESS_TTY_ENV`). Elsewhere every finished line is written, but a line
-    refreshed with ``\\r`` (a bar) only once per ``interval`` seconds and when it ends; a bar cleared on close
-    leaves no stale refresh.
-    """
+    """Writes a kernel's progress and stderr to the terminal, indented: on a terminal ``\\r`` passes through (bars
+    refresh in place); elsewhere a bar's line is written once per ``interval`` seconds and when it ends."""
 
     def __init__(self, stream: IO[str], interval: float = 30.0, indent: str = "      ") -> None:
         self.stream, self.interval, self.indent = stream, interval, indent
@@ -367,18 +340,10 @@ def run_study(
     notebook_dir: Path | None = None,
     progress_interval: float = 30.0,
 ) -> Path:
-    """Execute the notebooks in order; return the run directory.
-
-    Everything is checked before anything is written: the notebooks to run, the parameter names, the configuration
-    (:func:`streid_lib.study.resolve_config`) and the destinations. ``parameters`` may hold ``profile`` and
-    ``out_dir`` (an error if they contradict the arguments).
-
-    Raises:
-        ParameterError: an unknown parameter name, or one that contradicts ``profile``/``out_dir``.
-        StreidError: a bad configuration or destination; bad input met inside a notebook (:class:`NotebookBadInput`).
-        FileNotFoundError: no notebook matches ``only``.
-        NotebookFailed: naming the notebook, the failing cell (index and first line) and the error.
-    """
+    """Execute the notebooks in order; return the run directory. The notebooks, parameters, configuration
+    (:func:`streid_lib.study.study_config`) and destinations are checked before anything is written; ``parameters``
+    may hold ``profile`` and ``out_dir`` if they agree with the arguments. A failing cell raises
+    :class:`NotebookFailed` (:class:`NotebookBadInput` for bad input)."""
     folder = Path(notebook_dir or NOTEBOOK_DIR)
     todo = notebooks(only, folder)
     per_notebook = notebook_parameters(notebooks(None, folder))
@@ -389,13 +354,12 @@ def run_study(
         if name in params:
             value = params.pop(name)
             if given is not None and value is not None and not _same(name, str(value), given):
-                raise ParameterError(
-                    f"-p {name} {value} contradicts {OPTION_PARAMETERS[name]} {given}; give only one of them"
-                )
+                option = {"profile": "--profile", "out_dir": "--out"}[name]
+                raise ParameterError(f"-p {name} {value} contradicts {option} {given}; give only one of them")
             options[name] = given if value is None else str(value)
     params = absolute_paths(params)
-    declared = inspect.signature(resolve_config).parameters
-    cfg = resolve_config(
+    declared = inspect.signature(study_config).parameters
+    cfg = study_config(
         profile=options["profile"], out_dir=options["out_dir"], **{k: v for k, v in params.items() if k in declared}
     )
     out = Path(cfg.out)

@@ -26,7 +26,7 @@ def row(r1, m=None, n=2000, ids=None):
 
 @pytest.fixture
 def campus_cfg(tmp_path):
-    return study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+    return study.study_config(profile="smoke", out_dir=str(tmp_path))
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def duke_cfg(tmp_path):
     save_features(
         f, FeatureSet([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], m, m, train_f=[[1.0, 0.0]] * 2, train=m)
     )
-    return study.resolve_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "run"))
+    return study.study_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "run"))
 
 
 def verdict(claim_id, result, cfg):

@@ -282,7 +282,7 @@ def test_parser_defaults_come_from_the_library():
     metric = {f.name: f.default for f in dataclasses.fields(JointMetric)}
     assert {k: getattr(args, k) for k in metric} == metric
     ev = inspect.signature(evaluate_features).parameters
-    assert (args.chunk_size, args.mode) == (ev["chunk_size"].default, ev["mode"].default)
+    assert (args.chunk_size, args.mode) == (ev["chunk_size"].default, "faithful")
     assert args.rows == list(ROWS) and args.n_bins is None
     assert args.train_names is args.train_dir is args.train_manifest is None
 

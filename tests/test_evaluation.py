@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from streid_lib.cli import main
+from streid_lib.cli import improved_extra, main
 from streid_lib.evaluation import (
     COLUMNS,
     EvaluationError,
@@ -104,14 +104,14 @@ def test_rerank_and_improved_hooks(setup, monkeypatch):
     improved.prepare_improved = prepare
     monkeypatch.setitem(sys.modules, "streid_lib.rerank", rerank)
     monkeypatch.setitem(sys.modules, "streid_lib.improved", improved)
-    result = evaluate_features(fs, model, rows=("VIS",), rerank=True, mode="improved", train=train)
+    extra = improved_extra(fs, model, train, rerank=True)
+    result = evaluate_features(fs, model, rows=("VIS",), rerank=True, extra=extra)
     assert list(result["rows"]) == ["VIS", "VIS+re-rank", "improved"]
     assert result["rows"]["improved"]["R1"] < result["rows"]["VIS"]["R1"]  # the reversed cosine ranks worse
     assert calls == [("improved", True), "rerank"]
+    assert result["params"]["mode"] == "improved" and "improved" in result["params"]
     with pytest.raises(EvaluationError, match="needs the training metadata"):
-        evaluate_features(fs, model, rows=("VIS",), mode="improved")
-    with pytest.raises(EvaluationError, match="mode"):
-        evaluate_features(fs, model, rows=("VIS",), mode="fast")
+        improved_extra(fs.without_train(), model)
 
 
 def test_fit_st_model_bad_dataset(setup):

@@ -95,7 +95,7 @@ def test_report_tables_and_sentences_come_from_the_numbers(tmp_path) -> None:
     assert list(tables) == ["beyond_summary", "beyond_ablation", "beyond_bootstrap", "beyond_targets",
                             "beyond_validation", "rerank_variants"]  # fmt: skip
     boot = tables["beyond_bootstrap"]
-    shown = study.write_table(boot.frame, boot.name, study.resolve_config(profile="smoke", out_dir=str(tmp_path)),
+    shown = study.write_table(boot.frame, boot.name, study.study_config(profile="smoke", out_dir=str(tmp_path)),
                               title=boot.title, decimals=boot.decimals)  # fmt: skip
     assert shown.index.name == "comparison (B − A)" and not {"a", "b", "diff"} & set(shown.columns)
     first = shown.loc["improved − faithful"].set_index("metric").loc["mAP"]

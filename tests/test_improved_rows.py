@@ -7,6 +7,7 @@ import pytest
 from improved_world import synthetic_world
 
 from streid_lib import improved
+from streid_lib.cli import improved_extra
 from streid_lib.evaluation import EvaluationError, evaluate_features, fit_st_model
 from streid_lib.features import FeatureSet
 from streid_lib.improved import ImprovedError, SelectionConfig, fit_improved, improved_results, improved_rows
@@ -77,14 +78,15 @@ def test_training_side_is_used_and_recorded(world) -> None:
 
 def test_evaluate_mode_improved_calibrates_on_the_features_training_side(world) -> None:
     model = fit_st_model(world.train, "duke")
-    res = evaluate_features(world, model, rows=("VIS", "st-ReID"), mode="improved")
+    res = evaluate_features(world, model, rows=("VIS", "st-ReID"), extra=improved_extra(world, model))
     info = res["params"]["improved"]
     assert info["w_source"] == "calibrated" and info["train_features"]["source"] == "features file training side"
     assert set(res["rows"]) == {"VIS", "st-ReID", "improved"}
-    plain = evaluate_features(world.without_train(), model, rows=("VIS",), mode="improved", train=world.train)
+    bare = world.without_train()
+    plain = evaluate_features(bare, model, rows=("VIS",), extra=improved_extra(bare, model, world.train))
     assert plain["params"]["improved"]["w_source"] == "spread"
     with pytest.raises(EvaluationError, match="training"):
-        evaluate_features(world.without_train(), model, rows=("VIS",), mode="improved")
+        improved_extra(world.without_train(), model)
 
 
 def test_improved_rerank_keeps_rank1_on_the_spread_fallback() -> None:

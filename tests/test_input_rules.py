@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bad_input import make_set
 
+from streid_lib.cli import improved_extra
 from streid_lib.evaluation import evaluate_features, fit_st_model
 from streid_lib.features import FeatureSet, save_features
 from streid_lib.metadata import Metadata
@@ -223,7 +224,7 @@ def world():
 
     fs = synthetic_world(seed=2, n_ids=40, dim=12)
     model = fit_st_model(fs.train, "market")
-    return fs, model, evaluate_features(fs, model, mode="improved")
+    return fs, model, evaluate_features(fs, model, extra=improved_extra(fs, model))
 
 
 def shuffled(fs: FeatureSet, rng: np.random.Generator, sides: tuple[str, ...]) -> FeatureSet:
@@ -245,12 +246,12 @@ def test_shuffling_every_side_changes_no_row(world, seed):
     fs, _, expected = world
     rng = np.random.default_rng(seed)
     ts = shuffled(fs, rng, ("train",))
-    got = evaluate_features(ts, fit_st_model(ts.train, "market"), mode="improved")
+    got = evaluate_features(ts, (m := fit_st_model(ts.train, "market")), extra=improved_extra(ts, m))
     assert any("improved" in r for r in got["rows"])
     assert got["rows"] == expected["rows"]
     assert got["params"]["improved"]["choice"] == expected["params"]["improved"]["choice"]
     every = shuffled(fs, rng, ("train", "query", "gallery"))
-    got = evaluate_features(every, fit_st_model(every.train, "market"), mode="improved")
+    got = evaluate_features(every, (m := fit_st_model(every.train, "market")), extra=improved_extra(every, m))
     assert got["params"]["improved"]["choice"] == expected["params"]["improved"]["choice"]
     for row, summary in expected["rows"].items():
         if row not in ("ST", "VISxST"):

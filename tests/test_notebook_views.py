@@ -128,7 +128,7 @@ class _Display(list):
 def test_a_table_is_shown_under_its_title_with_long_sources_as_footnotes(tmp_path, monkeypatch):
     shown = _Display()
     monkeypatch.setattr(outputs, "_ipython_display", lambda: shown)
-    cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path / "run"))
+    cfg = study.study_config(profile="smoke", out_dir=str(tmp_path / "run"))
     long = "computed (this run); paper columns quoted: Wang et al., AAAI 2019, Tables 1-2"
     df = pd.DataFrame(
         {"R1": [50.0, 60.0, 70.0], "source": [long, "paper", long]}, index=["st-ReID+RE+re-rank", "b", "c"]
@@ -163,7 +163,7 @@ def test_paths_of_this_machine_are_made_relative(tmp_path):
     repo = study.REPO_ROOT
     text = f"features {repo.parent / 'shared' / 'x.npz'}; run {repo / 'runs' / 'smoke'}/figures"
     assert study.relative_paths(text) == "features ../shared/x.npz; run runs/smoke/figures"
-    cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path / "run"))
+    cfg = study.study_config(profile="smoke", out_dir=str(tmp_path / "run"))
     assert study.relative_paths(f"in {tmp_path / 'run'}/figures/t.md", cfg) == "in <run>/figures/t.md"
 
 

@@ -122,7 +122,7 @@ def test_bad_values_name_the_parameter(nb_dir, tmp_path, capsys, name, text, mes
 
 
 def test_the_study_notebooks_types_reach_the_error(tmp_path, capsys):
-    # seed = 0 in the study's parameters cell; epochs = None takes its type from study.resolve_config.
+    # seed = 0 in the study's parameters cell; epochs = None takes its type from study.study_config.
     assert run_cli("--out", str(tmp_path / "r"), "-p", "seed", "abc") == 2
     assert capsys.readouterr().err == "error: parameter seed: expected an integer, got 'abc'\n"
     assert run_cli("--out", str(tmp_path / "r"), "-p", "epochs", "two") == 2

@@ -42,45 +42,45 @@ def _feature_set(n_q=6, n_g=20, dim=8, seed=0, train=False, names=True) -> Featu
 
 def test_profile_follows_ci_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("CI", "true")
-    assert study.resolve_config(out_dir=str(tmp_path)).profile == "smoke"
+    assert study.study_config(out_dir=str(tmp_path)).profile == "smoke"
     monkeypatch.delenv("CI")
-    cfg = study.resolve_config(out_dir=str(tmp_path))
+    cfg = study.study_config(out_dir=str(tmp_path))
     assert cfg.profile == "default"
     assert cfg.campus_preset == "small"
 
 
 def test_configuration_takes_keywords_only():
     with pytest.raises(TypeError):
-        study.resolve_config("smoke")  # type: ignore[misc]
+        study.study_config("smoke")  # type: ignore[misc]
 
 
 def test_smoke_sizes_live_in_the_profiles():
     smoke, default = (study.PROFILE_SETTINGS[p].sizes for p in ("smoke", "default"))
     assert smoke.sweep_points < default.sweep_points
     assert len(smoke.sigmas) < len(default.sigmas) and smoke.bootstrap_samples < default.bootstrap_samples
-    assert study.resolve_config(profile="smoke").sizes == smoke
+    assert study.study_config(profile="smoke").sizes == smoke
 
 
 def test_output_folders_per_run(tmp_path):
     """The default campus writes the README's figures/; any other run gets figures/<run>/ and runs/<profile>-<run>."""
     root = study.REPO_ROOT
-    cfg = study.resolve_config(profile="default")
+    cfg = study.study_config(profile="default")
     assert (cfg.out_dir, cfg.figures_dir) == (str(root / "runs" / "default"), str(root / "figures"))
-    smoke = study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+    smoke = study.study_config(profile="smoke", out_dir=str(tmp_path))
     assert smoke.figures_dir == str(tmp_path / "figures")
-    own = study.resolve_config(profile="default", out_dir=str(tmp_path / "mine"))
+    own = study.study_config(profile="default", out_dir=str(tmp_path / "mine"))
     assert own.figures_dir == str(tmp_path / "mine" / "figures")  # a run directory of one's own keeps its figures
-    same = study.resolve_config(profile="default", out_dir=str(root / "runs" / "default"))
+    same = study.study_config(profile="default", out_dir=str(root / "runs" / "default"))
     assert same.figures_dir == str(root / "figures")  # as reproduce passes it
     f = tmp_path / "duke_mobilenetv2.npz"
     save_features(f, _feature_set(train=True))
-    duke = study.resolve_config(profile="default", dataset="duke", features=str(f))
+    duke = study.study_config(profile="default", dataset="duke", features=str(f))
     assert duke.figures_dir == str(root / "figures" / "duke-duke_mobilenetv2")
     assert duke.out_dir == str(root / "runs" / "default-duke-duke_mobilenetv2")
-    assert duke.route == "features file" and duke.feature_files == {"pcb": str(f)}
-    paper_campus = study.resolve_config(profile="paper")
+    assert duke.route.name == "features file" and duke.feature_files == {"pcb": str(f)}
+    paper_campus = study.study_config(profile="paper")
     assert paper_campus.figures_dir == str(root / "figures" / "campus-large")
-    seeded = study.resolve_config(profile="default", seed=2)
+    seeded = study.study_config(profile="default", seed=2)
     assert seeded.figures_dir == str(root / "figures" / "campus-small-seed2")
 
 
@@ -88,8 +88,8 @@ def test_features_folder_route(tmp_path):
     fs = _feature_set()
     for key in ("pcb", "resnet50"):
         save_features(tmp_path / f"{key}.npz", fs)
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(tmp_path), out_dir=str(tmp_path / "r"))
-    assert cfg.route == "features folder" and set(cfg.feature_files) == {"pcb", "resnet50"}
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(tmp_path), out_dir=str(tmp_path / "r"))
+    assert cfg.route.name == "features folder" and set(cfg.feature_files) == {"pcb", "resnet50"}
     assert study.available(cfg, "pcb") and not study.available(cfg, "densenet121")
     with pytest.raises(study.MissingInput, match="densenet121.npz"):
         study.visual_features(cfg, "densenet121")
@@ -110,35 +110,35 @@ def test_features_folder_route(tmp_path):
 )
 def test_bad_parameters_are_named(kwargs, match):
     with pytest.raises(study.StudyConfigError, match=match):
-        study.resolve_config(**kwargs)
+        study.study_config(**kwargs)
 
 
 def test_features_folder_must_hold_known_files(tmp_path):
     with pytest.raises(study.StudyConfigError, match="holds no features file"):
-        study.resolve_config(dataset="duke", features=str(tmp_path))
+        study.study_config(dataset="duke", features=str(tmp_path))
     save_features(tmp_path / "osnet.npz", _feature_set())
     with pytest.raises(study.StudyConfigError, match=r"osnet\.npz.*expected names: resnet50\.npz"):
-        study.resolve_config(dataset="duke", features=str(tmp_path))
+        study.study_config(dataset="duke", features=str(tmp_path))
 
 
 def test_epochs_override():
-    assert study.resolve_config(profile="paper", epochs=3).train.epochs == 3
-    assert study.resolve_config(profile="paper").train.epochs == 60
+    assert study.study_config(profile="paper", epochs=3).train.epochs == 3
+    assert study.study_config(profile="paper").train.epochs == 60
 
 
 def test_training_metadata_comes_from_names_or_the_features_train_side(tmp_path):
     f = tmp_path / "with_train.npz"
     fs = _feature_set(train=True)
     save_features(f, fs)
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "r"))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "r"))
     assert np.array_equal(study.training_metadata(cfg).frames, fs.train.frames)
     names = tmp_path / "train.txt"
     names.write_text("\n".join(["0001_c1_f0000100.jpg", "0001_c2_f0000900.jpg", "0002_c3_f0005000.jpg"]) + "\n")
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(f), train_names=str(names))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(f), train_names=str(names))
     assert len(study.training_metadata(cfg)) == 3
     bare = tmp_path / "bare.mat"
     save_features(bare, fs.without_train())
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(bare), out_dir=str(tmp_path / "r"))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(bare), out_dir=str(tmp_path / "r"))
     with pytest.raises(study.MissingInput, match="train_names"):
         study.training_metadata(cfg)
 
@@ -148,7 +148,7 @@ def test_features_of_a_folder_must_describe_the_same_images(tmp_path):
 
     save_features(tmp_path / "pcb.npz", _feature_set(seed=0))
     save_features(tmp_path / "resnet50.npz", _feature_set(seed=1))
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(tmp_path), out_dir=str(tmp_path / "r"))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(tmp_path), out_dir=str(tmp_path / "r"))
     with pytest.raises(FeaturesError, match="every features file of a run must describe the same images"):
         study.visual_features(cfg, "resnet50")
 
@@ -158,7 +158,7 @@ def test_features_of_a_folder_must_describe_the_same_images(tmp_path):
 
 
 def test_tables_have_a_provenance_sidecar_and_stable_bytes(tmp_path):
-    cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+    cfg = study.study_config(profile="smoke", out_dir=str(tmp_path))
     df = pd.DataFrame({"R1": [50.04, np.nan], "n": [2000, 3], "mAP_open_reid": [1.25, 2.0]}, index=["VIS", "ST"])
     df["D"] = pd.array([None, 256], dtype="Int64")
     shown = study.write_table(df, "t", cfg, title="T", note="A note.", features_source="unit test")
@@ -183,7 +183,7 @@ def test_figures_are_the_same_bytes_on_a_rerun(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+    cfg = study.study_config(profile="smoke", out_dir=str(tmp_path))
     figs = tmp_path / "figures"
     outputs = []
     for _ in range(2):
@@ -223,7 +223,7 @@ def _rows():
 def test_one_table_per_dataset(dataset, tmp_path):
     f = tmp_path / "f.npz"
     save_features(f, _feature_set(train=True))
-    cfg = study.resolve_config(profile="smoke", dataset=dataset, features=str(f), out_dir=str(tmp_path / "r"))
+    cfg = study.study_config(profile="smoke", dataset=dataset, features=str(f), out_dir=str(tmp_path / "r"))
     tables = {t.name: t for t in study.tables_1_2(cfg, _rows())}
     mine, other = ("table1", "table2") if dataset == "market" else ("table2", "table1")
     assert set(tables) == {"table1", "table2"}
@@ -234,7 +234,7 @@ def test_one_table_per_dataset(dataset, tmp_path):
 
 
 def test_campus_tables_are_titled_as_such(tmp_path):
-    cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+    cfg = study.study_config(profile="smoke", out_dir=str(tmp_path))
     (table,) = study.tables_1_2(cfg, _rows())
     assert table.name == "tables_1_2_campus" and "campus" in table.title
     assert table.frame.loc["st-ReID", "Market-1501 R1 (paper)"] == 97.2
@@ -251,14 +251,14 @@ def test_labels_name_what_ran(tmp_path):
     pcb = tmp_path / "folder"
     pcb.mkdir()
     save_features(pcb / "pcb.npz", FeatureSet(np.eye(3), np.eye(3), m, m, {"training_config": {"model": "pcb"}}))
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(named), out_dir=str(tmp_path / "a"))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(named), out_dir=str(tmp_path / "a"))
     assert cfg.model_label("pcb") == "MobileNetV2 ImageNet features (standing for PCB)"
     assert cfg.run_label == "DukeMTMC-reID · MobileNetV2 ImageNet features (standing for PCB) · 3 queries"
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(plain), out_dir=str(tmp_path / "b"))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(plain), out_dir=str(tmp_path / "b"))
     assert cfg.model_label("pcb") == "the features of plain.npz (standing for PCB)"
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(pcb), out_dir=str(tmp_path / "c"))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(pcb), out_dir=str(tmp_path / "c"))
     assert cfg.model_label("pcb") == "PCB"  # made by a PCB
-    campus = study.resolve_config(profile="smoke", out_dir=str(tmp_path / "d"))
+    campus = study.study_config(profile="smoke", out_dir=str(tmp_path / "d"))
     assert campus.model_label("pcb") == "PCB" and campus.run_label.startswith("the campus (synthetic) · CNNs trained")
 
 
@@ -303,7 +303,7 @@ def test_notebooks_are_ordered_and_clean():
 def test_setup_cells_pass_every_parameter_in_order():
     import inspect
 
-    accepted = set(inspect.signature(study.resolve_config).parameters)
+    accepted = set(inspect.signature(study.study_config).parameters)
     setup_names = list(inspect.signature(study.setup).parameters)
     for p in reproduce.notebooks():
         (params, _), (setup, _) = _code_cells(p)[:2]
@@ -351,7 +351,7 @@ def _fs(provenance):
 def test_cached_features_must_match_the_training_settings(tmp_path):
     from streid_lib.study import steps
 
-    cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+    cfg = study.study_config(profile="smoke", out_dir=str(tmp_path))
     done = dict(steps.train_request(cfg, "pcb_re"))
     assert done["erasing"] == 0.5 and done["model"] == "pcb"
     assert steps._same_training(_fs({"training_config": done}), cfg, "pcb_re")
@@ -364,7 +364,7 @@ def test_rows_without_features_are_not_computed_never_borrowed(tmp_path):
     """With one features file, st-ReID+RE is "not computed", not a copy of st-ReID."""
     f = tmp_path / "f.npz"
     save_features(f, _feature_set(n_q=10, n_g=40, train=True))
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "r"))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "r"))
     st = study.fit_st_model(cfg)
     rows = study.tables_1_2_rows(cfg, st)
     assert isinstance(rows["st-ReID+RE"], study.NotComputed) and "PCB+RE" in str(rows["st-ReID+RE"])
@@ -409,7 +409,7 @@ def test_study_path_on_a_nine_camera_campus(tmp_path):
 
     root = tmp_path / "campus9"
     generate_campus(root, "tiny", seed=0, progress=False, n_cams=9)
-    cfg = study.resolve_config(profile="smoke", data_root=str(root), out_dir=str(tmp_path / "run"))
+    cfg = study.study_config(profile="smoke", data_root=str(root), out_dir=str(tmp_path / "run"))
     st = study.fit_st_model(cfg)
     assert st.n_cams == 9 and study.training_metadata(cfg).cams.max() == 9
     fs = study.visual_features(cfg, "colour")

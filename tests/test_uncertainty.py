@@ -107,7 +107,7 @@ def test_provenance_records_the_hash_of_every_input_and_sees_a_change(tmp_path):
     m = Metadata([1, 2], [1, 2], [10, 20])
     f = tmp_path / "feats.npz"
     save_features(f, FeatureSet([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], m, m))
-    cfg = study.resolve_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "run"))
+    cfg = study.study_config(profile="smoke", dataset="duke", features=str(f), out_dir=str(tmp_path / "run"))
     rec = provenance(cfg)
     assert set(rec["versions"]) >= {"torch", "numpy", "scikit-learn", "matplotlib"} and rec["python"]
     assert rec["cpu_capability"] and rec["command"] and isinstance(rec["uncommitted_changes"], bool)

@@ -15,7 +15,7 @@ def _row(hit, ap, ids):
 
 
 def test_training_gain_reads_the_paired_interval(tmp_path):
-    cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+    cfg = study.study_config(profile="smoke", out_dir=str(tmp_path))
     ids = np.repeat(np.arange(40), 3)
     rng = np.random.default_rng(0)
     low = _row(rng.random(120) < 0.1, rng.random(120) * 0.2, ids)
@@ -34,7 +34,7 @@ def test_training_gain_reads_the_paired_interval(tmp_path):
 
 def test_untrained_features_are_the_initial_weights_cached(tmp_path):
     pytest.importorskip("torch")
-    cfg = study.resolve_config(profile="smoke", out_dir=str(tmp_path))
+    cfg = study.study_config(profile="smoke", out_dir=str(tmp_path))
     fs = study.untrained.untrained_features(cfg, "resnet50", progress=False)
     assert fs.provenance["untrained_of"]["model"] == "resnet50" and fs.provenance["untrained_of"]["seed"] == 0
     mtime = cfg.features_path("resnet50_untrained").stat().st_mtime_ns

@@ -1,189 +1,70 @@
-"""The study's glue for the notebooks: configuration, steps, tables, claims and outputs.
+"""The study's glue for the notebooks: configuration, steps, tables, claims and outputs (docs/architecture.md).
 
-The notebooks stay thin: a parameters cell, a setup cell (:func:`setup`), then calls into
-this package and the library modules it names, a figure or table, the verdicts of the paper's claims and computed
-sentences. Everything a notebook computes is computed by a tested library function; everything it writes goes
+The notebooks stay thin: a parameters cell, :func:`setup`, then calls into this package; everything they write goes
 through :func:`write_table` or :func:`save_figure`, which put a provenance record beside the output.
-
-One module per concept: :mod:`.config` (profiles, routes, output folders), :mod:`.steps` (data, visual streams,
-rows, sweeps, ranked lists), :mod:`.tables` (one table per dataset), :mod:`.paper` (quoted numbers),
-:mod:`.claims` (the paper's claims and their checks), :mod:`.interpret` (computed sentences), :mod:`.outputs`
-(files, provenance, what a notebook shows), :mod:`.setup` (the setup cell), :mod:`.readme` (the README's generated
-blocks).
 """
 
 from __future__ import annotations
 
 from . import label_free as label_free  # notebook 08 (issue #19)
-from .claims import CLAIMS, Claim, ClaimReport, Verdict, check_claims, claims_of, collect_runs, render_claims
-from .config import (
-    DATASETS,
-    MODEL_LABELS,
-    PROFILE_SETTINGS,
-    PROFILES,
-    REPO_ROOT,
-    VISUAL_MODELS,
-    Profile,
-    Sizes,
-    StudyConfig,
-    StudyConfigError,
-    TrainSettings,
-    dataset_root,
-    resolve_config,
-)
-from .interpret import (
-    describe_differences,
-    describe_sensitivity,
-    describe_splits,
-    describe_st_fit,
-    describe_sweep,
-    describe_visual,
-    features_used,
-    not_computed,
-)
-from .outputs import (
-    formatted,
-    git_commit,
-    provenance,
-    relative_paths,
-    save_figure,
-    say,
-    show,
-    show_claims,
-    write_table,
-)
-from .paper import (
-    PAPER_FIGURE4_R1,
-    PAPER_GAMMA_RANGE,
-    PAPER_LAMBDA_RANGE,
-    PAPER_SOURCE,
-    PAPER_TABLE1,
-    PAPER_TABLE2,
-    PAPER_TABLE3,
-)
-from .setup import setup
-from .steps import (
-    MissingInput,
-    NotComputed,
-    RankedExamples,
-    available,
-    best_of,
-    beyond_features,
-    beyond_key,
-    campus_truth,
-    evaluate_rows,
-    example_entries,
-    features_summary,
-    fit_st_model,
-    load_splits,
-    main_features,
-    model_rows,
-    per_camera_counts,
-    ranked_examples,
-    ranked_text,
-    st_sensitivity,
-    sweep_metric,
-    training_metadata,
-    visual_features,
-    visual_keys,
-    wants_train_side,
-)
-from .tables import (
-    Table,
-    computed_only,
-    not_computed_note,
-    results_frame,
-    side_by_side,
-    table_3,
-    table_3_rows,
-    tables_1_2,
-    tables_1_2_rows,
-)
-from .untrained import beside_untrained, describe_gain, show_training_gain, training_gain, untrained_rows
-
-__all__ = [
-    "CLAIMS",
-    "DATASETS",
-    "MODEL_LABELS",
-    "PAPER_FIGURE4_R1",
-    "PAPER_GAMMA_RANGE",
-    "PAPER_LAMBDA_RANGE",
-    "PAPER_SOURCE",
-    "PAPER_TABLE1",
-    "PAPER_TABLE2",
-    "PAPER_TABLE3",
-    "PROFILES",
-    "PROFILE_SETTINGS",
-    "REPO_ROOT",
-    "VISUAL_MODELS",
-    "Claim",
-    "ClaimReport",
-    "MissingInput",
-    "NotComputed",
-    "Profile",
-    "RankedExamples",
-    "Sizes",
-    "StudyConfig",
-    "StudyConfigError",
-    "Table",
-    "TrainSettings",
-    "Verdict",
-    "available",
-    "best_of",
-    "campus_truth",
-    "check_claims",
-    "claims_of",
-    "collect_runs",
-    "computed_only",
-    "dataset_root",
-    "describe_differences",
-    "describe_sensitivity",
-    "describe_splits",
-    "describe_st_fit",
-    "describe_sweep",
-    "describe_visual",
-    "evaluate_rows",
-    "example_entries",
-    "features_summary",
-    "features_used",
-    "fit_st_model",
-    "formatted",
-    "git_commit",
-    "load_splits",
-    "beyond_features",
-    "beyond_key",
-    "main_features",
-    "model_rows",
-    "not_computed",
-    "not_computed_note",
-    "per_camera_counts",
-    "provenance",
-    "ranked_examples",
-    "ranked_text",
-    "render_claims",
-    "resolve_config",
-    "relative_paths",
-    "results_frame",
-    "save_figure",
-    "say",
-    "setup",
-    "show",
-    "show_claims",
-    "side_by_side",
-    "st_sensitivity",
-    "sweep_metric",
-    "table_3",
-    "table_3_rows",
-    "tables_1_2",
-    "tables_1_2_rows",
-    "training_metadata",
-    "visual_features",
-    "visual_keys",
-    "beside_untrained",
-    "describe_gain",
-    "show_training_gain",
-    "training_gain",
-    "untrained_rows",
-    "wants_train_side",
-    "write_table",
-]
+from .claims import check_claims as check_claims
+from .config import PROFILE_SETTINGS as PROFILE_SETTINGS
+from .config import REPO_ROOT as REPO_ROOT
+from .config import StudyConfig as StudyConfig
+from .config import StudyConfigError as StudyConfigError
+from .config import dataset_root as dataset_root
+from .config import study_config as study_config
+from .interpret import describe_differences as describe_differences
+from .interpret import describe_sensitivity as describe_sensitivity
+from .interpret import describe_splits as describe_splits
+from .interpret import describe_st_fit as describe_st_fit
+from .interpret import describe_sweep as describe_sweep
+from .interpret import describe_visual as describe_visual
+from .interpret import features_used as features_used
+from .interpret import not_computed as not_computed
+from .outputs import formatted as formatted
+from .outputs import relative_paths as relative_paths
+from .outputs import save_figure as save_figure
+from .outputs import say as say
+from .outputs import show as show
+from .outputs import show_claims as show_claims
+from .outputs import write_table as write_table
+from .paper import PAPER_GAMMA_RANGE as PAPER_GAMMA_RANGE
+from .paper import PAPER_LAMBDA_RANGE as PAPER_LAMBDA_RANGE
+from .paper import PAPER_TABLE1 as PAPER_TABLE1
+from .paper import PAPER_TABLE2 as PAPER_TABLE2
+from .paper import PAPER_TABLE3 as PAPER_TABLE3
+from .setup import setup as setup
+from .steps import MissingInput as MissingInput
+from .steps import NotComputed as NotComputed
+from .steps import available as available
+from .steps import beyond_features as beyond_features
+from .steps import beyond_key as beyond_key
+from .steps import campus_truth as campus_truth
+from .steps import evaluate_rows as evaluate_rows
+from .steps import example_entries as example_entries
+from .steps import features_summary as features_summary
+from .steps import fit_st_model as fit_st_model
+from .steps import load_splits as load_splits
+from .steps import main_features as main_features
+from .steps import model_rows as model_rows
+from .steps import per_camera_counts as per_camera_counts
+from .steps import ranked_examples as ranked_examples
+from .steps import ranked_text as ranked_text
+from .steps import st_sensitivity as st_sensitivity
+from .steps import sweep_metric as sweep_metric
+from .steps import training_metadata as training_metadata
+from .steps import visual_features as visual_features
+from .steps import visual_keys as visual_keys
+from .tables import not_computed_note as not_computed_note
+from .tables import results_frame as results_frame
+from .tables import side_by_side as side_by_side
+from .tables import table_3 as table_3
+from .tables import table_3_rows as table_3_rows
+from .tables import tables_1_2 as tables_1_2
+from .tables import tables_1_2_rows as tables_1_2_rows
+from .untrained import beside_untrained as beside_untrained
+from .untrained import describe_gain as describe_gain
+from .untrained import show_training_gain as show_training_gain
+from .untrained import training_gain as training_gain
+from .untrained import untrained_rows as untrained_rows

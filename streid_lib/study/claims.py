@@ -1,18 +1,8 @@
 """The paper's claims, each checked on every run: **held**, **not held**, **inconclusive** or **not computed** (why).
 
-:data:`CLAIMS` lists them (docs/claims.md gives each quote, check and threshold with where the threshold comes
-from). A notebook passes the results it computed to :func:`check_claims`, which checks every claim those results
-bear on, prints the verdicts and records them in ``<figures>/claims.json``; ``claims.md`` in the figures root
-collects the verdicts of every run found there, one column per run.
-
-Verdicts come from statistics (:mod:`streid_lib.uncertainty`): each claim is a statistic of some rows (a paired
-difference, a share, a spread) and a threshold; a 95 % bootstrap interval over query identities entirely above the
-threshold is **held**, entirely at or below it **not held**, anything else **inconclusive**. A claim made of several
-comparisons is held when all are, not held when any is. Each comparison is checked by one claim only.
-
-Thresholds are the paper's words where it gives them ("more than 10%" is 10 points); the ones we choose are the
-constants below (:data:`NEAR_BEST_R1`, :data:`KEY_ROLE_SHARE`, :data:`PEAK_PROMINENCE`, :data:`PAPER_MATCH`), each
-with its reason, as in docs/claims.md.
+:data:`CLAIMS` lists them; docs/claims.md gives each quote, check and threshold (the paper's words, or our constants
+below with their reasons). :func:`check_claims` checks a notebook's claims from the statistics of its rows' 95 %
+bootstrap intervals (:mod:`streid_lib.uncertainty`) and records them in ``<figures>/claims.json`` and ``claims.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +52,8 @@ CLAIMS_MD = "claims.md"
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper and how a run checks it.
-
-    Attributes:
-        id: short stable name; notebook: the notebook that checks it ("01".."07");
-        statement: the claim in our words; quote: the paper's words, verbatim with "…" for cuts; where: its place;
-        test: the check in words (statistic, threshold); needs: the result (keyword of :func:`check_claims`) it
-        reads; check: ``(result, cfg) -> (verdict, detail)``.
+    """One claim of the paper: the notebook that checks it, our statement, the paper's quote and place, the check in
+    words, the result it ``needs`` (a keyword of :func:`check_claims`) and ``check(result, cfg) -> (verdict, detail)``.
     """
 
     id: str
@@ -256,14 +242,6 @@ def _table3_lifts(rows: dict[str, Any], cfg: StudyConfig, metric: str, column: i
     return combine(statuses), text
 
 
-def _check_st_lift_10(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    return _table3_lifts(rows, cfg, "R1", 0)
-
-
-def _check_st_lift_map(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    return _table3_lifts(rows, cfg, "mAP", 3)
-
-
 def _check_st_order(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
     names = ["ResNet50+ST", "DenseNet121+ST", "PCB+ST"]
     why = _missing(rows, names)
@@ -292,7 +270,7 @@ def _check_st_alone_weak(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, s
     return share.status, text
 
 
-def _fig4_beats(rows: dict[str, Any], better: str, worse: str) -> tuple[str, str]:
+def _fig4_beats(rows: dict[str, Any], cfg: StudyConfig, better: str, worse: str) -> tuple[str, str]:
     """Paired R1 difference ``better − worse > 0`` (Figure 4 rows), the paper's R1 beside ours."""
     why = _missing(rows, [worse, better])
     if why:
@@ -302,15 +280,7 @@ def _fig4_beats(rows: dict[str, Any], better: str, worse: str) -> tuple[str, str
     return status, f"{texts[0].replace('VISxST', 'VIS×ST')} (paper {p[better] - p[worse]:+.1f})"
 
 
-def _check_ls_beats_eqn5(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    return _fig4_beats(rows, better="st-ReID", worse="VISxST")
-
-
-def _check_eqn5_beats_vis(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    return _fig4_beats(rows, better="VISxST", worse="VIS")
-
-
-def _sweep_check(df: Any, column: str, span: tuple[float, float], symbol: str) -> tuple[str, str]:
+def _sweep_check(df: Any, cfg: StudyConfig, column: str, span: tuple[float, float], symbol: str) -> tuple[str, str]:
     if df is None or len(df) < 2:
         return NOT_COMPUTED, f"the {symbol} sweep needs at least two values"
     lo, hi = float(df[column].min()), float(df[column].max())
@@ -357,14 +327,6 @@ def _check_peaks(st: Any, cfg: StudyConfig) -> tuple[str, str]:
         "(a count on the fitted estimate: no interval)"
     )
     return (HELD if len(peaks) >= 2 else NOT_HELD), text
-
-
-def _check_lambda(df: Any, cfg: StudyConfig) -> tuple[str, str]:
-    return _sweep_check(df, "lambda1", PAPER_LAMBDA_RANGE, "λ1")
-
-
-def _check_gamma(df: Any, cfg: StudyConfig) -> tuple[str, str]:
-    return _sweep_check(df, "gamma", PAPER_GAMMA_RANGE, "γ")
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -424,13 +386,13 @@ CLAIMS: tuple[Claim, ...] = (
         "when adding the ST stream into these VIS streams and using our joint metric, we can achieve more than 10% "
         "improvement", "Generalization of the st-ReID; Table 3 (R1); Figure 4(a) for PCB",
         f"paired R1 difference +ST − baseline > {ST_LIFT:g} for every stream computed", "table_3",
-        _check_st_lift_10,
+        partial(_table3_lifts, metric="R1", column=0),
     ),
     Claim(
         "st-lift-map", "05", "The ST stream lifts every visual stream by more than 10 mAP",
         "ResNet50 baseline 76.9 87.8 91.0 58.7 / ResNet50+ST 87.7 94.1 95.8 72.2 …", "Table 3 (mAP)",
         f"paired mAP difference +ST − baseline > {ST_LIFT:g} for every stream computed", "table_3",
-        _check_st_lift_map,
+        partial(_table3_lifts, metric="mAP", column=3),
     ),
     Claim(
         "st-order", "05", "With the ST stream the order stays PCB > DenseNet-121 > ResNet-50",
@@ -449,24 +411,27 @@ CLAIMS: tuple[Claim, ...] = (
         "ls-beats-eqn5", "06", "Logistic smoothing beats the Eqn. 5 product",
         "our joint metric method improves the performance from 86.9% to 94.0%",
         "Figure 4(b); Effectiveness of the joint metric",
-        "paired R1 difference st-ReID − VIS×ST (Eqn. 5, faithful row) > 0", "figure4", _check_ls_beats_eqn5,
+        "paired R1 difference st-ReID − VIS×ST (Eqn. 5, faithful row) > 0", "figure4",
+        partial(_fig4_beats, better="st-ReID", worse="VISxST"),
     ),
     Claim(
         "eqn5-beats-vis", "06", "Even the Eqn. 5 product improves on the visual stream",
         "the baseline also obtains a 3.1% improvement", "Figure 4(b); Effectiveness of the joint metric",
-        "paired R1 difference VIS×ST − VIS > 0", "figure4", _check_eqn5_beats_vis,
+        "paired R1 difference VIS×ST − VIS > 0", "figure4", partial(_fig4_beats, better="VISxST", worse="VIS"),
     ),
     Claim(
         "lambda-flat", "06", "Accuracy is insensitive to λ over 0.4-2.8",
         "when λ is in the range of 0.4∼2.8 … our model nearly keeps the best performance",
         "Figure 4(c); Influence of parameters",
-        f"R1 spread (best − worst, paired) over the λ1 sweep ≤ {NEAR_BEST_R1:g}", "lambda_sweep", _check_lambda,
+        f"R1 spread (best − worst, paired) over the λ1 sweep ≤ {NEAR_BEST_R1:g}", "lambda_sweep",
+        partial(_sweep_check, column="lambda1", span=PAPER_LAMBDA_RANGE, symbol="λ1"),
     ),
     Claim(
         "gamma-flat", "06", "Accuracy is insensitive to γ over 1-7",
         "or γ is in the range of 1∼7, our model nearly keeps the best performance",
         "Figure 4(d); Influence of parameters",
-        f"R1 spread (best − worst, paired) over the γ sweep ≤ {NEAR_BEST_R1:g}", "gamma_sweep", _check_gamma,
+        f"R1 spread (best − worst, paired) over the γ sweep ≤ {NEAR_BEST_R1:g}", "gamma_sweep",
+        partial(_sweep_check, column="gamma", span=PAPER_GAMMA_RANGE, symbol="γ"),
     ),
 )  # fmt: skip
 CLAIMS_BY_ID = {c.id: c for c in CLAIMS}
@@ -500,14 +465,9 @@ class ClaimReport:
 
 
 def check_claims(cfg: StudyConfig, notebook: str, record: bool = True, **results: Any) -> ClaimReport:
-    """Check the claims of ``notebook`` on this run's ``results`` and (``record``) store them with the run.
-
-    ``results`` are keyed as the claims' ``needs``: ``splits`` (DatasetSplits), ``visual`` ({model key: summary}),
-    ``tables_1_2`` and ``table_3`` ({row: summary or NotComputed}), ``figure4`` ({VIS, ST, VISxST, st-ReID:
-    summary}), ``lambda_sweep`` and ``gamma_sweep`` (DataFrames of :func:`.steps.sweep_metric`). Rows carry their
-    per-query results (:func:`.steps.evaluate_rows`); the verdicts are read from their paired 95 % intervals. A
-    claim whose result is not passed is "not computed"; results no claim reads are ignored.
-    """
+    """Check the claims of ``notebook`` on this run's ``results`` (keyed as the claims' ``needs``: ``splits``,
+    ``visual``, ``tables_1_2``, ``table_3``, ``figure4``, ``lambda_sweep``, ``gamma_sweep``) and (``record``) store
+    them with the run. A claim whose result is not passed is "not computed"."""
     verdicts = []
     for claim in claims_of(notebook):
         if claim.needs in results:
@@ -527,7 +487,7 @@ def check_claims(cfg: StudyConfig, notebook: str, record: bool = True, **results
 
 def run_label(cfg: StudyConfig) -> str:
     """A run's column heading: dataset, visual features, number of queries and profile."""
-    preset = f" {cfg.campus_preset}" if cfg.dataset == "campus" else ""
+    preset = f" {cfg.campus_preset}" if cfg.route.campus else ""
     return f"{cfg.run_label} [{cfg.profile}{preset}]"
 
 
@@ -543,7 +503,7 @@ def record_claims(cfg: StudyConfig, report: ClaimReport) -> None:
     """Store a notebook's verdicts in ``<figures>/claims.json`` and rewrite the collected ``claims.md``."""
     figs = Path(cfg.figures_dir)
     path = figs / CLAIMS_JSON
-    run = {"label": run_label(cfg), "dataset": cfg.dataset, "route": cfg.route, "profile": cfg.profile}
+    run = {"label": run_label(cfg), "dataset": cfg.dataset, "route": cfg.route.name, "profile": cfg.profile}
     rec = json.loads(path.read_text()) if path.is_file() else {}
     if rec.get("run") != run:
         rec = {"run": run, "claims": {}}

@@ -1,30 +1,8 @@
-"""The study's configuration: profiles, routes and where a run's outputs go (one object, :class:`StudyConfig`).
+"""The study's configuration (:class:`StudyConfig`): profiles, the route of a run and where its outputs go.
 
-Profiles (notebook parameter ``profile``) say how much is computed:
-
-* ``smoke``: the ``tiny`` campus, tiny inputs, one epoch, short sweeps; chosen automatically when the environment
-  variable ``CI`` is set (as Pyro/GPyTorch notebooks shrink themselves under CI).
-* ``default``: the ``small`` campus on a CPU, short training from scratch at a small input size, full sweeps.
-* ``paper``: the paper's training recipe (60 epochs, 384×192 PCB, ImageNet weights), for a GPU.
-
-Routes (which inputs a run has; :attr:`StudyConfig.route`):
-
-* ``campus``: the embedded synthetic campus (generated and seeded on first use); the visual models are trained here.
-* ``dataset folder``: a Market-1501 / DukeMTMC-reID folder (``dataset`` + ``data_root``); models trained here.
-* ``features file``: one features file that stands for PCB (for example the authors' ``pytorch_result.mat``); the
-  ST model is fitted on ``train_names``, on ``data_root``'s training images, or on the file's own training side.
-* ``features folder``: a folder of features files named after the study's visual models (``pcb``, ``pcb_re``,
-  ``resnet50``, ``densenet121``; ``.npz`` or ``.mat``), any subset; nothing is trained.
-
-A row or figure whose input a route lacks is reported as "not computed (needs …)", never filled from another row.
-
-Where outputs go (:func:`resolve_config`): the run directory (features cache, checkpoints, executed notebooks) is
-``runs/<profile>`` for the default campus and ``runs/<profile>-<run name>`` otherwise; figures and tables go to
-the repository's ``figures/`` for the default campus, to ``figures/<run name>/`` for every other run (for example
-``figures/duke-duke_mobilenetv2/``), and to ``<run directory>/figures`` under the smoke profile or when the run
-directory is not the default one (``--out``). The run name is
-``<dataset>-<source>`` with the features file's stem, the features folder's name, the dataset folder's name or the
-campus preset as the source, and ``-seed<N>`` when the seed is not 0.
+Profiles: ``smoke`` (tiny campus, one epoch; chosen when ``CI`` is set), ``default`` (small campus, CPU) and
+``paper`` (the paper's recipe, GPU). Routes: :class:`Route`; output folders and run names: README.md ("Where the
+outputs go"). A row or figure whose input a route lacks is reported as "not computed (needs …)".
 """
 
 from __future__ import annotations
@@ -34,10 +12,10 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from ..errors import StreidError
 from ..improved.config import SelectionConfig
+from ..visual.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ("smoke", "default", "paper")
@@ -71,23 +49,6 @@ class StudyConfigError(StreidError):
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """How the visual baselines are trained under a profile (units: epochs, pixels, images)."""
-
-    epochs: int
-    height_pcb: int
-    width_pcb: int
-    height: int
-    width: int
-    batch_size: int = 32
-    weights: str = "imagenet"
-    #: Learning rates of the new layers and of the backbone (reference: 0.1 / 0.01 with ImageNet weights).
-    #: From scratch on the small campus the reference rates diverge, so the CPU profiles use 0.01 for both.
-    lr: float = 0.1
-    lr_backbone: float = 0.01
-
-
-@dataclass(frozen=True)
 class Sizes:
     """How much each notebook computes under a profile (the notebooks never size themselves)."""
 
@@ -106,11 +67,11 @@ class Sizes:
 
 @dataclass(frozen=True)
 class Profile:
-    """A named profile: the campus preset, the training recipe and the notebook sizes."""
+    """A named profile: the campus preset, the training recipe (a template for every model) and the sizes."""
 
     name: str
     campus_preset: str
-    train: TrainSettings
+    train: TrainConfig
     sizes: Sizes
 
 
@@ -118,17 +79,8 @@ PROFILE_SETTINGS: dict[str, Profile] = {
     "smoke": Profile(
         "smoke",
         campus_preset="tiny",
-        train=TrainSettings(
-            epochs=1,
-            height_pcb=64,
-            width_pcb=32,
-            height=64,
-            width=32,
-            batch_size=16,
-            weights="none",
-            lr=0.01,
-            lr_backbone=0.01,
-        ),
+        # From scratch on the campus the reference learning rates (0.1 / 0.01) diverge: 0.01 for both.
+        train=TrainConfig(epochs=1, height=64, width=32, batch_size=16, weights="none", lr=0.01, lr_backbone=0.01),
         # Notebook 07: a coarser search that keeps every stage and every counting rule (the same rows), and 200
         # bootstrap resamples (their Monte Carlo error is about a tenth of an interval's width).
         sizes=Sizes(
@@ -146,34 +98,68 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         campus_preset="small",
         # Sized for a couple of minutes of the whole study on 2 CPU cores (1 min 43 s measured). PCB at 64×32 has a
         # 4×2 layer4 map, so its six adaptive-pooling stripes overlap (the paper's 384×192 gives 24 rows, 4 per stripe).
-        train=TrainSettings(
-            epochs=2,
-            height_pcb=64,
-            width_pcb=32,
-            height=64,
-            width=32,
-            batch_size=32,
-            weights="none",
-            lr=0.01,
-            lr_backbone=0.01,
-        ),
+        train=TrainConfig(epochs=2, height=64, width=32, batch_size=32, weights="none", lr=0.01, lr_backbone=0.01),
         sizes=Sizes(),
     ),
     "paper": Profile(
         "paper",
         campus_preset="large",
-        train=TrainSettings(epochs=60, height_pcb=384, width_pcb=192, height=256, width=128, batch_size=32),
+        train=TrainConfig(epochs=60, batch_size=32),  # the models' reference input sizes
         sizes=Sizes(),
     ),
 }
 
 
 @dataclass(frozen=True)
-class StudyConfig:
-    """Resolved notebook parameters: every choice a run makes, recorded in its provenance.
+class Route:
+    """Which inputs a run has, resolved once by :func:`study_config`: the steps consult it, not the parameters.
 
-    Make one with :func:`resolve_config` (it checks the parameters and fills the defaults).
+    ``name``: ``campus`` (the synthetic campus: images, ground truth, the colour-histogram stream), ``dataset
+    folder`` (Market-1501 / DukeMTMC-reID images), ``features file`` (one file, standing for PCB) or ``features
+    folder`` (files named after the visual models, any subset). Models are trained only without features.
     """
+
+    name: str
+    campus: bool
+    trains: bool
+    has_images: bool
+    #: The visual streams a run reports, those it can produce, and those extracted with their training side.
+    streams: tuple[str, ...]
+    available: frozenset[str]
+    train_side: tuple[str, ...]
+
+    @property
+    def main(self) -> str | None:
+        """The visual stream of Figure 4 and of the ST sweeps: PCB as in the paper, else the first one given."""
+        return next((k for k in ("pcb", "pcb_re", "resnet50", "densenet121") if k in self.available), None)
+
+    @property
+    def beyond(self) -> str:
+        """The stream of notebooks 07-08: the colour histograms on the campus (the CPU CNNs are weak), else main."""
+        return "colour" if self.campus and self.trains else self.main or "pcb"
+
+
+def _route(dataset: str, data_root: str | None, features: str | None, feature_files: dict[str, str]) -> Route:
+    campus = dataset == "campus"
+    if features:
+        name = "features folder" if Path(features).is_dir() else "features file"
+    else:
+        name = "campus" if campus else "dataset folder"
+    models = set(feature_files) if features else set(VISUAL_MODELS)
+    return Route(
+        name=name,
+        campus=campus,
+        trains=not features,
+        has_images=campus or data_root is not None,
+        streams=("colour",) * campus + tuple(VISUAL_MODELS),
+        available=frozenset(models | ({"colour"} if campus else set())),
+        train_side=() if campus else ("pcb",),
+    )
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Resolved notebook parameters: every choice a run makes, recorded in its provenance (:func:`study_config`)."""
 
     profile: str
     dataset: str  # campus | market | duke
@@ -185,33 +171,16 @@ class StudyConfig:
     figures_dir: str
     seed: int
     campus_preset: str
-    train: TrainSettings
+    train: TrainConfig
     sizes: Sizes
+    route: Route
     #: Visual model key → features file given for it (features routes; empty otherwise).
     feature_files: dict[str, str] = field(default_factory=dict)
-    models: tuple[str, ...] = tuple(VISUAL_MODELS)
 
     @property
     def out(self) -> Path:
         """The run directory."""
         return Path(self.out_dir)
-
-    @property
-    def route(self) -> str:
-        """``campus``, ``dataset folder``, ``features file`` or ``features folder``."""
-        if self.features:
-            return "features folder" if Path(self.features).is_dir() else "features file"
-        return "campus" if self.dataset == "campus" else "dataset folder"
-
-    @property
-    def trains_models(self) -> bool:
-        """Whether the visual models are trained in this run (no features were given)."""
-        return not self.features
-
-    @property
-    def has_images(self) -> bool:
-        """Whether the run has image files (the campus, or a dataset folder)."""
-        return self.dataset == "campus" or self.data_root is not None
 
     @property
     def dataset_label(self) -> str:
@@ -222,12 +191,13 @@ class StudyConfig:
     def run_label(self) -> str:
         """What ran, for every title and verdict: the dataset, the visual features and the number of queries, e.g.
         "DukeMTMC-reID · MobileNetV2 ImageNet bottleneck (standing for PCB) · 2,228 queries"."""
-        if self.features:
+        if not self.route.trains:
             what = ", ".join(self.model_label(k) for k in self.feature_files)
         else:
             t = self.train
             init = "from scratch" if t.weights == "none" else f"from {t.weights} weights"
-            what = f"CNNs trained in this run ({t.epochs} epoch{'s' * (t.epochs != 1)} {init}, {t.height}×{t.width})"
+            h, w = replace(t, model="resnet50").input_size  # the size of the models other than PCB
+            what = f"CNNs trained in this run ({t.epochs} epoch{'s' * (t.epochs != 1)} {init}, {h}×{w})"
         n = _n_queries(self)
         return f"{self.dataset_label} · {what}" + (f" · {n:,} queries" if n is not None else "")
 
@@ -235,38 +205,26 @@ class StudyConfig:
         """The name of one visual model's features in this run: "PCB" only for PCB features (trained in this run,
         or a given file made by a PCB); a given file of other features says what it is and what it stands for."""
         label = MODEL_LABELS.get(model_key, model_key)
-        if not self.features or model_key not in self.feature_files:
+        if model_key not in self.feature_files:
             return label
         made_by = _given_features_model(self.feature_files[model_key])
         if made_by == VISUAL_MODELS[model_key][0]:
             return label
         return f"{made_by} (standing for {label})"
 
+    @property
+    def root(self) -> Path | None:
+        """The dataset folder as given, the campus' own folder when none is, or None (features files alone)."""
+        if self.data_root:
+            return Path(self.data_root)
+        return REPO_ROOT / "data" / f"campus-{self.campus_preset}-seed{self.seed}" if self.route.campus else None
+
     def features_path(self, model_key: str) -> Path:
         """Where the features of one visual model are cached in this run (``.npz``)."""
         return self.out / "features" / f"{model_key}.npz"
 
-    def describe(self) -> str:
-        """One line naming the profile, the dataset, the route and the output folders."""
-        src = f", features {self.features}" if self.features else ""
-        root = f", data_root {self.data_root}" if self.data_root else ""
-        return (
-            f"profile={self.profile}, dataset={self.dataset} ({self.route}{src}{root}); "
-            f"run directory {self.out_dir}; figures and tables in {self.figures_dir}"
-        )
 
-    def record(self) -> dict[str, Any]:
-        """The configuration as plain values, for provenance records."""
-        rec = asdict(self)
-        rec["route"] = self.route
-        return rec
-
-
-def _default_profile() -> str:
-    return "smoke" if "CI" in os.environ else "default"
-
-
-def resolve_config(
+def study_config(
     *,
     profile: str | None = None,
     dataset: str = "campus",
@@ -280,16 +238,11 @@ def resolve_config(
     seed: int = 0,
     campus_preset: str | None = None,
 ) -> StudyConfig:
-    """Turn the notebook parameters (keywords only) into a checked :class:`StudyConfig`.
-
-    ``profile=None`` means ``smoke`` when the environment variable ``CI`` is set, else ``default``. Output folders
-    follow the rule in this module's docstring unless ``out_dir`` / ``figures_dir`` are given.
-
-    Raises:
-        StudyConfigError: naming the parameter, the value and what was expected.
+    """Turn the notebook parameters (keywords only) into a checked :class:`StudyConfig`, or raise
+    :class:`StudyConfigError` naming the parameter. ``profile=None``: ``smoke`` when ``CI`` is set, else ``default``.
     """
     if profile in (None, ""):
-        profile = _default_profile()
+        profile = "smoke" if "CI" in os.environ else "default"
     if profile not in PROFILES:
         raise StudyConfigError(f"profile: expected one of {PROFILES}, got {profile!r}")
     if dataset not in DATASETS:
@@ -336,6 +289,7 @@ def resolve_config(
         campus_preset=preset,
         train=train,
         sizes=prof.sizes,
+        route=_route(dataset, data_root, features, feature_files),
         feature_files=feature_files,
     )
 
@@ -388,14 +342,9 @@ def _feature_files(features: str) -> dict[str, str]:
 
 
 def dataset_root(cfg: StudyConfig) -> Path | None:
-    """The dataset folder of this run; the campus is generated (once, seeded) when missing.
-
-    Returns ``None`` when the run has features files only (no images).
-    """
-    if cfg.dataset != "campus":
-        return Path(cfg.data_root) if cfg.data_root else None
-    root = Path(cfg.data_root) if cfg.data_root else REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
-    if not _campus_is_current(root, cfg):
+    """The dataset folder of this run (the campus generated once, seeded, when missing); None for features alone."""
+    root = cfg.root
+    if cfg.route.campus and not _campus_is_current(root, cfg):
         from ..campus import generate_campus
 
         generate_campus(root, preset=cfg.campus_preset, seed=cfg.seed)
@@ -441,7 +390,7 @@ def _given_features_model(path: str) -> str:
 def _n_queries(cfg: StudyConfig) -> int | None:
     """The number of query images of a run (None when its inputs are not there yet)."""
     try:
-        if cfg.features:
+        if not cfg.route.trains:
             path = next(iter(cfg.feature_files.values()))
             return _features_provenance(path, Path(path).stat().st_mtime)[1]
         from ..metadata import read_dataset_root

@@ -1,8 +1,6 @@
-"""Computed interpretation: every sentence a notebook states about its results is rendered here from the numbers.
-
-No function here judges a result against the paper (that is :mod:`.claims`); they say what the run's numbers
-are, which rows are best, how much a sweep moves, and what the run could not compute and why.
-"""
+"""Computed interpretation: every sentence a notebook states about its results is rendered here from the numbers
+(what they are, which rows are best, how much a sweep moves, what was not computed); judging against the paper is
+:mod:`.claims`."""
 
 from __future__ import annotations
 
@@ -136,19 +134,19 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
     for key in models.get(notebook, ()):
         if not available(cfg, key):
             gaps.append(f"{cfg.model_label(key)} ({missing_reason(cfg, key)})")
-    if notebook == "01" and not cfg.has_images:
+    if notebook == "01" and not cfg.route.has_images:
         gaps.append("the example crops (no images in a features-only run; a list of example entries stands in)")
-    if notebook == "03" and cfg.dataset != "campus":
+    if notebook == "03" and not cfg.route.campus:
         gaps.append("the true transit densities and the TV distances (ground truth exists on the campus only)")
     if notebook == "06":
         key, fs = main_features(cfg)
         if key != "pcb":
             gaps.append(f"Figure 4 on PCB ({missing_reason(cfg, 'pcb')}; {cfg.model_label(key)} is used instead)")
-        if not (cfg.has_images and fs.query.names is not None):
+        if not (cfg.route.has_images and fs.query.names is not None):
             gaps.append(
                 "Figure 1 as pictures (no images, or no image names in the features file; a text list stands in)"
             )
-    if notebook == "07" and cfg.features:
+    if notebook == "07" and not cfg.route.trains:
         key, fs = main_features(cfg)
         if key != "pcb":
             gaps.append(f"improved mode on PCB ({missing_reason(cfg, 'pcb')}; {cfg.model_label(key)} is used instead)")
@@ -167,7 +165,7 @@ def features_used(cfg: StudyConfig, key: str) -> str:
     (:attr:`StudyConfig.run_label`)."""
     if key == "colour":
         what = "colour-histogram features"
-    elif cfg.features and key in cfg.feature_files:
+    elif key in cfg.feature_files:
         what = f"{cfg.model_label(key)}: the features file {Path(cfg.feature_files[key]).name}"
     else:
         what = f"{cfg.model_label(key)} features trained in this run"

@@ -1,9 +1,7 @@
 """Notebook 08's glue: st-ReID on your own cameras without identity labels (docs/reference.md §14).
 
-:func:`label_free_study` fits the faithful HP model three ways on one features set (the real training labels,
-pseudo-identities of the training side, pseudo-identities of query+gallery), ranks the st-ReID row for each,
-compares them with a paired bootstrap over queries, and, on the campus, measures each model against the true
-transit densities and the true camera network. Labels only evaluate; the clustering never reads them.
+The faithful HP model is fitted on the real labels and on pseudo-identities (training side, query+gallery), ranked,
+compared by paired bootstrap and, on the campus, against the true transit densities and camera network.
 """
 
 from __future__ import annotations
@@ -30,6 +28,16 @@ TARGETS = {
 }
 
 
+#: The clustering columns of notebook 08's tables: column → key of the clustering's record.
+_CLUSTER = {
+    "clusters": "n_clusters",
+    "dropped": "n_dropped_inconsistent",
+    "eps": "eps_chosen",
+    "noise %": "noise_share",
+    "ARI": "ari",
+    "pair precision": "pair_precision",
+    "pair recall": "pair_recall",
+}
 #: Decimals of the clustering columns in notebook 08's tables.
 DECIMALS = {"ARI": 2, "pair precision": 2, "pair recall": 2, "split-half TV": 2, "clusters": 0, "dropped": 0}
 
@@ -44,16 +52,11 @@ class LabelFreeSizes:
     improved: bool = True
 
 
-#: Sizes per profile (smoke: one eps, no ST round, no improved row: ``make test`` runs notebook 08 fast on Duke).
+#: Sizes per profile (``paper`` uses the default's; smoke: one eps, no ST round, no improved row: fast on Duke).
 LABEL_FREE_SIZES = {
     "smoke": LabelFreeSizes(eps_grid=(0.35,), n_boot=200, rounds=0, improved=False),
     "default": LabelFreeSizes(),
 }
-
-
-def label_free_sizes(profile: str) -> LabelFreeSizes:
-    """The :class:`LabelFreeSizes` of a profile (``paper`` and any other use the default sizes)."""
-    return LABEL_FREE_SIZES.get(profile, LABEL_FREE_SIZES["default"])
 
 
 @dataclass
@@ -84,18 +87,9 @@ class LabelFreeReport:
 def label_free_study(
     fs: Any, dataset: str, *, train: Any = None, truth: Any = None, fps: float = 60.0, sizes=LabelFreeSizes(), seed=0
 ):
-    """Labelled vs label-free (train side) vs transductive st-ReID on ``fs``.
-
-    The labelled model is fitted on ``fs.train`` (else ``train``, labelled training metadata). Without a training
-    side in ``fs`` there is nothing to cluster on that side: the train-side row, its rounds and the improved row are
-    left out, and the transductive route is compared with the labelled one.
-
-    Mean TV (``tv_mean``) is :func:`streid_lib.campus.mean_hp_distance`, weighted by the true pair frequency.
-
-    Returns:
-        :class:`LabelFreeReport`. ``truth`` (campus) adds the TV table (:func:`streid_lib.campus.hp_distance`) and
-        the camera maps compared edge by edge with the true network.
-    """
+    """Labelled (``fs.train``, else ``train``) vs label-free (train side) vs transductive st-ReID on ``fs``; without
+    a training side in ``fs`` the train-side and improved rows are left out. ``truth`` (campus) adds the TV table and
+    the camera maps against the true network. Returns a :class:`LabelFreeReport`."""
     import numpy as np
     import pandas as pd
 
@@ -129,30 +123,18 @@ def label_free_study(
         model = fit_st_model(train, dataset)
         res = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"]
         results[name], report.models[name], report.records[name] = res, model, record
-        s = res.summary()
-        rows.append(
-            {
-                "ST model": name,
-                "R1": s["R1"],
-                "mAP": s["mAP"],
-                "clusters": record.get("n_clusters", np.nan),
-                "dropped": record.get("n_dropped_inconsistent", np.nan),
-                "eps": record.get("eps_chosen", np.nan),
-                "noise %": 100 * record.get("noise_share", np.nan),
-                "ARI": record.get("ari", np.nan),
-                "pair precision": record.get("pair_precision", np.nan),
-                "pair recall": record.get("pair_recall", np.nan),
-            }
-        )
+        rows.append({"ST model": name, **_row(res.summary(), record)})
     if sizes.improved and fs.has_train:  # §14.2: w by the spread rule, then the label-free guard
-        from ..evaluation import evaluate_features
+        from ..improved import prepare_improved
+        from ..metrics import RankingProtocol
         from ..pseudo import improved_guard
 
         train = Metadata(train_est.pids_, fs.train.cams, fs.train.frames)
         guard = improved_guard(train, lambda m: fit_st_model(m, dataset))
-        free = report.models[TRAIN_SIDE]
-        res = evaluate_features(fs.without_train(), free, DEFAULT_METRIC, ("st-ReID",), mode="improved", train=train)
-        imp = {k: res["rows"]["improved"][k] for k in ("R1", "mAP")}
+        free, bare = report.models[TRAIN_SIDE], fs.without_train()
+        scorer = prepare_improved(bare, train, columns=RankingProtocol(bare.gallery).columns, base=free)
+        res = rank_rows(bare, free, DEFAULT_METRIC, ("st-ReID",), extra=scorer)["improved"].summary()
+        imp = {k: float(res[k]) for k in ("R1", "mAP")}
         rows.append({"ST model": IMPROVED_ROW, **imp})
         kept = imp if guard["use_improved"] else {k: results[TRAIN_SIDE].summary()[k] for k in ("R1", "mAP")}
         rows.append({"ST model": GUARDED_ROW, **kept, "split-half TV": guard["split_half_tv"]})
@@ -186,11 +168,18 @@ def label_free_study(
     return report
 
 
-def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: dict) -> Any:
-    """Round 0 (``first``: the train-side row, ``est`` its fitted clustering) and each ST re-clustering round.
+def _row(summary: Any, record: dict) -> dict:
+    """R1 and mAP of a summary, and the clustering columns of a record (NaN where there is no clustering)."""
+    import numpy as np
 
-    Rounds are :func:`streid_lib.pseudo.refine_with_st`; ``est`` is updated in place.
-    """
+    row = {"R1": summary["R1"], "mAP": summary["mAP"]} | {c: record.get(k, np.nan) for c, k in _CLUSTER.items()}
+    row["noise %"] = 100 * row["noise %"]
+    return row
+
+
+def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: dict) -> Any:
+    """Round 0 (``first``: the train-side row) and each ST re-clustering round
+    (:func:`streid_lib.pseudo.refine_with_st`, updating the clustering ``est`` in place)."""
     import pandas as pd
 
     from ..joint import DEFAULT_METRIC
@@ -205,20 +194,8 @@ def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: d
         rec = refine_with_st(est, fs.train_f, fs.train, lambda m: fit_st_model(m, dataset), rounds=1)[0]
         model = fit_st_model(Metadata(est.pids_, fs.train.cams, fs.train.frames), dataset)
         s = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"].summary()
-        d = diagnostics(fs.train.pids, est.labels_)
-        rows.append(
-            {
-                "round": r + 1,
-                "R1": s["R1"],
-                "mAP": s["mAP"],
-                "clusters": rec["n_clusters"],
-                "dropped": rec["n_dropped_inconsistent"],
-                "noise %": 100 * rec["noise_share"],
-                "ARI": d["ari"],
-                "pair precision": d["pair_precision"],
-                "pair recall": d["pair_recall"],
-            }
-        )
+        row = _row(s, {**rec, **diagnostics(fs.train.pids, est.labels_)})
+        rows.append({"round": r + 1, **{k: row[k] for k in keys}})
     return pd.DataFrame(rows).set_index("round")
 
 
@@ -232,7 +209,7 @@ def run(cfg: Any) -> LabelFreeReport:
     fs, truth = beyond_features(cfg), campus_truth(cfg)
     fps = truth.fps if truth is not None else 60.0
     train = None if fs.has_train else training_metadata(cfg)
-    sizes = label_free_sizes(cfg.profile)
+    sizes = LABEL_FREE_SIZES.get(cfg.profile, LABEL_FREE_SIZES["default"])
     report = label_free_study(fs, cfg.dataset, train=train, truth=truth, fps=fps, sizes=sizes, seed=cfg.seed)
     say(describe_label_free(report), cfg=cfg)
     return report
@@ -267,7 +244,7 @@ def show_rounds(report: LabelFreeReport, cfg: Any) -> None:
     title = f"Train-side pseudo-identities re-clustered with ST evidence, per round; {_what_ran(cfg)}"
     write_table(report.refinement, "label_free_rounds", cfg, title=title, decimals=DECIMALS, **report.provenance)
     if len(report.refinement) == 1:
-        n = label_free_sizes("default").rounds
+        n = LABEL_FREE_SIZES["default"].rounds
         say(f"The {cfg.profile} profile runs no re-clustering round; the default profile runs {n}.")
 
 
@@ -335,71 +312,58 @@ def map_table(report: LabelFreeReport) -> Any:
 
 def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
     """(claim, measured, verdict) of the issue's targets that this dataset can check, computed from the run."""
-    t, d = report.table, report.differences
+    t, d, main, T = report.table, report.differences, report.main, TARGETS
     out = []
 
-    def gap(name: str) -> tuple[float, float, float]:
-        row = d.loc[f"{name} − labelled, R1"]
-        return float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
+    def add(claim: str, measured: str, met: bool) -> None:
+        out.append((claim, measured, "met" if met else "not met"))
 
-    main = report.main
-    g, lo, hi = gap(main)
+    row = d.loc[f"{main} − labelled, R1"]
+    g, lo, hi = float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
     if report.dataset == "campus":
-        limit = TARGETS["campus_r1_gap"]
-        out.append(
-            (
-                f"{main} st-ReID within {limit:g} R1 of labelled",
-                f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
-                "met" if g >= -limit else "not met",
-            )
+        limit = T["campus_r1_gap"]
+        add(
+            f"{main} st-ReID within {limit:g} R1 of labelled",
+            f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
+            g >= -limit,
         )
         tv = report.tv_mean
         ratio = tv[main] / tv["labelled"]
-        out.append(
-            (
-                f"{main} mean TV ≤ {TARGETS['campus_tv_ratio']:g}× labelled",
-                f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
-                "met" if ratio <= TARGETS["campus_tv_ratio"] else "not met",
-            )
+        add(
+            f"{main} mean TV ≤ {T['campus_tv_ratio']:g}× labelled",
+            f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
+            ratio <= T["campus_tv_ratio"],
         )
     else:
         r1 = float(t.loc[main, "R1"])
-        out.append(
-            (
-                f"{main} st-ReID ≥ {TARGETS['duke_r1']:g} R1",
-                f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
-                "met" if r1 >= TARGETS["duke_r1"] else "not met",
-            )
+        add(
+            f"{main} st-ReID ≥ {T['duke_r1']:g} R1",
+            f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
+            r1 >= T["duke_r1"],
         )
     if main == TRAIN_SIDE:
         tr = float(t.loc["label-free (transductive)", "R1"]) - float(t.loc[TRAIN_SIDE, "R1"])
-        out.append(
-            (
-                f"transductive within {TARGETS['transductive_gap']:g} R1 of label-free (train side)",
-                f"{tr:+.2f} R1",
-                "met" if tr >= -TARGETS["transductive_gap"] else "not met",
-            )
+        add(
+            f"transductive within {T['transductive_gap']:g} R1 of label-free (train side)",
+            f"{tr:+.2f} R1",
+            tr >= -T["transductive_gap"],
         )
     if GUARDED_ROW in t.index:
         imp, free, guard = t.loc[GUARDED_ROW], t.loc[TRAIN_SIDE], report.records[GUARDED_ROW]
         dr, dm = float(imp["R1"] - free["R1"]), float(imp["mAP"] - free["mAP"])
         raw = float(t.loc[IMPROVED_ROW, "R1"] - free["R1"])
         used = "improved fusion" if guard["use_improved"] else "faithful fusion"
-        out.append(
-            (
-                "improved on pseudo-identities (guarded) never below label-free faithful",
-                f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
-                f"{raw:+.2f} R1)",
-                "met" if dr >= 0 and dm >= 0 else "not met",
-            )
+        add(
+            "improved on pseudo-identities (guarded) never below label-free faithful",
+            f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
+            f"{raw:+.2f} R1)",
+            dr >= 0 and dm >= 0,
         )
-        out.append(
-            (
-                f"improved on pseudo-identities (guarded) ≥ label-free faithful + {TARGETS['improved_r1']:g} R1 and "
-                f"+ {TARGETS['improved_map']:g} mAP",
-                f"{dr:+.2f} R1, {dm:+.2f} mAP",
-                "met" if dr >= TARGETS["improved_r1"] and dm >= TARGETS["improved_map"] else "not met",
-            )
+        add(
+            f"improved on pseudo-identities (guarded) ≥ label-free faithful + {T['improved_r1']:g} R1 and "
+            f"+ {T['improved_map']:g} mAP",
+            f"{dr:+.2f} R1, {dm:+.2f} mAP",
+            dr >= T["improved_r1"] and dm >= T["improved_map"],
         )
     return out
 
@@ -442,26 +406,3 @@ def describe_label_free(report: LabelFreeReport) -> str:
             f"{c['mean_abs_transit_error_s']:.1f} s on average on the shared edges."
         )
     return text
-
-
-__all__ = [
-    "GUARDED_ROW",
-    "IMPROVED_ROW",
-    "LABEL_FREE_SIZES",
-    "TARGETS",
-    "LabelFreeReport",
-    "LabelFreeSizes",
-    "describe_label_free",
-    "label_free_sizes",
-    "label_free_study",
-    "map_table",
-    "Verdicts",
-    "run",
-    "show_map",
-    "show_rounds",
-    "show_rows",
-    "show_truth",
-    "show_verdicts",
-    "verdicts",
-    "verdicts_markdown",
-]

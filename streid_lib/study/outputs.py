@@ -1,11 +1,8 @@
 """What a run writes: tables (CSV + Markdown) and figures (PNG + SVG), each with a provenance record beside it.
 
-Reproducible bytes: a rerun at the same commit rewrites the tables and figures byte for byte; only the provenance
-records (``<name>.provenance.json``: date, commit, machine) change. SVGs use a fixed hash salt and carry no date;
-tables carry no header of their own (their provenance is the sidecar record).
-
-Tables are written and shown alike: readable column names (:data:`COLUMN_LABELS`), integers as integers, one
-decimal for everything else unless a column asks for more (``decimals``), and "—" where nothing was computed.
+Reruns rewrite tables and figures byte for byte (SVGs with a fixed hash salt, no dates); only the provenance
+records change. Cells: readable column names, integers as integers, one decimal unless ``decimals`` says, "—" where
+nothing was computed.
 """
 
 from __future__ import annotations
@@ -19,11 +16,13 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
+from dataclasses import asdict
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .._io import atomic_path, write_json_atomic, write_text_atomic
 from .config import REPO_ROOT, StudyConfig
@@ -47,17 +46,11 @@ SVG_HASH_SALT = "streid"
 
 def git_commit() -> str:
     """The commit of the code that made an output (with ``+dirty`` when the tree has changes)."""
+    run = partial(subprocess.run, cwd=REPO_ROOT, capture_output=True, text=True)
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            # The outputs themselves (figures/) do not make the code dirty.
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        sha = run(["git", "rev-parse", "HEAD"], check=True).stdout.strip()
+        # The outputs themselves (figures/) do not make the code dirty.
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"]).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -80,21 +73,21 @@ def provenance(cfg: StudyConfig, **details: Any) -> dict:
         "command": _command_line(),
         "profile": cfg.profile,
         "dataset": cfg.dataset,
-        "route": cfg.route,
+        "route": cfg.route.name,
         "run": cfg.run_label,
-        "data_root": cfg.data_root or (f"campus preset {cfg.campus_preset!r}" if cfg.dataset == "campus" else None),
+        "data_root": cfg.data_root or (f"campus preset {cfg.campus_preset!r}" if cfg.route.campus else None),
         "features": cfg.feature_files or None,
         "train_names": cfg.train_names,
         "inputs_sha256": input_hashes(cfg),
         "seed": cfg.seed,
-        "sizes": cfg.record()["sizes"],
+        "sizes": asdict(cfg.sizes),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs",
         "cpu_capability": _cpu_capability(),
         "python": platform.python_version(),
         "versions": _versions(),
     }
-    if cfg.trains_models:
-        rec["train_settings"] = cfg.record()["train"]
+    if cfg.route.trains:
+        rec["train_settings"] = asdict(cfg.train)
         rec["trained_features"] = _trained_features(cfg)
     rec.update(details)
     return rec
@@ -121,9 +114,7 @@ def input_hashes(cfg: StudyConfig) -> dict[str, str]:
     files = [Path(p) for p in cfg.feature_files.values()]
     if cfg.train_names:
         files += [Path(cfg.train_names), Path(cfg.train_names).parent / "sequence_lengths.json"]
-    root = Path(cfg.data_root) if cfg.data_root else None
-    if root is None and cfg.dataset == "campus":
-        root = REPO_ROOT / "data" / f"campus-{cfg.campus_preset}-seed{cfg.seed}"
+    root = cfg.root
     if root is not None and root.is_dir():
         files += sorted(p for p in root.iterdir() if p.suffix in (".csv", ".txt", ".json"))
     return {_shown(p): file_sha256(p) for p in files if p.is_file()}
@@ -184,18 +175,9 @@ def _command_line() -> str:
     return " ".join(argv)
 
 
-def pd_na() -> Any:
-    """pandas' missing-value marker (``pd.NA``), or None when pandas is absent."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return None
-    return pd.NA
-
-
 def _cell(value: Any, decimals: int = 1) -> str:
     """One table cell as text: integers as integers, floats with ``decimals``, nothing computed as "—"."""
-    if value is None or value is pd_na():
+    if value is None or value is pd.NA:
         return MISSING
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -208,8 +190,6 @@ def _cell(value: Any, decimals: int = 1) -> str:
 
 def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
     """The table as text cells, with readable column names (what the notebooks show and the files hold)."""
-    import pandas as pd
-
     decimals = decimals or {}
     if isinstance(df.index, pd.MultiIndex):  # blocks (e.g. one per query): shown with each block's label once
         index = pd.MultiIndex.from_tuples([tuple(_cell(v) for v in i) for i in df.index])
@@ -318,18 +298,9 @@ def write_table(
     decimals: dict[str, int] | None = None,
     **details: Any,
 ) -> Any:
-    """Write a table as ``<name>.csv`` and ``<name>.md`` into ``figures_dir``, with ``<name>.provenance.json``;
-    in a notebook, show it under its title (:func:`show`).
-
-    Args:
-        df: the table (index: row names); a ``source`` column should say where each row's numbers came from.
-        title: the Markdown heading line; note: a sentence under the table (e.g. what was not computed).
-        decimals: decimals per column (default one).
-        details: extra provenance fields.
-
-    Returns:
-        The table as the files show it (text cells, paths relative: :func:`relative_paths`).
-    """
+    """Write ``df`` as ``<name>.csv`` and ``<name>.md`` into ``figures_dir`` with ``<name>.provenance.json``
+    (``details``: extra fields) and show it under ``title``, ``note`` below; ``decimals`` per column (default one).
+    Returns the table as the files show it (text cells, paths relative: :func:`relative_paths`)."""
     text = formatted(df, decimals).map(lambda c: relative_paths(c, cfg))
     title, note = relative_paths(title, cfg), relative_paths(note, cfg)
     out = Path(cfg.figures_dir)
@@ -343,10 +314,8 @@ def write_table(
 
 
 def save_figure(fig: Any, name: str, cfg: StudyConfig, show: bool = True, **details: Any) -> None:
-    """Save a matplotlib figure as PNG and SVG (same bytes on a rerun), with ``<name>.provenance.json`` beside them.
-
-    ``show=False`` closes the figure, so that a notebook does not show it (a full grid kept as a file).
-    """
+    """Save a figure as PNG and SVG (same bytes on a rerun) with ``<name>.provenance.json``; ``show=False`` closes it
+    (a full grid kept as a file, not shown)."""
     import matplotlib
     import matplotlib.pyplot as plt
 

@@ -62,8 +62,6 @@ PAPER_TABLE3 = {
 }
 #: Figure 4 rank-1 values stated in the paper's text (DukeMTMC-reID, section "Ablation Studies"), keyed by our rows.
 PAPER_FIGURE4_R1 = {"ST": 5.5, "VIS": 83.8, "VISxST": 86.9, "st-ReID": 94.0}
-#: The joint metric's parameters the paper uses (section "Implementation Details").
-PAPER_METRIC = {"lambda0": 1.0, "gamma0": 5.0, "lambda1": 2.0, "gamma1": 5.0}
 #: The parameter ranges of Figure 4(c, d) over which the paper says the model "nearly keeps the best performance".
 PAPER_LAMBDA_RANGE = (0.4, 2.8)
 PAPER_GAMMA_RANGE = (1.0, 7.0)
@@ -72,5 +70,3 @@ PAPER_SPLITS = {
     "market": {"train": 12936, "gallery": 19732, "query": 3368, "train_ids": 751},
     "duke": {"train": 16522, "gallery": 17661, "query": 2228, "train_ids": 702},
 }
-#: The paper's table of each dataset (Table 3 reports DukeMTMC-reID).
-PAPER_TABLES = {"market": "Table 1", "duke": "Table 2"}

@@ -1,9 +1,7 @@
-"""The README's generated blocks: the claims verdicts and the results of each run recorded under ``figures/``.
+"""The README's generated blocks (``claims``, ``results``) from the runs recorded under ``figures/``.
 
 ``python -m streid_lib.study.readme [README.md]`` rewrites the text between ``<!-- generated:NAME -->`` and
-``<!-- /generated:NAME -->`` for NAME in ``claims`` and ``results`` from the committed figures, so that the README
-states no number that a run did not produce (``make study`` runs it after the notebooks). A unit test checks that
-the README matches the figures.
+``<!-- /generated:NAME -->`` (``make study`` runs it), so the README states no number a run did not produce.
 """
 
 from __future__ import annotations
@@ -92,11 +90,7 @@ def render_blocks(root: Path | None = None) -> dict[str, str]:
 
 
 def update_text(text: str, blocks: dict[str, str]) -> str:
-    """``text`` with every generated block replaced.
-
-    Raises:
-        ValueError: a block's markers are missing.
-    """
+    """``text`` with every generated block replaced (``ValueError`` when a block's markers are missing)."""
     for name, body in blocks.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- /generated:{name} -->)", re.S)
         if not pattern.search(text):

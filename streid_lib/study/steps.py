@@ -1,7 +1,6 @@
 """The study's steps: each notebook calls a few of these; every number they return is computed in the run.
 
-Inputs come from the run's route (:mod:`.config`): image folders (the campus, a dataset folder), or features files
-alone. A step whose input the route lacks raises :class:`MissingInput` (its message says what it needs), and the
+A step whose input the run's route (:class:`.config.Route`) lacks raises :class:`MissingInput` (``needs …``); the
 row helpers turn that into a :class:`NotComputed` entry, never into another row's numbers.
 """
 
@@ -10,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,24 +38,21 @@ class NotComputed:
 
 
 def load_splits(cfg: StudyConfig):
-    """The run's three splits as :class:`streid_lib.metadata.DatasetSplits`.
-
-    From the image folders when the run has them; otherwise query and gallery from the features file's metadata
-    and train from :func:`training_metadata` (names, or the file's training side).
-    """
+    """The run's splits (:class:`streid_lib.metadata.DatasetSplits`): from the image folders, else query and
+    gallery from the features file's metadata and train from :func:`training_metadata`."""
     from ..metadata import DatasetSplits, read_dataset_root
 
     root = dataset_root(cfg)
     if root is not None:
         return read_dataset_root(root)
     _, fs = main_features(cfg)
-    naming = cfg.dataset if cfg.dataset in ("market", "duke") else None
+    naming = None if cfg.route.campus else cfg.dataset
     return DatasetSplits(training_metadata(cfg), fs.gallery, fs.query, root=None, naming=naming)
 
 
 def splits_source(cfg: StudyConfig) -> str:
     """Where :func:`load_splits` reads the splits from, in words."""
-    if cfg.has_images:
+    if cfg.route.has_images:
         return "the image folders (bounding_box_train, bounding_box_test, query)"
     key, _ = main_features(cfg)
     return f"the metadata of the features file {Path(cfg.feature_files[key]).name} and {training_source(cfg)}"
@@ -96,18 +92,12 @@ def example_entries(meta, n: int = 12, seed: int = 0) -> Any:
 
 
 def training_metadata(cfg: StudyConfig):
-    """Training-image metadata for the ST model.
-
-    In order: ``train_names``; the dataset folder's ``bounding_box_train``; the training side of a given features
-    file (``train_*`` keys).
-
-    Raises:
-        MissingInput: none of the three is available.
-    """
+    """Training-image metadata for the ST model: ``train_names``, else the dataset folder's ``bounding_box_train``,
+    else a given features file's training side; :class:`MissingInput` when there is none."""
     from ..metadata import read_name_list, read_seq_lengths
 
     if cfg.train_names:
-        naming = cfg.dataset if cfg.dataset in ("market", "duke") else None
+        naming = None if cfg.route.campus else cfg.dataset
         return read_name_list(cfg.train_names, naming, read_seq_lengths(Path(cfg.train_names).parent))
     root = dataset_root(cfg)
     if root is not None:
@@ -126,7 +116,7 @@ def training_source(cfg: StudyConfig) -> str:
     """Where :func:`training_metadata` reads the training images from, in words."""
     if cfg.train_names:
         return f"the training names in {Path(cfg.train_names).name}"
-    if cfg.has_images:
+    if cfg.route.has_images:
         return "the training image folder"
     for key, _ in _given_with_train(cfg):
         return f"the training side of {Path(cfg.feature_files[key]).name}"
@@ -152,7 +142,7 @@ def fit_st_model(cfg: StudyConfig, **overrides: Any):
 
 def campus_truth(cfg: StudyConfig):
     """The campus' ground-truth transit densities (``None`` for a real dataset)."""
-    if cfg.dataset != "campus":
+    if not cfg.route.campus:
         return None
     from ..campus import load_truth
 
@@ -165,14 +155,12 @@ def campus_truth(cfg: StudyConfig):
 
 def visual_keys(cfg: StudyConfig) -> tuple[str, ...]:
     """The visual streams a run reports: the colour histogram (campus with images) and the study's four models."""
-    return (("colour",) if cfg.dataset == "campus" else ()) + tuple(VISUAL_MODELS)
+    return cfg.route.streams
 
 
 def available(cfg: StudyConfig, key: str) -> bool:
     """Whether this run can produce the features of ``key`` (given, trainable, or training-free)."""
-    if key == "colour":
-        return cfg.dataset == "campus"
-    return key in cfg.feature_files if cfg.features else True
+    return key in cfg.route.available
 
 
 def missing_reason(cfg: StudyConfig, key: str) -> str:
@@ -180,24 +168,18 @@ def missing_reason(cfg: StudyConfig, key: str) -> str:
     label = MODEL_LABELS.get(key, key)
     if key == "colour":
         return "needs the campus images (the colour histogram is computed on the campus only)"
-    if cfg.route == "features folder":
+    if cfg.route.name == "features folder":
         return f"needs {key}.npz or {key}.mat in the features folder"
     return f"needs {label} features: a features folder with {key}.npz, or a dataset folder to train on"
 
 
 def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: bool = True):
-    """Features of one visual stream (``resnet50``, ``densenet121``, ``pcb``, ``pcb_re`` or ``colour``).
-
-    Given features files are read as they are. Otherwise features are cached in the run directory
-    (``features/<key>.npz``): a rerun, or a run resumed after an interruption, reuses finished features, and
-    training resumes from its last checkpoint.
-
-    Raises:
-        MissingInput: the run was given features files and none for ``key``.
+    """Features of one visual stream (``resnet50``, ``densenet121``, ``pcb``, ``pcb_re`` or ``colour``): a given file
+    as it is, else cached in ``features/<key>.npz`` (training resumes from its checkpoint; stale caches are redone).
     """
     from ..features import load_features, save_features
 
-    if key != "colour" and cfg.features:
+    if key != "colour" and not cfg.route.trains:
         if key not in cfg.feature_files:
             raise MissingInput(missing_reason(cfg, key))
         fs = load_features(cfg.feature_files[key])
@@ -256,22 +238,14 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
 
 
 def wants_train_side(cfg: StudyConfig, key: str) -> bool:
-    """Whether the study extracts the training images' features of ``key``: only where a notebook uses them.
-
-    Notebook 07 calibrates the improved mode on the training side of :func:`beyond_features`: PCB's on a real
-    dataset folder. On the campus it uses the colour histograms instead, so no CNN needs one there.
-    """
-    return key == "pcb" and cfg.dataset != "campus"
+    """Whether the study extracts the training images' features of ``key`` (notebook 07 calibrates on PCB's on a real
+    dataset folder; on the campus it uses the colour histograms)."""
+    return key in cfg.route.train_side
 
 
 def beyond_features(cfg: StudyConfig):
-    """The features of notebook 07 (beyond the paper), with their training side where there is one.
-
-    A features route: the run's main visual stream (:func:`main_features`: PCB, else the first model given). A
-    real dataset folder: the trained PCB, extracted with its training images. The campus: the training-free
-    colour histograms, the campus' reference visual stream (the CNNs of the CPU profiles are trained from scratch
-    for minutes and are weak), with their training images' histograms.
-    """
+    """The features of notebooks 07-08 (:attr:`.config.Route.beyond`) with their training side where there is one:
+    the colour histograms on the campus (the CPU CNNs are weak), else :func:`main_features`."""
     if beyond_key(cfg) != "colour":
         return main_features(cfg)[1]
     from ..improved import colour_histogram_campus
@@ -282,17 +256,14 @@ def beyond_features(cfg: StudyConfig):
 def beyond_key(cfg: StudyConfig) -> str:
     """Which features notebook 07 uses (:func:`beyond_features`): ``"colour"`` on the campus, else the key of
     :func:`main_features`; for its titles (:func:`.interpret.features_used`)."""
-    if not cfg.features and cfg.dataset == "campus":
-        return "colour"
-    return next((k for k in ("pcb", "pcb_re", "resnet50", "densenet121") if available(cfg, k)), "pcb")
+    return cfg.route.beyond
 
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
     """The visual stream of Figure 4 and of the ST sweeps: PCB as in the paper, else the first one given."""
-    for key in ("pcb", "pcb_re", "resnet50", "densenet121"):
-        if available(cfg, key):
-            return key, visual_features(cfg, key)
-    raise MissingInput(missing_reason(cfg, "pcb"))  # pragma: no cover - a features route has at least one file
+    if cfg.route.main is None:  # pragma: no cover - a features route has at least one file
+        raise MissingInput(missing_reason(cfg, "pcb"))
+    return cfg.route.main, visual_features(cfg, cfg.route.main)
 
 
 def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
@@ -318,20 +289,10 @@ def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
 def train_request(cfg: StudyConfig, key: str) -> dict:
     """The training settings a visual model of this run is asked for (compared with a cache's provenance)."""
     arch, erasing = VISUAL_MODELS[key]
-    t = cfg.train
-    h, w = (t.height_pcb, t.width_pcb) if arch == "pcb" else (t.height, t.width)
-    return {
-        "model": arch,
-        "epochs": t.epochs,
-        "erasing": erasing,
-        "height": h,
-        "width": w,
-        "weights": t.weights,
-        "seed": cfg.seed,
-        "lr": t.lr,
-        "lr_backbone": t.lr_backbone,
-        "batch_size": t.batch_size,
-    }
+    t = replace(cfg.train, model=arch, erasing=erasing, seed=cfg.seed)
+    h, w = t.input_size
+    keys = ("model", "epochs", "erasing", "height", "width", "weights", "seed", "lr", "lr_backbone", "batch_size")
+    return {k: {**asdict(t), "height": h, "width": w}[k] for k in keys}
 
 
 def _same_training(fs, cfg: StudyConfig, key: str) -> bool:
@@ -360,27 +321,15 @@ def same_images(fs, root: Path) -> bool:
 # Rows and sweeps
 
 
-def evaluate_rows(
-    fs, model, rows=None, rerank: bool = False, mode: str = "faithful", train=None, **metric_params: Any
-) -> dict:
-    """``{row: summary}`` for one features set and ST model (faithful joint metric; ``mode="improved"``
-    adds the improved rows, fitted on ``train`` metadata only).
-
-    Faithful rows are :class:`streid_lib.uncertainty.RowSummary` dicts: the metrics in percent (the same numbers as
-    :func:`streid_lib.evaluation.evaluate_features`) carrying their per-query results for intervals, and the CPU
-    tolerance of a CNN trained in the run when :func:`visual_features` marked ``fs`` so (docs/claims.md).
-    """
+def evaluate_rows(fs, model, rows=None, rerank: bool = False, **metric_params: Any) -> dict:
+    """``{row: summary}`` for one features set and ST model (faithful joint metric with ``metric_params``): the
+    metrics in percent carrying their per-query results, with the CPU tolerance of a CNN trained in the run."""
     from ..joint import ROWS, JointMetric
-
-    metric = JointMetric(**metric_params)
-    if mode != "faithful":
-        from ..evaluation import evaluate_features
-
-        return evaluate_features(fs, model, metric, rows=rows or ROWS, rerank=rerank, mode=mode, train=train)["rows"]
-    from ..evaluation import rank_rows
     from ..metrics import default_threads
+    from ..ranking import rank_rows
     from ..uncertainty import TRAINED_TOLERANCE, PerQuery, RowSummary
 
+    metric = JointMetric(**metric_params)
     results = rank_rows(fs, model, metric, tuple(rows or ROWS), threads=default_threads())
     if rerank:
         from ..rerank import rerank_rows
@@ -391,10 +340,8 @@ def evaluate_rows(
 
 
 def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: bool = False) -> dict[str, Any]:
-    """``{row: summary}`` of one visual stream, or ``{row: NotComputed}`` for every row when it has no features.
-
-    With ``rerank`` the re-ranked rows (``VIS+re-rank``, ``st-ReID+re-rank``) are included.
-    """
+    """``{row: summary}`` of one visual stream (with ``rerank``: ``VIS+re-rank`` and ``st-ReID+re-rank`` too), or
+    ``{row: NotComputed}`` for every row when it has no features."""
     try:
         fs = visual_features(cfg, key)
     except MissingInput as exc:
@@ -403,17 +350,9 @@ def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: b
     return evaluate_rows(fs, model, rows=tuple(rows), rerank=rerank)
 
 
-def best_of(df: Any, metrics: Sequence[str] = ("R1", "mAP")) -> str:
-    """A sentence naming the best row of a results table for each metric (computed, for notebooks)."""
-    return "; ".join(f"best {m}: {df[m].idxmax()} ({df[m].max():.1f})" for m in metrics)
-
-
 def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | None = None) -> Any:
-    """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d), with 95 % intervals (``R1_lo`` …).
-
-    ``name`` is ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, as the
-    authors' single ``--alpha``).
-    """
+    """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d), with 95 % intervals (``R1_lo`` …);
+    ``name``: ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, the authors' ``--alpha``)."""
     import pandas as pd
 
     from ..uncertainty import row_interval
@@ -435,14 +374,9 @@ def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | Non
 
 
 def st_sensitivity(cfg: StudyConfig, fs) -> Any:
-    """Effect of the Parzen width σ and of the bin width on the HP estimate and on st-ReID.
-
-    Two one-dimensional sweeps around the faithful layout (100-frame bins, σ = 50 bins), sized by the profile
-    (``cfg.sizes``): σ in bins at 100-frame bins; and the bin width with σ held at 5,000 frames (so only the
-    histogram's resolution changes). The time span covered stays that of the faithful layout.
-    Columns: sweep, bin_width (frames), sigma (bins), sigma_frames, TV (mean total-variation distance
-    to the truth, weighted by pair frequency; campus only), R1 and mAP of st-ReID (percent).
-    """
+    """Effect of the Parzen width σ (bins, at 100-frame bins) and of the bin width (σ held at 5,000 frames) on the HP
+    estimate and on st-ReID, sized by ``cfg.sizes``, over the faithful layout's span. Columns: sweep, bin_width,
+    sigma, sigma_frames, TV (to the truth, pair-weighted; campus only), R1 and mAP of st-ReID (percent)."""
     import pandas as pd
 
     from ..st_model import DATASET_N_BINS, fit_st_model
@@ -474,14 +408,8 @@ def st_sensitivity(cfg: StudyConfig, fs) -> Any:
 
 @dataclass(frozen=True)
 class RankedExamples:
-    """A few queries and the top of their VIS and st-ReID rankings (the paper's Figure 1).
-
-    Attributes:
-        queries: (n,) query indices shown.
-        lists: method → (n, top) gallery indices, best first (junk removed as the protocol does).
-        scores: method → (n, top) their scores.
-        rule: the selection rule, in words, with how many queries met it.
-    """
+    """A few queries (n,) and the top of their rankings per method: gallery indices (n, top), best first, junk
+    removed; their scores; and the selection rule in words (the paper's Figure 1)."""
 
     queries: np.ndarray
     lists: dict[str, np.ndarray]
@@ -490,11 +418,8 @@ class RankedExamples:
 
 
 def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) -> RankedExamples:
-    """Queries whose rank-1 is wrong with VIS and right with st-ReID (any queries when none is), with top lists.
-
-    The ranking protocol is :class:`streid_lib.metrics.RankingProtocol` (junk: pid -1, and the query's identity
-    in its own camera), as in every table.
-    """
+    """Queries whose rank-1 is wrong with VIS and right with st-ReID (any queries when none is), with their top
+    lists under :class:`streid_lib.metrics.RankingProtocol`, as in every table."""
     from ..joint import DEFAULT_METRIC, cosine_similarity, score_rows
     from ..metrics import RankingProtocol
     from ..ranking import rank_rows
@@ -537,11 +462,8 @@ def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) 
 
 
 def ranked_text(fs, ex: RankedExamples) -> Any:
-    """Figure 1 as text: one block per query (index: query, rank), one column per method.
-
-    A cell is ``✓ id 12 · cam 3 · f 10234 · 0.812``: a true match (✓), another identity (✗) or a distractor (·, id 0),
-    then the gallery entry's id, camera, frame and the method's score.
-    """
+    """Figure 1 as text: one block per query, one column per method; a cell is ``✓ id 12 · cam 3 · f 10234 · 0.812``
+    (✓ a true match, ✗ another identity, · a distractor), then the method's score."""
     import pandas as pd
 
     marks = {True: "✓", False: "✗"}
@@ -563,10 +485,8 @@ def ranked_text(fs, ex: RankedExamples) -> Any:
 
 
 def features_summary(cfg: StudyConfig) -> Any:
-    """One line per visual stream of the run: where its features come from, their dimension and sizes.
-
-    Streams with features are loaded (and, on the training routes, trained first); the others say what they need.
-    """
+    """One line per visual stream of the run: where its features come from (loaded, trained first where needed, or
+    what they need), their dimension and sizes."""
     import pandas as pd
 
     recs = {}
@@ -577,7 +497,7 @@ def features_summary(cfg: StudyConfig) -> Any:
         except MissingInput as exc:
             recs[label] = {"source": f"not computed ({exc})", "D": None, "query": None, "gallery": None, "train": None}
             continue
-        if cfg.features and key in cfg.feature_files:
+        if key in cfg.feature_files:
             source = f"features file {Path(cfg.feature_files[key]).name}"
         else:
             source = "computed from the images" if key == "colour" else "trained in this run"

@@ -1,11 +1,8 @@
 """The study's tables: computed rows beside the paper's quoted rows, one table per dataset.
 
-Computed columns go only into the table of the dataset that ran: Table 1 for Market-1501, Table 2 for
-DukeMTMC-reID; the other one holds the paper's numbers alone, with a sentence saying so. A campus run writes
-campus tables (``tables_1_2_campus``), with the paper's columns beside them marked with the paper's datasets.
-Table 3 is written for every run; its title names the dataset that ran (the paper's is DukeMTMC-reID).
-
-A row whose input the run lacks carries no numbers; its ``source`` says "not computed (needs …)".
+Computed columns go only into the table of the dataset that ran (Table 1 Market-1501, Table 2 DukeMTMC-reID; the
+campus: ``tables_1_2_campus``); Table 3 is written for every run. A row whose input the run lacks says "not
+computed (needs …)" in its ``source``.
 """
 
 from __future__ import annotations
@@ -53,11 +50,8 @@ def _source(name: str, value: Any) -> str:
 
 
 def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS) -> Any:
-    """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed).
-
-    When rows carry per-query results (:func:`.steps.evaluate_rows`), the 95 % intervals of R1 and mAP (bootstrap
-    over query identities, :mod:`streid_lib.uncertainty`) are added as ``R1_lo R1_hi mAP_lo mAP_hi``.
-    """
+    """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed) and,
+    when rows carry per-query results, 95 % intervals ``R1_lo R1_hi mAP_lo mAP_hi`` (:mod:`streid_lib.uncertainty`)."""
     import pandas as pd
 
     from ..uncertainty import row_interval
@@ -70,11 +64,6 @@ def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS
     df["source"] = [_source(k, v) for k, v in rows.items()]
     df.index.name = "method"
     return df
-
-
-def computed_only(rows: dict[str, Any]) -> dict[str, dict]:
-    """The rows that hold numbers (for plots)."""
-    return {k: v for k, v in rows.items() if not isinstance(v, NotComputed)}
 
 
 def not_computed_note(rows: dict[str, Any]) -> str:
@@ -96,11 +85,8 @@ def paper_frame(paper: dict[str, tuple], prefix: str = "") -> Any:
 
 
 def side_by_side(ours: dict[str, Any], paper: dict[str, tuple], paper_label: str) -> Any:
-    """Our rows (computed, or not computed) next to the paper's quoted rows for the same methods.
-
-    Columns: ``R1 R5 R10 mAP`` (this run), ``paper R1 … paper mAP`` (quoted from ``paper_label``) and ``source``;
-    rows the paper has but we do not compute are appended, quoted only.
-    """
+    """Our rows next to the paper's quoted rows (columns ``R1 … mAP``, ``paper R1 …``, ``source``); rows only the
+    paper has are appended, quoted."""
     import pandas as pd
 
     mine = results_frame(ours)
@@ -115,11 +101,8 @@ def side_by_side(ours: dict[str, Any], paper: dict[str, tuple], paper_label: str
 
 
 def tables_1_2_rows(cfg: StudyConfig, model) -> dict[str, Any]:
-    """Our rows of Tables 1-2: PCB(*), st-ReID, st-ReID+RE, st-ReID+RE+re-rank (``NotComputed`` when missing).
-
-    When there are PCB features but no PCB+RE features, ``st-ReID+re-rank`` (not a row of the paper) is added so
-    that the re-ranking claim can still be checked.
-    """
+    """Our rows of Tables 1-2 (``NotComputed`` when missing), with ``st-ReID+re-rank`` (not a row of the paper) when
+    there are PCB features but no PCB+RE ones, so that the re-ranking claim can still be checked."""
     plain = model_rows(cfg, "pcb", model, ("VIS", "st-ReID"))
     with_re = model_rows(cfg, "pcb_re", model, ("st-ReID",), rerank=True)
     rows = {
@@ -145,7 +128,7 @@ def table_3_rows(cfg: StudyConfig, model) -> dict[str, Any]:
 
 def features_note(cfg: StudyConfig) -> str:
     """A sentence saying which features stand for the paper's models in a features route (empty otherwise)."""
-    if not cfg.features:
+    if cfg.route.trains:
         return ""
     from pathlib import Path
 
@@ -159,7 +142,7 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
     """The Tables 1-2 files of a run: one computed table for its dataset, the other quoted only (campus: one)."""
     missing = not_computed_note(ours)
     extra = features_note(cfg)
-    if cfg.dataset == "campus":
+    if cfg.route.campus:
         df = results_frame(ours)
         for paper, label in ((PAPER_TABLE1, "Market-1501"), (PAPER_TABLE2, "DukeMTMC-reID")):
             theirs = paper_frame({k: paper[k] for k in ours if k in paper}, f"{label} ")

@@ -1,10 +1,7 @@
-"""What training bought: each CNN trained in a run beside the same network untrained (issue #22, item 6).
+"""What training bought: each CNN trained in a run beside the same network at its initial weights (issue #22).
 
-The untrained network is the trained one's starting point: the same architecture, input size and initial weights
-(``torch.manual_seed(seed)`` then the model built as :func:`streid_lib.visual.train_model` builds it), with no
-training step; its features are extracted as the trained network's are. Both rank the same queries, so the gain
-``trained − untrained`` gets a paired 95 % interval over query identities (:mod:`streid_lib.uncertainty`), and
-the table says whether training helped beyond that noise.
+The untrained network is built and seeded as :func:`streid_lib.visual.train_model` builds it, with no training
+step; both rank the same queries, so the gain gets a paired 95 % interval over query identities.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ GAIN_WORDS = {
 
 def trained_in_run(cfg: StudyConfig, key: str) -> bool:
     """Whether this run trains ``key`` (a CNN of a dataset folder or the campus; not a given features file)."""
-    return key in VISUAL_MODELS and not cfg.features and dataset_root(cfg) is not None
+    return key in VISUAL_MODELS and cfg.route.trains and dataset_root(cfg) is not None
 
 
 def untrained_features(cfg: StudyConfig, key: str, progress: bool = True):
