@@ -34,7 +34,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
     from .evaluation import MODES, evaluate_features
     from .joint import ALL_ROWS, ROWS, JointMetric
-    from .pseudo import add_pseudo_options
+    from .pseudo import PSEUDO_MODES, PseudoConfig
     from .st_model import DATASET_N_BINS, OVERFLOW_POLICIES, SpatialTemporalModel
     from .training_names import DATASET_NAMING
 
@@ -108,8 +108,22 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-duplicates", action="store_true", help="accept duplicate images on one side (default: an error)"
     )
-    add_pseudo_options(p)
-    p.set_defaults(func="streid_lib.cli:cli_evaluate")
+    p.add_argument(
+        "--pseudo-labels",
+        choices=PSEUDO_MODES,
+        help="fit the ST model on pseudo-identities: of the training side (labels ignored), or of query+gallery "
+        "(transductive); docs/reference.md §14",
+    )
+    d = PseudoConfig()
+    for flag, kind, default, text in (
+        ("--pseudo-eps", float, d.eps, "fixed DBSCAN eps (default: chosen without labels)"),
+        ("--pseudo-min-samples", int, d.min_samples, "DBSCAN min_samples (default %(default)s)"),
+        ("--pseudo-rounds", int, d.rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
+        ("--fps", float, d.fps, "frames per second of the frames (default %(default)s)"),
+        ("--max-dwell", float, d.max_dwell_s, "longest stay in one camera, seconds (default %(default)s)"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
+    p.set_defaults(func=cli_evaluate)
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -119,7 +133,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--naming", choices=["market", "duke"], default="market")
     p.add_argument("--metadata-only", action="store_true", help="write names and manifests but no images")
-    p.set_defaults(func="streid_lib.campus:cli_synth")
+    p.set_defaults(func=cli_synth)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -171,7 +185,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--download-weights", action="store_true", help="allow downloading ImageNet weights (internet)")
     p.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming from OUT/last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func="streid_lib.visual.train:cli_train")
+    p.set_defaults(func=cli_train)
 
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:
@@ -194,7 +208,7 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
         help="skip the training images (the file then holds query and gallery only)",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func="streid_lib.visual.extract:cli_extract")
+    p.set_defaults(func=cli_extract)
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
@@ -216,7 +230,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         help="a notebook parameter (a name of the notebooks' parameters cell), converted to its type",
     )
     p.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name contains one of these")
-    p.set_defaults(func="streid_lib.reproduce:cli_reproduce")
+    p.set_defaults(func=cli_reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,11 +295,9 @@ def evaluate_command(
     warnings = check_duplicates(fs, features, allow=allow_duplicates)
     pseudo = None
     if options.get("pseudo_labels"):  # docs/reference.md §14.2: the clustered side becomes pseudo-identities
-        from types import SimpleNamespace
+        from .pseudo import guarded_mode
 
-        from .pseudo import guarded_mode, pseudo_from_args
-
-        fs, pseudo = pseudo_from_args(fs, SimpleNamespace(**arguments))
+        fs, pseudo = _pseudo_labels(fs, **arguments)
     params = {k: options[k] for k in ("sigma", "bin_width", "overflow") if k in options}
     needed_by = (
         None
@@ -386,6 +398,129 @@ def improved_extra(fs: Any, model: Any, train: Any = None, rerank: bool = False)
     return ExtraRows("improved", tuple(scorer.rows), scorer, info)
 
 
+def _pseudo_labels(
+    fs: Any, *, pseudo_labels: str, dataset: str, train_manifest: str | None, fps: float, mode: str, **a: Any
+) -> tuple[Any, dict]:
+    """:func:`streid_lib.pseudo.apply_pseudo_labels` from ``evaluate``'s options (``--train-manifest``:
+    :func:`streid_lib.pseudo.with_train_manifest`)."""
+    import numpy as np
+
+    from .pseudo import PseudoConfig, PseudoLabelError, apply_pseudo_labels, improved_guard, with_train_manifest
+    from .st_model import fit_st_model
+
+    if any(a[k] is not None for k in ("train_names", "train_dir", "st_model")):
+        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--st-model with it")
+    if train_manifest is not None:
+        if pseudo_labels != "train":
+            raise PseudoLabelError("--train-manifest goes with --pseudo-labels train (test clusters query+gallery)")
+        fs = with_train_manifest(fs, train_manifest, fps)
+    config = PseudoConfig(a["pseudo_eps"], a["pseudo_min_samples"], a["max_dwell"], fps, a["pseudo_rounds"])
+    st = {k: a[k] for k in ("n_bins", "sigma", "bin_width", "overflow")}
+
+    def fit(m: Any) -> Any:  # the ST model of the evaluation itself (its --n-bins/--sigma/--bin-width/...)
+        return fit_st_model(m, dataset, **st)
+
+    out, record = apply_pseudo_labels(fs, pseudo_labels, config, fit)
+    if mode == "improved":
+        record["improved_guard"] = improved_guard(out.train, fit)
+    if train_manifest is not None:
+        n_ids = int(np.unique(out.train.pids).size)
+        record["train"] = {
+            **{"kind": "manifest", "path": str(train_manifest), "n_images": len(out.train), "n_identities": n_ids},
+            "identities": "pseudo-identities (a pid column, if any, only scores the clusters)",
+        }
+    return out, record
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# synth, train, extract, reproduce
+
+
+def cli_synth(args: argparse.Namespace) -> int:
+    """``python -m streid_lib synth``: generate a campus (:func:`streid_lib.campus.generate_campus`), print a report."""
+    from .campus import generate_campus
+    from .metadata import read_dataset_root, read_name_lists, split_report
+
+    info = generate_campus(
+        args.out, preset=args.preset, seed=args.seed, naming=args.naming, images=not args.metadata_only, progress=True
+    )
+    splits = read_dataset_root(info.root) if info.images else read_name_lists(info.root, info.naming)
+    print(
+        f"campus ({info.preset}, seed {info.seed}, {info.naming} names) written to {info.root} in {info.seconds:.1f} s"
+    )
+    print(split_report(splits))
+    st = info.st_params
+    print(f"HP layout: bin_width={st['bin_width']} frames, n_bins={st['n_bins']}, sigma={st['sigma']} bins")
+    print(f"ground truth: {info.files['transit_truth']}")
+    return 0
+
+
+def from_options(cls: type, options: argparse.Namespace) -> Any:
+    """Build a visual config ``cls`` from a namespace (every field with a same-named option); a bad value raises
+    :class:`~streid_lib.visual.config.ConfigError` worded for the command line (``--height 0: expected ...``)."""
+    import dataclasses
+
+    from .visual.config import ConfigError
+
+    try:
+        return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls) if hasattr(options, f.name)})
+    except ConfigError as exc:
+        raise ConfigError(exc.field, exc.value, exc.expected, option=True) from None
+
+
+def cli_train(args: argparse.Namespace) -> int:
+    """``python -m streid_lib train`` (also under ``torchrun``): options named as ``TrainConfig``'s fields."""
+    from .visual.config import TrainConfig
+    from .visual.train import train_model
+
+    path = train_model(
+        from_options(TrainConfig, args),
+        data_root=args.data,
+        out_dir=args.out,
+        device=args.device,
+        resume=not args.no_resume,
+        download_weights=args.download_weights,
+        progress=not args.no_progress,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint: {path}")
+    return 0
+
+
+def cli_extract(args: argparse.Namespace) -> int:
+    """``python -m streid_lib extract``: write ``args.out`` (.mat or .npz), checked before any work (temp files a
+    killed extraction left beside it are removed)."""
+    from ._io import check_output_path, remove_stale_leftovers
+    from .features import save_features
+    from .visual.config import ExtractConfig
+    from .visual.extract import extract_features
+
+    out = Path(args.out)
+    check_output_path(out, kind="file", suffixes=(".npz", ".mat"), what="features file")
+    config = from_options(ExtractConfig, args)
+    remove_stale_leftovers(out.parent, name=out.name)
+    fs = extract_features(
+        config, checkpoint=args.checkpoint, data_root=args.data, device=args.device, progress=not args.no_progress
+    )
+    path = save_features(out, fs)
+    print(f"wrote {path}: " + ", ".join(f"{side} {getattr(fs, side + '_f').shape}" for side in fs.sides))
+    return 0
+
+
+def cli_reproduce(args: argparse.Namespace) -> int:
+    """``python -m streid_lib reproduce``: exit code 2 for bad input (given or met in a notebook), 1 for a failure."""
+    from .reproduce import NotebookFailed, notebook_parameters, notebooks, parse_parameters, run_study
+
+    params = parse_parameters(args.parameter, notebook_parameters(notebooks()))
+    notebooks(args.only)  # an empty --only is refused before anything runs
+    try:
+        run_study(args.profile, args.out, params, args.only)
+    except NotebookFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _package_version() -> str:
     """The installed streid version (the package's ``__version__`` when its ``__init__`` ran)."""
     from importlib import import_module, metadata
@@ -402,12 +537,8 @@ def _package_version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure ends with one line on stderr (exit codes in the module docstring)."""
     args = build_parser().parse_args(argv)
-    module_name, func_name = args.func.split(":")
     try:
-        import importlib
-
-        func = getattr(importlib.import_module(module_name), func_name)
-        return int(func(args) or 0)
+        return int(args.func(args) or 0)
     except StreidError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
