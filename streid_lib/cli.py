@@ -27,6 +27,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _options(p: argparse.ArgumentParser, table: Sequence[tuple]) -> None:
+    """Add ``--name`` options from ``(field, type or choices, default, help)``; ``bool``: a ``store_true`` flag."""
+    for name, kind, default, text in table:
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            p.add_argument(flag, action="store_true", help=text)
+        elif isinstance(kind, (tuple, list)):
+            p.add_argument(flag, choices=kind, default=default, help=text)
+        else:
+            p.add_argument(flag, type=kind, default=default, help=text)
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     # The defaults have one home, the library: they are read from it here, never repeated.
     import dataclasses
@@ -41,6 +53,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     st = {k: v.default for k, v in inspect.signature(SpatialTemporalModel).parameters.items()}
     metric = {f.name: f.default for f in dataclasses.fields(JointMetric)}
     evaluate = {k: v.default for k, v in inspect.signature(evaluate_features).parameters.items()}
+    pseudo = PseudoConfig()
     p = sub.add_parser("evaluate", help="evaluate a features file: VIS, ST, VISxST (Eqn. 5) and st-ReID rows")
     p.add_argument("--features", required=True, help="pytorch_result.mat or .npz features file")
     p.add_argument("--dataset", choices=list(DATASET_N_BINS), required=True)
@@ -74,65 +87,41 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         metavar="ROW",
         help=f"score rows, from {', '.join(ALL_ROWS)} (default: {' '.join(ROWS)})",
     )
-    for name, what in (
-        ("lambda0", "visual smoothing factor λ0"),
-        ("gamma0", "visual shrinking factor γ0"),
-        ("lambda1", "ST smoothing factor λ1"),
-        ("gamma1", "ST shrinking factor γ1"),
-    ):
-        p.add_argument(f"--{name}", type=float, default=metric[name], help=f"{what} (default %(default)s)")
-    p.add_argument("--sigma", type=float, default=st["sigma"], help="Parzen kernel width in bins (default %(default)s)")
-    p.add_argument(
-        "--bin-width", type=int, default=st["bin_width"], help="histogram bin width in frames (default %(default)s)"
-    )
-    p.add_argument(
-        "--n-bins",
-        type=int,
-        default=None,
-        help="number of bins (default: " + ", ".join(f"{k} {v}" for k, v in DATASET_N_BINS.items()) + ")",
-    )
-    p.add_argument(
-        "--overflow",
-        choices=OVERFLOW_POLICIES,
-        default=st["overflow"],
-        help="time gaps beyond the last bin: p=0 (zero), last bin (clip), or an error (default %(default)s)",
-    )
-    p.add_argument(
-        "--chunk-size",
-        type=int,
-        default=evaluate["chunk_size"],
-        help="queries scored per chunk (bounds memory; default %(default)s)",
-    )
-    p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
-    p.add_argument("--mode", choices=MODES, default=MODES[0])
-    p.add_argument(
-        "--allow-duplicates", action="store_true", help="accept duplicate images on one side (default: an error)"
-    )
-    p.add_argument(
-        "--pseudo-labels",
-        choices=PSEUDO_MODES,
-        help="fit the ST model on pseudo-identities: of the training side (labels ignored), or of query+gallery "
-        "(transductive); docs/reference.md §14",
-    )
-    d = PseudoConfig()
-    for flag, kind, default, text in (
-        ("--pseudo-eps", float, d.eps, "fixed DBSCAN eps (default: chosen without labels)"),
-        ("--pseudo-min-samples", int, d.min_samples, "DBSCAN min_samples (default %(default)s)"),
-        ("--pseudo-rounds", int, d.rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
-        ("--fps", float, d.fps, "frames per second of the frames (default %(default)s)"),
-        ("--max-dwell", float, d.max_dwell_s, "longest stay in one camera, seconds (default %(default)s)"),
-    ):
-        p.add_argument(flag, type=kind, default=default, help=text)
+    n_bins = ", ".join(f"{k} {v}" for k, v in DATASET_N_BINS.items())
+    _options(p, [
+        *((k, float, metric[k], f"{what} (default %(default)s)") for k, what in (
+            ("lambda0", "visual smoothing factor λ0"), ("gamma0", "visual shrinking factor γ0"),
+            ("lambda1", "ST smoothing factor λ1"), ("gamma1", "ST shrinking factor γ1"),
+        )),
+        ("sigma", float, st["sigma"], "Parzen kernel width in bins (default %(default)s)"),
+        ("bin_width", int, st["bin_width"], "histogram bin width in frames (default %(default)s)"),
+        ("n_bins", int, None, f"number of bins (default: {n_bins})"),
+        ("overflow", OVERFLOW_POLICIES, st["overflow"],
+         "time gaps beyond the last bin: p=0 (zero), last bin (clip), or an error (default %(default)s)"),
+        ("chunk_size", int, evaluate["chunk_size"], "queries scored per chunk (bounds memory; default %(default)s)"),
+        ("rerank", bool, False, "add the k-reciprocal re-ranking rows"),
+        ("mode", MODES, MODES[0], None),
+        ("allow_duplicates", bool, False, "accept duplicate images on one side (default: an error)"),
+        ("pseudo_labels", PSEUDO_MODES, None, "fit the ST model on pseudo-identities: of the training side (labels "
+         "ignored), or of query+gallery (transductive); docs/reference.md §14"),
+        ("pseudo_eps", float, pseudo.eps, "fixed DBSCAN eps (default: chosen without labels)"),
+        ("pseudo_min_samples", int, pseudo.min_samples, "DBSCAN min_samples (default %(default)s)"),
+        ("pseudo_rounds", int, pseudo.rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
+        ("fps", float, pseudo.fps, "frames per second of the frames (default %(default)s)"),
+        ("max_dwell", float, pseudo.max_dwell_s, "longest stay in one camera, seconds (default %(default)s)"),
+    ])  # fmt: skip
     p.set_defaults(func=cli_evaluate)
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="generate the synthetic camera-network dataset (campus)")
     p.add_argument("--out", required=True, help="dataset root to write")
-    p.add_argument("--preset", choices=["tiny", "small", "large"], default="small")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--naming", choices=["market", "duke"], default="market")
-    p.add_argument("--metadata-only", action="store_true", help="write names and manifests but no images")
+    _options(p, [
+        ("preset", ("tiny", "small", "large"), "small", None),
+        ("seed", int, 0, None),
+        ("naming", ("market", "duke"), "market", None),
+        ("metadata_only", bool, False, "write names and manifests but no images"),
+    ])  # fmt: skip
     p.set_defaults(func=cli_synth)
 
 
@@ -140,74 +129,61 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     # Defaults come from the configuration dataclass (torch-free); each option is named after its field.
     from .visual.config import MODEL_NAMES, TrainConfig, defaults
 
-    d = defaults(TrainConfig)
+    d = {**defaults(TrainConfig), "device": "auto"}
     p = sub.add_parser("train", help="train a visual baseline (PCB, ResNet-50, DenseNet-121)")
     p.add_argument("--model", choices=MODEL_NAMES, required=True)
     p.add_argument("--data", required=True, help="dataset root with bounding_box_train/")
     p.add_argument("--out", required=True, help="run directory (last.pt, history.json, provenance.json)")
-    p.add_argument("--erasing", type=float, default=d["erasing"], help="random erasing probability (paper's +RE: 0.5)")
-    p.add_argument("--epochs", type=int, default=d["epochs"], help="default %(default)s")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
-    p.add_argument(
-        "--height", type=int, default=d["height"], help="input height in pixels (default 384 PCB, 256 others)"
-    )
-    p.add_argument("--width", type=int, default=d["width"], help="input width in pixels (default 192 PCB, 128 others)")
-    p.add_argument(
-        "--weights", default=d["weights"], help="'imagenet' (torchvision, default), 'none' (from scratch), or a file"
-    )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument(
-        "--cuda-graph", choices=["auto", "on", "off"], default=d["cuda_graph"],
-        help="replay each step as a CUDA graph (auto: on with the memory loader on one GPU without --compile)",
-    )  # fmt: skip
-    p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="epochs between checkpoints")
-    p.add_argument(
-        "--keep-checkpoints", action="store_true",
-        help="keep every checkpoint as epoch_NNN.pt (default: only last.pt, slimmed when the run is finished)",
-    )  # fmt: skip
-    p.add_argument(
-        "--decay-epoch", type=int, default=d["decay_epoch"], help="epoch index of the x0.1 lr step (default 39/60)"
-    )
-    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate of the new layers (reference %(default)s)")
-    p.add_argument(
-        "--lr-backbone",
-        type=float,
-        default=d["lr_backbone"],
-        help="learning rate of the backbone (reference %(default)s)",
-    )
-    p.add_argument(
-        "--loader", choices=["memory", "plain"], default=d["loader"], help="fast in-memory or plain DataLoader"
-    )
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=d["precision"], help="auto: bf16 on CUDA")
-    p.add_argument("--workers", type=int, default=d["workers"], help="decoding threads / DataLoader workers")
-    p.add_argument("--download-weights", action="store_true", help="allow downloading ImageNet weights (internet)")
-    p.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming from OUT/last.pt")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _options(p, [(k, kind, d.get(k), text) for k, kind, text in (
+        ("erasing", float, "random erasing probability (paper's +RE: 0.5)"),
+        ("epochs", int, "default %(default)s"),
+        ("batch_size", int, "default %(default)s"),
+        ("height", int, "input height in pixels (default 384 PCB, 256 others)"),
+        ("width", int, "input width in pixels (default 192 PCB, 128 others)"),
+        ("weights", str, "'imagenet' (torchvision, default), 'none' (from scratch), or a file"),
+        ("device", str, None),
+        ("seed", int, None),
+        ("compile", bool, "torch.compile the model"),
+        ("cuda_graph", ("auto", "on", "off"),
+         "replay each step as a CUDA graph (auto: on with the memory loader on one GPU without --compile)"),
+        ("checkpoint_every", int, "epochs between checkpoints"),
+        ("keep_checkpoints", bool,
+         "keep every checkpoint as epoch_NNN.pt (default: only last.pt, slimmed when the run is finished)"),
+        ("decay_epoch", int, "epoch index of the x0.1 lr step (default 39/60)"),
+        ("lr", float, "learning rate of the new layers (reference %(default)s)"),
+        ("lr_backbone", float, "learning rate of the backbone (reference %(default)s)"),
+        ("loader", ("memory", "plain"), "fast in-memory or plain DataLoader"),
+        ("precision", ("auto", "bf16", "fp32"), "auto: bf16 on CUDA"),
+        ("workers", int, "decoding threads / DataLoader workers"),
+        ("download_weights", bool, "allow downloading ImageNet weights (internet)"),
+        ("no_resume", bool, "start afresh instead of resuming from OUT/last.pt"),
+        ("no_progress", bool, "no progress bar"),
+    )])  # fmt: skip
     p.set_defaults(func=cli_train)
 
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:
     from .visual.config import MODEL_NAMES, ExtractConfig, defaults
 
-    d = defaults(ExtractConfig)
+    d = {**defaults(ExtractConfig), "device": "auto"}
     p = sub.add_parser("extract", help="extract query, gallery and training features into a features file")
     p.add_argument("--model", choices=MODEL_NAMES, required=True)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="dataset root with query/, bounding_box_test/, bounding_box_train/")
     p.add_argument("--out", required=True, help="features file to write (.mat or .npz)")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--height", type=int, default=d["height"], help="test resize height (default 384 PCB, 288 others)")
-    p.add_argument("--width", type=int, default=d["width"], help="test resize width (default 192 PCB, 144 others)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default=d["precision"], help="bf16: CUDA autocast")
-    p.add_argument("--workers", type=int, default=d["workers"], help="decoding threads")
+    _options(p, [(k, kind, d.get(k), text) for k, kind, text in (
+        ("batch_size", int, "default %(default)s"),
+        ("device", str, None),
+        ("height", int, "test resize height (default 384 PCB, 288 others)"),
+        ("width", int, "test resize width (default 192 PCB, 144 others)"),
+        ("precision", ("fp32", "bf16"), "bf16: CUDA autocast"),
+        ("workers", int, "decoding threads"),
+        ("no_progress", bool, "no progress bar"),
+    )])  # fmt: skip
     p.add_argument(
         "--no-train", dest="train", action="store_false", default=d["train"],
         help="skip the training images (the file then holds query and gallery only)",
     )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cli_extract)
 
 
