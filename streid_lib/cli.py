@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .errors import StreidError
 
 
@@ -324,7 +325,7 @@ def evaluate_command(
     result["provenance"] = {
         "command": "python -m streid_lib evaluate",
         "arguments": arguments,
-        "streid_version": _package_version(),
+        "streid_version": __version__,
         "dataset": dataset,
         "features": fs.provenance,
         "train": train_source,
@@ -495,19 +496,6 @@ def cli_reproduce(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _package_version() -> str:
-    """The installed streid version (the package's ``__version__`` when its ``__init__`` ran)."""
-    from importlib import import_module, metadata
-
-    version = getattr(import_module(__package__), "__version__", None)
-    if version is None:  # e.g. imported through an editable-install namespace path
-        try:
-            version = metadata.version("streid")
-        except metadata.PackageNotFoundError:
-            version = "unknown"
-    return str(version)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
