@@ -261,8 +261,8 @@ def evaluate_command(
     from .training_names import choose_training, describe_train
 
     inputs = [features, st_model, train_names, train_dir, train_manifest, sequence_lengths]
-    to_stdout = json_out == "-"
-    if json_out is not None and not to_stdout:
+    to_stdout, to_file = json_out == "-", json_out not in (None, "-")
+    if to_file:
         check_output_path(json_out, kind="file", what="--json file", inputs=[i for i in inputs if i])
     rows = check_rows(ROWS if rows is None else rows)
     mode = options.get("mode", "faithful")
@@ -276,11 +276,7 @@ def evaluate_command(
 
         fs, pseudo = _pseudo_labels(fs, **arguments)
     params = {k: options[k] for k in ("sigma", "bin_width", "overflow") if k in options}
-    needed_by = (
-        None
-        if st_model is not None and mode == "faithful"
-        else ("the ST model" if st_model is None else "--mode improved")
-    )
+    needed_by = "the ST model" if st_model is None else (None if mode == "faithful" else "--mode improved")
     if pseudo is not None and "train" in pseudo:  # §14.3: --train-manifest described train_f's rows
         train, train_source = fs.train, pseudo.pop("train")
     else:
@@ -331,7 +327,7 @@ def evaluate_command(
         "train": train_source,
         "st_model": st_source,
     }
-    if json_out is not None and not to_stdout:
+    if to_file:
         write_json_atomic(json_out, result)  # first: a full disk is one line, no table
     out = sys.stderr if to_stdout else sys.stdout  # with --json -, stdout carries the JSON only
     print(f"{dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)", file=out)

@@ -96,22 +96,15 @@ def convert(info: dict, text: str) -> Any:
     low = text.strip().lower()
     if low in ("none", "null") and (optional or kind is None):
         return None
+    for cast in (int, float) if kind is None else (kind,) if kind in (int, float) else ():
+        with contextlib.suppress(ValueError):
+            return cast(text)
     if kind is None:
-        for cast in (int, float):
-            try:
-                return cast(text)
-            except ValueError:
-                pass
         return {"true": True, "false": False}.get(low, text)
     if kind is str:
         return text
     if kind is bool and low in ("true", "yes", "1", "false", "no", "0"):
         return low in ("true", "yes", "1")
-    if kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
     want = {bool: "true or false", int: "an integer", float: "a number"}[kind]
     raise ParameterError(f"parameter {name}: expected {want}{' (or none)' if optional else ''}, got {text!r}")
 
@@ -305,25 +298,18 @@ def bad_input_names() -> set[str]:
     import streid_lib
 
     for mod in pkgutil.walk_packages(streid_lib.__path__, "streid_lib."):
-        if mod.name.endswith("__main__"):
-            continue
-        try:
-            importlib.import_module(mod.name)
-        except Exception:  # a module whose optional dependency is missing defines no error a notebook can raise
-            continue
-    todo, names = [StreidError], set()
-    while todo:
-        cls = todo.pop()
-        names.add(cls.__name__)
-        todo += cls.__subclasses__()
-    return names
+        if not mod.name.endswith("__main__"):
+            # a module whose optional dependency is missing defines no error a notebook can raise
+            with contextlib.suppress(Exception):
+                importlib.import_module(mod.name)
+
+    def names(cls: type) -> set[str]:
+        return {cls.__name__}.union(*map(names, cls.__subclasses__()))
+
+    return names(StreidError)
 
 
 # -- the run -----------------------------------------------------------------------------------------------------
-
-
-def _same(name: str, a: str, b: str) -> bool:
-    return Path(a).resolve() == Path(b).resolve() if name == "out_dir" else a == b
 
 
 def run_study(
@@ -348,7 +334,8 @@ def run_study(
     for name, given in options.items():
         if name in params:
             value = params.pop(name)
-            if given is not None and value is not None and not _same(name, str(value), given):
+            clash = given is not None and value is not None and str(value) != given
+            if clash and (name == "profile" or Path(str(value)).resolve() != Path(given).resolve()):
                 option = {"profile": "--profile", "out_dir": "--out"}[name]
                 raise ParameterError(f"-p {name} {value} contradicts {option} {given}; give only one of them")
             options[name] = given if value is None else str(value)
