@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .errors import StreidError
 
 
@@ -27,6 +28,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _options(p: argparse.ArgumentParser, table: Sequence[tuple]) -> None:
+    """Add ``--name`` options from ``(field, type or choices, default, help)``; ``bool``: a ``store_true`` flag."""
+    for name, kind, default, text in table:
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            p.add_argument(flag, action="store_true", help=text)
+        elif isinstance(kind, (tuple, list)):
+            p.add_argument(flag, choices=kind, default=default, help=text)
+        else:
+            p.add_argument(flag, type=kind, default=default, help=text)
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     # The defaults have one home, the library: they are read from it here, never repeated.
     import dataclasses
@@ -34,13 +47,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
     from .evaluation import MODES, evaluate_features
     from .joint import ALL_ROWS, ROWS, JointMetric
-    from .pseudo import add_pseudo_options
+    from .pseudo import PSEUDO_MODES, PseudoConfig
     from .st_model import DATASET_N_BINS, OVERFLOW_POLICIES, SpatialTemporalModel
     from .training_names import DATASET_NAMING
 
     st = {k: v.default for k, v in inspect.signature(SpatialTemporalModel).parameters.items()}
     metric = {f.name: f.default for f in dataclasses.fields(JointMetric)}
     evaluate = {k: v.default for k, v in inspect.signature(evaluate_features).parameters.items()}
+    pseudo = PseudoConfig()
     p = sub.add_parser("evaluate", help="evaluate a features file: VIS, ST, VISxST (Eqn. 5) and st-ReID rows")
     p.add_argument("--features", required=True, help="pytorch_result.mat or .npz features file")
     p.add_argument("--dataset", choices=list(DATASET_N_BINS), required=True)
@@ -74,127 +88,104 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         metavar="ROW",
         help=f"score rows, from {', '.join(ALL_ROWS)} (default: {' '.join(ROWS)})",
     )
-    for name, what in (
-        ("lambda0", "visual smoothing factor λ0"),
-        ("gamma0", "visual shrinking factor γ0"),
-        ("lambda1", "ST smoothing factor λ1"),
-        ("gamma1", "ST shrinking factor γ1"),
-    ):
-        p.add_argument(f"--{name}", type=float, default=metric[name], help=f"{what} (default %(default)s)")
-    p.add_argument("--sigma", type=float, default=st["sigma"], help="Parzen kernel width in bins (default %(default)s)")
-    p.add_argument(
-        "--bin-width", type=int, default=st["bin_width"], help="histogram bin width in frames (default %(default)s)"
-    )
-    p.add_argument(
-        "--n-bins",
-        type=int,
-        default=None,
-        help="number of bins (default: " + ", ".join(f"{k} {v}" for k, v in DATASET_N_BINS.items()) + ")",
-    )
-    p.add_argument(
-        "--overflow",
-        choices=OVERFLOW_POLICIES,
-        default=st["overflow"],
-        help="time gaps beyond the last bin: p=0 (zero), last bin (clip), or an error (default %(default)s)",
-    )
-    p.add_argument(
-        "--chunk-size",
-        type=int,
-        default=evaluate["chunk_size"],
-        help="queries scored per chunk (bounds memory; default %(default)s)",
-    )
-    p.add_argument("--rerank", action="store_true", help="add the k-reciprocal re-ranking rows")
-    p.add_argument("--mode", choices=MODES, default=MODES[0])
-    p.add_argument(
-        "--allow-duplicates", action="store_true", help="accept duplicate images on one side (default: an error)"
-    )
-    add_pseudo_options(p)
-    p.set_defaults(func="streid_lib.cli:cli_evaluate")
+    n_bins = ", ".join(f"{k} {v}" for k, v in DATASET_N_BINS.items())
+    _options(p, [
+        *((k, float, metric[k], f"{what} (default %(default)s)") for k, what in (
+            ("lambda0", "visual smoothing factor λ0"), ("gamma0", "visual shrinking factor γ0"),
+            ("lambda1", "ST smoothing factor λ1"), ("gamma1", "ST shrinking factor γ1"),
+        )),
+        ("sigma", float, st["sigma"], "Parzen kernel width in bins (default %(default)s)"),
+        ("bin_width", int, st["bin_width"], "histogram bin width in frames (default %(default)s)"),
+        ("n_bins", int, None, f"number of bins (default: {n_bins})"),
+        ("overflow", OVERFLOW_POLICIES, st["overflow"],
+         "time gaps beyond the last bin: p=0 (zero), last bin (clip), or an error (default %(default)s)"),
+        ("chunk_size", int, evaluate["chunk_size"], "queries scored per chunk (bounds memory; default %(default)s)"),
+        ("rerank", bool, False, "add the k-reciprocal re-ranking rows"),
+        ("mode", MODES, MODES[0], None),
+        ("allow_duplicates", bool, False, "accept duplicate images on one side (default: an error)"),
+        ("pseudo_labels", PSEUDO_MODES, None, "fit the ST model on pseudo-identities: of the training side (labels "
+         "ignored), or of query+gallery (transductive); docs/reference.md §14"),
+        ("pseudo_eps", float, pseudo.eps, "fixed DBSCAN eps (default: chosen without labels)"),
+        ("pseudo_min_samples", int, pseudo.min_samples, "DBSCAN min_samples (default %(default)s)"),
+        ("pseudo_rounds", int, pseudo.rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
+        ("fps", float, pseudo.fps, "frames per second of the frames (default %(default)s)"),
+        ("max_dwell", float, pseudo.max_dwell_s, "longest stay in one camera, seconds (default %(default)s)"),
+    ])  # fmt: skip
+    p.set_defaults(func=cli_evaluate)
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="generate the synthetic camera-network dataset (campus)")
     p.add_argument("--out", required=True, help="dataset root to write")
-    p.add_argument("--preset", choices=["tiny", "small", "large"], default="small")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--naming", choices=["market", "duke"], default="market")
-    p.add_argument("--metadata-only", action="store_true", help="write names and manifests but no images")
-    p.set_defaults(func="streid_lib.campus:cli_synth")
+    _options(p, [
+        ("preset", ("tiny", "small", "large"), "small", None),
+        ("seed", int, 0, None),
+        ("naming", ("market", "duke"), "market", None),
+        ("metadata_only", bool, False, "write names and manifests but no images"),
+    ])  # fmt: skip
+    p.set_defaults(func=cli_synth)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     # Defaults come from the configuration dataclass (torch-free); each option is named after its field.
     from .visual.config import MODEL_NAMES, TrainConfig, defaults
 
-    d = defaults(TrainConfig)
+    d = {**defaults(TrainConfig), "device": "auto"}
     p = sub.add_parser("train", help="train a visual baseline (PCB, ResNet-50, DenseNet-121)")
     p.add_argument("--model", choices=MODEL_NAMES, required=True)
     p.add_argument("--data", required=True, help="dataset root with bounding_box_train/")
     p.add_argument("--out", required=True, help="run directory (last.pt, history.json, provenance.json)")
-    p.add_argument("--erasing", type=float, default=d["erasing"], help="random erasing probability (paper's +RE: 0.5)")
-    p.add_argument("--epochs", type=int, default=d["epochs"], help="default %(default)s")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
-    p.add_argument(
-        "--height", type=int, default=d["height"], help="input height in pixels (default 384 PCB, 256 others)"
-    )
-    p.add_argument("--width", type=int, default=d["width"], help="input width in pixels (default 192 PCB, 128 others)")
-    p.add_argument(
-        "--weights", default=d["weights"], help="'imagenet' (torchvision, default), 'none' (from scratch), or a file"
-    )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument(
-        "--cuda-graph", choices=["auto", "on", "off"], default=d["cuda_graph"],
-        help="replay each step as a CUDA graph (auto: on with the memory loader on one GPU without --compile)",
-    )  # fmt: skip
-    p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="epochs between checkpoints")
-    p.add_argument(
-        "--keep-checkpoints", action="store_true",
-        help="keep every checkpoint as epoch_NNN.pt (default: only last.pt, slimmed when the run is finished)",
-    )  # fmt: skip
-    p.add_argument(
-        "--decay-epoch", type=int, default=d["decay_epoch"], help="epoch index of the x0.1 lr step (default 39/60)"
-    )
-    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate of the new layers (reference %(default)s)")
-    p.add_argument(
-        "--lr-backbone",
-        type=float,
-        default=d["lr_backbone"],
-        help="learning rate of the backbone (reference %(default)s)",
-    )
-    p.add_argument(
-        "--loader", choices=["memory", "plain"], default=d["loader"], help="fast in-memory or plain DataLoader"
-    )
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=d["precision"], help="auto: bf16 on CUDA")
-    p.add_argument("--workers", type=int, default=d["workers"], help="decoding threads / DataLoader workers")
-    p.add_argument("--download-weights", action="store_true", help="allow downloading ImageNet weights (internet)")
-    p.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming from OUT/last.pt")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func="streid_lib.visual.train:cli_train")
+    _options(p, [(k, kind, d.get(k), text) for k, kind, text in (
+        ("erasing", float, "random erasing probability (paper's +RE: 0.5)"),
+        ("epochs", int, "default %(default)s"),
+        ("batch_size", int, "default %(default)s"),
+        ("height", int, "input height in pixels (default 384 PCB, 256 others)"),
+        ("width", int, "input width in pixels (default 192 PCB, 128 others)"),
+        ("weights", str, "'imagenet' (torchvision, default), 'none' (from scratch), or a file"),
+        ("device", str, None),
+        ("seed", int, None),
+        ("compile", bool, "torch.compile the model"),
+        ("cuda_graph", ("auto", "on", "off"),
+         "replay each step as a CUDA graph (auto: on with the memory loader on one GPU without --compile)"),
+        ("checkpoint_every", int, "epochs between checkpoints"),
+        ("keep_checkpoints", bool,
+         "keep every checkpoint as epoch_NNN.pt (default: only last.pt, slimmed when the run is finished)"),
+        ("decay_epoch", int, "epoch index of the x0.1 lr step (default 39/60)"),
+        ("lr", float, "learning rate of the new layers (reference %(default)s)"),
+        ("lr_backbone", float, "learning rate of the backbone (reference %(default)s)"),
+        ("loader", ("memory", "plain"), "fast in-memory or plain DataLoader"),
+        ("precision", ("auto", "bf16", "fp32"), "auto: bf16 on CUDA"),
+        ("workers", int, "decoding threads / DataLoader workers"),
+        ("download_weights", bool, "allow downloading ImageNet weights (internet)"),
+        ("no_resume", bool, "start afresh instead of resuming from OUT/last.pt"),
+        ("no_progress", bool, "no progress bar"),
+    )])  # fmt: skip
+    p.set_defaults(func=cli_train)
 
 
 def _add_extract(sub: argparse._SubParsersAction) -> None:
     from .visual.config import MODEL_NAMES, ExtractConfig, defaults
 
-    d = defaults(ExtractConfig)
+    d = {**defaults(ExtractConfig), "device": "auto"}
     p = sub.add_parser("extract", help="extract query, gallery and training features into a features file")
     p.add_argument("--model", choices=MODEL_NAMES, required=True)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="dataset root with query/, bounding_box_test/, bounding_box_train/")
     p.add_argument("--out", required=True, help="features file to write (.mat or .npz)")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--height", type=int, default=d["height"], help="test resize height (default 384 PCB, 288 others)")
-    p.add_argument("--width", type=int, default=d["width"], help="test resize width (default 192 PCB, 144 others)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default=d["precision"], help="bf16: CUDA autocast")
-    p.add_argument("--workers", type=int, default=d["workers"], help="decoding threads")
+    _options(p, [(k, kind, d.get(k), text) for k, kind, text in (
+        ("batch_size", int, "default %(default)s"),
+        ("device", str, None),
+        ("height", int, "test resize height (default 384 PCB, 288 others)"),
+        ("width", int, "test resize width (default 192 PCB, 144 others)"),
+        ("precision", ("fp32", "bf16"), "bf16: CUDA autocast"),
+        ("workers", int, "decoding threads"),
+        ("no_progress", bool, "no progress bar"),
+    )])  # fmt: skip
     p.add_argument(
         "--no-train", dest="train", action="store_false", default=d["train"],
         help="skip the training images (the file then holds query and gallery only)",
     )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func="streid_lib.visual.extract:cli_extract")
+    p.set_defaults(func=cli_extract)
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
@@ -216,7 +207,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         help="a notebook parameter (a name of the notebooks' parameters cell), converted to its type",
     )
     p.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name contains one of these")
-    p.set_defaults(func="streid_lib.reproduce:cli_reproduce")
+    p.set_defaults(func=cli_reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,8 +261,8 @@ def evaluate_command(
     from .training_names import choose_training, describe_train
 
     inputs = [features, st_model, train_names, train_dir, train_manifest, sequence_lengths]
-    to_stdout = json_out == "-"
-    if json_out is not None and not to_stdout:
+    to_stdout, to_file = json_out == "-", json_out not in (None, "-")
+    if to_file:
         check_output_path(json_out, kind="file", what="--json file", inputs=[i for i in inputs if i])
     rows = check_rows(ROWS if rows is None else rows)
     mode = options.get("mode", "faithful")
@@ -281,17 +272,11 @@ def evaluate_command(
     warnings = check_duplicates(fs, features, allow=allow_duplicates)
     pseudo = None
     if options.get("pseudo_labels"):  # docs/reference.md §14.2: the clustered side becomes pseudo-identities
-        from types import SimpleNamespace
+        from .pseudo import guarded_mode
 
-        from .pseudo import guarded_mode, pseudo_from_args
-
-        fs, pseudo = pseudo_from_args(fs, SimpleNamespace(**arguments))
+        fs, pseudo = _pseudo_labels(fs, **arguments)
     params = {k: options[k] for k in ("sigma", "bin_width", "overflow") if k in options}
-    needed_by = (
-        None
-        if st_model is not None and mode == "faithful"
-        else ("the ST model" if st_model is None else "--mode improved")
-    )
+    needed_by = "the ST model" if st_model is None else (None if mode == "faithful" else "--mode improved")
     if pseudo is not None and "train" in pseudo:  # §14.3: --train-manifest described train_f's rows
         train, train_source = fs.train, pseudo.pop("train")
     else:
@@ -336,13 +321,13 @@ def evaluate_command(
     result["provenance"] = {
         "command": "python -m streid_lib evaluate",
         "arguments": arguments,
-        "streid_version": _package_version(),
+        "streid_version": __version__,
         "dataset": dataset,
         "features": fs.provenance,
         "train": train_source,
         "st_model": st_source,
     }
-    if json_out is not None and not to_stdout:
+    if to_file:
         write_json_atomic(json_out, result)  # first: a full disk is one line, no table
     out = sys.stderr if to_stdout else sys.stdout  # with --json -, stdout carries the JSON only
     print(f"{dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)", file=out)
@@ -386,28 +371,134 @@ def improved_extra(fs: Any, model: Any, train: Any = None, rerank: bool = False)
     return ExtraRows("improved", tuple(scorer.rows), scorer, info)
 
 
-def _package_version() -> str:
-    """The installed streid version (the package's ``__version__`` when its ``__init__`` ran)."""
-    from importlib import import_module, metadata
+def _pseudo_labels(
+    fs: Any, *, pseudo_labels: str, dataset: str, train_manifest: str | None, fps: float, mode: str, **a: Any
+) -> tuple[Any, dict]:
+    """:func:`streid_lib.pseudo.apply_pseudo_labels` from ``evaluate``'s options (``--train-manifest``:
+    :func:`streid_lib.pseudo.with_train_manifest`)."""
+    import numpy as np
 
-    version = getattr(import_module(__package__), "__version__", None)
-    if version is None:  # e.g. imported through an editable-install namespace path
-        try:
-            version = metadata.version("streid")
-        except metadata.PackageNotFoundError:
-            version = "unknown"
-    return str(version)
+    from .pseudo import PseudoConfig, PseudoLabelError, apply_pseudo_labels, improved_guard, with_train_manifest
+    from .st_model import fit_st_model
+
+    if any(a[k] is not None for k in ("train_names", "train_dir", "st_model")):
+        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--st-model with it")
+    if train_manifest is not None:
+        if pseudo_labels != "train":
+            raise PseudoLabelError("--train-manifest goes with --pseudo-labels train (test clusters query+gallery)")
+        fs = with_train_manifest(fs, train_manifest, fps)
+    config = PseudoConfig(a["pseudo_eps"], a["pseudo_min_samples"], a["max_dwell"], fps, a["pseudo_rounds"])
+    st = {k: a[k] for k in ("n_bins", "sigma", "bin_width", "overflow")}
+
+    def fit(m: Any) -> Any:  # the ST model of the evaluation itself (its --n-bins/--sigma/--bin-width/...)
+        return fit_st_model(m, dataset, **st)
+
+    out, record = apply_pseudo_labels(fs, pseudo_labels, config, fit)
+    if mode == "improved":
+        record["improved_guard"] = improved_guard(out.train, fit)
+    if train_manifest is not None:
+        n_ids = int(np.unique(out.train.pids).size)
+        record["train"] = {
+            **{"kind": "manifest", "path": str(train_manifest), "n_images": len(out.train), "n_identities": n_ids},
+            "identities": "pseudo-identities (a pid column, if any, only scores the clusters)",
+        }
+    return out, record
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# synth, train, extract, reproduce
+
+
+def cli_synth(args: argparse.Namespace) -> int:
+    """``python -m streid_lib synth``: generate a campus (:func:`streid_lib.campus.generate_campus`), print a report."""
+    from .campus import generate_campus
+    from .metadata import read_dataset_root, read_name_lists, split_report
+
+    info = generate_campus(
+        args.out, preset=args.preset, seed=args.seed, naming=args.naming, images=not args.metadata_only, progress=True
+    )
+    splits = read_dataset_root(info.root) if info.images else read_name_lists(info.root, info.naming)
+    print(
+        f"campus ({info.preset}, seed {info.seed}, {info.naming} names) written to {info.root} in {info.seconds:.1f} s"
+    )
+    print(split_report(splits))
+    st = info.st_params
+    print(f"HP layout: bin_width={st['bin_width']} frames, n_bins={st['n_bins']}, sigma={st['sigma']} bins")
+    print(f"ground truth: {info.files['transit_truth']}")
+    return 0
+
+
+def from_options(cls: type, options: argparse.Namespace) -> Any:
+    """Build a visual config ``cls`` from a namespace (every field with a same-named option); a bad value raises
+    :class:`~streid_lib.visual.config.ConfigError` worded for the command line (``--height 0: expected ...``)."""
+    import dataclasses
+
+    from .visual.config import ConfigError
+
+    try:
+        return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls) if hasattr(options, f.name)})
+    except ConfigError as exc:
+        raise ConfigError(exc.field, exc.value, exc.expected, option=True) from None
+
+
+def cli_train(args: argparse.Namespace) -> int:
+    """``python -m streid_lib train`` (also under ``torchrun``): options named as ``TrainConfig``'s fields."""
+    from .visual.config import TrainConfig
+    from .visual.train import train_model
+
+    path = train_model(
+        from_options(TrainConfig, args),
+        data_root=args.data,
+        out_dir=args.out,
+        device=args.device,
+        resume=not args.no_resume,
+        download_weights=args.download_weights,
+        progress=not args.no_progress,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint: {path}")
+    return 0
+
+
+def cli_extract(args: argparse.Namespace) -> int:
+    """``python -m streid_lib extract``: write ``args.out`` (.mat or .npz), checked before any work (temp files a
+    killed extraction left beside it are removed)."""
+    from ._io import check_output_path, remove_stale_leftovers
+    from .features import save_features
+    from .visual.config import ExtractConfig
+    from .visual.extract import extract_features
+
+    out = Path(args.out)
+    check_output_path(out, kind="file", suffixes=(".npz", ".mat"), what="features file")
+    config = from_options(ExtractConfig, args)
+    remove_stale_leftovers(out.parent, name=out.name)
+    fs = extract_features(
+        config, checkpoint=args.checkpoint, data_root=args.data, device=args.device, progress=not args.no_progress
+    )
+    path = save_features(out, fs)
+    print(f"wrote {path}: " + ", ".join(f"{side} {getattr(fs, side + '_f').shape}" for side in fs.sides))
+    return 0
+
+
+def cli_reproduce(args: argparse.Namespace) -> int:
+    """``python -m streid_lib reproduce``: exit code 2 for bad input (given or met in a notebook), 1 for a failure."""
+    from .reproduce import NotebookFailed, notebook_parameters, notebooks, parse_parameters, run_study
+
+    params = parse_parameters(args.parameter, notebook_parameters(notebooks()))
+    notebooks(args.only)  # an empty --only is refused before anything runs
+    try:
+        run_study(args.profile, args.out, params, args.only)
+    except NotebookFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure ends with one line on stderr (exit codes in the module docstring)."""
     args = build_parser().parse_args(argv)
-    module_name, func_name = args.func.split(":")
     try:
-        import importlib
-
-        func = getattr(importlib.import_module(module_name), func_name)
-        return int(func(args) or 0)
+        return int(args.func(args) or 0)
     except StreidError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2

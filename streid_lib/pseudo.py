@@ -1,6 +1,6 @@
 """Pseudo-identities: DBSCAN clusters of unlabelled detections, chosen without labels, so that the ST model can be
-fitted without labels (docs/reference.md §14.1), the guard of improved mode on them (§14.2) and ``evaluate``'s
-``--pseudo-labels`` options. Labels, when present, only feed :func:`diagnostics`.
+fitted without labels (docs/reference.md §14.1), and the guard of improved mode on them (§14.2). Labels, when
+present, only feed :func:`diagnostics`.
 """
 
 from __future__ import annotations
@@ -326,26 +326,6 @@ def apply_pseudo_labels(
     return out, record
 
 
-def add_pseudo_options(p: Any) -> None:
-    """The ``evaluate`` options of pseudo-identities (an argparse parser)."""
-    d = PseudoConfig()
-    p.add_argument(
-        "--pseudo-labels",
-        choices=PSEUDO_MODES,
-        default=None,
-        help="fit the ST model on pseudo-identities: of the training side (labels ignored), or of query+gallery "
-        "(transductive); docs/reference.md §14",
-    )
-    for flag, kind, default, text in (
-        ("--pseudo-eps", float, d.eps, "fixed DBSCAN eps (default: chosen without labels)"),
-        ("--pseudo-min-samples", int, d.min_samples, "DBSCAN min_samples (default %(default)s)"),
-        ("--pseudo-rounds", int, d.rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
-        ("--fps", float, d.fps, "frames per second of the frames (default %(default)s)"),
-        ("--max-dwell", float, d.max_dwell_s, "longest stay in one camera, seconds (default %(default)s)"),
-    ):
-        p.add_argument(flag, type=kind, default=default, help=text)
-
-
 def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
     """``fs`` whose training metadata is the manifest ``path`` (§14.3), row for row of ``train_f`` (same file names
     where the features file names its images)."""
@@ -369,32 +349,3 @@ def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
                 "expected)"
             )
     return dataclasses.replace(fs, train=meta)
-
-
-def pseudo_from_args(fs: FeatureSet, args: Any) -> tuple[FeatureSet, dict]:
-    """:func:`apply_pseudo_labels` from ``evaluate``'s options (``--train-manifest``: :func:`with_train_manifest`)."""
-    if any(getattr(args, k, None) is not None for k in ("train_names", "train_dir", "st_model")):
-        raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--st-model with it")
-    from .st_model import fit_st_model
-
-    manifest = getattr(args, "train_manifest", None)
-    if manifest is not None:
-        if args.pseudo_labels != "train":
-            raise PseudoLabelError("--train-manifest goes with --pseudo-labels train (test clusters query+gallery)")
-        fs = with_train_manifest(fs, manifest, args.fps)
-    config = PseudoConfig(args.pseudo_eps, args.pseudo_min_samples, args.max_dwell, args.fps, args.pseudo_rounds)
-    st = {k: getattr(args, k) for k in ("n_bins", "sigma", "bin_width", "overflow") if hasattr(args, k)}
-
-    def fit(m: Metadata) -> Any:  # the ST model of the evaluation itself (its --n-bins/--sigma/--bin-width/...)
-        return fit_st_model(m, args.dataset, **st)
-
-    out, record = apply_pseudo_labels(fs, args.pseudo_labels, config, fit)
-    if getattr(args, "mode", "faithful") == "improved":
-        record["improved_guard"] = improved_guard(out.train, fit)
-    if manifest is not None:
-        n_ids = int(np.unique(out.train.pids).size)
-        record["train"] = {
-            **{"kind": "manifest", "path": str(manifest), "n_images": len(out.train), "n_identities": n_ids},
-            "identities": "pseudo-identities (a pid column, if any, only scores the clusters)",
-        }
-    return out, record

@@ -7,8 +7,8 @@ kernel's own log goes to ``<out>/notebooks/kernel.log``. Bad input met in a note
 
 from __future__ import annotations
 
-import argparse
 import ast
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -96,35 +96,25 @@ def convert(info: dict, text: str) -> Any:
     low = text.strip().lower()
     if low in ("none", "null") and (optional or kind is None):
         return None
+    for cast in (int, float) if kind is None else (kind,) if kind in (int, float) else ():
+        with contextlib.suppress(ValueError):
+            return cast(text)
     if kind is None:
-        for cast in (int, float):
-            try:
-                return cast(text)
-            except ValueError:
-                pass
         return {"true": True, "false": False}.get(low, text)
     if kind is str:
         return text
     if kind is bool and low in ("true", "yes", "1", "false", "no", "0"):
         return low in ("true", "yes", "1")
-    if kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
     want = {bool: "true or false", int: "an integer", float: "a number"}[kind]
     raise ParameterError(f"parameter {name}: expected {want}{' (or none)' if optional else ''}, got {text!r}")
 
 
-def _known(per_notebook: dict[str, dict[str, dict]]) -> dict[str, dict]:
+def _known(per_notebook: dict[str, dict[str, dict]], names: Sequence[str] = ()) -> dict[str, dict]:
+    """Every notebook parameter by name (the first notebook's info); an unknown one of ``names`` is refused."""
     known: dict[str, dict] = {}
     for params in per_notebook.values():
         for name, info in params.items():
             known.setdefault(name, info)
-    return known
-
-
-def _check_names(names: Sequence[str], known: dict[str, dict]) -> None:
     for name in names:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -133,15 +123,15 @@ def _check_names(names: Sequence[str], known: dict[str, dict]) -> None:
                 f"unknown notebook parameter {name!r}{hint}; the notebooks' parameters are: "
                 f"{', '.join(sorted(known)) or 'none'}"
             )
+    return known
 
 
 def parse_parameters(pairs: Sequence[Sequence[str]], per_notebook: dict[str, dict[str, dict]]) -> dict[str, Any]:
     """``-p NAME VALUE`` pairs as typed values (:func:`convert`); an unknown name or a name given twice with
     different values is a :class:`ParameterError`."""
-    known = _known(per_notebook)
+    known = _known(per_notebook, [name for name, _ in pairs])
     out: dict[str, Any] = {}
     for name, text in pairs:
-        _check_names([name], known)
         value = convert(known[name], text)
         if name in out and out[name] != value:
             raise ParameterError(f"parameter {name} given twice: {out[name]!r} and {value!r}")
@@ -177,15 +167,11 @@ class _Relay:
         self._last = -float("inf")
 
     def write(self, text: str) -> int:
-        if self.tty:
-            out = []
-            for ch in text:
-                if self._col0 and ch not in "\r\n":
-                    out.append(self.indent)
-                out.append(ch)
-                self._col0 = ch in "\r\n"
-            self.stream.write("".join(out))
+        if self.tty:  # indent every line's first character
+            head = self.indent if self._col0 and text[:1] not in "\r\n" else ""
+            self.stream.write(head + re.sub(r"(?<=[\r\n])(?=[^\r\n])", self.indent, text))
             self.stream.flush()
+            self._col0 = text[-1] in "\r\n" if text else self._col0
             return len(text)
         pieces = re.split(r"([\r\n])", self._tail + text)
         self._tail = pieces.pop()
@@ -223,31 +209,33 @@ class _Relay:
         self.stream.flush()
 
 
-class _Tail(threading.Thread):
-    """Relays what is appended to ``path`` (the kernels' progress file) until :meth:`stop`."""
+@contextlib.contextmanager
+def _tailing(path: Path, relay: _Relay) -> Iterator[None]:
+    """Relays what is appended to ``path`` (the kernels' progress file) while the block runs, then closes ``relay``."""
+    path.touch()
+    done = threading.Event()
 
-    def __init__(self, path: Path, relay: _Relay) -> None:
-        super().__init__(daemon=True)
-        self.path, self.relay, self._done = path, relay, threading.Event()
-        path.touch()
-        self.offset = path.stat().st_size
+    def run(f: IO[str]) -> None:
+        while True:
+            stopping = done.is_set()
+            chunk = f.read()
+            if chunk:
+                relay.write(chunk)
+            elif stopping:
+                return
+            else:
+                time.sleep(0.1)
 
-    def run(self) -> None:
-        with self.path.open(encoding="utf-8", errors="replace", newline="") as f:
-            f.seek(self.offset)  # what earlier notebooks wrote was relayed with them
-            while True:
-                stopping = self._done.is_set()
-                chunk = f.read()
-                if chunk:
-                    self.relay.write(chunk)
-                elif stopping:
-                    return
-                else:
-                    time.sleep(0.1)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        f.seek(0, os.SEEK_END)  # what earlier notebooks wrote was relayed with them
+        thread = threading.Thread(target=run, args=(f,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            relay.close()
 
 
 def _kernel_manager_class(log: IO, env: dict[str, str]):
@@ -310,25 +298,18 @@ def bad_input_names() -> set[str]:
     import streid_lib
 
     for mod in pkgutil.walk_packages(streid_lib.__path__, "streid_lib."):
-        if mod.name.endswith("__main__"):
-            continue
-        try:
-            importlib.import_module(mod.name)
-        except Exception:  # a module whose optional dependency is missing defines no error a notebook can raise
-            continue
-    todo, names = [StreidError], set()
-    while todo:
-        cls = todo.pop()
-        names.add(cls.__name__)
-        todo += cls.__subclasses__()
-    return names
+        if not mod.name.endswith("__main__"):
+            # a module whose optional dependency is missing defines no error a notebook can raise
+            with contextlib.suppress(Exception):
+                importlib.import_module(mod.name)
+
+    def names(cls: type) -> set[str]:
+        return {cls.__name__}.union(*map(names, cls.__subclasses__()))
+
+    return names(StreidError)
 
 
 # -- the run -----------------------------------------------------------------------------------------------------
-
-
-def _same(name: str, a: str, b: str) -> bool:
-    return Path(a).resolve() == Path(b).resolve() if name == "out_dir" else a == b
 
 
 def run_study(
@@ -348,12 +329,13 @@ def run_study(
     todo = notebooks(only, folder)
     per_notebook = notebook_parameters(notebooks(None, folder))
     params = dict(parameters or {})
-    _check_names(list(params), _known(per_notebook))
+    _known(per_notebook, list(params))
     options = {"profile": profile, "out_dir": None if out_dir is None else str(out_dir)}
     for name, given in options.items():
         if name in params:
             value = params.pop(name)
-            if given is not None and value is not None and not _same(name, str(value), given):
+            clash = given is not None and value is not None and str(value) != given
+            if clash and (name == "profile" or Path(str(value)).resolve() != Path(given).resolve()):
                 option = {"profile": "--profile", "out_dir": "--out"}[name]
                 raise ParameterError(f"-p {name} {value} contradicts {option} {given}; give only one of them")
             options[name] = given if value is None else str(value)
@@ -414,10 +396,8 @@ def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _Relay, 
     log.write(f"=== {nb.name}\n")
     log.flush()
     failure = None
-    tail = _Tail(Path(env[PROGRESS_FILE_ENV]), relay)
-    tail.start()
     try:
-        with atomic_path(target) as tmp:
+        with _tailing(Path(env[PROGRESS_FILE_ENV]), relay), atomic_path(target) as tmp:
             try:
                 pm.execute_notebook(
                     str(nb),
@@ -437,9 +417,6 @@ def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _Relay, 
                 nbformat.write(executed, tmp)
     except DeadKernelError as exc:
         raise NotebookFailed(f"{nb.name}: the kernel died ({exc}); its log: {Path(log.name)}") from None
-    finally:
-        tail.stop()
-        relay.close()
     if failure is None:
         return
     first = (failure.source or "").strip().splitlines()[:1]
@@ -447,15 +424,3 @@ def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _Relay, 
     if failure.ename in bad_input_names():
         raise NotebookBadInput(f"{failure.evalue} ({nb.name}, {where}; executed copy: {target})")
     raise NotebookFailed(f"{nb.name}: {where} raised {failure.ename}: {failure.evalue}; executed copy: {target}")
-
-
-def cli_reproduce(args: argparse.Namespace) -> int:
-    """``python -m streid_lib reproduce``: exit code 2 for bad input (given or met in a notebook), 1 for a failure."""
-    params = parse_parameters(args.parameter, notebook_parameters(notebooks()))
-    notebooks(args.only)  # an empty --only is refused before anything runs
-    try:
-        run_study(args.profile, args.out, params, args.only)
-    except NotebookFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0

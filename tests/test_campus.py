@@ -20,13 +20,13 @@ from streid_lib.campus import (
     CampusError,
     TransitTruth,
     build_network,
+    campus_preset,
     compute_truth,
     generate_campus,
     hp_distance,
     load_truth,
     mean_hp_distance,
     recommended_st_params,
-    resolve_config,
     sample_train_metadata,
 )
 from streid_lib.campus.simulate import simulate_walkers, truth_histogram
@@ -88,7 +88,7 @@ def test_parsers_read_back_sizes_and_global_frames(tiny):
     assert splits.sizes() == tuple(info["counts"][s]["images"] for s in ("train", "gallery", "query"))
     report = split_report(splits)
     rows = {r["split"]: r for r in report.rows}
-    cfg = resolve_config("tiny")
+    cfg = campus_preset("tiny")
     assert rows["train"]["ids"] == cfg.n_people - cfg.n_query_ids
     assert rows["query"]["ids"] == rows["gallery"]["ids"] == cfg.n_query_ids
     assert rows["gallery"]["junk"] > 0 and rows["gallery"]["distractors"] > 0
@@ -151,7 +151,7 @@ def test_images_are_128x64_rgb(tiny):
 
 def test_truth_file_format_and_meaning(tiny):
     truth = load_truth(tiny)
-    cfg = resolve_config("tiny")
+    cfg = campus_preset("tiny")
     assert truth.n_cams == cfg.n_cams and truth.base_bin_width == cfg.truth_bin_width
     assert truth.fps == cfg.fps and truth.recording_frames == cfg.recording_frames
     d = truth.density(100)
@@ -175,7 +175,7 @@ def test_truth_is_the_hp_histogram_of_the_same_model():
     from streid_lib.metadata import Metadata
     from streid_lib.st_model import SpatialTemporalModel
 
-    cfg = resolve_config("tiny")
+    cfg = campus_preset("tiny")
     net = build_network(cfg.n_cams)
     walkers = simulate_walkers(net, cfg, 3000, np.random.default_rng(3))
     hist, _ = truth_histogram(walkers, cfg.n_cams, 100, cfg.recording_frames)
@@ -211,7 +211,7 @@ def test_hp_distance_exact_cases(tiny):
 def test_hp_distance_shrinks_with_more_training_identities():
     from streid_lib.st_model import SpatialTemporalModel
 
-    cfg = resolve_config("small")
+    cfg = campus_preset("small")
     truth = compute_truth(cfg, build_network(cfg.n_cams), np.random.default_rng(11), n=100_000)
     st = recommended_st_params(cfg)
     tv = []
@@ -234,7 +234,7 @@ def test_small_visual_baseline_is_imperfect_and_st_reid_improves_it(small):
     from streid_lib.st_model import SpatialTemporalModel
 
     info = json.loads((small / INFO_FILE).read_text())
-    cfg = resolve_config("small")
+    cfg = campus_preset("small")
     assert 100 <= info["counts"]["train"]["ids"] + info["counts"]["query"]["ids"] <= 300
     assert sum(v["images"] for v in info["counts"].values()) >= 1500
     splits = read_dataset_root(small)

@@ -9,14 +9,13 @@ import sys
 
 import pytest
 
-from streid_lib.cli import build_parser
+from streid_lib.cli import build_parser, from_options
 from streid_lib.visual.config import (
     ConfigError,
     ExtractConfig,
     TrainConfig,
     defaults,
-    from_options,
-    resolve_config,
+    resolve_train_config,
 )
 
 
@@ -81,20 +80,20 @@ def test_configs_are_keyword_only_and_frozen() -> None:
 
 
 def test_resolution_fills_the_model_defaults_and_checks_the_device() -> None:
-    pcb = resolve_config(TrainConfig(model="pcb"), "cpu")
+    pcb = resolve_train_config(TrainConfig(model="pcb"), "cpu")
     assert (pcb.height, pcb.width, pcb.resize) == (384, 192, (384, 192))
     assert pcb.decay_epoch == 39 and pcb.precision == "fp32" and pcb.cuda_graph is False and pcb.workers >= 1
-    res = resolve_config(TrainConfig(model="resnet50", epochs=10, height=32, width=16), "cpu")
+    res = resolve_train_config(TrainConfig(model="resnet50", epochs=10, height=32, width=16), "cpu")
     assert (res.height, res.width, res.resize, res.decay_epoch) == (32, 16, (36, 18), 6)
-    assert resolve_config(res, "cpu") == res  # idempotent: a resolved config is complete
-    gpu = resolve_config(TrainConfig(model="pcb"), "cuda:0")
+    assert resolve_train_config(res, "cpu") == res  # idempotent: a resolved config is complete
+    gpu = resolve_train_config(TrainConfig(model="pcb"), "cuda:0")
     assert gpu.precision == "bf16" and gpu.cuda_graph is True
-    assert resolve_config(TrainConfig(model="pcb", compile=True), "cuda").cuda_graph is False
-    assert resolve_config(TrainConfig(model="pcb"), "cuda", world_size=2).world_size == 2
+    assert resolve_train_config(TrainConfig(model="pcb", compile=True), "cuda").cuda_graph is False
+    assert resolve_train_config(TrainConfig(model="pcb"), "cuda", world_size=2).world_size == 2
     with pytest.raises(ConfigError, match="^precision='bf16': expected 'fp32' on this device: bf16 needs CUDA"):
-        resolve_config(TrainConfig(precision="bf16"), "cpu")
+        resolve_train_config(TrainConfig(precision="bf16"), "cpu")
     with pytest.raises(ConfigError, match="^cuda_graph='on': expected a CUDA device"):
-        resolve_config(TrainConfig(cuda_graph="on"), "cpu")
+        resolve_train_config(TrainConfig(cuda_graph="on"), "cpu")
     d = pcb.to_dict()
     assert d["resize"] == [384, 192] and set(d) == {f.name for f in dataclasses.fields(TrainConfig)}
 

@@ -14,7 +14,7 @@ Layout of a campus root (``generate_campus(out, ...)``)::
 
 from __future__ import annotations
 
-from .config import PRESETS, CampusConfig, resolve_config
+from .config import PRESETS, CampusConfig, campus_preset
 from .dataset import (
     INFO_FILE,
     MANIFEST_FILE,
@@ -38,37 +38,13 @@ __all__ = [
     "CampusNetwork",
     "TransitTruth",
     "build_network",
-    "cli_synth",
     "compute_truth",
     "generate_campus",
     "hp_distance",
     "load_truth",
     "mean_hp_distance",
     "recommended_st_params",
-    "resolve_config",
+    "campus_preset",
     "sample_train_metadata",
     "simulate_walkers",
 ]
-
-
-def cli_synth(args) -> int:
-    """``python -m streid_lib synth --out DIR --preset P --seed N [--naming N] [--metadata-only]``."""
-    from ..metadata import read_dataset_root, read_name_lists, split_report
-
-    info = generate_campus(
-        args.out,
-        preset=args.preset,
-        seed=args.seed,
-        naming=args.naming,
-        images=not args.metadata_only,
-        progress=True,
-    )
-    splits = read_dataset_root(info.root) if info.images else read_name_lists(info.root, info.naming)
-    print(
-        f"campus ({info.preset}, seed {info.seed}, {info.naming} names) written to {info.root} in {info.seconds:.1f} s"
-    )
-    print(split_report(splits))
-    st = info.st_params
-    print(f"HP layout: bin_width={st['bin_width']} frames, n_bins={st['n_bins']}, sigma={st['sigma']} bins")
-    print(f"ground truth: {info.files['transit_truth']}")
-    return 0

@@ -138,7 +138,7 @@ PRESETS: dict[str, CampusConfig] = {
 }
 
 
-def resolve_config(preset: str | CampusConfig, **overrides) -> CampusConfig:
+def campus_preset(preset: str | CampusConfig, **overrides) -> CampusConfig:
     """A validated config from a preset name (or a config) with field overrides."""
     if isinstance(preset, CampusConfig):
         cfg = preset

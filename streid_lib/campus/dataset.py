@@ -17,7 +17,7 @@ import numpy as np
 from .. import __version__
 from .._io import check_output_path, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
 from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
-from .config import CampusConfig, resolve_config
+from .config import CampusConfig, campus_preset
 from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
 from .simulate import CampusError, CampusNetwork, WalkerSample, build_network, simulate_walkers, truth_histogram
 from .truth import TRUTH_DESCRIPTION, TRUTH_FILE, TransitTruth
@@ -129,7 +129,7 @@ def sample_train_metadata(
 
     For studies of the HP estimate against the truth as the number of training identities grows.
     """
-    cfg = resolve_config(preset, n_people=max(n_ids, 2), n_query_ids=1, n_distractors=0, **overrides)
+    cfg = campus_preset(preset, n_people=max(n_ids, 2), n_query_ids=1, n_distractors=0, **overrides)
     net = build_network(cfg.n_cams, cfg.layout_seed)
     people, _ = _draw_people(cfg, net, np.random.default_rng([seed, 101]))
     people = people.take(np.arange(n_ids))
@@ -275,7 +275,7 @@ def generate_campus(
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise CampusError(f"seed: expected a non-negative integer, got {seed!r}")
     preset_name = preset if isinstance(preset, str) else "custom"
-    cfg = resolve_config(preset, **overrides)
+    cfg = campus_preset(preset, **overrides)
     if cfg.n_people + cfg.n_distractors > 9999:
         raise CampusError(
             f"n_people + n_distractors = {cfg.n_people + cfg.n_distractors}: at most 9999 (4-digit person ids)"

@@ -354,7 +354,7 @@ def dataset_root(cfg: StudyConfig) -> Path | None:
 def _campus_is_current(root: Path, cfg: StudyConfig) -> bool:
     """True when ``root`` holds a finished campus made with today's configuration of its preset and seed."""
     from ..campus import INFO_FILE
-    from ..campus import resolve_config as campus_config
+    from ..campus import campus_preset as campus_config
 
     info = root / INFO_FILE
     if not (root / "manifest.csv").is_file() or not info.is_file():

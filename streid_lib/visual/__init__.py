@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .config import MODEL_NAMES, ConfigError, ExtractConfig, TrainConfig, resolve_config
+from .config import MODEL_NAMES, ConfigError, ExtractConfig, TrainConfig, resolve_train_config
 
 _LAZY = {
     "TrainError": ".train",
@@ -24,7 +24,7 @@ _LAZY = {
     "build_model": ".models",
 }
 
-__all__ = ["MODEL_NAMES", "ConfigError", "ExtractConfig", "TrainConfig", "resolve_config", *_LAZY]
+__all__ = ["MODEL_NAMES", "ConfigError", "ExtractConfig", "TrainConfig", "resolve_train_config", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """What a visual-stream run is asked to do: :class:`TrainConfig` and :class:`ExtractConfig` (torch-free).
 
 Keyword-only, frozen, every value checked when built (:class:`ConfigError`); ``None`` means the model's default.
-:func:`resolve_config` fills in the machine- and model-dependent values (what a checkpoint stores).
+:func:`resolve_train_config` fills in the machine- and model-dependent values (what a checkpoint stores).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ BYTES_PER_PIXEL = {"train": 1024, "test": 128}
 
 class ConfigError(StreidError):
     """An option value outside its range: ``str(err)`` reads ``field=value: expected ...`` (or ``--field value:
-    expected ...`` for a command-line option, :func:`from_options`)."""
+    expected ...`` for a command-line option, :func:`streid_lib.cli.from_options`)."""
 
     def __init__(self, field: str, value: Any, expected: str, *, option: bool = False) -> None:
         where = f"--{field.replace('_', '-')} {value}" if option else f"{field}={value!r}"
@@ -145,7 +145,7 @@ class TrainConfig:
         compile: ``torch.compile``; cuda_graph: ``"auto"`` (memory loader, one CUDA device, no compile), on, off.
         checkpoint_every: epochs between checkpoints (the last is always saved); keep_checkpoints: ``epoch_NNN.pt``.
         workers: decoding threads / DataLoader workers (``None``: min(16, CPUs)).
-        world_size: number of training processes; set by :func:`resolve_config` from the launcher.
+        world_size: number of training processes; set by :func:`resolve_train_config` from the launcher.
     """
 
     model: str = "pcb"
@@ -206,7 +206,7 @@ class TrainConfig:
         return {**asdict(self), "resize": None if self.resize is None else list(self.resize)}
 
 
-def resolve_config(config: TrainConfig, device: Any = "cpu", world_size: int = 1) -> TrainConfig:
+def resolve_train_config(config: TrainConfig, device: Any = "cpu", world_size: int = 1) -> TrainConfig:
     """The complete configuration of a run on ``device`` (``torch.device`` or ``"cuda:0"``...) with ``world_size``
     processes: input size, resize, decay epoch, precision, CUDA graphs and workers filled in; checks what needs
     CUDA. Resolving twice gives the same object."""
@@ -287,13 +287,3 @@ _EXTRACT_RULES = {
 def defaults(cls: type) -> dict[str, Any]:
     """``{field: default}`` of a config dataclass (for the command line's option defaults)."""
     return {f.name: f.default for f in fields(cls)}
-
-
-def from_options(cls: type, options: Any) -> Any:
-    """Build ``cls`` from an argparse namespace (every field with a same-named option); a bad value raises
-    :class:`ConfigError` worded for the command line (``--height 0: expected ...``)."""
-    given = {f.name: getattr(options, f.name) for f in fields(cls) if hasattr(options, f.name)}
-    try:
-        return cls(**given)
-    except ConfigError as exc:
-        raise ConfigError(exc.field, exc.value, exc.expected, option=True) from None

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import check_output_path, remove_stale_leftovers
 from .._progress import progress_bar
-from ..features import FeatureSet, save_features
+from ..features import FeatureSet
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
 from . import data as vdata
-from .config import MODEL_NAMES, ConfigError, ExtractConfig, from_options
+from .config import MODEL_NAMES, ConfigError, ExtractConfig
 from .models import (
     WeightsError,
     build_model,
@@ -159,19 +158,3 @@ def features_from_arrays(
         np.asarray(query_f), np.asarray(gallery_f), splits.query, splits.gallery, prov,
         train_f=None if train_f is None else np.asarray(train_f), train=None if train_f is None else splits.train,
     )  # fmt: skip
-
-
-def cli_extract(args) -> int:
-    """``python -m streid_lib extract ...``: write ``args.out`` (.mat or .npz), checked before any work (temp files
-    a killed extraction left beside it are removed)."""
-    out = Path(args.out)
-    check_output_path(out, kind="file", suffixes=(".npz", ".mat"), what="features file")
-    config = from_options(ExtractConfig, args)
-    remove_stale_leftovers(out.parent, name=out.name)
-    fs = extract_features(
-        config, checkpoint=args.checkpoint, data_root=args.data, device=args.device, progress=not args.no_progress
-    )
-    path = save_features(out, fs)
-    shapes = ", ".join(f"{side} {getattr(fs, side + '_f').shape}" for side in fs.sides)
-    print(f"wrote {path}: {shapes}")
-    return 0

@@ -22,7 +22,7 @@ from .._progress import progress_bar, progress_message
 from ..errors import StreidError
 from . import config
 from . import data as vdata
-from .config import ConfigError, from_options, resolve_config
+from .config import ConfigError, resolve_train_config
 from .models import build_model, part_logits_loss
 
 #: Re-exported from the torch-free :mod:`.config`.
@@ -221,7 +221,7 @@ def train_model(
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
     try:
-        cfg = resolve_config(config, dev, int(os.environ.get("WORLD_SIZE", "1")))
+        cfg = resolve_train_config(config, dev, int(os.environ.get("WORLD_SIZE", "1")))
     except ConfigError as exc:
         raise TrainError(str(exc)) from None
     if dev.type == "cuda":
@@ -445,20 +445,3 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"not a streid checkpoint: {path} (unreadable, truncated?); "
             "delete it or pass --no-resume (resume=False) to start afresh"
         ) from None
-
-
-def cli_train(args) -> int:
-    """``python -m streid_lib train ...`` (also under ``torchrun``): options named as :class:`TrainConfig`'s fields."""
-    config = from_options(TrainConfig, args)
-    path = train_model(
-        config,
-        data_root=args.data,
-        out_dir=args.out,
-        device=args.device,
-        resume=not args.no_resume,
-        download_weights=args.download_weights,
-        progress=not args.no_progress,
-    )
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"checkpoint: {path}")
-    return 0
