@@ -288,8 +288,9 @@ class Verdicts:
         self.rows = verdicts(report)
 
     def _repr_markdown_(self) -> str:
-        lines = ["| claim | measured | verdict |", "|---|---|---|"]
-        return "\n".join(lines + [f"| {c} | {m} | **{v}** |" for c, m, v in self.rows])
+        from .outputs import markdown_table
+
+        return markdown_table(["claim", "measured", "verdict"], [[c, m, f"**{v}**"] for c, m, v in self.rows])
 
     def __repr__(self) -> str:
         return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)

@@ -13,6 +13,7 @@ from pathlib import Path
 from .._io import write_text_atomic
 from .claims import CLAIMS_JSON, collect_runs, summary_table
 from .config import REPO_ROOT
+from .outputs import markdown_table
 
 BLOCKS = ("claims", "results")
 #: The computed tables shown per run, in order: (file stem, heading). The first that exists of each group is used.
@@ -39,9 +40,7 @@ def _computed_rows(csv: Path) -> str:
     if not keep:
         return ""
     head, keep = _fold_intervals(head, keep)
-    cells = [[c if c else "—" for c in r] for r in keep]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+    return markdown_table(head, [[c if c else "—" for c in r] for r in keep])
 
 
 def _fold_intervals(head: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
