@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .config import MODEL_LABELS, StudyConfig
-from .steps import NotComputed, available, main_features, missing_reason, splits_source, visual_keys
+from .steps import NotComputed, main_features, missing_reason, splits_source, visual_keys
 
 
 def describe_splits(cfg: StudyConfig, splits: Any) -> str:
@@ -132,7 +132,7 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
     gaps: list[str] = []
     models = {"02": visual_keys(cfg), "04": ("pcb", "pcb_re"), "05": ("resnet50", "densenet121", "pcb")}
     for key in models.get(notebook, ()):
-        if not available(cfg, key):
+        if key not in cfg.route.available:
             gaps.append(f"{cfg.model_label(key)} ({missing_reason(cfg, key)})")
     if notebook == "01" and not cfg.route.has_images:
         gaps.append("the example crops (no images in a features-only run; a list of example entries stands in)")
