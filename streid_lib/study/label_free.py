@@ -308,59 +308,51 @@ def show_verdicts(report: LabelFreeReport) -> None:
 def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
     """(claim, measured, verdict) of the issue's targets that this dataset can check, computed from the run."""
     t, d, main, T = report.table, report.differences, report.main, TARGETS
-    out = []
-
-    def add(claim: str, measured: str, met: bool) -> None:
-        out.append((claim, measured, "met" if met else "not met"))
-
     row = d.loc[f"{main} − labelled, R1"]
     g, lo, hi = float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
     if report.dataset == "campus":
-        limit = T["campus_r1_gap"]
-        add(
-            f"{main} st-ReID within {limit:g} R1 of labelled",
-            f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
-            g >= -limit,
-        )
-        tv = report.tv_mean
+        limit, tv = T["campus_r1_gap"], report.tv_mean
         ratio = tv[main] / tv["labelled"]
-        add(
-            f"{main} mean TV ≤ {T['campus_tv_ratio']:g}× labelled",
-            f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
-            ratio <= T["campus_tv_ratio"],
-        )
+        out = [
+            (
+                f"{main} st-ReID within {limit:g} R1 of labelled",
+                f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
+                g >= -limit,
+            ),
+            (
+                f"{main} mean TV ≤ {T['campus_tv_ratio']:g}× labelled",
+                f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
+                ratio <= T["campus_tv_ratio"],
+            ),
+        ]
     else:
         r1 = float(t.loc[main, "R1"])
-        add(
-            f"{main} st-ReID ≥ {T['duke_r1']:g} R1",
-            f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
-            r1 >= T["duke_r1"],
-        )
+        measured = f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})"
+        out = [(f"{main} st-ReID ≥ {T['duke_r1']:g} R1", measured, r1 >= T["duke_r1"])]
     if main == TRAIN_SIDE:
         tr = float(t.loc["label-free (transductive)", "R1"]) - float(t.loc[TRAIN_SIDE, "R1"])
-        add(
-            f"transductive within {T['transductive_gap']:g} R1 of label-free (train side)",
-            f"{tr:+.2f} R1",
-            tr >= -T["transductive_gap"],
-        )
+        claim = f"transductive within {T['transductive_gap']:g} R1 of label-free (train side)"
+        out.append((claim, f"{tr:+.2f} R1", tr >= -T["transductive_gap"]))
     if GUARDED_ROW in t.index:
         imp, free, guard = t.loc[GUARDED_ROW], t.loc[TRAIN_SIDE], report.records[GUARDED_ROW]
         dr, dm = float(imp["R1"] - free["R1"]), float(imp["mAP"] - free["mAP"])
         raw = float(t.loc[IMPROVED_ROW, "R1"] - free["R1"])
         used = "improved fusion" if guard["use_improved"] else "faithful fusion"
-        add(
-            "improved on pseudo-identities (guarded) never below label-free faithful",
-            f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
-            f"{raw:+.2f} R1)",
-            dr >= 0 and dm >= 0,
-        )
-        add(
-            f"improved on pseudo-identities (guarded) ≥ label-free faithful + {T['improved_r1']:g} R1 and "
-            f"+ {T['improved_map']:g} mAP",
-            f"{dr:+.2f} R1, {dm:+.2f} mAP",
-            dr >= T["improved_r1"] and dm >= T["improved_map"],
-        )
-    return out
+        out += [
+            (
+                "improved on pseudo-identities (guarded) never below label-free faithful",
+                f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
+                f"{raw:+.2f} R1)",
+                dr >= 0 and dm >= 0,
+            ),
+            (
+                f"improved on pseudo-identities (guarded) ≥ label-free faithful + {T['improved_r1']:g} R1 and "
+                f"+ {T['improved_map']:g} mAP",
+                f"{dr:+.2f} R1, {dm:+.2f} mAP",
+                dr >= T["improved_r1"] and dm >= T["improved_map"],
+            ),
+        ]
+    return [(claim, measured, "met" if met else "not met") for claim, measured, met in out]
 
 
 def verdicts_markdown(report: LabelFreeReport) -> str:

@@ -136,10 +136,8 @@ def _trained_features(cfg: StudyConfig) -> dict[str, dict]:
                 prov = json.loads(str(z["provenance"])) if "provenance" in z.files else {}
         except (OSError, ValueError):
             prov = {}
-        for key in ("checkpoint_sha256", "checkpoint_epoch", "torch", "commit"):
-            if key in prov:
-                rec[key] = prov[key]
-        out[path.stem] = rec
+        keys = ("checkpoint_sha256", "checkpoint_epoch", "torch", "commit")
+        out[path.stem] = rec | {k: prov[k] for k in keys if k in prov}
     return out
 
 
