@@ -86,12 +86,12 @@ def describe_sensitivity(sens: Any) -> str:
 
 def describe_differences(rows: dict[str, Any], pairs: list[tuple[str, str]]) -> str:
     """``b − a`` in R1 and mAP for each pair whose both rows were computed."""
-    out = []
-    for a, b in pairs:
-        if a in rows and b in rows and not isinstance(rows[a], NotComputed) and not isinstance(rows[b], NotComputed):
-            d1 = float(rows[b]["R1"]) - float(rows[a]["R1"])
-            dm = float(rows[b]["mAP"]) - float(rows[a]["mAP"])
-            out.append(f"{b} − {a}: R1 {d1:+.1f}, mAP {dm:+.1f}")
+    ok = {k for k, v in rows.items() if not isinstance(v, NotComputed)}
+    out = [
+        f"{b} − {a}: " + ", ".join(f"{m} {float(rows[b][m]) - float(rows[a][m]):+.1f}" for m in ("R1", "mAP"))
+        for a, b in pairs
+        if {a, b} <= ok
+    ]
     return ("In this run: " + "; ".join(out) + ".") if out else ""
 
 

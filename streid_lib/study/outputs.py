@@ -258,12 +258,8 @@ def footnotes(text: Any, columns: Sequence[str] = FOOTNOTE_COLUMNS, longest: int
         cells = text[col].tolist()
         if max((len(str(c)) for c in cells), default=0) <= longest:
             continue
-        marks = []
-        for c in cells:
-            if c not in notes:
-                notes.append(c)
-            marks.append(f"[{notes.index(c) + 1}]")
-        text[col] = marks
+        notes += [c for c in dict.fromkeys(cells) if c not in notes]
+        text[col] = [f"[{notes.index(c) + 1}]" for c in cells]
     return text, [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
 
 
