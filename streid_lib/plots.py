@@ -50,10 +50,7 @@ def crop_grid(root: str | Path, meta: Metadata, n: int = 24, seed: int = 0, titl
     for ax, i in zip(axes.ravel(), idx):
         ax.imshow(Image.open(Path(root) / str(meta.names[i])))
         ax.set_title(f"id {meta.pids[i]}\ncam {meta.cams[i]}", fontsize=MIN_FONT_PT)
-    if title:
-        fig.suptitle(_wrapped(title, fig.get_figwidth()), fontsize=11)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 #: Share of a pair's votes (and truth) that its panel's x-range holds.
@@ -154,10 +151,7 @@ def st_distributions(
     if distance is not None:
         caption += " TV p>q: total-variation distance of the HP estimate to the true density (0 = identical)."
     fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=MIN_FONT_PT, wrap=True)
-    if title:
-        fig.suptitle(_wrapped(title, fig.get_figwidth()), fontsize=11)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def _intervals(df, m: str) -> np.ndarray | None:
@@ -173,6 +167,14 @@ def _wrapped(title: str, width_in: float) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(title, width=max(20, int(width_in * 9.5))))
+
+
+def _finish(fig, title: str):
+    """``fig`` with ``title`` over it (wrapped to its width, 11 pt), laid out tight."""
+    if title:
+        fig.suptitle(_wrapped(title, fig.get_figwidth()), fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
 def _top(values: np.ndarray) -> float:
@@ -210,10 +212,7 @@ def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
     ax.set_xlim(0, _top(np.concatenate(ends)) if ends else 10.0)
     ax.set_xlabel("percent")
     ax.legend(fontsize=MIN_FONT_PT, loc="best")
-    if title:  # over the figure, not the axes: long row labels on the left would push an axes title out
-        fig.suptitle(_wrapped(title, width), fontsize=11)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)  # over the figure, not the axes: long row labels would push an axes title out
 
 
 def sweep(df, x: str, metrics: Sequence[str] = ("R1", "mAP"), title: str = "", xlabel: str | None = None):
@@ -309,7 +308,4 @@ def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title
         ax.set_ylim(-1.3, 1.3)
         ax.set_aspect("equal")
         ax.axis("off")
-    if title:
-        fig.suptitle(_wrapped(title, fig.get_figwidth()), fontsize=11)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)

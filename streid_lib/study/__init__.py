@@ -37,9 +37,7 @@ from .paper import PAPER_TABLE3 as PAPER_TABLE3
 from .setup import setup as setup
 from .steps import MissingInput as MissingInput
 from .steps import NotComputed as NotComputed
-from .steps import available as available
 from .steps import beyond_features as beyond_features
-from .steps import beyond_key as beyond_key
 from .steps import campus_truth as campus_truth
 from .steps import evaluate_rows as evaluate_rows
 from .steps import example_entries as example_entries

@@ -20,6 +20,7 @@ from .._io import write_json_atomic, write_text_atomic
 from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, Estimate, RowSummary, combine, difference, estimate
 from .config import MODEL_LABELS, REPO_ROOT, StudyConfig
 from .interpret import sweep_best
+from .outputs import markdown_table
 from .paper import (
     PAPER_FIGURE4_R1,
     PAPER_GAMMA_RANGE,
@@ -114,6 +115,15 @@ def _compare(rows: dict[str, Any], pairs: list[tuple[str, str, str, float]]) -> 
     return combine(statuses), texts
 
 
+def _paired(rows: dict[str, Any], pairs: list, tail: str = "", names: list[str] | None = None) -> tuple[str, str]:
+    """:func:`_compare` of ``pairs`` once every row of ``names`` (default: the pairs' rows) has numbers."""
+    why = _missing(rows, names or list(dict.fromkeys(n for p in pairs for n in p[:2])))
+    if why:
+        return NOT_COMPUTED, why
+    status, texts = _compare(rows, pairs)
+    return status, "; ".join(texts) + tail
+
+
 def _paper_gain(base: str, new: str, column: int) -> str:
     """The paper's gain of row ``new`` over ``base`` in Tables 1 and 2 (column 0 = R1, 3 = mAP), as text."""
     return " / ".join(_signed(t[new][column] - t[base][column]) for t in (PAPER_TABLE1, PAPER_TABLE2))
@@ -147,42 +157,29 @@ def _check_visual_order(visual: dict[str, Any], cfg: StudyConfig) -> tuple[str, 
     why = _missing(visual, keys)
     if why:
         return NOT_COMPUTED, why
-    names = {k: cfg.model_label(k) for k in keys}
-    rows = {names[k]: visual[k] for k in keys}
-    pairs = [(names["densenet121"], names["pcb"], "R1", 0.0), (names["resnet50"], names["densenet121"], "R1", 0.0)]
-    status, texts = _compare(rows, pairs)
-    return status, "; ".join(texts) + " (paper: +4.5, +2.4)"
+    rn, dn, pcb = (cfg.model_label(k) for k in keys)
+    rows = {cfg.model_label(k): visual[k] for k in keys}
+    return _paired(rows, [(dn, pcb, "R1", 0.0), (rn, dn, "R1", 0.0)], " (paper: +4.5, +2.4)")
 
 
 def _check_st_lifts_pcb(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    why = _missing(rows, ["PCB(*)", "st-ReID+RE"])
-    if why:
-        return NOT_COMPUTED, why
-    status, texts = _compare(rows, [("PCB(*)", "st-ReID+RE", "R1", 0.0)])
     paper = _paper_gain("PCB(*)", "st-ReID+RE", 0)
-    return status, f"{texts[0]}{_stand_in(cfg)} (paper, Market-1501 / DukeMTMC-reID: {paper})"
+    tail = f"{_stand_in(cfg)} (paper, Market-1501 / DukeMTMC-reID: {paper})"
+    return _paired(rows, [("PCB(*)", "st-ReID+RE", "R1", 0.0)], tail)
 
 
 def _check_intro_gains(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
     paper = {"market": PAPER_TABLE1, "duke": PAPER_TABLE2}.get(cfg.dataset)
     if paper is None:
         return NOT_COMPUTED, f"the run is on {cfg.dataset_label}; the paper's gains are on its two datasets"
-    why = _missing(rows, ["PCB(*)", "st-ReID+RE"])
-    if why:
-        return NOT_COMPUTED, why
     gain = paper["st-ReID+RE"][0] - paper["PCB(*)"][0]
-    status, texts = _compare(rows, [("PCB(*)", "st-ReID+RE", "R1", gain - PAPER_MATCH)])
-    return status, f"{texts[0]}{_stand_in(cfg)}; the paper's gain on {cfg.dataset_label}: {gain:+.1f}"
+    tail = f"{_stand_in(cfg)}; the paper's gain on {cfg.dataset_label}: {gain:+.1f}"
+    return _paired(rows, [("PCB(*)", "st-ReID+RE", "R1", gain - PAPER_MATCH)], tail)
 
 
 def _check_re_helps(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    why = _missing(rows, ["st-ReID", "st-ReID+RE"])
-    if why:
-        return NOT_COMPUTED, why
-    pairs = [("st-ReID", "st-ReID+RE", m, 0.0) for m in ("R1", "mAP")]
-    status, texts = _compare(rows, pairs)
     paper = f"paper R1 {_paper_gain('st-ReID', 'st-ReID+RE', 0)}, mAP {_paper_gain('st-ReID', 'st-ReID+RE', 3)}"
-    return status, "; ".join(texts) + f"{_stand_in(cfg)} ({paper})"
+    return _paired(rows, [("st-ReID", "st-ReID+RE", m, 0.0) for m in ("R1", "mAP")], f"{_stand_in(cfg)} ({paper})")
 
 
 def _check_rerank(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
@@ -243,12 +240,8 @@ def _table3_lifts(rows: dict[str, Any], cfg: StudyConfig, metric: str, column: i
 
 
 def _check_st_order(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    names = ["ResNet50+ST", "DenseNet121+ST", "PCB+ST"]
-    why = _missing(rows, names)
-    if why:
-        return NOT_COMPUTED, why
-    status, texts = _compare(rows, [(names[1], names[2], "R1", 0.0), (names[0], names[1], "R1", 0.0)])
-    return status, "; ".join(texts) + f"{_stand_in(cfg)} (paper: +3.2, +3.1)"
+    rn, dn, pcb = names = ["ResNet50+ST", "DenseNet121+ST", "PCB+ST"]
+    return _paired(rows, [(dn, pcb, "R1", 0.0), (rn, dn, "R1", 0.0)], f"{_stand_in(cfg)} (paper: +3.2, +3.1)", names)
 
 
 def _check_st_alone_weak(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
@@ -439,11 +432,6 @@ assert len(CLAIMS_BY_ID) == len(CLAIMS), "claim ids must be unique"
 assert PAPER_TABLE3["PCB+ST"] == PAPER_TABLE2["st-ReID"]
 
 
-def claims_of(notebook: str) -> tuple[Claim, ...]:
-    """The claims a notebook checks ("01".."07")."""
-    return tuple(c for c in CLAIMS if c.notebook == notebook)
-
-
 @dataclass(frozen=True)
 class ClaimReport:
     """The verdicts of one notebook's claims on one run (printed in the notebook)."""
@@ -469,7 +457,7 @@ def check_claims(cfg: StudyConfig, notebook: str, record: bool = True, **results
     ``visual``, ``tables_1_2``, ``table_3``, ``figure4``, ``lambda_sweep``, ``gamma_sweep``) and (``record``) store
     them with the run. A claim whose result is not passed is "not computed"."""
     verdicts = []
-    for claim in claims_of(notebook):
+    for claim in (c for c in CLAIMS if c.notebook == notebook):
         if claim.needs in results:
             status, detail = claim.check(results[claim.needs], cfg)
         else:
@@ -538,14 +526,13 @@ def render_claims(runs: list[dict]) -> str:
     if not runs:
         return "\n".join(lines + ["No run has recorded verdicts yet.", ""])
     head = ["claim", "paper"] + [r["run"]["label"] for r in runs]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for c in CLAIMS:
+        vs = [r["claims"].get(c.id) for r in runs]
         cells = [f"{c.statement} (nb {c.notebook})", c.where]
-        for r in runs:
-            v = r["claims"].get(c.id)
-            cells.append("—" if v is None else f"**{v['status']}**: {v['detail']}")
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
-    return "\n".join(lines) + "\n"
+        cells += ["—" if v is None else f"**{v['status']}**: {v['detail']}" for v in vs]
+        rows.append([x.replace("|", "\\|") for x in cells])
+    return "\n".join(lines) + "\n" + markdown_table(head, rows) + "\n"
 
 
 def summary_table(runs: list[dict]) -> str:
@@ -553,8 +540,6 @@ def summary_table(runs: list[dict]) -> str:
     if not runs:
         return "No run has recorded verdicts yet."
     head = ["claim"] + [r["run"]["label"] for r in runs]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in CLAIMS:
-        cells = [c.statement] + [r["claims"].get(c.id, {}).get("status", "—") for r in runs]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(
+        head, [[c.statement] + [r["claims"].get(c.id, {}).get("status", "—") for r in runs] for c in CLAIMS]
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .config import MODEL_LABELS, StudyConfig
-from .steps import NotComputed, available, main_features, missing_reason, splits_source, visual_keys
+from .steps import NotComputed, main_features, missing_reason, splits_source, visual_keys
 
 
 def describe_splits(cfg: StudyConfig, splits: Any) -> str:
@@ -86,12 +86,12 @@ def describe_sensitivity(sens: Any) -> str:
 
 def describe_differences(rows: dict[str, Any], pairs: list[tuple[str, str]]) -> str:
     """``b − a`` in R1 and mAP for each pair whose both rows were computed."""
-    out = []
-    for a, b in pairs:
-        if a in rows and b in rows and not isinstance(rows[a], NotComputed) and not isinstance(rows[b], NotComputed):
-            d1 = float(rows[b]["R1"]) - float(rows[a]["R1"])
-            dm = float(rows[b]["mAP"]) - float(rows[a]["mAP"])
-            out.append(f"{b} − {a}: R1 {d1:+.1f}, mAP {dm:+.1f}")
+    ok = {k for k, v in rows.items() if not isinstance(v, NotComputed)}
+    out = [
+        f"{b} − {a}: " + ", ".join(f"{m} {float(rows[b][m]) - float(rows[a][m]):+.1f}" for m in ("R1", "mAP"))
+        for a, b in pairs
+        if {a, b} <= ok
+    ]
     return ("In this run: " + "; ".join(out) + ".") if out else ""
 
 
@@ -132,7 +132,7 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
     gaps: list[str] = []
     models = {"02": visual_keys(cfg), "04": ("pcb", "pcb_re"), "05": ("resnet50", "densenet121", "pcb")}
     for key in models.get(notebook, ()):
-        if not available(cfg, key):
+        if key not in cfg.route.available:
             gaps.append(f"{cfg.model_label(key)} ({missing_reason(cfg, key)})")
     if notebook == "01" and not cfg.route.has_images:
         gaps.append("the example crops (no images in a features-only run; a list of example entries stands in)")

@@ -215,34 +215,32 @@ def run(cfg: Any) -> LabelFreeReport:
     return report
 
 
-def _what_ran(cfg: Any) -> str:
-    """The features notebook 08 runs on (notebook 07's: colour histograms on the campus) and what ran."""
+def _write(report: LabelFreeReport, cfg: Any, df: Any, name: str, title: str, decimals: dict) -> None:
+    """Write and show one of notebook 08's tables, its title ending with the features it ran on."""
     from .interpret import features_used
-    from .steps import beyond_key
+    from .outputs import write_table
 
-    return features_used(cfg, beyond_key(cfg))
+    title = f"{title}; {features_used(cfg, cfg.route.beyond)}"
+    write_table(df, name, cfg, title=title, decimals=decimals, **report.provenance)
 
 
 def show_rows(report: LabelFreeReport, cfg: Any) -> None:
     """Write and show ``label_free_rows`` and ``label_free_differences``."""
-    from .outputs import write_table
-
-    prov = report.provenance
-    title = f"st-ReID with labelled and label-free ST models; {_what_ran(cfg)}"
-    write_table(report.table, "label_free_rows", cfg, title=title, decimals={"eps": 2, **DECIMALS}, **prov)
-    title = f"Label-free minus labelled (percentage points); {_what_ran(cfg)}"
-    write_table(report.differences, "label_free_differences", cfg, title=title, decimals={"p_boot": 3}, **prov)
+    title = "st-ReID with labelled and label-free ST models"
+    _write(report, cfg, report.table, "label_free_rows", title, {"eps": 2, **DECIMALS})
+    title = "Label-free minus labelled (percentage points)"
+    _write(report, cfg, report.differences, "label_free_differences", title, {"p_boot": 3})
 
 
 def show_rounds(report: LabelFreeReport, cfg: Any) -> None:
     """Write and show ``label_free_rounds`` (the ST re-clustering rounds), or say why there are none."""
-    from .outputs import say, write_table
+    from .outputs import say
 
     if report.refinement is None:
         say("The features carry no training side, so there are no train-side pseudo-identities to re-cluster.")
         return
-    title = f"Train-side pseudo-identities re-clustered with ST evidence, per round; {_what_ran(cfg)}"
-    write_table(report.refinement, "label_free_rounds", cfg, title=title, decimals=DECIMALS, **report.provenance)
+    title = "Train-side pseudo-identities re-clustered with ST evidence, per round"
+    _write(report, cfg, report.refinement, "label_free_rounds", title, DECIMALS)
     if len(report.refinement) == 1:
         n = LABEL_FREE_SIZES["default"].rounds
         say(f"The {cfg.profile} profile runs no re-clustering round; the default profile runs {n}.")
@@ -252,32 +250,36 @@ def show_map(report: LabelFreeReport, cfg: Any) -> None:
     """Draw the camera maps (the truth, else the labelled model, beside the label-free one) and write
     ``label_free_camera_map`` and the table ``label_free_edges``."""
     from .. import plots
-    from .outputs import save_figure, write_table
+    from .interpret import features_used
+    from .outputs import save_figure
 
     left = "truth" if report.truth is not None else "labelled"
     maps = [report.maps[left], report.maps[report.main]]
-    fig = plots.camera_maps(maps, [left, report.main], report.n_cams, title=f"Camera network; {_what_ran(cfg)}")
+    title = f"Camera network; {features_used(cfg, cfg.route.beyond)}"
+    fig = plots.camera_maps(maps, [left, report.main], report.n_cams, title=title)
     save_figure(fig, "label_free_camera_map", cfg, **report.provenance)
     edges = report.maps[report.main].set_index(["cam_a", "cam_b"])
     edges.index = [f"{a}–{b}" for a, b in edges.index]
     edges.index.name = "cameras"
-    title = f"Camera-network edges of the {report.main} model; {_what_ran(cfg)}"
-    write_table(edges, "label_free_edges", cfg, title=title, decimals={"share": 3}, **report.provenance)
+    _write(report, cfg, edges, "label_free_edges", f"Camera-network edges of the {report.main} model", {"share": 3})
 
 
 def show_truth(report: LabelFreeReport, cfg: Any) -> None:
-    """Campus: write and show ``label_free_map_vs_truth`` and ``label_free_tv``; elsewhere say why not."""
-    from .outputs import say, write_table
+    """Campus: write and show ``label_free_map_vs_truth`` (edge precision, recall and transit-time error of each
+    model's camera map against the truth) and ``label_free_tv``; elsewhere say why not."""
+    import pandas as pd
+
+    from .outputs import say
 
     if report.truth is None:
         say(f"{cfg.run_label} has no ground-truth transit densities, so this step is the campus' only.")
         return
-    prov, tv = report.provenance, report.tv
-    title = f"Camera maps against the true network; {_what_ran(cfg)}"
-    write_table(map_table(report), "label_free_map_vs_truth", cfg, title=title, decimals={"precision": 2, "recall": 2},
-                **prov)  # fmt: skip
-    title = f"TV distance to the true transit density per camera pair; {_what_ran(cfg)}"
-    write_table(tv, "label_free_tv", cfg, title=title, decimals=dict.fromkeys(tv.columns, 3), **prov)
+    keys = ("precision", "recall", "n_estimated", "n_true", "mean_abs_transit_error_s")
+    maps = pd.DataFrame({n: {k: c[k] for k in keys} for n, c in report.comparison.items()}).T
+    _write(report, cfg, maps, "label_free_map_vs_truth", "Camera maps against the true network",
+           {"precision": 2, "recall": 2})  # fmt: skip
+    title = "TV distance to the true transit density per camera pair"
+    _write(report, cfg, report.tv, "label_free_tv", title, dict.fromkeys(report.tv.columns, 3))
 
 
 class Verdicts:
@@ -288,8 +290,9 @@ class Verdicts:
         self.rows = verdicts(report)
 
     def _repr_markdown_(self) -> str:
-        lines = ["| claim | measured | verdict |", "|---|---|---|"]
-        return "\n".join(lines + [f"| {c} | {m} | **{v}** |" for c, m, v in self.rows])
+        from .outputs import markdown_table
+
+        return markdown_table(["claim", "measured", "verdict"], [[c, m, f"**{v}**"] for c, m, v in self.rows])
 
     def __repr__(self) -> str:
         return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)
@@ -302,70 +305,54 @@ def show_verdicts(report: LabelFreeReport) -> None:
     display_or_print(Verdicts(report))
 
 
-def map_table(report: LabelFreeReport) -> Any:
-    """Edge precision, recall and transit-time error of each model's camera map against the truth (campus)."""
-    import pandas as pd
-
-    keys = ("precision", "recall", "n_estimated", "n_true", "mean_abs_transit_error_s")
-    return pd.DataFrame({n: {k: c[k] for k in keys} for n, c in report.comparison.items()}).T
-
-
 def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
     """(claim, measured, verdict) of the issue's targets that this dataset can check, computed from the run."""
     t, d, main, T = report.table, report.differences, report.main, TARGETS
-    out = []
-
-    def add(claim: str, measured: str, met: bool) -> None:
-        out.append((claim, measured, "met" if met else "not met"))
-
     row = d.loc[f"{main} − labelled, R1"]
     g, lo, hi = float(row["diff"]), float(row["ci_low"]), float(row["ci_high"])
     if report.dataset == "campus":
-        limit = T["campus_r1_gap"]
-        add(
-            f"{main} st-ReID within {limit:g} R1 of labelled",
-            f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
-            g >= -limit,
-        )
-        tv = report.tv_mean
+        limit, tv = T["campus_r1_gap"], report.tv_mean
         ratio = tv[main] / tv["labelled"]
-        add(
-            f"{main} mean TV ≤ {T['campus_tv_ratio']:g}× labelled",
-            f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
-            ratio <= T["campus_tv_ratio"],
-        )
+        out = [
+            (
+                f"{main} st-ReID within {limit:g} R1 of labelled",
+                f"{g:+.2f} R1 (95 % CI {lo:+.1f} to {hi:+.1f})",
+                g >= -limit,
+            ),
+            (
+                f"{main} mean TV ≤ {T['campus_tv_ratio']:g}× labelled",
+                f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
+                ratio <= T["campus_tv_ratio"],
+            ),
+        ]
     else:
         r1 = float(t.loc[main, "R1"])
-        add(
-            f"{main} st-ReID ≥ {T['duke_r1']:g} R1",
-            f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})",
-            r1 >= T["duke_r1"],
-        )
+        measured = f"{r1:.2f} R1 (labelled {float(t.loc['labelled', 'R1']):.1f}; {g:+.1f}, CI {lo:+.1f} to {hi:+.1f})"
+        out = [(f"{main} st-ReID ≥ {T['duke_r1']:g} R1", measured, r1 >= T["duke_r1"])]
     if main == TRAIN_SIDE:
         tr = float(t.loc["label-free (transductive)", "R1"]) - float(t.loc[TRAIN_SIDE, "R1"])
-        add(
-            f"transductive within {T['transductive_gap']:g} R1 of label-free (train side)",
-            f"{tr:+.2f} R1",
-            tr >= -T["transductive_gap"],
-        )
+        claim = f"transductive within {T['transductive_gap']:g} R1 of label-free (train side)"
+        out.append((claim, f"{tr:+.2f} R1", tr >= -T["transductive_gap"]))
     if GUARDED_ROW in t.index:
         imp, free, guard = t.loc[GUARDED_ROW], t.loc[TRAIN_SIDE], report.records[GUARDED_ROW]
         dr, dm = float(imp["R1"] - free["R1"]), float(imp["mAP"] - free["mAP"])
         raw = float(t.loc[IMPROVED_ROW, "R1"] - free["R1"])
         used = "improved fusion" if guard["use_improved"] else "faithful fusion"
-        add(
-            "improved on pseudo-identities (guarded) never below label-free faithful",
-            f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
-            f"{raw:+.2f} R1)",
-            dr >= 0 and dm >= 0,
-        )
-        add(
-            f"improved on pseudo-identities (guarded) ≥ label-free faithful + {T['improved_r1']:g} R1 and "
-            f"+ {T['improved_map']:g} mAP",
-            f"{dr:+.2f} R1, {dm:+.2f} mAP",
-            dr >= T["improved_r1"] and dm >= T["improved_map"],
-        )
-    return out
+        out += [
+            (
+                "improved on pseudo-identities (guarded) never below label-free faithful",
+                f"{dr:+.2f} R1, {dm:+.2f} mAP (split-half TV {guard['split_half_tv']:.2f}: {used}; unguarded "
+                f"{raw:+.2f} R1)",
+                dr >= 0 and dm >= 0,
+            ),
+            (
+                f"improved on pseudo-identities (guarded) ≥ label-free faithful + {T['improved_r1']:g} R1 and "
+                f"+ {T['improved_map']:g} mAP",
+                f"{dr:+.2f} R1, {dm:+.2f} mAP",
+                dr >= T["improved_r1"] and dm >= T["improved_map"],
+            ),
+        ]
+    return [(claim, measured, "met" if met else "not met") for claim, measured, met in out]
 
 
 def verdicts_markdown(report: LabelFreeReport) -> str:

@@ -136,10 +136,8 @@ def _trained_features(cfg: StudyConfig) -> dict[str, dict]:
                 prov = json.loads(str(z["provenance"])) if "provenance" in z.files else {}
         except (OSError, ValueError):
             prov = {}
-        for key in ("checkpoint_sha256", "checkpoint_epoch", "torch", "commit"):
-            if key in prov:
-                rec[key] = prov[key]
-        out[path.stem] = rec
+        keys = ("checkpoint_sha256", "checkpoint_epoch", "torch", "commit")
+        out[path.stem] = rec | {k: prov[k] for k in keys if k in prov}
     return out
 
 
@@ -205,14 +203,10 @@ def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
     return out
 
 
-def _markdown(text: Any) -> str:
-    """A plain Markdown table of a text frame (first column: the index)."""
-    cols = [str(n or "") for n in text.index.names] + [str(c) for c in text.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in text.iterrows():
-        labels = list(idx) if isinstance(idx, tuple) else [idx]
-        lines.append("| " + " | ".join([str(v).replace("|", "\\|") for v in [*labels, *row.tolist()]]) + " |")
-    return "\n".join(lines)
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table: a header row, the ``|---|`` rule, one line per row (cells as given, not escaped)."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
 
 
 def relative_paths(text: str, cfg: StudyConfig | None = None) -> str:
@@ -264,12 +258,8 @@ def footnotes(text: Any, columns: Sequence[str] = FOOTNOTE_COLUMNS, longest: int
         cells = text[col].tolist()
         if max((len(str(c)) for c in cells), default=0) <= longest:
             continue
-        marks = []
-        for c in cells:
-            if c not in notes:
-                notes.append(c)
-            marks.append(f"[{notes.index(c) + 1}]")
-        text[col] = marks
+        notes += [c for c in dict.fromkeys(cells) if c not in notes]
+        text[col] = [f"[{notes.index(c) + 1}]" for c in cells]
     return text, [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
 
 
@@ -306,7 +296,10 @@ def write_table(
     out = Path(cfg.figures_dir)
     csv = text.replace(MISSING, "")
     write_text_atomic(out / f"{name}.csv", csv.to_csv(index=True))
-    parts = [f"**{title}**" if title else "", _markdown(text), note, f"Provenance: `{name}.provenance.json`."]
+    idx = [i if isinstance(i, tuple) else (i,) for i in text.index]
+    cells = [[str(v).replace("|", "\\|") for v in [*i, *r]] for i, r in zip(idx, text.values.tolist())]
+    table = markdown_table([str(n or "") for n in text.index.names] + [str(c) for c in text.columns], cells)
+    parts = [f"**{title}**" if title else "", table, note, f"Provenance: `{name}.provenance.json`."]
     write_text_atomic(out / f"{name}.md", "\n\n".join(p for p in parts if p) + "\n")
     write_json_atomic(out / f"{name}.provenance.json", provenance(cfg, table=name, title=title, **details))
     show(text, title, note, uuid=name)
@@ -363,9 +356,8 @@ class Verdicts:
         head = f"**Claims of the paper checked in notebook {self.report.notebook}:** " + ", ".join(
             f"{n} {s}" for s, n in counts.items()
         )
-        rows = [f"| {_md(v.claim.statement)} | {_md(v.claim.where)} | **{_md(v.status)}** | {_md(v.detail)} |"
-                for v in verdicts]  # fmt: skip
-        return "\n".join([head, "", "| claim | where | verdict | detail |", "|---|---|---|---|", *rows])
+        rows = [[_md(v.claim.statement), _md(v.claim.where), f"**{_md(v.status)}**", _md(v.detail)] for v in verdicts]
+        return f"{head}\n\n" + markdown_table(["claim", "where", "verdict", "detail"], rows)
 
     def __repr__(self) -> str:
         return relative_paths(str(self.report))

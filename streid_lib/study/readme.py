@@ -13,6 +13,7 @@ from pathlib import Path
 from .._io import write_text_atomic
 from .claims import CLAIMS_JSON, collect_runs, summary_table
 from .config import REPO_ROOT
+from .outputs import markdown_table
 
 BLOCKS = ("claims", "results")
 #: The computed tables shown per run, in order: (file stem, heading). The first that exists of each group is used.
@@ -25,38 +26,20 @@ _RESULT_TABLES = (
 
 
 def _computed_rows(csv: Path) -> str:
-    """The rows of a table CSV that this run computed (or could not compute), as Markdown; quoted rows left out."""
-    import csv as csv_mod
+    """The rows of a table CSV that this run computed (or could not compute), as Markdown; quoted rows left out;
+    interval columns ``<m>_lo`` / ``<m>_hi`` folded into their metric's cell: ``25.8 [21.3, 30.2]``."""
+    import pandas as pd
 
-    with csv.open(newline="") as fh:
-        rows = list(csv_mod.reader(fh))
-    head, body = rows[0], rows[1:]
-    src = head.index("source") if "source" in head else None
-    keep = [r for r in body if src is None or not r[src].startswith("quoted")]
-    if src is not None:
-        head = head[:src] + head[src + 1 :]
-        keep = [r[:src] + r[src + 1 :] for r in keep]
-    if not keep:
+    df = pd.read_csv(csv, dtype=str, keep_default_na=False, header=None)
+    df = df.iloc[1:].set_axis(head := df.iloc[0].tolist(), axis=1)
+    if "source" in head:
+        df = df[~df.pop("source").str.startswith("quoted")]
+    if df.empty:
         return ""
-    head, keep = _fold_intervals(head, keep)
-    cells = [[c if c else "—" for c in r] for r in keep]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
-
-
-def _fold_intervals(head: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
-    """Interval columns ``<m>_lo`` / ``<m>_hi`` folded into their metric's cell: ``25.8 [21.3, 30.2]``."""
-    pairs = {m: (head.index(f"{m}_lo"), head.index(f"{m}_hi")) for m in head if f"{m}_lo" in head and f"{m}_hi" in head}
-    drop = {i for lo_hi in pairs.values() for i in lo_hi}
-    out = []
-    for r in rows:
-        r = list(r)
-        for m, (lo, hi) in pairs.items():
-            i = head.index(m)
-            if r[i] and r[lo] and r[hi]:
-                r[i] = f"{r[i]} [{r[lo]}, {r[hi]}]"
-        out.append([c for j, c in enumerate(r) if j not in drop])
-    return [c for j, c in enumerate(head) if j not in drop], out
+    for m in [c for c in df.columns if f"{c}_lo" in df and f"{c}_hi" in df]:
+        lo, hi = df.pop(f"{m}_lo"), df.pop(f"{m}_hi")
+        df[m] = df[m].where((df[m] == "") | (lo == "") | (hi == ""), df[m] + " [" + lo + ", " + hi + "]")
+    return markdown_table(list(df.columns), df.replace("", "—").values.tolist())
 
 
 def results_block(root: Path) -> str:

@@ -55,7 +55,11 @@ def splits_source(cfg: StudyConfig) -> str:
     if cfg.route.has_images:
         return "the image folders (bounding_box_train, bounding_box_test, query)"
     key, _ = main_features(cfg)
-    return f"the metadata of the features file {Path(cfg.feature_files[key]).name} and {training_source(cfg)}"
+    given = (f"the training side of {Path(cfg.feature_files[k]).name}" for k, _ in _given_with_train(cfg))
+    train = (
+        f"the training names in {Path(cfg.train_names).name}" if cfg.train_names else next(given, "no training images")
+    )
+    return f"the metadata of the features file {Path(cfg.feature_files[key]).name} and {train}"
 
 
 def per_camera_counts(splits) -> Any:
@@ -112,17 +116,6 @@ def training_metadata(cfg: StudyConfig):
     )
 
 
-def training_source(cfg: StudyConfig) -> str:
-    """Where :func:`training_metadata` reads the training images from, in words."""
-    if cfg.train_names:
-        return f"the training names in {Path(cfg.train_names).name}"
-    if cfg.route.has_images:
-        return "the training image folder"
-    for key, _ in _given_with_train(cfg):
-        return f"the training side of {Path(cfg.feature_files[key]).name}"
-    return "no training images"
-
-
 def _given_with_train(cfg: StudyConfig):
     """(key, FeatureSet) of the given features files that carry a training side, PCB first."""
     from ..features import load_features
@@ -158,11 +151,6 @@ def visual_keys(cfg: StudyConfig) -> tuple[str, ...]:
     return cfg.route.streams
 
 
-def available(cfg: StudyConfig, key: str) -> bool:
-    """Whether this run can produce the features of ``key`` (given, trainable, or training-free)."""
-    return key in cfg.route.available
-
-
 def missing_reason(cfg: StudyConfig, key: str) -> str:
     """Why ``key`` has no features in this run, as ``needs …``."""
     label = MODEL_LABELS.get(key, key)
@@ -191,7 +179,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     if path.is_file() and not force:
         cached = load_features(path)
         if root is None or (same_images(cached, root) and _same_training(cached, cfg, key)):
-            if cached.has_train or not wants_train_side(cfg, key):
+            if cached.has_train or key not in cfg.route.train_side:
                 cached.provenance["trained_in_run"] = key in VISUAL_MODELS  # its rows' tolerance (evaluate_rows)
                 return cached
             # Made without the training side this run needs: extracted again from the finished checkpoint.
@@ -220,7 +208,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
             label=key,
         )
         extract = ExtractConfig(
-            model=req["model"], height=req["height"], width=req["width"], train=wants_train_side(cfg, key)
+            model=req["model"], height=req["height"], width=req["width"], train=key in cfg.route.train_side
         )
         fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=cfg.device, progress=progress, label=key)
         # The one line a notebook keeps of a training step (its bars go to the terminal: streid_lib._progress).
@@ -237,26 +225,14 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     return fs
 
 
-def wants_train_side(cfg: StudyConfig, key: str) -> bool:
-    """Whether the study extracts the training images' features of ``key`` (notebook 07 calibrates on PCB's on a real
-    dataset folder; on the campus it uses the colour histograms)."""
-    return key in cfg.route.train_side
-
-
 def beyond_features(cfg: StudyConfig):
     """The features of notebooks 07-08 (:attr:`.config.Route.beyond`) with their training side where there is one:
     the colour histograms on the campus (the CPU CNNs are weak), else :func:`main_features`."""
-    if beyond_key(cfg) != "colour":
+    if cfg.route.beyond != "colour":
         return main_features(cfg)[1]
     from ..improved import colour_histogram_campus
 
     return colour_histogram_campus(dataset_root(cfg))
-
-
-def beyond_key(cfg: StudyConfig) -> str:
-    """Which features notebook 07 uses (:func:`beyond_features`): ``"colour"`` on the campus, else the key of
-    :func:`main_features`; for its titles (:func:`.interpret.features_used`)."""
-    return cfg.route.beyond
 
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
@@ -359,11 +335,7 @@ def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | Non
 
     recs, per_query = [], []
     for v in values:
-        params = dict(base or {})
-        if name == "gamma":
-            params.update(gamma0=float(v), gamma1=float(v))
-        else:
-            params[name] = float(v)
+        params = {**(base or {}), **dict.fromkeys(("gamma0", "gamma1") if name == "gamma" else (name,), float(v))}
         summary = evaluate_rows(fs, model, rows=("st-ReID",), **params)["st-ReID"]
         bounds = {f"{m}_{end}": x for m in ("R1", "mAP") for end, x in zip(("lo", "hi"), row_interval(summary, m))}
         recs.append({name: float(v), **summary, **bounds})
@@ -491,24 +463,24 @@ def features_summary(cfg: StudyConfig) -> Any:
 
     recs = {}
     for key in visual_keys(cfg):
-        label = cfg.model_label(key)
         try:
             fs = visual_features(cfg, key)
         except MissingInput as exc:
-            recs[label] = {"source": f"not computed ({exc})", "D": None, "query": None, "gallery": None, "train": None}
+            recs[cfg.model_label(key)] = {"source": f"not computed ({exc})", "D": None}
             continue
         if key in cfg.feature_files:
             source = f"features file {Path(cfg.feature_files[key]).name}"
         else:
             source = "computed from the images" if key == "colour" else "trained in this run"
-        recs[label] = {
+        train = len(fs.train) if fs.has_train else None
+        recs[cfg.model_label(key)] = {
             "source": source,
             "D": fs.dim,
             "query": len(fs.query),
             "gallery": len(fs.gallery),
-            "train": len(fs.train) if fs.has_train else None,
+            "train": train,
         }
-    df = pd.DataFrame.from_dict(recs, orient="index")
+    df = pd.DataFrame.from_dict(recs, orient="index").reindex(columns=["source", "D", "query", "gallery", "train"])
     for col in ("D", "query", "gallery", "train"):
         df[col] = df[col].astype("Int64")
     df.index.name = "visual stream"

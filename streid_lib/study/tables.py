@@ -68,12 +68,10 @@ def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS
 
 def not_computed_note(rows: dict[str, Any]) -> str:
     """A sentence naming the rows that were not computed and why (empty when all were)."""
-    missing = {k: v.reason for k, v in rows.items() if isinstance(v, NotComputed)}
-    if not missing:
-        return ""
     by_reason: dict[str, list[str]] = {}
-    for k, reason in missing.items():
-        by_reason.setdefault(reason, []).append(k)
+    for k, v in rows.items():
+        if isinstance(v, NotComputed):
+            by_reason.setdefault(v.reason, []).append(k)
     return " ".join(f"Not computed: {', '.join(ks)} ({reason})." for reason, ks in by_reason.items())
 
 
