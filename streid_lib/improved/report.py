@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import namedtuple
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..features import FeatureSet
@@ -73,7 +75,7 @@ def beyond_the_paper(
     main = ["VIS", "faithful", ROW] + (["VIS+re-rank", "faithful+re-rank", RERANK_ROW] if rerank else [])
     validation = abl.fitted.validation
     details: dict[str, Any] = {
-        "features": features_label(fs),
+        "features": _features_label(fs.provenance),
         "n_query": len(fs.query), "n_gallery": len(fs.gallery), "n_train": len(train),
         "train_features": fs.has_train, "n_boot": n_boot, "w_effective": abl.w_effective, "rerank": abl.rerank,
     }  # fmt: skip
@@ -125,11 +127,8 @@ def _rerank_variants(results: dict[str, Any]) -> Any:
     return out[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
 
 
-def features_label(fs: FeatureSet) -> str:
+def _features_label(prov: dict) -> str:
     """A short name of the features from their provenance ("DukeMTMC-reID, <model> features", ...)."""
-    from pathlib import Path
-
-    prov = fs.provenance
     if prov.get("features") == "colour_histogram":
         return "colour-histogram features"
     if prov.get("model"):
@@ -157,14 +156,8 @@ def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
     return pd.DataFrame(recs).set_index("target") if recs else pd.DataFrame(columns=["difference", "met"])
 
 
-@dataclass(frozen=True)
-class ReportTable:
-    """One table as the notebook writes it: name, title, frame, decimals of the columns that need more than one."""
-
-    name: str
-    title: str
-    frame: Any
-    decimals: dict[str, int] = field(default_factory=dict)
+#: One table as the notebook writes it: name, title, frame, decimals of the columns that need more than one.
+ReportTable = namedtuple("ReportTable", "name title frame decimals", defaults=(None,))
 
 
 #: Readable names of the report's columns (differences in percentage points).
@@ -204,6 +197,9 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
     :func:`streid_lib.study.write_table`."""
     n_boot = report.details.get("n_boot")
     crit = f"family-wise 95 % interval of rank-1 + mAP against the chosen row ({n_boot} resamples)"
+    boot = report.comparisons.reset_index().set_index("comparison").rename(columns=_BOOTSTRAP_COLUMNS)
+    boot.index.name = "comparison (B − A)"
+    boot["resamples"] = boot["resamples"].astype(int)
     out = [
         ReportTable(
             "beyond_summary",
@@ -215,21 +211,19 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
             f"Improved mode: ablations (percent; the noise check is the {crit})",
             report.ablations.set_index("variant").rename(columns=_ABLATION_COLUMNS),
         ),
-    ]
-    boot = report.comparisons.reset_index().set_index("comparison").rename(columns=_BOOTSTRAP_COLUMNS)
-    boot.index.name = "comparison (B − A)"
-    boot["resamples"] = boot["resamples"].astype(int)
-    out.append(
         ReportTable(
             "beyond_bootstrap",
             "Paired bootstrap over query identities: B − A in percentage points with its 95 % percentile interval; p "
             f"is the share of resamples on the other side of 0, doubled (0.000: none of the {n_boot} was)",
             boot,
             {"p (bootstrap, two-sided)": 3},
-        )
-    )
-    targets = report.targets.rename(columns={"difference": "measured difference", "threshold": "minimum"})
-    out.append(ReportTable("beyond_targets", "Targets of the improved mode (percentage points)", targets))
+        ),
+        ReportTable(
+            "beyond_targets",
+            "Targets of the improved mode (percentage points)",
+            report.targets.rename(columns={"difference": "measured difference", "threshold": "minimum"}),
+        ),
+    ]
     if report.validation is not None:
         out.append(
             ReportTable(
