@@ -76,7 +76,7 @@ def _draw_people(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator
         if n_multi >= cfg.n_people and n_single >= cfg.n_distractors:
             break
         s = simulate_walkers(net, cfg, batch, rng)
-        seen = s.n_seen
+        seen = s.recorded.sum(axis=1)  # cameras that recorded each walker
         multi.append(s.take(np.flatnonzero(seen >= 2)))
         single.append(s.take(np.flatnonzero(seen == 1)))
         n_multi += len(multi[-1])
