@@ -57,30 +57,6 @@ class Choice:
         }
 
 
-def resolve_st_params(train: Metadata, st_params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The candidates' fixed parameters (bins, cameras, overflow, ...); n_cams at least the training cameras."""
-    allowed = set(LikelihoodRatioModel().get_params()) - set(CANDIDATE_KEYS)
-    params = dict(st_params or {})
-    bad = set(params) - allowed
-    if bad:
-        raise ImprovedError(f"st_params: unknown or selected keys {sorted(bad)}; allowed: {sorted(allowed)}")
-    params.setdefault("n_cams", max(8, train.n_cams))
-    return params
-
-
-def check_train_features(train: Metadata, train_features: np.ndarray | None) -> np.ndarray | None:
-    """Training features as float32, checked to be (N_train, D) rows aligned with ``train``."""
-    if train_features is None:
-        return None
-    f = np.asarray(train_features, dtype=np.float32)
-    if f.ndim != 2 or len(f) != len(train):
-        raise ImprovedError(
-            f"train_features: expected an (N_train, D) array with N_train = {len(train)} rows aligned with the "
-            f"training metadata, got shape {f.shape}"
-        )
-    return f
-
-
 class _Search:
     """One selection's fold models, logistic weights, queued rankings and their records."""
 
@@ -164,11 +140,6 @@ class _Search:
         se = float(np.sqrt(sum(d.var(ddof=1) / len(d) for d in diffs if len(d) > 1)) / len(diffs))
         return mean, se
 
-    def better(self, cand: Mapping[str, Any], ref: Mapping[str, Any]) -> bool:
-        """The one-standard-error rule: cand replaces ref only when it gains more than a standard error."""
-        mean, se = self.gain(cand, ref)
-        return mean > se
-
     def walk(self, name: str, current: dict[str, Any], key: str, grid: tuple[float, ...]) -> dict[str, Any]:
         """Rank the current value's two neighbours on the sorted grid (plus the current value), then step towards the
         better one while the criterion rises."""
@@ -186,14 +157,15 @@ class _Search:
         return best
 
     def stage(self, name: str, current: dict[str, Any], cands: list[dict[str, Any]]) -> dict[str, Any]:
-        """Rank ``cands`` and ``current``; the best of those :meth:`better` than current, or current."""
+        """Rank ``cands`` and ``current``; the best of those that gain more than a standard error over current (the
+        one-standard-error rule), or current."""
         for c in [current, *cands]:
             self.submit(name, c)
         self.collect()
         best, best_v = current, -np.inf
         for c in cands:
             v = self.value(c)
-            if _key(c) != _key(current) and v > best_v and self.better(c, current):
+            if _key(c) != _key(current) and v > best_v and (g := self.gain(c, current))[0] > g[1]:
                 best, best_v = c, v
         return best
 
@@ -238,10 +210,21 @@ def select_hyperparameters(
     """
 
     cfg = SelectionConfig() if config is None else config
-    feats = check_train_features(train, train_features)
+    feats = None if train_features is None else np.asarray(train_features, dtype=np.float32)
+    if feats is not None and (feats.ndim != 2 or len(feats) != len(train)):
+        raise ImprovedError(
+            f"train_features: expected an (N_train, D) array with N_train = {len(train)} rows aligned with the "
+            f"training metadata, got shape {feats.shape}"
+        )
     order = canonical_order(train, feats)  # the same choice whatever the order of the training side
     train, feats = train.take(order), (None if feats is None else feats[order])
-    params = resolve_st_params(train, st_params)
+    # The candidates' fixed parameters (bins, cameras, overflow, ...); n_cams at least the training cameras.
+    allowed = set(LikelihoodRatioModel().get_params()) - set(CANDIDATE_KEYS)
+    params = dict(st_params or {})
+    if set(params) - allowed:
+        bad = sorted(set(params) - allowed)
+        raise ImprovedError(f"st_params: unknown or selected keys {bad}; allowed: {sorted(allowed)}")
+    params.setdefault("n_cams", max(8, train.n_cams))
     if feats is not None:
         # scikit-learn's and pandas' imports (~0.5 s of a CLI run) overlap the folds' preparation (GEMMs, lookups);
         # a failing import is left to the main thread, which reports it where the module is used.
