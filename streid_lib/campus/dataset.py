@@ -159,14 +159,8 @@ def _names(
 
 
 #: Files of a campus written before ``campus.json`` listed them (``written_files``).
-_LEGACY_FILES = (
-    INFO_FILE,
-    MANIFEST_FILE,
-    SEQ_LENGTHS_FILE,
-    TRUTH_FILE,
-    *(f"{s}.txt" for s in SPLITS),
-    *(f"manifest_{s}.csv" for s in SPLITS),
-)
+_LEGACY_FILES = (INFO_FILE, MANIFEST_FILE, SEQ_LENGTHS_FILE, TRUTH_FILE, *(f"{s}.txt" for s in SPLITS))
+_LEGACY_FILES += tuple(f"manifest_{s}.csv" for s in SPLITS)
 
 
 def _own_files(root: Path) -> tuple[set[str], set[str]]:
@@ -350,7 +344,7 @@ def generate_campus(
         truth = compute_truth(cfg, net, rng_truth)
         truth.save(stage / TRUTH_FILE)
         files["transit_truth"] = out / TRUTH_FILE
-        counts = _counts(split, pids, kind)
+        counts = _counts(split, pids)
         st = recommended_st_params(cfg)
         info = {
             "dataset": "campus",
@@ -383,17 +377,12 @@ def generate_campus(
     )
 
 
-def _counts(split: np.ndarray, pids: np.ndarray, kind: np.ndarray) -> dict:
+def _counts(split: np.ndarray, pids: np.ndarray) -> dict:
     out = {}
     for s, name in enumerate(SPLITS):
-        m = split == s
-        p = pids[m]
-        out[name] = {
-            "images": int(m.sum()),
-            "ids": int(np.unique(p[p > 0]).size),
-            "junk": int((p == -1).sum()),
-            "distractors": int((p == 0).sum()),
-        }
+        p = pids[split == s]
+        ids, junk, distractors = np.unique(p[p > 0]).size, (p == -1).sum(), (p == 0).sum()
+        out[name] = {"images": p.size, "ids": int(ids), "junk": int(junk), "distractors": int(distractors)}
     return out
 
 
