@@ -62,6 +62,7 @@ def beyond_the_paper(
     bins; ``train``: training metadata (default ``fs.train``); ``config``: the selection's search."""
     import pandas as pd
 
+    from ..rerank import VARIANTS
     from ..st_model import fit_st_model
 
     train = fs.train if train is None else train
@@ -73,7 +74,6 @@ def beyond_the_paper(
     abl = ablation_table(fs, train, faithful=faithful, rerank=rerank, config=config, n_boot=n_boot, seed=seed)
     results = dict(abl.results)
     main = ["VIS", "faithful", ROW] + (["VIS+re-rank", "faithful+re-rank", RERANK_ROW] if rerank else [])
-    validation = abl.fitted.validation
     details: dict[str, Any] = {
         "features": _features_label(fs.provenance),
         "n_query": len(fs.query), "n_gallery": len(fs.gallery), "n_train": len(train),
@@ -109,22 +109,15 @@ def beyond_the_paper(
         comp.append(df.assign(comparison=f"{b_name} − {a_name}"))
     comparisons = pd.concat(comp, ignore_index=True).set_index(["comparison", "metric"])
     targets = _targets(results, rerank, with_train=fs.has_train)
-    variants = _rerank_variants(results) if rerank else None
+    variants = None
+    if rerank:  # the joint re-ranking variants (streid_lib.rerank.VARIANTS) beside st-ReID and VIS+re-rank
+        names = {"st-ReID": "faithful", "VIS+re-rank": "VIS+re-rank", "faithful": "faithful+re-rank"}
+        names.update({v: f"re-rank variant {v}" for v in VARIANTS if v != "faithful"})
+        variants = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T
+        variants.index.name = "variant"
+        variants = variants[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
     choice = abl.fitted.choice.as_dict()
-    return BeyondReport(summary, abl.table, comparisons, targets, validation, variants, choice, details)
-
-
-def _rerank_variants(results: dict[str, Any]) -> Any:
-    """The joint re-ranking variants (:data:`streid_lib.rerank.VARIANTS`) beside st-ReID and VIS+re-rank."""
-    import pandas as pd
-
-    from ..rerank import VARIANTS
-
-    names = {"st-ReID": "faithful", "VIS+re-rank": "VIS+re-rank", "faithful": "faithful+re-rank"}
-    names.update({v: f"re-rank variant {v}" for v in VARIANTS if v != "faithful"})
-    out = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T
-    out.index.name = "variant"
-    return out[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
+    return BeyondReport(summary, abl.table, comparisons, targets, abl.fitted.validation, variants, choice, details)
 
 
 def _features_label(prov: dict) -> str:
