@@ -236,7 +236,6 @@ def select_hyperparameters(
         "counting": cfg.countings[0], "sigma": float(cfg.sigma0), "direction_prior": True, "pair_prior": True,
         "background": True, "w_scale": float(cfg.w_scale0) if feats is not None else None,
     }  # fmt: skip
-    final: LikelihoodRatioModel | None = None
     rr_table = None
     try:
         current = search.stage("counting", current, [{**current, "counting": c} for c in cfg.countings])
@@ -344,20 +343,12 @@ def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[st
     ]
     r1_base = float(np.mean([b["R1"] for b in base]))
     agg["keeps_R1"] = agg["R1"] >= r1_base
-    if agg["keeps_R1"].any():
-        value = np.where(agg["keeps_R1"], agg["criterion"], -np.inf)
-    else:
-        value = agg["R1"].to_numpy()
+    value = np.where(agg["keeps_R1"], agg["criterion"], -np.inf) if agg["keeps_R1"].any() else agg["R1"].to_numpy()
     best = int(np.argmax(value))  # the first of equal values: grid order
     agg["chosen"] = np.arange(len(agg)) == best
     agg.attrs.update(per_fold=per_fold, R1_without=r1_base, mAP_without=float(np.mean([b["mAP"] for b in base])))
     row = agg.loc[best]
-    return {
-        "source": str(row["source"]),
-        "b": float(row["b"]),
-        "beta": float(row["beta"]),
-        "b_source": "validation",
-    }, agg
+    return dict(source=str(row["source"]), b=float(row["b"]), beta=float(row["beta"]), b_source="validation"), agg
 
 
 def _table(per_fold: Any, chosen: int, criterion: str) -> Any:
