@@ -341,8 +341,7 @@ def generate_campus(
             write_json_atomic(stage / SEQ_LENGTHS_FILE, {str(c + 1): seq_lengths[c] for c in range(cfg.n_cams)})
             files["sequence_lengths"] = out / SEQ_LENGTHS_FILE
         # Ground truth.
-        truth = compute_truth(cfg, net, rng_truth)
-        truth.save(stage / TRUTH_FILE)
+        compute_truth(cfg, net, rng_truth).save(stage / TRUTH_FILE)
         files["transit_truth"] = out / TRUTH_FILE
         counts = _counts(split, pids)
         st = recommended_st_params(cfg)

@@ -187,13 +187,10 @@ def ablation_table(
                 rr_variants.append(name)
     table_rows = [n for n in results if not n.startswith("re-rank variant ")]
     base = results["faithful"].summary()
-    recs = []
-    for name in table_rows:
-        sm = results[name].summary()
-        recs.append({"variant": name, "ingredient": ingredient[name], "R1": sm["R1"], "R5": sm["R5"],
-                     "mAP": sm["mAP"], "mINP": sm["mINP"], "dR1": sm["R1"] - base["R1"],
-                     "dmAP": sm["mAP"] - base["mAP"]})  # fmt: skip
-    df = pd.DataFrame(recs)
+    df = pd.DataFrame([results[n].summary() for n in table_rows])[["R1", "R5", "mAP", "mINP"]]
+    df.insert(0, "variant", table_rows)
+    df.insert(1, "ingredient", [ingredient[n] for n in table_rows])
+    df["dR1"], df["dmAP"] = df["R1"] - base["R1"], df["mAP"] - base["mAP"]
     boot = {"n_boot": n_boot, "seed": seed, "ids": fs.query.pids}
     checks = [noise_check(results, ROW, names, **boot)]
     if rr_variants:
