@@ -140,6 +140,11 @@ class _Search:
         se = float(np.sqrt(sum(d.var(ddof=1) / len(d) for d in diffs if len(d) > 1)) / len(diffs))
         return mean, se
 
+    def better(self, cand: Mapping[str, Any], ref: Mapping[str, Any]) -> bool:
+        """The one-standard-error rule: cand replaces ref only when it gains more than a standard error."""
+        mean, se = self.gain(cand, ref)
+        return mean > se
+
     def walk(self, name: str, current: dict[str, Any], key: str, grid: tuple[float, ...]) -> dict[str, Any]:
         """Rank the current value's two neighbours on the sorted grid (plus the current value), then step towards the
         better one while the criterion rises."""
@@ -157,15 +162,14 @@ class _Search:
         return best
 
     def stage(self, name: str, current: dict[str, Any], cands: list[dict[str, Any]]) -> dict[str, Any]:
-        """Rank ``cands`` and ``current``; the best of those that gain more than a standard error over current (the
-        one-standard-error rule), or current."""
+        """Rank ``cands`` and ``current``; the best of those :meth:`better` than current, or current."""
         for c in [current, *cands]:
             self.submit(name, c)
         self.collect()
         best, best_v = current, -np.inf
         for c in cands:
             v = self.value(c)
-            if _key(c) != _key(current) and v > best_v and (g := self.gain(c, current))[0] > g[1]:
+            if _key(c) != _key(current) and v > best_v and self.better(c, current):
                 best, best_v = c, v
         return best
 
