@@ -76,7 +76,7 @@ def _draw_people(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator
         if n_multi >= cfg.n_people and n_single >= cfg.n_distractors:
             break
         s = simulate_walkers(net, cfg, batch, rng)
-        seen = s.n_seen
+        seen = s.recorded.sum(axis=1)  # cameras that recorded each walker
         multi.append(s.take(np.flatnonzero(seen >= 2)))
         single.append(s.take(np.flatnonzero(seen == 1)))
         n_multi += len(multi[-1])
@@ -113,13 +113,7 @@ def _crop_table(people: WalkerSample, rng: np.random.Generator) -> dict[str, np.
     """One row per crop: walker index, 0-based camera, global frame, pass view (0 front, 1 back, 2 side)."""
     w, s, j = np.nonzero(people.crop_frames >= 0)
     view_per_pass = rng.choice(3, size=people.cams.shape, p=[0.4, 0.4, 0.2])
-    return {
-        "walker": w,
-        "step": s,
-        "cam": people.cams[w, s],
-        "frame": people.crop_frames[w, s, j],
-        "view": view_per_pass[w, s],
-    }
+    return dict(walker=w, step=s, cam=people.cams[w, s], frame=people.crop_frames[w, s, j], view=view_per_pass[w, s])
 
 
 def sample_train_metadata(
@@ -165,14 +159,8 @@ def _names(
 
 
 #: Files of a campus written before ``campus.json`` listed them (``written_files``).
-_LEGACY_FILES = (
-    INFO_FILE,
-    MANIFEST_FILE,
-    SEQ_LENGTHS_FILE,
-    TRUTH_FILE,
-    *(f"{s}.txt" for s in SPLITS),
-    *(f"manifest_{s}.csv" for s in SPLITS),
-)
+_LEGACY_FILES = (INFO_FILE, MANIFEST_FILE, SEQ_LENGTHS_FILE, TRUTH_FILE, *(f"{s}.txt" for s in SPLITS))
+_LEGACY_FILES += tuple(f"manifest_{s}.csv" for s in SPLITS)
 
 
 def _own_files(root: Path) -> tuple[set[str], set[str]]:
@@ -310,20 +298,16 @@ def generate_campus(
     pick = np.floor(rng_split.random(len(w)) * n_pass).astype(np.int64)
     is_query = is_test[w] & (n_pass >= 2) & (np.arange(len(w)) - pass_start == pick[pass_start])
     split[is_query] = 2
-    pids = pid_of[w]
-    cams = crops["cam"] + 1
-    frames = crops["frame"]
-    views = crops["view"]
     # Junk crops (pid -1): random camera and time, distinct (camera, frame) from each other.
     n_junk = int(round(cfg.junk_rate * int((split == 1).sum())))
     junk_cam = rng_split.integers(1, cfg.n_cams + 1, size=n_junk)
     junk_frame = rng_split.choice(cfg.recording_frames, size=n_junk, replace=False)
     kind = np.r_[np.zeros(len(w), np.int64), np.ones(n_junk, np.int64)]  # 1 = junk
     owner = np.r_[w, np.zeros(n_junk, np.int64)]
-    pids = np.r_[pids, -np.ones(n_junk, np.int64)]
-    cams = np.r_[cams, junk_cam]
-    frames = np.r_[frames, junk_frame]
-    views = np.r_[views, rng_split.integers(0, 3, size=n_junk)]
+    pids = np.r_[pid_of[w], -np.ones(n_junk, np.int64)]
+    cams = np.r_[crops["cam"] + 1, junk_cam]
+    frames = np.r_[crops["frame"], junk_frame]
+    views = np.r_[crops["view"], rng_split.integers(0, 3, size=n_junk)]
     split = np.r_[split, np.ones(n_junk, np.int64)]
     names = _names(pids, cams, frames, naming, seq_lengths)
     for s in range(3):
@@ -357,10 +341,9 @@ def generate_campus(
             write_json_atomic(stage / SEQ_LENGTHS_FILE, {str(c + 1): seq_lengths[c] for c in range(cfg.n_cams)})
             files["sequence_lengths"] = out / SEQ_LENGTHS_FILE
         # Ground truth.
-        truth = compute_truth(cfg, net, rng_truth)
-        truth.save(stage / TRUTH_FILE)
+        compute_truth(cfg, net, rng_truth).save(stage / TRUTH_FILE)
         files["transit_truth"] = out / TRUTH_FILE
-        counts = _counts(split, pids, kind)
+        counts = _counts(split, pids)
         st = recommended_st_params(cfg)
         info = {
             "dataset": "campus",
@@ -393,17 +376,12 @@ def generate_campus(
     )
 
 
-def _counts(split: np.ndarray, pids: np.ndarray, kind: np.ndarray) -> dict:
+def _counts(split: np.ndarray, pids: np.ndarray) -> dict:
     out = {}
     for s, name in enumerate(SPLITS):
-        m = split == s
-        p = pids[m]
-        out[name] = {
-            "images": int(m.sum()),
-            "ids": int(np.unique(p[p > 0]).size),
-            "junk": int((p == -1).sum()),
-            "distractors": int((p == 0).sum()),
-        }
+        p = pids[split == s]
+        ids, junk, distractors = np.unique(p[p > 0]).size, (p == -1).sum(), (p == 0).sum()
+        out[name] = {"images": p.size, "ids": int(ids), "junk": int(junk), "distractors": int(distractors)}
     return out
 
 
@@ -419,9 +397,9 @@ def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, 
     outfits = draw_outfits(int(owner.max(initial=0)) + 1, rng, cfg.n_outfits)
     looks = draw_camera_looks(cfg.n_cams, np.random.default_rng([cfg.layout_seed, 57]))
     quality = [int(np.clip(cfg.jpeg_quality - 8 * (1.0 - looks.downscale[c]), 50, 95)) for c in range(cfg.n_cams)]
-    for s in SPLITS:
-        (stage / SPLIT_FOLDERS[s]).mkdir()
     folders = [stage / SPLIT_FOLDERS[s] for s in SPLITS]
+    for folder in folders:
+        folder.mkdir()
     batch = 128
     with progress_bar(len(order), "campus images", enabled=progress, unit="img", delay=1.0) as bar:
         for start in range(0, len(order), batch):
@@ -442,8 +420,7 @@ def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, 
 
 def _merge(base, other, mask: np.ndarray):
     """A copy of dataclass ``base`` whose arrays take ``other``'s values where ``mask`` is set."""
-    fields = {}
-    for k, v in vars(base).items():
-        fields[k] = np.array(v, copy=True)
-        fields[k][mask] = vars(other)[k]
+    fields = {k: np.array(v, copy=True) for k, v in vars(base).items()}
+    for k, v in fields.items():
+        v[mask] = vars(other)[k]
     return type(base)(**fields)

@@ -293,17 +293,10 @@ def render_batch(outfits: Outfits, crops: CropParams, looks: CameraLooks, rng: n
     occ = ((ot == 1) & (y > H * (1 - size))) | ((ot == 2) & (x < W * size)) | ((ot == 3) & (x > W * (1 - size)))
     paint(occ, _OCC)
 
-    # Colour table (B, labels, 3); index 0 (background) is filled below.
-    table = np.zeros((b, _N_LABELS, 3), np.float32)
-    table[:, _LOWER] = outfits.lower
-    table[:, _SKIN] = outfits.skin
-    table[:, _SKIN2] = outfits.skin * 0.9
-    table[:, _SHOES] = outfits.shoes
-    table[:, _UPPER] = outfits.upper
-    table[:, _PATTERN] = outfits.pattern_col
-    table[:, _BAG] = outfits.bag_col
-    table[:, _HAIR] = outfits.hair
-    table[:, _OCC] = crops.occ_col
+    # Colour table (B, labels, 3) in label order; index 0 (background) is filled below.
+    o = outfits
+    parts = (o.lower, o.skin, o.skin * 0.9, o.shoes, o.upper, o.pattern_col, o.bag_col, o.hair, crops.occ_col)
+    table = np.stack([np.zeros((b, 3)), *parts], axis=1).astype(np.float32)
 
     def camera(c: np.ndarray) -> np.ndarray:  # (B, n, 3) colours → camera response: gamma, cast, brightness
         g = looks.gamma[cam][:, None, None]

@@ -43,11 +43,6 @@ class CampusNetwork:
     entry_p: np.ndarray  # (K,) probability of starting at each camera
     view_m: np.ndarray  # (K,) metres of walk visible in each camera
 
-    @property
-    def adjacency(self) -> np.ndarray:
-        """(K, K) bool: cameras joined by at least one direct route."""
-        return np.isfinite(self.route_len).any(axis=2)
-
     def describe(self) -> list[dict]:
         """One dict per direct connection: cameras (1-based) and route lengths (metres)."""
         return [
@@ -110,23 +105,6 @@ class WalkerSample:
     def __len__(self) -> int:
         return len(self.cams)
 
-    @property
-    def n_seen(self) -> np.ndarray:
-        """(N,) number of cameras that recorded each walker."""
-        return self.recorded.sum(axis=1)
-
-    def mean_frames(self, n_cams: int) -> np.ndarray:
-        """(N, K) mean crop frame per walker and camera (frames), NaN where not recorded; ``sum / (n + 1e-7)`` as
-        the faithful HP computes it (docs/reference.md §3.2), so that the truth is bit-for-bit its counting rule."""
-        n = self.crop_frames.shape[0]
-        out = np.full((n, n_cams), np.nan)
-        valid = self.crop_frames >= 0
-        sums = np.where(valid, self.crop_frames, 0).sum(axis=2).astype(np.float64)
-        means = sums / (self.n_crops + HP_EPS)
-        rows, steps = np.nonzero(self.recorded)
-        out[rows, self.cams[rows, steps]] = means[rows, steps]
-        return out
-
     def take(self, idx: np.ndarray) -> WalkerSample:
         return WalkerSample(**{k: v[idx] for k, v in vars(self).items()})
 
@@ -156,7 +134,7 @@ def simulate_walkers(net: CampusNetwork, cfg, n: int, rng: np.random.Generator) 
     t_in[:, 0] = rng.uniform(0.0, t_end, size=n)
     visited = np.zeros((n, k), bool)
     visited[np.arange(n), cams[:, 0]] = True
-    adj = net.adjacency
+    adj = np.isfinite(net.route_len).any(axis=2)  # (K, K) cameras joined by a direct route
     cum_route_p = np.cumsum(net.route_p, axis=2)
     rows = np.arange(n)
     v_hop = speed[:, None] * rng.lognormal(0.0, cfg.hop_speed_jitter, size=(n, lmax))  # (n, lmax) m/s
@@ -214,7 +192,12 @@ def truth_histogram(
         hist: (K, K, ceil(max_frames / bin_width)) int64 counts.
         pair_n: (K, K) int64 number of walkers counted per ordered pair.
     """
-    means = sample.mean_frames(n_cams)
+    # (N, K) mean crop frame per walker and camera, NaN where not recorded; ``sum / (n + 1e-7)`` as the faithful HP
+    # computes it (docs/reference.md §3.2), so that the truth is bit-for-bit its counting rule.
+    means = np.full((len(sample), n_cams), np.nan)
+    sums = np.where(sample.crop_frames >= 0, sample.crop_frames, 0).sum(axis=2).astype(np.float64)
+    rows, steps = np.nonzero(sample.recorded)
+    means[rows, sample.cams[rows, steps]] = (sums / (sample.n_crops + HP_EPS))[rows, steps]
     n_bins = int(np.ceil(max_frames / bin_width)) + 1
     hist = np.zeros((n_cams, n_cams, n_bins), np.int64)
     flat = hist.reshape(-1)

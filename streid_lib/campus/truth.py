@@ -31,22 +31,6 @@ TRUTH_DESCRIPTION = {
 }
 
 
-def write_npz_deterministic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write an ``.npz`` whose bytes depend only on the arrays (:func:`numpy.savez` stamps the current time into the
-    zip entries; here every entry is dated 1980-01-01)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            for name, arr in arrays.items():
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, buf.getvalue())
-    return path
-
-
 @dataclass(frozen=True)
 class TransitTruth:
     """Ground-truth transit-time counts of a campus (fields as in :data:`TRUTH_DESCRIPTION`)."""
@@ -105,18 +89,27 @@ class TransitTruth:
         return [(int(i) + 1, int(j) + 1) for i, j in zip(a, b)]
 
     def save(self, path: str | Path) -> Path:
-        return write_npz_deterministic(
-            path,
-            {
-                "counts": self.counts,
-                "pair_n": self.pair_n,
-                "base_bin_width": np.int64(self.base_bin_width),
-                "fps": np.float64(self.fps),
-                "n_walkers": np.int64(self.n_walkers),
-                "recording_frames": np.int64(self.recording_frames),
-                "description": np.asarray(json.dumps(TRUTH_DESCRIPTION)),
-            },
-        )
+        """Write the ``.npz`` byte-deterministically (:func:`numpy.savez` stamps the current time into the zip
+        entries; here every entry is dated 1980-01-01)."""
+        arrays = {
+            "counts": self.counts,
+            "pair_n": self.pair_n,
+            "base_bin_width": np.int64(self.base_bin_width),
+            "fps": np.float64(self.fps),
+            "n_walkers": np.int64(self.n_walkers),
+            "recording_frames": np.int64(self.recording_frames),
+            "description": np.asarray(json.dumps(TRUTH_DESCRIPTION)),
+        }
+        path = Path(path)
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+            for name, arr in arrays.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buf.getvalue())
+        return path
 
 
 def load_truth(path: str | Path) -> TransitTruth:
@@ -127,19 +120,14 @@ def load_truth(path: str | Path) -> TransitTruth:
     if not path.is_file():
         raise CampusError(f"{path}: transit truth file not found (expected {TRUTH_FILE} in a campus root)")
     with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in ("counts", "base_bin_width", "fps", "n_walkers", "recording_frames") if k not in z]
+        scalars = {"base_bin_width": int, "fps": float, "n_walkers": int, "recording_frames": int}
+        missing = [k for k in ("counts", *scalars) if k not in z]
         if missing:
             raise CampusError(f"{path}: missing key(s) {missing}")
         counts = z["counts"]
         if counts.ndim != 3 or counts.shape[0] != counts.shape[1]:
             raise CampusError(f"{path}: counts: expected a (K, K, H) array, got shape {counts.shape}")
-        return TransitTruth(
-            counts.astype(np.int64),
-            int(z["base_bin_width"]),
-            float(z["fps"]),
-            int(z["n_walkers"]),
-            int(z["recording_frames"]),
-        )
+        return TransitTruth(counts.astype(np.int64), *(cast(z[k]) for k, cast in scalars.items()))
 
 
 def hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed") -> dict[tuple[int, int], float]:

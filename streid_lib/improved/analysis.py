@@ -84,23 +84,6 @@ def noise_check(
     return pd.DataFrame.from_dict(recs, orient="index")
 
 
-def faithful_results(fs: FeatureSet, faithful: SpatialTemporalModel, rerank: bool) -> dict:
-    """RankingResults of VIS and faithful st-ReID; with ``rerank`` also VIS+re-rank, faithful+re-rank and the other
-    joint re-ranking variants (``"re-rank variant <name>"``, :func:`streid_lib.rerank.rerank_results`)."""
-    from ..joint import DEFAULT_METRIC
-    from ..ranking import rank_rows
-
-    res = rank_rows(fs, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), 256, 1)
-    out = {"VIS": res["VIS"], "faithful": res["st-ReID"]}
-    if rerank:
-        from ..rerank import VARIANTS, rerank_results
-
-        rr = rerank_results(fs, faithful, DEFAULT_METRIC, VARIANTS, visual=True, progress=False)
-        out["VIS+re-rank"], out["faithful+re-rank"] = rr.pop("VIS+re-rank"), rr.pop("faithful")
-        out.update({f"re-rank variant {k}": v for k, v in rr.items()})
-    return out
-
-
 @dataclass
 class Ablations:
     """The ablation table, its RankingResults, the chosen :class:`ImprovedModel`, the faithful model, the weight
@@ -130,11 +113,22 @@ def ablation_table(
     the noise check against the chosen row (d_crit, ci_low, ci_high, beats_beyond_noise)."""
     import pandas as pd
 
+    from ..joint import DEFAULT_METRIC
+    from ..ranking import rank_rows
+    from ..rerank import VARIANTS, rerank_results
+
     train, train_features, _ = resolve_training(fs, train)
     if faithful is None:  # faithful's defaults, n_cams at least the training's
         faithful = SpatialTemporalModel(n_cams=max(8, train.n_cams)).fit(train)
     fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params_from(faithful))
-    results = faithful_results(fs.without_train(), faithful, rerank)
+    # VIS and faithful st-ReID; with ``rerank`` VIS+re-rank, faithful+re-rank and the other joint re-ranking variants.
+    plain = fs.without_train()
+    res = rank_rows(plain, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), 256, 1)
+    results = {"VIS": res["VIS"], "faithful": res["st-ReID"]}
+    if rerank:
+        rr = rerank_results(plain, faithful, DEFAULT_METRIC, VARIANTS, visual=True, progress=False)
+        results["VIS+re-rank"], results["faithful+re-rank"] = rr.pop("VIS+re-rank"), rr.pop("faithful")
+        results.update({f"re-rank variant {k}": v for k, v in rr.items()})
     ingredient = {"VIS": "visual only", "faithful": "paper/code joint metric (σ=50)"}
     if rerank:
         ingredient.update({"VIS+re-rank": "re-rank the visual distance, no ST",
@@ -193,13 +187,10 @@ def ablation_table(
                 rr_variants.append(name)
     table_rows = [n for n in results if not n.startswith("re-rank variant ")]
     base = results["faithful"].summary()
-    recs = []
-    for name in table_rows:
-        sm = results[name].summary()
-        recs.append({"variant": name, "ingredient": ingredient[name], "R1": sm["R1"], "R5": sm["R5"],
-                     "mAP": sm["mAP"], "mINP": sm["mINP"], "dR1": sm["R1"] - base["R1"],
-                     "dmAP": sm["mAP"] - base["mAP"]})  # fmt: skip
-    df = pd.DataFrame(recs)
+    df = pd.DataFrame([results[n].summary() for n in table_rows])[["R1", "R5", "mAP", "mINP"]]
+    df.insert(0, "variant", table_rows)
+    df.insert(1, "ingredient", [ingredient[n] for n in table_rows])
+    df["dR1"], df["dmAP"] = df["R1"] - base["R1"], df["mAP"] - base["mAP"]
     boot = {"n_boot": n_boot, "seed": seed, "ids": fs.query.pids}
     checks = [noise_check(results, ROW, names, **boot)]
     if rr_variants:

@@ -6,7 +6,7 @@ votes go to faithful's ``[later, earlier, floor(|Δt| / bin_width)]``, ties coun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 import numpy as np
 
@@ -34,14 +34,9 @@ def _units(train: Metadata, counting: str, n_cams: int) -> tuple[np.ndarray, np.
     return train.pids[o], train.cams[o] - 1, train.frames[o], (None if weight is None else weight[o])
 
 
-@dataclass(frozen=True)
-class PairHistograms:
-    """(C, C, H) float64 gap histograms ``[later, earlier, bin]`` of pairs of different (``diff``) and equal
-    (``same``) identities, and the number of different-identity pairs whose gap fell beyond the last bin."""
-
-    diff: np.ndarray
-    same: np.ndarray
-    n_overflow_diff: int
+#: (C, C, H) float64 gap histograms ``[later, earlier, bin]`` of pairs of different (``diff``) and equal (``same``)
+#: identities, and the number of different-identity pairs whose gap fell beyond the last bin.
+PairHistograms = namedtuple("PairHistograms", "diff same n_overflow_diff")
 
 
 def pair_histograms(

@@ -3,8 +3,8 @@ other folds; held out, one seeded image per identity and camera is a query (kept
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,14 +13,8 @@ from ..metadata import Metadata
 from .calibration import sample_pairs
 from .config import ImprovedError
 
-
-@dataclass(frozen=True)
-class ValidationSplit:
-    """One fold: indices into the training metadata of the fit images and the held-out query and gallery."""
-
-    fit: np.ndarray
-    query: np.ndarray
-    gallery: np.ndarray
+#: One fold: indices into the training metadata of the fit images and the held-out query and gallery.
+ValidationSplit = namedtuple("ValidationSplit", "fit query gallery")
 
 
 def canonical_order(train: Metadata, features: np.ndarray | None = None) -> np.ndarray:

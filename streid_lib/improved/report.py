@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import namedtuple
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..features import FeatureSet
@@ -60,6 +62,7 @@ def beyond_the_paper(
     bins; ``train``: training metadata (default ``fs.train``); ``config``: the selection's search."""
     import pandas as pd
 
+    from ..rerank import VARIANTS
     from ..st_model import fit_st_model
 
     train = fs.train if train is None else train
@@ -71,9 +74,8 @@ def beyond_the_paper(
     abl = ablation_table(fs, train, faithful=faithful, rerank=rerank, config=config, n_boot=n_boot, seed=seed)
     results = dict(abl.results)
     main = ["VIS", "faithful", ROW] + (["VIS+re-rank", "faithful+re-rank", RERANK_ROW] if rerank else [])
-    validation = abl.fitted.validation
     details: dict[str, Any] = {
-        "features": features_label(fs),
+        "features": _features_label(fs.provenance),
         "n_query": len(fs.query), "n_gallery": len(fs.gallery), "n_train": len(train),
         "train_features": fs.has_train, "n_boot": n_boot, "w_effective": abl.w_effective, "rerank": abl.rerank,
     }  # fmt: skip
@@ -107,29 +109,19 @@ def beyond_the_paper(
         comp.append(df.assign(comparison=f"{b_name} − {a_name}"))
     comparisons = pd.concat(comp, ignore_index=True).set_index(["comparison", "metric"])
     targets = _targets(results, rerank, with_train=fs.has_train)
-    variants = _rerank_variants(results) if rerank else None
+    variants = None
+    if rerank:  # the joint re-ranking variants (streid_lib.rerank.VARIANTS) beside st-ReID and VIS+re-rank
+        names = {"st-ReID": "faithful", "VIS+re-rank": "VIS+re-rank", "faithful": "faithful+re-rank"}
+        names.update({v: f"re-rank variant {v}" for v in VARIANTS if v != "faithful"})
+        variants = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T
+        variants.index.name = "variant"
+        variants = variants[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
     choice = abl.fitted.choice.as_dict()
-    return BeyondReport(summary, abl.table, comparisons, targets, validation, variants, choice, details)
+    return BeyondReport(summary, abl.table, comparisons, targets, abl.fitted.validation, variants, choice, details)
 
 
-def _rerank_variants(results: dict[str, Any]) -> Any:
-    """The joint re-ranking variants (:data:`streid_lib.rerank.VARIANTS`) beside st-ReID and VIS+re-rank."""
-    import pandas as pd
-
-    from ..rerank import VARIANTS
-
-    names = {"st-ReID": "faithful", "VIS+re-rank": "VIS+re-rank", "faithful": "faithful+re-rank"}
-    names.update({v: f"re-rank variant {v}" for v in VARIANTS if v != "faithful"})
-    out = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T
-    out.index.name = "variant"
-    return out[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
-
-
-def features_label(fs: FeatureSet) -> str:
+def _features_label(prov: dict) -> str:
     """A short name of the features from their provenance ("DukeMTMC-reID, <model> features", ...)."""
-    from pathlib import Path
-
-    prov = fs.provenance
     if prov.get("features") == "colour_histogram":
         return "colour-histogram features"
     if prov.get("model"):
@@ -157,14 +149,8 @@ def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
     return pd.DataFrame(recs).set_index("target") if recs else pd.DataFrame(columns=["difference", "met"])
 
 
-@dataclass(frozen=True)
-class ReportTable:
-    """One table as the notebook writes it: name, title, frame, decimals of the columns that need more than one."""
-
-    name: str
-    title: str
-    frame: Any
-    decimals: dict[str, int] = field(default_factory=dict)
+#: One table as the notebook writes it: name, title, frame, decimals of the columns that need more than one.
+ReportTable = namedtuple("ReportTable", "name title frame decimals", defaults=(None,))
 
 
 #: Readable names of the report's columns (differences in percentage points).
@@ -204,6 +190,9 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
     :func:`streid_lib.study.write_table`."""
     n_boot = report.details.get("n_boot")
     crit = f"family-wise 95 % interval of rank-1 + mAP against the chosen row ({n_boot} resamples)"
+    boot = report.comparisons.reset_index().set_index("comparison").rename(columns=_BOOTSTRAP_COLUMNS)
+    boot.index.name = "comparison (B − A)"
+    boot["resamples"] = boot["resamples"].astype(int)
     out = [
         ReportTable(
             "beyond_summary",
@@ -215,21 +204,19 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
             f"Improved mode: ablations (percent; the noise check is the {crit})",
             report.ablations.set_index("variant").rename(columns=_ABLATION_COLUMNS),
         ),
-    ]
-    boot = report.comparisons.reset_index().set_index("comparison").rename(columns=_BOOTSTRAP_COLUMNS)
-    boot.index.name = "comparison (B − A)"
-    boot["resamples"] = boot["resamples"].astype(int)
-    out.append(
         ReportTable(
             "beyond_bootstrap",
             "Paired bootstrap over query identities: B − A in percentage points with its 95 % percentile interval; p "
             f"is the share of resamples on the other side of 0, doubled (0.000: none of the {n_boot} was)",
             boot,
             {"p (bootstrap, two-sided)": 3},
-        )
-    )
-    targets = report.targets.rename(columns={"difference": "measured difference", "threshold": "minimum"})
-    out.append(ReportTable("beyond_targets", "Targets of the improved mode (percentage points)", targets))
+        ),
+        ReportTable(
+            "beyond_targets",
+            "Targets of the improved mode (percentage points)",
+            report.targets.rename(columns={"difference": "measured difference", "threshold": "minimum"}),
+        ),
+    ]
     if report.validation is not None:
         out.append(
             ReportTable(

@@ -57,30 +57,6 @@ class Choice:
         }
 
 
-def resolve_st_params(train: Metadata, st_params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The candidates' fixed parameters (bins, cameras, overflow, ...); n_cams at least the training cameras."""
-    allowed = set(LikelihoodRatioModel().get_params()) - set(CANDIDATE_KEYS)
-    params = dict(st_params or {})
-    bad = set(params) - allowed
-    if bad:
-        raise ImprovedError(f"st_params: unknown or selected keys {sorted(bad)}; allowed: {sorted(allowed)}")
-    params.setdefault("n_cams", max(8, train.n_cams))
-    return params
-
-
-def check_train_features(train: Metadata, train_features: np.ndarray | None) -> np.ndarray | None:
-    """Training features as float32, checked to be (N_train, D) rows aligned with ``train``."""
-    if train_features is None:
-        return None
-    f = np.asarray(train_features, dtype=np.float32)
-    if f.ndim != 2 or len(f) != len(train):
-        raise ImprovedError(
-            f"train_features: expected an (N_train, D) array with N_train = {len(train)} rows aligned with the "
-            f"training metadata, got shape {f.shape}"
-        )
-    return f
-
-
 class _Search:
     """One selection's fold models, logistic weights, queued rankings and their records."""
 
@@ -238,10 +214,21 @@ def select_hyperparameters(
     """
 
     cfg = SelectionConfig() if config is None else config
-    feats = check_train_features(train, train_features)
+    feats = None if train_features is None else np.asarray(train_features, dtype=np.float32)
+    if feats is not None and (feats.ndim != 2 or len(feats) != len(train)):
+        raise ImprovedError(
+            f"train_features: expected an (N_train, D) array with N_train = {len(train)} rows aligned with the "
+            f"training metadata, got shape {feats.shape}"
+        )
     order = canonical_order(train, feats)  # the same choice whatever the order of the training side
     train, feats = train.take(order), (None if feats is None else feats[order])
-    params = resolve_st_params(train, st_params)
+    # The candidates' fixed parameters (bins, cameras, overflow, ...); n_cams at least the training cameras.
+    allowed = set(LikelihoodRatioModel().get_params()) - set(CANDIDATE_KEYS)
+    params = dict(st_params or {})
+    if set(params) - allowed:
+        bad = sorted(set(params) - allowed)
+        raise ImprovedError(f"st_params: unknown or selected keys {bad}; allowed: {sorted(allowed)}")
+    params.setdefault("n_cams", max(8, train.n_cams))
     if feats is not None:
         # scikit-learn's and pandas' imports (~0.5 s of a CLI run) overlap the folds' preparation (GEMMs, lookups);
         # a failing import is left to the main thread, which reports it where the module is used.
@@ -253,7 +240,6 @@ def select_hyperparameters(
         "counting": cfg.countings[0], "sigma": float(cfg.sigma0), "direction_prior": True, "pair_prior": True,
         "background": True, "w_scale": float(cfg.w_scale0) if feats is not None else None,
     }  # fmt: skip
-    final: LikelihoodRatioModel | None = None
     rr_table = None
     try:
         current = search.stage("counting", current, [{**current, "counting": c} for c in cfg.countings])
@@ -361,20 +347,12 @@ def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[st
     ]
     r1_base = float(np.mean([b["R1"] for b in base]))
     agg["keeps_R1"] = agg["R1"] >= r1_base
-    if agg["keeps_R1"].any():
-        value = np.where(agg["keeps_R1"], agg["criterion"], -np.inf)
-    else:
-        value = agg["R1"].to_numpy()
+    value = np.where(agg["keeps_R1"], agg["criterion"], -np.inf) if agg["keeps_R1"].any() else agg["R1"].to_numpy()
     best = int(np.argmax(value))  # the first of equal values: grid order
     agg["chosen"] = np.arange(len(agg)) == best
     agg.attrs.update(per_fold=per_fold, R1_without=r1_base, mAP_without=float(np.mean([b["mAP"] for b in base])))
     row = agg.loc[best]
-    return {
-        "source": str(row["source"]),
-        "b": float(row["b"]),
-        "beta": float(row["beta"]),
-        "b_source": "validation",
-    }, agg
+    return dict(source=str(row["source"]), b=float(row["b"]), beta=float(row["beta"]), b_source="validation"), agg
 
 
 def _table(per_fold: Any, chosen: int, criterion: str) -> Any:
