@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -18,7 +20,7 @@ from .. import __version__
 from .._io import check_output_path, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
 from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
 from .config import CampusConfig, campus_preset
-from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
+from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch, take
 from .simulate import CampusError, CampusNetwork, WalkerSample, build_network, simulate_walkers, truth_histogram
 from .truth import TRUTH_DESCRIPTION, TRUTH_FILE, TransitTruth
 
@@ -163,30 +165,18 @@ _LEGACY_FILES = (INFO_FILE, MANIFEST_FILE, SEQ_LENGTHS_FILE, TRUTH_FILE, *(f"{s}
 _LEGACY_FILES += tuple(f"manifest_{s}.csv" for s in SPLITS)
 
 
-def _own_files(root: Path) -> tuple[set[str], set[str]]:
-    """(files, folders), relative to ``root``, that the campus generator wrote there, read from its ``campus.json``."""
-    try:
+def _foreign_entries(root: Path) -> list[str]:
+    """Entries under ``root`` (relative; folders with a trailing ``/``) that the campus generator did not write, as its
+    ``campus.json`` (and, with images, its ``manifest.csv``) lists them; unreadable lists vouch for nothing."""
+    files: set[str] = set()
+    folders: set[str] = set()
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
         info = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))
         files = set(info.get("written_files", _LEGACY_FILES))
-        with_images = bool(info.get("images", True))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return set(), set()  # unreadable: nothing in the folder can be vouched for
-    folders: set[str] = set()
-    if with_images and MANIFEST_FILE in files:
-        try:
+        if info.get("images", True) and MANIFEST_FILE in files:
+            folders = {SPLIT_FOLDERS[s] for s in SPLITS}
             with (root / MANIFEST_FILE).open(newline="", encoding="utf-8") as fh:
-                rows = csv.reader(fh)
-                next(rows, None)
-                files.update(row[0] for row in rows if row)
-        except (OSError, ValueError):
-            pass  # its images cannot be vouched for either
-        folders = {SPLIT_FOLDERS[s] for s in SPLITS}
-    return files, folders
-
-
-def _foreign_entries(root: Path) -> list[str]:
-    """Entries under ``root`` (relative; folders with a trailing ``/``) that the campus generator did not write."""
-    files, folders = _own_files(root)
+                files.update(row[0] for row in itertools.islice(csv.reader(fh), 1, None) if row)
     foreign = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root)
@@ -219,10 +209,8 @@ def _check_destination(out: Path) -> None:
                     "refusing to replace it (move them elsewhere or choose another --out)"
                 )
     try:  # an existing campus is replaced by renames: the folder above it must take new entries
-        if out.exists():
-            check_output_path(out.parent, kind="folder", what="folder above the campus")
-        else:
-            check_output_path(out, kind="folder", what="campus folder")
+        where, what = (out.parent, "folder above the campus") if out.exists() else (out, "campus folder")
+        check_output_path(where, kind="folder", what=what)
     except ValueError as exc:
         raise CampusError(str(exc)) from None
     remove_stale_leftovers(out.parent, name=out.name)
@@ -409,7 +397,7 @@ def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, 
             params = draw_crop_params(c0, views[idx], rng)
             if junk.any():
                 params = _merge(params, draw_crop_params(c0[junk], views[idx][junk], rng, junk=True), junk)
-            who = outfits.take(owner[idx])
+            who = take(outfits, owner[idx])
             if junk.any():  # junk fragments wear random clothes
                 who = _merge(who, draw_outfits(int(junk.sum()), rng), junk)
             imgs = camera_blur(render_batch(who, params, looks, rng), c0, looks)
@@ -419,8 +407,8 @@ def _render_all(stage, order, split, names, owner, kind, cams, views, cfg, rng, 
 
 
 def _merge(base, other, mask: np.ndarray):
-    """A copy of dataclass ``base`` whose arrays take ``other``'s values where ``mask`` is set."""
-    fields = {k: np.array(v, copy=True) for k, v in vars(base).items()}
-    for k, v in fields.items():
-        v[mask] = vars(other)[k]
-    return type(base)(**fields)
+    """A copy of namedtuple ``base`` whose arrays take ``other``'s values where ``mask`` is set."""
+    fields = [np.array(v, copy=True) for v in base]
+    for v, o in zip(fields, other, strict=True):
+        v[mask] = o
+    return type(base)(*fields)

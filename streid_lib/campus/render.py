@@ -8,7 +8,7 @@ Junk crops (pid -1) are zoomed-in fragments or empty background.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections import namedtuple
 
 import numpy as np
 from PIL import Image
@@ -43,27 +43,18 @@ HAIR_P = np.array([0.55, 0.25, 0.12, 0.08])
 N_PATTERNS = 5  # solid, horizontal stripes, vertical stripes, open jacket, chest logo
 
 
-@dataclass(frozen=True)
-class Outfits:
-    """Appearance of P people; colour arrays are (P, 3) RGB floats, the rest (P,)."""
+#: Appearance of P people: colours ``upper``, ``pattern_col``, ``lower``, ``shoes``, ``skin``, ``hair``, ``bag_col``
+#: are (P, 3) RGB floats, the rest (P,): ``lower_type`` 0 trousers, 1 shorts, 2 skirt; ``bag`` 0 none, 1 backpack,
+#: 2 handbag.
+Outfits = namedtuple(
+    "Outfits",
+    "upper pattern pattern_col stripe_period long_sleeve lower lower_type shoes skin hair long_hair bag bag_col width",
+)
 
-    upper: np.ndarray
-    pattern: np.ndarray
-    pattern_col: np.ndarray
-    stripe_period: np.ndarray
-    long_sleeve: np.ndarray
-    lower: np.ndarray
-    lower_type: np.ndarray  # 0 trousers, 1 shorts, 2 skirt
-    shoes: np.ndarray
-    skin: np.ndarray
-    hair: np.ndarray
-    long_hair: np.ndarray
-    bag: np.ndarray  # 0 none, 1 backpack, 2 handbag
-    bag_col: np.ndarray
-    width: np.ndarray
 
-    def take(self, idx: np.ndarray) -> Outfits:
-        return Outfits(**{k: v[idx] for k, v in self.__dict__.items()})
+def take(rows: tuple, idx: np.ndarray) -> tuple:
+    """Rows ``idx`` of every array of the namedtuple ``rows`` (e.g. :class:`Outfits`)."""
+    return type(rows)(*(v[idx] for v in rows))
 
 
 #: Outfit fields that a catalogue entry fixes (the rest - skin, hair, bag, build - stay personal).
@@ -77,9 +68,9 @@ def draw_outfits(n: int, rng: np.random.Generator, n_outfits: int = 0) -> Outfit
         people = draw_outfits(n, rng)
         catalogue = draw_outfits(n_outfits, rng)
         pick = rng.integers(0, n_outfits, size=n)
-        fields = dict(people.__dict__)
+        fields = people._asdict()
         for k in CLOTHING:
-            fields[k] = catalogue.__dict__[k][pick]
+            fields[k] = getattr(catalogue, k)[pick]
         for k in ("upper", "pattern_col", "lower", "shoes"):
             fields[k] = fields[k] + rng.normal(0.0, 4.0, size=(n, 3)).astype(np.float32)
         return Outfits(**fields)
@@ -111,20 +102,10 @@ def draw_outfits(n: int, rng: np.random.Generator, n_outfits: int = 0) -> Outfit
     )
 
 
-@dataclass(frozen=True)
-class CameraLooks:
-    """Per-camera imaging conditions, arrays with a leading K axis."""
-
-    wall: np.ndarray  # (K, 3) background colour above the horizon
-    floor: np.ndarray  # (K, 3) below
-    horizon: np.ndarray  # (K,) row of the horizon, pixels
-    texture: np.ndarray  # (K, H, 2W) background luminance texture, multiplicative
-    gain: np.ndarray  # (K, 3) colour cast (per-channel gain)
-    brightness: np.ndarray  # (K,)
-    gamma: np.ndarray  # (K,)
-    blur: np.ndarray  # (K,) Gaussian blur radius, pixels
-    downscale: np.ndarray  # (K,) resolution factor before upscaling back (1 = sharp)
-    noise: np.ndarray  # (K,) sensor noise sd, grey levels
+#: Per-camera imaging conditions (leading K axis): ``wall``/``floor`` (K, 3) background colours above/below the
+#: ``horizon`` row (K,), ``texture`` (K, H, 2W) multiplicative luminance, ``gain`` (K, 3) colour cast, ``brightness``,
+#: ``gamma``, ``blur`` (Gaussian radius, px), ``downscale`` (resolution factor, 1 = sharp), ``noise`` (sd, grey levels).
+CameraLooks = namedtuple("CameraLooks", "wall floor horizon texture gain brightness gamma blur downscale noise")
 
 
 def draw_camera_looks(n_cams: int, rng: np.random.Generator) -> CameraLooks:
@@ -150,22 +131,11 @@ def draw_camera_looks(n_cams: int, rng: np.random.Generator) -> CameraLooks:
     )
 
 
-@dataclass(frozen=True)
-class CropParams:
-    """Per-crop pose, view and nuisance parameters (all (B,) arrays)."""
-
-    cam: np.ndarray  # 0-based camera
-    view: np.ndarray  # 0 front, 1 back, 2 side
-    cx: np.ndarray  # body centre column, pixels
-    top: np.ndarray  # top of the head, pixels
-    height: np.ndarray  # person height, pixels
-    stride: np.ndarray  # leg spread at the feet, pixels
-    swing: np.ndarray  # arm swing, pixels
-    bg_shift: np.ndarray  # background texture shift, pixels
-    light: np.ndarray  # per-crop brightness jitter, multiplicative
-    occ_type: np.ndarray  # 0 none, 1 bottom, 2 left, 3 right
-    occ_size: np.ndarray  # fraction of the crop covered
-    occ_col: np.ndarray  # (B, 3)
+#: Per-crop pose, view and nuisance parameters, (B,) arrays: 0-based ``cam``, ``view`` (0 front, 1 back, 2 side);
+#: in pixels body centre ``cx``, ``top`` of the head, ``height``, leg ``stride`` at the feet, arm ``swing``, texture
+#: ``bg_shift``; ``light`` multiplicative jitter; ``occ_type`` (0 none, 1 bottom, 2 left, 3 right) covering
+#: ``occ_size`` of the crop in colour ``occ_col`` (B, 3).
+CropParams = namedtuple("CropParams", "cam view cx top height stride swing bg_shift light occ_type occ_size occ_col")
 
 
 def draw_crop_params(cams: np.ndarray, views: np.ndarray, rng: np.random.Generator, junk: bool = False) -> CropParams:
