@@ -189,7 +189,7 @@ def truth_histogram(
     index, docs/reference.md §3.3).
 
     Returns:
-        hist: (K, K, ceil(max_frames / bin_width)) int64 counts.
+        hist: (K, K, ceil(max_frames / bin_width) + 1) int64 counts.
         pair_n: (K, K) int64 number of walkers counted per ordered pair.
     """
     # (N, K) mean crop frame per walker and camera, NaN where not recorded; ``sum / (n + 1e-7)`` as the faithful HP
@@ -199,18 +199,14 @@ def truth_histogram(
     rows, steps = np.nonzero(sample.recorded)
     means[rows, sample.cams[rows, steps]] = (sums / (sample.n_crops + HP_EPS))[rows, steps]
     n_bins = int(np.ceil(max_frames / bin_width)) + 1
-    hist = np.zeros((n_cams, n_cams, n_bins), np.int64)
-    flat = hist.reshape(-1)
-    for j in range(n_cams):  # loop over camera pairs only (<= 36), vectorised over walkers
-        for k in range(j + 1, n_cams):
-            both = np.isfinite(means[:, j]) & np.isfinite(means[:, k])
-            d = means[both, j] - means[both, k]
-            later_j = d > 0
-            first = np.where(later_j, j, k)
-            second = np.where(later_j, k, j)
-            b = np.floor(np.abs(d) / bin_width).astype(np.int64)
-            if b.size and b.max() >= n_bins:
-                raise CampusError(f"transit of {b.max() * bin_width} frames beyond the recording ({max_frames})")
-            idx = (first * n_cams + second) * n_bins + b
-            flat += np.bincount(idx, minlength=flat.size)
+    j, k = np.triu_indices(n_cams, 1)  # camera pairs (<= 36), vectorised over walkers too
+    d = means[:, j] - means[:, k]
+    rows, pair = np.nonzero(np.isfinite(d))
+    d = d[rows, pair]
+    later_j = d > 0
+    b = np.floor(np.abs(d) / bin_width).astype(np.int64)
+    if b.size and b.max() >= n_bins:
+        raise CampusError(f"transit of {b.max() * bin_width} frames beyond the recording ({max_frames})")
+    idx = (np.where(later_j, j[pair], k[pair]) * n_cams + np.where(later_j, k[pair], j[pair])) * n_bins + b
+    hist = np.bincount(idx, minlength=n_cams * n_cams * n_bins).astype(np.int64).reshape(n_cams, n_cams, n_bins)
     return hist, hist.sum(axis=2)

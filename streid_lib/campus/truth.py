@@ -57,13 +57,8 @@ class TransitTruth:
             raise CampusError(
                 f"bin_width={bin_width}: the truth is stored at {w0}-frame bins; expected a multiple of {w0}"
             )
-        f = bin_width // w0
-        hb = self.counts.shape[2]
-        n = -(-hb // f)
-        padded = np.zeros(self.counts.shape[:2] + (n * f,), np.int64)
-        padded[:, :, :hb] = self.counts
         # floor(x / (f·w0)) == floor(floor(x / w0) / f) for x >= 0: summing groups of f base bins is exact.
-        return padded.reshape(self.counts.shape[:2] + (n, f)).sum(axis=3)
+        return np.add.reduceat(self.counts, np.arange(0, self.counts.shape[2], bin_width // w0), axis=2)
 
     def density(self, bin_width: int = 100, n_bins: int | None = None) -> np.ndarray:
         """(K, K, n_bins) true probability per bin of ``bin_width`` frames, normalised per direction over all bins
@@ -71,17 +66,11 @@ class TransitTruth:
         c = self.rebinned(bin_width).astype(np.float64)
         n = c.sum(axis=2, keepdims=True)
         p = np.divide(c, n, out=np.zeros_like(c), where=n > 0)
-        if n_bins is None:
-            return p
-        out = np.zeros(p.shape[:2] + (n_bins,))
-        m = min(n_bins, p.shape[2])
-        out[:, :, :m] = p[:, :, :m]
-        return out
+        return p if n_bins is None else np.pad(p[:, :, :n_bins], ((0, 0), (0, 0), (0, max(0, n_bins - p.shape[2]))))
 
     def overflow(self, bin_width: int, n_bins: int) -> np.ndarray:
         """(K, K) true probability mass at or beyond bin ``n_bins`` (not representable in that layout)."""
-        p = self.density(bin_width)
-        return p[:, :, n_bins:].sum(axis=2)
+        return self.density(bin_width)[:, :, n_bins:].sum(axis=2)
 
     def pairs(self) -> list[tuple[int, int]]:
         """Ordered camera pairs (1-based, later camera first) that have any true mass."""
