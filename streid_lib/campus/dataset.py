@@ -99,15 +99,15 @@ def compute_truth(
 ) -> TransitTruth:
     """Monte-Carlo ground truth from ``n`` (default ``cfg.truth_mc``) walkers of the same model."""
     n = cfg.truth_mc if n is None else n
-    hist = None
-    done = 0
-    while done < n:
-        b = min(50_000, n - done)
-        h, _ = truth_histogram(
-            simulate_walkers(net, cfg, b, rng), cfg.n_cams, cfg.truth_bin_width, cfg.recording_frames
-        )
-        hist = h if hist is None else hist + h
-        done += b
+    hist = sum(  # in batches of 50,000 walkers
+        truth_histogram(
+            simulate_walkers(net, cfg, min(50_000, n - done), rng),
+            cfg.n_cams,
+            cfg.truth_bin_width,
+            cfg.recording_frames,
+        )[0]
+        for done in range(0, n, 50_000)
+    )
     return TransitTruth(hist, cfg.truth_bin_width, float(cfg.fps), n, cfg.recording_frames)
 
 
@@ -220,13 +220,11 @@ def _swap_into_place(stage: Path, out: Path) -> None:
     """Move the finished staging folder onto ``out``, checked again first (files added meanwhile are never lost); the
     old campus is moved aside under a staging name that the next run removes if this one is killed in between."""
     _check_destination(out)
+    old = Path(f"{stage}-old")
     if out.exists():
-        old = Path(f"{stage}-old")
         os.replace(out, old)
-        os.replace(stage, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(stage, out)
+    os.replace(stage, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def generate_campus(

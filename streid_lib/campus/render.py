@@ -68,9 +68,7 @@ def draw_outfits(n: int, rng: np.random.Generator, n_outfits: int = 0) -> Outfit
         people = draw_outfits(n, rng)
         catalogue = draw_outfits(n_outfits, rng)
         pick = rng.integers(0, n_outfits, size=n)
-        fields = people._asdict()
-        for k in CLOTHING:
-            fields[k] = getattr(catalogue, k)[pick]
+        fields = people._asdict() | {k: getattr(catalogue, k)[pick] for k in CLOTHING}
         for k in ("upper", "pattern_col", "lower", "shoes"):
             fields[k] = fields[k] + rng.normal(0.0, 4.0, size=(n, 3)).astype(np.float32)
         return Outfits(**fields)

@@ -89,7 +89,6 @@ class TransitTruth:
             "recording_frames": np.int64(self.recording_frames),
             "description": np.asarray(json.dumps(TRUTH_DESCRIPTION)),
         }
-        path = Path(path)
         with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
             for name, arr in arrays.items():
                 buf = io.BytesIO()
@@ -98,11 +97,13 @@ class TransitTruth:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, buf.getvalue())
+        return Path(path)
+
+
+def load_truth(path: str | Path | TransitTruth) -> TransitTruth:
+    """Read ``transit_truth.npz`` (or a campus root holding it); a :class:`TransitTruth` is returned as is."""
+    if isinstance(path, TransitTruth):
         return path
-
-
-def load_truth(path: str | Path) -> TransitTruth:
-    """Read ``transit_truth.npz`` (or a campus root holding it)."""
     path = Path(path)
     if path.is_dir():
         path = path / TRUTH_FILE
@@ -124,8 +125,7 @@ def hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed"
     distance ``½ Σ_k |P̂[a, b, k] − P[a, b, k]|`` between a fitted HP model's ``which`` (``"smoothed"`` or
     ``"distribution"``, (C, C, H), C ≥ K) and ``truth`` (or its file / campus root) over the model's bins, plus ½ of
     the true mass beyond them. 0 = identical, 1 = disjoint (also for a pair the model never saw)."""
-    if not isinstance(truth, TransitTruth):
-        truth = load_truth(truth)
+    truth = load_truth(truth)
     if which not in ("smoothed", "distribution"):
         raise CampusError(f"which={which!r}: expected 'smoothed' or 'distribution'")
     est = getattr(model, f"{which}_", None)
@@ -151,8 +151,7 @@ def hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed"
 
 def mean_hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed", weighted: bool = True) -> float:
     """Mean of :func:`hp_distance` over pairs, weighted by the true pair frequency when ``weighted``."""
-    if not isinstance(truth, TransitTruth):
-        truth = load_truth(truth)
+    truth = load_truth(truth)
     d = hp_distance(model, truth, which)
     w = np.array([truth.pair_n[a - 1, b - 1] if weighted else 1 for a, b in d], dtype=np.float64)
     v = np.array(list(d.values()))
