@@ -20,8 +20,8 @@ from .. import __version__
 from .._io import check_output_path, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
 from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
 from .config import CampusConfig, campus_preset
-from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch, take
-from .simulate import CampusError, CampusNetwork, WalkerSample, build_network, simulate_walkers, truth_histogram
+from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
+from .simulate import CampusError, CampusNetwork, build_network, concat, simulate_walkers, take, truth_histogram
 from .truth import TRUTH_DESCRIPTION, TRUTH_FILE, TransitTruth
 
 INFO_FILE = "campus.json"
@@ -68,10 +68,9 @@ def _seq_lengths(cfg: CampusConfig, rng: np.random.Generator) -> list[list[int]]
     return out
 
 
-def _draw_people(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator) -> tuple[WalkerSample, WalkerSample]:
-    """First ``n_people`` walkers seen by ≥2 cameras and first ``n_distractors`` seen by exactly one."""
-    multi: list[WalkerSample] = []
-    single: list[WalkerSample] = []
+def _draw_people(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator) -> tuple[tuple, tuple]:
+    """First ``n_people`` walkers seen by ≥2 cameras and first ``n_distractors`` seen by exactly one (WalkerSample)."""
+    multi, single = [], []  # WalkerSample parts
     n_multi = n_single = 0
     batch = max(256, 2 * (cfg.n_people + cfg.n_distractors))
     for _ in range(_MAX_BATCHES):
@@ -79,18 +78,18 @@ def _draw_people(cfg: CampusConfig, net: CampusNetwork, rng: np.random.Generator
             break
         s = simulate_walkers(net, cfg, batch, rng)
         seen = s.recorded.sum(axis=1)  # cameras that recorded each walker
-        multi.append(s.take(np.flatnonzero(seen >= 2)))
-        single.append(s.take(np.flatnonzero(seen == 1)))
-        n_multi += len(multi[-1])
-        n_single += len(single[-1])
+        multi.append(take(s, np.flatnonzero(seen >= 2)))
+        single.append(take(s, np.flatnonzero(seen == 1)))
+        n_multi += len(multi[-1].cams)
+        n_single += len(single[-1].cams)
     else:
         raise CampusError(
             f"after {_MAX_BATCHES * batch} walkers only {n_multi} were seen by two cameras and {n_single} by one; "
             f"needed n_people={cfg.n_people}, n_distractors={cfg.n_distractors}: raise detect_prob or recording_s"
         )
     return (
-        WalkerSample.concat(multi).take(np.arange(cfg.n_people)),
-        WalkerSample.concat(single).take(np.arange(cfg.n_distractors)),
+        take(concat(multi), np.arange(cfg.n_people)),
+        take(concat(single), np.arange(cfg.n_distractors)),
     )
 
 
@@ -111,7 +110,7 @@ def compute_truth(
     return TransitTruth(hist, cfg.truth_bin_width, float(cfg.fps), n, cfg.recording_frames)
 
 
-def _crop_table(people: WalkerSample, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _crop_table(people: tuple, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """One row per crop: walker index, 0-based camera, global frame, pass view (0 front, 1 back, 2 side)."""
     w, s, j = np.nonzero(people.crop_frames >= 0)
     view_per_pass = rng.choice(3, size=people.cams.shape, p=[0.4, 0.4, 0.2])
@@ -128,7 +127,7 @@ def sample_train_metadata(
     cfg = campus_preset(preset, n_people=max(n_ids, 2), n_query_ids=1, n_distractors=0, **overrides)
     net = build_network(cfg.n_cams, cfg.layout_seed)
     people, _ = _draw_people(cfg, net, np.random.default_rng([seed, 101]))
-    people = people.take(np.arange(n_ids))
+    people = take(people, np.arange(n_ids))
     t = _crop_table(people, np.random.default_rng([seed, 102]))
     return Metadata(t["walker"] + 1, t["cam"] + 1, t["frame"])
 
@@ -265,9 +264,9 @@ def generate_campus(
 
     # People and their crops.
     people, distractors = _draw_people(cfg, net, rng_sim)
-    everyone = WalkerSample.concat([people, distractors])
+    everyone = concat([people, distractors])
     crops = _crop_table(everyone, rng_split)
-    n_all = len(everyone)
+    n_all = len(everyone.cams)
     is_test = np.zeros(n_all, bool)
     is_test[rng_split.permutation(cfg.n_people)[: cfg.n_query_ids]] = True
     is_distractor = np.arange(n_all) >= cfg.n_people

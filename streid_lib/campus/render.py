@@ -52,11 +52,6 @@ Outfits = namedtuple(
 )
 
 
-def take(rows: tuple, idx: np.ndarray) -> tuple:
-    """Rows ``idx`` of every array of the namedtuple ``rows`` (e.g. :class:`Outfits`)."""
-    return type(rows)(*(v[idx] for v in rows))
-
-
 #: Outfit fields that a catalogue entry fixes (the rest - skin, hair, bag, build - stay personal).
 CLOTHING = ("upper", "pattern", "pattern_col", "stripe_period", "long_sleeve", "lower", "lower_type", "shoes")
 

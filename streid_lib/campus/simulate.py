@@ -6,6 +6,7 @@ ground truth. Times are in seconds until converted to frames at ``fps``; routes 
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,24 +94,21 @@ def build_network(n_cams: int, layout_seed: int = 0) -> CampusNetwork:
     return CampusNetwork(n_cams, route_len, route_p, entry_p, view_m)
 
 
-@dataclass(frozen=True)
-class WalkerSample:
-    """Camera passes of N simulated walkers (at most ``Lmax`` cameras each)."""
+#: Camera passes of N simulated walkers (at most ``Lmax`` cameras each): ``cams`` (N, Lmax) 0-based camera of each
+#: visited camera, -1 after the route ends; ``recorded`` (N, Lmax) bool, the pass was detected and ended before the
+#: recording ended; ``n_crops`` (N, Lmax) crops of each recorded pass (0 if not); ``crop_frames`` (N, Lmax, M) int64
+#: global crop frames, -1 padding.
+WalkerSample = namedtuple("WalkerSample", "cams recorded n_crops crop_frames")
 
-    cams: np.ndarray  # (N, Lmax) 0-based camera index of each visited camera, -1 after the route ends
-    recorded: np.ndarray  # (N, Lmax) bool: the pass was detected and ended before the recording ended
-    n_crops: np.ndarray  # (N, Lmax) crops of each recorded pass (0 if not recorded)
-    crop_frames: np.ndarray  # (N, Lmax, M) int64 global crop frames, -1 padding
 
-    def __len__(self) -> int:
-        return len(self.cams)
+def take(rows: tuple, idx: np.ndarray) -> tuple:
+    """Rows ``idx`` of every array of the namedtuple ``rows`` (:class:`WalkerSample`, :class:`.render.Outfits`)."""
+    return type(rows)(*(v[idx] for v in rows))
 
-    def take(self, idx: np.ndarray) -> WalkerSample:
-        return WalkerSample(**{k: v[idx] for k, v in vars(self).items()})
 
-    @staticmethod
-    def concat(parts: list[WalkerSample]) -> WalkerSample:
-        return WalkerSample(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
+def concat(parts: list[tuple]) -> tuple:
+    """The namedtuples ``parts`` (of one type) joined row-wise."""
+    return type(parts[0])(*map(np.concatenate, zip(*parts, strict=True)))
 
 
 def simulate_walkers(net: CampusNetwork, cfg, n: int, rng: np.random.Generator) -> WalkerSample:
@@ -194,7 +192,7 @@ def truth_histogram(
     """
     # (N, K) mean crop frame per walker and camera, NaN where not recorded; ``sum / (n + 1e-7)`` as the faithful HP
     # computes it (docs/reference.md §3.2), so that the truth is bit-for-bit its counting rule.
-    means = np.full((len(sample), n_cams), np.nan)
+    means = np.full((sample.cams.shape[0], n_cams), np.nan)
     sums = np.where(sample.crop_frames >= 0, sample.crop_frames, 0).sum(axis=2).astype(np.float64)
     rows, steps = np.nonzero(sample.recorded)
     means[rows, sample.cams[rows, steps]] = (sums / (sample.n_crops + HP_EPS))[rows, steps]
