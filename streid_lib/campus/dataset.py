@@ -191,22 +191,20 @@ def _foreign_entries(root: Path) -> list[str]:
 def _check_destination(out: Path) -> None:
     """Refuse a destination that cannot be written or holds files the generator did not write (before any work);
     remove staging folders that killed earlier runs left beside ``out`` (``.NAME.partial-PID``)."""
-    if out.exists() or out.is_symlink():
-        if not out.is_dir() or out.is_symlink():
-            raise CampusError(f"{out}: exists and is not a folder")
-        if any(out.iterdir()):
-            if not (out / INFO_FILE).is_file():
-                raise CampusError(
-                    f"{out}: folder is not empty and holds no {INFO_FILE}; refusing to replace something "
-                    "that is not a campus dataset (choose an empty or new --out)"
-                )
-            foreign = _foreign_entries(out)
-            if foreign:
-                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-                raise CampusError(
-                    f"{out}: holds {len(foreign)} file(s) the campus generator did not write ({shown}); "
-                    "refusing to replace it (move them elsewhere or choose another --out)"
-                )
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise CampusError(f"{out}: exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not (out / INFO_FILE).is_file():
+        raise CampusError(
+            f"{out}: folder is not empty and holds no {INFO_FILE}; refusing to replace something "
+            "that is not a campus dataset (choose an empty or new --out)"
+        )
+    foreign = _foreign_entries(out) if out.exists() else []
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise CampusError(
+            f"{out}: holds {len(foreign)} file(s) the campus generator did not write ({shown}); "
+            "refusing to replace it (move them elsewhere or choose another --out)"
+        )
     try:  # an existing campus is replaced by renames: the folder above it must take new entries
         where, what = (out.parent, "folder above the campus") if out.exists() else (out, "campus folder")
         check_output_path(where, kind="folder", what=what)
