@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,12 @@ TARGETS_NO_TRAIN: tuple[tuple[str, str, str, str, float], ...] = (
 NO_TRAIN = " (no training features)"
 
 
-@dataclass
-class BeyondReport:
-    """The notebook's tables (DataFrames): ``summary`` (per method, with the bootstrap difference to faithful),
-    ``ablations``, ``comparisons`` (paired bootstraps), ``targets``, the selection's ``validation`` (its re-ranking
-    candidates in ``attrs["rerank"]``), ``rerank_variants`` of faithful st-ReID; the ``choice`` and ``details``."""
-
-    summary: Any
-    ablations: Any
-    comparisons: Any
-    targets: Any
-    validation: Any
-    rerank_variants: Any
-    choice: dict
-    details: dict
+#: The notebook's tables (DataFrames): ``summary`` (per method, with the bootstrap difference to faithful),
+#: ``ablations``, ``comparisons`` (paired bootstraps), ``targets``, the selection's ``validation`` (its re-ranking
+#: candidates in ``attrs["rerank"]``), ``rerank_variants`` of faithful st-ReID; the ``choice`` and ``details``.
+BeyondReport = namedtuple(
+    "BeyondReport", "summary ablations comparisons targets validation rerank_variants choice details"
+)
 
 
 def beyond_the_paper(
