@@ -117,12 +117,11 @@ def ablation_table(
     plain = fs.without_train()
     res = rank_rows(plain, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), 256, 1)
     results = {"VIS": res["VIS"], "faithful": res["st-ReID"]}
+    ingredient = {"VIS": "visual only", "faithful": "paper/code joint metric (σ=50)"}
     if rerank:
         rr = rerank_results(plain, faithful, DEFAULT_METRIC, VARIANTS, visual=True, progress=False)
         results["VIS+re-rank"], results["faithful+re-rank"] = rr.pop("VIS+re-rank"), rr.pop("faithful")
         results.update({f"re-rank variant {k}": v for k, v in rr.items()})
-    ingredient = {"VIS": "visual only", "faithful": "paper/code joint metric (σ=50)"}
-    if rerank:
         ingredient.update({"VIS+re-rank": "re-rank the visual distance, no ST",
                            "faithful+re-rank": "re-rank the joint score (docs/reference.md §6)"})  # fmt: skip
     lr, choice = fitted.likelihood_ratio, fitted.choice

@@ -10,7 +10,7 @@ import importlib
 import math
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -45,16 +45,10 @@ class Choice:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (for provenance)."""
-        return {
-            **{k: self.params[k] for k in CANDIDATE_KEYS},
-            "sigma": float(self.params["sigma"]),
-            "w": float(self.w),
-            "w_source": self.w_source,
-            "w_scale": None if self.w_scale is None else float(self.w_scale),
-            "rerank": self.rerank,
-            "calibration": self.calibration,
-            "protocol": self.protocol,
-        }
+        d = {**{k: self.params[k] for k in CANDIDATE_KEYS}, "sigma": float(self.params["sigma"])}
+        d.update({f.name: getattr(self, f.name) for f in fields(self)[1:-1]}, w=float(self.w))  # not final_model
+        d["w_scale"] = None if self.w_scale is None else float(self.w_scale)
+        return d
 
 
 class _Search:
