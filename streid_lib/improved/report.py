@@ -144,20 +144,22 @@ def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
 ReportTable = namedtuple("ReportTable", "name title frame decimals", defaults=(None,))
 
 
-#: Readable names of the report's columns (differences in percentage points).
-_SUMMARY_COLUMNS = {
+#: Readable names of the summary's, ablations' and validation's columns (differences in percentage points).
+_COLUMNS = {
     "dR1 vs faithful": "R1 − faithful",
     "dR1 95% CI": "R1 − faithful, 95 % interval",
     "dmAP vs faithful": "mAP − faithful",
     "dmAP 95% CI": "mAP − faithful, 95 % interval",
-}
-_ABLATION_COLUMNS = {
     "dR1": "R1 − faithful",
     "dmAP": "mAP − faithful",
     "d_crit": "R1+mAP − chosen",
     "ci_low": "R1+mAP − chosen, low",
     "ci_high": "R1+mAP − chosen, high",
     "beats_beyond_noise": "beats the chosen row beyond noise",
+    "R1_sd": "R1 sd over folds",
+    "mAP_sd": "mAP sd over folds",
+    "gain_vs_chosen": "criterion − chosen",
+    "se_vs_chosen": "its standard error",
 }
 _BOOTSTRAP_COLUMNS = {
     "a": "A (reference row)",
@@ -167,12 +169,6 @@ _BOOTSTRAP_COLUMNS = {
     "ci_high": "B − A, 95 % high",
     "p_boot": "p (bootstrap, two-sided)",
     "n_boot": "resamples",
-}
-_VALIDATION_COLUMNS = {
-    "R1_sd": "R1 sd over folds",
-    "mAP_sd": "mAP sd over folds",
-    "gain_vs_chosen": "criterion − chosen",
-    "se_vs_chosen": "its standard error",
 }
 
 
@@ -188,12 +184,12 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
         ReportTable(
             "beyond_summary",
             "Faithful vs improved (percent; differences vs faithful with 95 % paired-bootstrap intervals)",
-            report.summary.rename(columns=_SUMMARY_COLUMNS),
+            report.summary.rename(columns=_COLUMNS),
         ),
         ReportTable(
             "beyond_ablation",
             f"Improved mode: ablations (percent; the noise check is the {crit})",
-            report.ablations.set_index("variant").rename(columns=_ABLATION_COLUMNS),
+            report.ablations.set_index("variant").rename(columns=_COLUMNS),
         ),
         ReportTable(
             "beyond_bootstrap",
@@ -213,7 +209,7 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
             ReportTable(
                 "beyond_validation",
                 "Selection on training identities: validation rank-1 and mAP (percent, mean over folds)",
-                report.validation.set_index("stage").rename(columns=_VALIDATION_COLUMNS),
+                report.validation.set_index("stage").rename(columns=_COLUMNS),
                 {"w": 3},
             )
         )

@@ -287,8 +287,17 @@ def select_hyperparameters(
             rerank_choice, rr_table = _select_rerank(search, current)
     import pandas as pd  # here, not at the top: its import overlaps the folds in the import thread above
 
-    # The table lists the candidates in the order they were ranked: the order of search.done.
-    table = _table(pd.DataFrame(search.records), list(search.done).index(_key(current)), cfg.criterion)
+    # One row per candidate (first stage it was ranked in), in the order they were ranked: that of search.done.
+    keys, per_fold = [*CANDIDATE_KEYS, "w_scale"], pd.DataFrame(search.records)
+    groups = per_fold.groupby(keys, sort=False, dropna=False)
+    table = groups.agg(
+        stage=("stage", "first"), w=("w", "mean"), R1=("R1", "mean"), mAP=("mAP", "mean"),
+        R1_sd=("R1", "std"), mAP_sd=("mAP", "std"),
+    ).reset_index()  # fmt: skip
+    table["criterion"] = [_criterion(g.to_dict("records"), cfg.criterion) for _, g in groups]
+    table["chosen"] = np.arange(len(table)) == list(search.done).index(_key(current))
+    table = table[["stage", *keys, "w", "R1", "mAP", "R1_sd", "mAP_sd", "criterion", "chosen"]]
+    table.attrs["per_fold"] = per_fold
     gains = [search.gain(dict(zip(CANDIDATE_KEYS, k[:-1]), w_scale=k[-1]), current) for k in search.done]
     table["gain_vs_chosen"], table["se_vs_chosen"] = [g[0] for g in gains], [g[1] for g in gains]
     if rr_table is not None:
@@ -347,19 +356,3 @@ def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[st
     agg.attrs.update(per_fold=per_fold, R1_without=r1_base, mAP_without=float(np.mean([b["mAP"] for b in base])))
     row = agg.loc[best]
     return dict(source=str(row["source"]), b=float(row["b"]), beta=float(row["beta"]), b_source="validation"), agg
-
-
-def _table(per_fold: Any, chosen: int, criterion: str) -> Any:
-    """One row per candidate (first stage it was ranked in): parameters, fold means and sds, criterion, chosen
-    (the ``chosen``-th candidate ranked)."""
-    keys = [*CANDIDATE_KEYS, "w_scale"]
-    groups = per_fold.groupby(keys, sort=False, dropna=False)
-    agg = groups.agg(
-        stage=("stage", "first"), w=("w", "mean"), R1=("R1", "mean"), mAP=("mAP", "mean"),
-        R1_sd=("R1", "std"), mAP_sd=("mAP", "std"),
-    ).reset_index()  # fmt: skip
-    agg["criterion"] = [_criterion(g.to_dict("records"), criterion) for _, g in groups]
-    agg["chosen"] = np.arange(len(agg)) == chosen
-    agg = agg[["stage", *keys, "w", "R1", "mAP", "R1_sd", "mAP_sd", "criterion", "chosen"]]
-    agg.attrs["per_fold"] = per_fold
-    return agg
