@@ -99,13 +99,12 @@ def beyond_the_paper(
         df = bootstrap_difference(results[a_name], results[b_name], n_boot, seed, ids=ids)
         comp.append(df.assign(comparison=f"{b_name} − {a_name}"))
     comparisons = pd.concat(comp, ignore_index=True).set_index(["comparison", "metric"])
-    targets = _targets(results, rerank, with_train=fs.has_train)
+    targets = _targets(results, with_train=fs.has_train)
     variants = None
     if rerank:  # the joint re-ranking variants (streid_lib.rerank.VARIANTS) beside st-ReID and VIS+re-rank
         names = {"st-ReID": "faithful", "VIS+re-rank": "VIS+re-rank", "faithful": "faithful+re-rank"}
         names.update({v: f"re-rank variant {v}" for v in VARIANTS if v != "faithful"})
-        variants = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T
-        variants.index.name = "variant"
+        variants = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T.rename_axis("variant")
         variants = variants[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
     choice = abl.fitted.choice.as_dict()
     return BeyondReport(summary, abl.table, comparisons, targets, abl.fitted.validation, variants, choice, details)
@@ -122,7 +121,7 @@ def _features_label(prov: dict) -> str:
     return f"features {Path(str(source)).name}" if source else "the features"
 
 
-def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
+def _targets(results: dict[str, Any], with_train: bool) -> Any:
     """Each target whose rows exist: measured difference (percentage points), threshold, met."""
     import pandas as pd
 
@@ -244,8 +243,7 @@ def _noise_word(lo: float, hi: float) -> str:
 
 def interpretation(report: BeyondReport) -> list[str]:
     """The notebook's reading of the report, one sentence per item, every figure taken from the report."""
-    s, c, out = report.summary, report.comparisons, []
-    ch = report.choice
+    s, c, ch, out = report.summary, report.comparisons, report.choice, []
     f, i = s.loc["faithful"], s.loc[ROW]
     d, lo, hi = _ci(c, f"{ROW} − faithful", "mAP")
     d1, lo1, hi1 = _ci(c, f"{ROW} − faithful", "R1")

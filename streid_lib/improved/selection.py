@@ -61,11 +61,10 @@ class _Search:
             Fold(train, sp, feats, max_positives=cfg.max_positives, max_negatives=cfg.max_negatives, seed=cfg.seed + f)
             for f, sp in enumerate(splits)
         ]
-        self.base: dict[tuple[int, str], LikelihoodRatioModel] = {}
-        self.w_log: dict[tuple[int, tuple], float] = {}
+        # Fold models per (fold, counting), weights per (fold, candidate), per-query criteria per (candidate, fold),
+        # records per candidate (in ranking order), and the queued (record, candidate, ranking) triples.
+        self.base, self.w_log, self.per_query, self.done = {}, {}, {}, {}
         self.records: list[dict[str, Any]] = []
-        self.per_query: dict[tuple, np.ndarray] = {}
-        self.done: dict[tuple, list[dict[str, Any]]] = {}
         self.pending: list[tuple[dict[str, Any], tuple, Future]] = []
         # One ranking worker beside this thread, which fits the next candidates (a second one contends for the GIL).
         self.pool = ThreadPoolExecutor(1)
