@@ -149,8 +149,7 @@ class LikelihoodRatioModel(BaseEstimator):
 
     def with_params(self, **params: Any) -> LikelihoodRatioModel:
         """A fitted copy with other :data:`SMOOTHING_PARAMS`, sharing the counts and smoothed histograms (no refit)."""
-        bad = set(params) - SMOOTHING_PARAMS
-        if bad:
+        if bad := set(params) - SMOOTHING_PARAMS:
             raise ImprovedError(
                 f"with_params: {sorted(bad)} change the counts; refit instead (allowed: {sorted(SMOOTHING_PARAMS)})"
             )

@@ -218,8 +218,7 @@ def select_hyperparameters(
     # The candidates' fixed parameters (bins, cameras, overflow, ...); n_cams at least the training cameras.
     allowed = set(LikelihoodRatioModel().get_params()) - set(CANDIDATE_KEYS)
     params = dict(st_params or {})
-    if set(params) - allowed:
-        bad = sorted(set(params) - allowed)
+    if bad := sorted(set(params) - allowed):
         raise ImprovedError(f"st_params: unknown or selected keys {bad}; allowed: {sorted(allowed)}")
     params.setdefault("n_cams", max(8, train.n_cams))
     if feats is not None:
