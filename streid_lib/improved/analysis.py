@@ -3,8 +3,8 @@ query identities (:func:`streid_lib.uncertainty.cluster_means`), family-wise for
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ from ..uncertainty import cluster_means, interval
 from .calibration import score_spread
 from .config import COUNTINGS, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel
-from .scoring import RERANK_ROW, ROW, ImprovedModel, fit_improved, improved_results, resolve_training, st_params_from
+from .scoring import RERANK_ROW, ROW, fit_improved, improved_results, resolve_training, st_params_from
 
 #: Per-query quantities of the bootstrap, in percent: rank-1 hit, AP, INP, and the selection's criterion.
 BOOT_METRICS: tuple[str, ...] = ("R1", "mAP", "mINP", "R1+mAP")
@@ -84,17 +84,9 @@ def noise_check(
     return pd.DataFrame.from_dict(recs, orient="index")
 
 
-@dataclass
-class Ablations:
-    """The ablation table, its RankingResults, the chosen :class:`ImprovedModel`, the faithful model, the weight
-    used and improved+re-rank's source, b and β (None without re-ranking)."""
-
-    table: Any
-    results: dict[str, Any]
-    fitted: ImprovedModel
-    faithful: SpatialTemporalModel
-    w_effective: float
-    rerank: dict[str, Any] | None = None
+#: The ablation table, its RankingResults, the chosen :class:`ImprovedModel`, the faithful model, the weight used
+#: and improved+re-rank's source, b and β (None without re-ranking).
+Ablations = namedtuple("Ablations", "table results fitted faithful w_effective rerank")
 
 
 def ablation_table(
@@ -125,12 +117,11 @@ def ablation_table(
     plain = fs.without_train()
     res = rank_rows(plain, faithful, DEFAULT_METRIC, ("VIS", "st-ReID"), 256, 1)
     results = {"VIS": res["VIS"], "faithful": res["st-ReID"]}
+    ingredient = {"VIS": "visual only", "faithful": "paper/code joint metric (σ=50)"}
     if rerank:
         rr = rerank_results(plain, faithful, DEFAULT_METRIC, VARIANTS, visual=True, progress=False)
         results["VIS+re-rank"], results["faithful+re-rank"] = rr.pop("VIS+re-rank"), rr.pop("faithful")
         results.update({f"re-rank variant {k}": v for k, v in rr.items()})
-    ingredient = {"VIS": "visual only", "faithful": "paper/code joint metric (σ=50)"}
-    if rerank:
         ingredient.update({"VIS+re-rank": "re-rank the visual distance, no ST",
                            "faithful+re-rank": "re-rank the joint score (docs/reference.md §6)"})  # fmt: skip
     lr, choice = fitted.likelihood_ratio, fitted.choice

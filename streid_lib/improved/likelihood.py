@@ -121,18 +121,7 @@ class LikelihoodRatioModel(BaseEstimator):
         across_zero: bool = True,
         outlier: float = DEFAULT_OUTLIER,
     ) -> None:
-        self.bin_width = bin_width
-        self.n_bins = n_bins
-        self.n_cams = n_cams
-        self.sigma = sigma
-        self.truncate = truncate
-        self.overflow = overflow
-        self.counting = counting
-        self.direction_prior = direction_prior
-        self.pair_prior = pair_prior
-        self.background = background
-        self.across_zero = across_zero
-        self.outlier = outlier
+        vars(self).update((k, v) for k, v in locals().items() if k != "self")  # BaseEstimator's get_params reads them
 
     def fit(self, train: Metadata, *, histograms: PairHistograms | None = None) -> LikelihoodRatioModel:
         """Count same- and different-identity gaps of ``train`` (or take this rule's ``histograms`` of the same
@@ -160,8 +149,7 @@ class LikelihoodRatioModel(BaseEstimator):
 
     def with_params(self, **params: Any) -> LikelihoodRatioModel:
         """A fitted copy with other :data:`SMOOTHING_PARAMS`, sharing the counts and smoothed histograms (no refit)."""
-        bad = set(params) - SMOOTHING_PARAMS
-        if bad:
+        if bad := set(params) - SMOOTHING_PARAMS:
             raise ImprovedError(
                 f"with_params: {sorted(bad)} change the counts; refit instead (allowed: {sorted(SMOOTHING_PARAMS)})"
             )

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,12 @@ TARGETS_NO_TRAIN: tuple[tuple[str, str, str, str, float], ...] = (
 NO_TRAIN = " (no training features)"
 
 
-@dataclass
-class BeyondReport:
-    """The notebook's tables (DataFrames): ``summary`` (per method, with the bootstrap difference to faithful),
-    ``ablations``, ``comparisons`` (paired bootstraps), ``targets``, the selection's ``validation`` (its re-ranking
-    candidates in ``attrs["rerank"]``), ``rerank_variants`` of faithful st-ReID; the ``choice`` and ``details``."""
-
-    summary: Any
-    ablations: Any
-    comparisons: Any
-    targets: Any
-    validation: Any
-    rerank_variants: Any
-    choice: dict
-    details: dict
+#: The notebook's tables (DataFrames): ``summary`` (per method, with the bootstrap difference to faithful),
+#: ``ablations``, ``comparisons`` (paired bootstraps), ``targets``, the selection's ``validation`` (its re-ranking
+#: candidates in ``attrs["rerank"]``), ``rerank_variants`` of faithful st-ReID; the ``choice`` and ``details``.
+BeyondReport = namedtuple(
+    "BeyondReport", "summary ablations comparisons targets validation rerank_variants choice details"
+)
 
 
 def beyond_the_paper(
@@ -108,13 +99,12 @@ def beyond_the_paper(
         df = bootstrap_difference(results[a_name], results[b_name], n_boot, seed, ids=ids)
         comp.append(df.assign(comparison=f"{b_name} − {a_name}"))
     comparisons = pd.concat(comp, ignore_index=True).set_index(["comparison", "metric"])
-    targets = _targets(results, rerank, with_train=fs.has_train)
+    targets = _targets(results, with_train=fs.has_train)
     variants = None
     if rerank:  # the joint re-ranking variants (streid_lib.rerank.VARIANTS) beside st-ReID and VIS+re-rank
         names = {"st-ReID": "faithful", "VIS+re-rank": "VIS+re-rank", "faithful": "faithful+re-rank"}
         names.update({v: f"re-rank variant {v}" for v in VARIANTS if v != "faithful"})
-        variants = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T
-        variants.index.name = "variant"
+        variants = pd.DataFrame({k: results[v].summary() for k, v in names.items()}).T.rename_axis("variant")
         variants = variants[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
     choice = abl.fitted.choice.as_dict()
     return BeyondReport(summary, abl.table, comparisons, targets, abl.fitted.validation, variants, choice, details)
@@ -131,7 +121,7 @@ def _features_label(prov: dict) -> str:
     return f"features {Path(str(source)).name}" if source else "the features"
 
 
-def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
+def _targets(results: dict[str, Any], with_train: bool) -> Any:
     """Each target whose rows exist: measured difference (percentage points), threshold, met."""
     import pandas as pd
 
@@ -153,20 +143,22 @@ def _targets(results: dict[str, Any], rerank: bool, with_train: bool) -> Any:
 ReportTable = namedtuple("ReportTable", "name title frame decimals", defaults=(None,))
 
 
-#: Readable names of the report's columns (differences in percentage points).
-_SUMMARY_COLUMNS = {
+#: Readable names of the summary's, ablations' and validation's columns (differences in percentage points).
+_COLUMNS = {
     "dR1 vs faithful": "R1 − faithful",
     "dR1 95% CI": "R1 − faithful, 95 % interval",
     "dmAP vs faithful": "mAP − faithful",
     "dmAP 95% CI": "mAP − faithful, 95 % interval",
-}
-_ABLATION_COLUMNS = {
     "dR1": "R1 − faithful",
     "dmAP": "mAP − faithful",
     "d_crit": "R1+mAP − chosen",
     "ci_low": "R1+mAP − chosen, low",
     "ci_high": "R1+mAP − chosen, high",
     "beats_beyond_noise": "beats the chosen row beyond noise",
+    "R1_sd": "R1 sd over folds",
+    "mAP_sd": "mAP sd over folds",
+    "gain_vs_chosen": "criterion − chosen",
+    "se_vs_chosen": "its standard error",
 }
 _BOOTSTRAP_COLUMNS = {
     "a": "A (reference row)",
@@ -176,12 +168,6 @@ _BOOTSTRAP_COLUMNS = {
     "ci_high": "B − A, 95 % high",
     "p_boot": "p (bootstrap, two-sided)",
     "n_boot": "resamples",
-}
-_VALIDATION_COLUMNS = {
-    "R1_sd": "R1 sd over folds",
-    "mAP_sd": "mAP sd over folds",
-    "gain_vs_chosen": "criterion − chosen",
-    "se_vs_chosen": "its standard error",
 }
 
 
@@ -197,12 +183,12 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
         ReportTable(
             "beyond_summary",
             "Faithful vs improved (percent; differences vs faithful with 95 % paired-bootstrap intervals)",
-            report.summary.rename(columns=_SUMMARY_COLUMNS),
+            report.summary.rename(columns=_COLUMNS),
         ),
         ReportTable(
             "beyond_ablation",
             f"Improved mode: ablations (percent; the noise check is the {crit})",
-            report.ablations.set_index("variant").rename(columns=_ABLATION_COLUMNS),
+            report.ablations.set_index("variant").rename(columns=_COLUMNS),
         ),
         ReportTable(
             "beyond_bootstrap",
@@ -222,7 +208,7 @@ def report_tables(report: BeyondReport) -> list[ReportTable]:
             ReportTable(
                 "beyond_validation",
                 "Selection on training identities: validation rank-1 and mAP (percent, mean over folds)",
-                report.validation.set_index("stage").rename(columns=_VALIDATION_COLUMNS),
+                report.validation.set_index("stage").rename(columns=_COLUMNS),
                 {"w": 3},
             )
         )
@@ -257,8 +243,7 @@ def _noise_word(lo: float, hi: float) -> str:
 
 def interpretation(report: BeyondReport) -> list[str]:
     """The notebook's reading of the report, one sentence per item, every figure taken from the report."""
-    s, c, out = report.summary, report.comparisons, []
-    ch = report.choice
+    s, c, ch, out = report.summary, report.comparisons, report.choice, []
     f, i = s.loc["faithful"], s.loc[ROW]
     d, lo, hi = _ci(c, f"{ROW} − faithful", "mAP")
     d1, lo1, hi1 = _ci(c, f"{ROW} − faithful", "R1")

@@ -5,8 +5,8 @@ Calibrated on the features file's training side when there is one, else the spre
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,19 +18,14 @@ from .calibration import score_spread
 from .config import ImprovedError, SelectionConfig
 from .likelihood import SHARED_PARAMS, LikelihoodRatioModel
 from .reranking import jaccard_distance, jaccard_weight
-from .selection import Choice, select_hyperparameters
+from .selection import select_hyperparameters
 
 ROW = "improved"
 RERANK_ROW = "improved+re-rank"
 
 
-@dataclass
-class ImprovedModel:
+class ImprovedModel(namedtuple("ImprovedModel", "likelihood_ratio choice validation", defaults=(None,))):
     """The likelihood-ratio model fitted on all training identities, the selection's :class:`Choice` and table."""
-
-    likelihood_ratio: LikelihoodRatioModel
-    choice: Choice
-    validation: Any = None
 
     @property
     def w(self) -> float:

@@ -10,7 +10,7 @@ import importlib
 import math
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -45,16 +45,10 @@ class Choice:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (for provenance)."""
-        return {
-            **{k: self.params[k] for k in CANDIDATE_KEYS},
-            "sigma": float(self.params["sigma"]),
-            "w": float(self.w),
-            "w_source": self.w_source,
-            "w_scale": None if self.w_scale is None else float(self.w_scale),
-            "rerank": self.rerank,
-            "calibration": self.calibration,
-            "protocol": self.protocol,
-        }
+        d = {**{k: self.params[k] for k in CANDIDATE_KEYS}, "sigma": float(self.params["sigma"])}
+        d.update({f.name: getattr(self, f.name) for f in fields(self)[1:-1]}, w=float(self.w))  # not final_model
+        d["w_scale"] = None if self.w_scale is None else float(self.w_scale)
+        return d
 
 
 class _Search:
@@ -67,11 +61,10 @@ class _Search:
             Fold(train, sp, feats, max_positives=cfg.max_positives, max_negatives=cfg.max_negatives, seed=cfg.seed + f)
             for f, sp in enumerate(splits)
         ]
-        self.base: dict[tuple[int, str], LikelihoodRatioModel] = {}
-        self.w_log: dict[tuple[int, tuple], float] = {}
+        # Fold models per (fold, counting), weights per (fold, candidate), per-query criteria per (candidate, fold),
+        # records per candidate (in ranking order), and the queued (record, candidate, ranking) triples.
+        self.base, self.w_log, self.per_query, self.done = {}, {}, {}, {}
         self.records: list[dict[str, Any]] = []
-        self.per_query: dict[tuple, np.ndarray] = {}
-        self.done: dict[tuple, list[dict[str, Any]]] = {}
         self.pending: list[tuple[dict[str, Any], tuple, Future]] = []
         # One ranking worker beside this thread, which fits the next candidates (a second one contends for the GIL).
         self.pool = ThreadPoolExecutor(1)
@@ -225,8 +218,7 @@ def select_hyperparameters(
     # The candidates' fixed parameters (bins, cameras, overflow, ...); n_cams at least the training cameras.
     allowed = set(LikelihoodRatioModel().get_params()) - set(CANDIDATE_KEYS)
     params = dict(st_params or {})
-    if set(params) - allowed:
-        bad = sorted(set(params) - allowed)
+    if bad := sorted(set(params) - allowed):
         raise ImprovedError(f"st_params: unknown or selected keys {bad}; allowed: {sorted(allowed)}")
     params.setdefault("n_cams", max(8, train.n_cams))
     if feats is not None:
@@ -293,8 +285,17 @@ def select_hyperparameters(
             rerank_choice, rr_table = _select_rerank(search, current)
     import pandas as pd  # here, not at the top: its import overlaps the folds in the import thread above
 
-    # The table lists the candidates in the order they were ranked: the order of search.done.
-    table = _table(pd.DataFrame(search.records), list(search.done).index(_key(current)), cfg.criterion)
+    # One row per candidate (first stage it was ranked in), in the order they were ranked: that of search.done.
+    keys, per_fold = [*CANDIDATE_KEYS, "w_scale"], pd.DataFrame(search.records)
+    groups = per_fold.groupby(keys, sort=False, dropna=False)
+    table = groups.agg(
+        stage=("stage", "first"), w=("w", "mean"), R1=("R1", "mean"), mAP=("mAP", "mean"),
+        R1_sd=("R1", "std"), mAP_sd=("mAP", "std"),
+    ).reset_index()  # fmt: skip
+    table["criterion"] = [_criterion(g.to_dict("records"), cfg.criterion) for _, g in groups]
+    table["chosen"] = np.arange(len(table)) == list(search.done).index(_key(current))
+    table = table[["stage", *keys, "w", "R1", "mAP", "R1_sd", "mAP_sd", "criterion", "chosen"]]
+    table.attrs["per_fold"] = per_fold
     gains = [search.gain(dict(zip(CANDIDATE_KEYS, k[:-1]), w_scale=k[-1]), current) for k in search.done]
     table["gain_vs_chosen"], table["se_vs_chosen"] = [g[0] for g in gains], [g[1] for g in gains]
     if rr_table is not None:
@@ -353,19 +354,3 @@ def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[st
     agg.attrs.update(per_fold=per_fold, R1_without=r1_base, mAP_without=float(np.mean([b["mAP"] for b in base])))
     row = agg.loc[best]
     return dict(source=str(row["source"]), b=float(row["b"]), beta=float(row["beta"]), b_source="validation"), agg
-
-
-def _table(per_fold: Any, chosen: int, criterion: str) -> Any:
-    """One row per candidate (first stage it was ranked in): parameters, fold means and sds, criterion, chosen
-    (the ``chosen``-th candidate ranked)."""
-    keys = [*CANDIDATE_KEYS, "w_scale"]
-    groups = per_fold.groupby(keys, sort=False, dropna=False)
-    agg = groups.agg(
-        stage=("stage", "first"), w=("w", "mean"), R1=("R1", "mean"), mAP=("mAP", "mean"),
-        R1_sd=("R1", "std"), mAP_sd=("mAP", "std"),
-    ).reset_index()  # fmt: skip
-    agg["criterion"] = [_criterion(g.to_dict("records"), criterion) for _, g in groups]
-    agg["chosen"] = np.arange(len(agg)) == chosen
-    agg = agg[["stage", *keys, "w", "R1", "mAP", "R1_sd", "mAP_sd", "criterion", "chosen"]]
-    agg.attrs["per_fold"] = per_fold
-    return agg
