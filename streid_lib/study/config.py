@@ -313,19 +313,15 @@ def _feature_files(features: str) -> dict[str, str]:
         return {"pcb": str(path)}
     if not path.is_dir():
         raise StudyConfigError(f"features: {path} not found (expected a features file or a folder of them)")
+    files = [p for p in sorted(path.iterdir()) if p.suffix in FEATURE_SUFFIXES and not p.name.startswith(".")]
+    unknown = [p.name for p in files if p.stem not in VISUAL_MODELS]
     found: dict[str, str] = {}
-    unknown = []
-    for p in sorted(path.iterdir()):
-        if p.suffix not in FEATURE_SUFFIXES or p.name.startswith("."):
-            continue
-        if p.stem not in VISUAL_MODELS:
-            unknown.append(p.name)
-        elif p.stem in found:
+    for p in (p for p in files if p.stem in VISUAL_MODELS):
+        if p.stem in found:
             raise StudyConfigError(
                 f"features: {path} holds two files for {p.stem!r}: {Path(found[p.stem]).name}, {p.name}"
             )
-        else:
-            found[p.stem] = str(p)
+        found[p.stem] = str(p)
     expected = ", ".join(f"{k}.npz" for k in VISUAL_MODELS)
     if unknown:
         raise StudyConfigError(
