@@ -86,9 +86,7 @@ def st_distributions(
     C, _, H = counts.shape
     if truth is not None:
         k, m = truth.shape[0], min(H, truth.shape[2])
-        t_full = np.zeros((C, C, H))
-        t_full[:k, :k, :m] = truth[:, :, :m]
-        truth = t_full
+        truth = np.pad(np.asarray(truth[:, :, :m], dtype=float), ((0, C - k), (0, C - k), (0, H - m)))
     votes = counts.sum(axis=2)
     if pairs is None:
         pairs = [(a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if votes[a, b] + votes[b, a] > 0]
