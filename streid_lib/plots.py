@@ -53,6 +53,8 @@ def crop_grid(root: str | Path, meta: Metadata, n: int = 24, seed: int = 0, titl
     return _finish(fig, title)
 
 
+#: The box under a camera map's transit label.
+BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}
 #: Share of a pair's votes (and truth) that its panel's x-range holds.
 PANEL_MASS = 0.97
 
@@ -84,9 +86,7 @@ def st_distributions(
     C, _, H = counts.shape
     if truth is not None:
         k, m = truth.shape[0], min(H, truth.shape[2])
-        t_full = np.zeros((C, C, H))
-        t_full[:k, :k, :m] = truth[:, :, :m]
-        truth = t_full
+        truth = np.pad(np.asarray(truth[:, :, :m], dtype=float), ((0, C - k), (0, C - k), (0, H - m)))
     votes = counts.sum(axis=2)
     if pairs is None:
         pairs = [(a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if votes[a, b] + votes[b, a] > 0]
@@ -209,8 +209,7 @@ def bar_rows(df, metrics: Sequence[str] = ("R1", "mAP"), title: str = ""):
                 ax.text(e + 0.8, p, f"{val:.1f}", va="center", fontsize=MIN_FONT_PT)
     ax.set_yticks(y, [str(i) for i in df.index])
     ax.invert_yaxis()
-    ax.set_xlim(0, _top(np.concatenate(ends)) if ends else 10.0)
-    ax.set_xlabel("percent")
+    ax.set(xlim=(0, _top(np.concatenate(ends)) if ends else 10.0), xlabel="percent")
     ax.legend(fontsize=MIN_FONT_PT, loc="best")
     return _finish(fig, title)  # over the figure, not the axes: long row labels would push an axes title out
 
@@ -226,8 +225,7 @@ def sweep(df, x: str, metrics: Sequence[str] = ("R1", "mAP"), title: str = "", x
         ax.errorbar(df[x], df[m], yerr=err, marker="o", capsize=3, label=m)
         tops.append(df[m].to_numpy(float) + (0 if err is None else err[1]))
     ax.set_ylim(0, _top(np.concatenate(tops)) if tops else 10.0)
-    ax.set_xlabel(xlabel or x)
-    ax.set_ylabel("percent")
+    ax.set(xlabel=xlabel or x, ylabel="percent")
     spread = ", ".join(f"{m} spread {df[m].max() - df[m].min():.1f}" for m in metrics)
     ax.set_title(_wrapped(title, 5.6) + f"\n{spread} points" if title else f"{spread} points", fontsize=11)
     ax.legend(fontsize=MIN_FONT_PT)
@@ -254,8 +252,7 @@ def ranked_lists(
     cell = min(1.1, MAX_WIDTH_IN / (top + 1))
     fig, axes = plt.subplots(n_rows, top + 1, figsize=((top + 1) * cell, n_rows * cell * 2.1 + 0.6), squeeze=False)
     for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
     r = 0
     for pos, qi in enumerate(examples.queries):
         for m in methods:
@@ -267,8 +264,7 @@ def ranked_lists(
                 ax.imshow(Image.open(Path(root_gallery) / str(gallery.names[gi])))
                 colour = MATCH_COLOURS["true match" if gallery.pids[gi] == query.pids[qi] else "other identity"]
                 for side in ax.spines.values():
-                    side.set_edgecolor(colour)
-                    side.set_linewidth(3)
+                    side.set(edgecolor=colour, linewidth=3)
                 ax.set_title(f"{k + 1}", fontsize=MIN_FONT_PT)
             r += 1
     handles = [Patch(facecolor="none", edgecolor=c, linewidth=3, label=k) for k, c in MATCH_COLOURS.items()]
@@ -290,22 +286,12 @@ def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title
         for row in edges.itertuples():
             (x0, y0), (x1, y1) = xy[row.cam_a - 1], xy[row.cam_b - 1]
             ax.plot([x0, x1], [y0, y1], color="tab:blue", lw=1 + 7 * row.share / top, alpha=0.6, zorder=1)
-            ax.text(
-                (x0 + x1) / 2,
-                (y0 + y1) / 2,
-                f"{row.transit_s:.0f}s",
-                fontsize=9,
-                ha="center",
-                va="center",
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-                zorder=3,
-            )
+            label = f"{row.transit_s:.0f}s"
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, fontsize=9, ha="center", va="center", bbox=BOX, zorder=3)
         ax.scatter(xy[:, 0], xy[:, 1], s=420, color="tab:orange", zorder=2)
         for c in range(n_cams):
             ax.text(*xy[c], str(c + 1), fontsize=11, ha="center", va="center", zorder=4)
         ax.set_title(title, fontsize=11)
-        ax.set_xlim(-1.3, 1.3)
-        ax.set_ylim(-1.3, 1.3)
-        ax.set_aspect("equal")
+        ax.set(xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), aspect="equal")
         ax.axis("off")
     return _finish(fig, title)

@@ -69,7 +69,6 @@ class Sizes:
 class Profile:
     """A named profile: the campus preset, the training recipe (a template for every model) and the sizes."""
 
-    name: str
     campus_preset: str
     train: TrainConfig
     sizes: Sizes
@@ -77,7 +76,6 @@ class Profile:
 
 PROFILE_SETTINGS: dict[str, Profile] = {
     "smoke": Profile(
-        "smoke",
         campus_preset="tiny",
         # From scratch on the campus the reference learning rates (0.1 / 0.01) diverge: 0.01 for both.
         train=TrainConfig(epochs=1, height=64, width=32, batch_size=16, weights="none", lr=0.01, lr_backbone=0.01),
@@ -94,7 +92,6 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         ),
     ),
     "default": Profile(
-        "default",
         campus_preset="small",
         # Sized for a couple of minutes of the whole study on 2 CPU cores (1 min 43 s measured). PCB at 64×32 has a
         # 4×2 layer4 map, so its six adaptive-pooling stripes overlap (the paper's 384×192 gives 24 rows, 4 per stripe).
@@ -102,7 +99,6 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         sizes=Sizes(),
     ),
     "paper": Profile(
-        "paper",
         campus_preset="large",
         train=TrainConfig(epochs=60, batch_size=32),  # the models' reference input sizes
         sizes=Sizes(),
@@ -317,19 +313,15 @@ def _feature_files(features: str) -> dict[str, str]:
         return {"pcb": str(path)}
     if not path.is_dir():
         raise StudyConfigError(f"features: {path} not found (expected a features file or a folder of them)")
+    files = [p for p in sorted(path.iterdir()) if p.suffix in FEATURE_SUFFIXES and not p.name.startswith(".")]
+    unknown = [p.name for p in files if p.stem not in VISUAL_MODELS]
     found: dict[str, str] = {}
-    unknown = []
-    for p in sorted(path.iterdir()):
-        if p.suffix not in FEATURE_SUFFIXES or p.name.startswith("."):
-            continue
-        if p.stem not in VISUAL_MODELS:
-            unknown.append(p.name)
-        elif p.stem in found:
+    for p in (p for p in files if p.stem in VISUAL_MODELS):
+        if p.stem in found:
             raise StudyConfigError(
                 f"features: {path} holds two files for {p.stem!r}: {Path(found[p.stem]).name}, {p.name}"
             )
-        else:
-            found[p.stem] = str(p)
+        found[p.stem] = str(p)
     expected = ", ".join(f"{k}.npz" for k in VISUAL_MODELS)
     if unknown:
         raise StudyConfigError(

@@ -123,10 +123,6 @@ def describe_sweep(df: Any, column: str, symbol: str) -> str:
     return "; ".join(parts) + "."
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def not_computed(cfg: StudyConfig, notebook: str) -> str:
     """One sentence: what this notebook could not compute in this run, and why (or that it computed everything)."""
     gaps: list[str] = []
@@ -157,7 +153,8 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
             )
     if not gaps:
         return "Everything in this notebook was computed in this run."
-    return "Not computed in this run: " + _join(gaps) + "."
+    last = gaps.pop()
+    return "Not computed in this run: " + ", ".join(gaps) + (" and " if gaps else "") + last + "."
 
 
 def features_used(cfg: StudyConfig, key: str) -> str:

@@ -282,24 +282,15 @@ def show_truth(report: LabelFreeReport, cfg: Any) -> None:
     _write(report, cfg, report.tv, "label_free_tv", title, dict.fromkeys(report.tv.columns, 3))
 
 
-class Verdicts:
-    """The verdicts of :func:`verdicts` as a notebook shows them: a Markdown table, with a plain-text twin (what
-    nbval compares besides the Markdown), like :class:`streid_lib.study.outputs.Verdicts`."""
+def Verdicts(report: LabelFreeReport) -> Any:
+    """The verdicts of :func:`verdicts` as a notebook shows them (:class:`streid_lib.study.outputs.Verdicts`)."""
+    from .outputs import Verdicts
 
-    def __init__(self, report: LabelFreeReport) -> None:
-        self.rows = verdicts(report)
-
-    def _repr_markdown_(self) -> str:
-        from .outputs import markdown_table
-
-        return markdown_table(["claim", "measured", "verdict"], [[c, m, f"**{v}**"] for c, m, v in self.rows])
-
-    def __repr__(self) -> str:
-        return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)
+    return Verdicts(report, verdicts(report))
 
 
 def show_verdicts(report: LabelFreeReport) -> None:
-    """Show :class:`Verdicts` in a notebook, else print them."""
+    """Show :func:`Verdicts` in a notebook, else print them."""
     from .outputs import display_or_print
 
     display_or_print(Verdicts(report))

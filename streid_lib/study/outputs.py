@@ -342,13 +342,15 @@ def _md(text: Any) -> str:
 
 
 class Verdicts:
-    """A :class:`~streid_lib.study.claims.ClaimReport` as a notebook shows it: a Markdown table of the verdicts,
-    with the report's plain text as its twin (what nbval compares besides the Markdown)."""
+    """Verdicts as a notebook shows them: a Markdown table with a plain-text twin (what nbval compares besides the
+    Markdown), of a :class:`~streid_lib.study.claims.ClaimReport`, or of ``rows`` (claim, measured, verdict)."""
 
-    def __init__(self, report: Any) -> None:
-        self.report = report
+    def __init__(self, report: Any, rows: Sequence[tuple[str, str, str]] | None = None) -> None:
+        self.report, self.rows = report, rows
 
     def _repr_markdown_(self) -> str:
+        if self.rows is not None:
+            return markdown_table(["claim", "measured", "verdict"], [[c, m, f"**{v}**"] for c, m, v in self.rows])
         verdicts = self.report.verdicts
         if not verdicts:
             return f"Notebook {self.report.notebook} checks no claim of the paper."
@@ -360,6 +362,8 @@ class Verdicts:
         return f"{head}\n\n" + markdown_table(["claim", "where", "verdict", "detail"], rows)
 
     def __repr__(self) -> str:
+        if self.rows is not None:
+            return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)
         return relative_paths(str(self.report))
 
 
