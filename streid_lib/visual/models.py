@@ -52,10 +52,13 @@ def hub_cache_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_imagenet_enum(name).url)
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file (for provenance)."""
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file (for provenance; ``hashlib.file_digest`` needs Python 3.11, we support 3.10)."""
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_torch_file(path: Path, error: str) -> object:
