@@ -166,14 +166,6 @@ def sequence_offsets(seq_lengths: np.ndarray) -> np.ndarray:
     return np.cumsum(lengths, axis=1) - lengths
 
 
-def market_global_frame(cam: int, seq: int, frame: int, seq_lengths: np.ndarray = MARKET_SEQ_LENGTHS) -> int:
-    """The authors' cumulative frame of one Market-style crop (§1.2): ``market_global_frame(1, 2, 123) == 72804``."""
-    offsets = sequence_offsets(seq_lengths)
-    if not (1 <= cam <= offsets.shape[0] and 1 <= seq <= offsets.shape[1]):
-        raise MetadataError(f"camera {cam}, sequence {seq}: outside the sequence table of shape {offsets.shape}")
-    return int(offsets[cam - 1, seq - 1] + frame)
-
-
 def parse_names(
     names: Iterable[str],
     naming: Naming,

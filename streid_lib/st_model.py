@@ -122,9 +122,8 @@ class SpatialTemporalModel(BaseEstimator):
         self.counting = counting
 
     def _validate_params(self) -> None:
-        _check_int_param("bin_width", self.bin_width)
-        _check_int_param("n_bins", self.n_bins)
-        _check_int_param("n_cams", self.n_cams)
+        for name in ("bin_width", "n_bins", "n_cams"):
+            _check_int_param(name, getattr(self, name))
         if self.bin_width > MAX_BIN_WIDTH:
             raise STModelError(f"bin_width: expected at most {MAX_BIN_WIDTH} frames, got {self.bin_width}")
         gaussian_kernel(float(self.sigma), float(self.truncate), max_radius=0)  # validates sigma and truncate
@@ -163,10 +162,8 @@ class SpatialTemporalModel(BaseEstimator):
             )
         self._check_cams(train.cams, "training cams")
         C, H = int(self.n_cams), int(self.n_bins)
-        if self.counting == "identity":
-            first, second, bins, n_ids = self._votes_identity(train)
-        else:
-            first, second, bins, n_ids = self._votes_image_pairs(train)
+        votes = self._votes_identity if self.counting == "identity" else self._votes_image_pairs
+        first, second, bins, n_ids = votes(train)
         over = bins >= H
         n_over = int(over.sum())
         if n_over:

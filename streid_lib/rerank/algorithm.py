@@ -113,10 +113,9 @@ def _rerank(
     progress: bool,
     block_size: int,
 ) -> np.ndarray:
-    name = kind
     shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
     if len(shape) != 2 or shape[0] != shape[1]:
-        raise RerankError(f"{name}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
+        raise RerankError(f"{kind}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
     prm = effective_params(int(shape[0]), n_query, k1, k2, lambda_value)
     if backend not in BACKENDS:
         raise RerankError(f"backend: expected one of {BACKENDS}, got {backend!r}")
@@ -124,9 +123,9 @@ def _rerank(
     K = prm.k1 + 1
     with progress_bar(total=4, desc="k-reciprocal re-ranking", enabled=progress, leave=False) as bar:
         if backend == "numpy":
-            xn = _as_numpy_matrix(x, name)
+            xn = _as_numpy_matrix(x, kind)
             bar.set_postfix_str("neighbours")
-            ranks, cext = _topk_columns_numpy(xn, K, kind == "score", int(block_size), name)
+            ranks, cext = _topk_columns_numpy(xn, K, kind == "score", int(block_size), kind)
 
             def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
                 return xn[rows, cols].astype(np.float64)
@@ -135,12 +134,12 @@ def _rerank(
             import torch
 
             dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
-            xt = x if _is_torch_tensor(x) else torch.from_numpy(_as_numpy_matrix(x, name))
+            xt = x if _is_torch_tensor(x) else torch.from_numpy(_as_numpy_matrix(x, kind))
             if not torch.is_floating_point(xt):
-                raise RerankError(f"{name}: expected a real float matrix, got dtype {xt.dtype}")
+                raise RerankError(f"{kind}: expected a real float matrix, got dtype {xt.dtype}")
             xt = xt.to(dev)
             bar.set_postfix_str(f"neighbours ({dev})")
-            ranks, cext = _topk_columns_torch(xt, K, kind == "score", name, torch)
+            ranks, cext = _topk_columns_torch(xt, K, kind == "score", kind, torch)
 
             def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
                 return xt[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)].double().cpu().numpy()
@@ -151,7 +150,7 @@ def _rerank(
         if bad.any():
             j = int(np.argmax(bad))
             raise RerankError(
-                f"{name}: column {j} has maximum distance {dmax[j]!r}; the normalisation d / column-max needs a "
+                f"{kind}: column {j} has maximum distance {dmax[j]!r}; the normalisation d / column-max needs a "
                 "positive maximum in every column"
             )
         bar.set_postfix_str("reciprocal sets")
