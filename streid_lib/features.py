@@ -47,8 +47,30 @@ class FeatureSet:
             f = np.asarray(getattr(self, f"{side}_f"))
             if f.ndim != 2:
                 raise FeaturesError(f"{side}_f: expected a 2-D (N, D) array, got shape {f.shape}")
-            object.__setattr__(self, f"{side}_f", f.astype(np.float32, copy=False))
-            validate_features(getattr(self, f"{side}_f"), getattr(self, side), side)
+            f = f.astype(np.float32, copy=False)
+            object.__setattr__(self, f"{side}_f", f)
+            if len(f) == 0:
+                raise FeaturesError(f"{side} is empty: at least one {side} image is needed")
+            if len(f) != len(getattr(self, side)):
+                raise FeaturesError(
+                    f"lengths disagree: {side}_f has {len(f)} rows but {side}_label/cam/frames have "
+                    f"{len(getattr(self, side))}"
+                )
+            finite = np.isfinite(f).all(axis=1)
+            if not finite.all():
+                raise FeaturesError(f"{side}_f row {int(np.argmin(finite))} contains NaN or inf")
+            zero = ~f.any(axis=1)
+            if zero.any():
+                raise FeaturesError(
+                    f"{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
+                )
+            norms = row_norms(f)  # cosine needs a finite non-zero float32 norm
+            if (bad := ~np.isfinite(norms) | (norms == 0)).any():
+                i = int(np.argmax(bad))
+                raise FeaturesError(
+                    f"{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small for "
+                    "float32), so cosine is undefined"
+                )
         for side in self.sides[1:]:
             d = getattr(self, f"{side}_f").shape[1]
             if d != self.query_f.shape[1]:
@@ -79,33 +101,6 @@ class FeatureSet:
 def row_norms(f: np.ndarray) -> np.ndarray:
     """(N,) float32 L2 norms of the rows of an (N, D) float32 matrix, exactly as the evaluation computes them."""
     return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float32))
-
-
-def validate_features(f: np.ndarray, meta: Metadata, side: str) -> None:
-    """Check one side: non-empty, lengths agree, finite, and every row has a finite non-zero float32 norm (cosine
-    needs a direction); errors name the side, the field and the row."""
-    if len(f) == 0:
-        raise FeaturesError(f"{side} is empty: at least one {side} image is needed")
-    if len(f) != len(meta):
-        raise FeaturesError(
-            f"lengths disagree: {side}_f has {len(f)} rows but {side}_label/cam/frames have {len(meta)}"
-        )
-    finite = np.isfinite(f).all(axis=1)
-    if not finite.all():
-        raise FeaturesError(f"{side}_f row {int(np.argmin(finite))} contains NaN or inf")
-    zero = ~f.any(axis=1)
-    if zero.any():
-        raise FeaturesError(
-            f"{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
-        )
-    norms = row_norms(f)  # f is float32 (FeatureSet)
-    bad = ~np.isfinite(norms) | (norms == 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise FeaturesError(
-            f"{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small for float32), "
-            "so cosine is undefined"
-        )
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> Path:
@@ -252,31 +247,27 @@ def load_features(path: str | Path) -> FeatureSet:
         raise FeaturesError(f"{path}: {exc}") from None
 
 
-def first_duplicate(f: np.ndarray, meta: Metadata) -> tuple[int, int, str] | None:
-    """``(row, earlier row, why)`` of the first repeat on one side (same file name, or same pid, camera, frame and
-    features), or None."""
-    rows = np.ascontiguousarray(f).view(np.dtype((np.void, f.dtype.itemsize * f.shape[1]))).reshape(-1)
-    same = np.stack([meta.pids, meta.cams, meta.frames, np.unique(rows, return_inverse=True)[1].reshape(-1)], axis=1)
-    keys = [("pid, camera, frame and features", same)]
-    if meta.names is not None:
-        keys.insert(0, ("name", np.unique(meta.names.astype(str), return_inverse=True)[1].reshape(-1, 1)))
-    found = None
-    for why, key in keys:
-        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        earliest = first[inverse.reshape(-1)]  # each row's first occurrence
-        dup = np.flatnonzero(earliest != np.arange(len(key)))
-        if dup.size and (found is None or dup[0] < found[0]):
-            found = (int(dup[0]), int(earliest[dup[0]]), why)
-    return found
-
-
 def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[str]:
     """Refuse a side with duplicate images (they count twice in every average or vote) unless ``allow``; return
     one-line warnings (kept duplicates, names shared by query and gallery)."""
     warnings = []
     for side in fs.sides:
-        meta = getattr(fs, side)
-        found = first_duplicate(getattr(fs, f"{side}_f"), meta)
+        meta, f = getattr(fs, side), getattr(fs, f"{side}_f")
+        # The first repeat: same file name, or same pid, camera, frame and features (rows compared as bytes).
+        rows = np.ascontiguousarray(f).view(np.dtype((np.void, f.dtype.itemsize * f.shape[1]))).reshape(-1)
+        same = np.stack(
+            [meta.pids, meta.cams, meta.frames, np.unique(rows, return_inverse=True)[1].reshape(-1)], axis=1
+        )
+        keys = [("pid, camera, frame and features", same)]
+        if meta.names is not None:
+            keys.insert(0, ("name", np.unique(meta.names.astype(str), return_inverse=True)[1].reshape(-1, 1)))
+        found = None
+        for why, key in keys:
+            _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+            earliest = first[inverse.reshape(-1)]  # each row's first occurrence
+            dup = np.flatnonzero(earliest != np.arange(len(key)))
+            if dup.size and (found is None or dup[0] < found[0]):
+                found = (int(dup[0]), int(earliest[dup[0]]), why)
         if found is None:
             continue
         j, i, why = found

@@ -75,11 +75,6 @@ def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -
     return out.reshape(P.shape)
 
 
-def _check_int_param(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise STModelError(f"{name}: expected an integer >= 1, got {value!r}")
-
-
 def _as_int_array(x: Any, name: str) -> np.ndarray:
     """Integer view of a camera or frame array; whole-valued floats are accepted, anything else is an error."""
     a = np.asarray(x)
@@ -123,7 +118,8 @@ class SpatialTemporalModel(BaseEstimator):
 
     def _validate_params(self) -> None:
         for name in ("bin_width", "n_bins", "n_cams"):
-            _check_int_param(name, getattr(self, name))
+            if isinstance(value := getattr(self, name), bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise STModelError(f"{name}: expected an integer >= 1, got {value!r}")
         if self.bin_width > MAX_BIN_WIDTH:
             raise STModelError(f"bin_width: expected at most {MAX_BIN_WIDTH} frames, got {self.bin_width}")
         gaussian_kernel(float(self.sigma), float(self.truncate), max_radius=0)  # validates sigma and truncate

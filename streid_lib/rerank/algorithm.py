@@ -394,13 +394,6 @@ def _jaccard_plan(V: sp.csr_matrix, nq: int) -> tuple[sp.csr_matrix, sp.csc_matr
     return Vq, Vg, colnnz, chunks
 
 
-def _ragged_arange(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + l)`` for each (s, l)."""
-    total = int(lens.sum())
-    csum = np.cumsum(lens)
-    return np.arange(total) + np.repeat(starts - (csum - lens), lens)
-
-
 def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray) -> np.ndarray:
     nq, ng, lam = prm.n_query, prm.n - prm.n_query, prm.lambda_value
     Vq, Vg, colnnz, chunks = _jaccard_plan(V, nq)
@@ -411,7 +404,7 @@ def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kin
         vals = Vq.data[lo:hi].astype(np.float64)
         rloc = np.repeat(np.arange(b - a), np.diff(Vq.indptr[a : b + 1]))
         lens = colnnz[ks]
-        pos = _ragged_arange(Vg.indptr[ks], lens)
+        pos = np.arange(int(lens.sum())) + np.repeat(Vg.indptr[ks] - (np.cumsum(lens) - lens), lens)  # ragged aranges
         j = Vg.indices[pos].astype(np.int64)
         mins = np.minimum(np.repeat(vals, lens), Vg.data[pos])
         tm = np.bincount(np.repeat(rloc, lens) * ng + j, weights=mins, minlength=(b - a) * ng).reshape(b - a, ng)
