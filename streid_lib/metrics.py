@@ -133,23 +133,18 @@ class RankingProtocol:
         self._cam_sorted = gallery.cams[keep][order]
         self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def good_junk(self, pid: int, cam: int) -> tuple[np.ndarray, np.ndarray]:
-        """Kept-gallery positions (ascending) of the good and the same-camera junk items of one query (cached)."""
-        key = (pid, cam)
-        hit = self._cache.get(key)
-        if hit is None:
-            lo, hi = np.searchsorted(self._pid_sorted, [pid, pid + 1])
-            pos = self._pos_sorted[lo:hi]
-            other_cam = self._cam_sorted[lo:hi] != cam
-            hit = self._cache[key] = (pos[other_cam], pos[~other_cam])
-        return hit
-
     def chunk(self, query: Metadata, offset: int = 0) -> QueryChunk:
         """Good/junk items of a chunk of queries (``offset``: index of its first query, for error messages)."""
         if (query.pids == JUNK_PID).any():
             i = int(np.argmax(query.pids == JUNK_PID))
             raise MetricsError(f"query {offset + i} has pid -1 (junk): junk images cannot be queries")
-        pairs = [self.good_junk(int(p), int(c)) for p, c in zip(query.pids.tolist(), query.cams.tolist(), strict=True)]
+        pairs = []  # kept-gallery positions (ascending) of the good and the same-camera junk items, cached
+        for key in zip(query.pids.tolist(), query.cams.tolist(), strict=True):
+            if (hit := self._cache.get(key)) is None:
+                lo, hi = np.searchsorted(self._pid_sorted, [key[0], key[0] + 1])
+                pos, other_cam = self._pos_sorted[lo:hi], self._cam_sorted[lo:hi] != key[1]
+                hit = self._cache[key] = (pos[other_cam], pos[~other_cam])
+            pairs.append(hit)
         goods = tuple(g for g, _ in pairs)
         return QueryChunk(query, goods, tuple(j for _, j in pairs), np.array([len(g) for g in goods], np.int64))
 

@@ -88,12 +88,8 @@ def rerank_distances(
     return _rerank(score, n_query, "score", k1, k2, lambda_value, backend, device, progress, block_size)
 
 
-def _is_torch_tensor(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
 def _as_numpy_matrix(x: Any, name: str) -> np.ndarray:
-    x = np.asarray(x.detach().cpu().numpy() if _is_torch_tensor(x) else x)
+    x = np.asarray(x.detach().cpu().numpy() if type(x).__module__.startswith("torch") else x)
     if x.dtype not in (np.float32, np.float64):
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise RerankError(f"{name}: expected a real float matrix, got dtype {x.dtype}")
@@ -134,7 +130,7 @@ def _rerank(
             import torch
 
             dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
-            xt = x if _is_torch_tensor(x) else torch.from_numpy(_as_numpy_matrix(x, kind))
+            xt = x if type(x).__module__.startswith("torch") else torch.from_numpy(_as_numpy_matrix(x, kind))
             if not torch.is_floating_point(xt):
                 raise RerankError(f"{kind}: expected a real float matrix, got dtype {xt.dtype}")
             xt = xt.to(dev)
@@ -157,8 +153,12 @@ def _rerank(
         V = _build_v(ranks, prm, kind, dmax, gather)
         bar.update()
         bar.set_postfix_str("query expansion")
-        if prm.k2 != 1:
-            V = _query_expansion(V, ranks, prm.k2)
+        if prm.k2 != 1:  # V_qe[i] = mean(V[ranks[i, :k2]]) (float64 accumulation, stored float32)
+            k2, n = prm.k2, prm.n
+            Q = (np.full(n * k2, 1.0 / k2), ranks[:, :k2].reshape(-1), np.arange(0, n * k2 + 1, k2))
+            V = (sp.csr_matrix(Q, shape=(n, n)) @ V.astype(np.float64)).tocsr()
+            V.sort_indices()
+            V = V.astype(np.float32)
         bar.update()
         bar.set_postfix_str("jaccard")
         if backend == "numpy":
@@ -354,17 +354,6 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
     sums = np.bincount(rows, weights=w, minlength=n)
     data = (w / sums[rows]).astype(np.float32)
     return sp.csr_matrix((data, cols.astype(np.int32), indptr), shape=(n, n))
-
-
-def _query_expansion(V: sp.csr_matrix, ranks: np.ndarray, k2: int) -> sp.csr_matrix:
-    """``V_qe[i] = mean(V[ranks[i, :k2]])`` (float64 accumulation, stored float32)."""
-    n = V.shape[0]
-    Q = sp.csr_matrix(
-        (np.full(n * k2, 1.0 / k2), ranks[:, :k2].reshape(-1), np.arange(0, n * k2 + 1, k2)), shape=(n, n)
-    )
-    Vqe = (Q @ V.astype(np.float64)).tocsr()
-    Vqe.sort_indices()
-    return Vqe.astype(np.float32)
 
 
 # -- steps 5-6: Jaccard distance of the query rows (sparse min-sums) and the final combination ---------------------
