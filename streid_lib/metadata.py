@@ -400,17 +400,9 @@ def split_report(splits: DatasetSplits, dataset: str | None = None) -> SplitRepo
     """Images, identities, cameras, junk and distractors per split, checked against ``dataset``'s standard sizes."""
     rows = []
     for name, meta in (("train", splits.train), ("gallery", splits.gallery), ("query", splits.query)):
-        real = meta.pids[meta.pids > 0]
-        rows.append(
-            {
-                "split": name,
-                "images": len(meta),
-                "ids": int(np.unique(real).size),
-                "cams": int(np.unique(meta.cams).size),
-                "junk": int((meta.pids == -1).sum()),
-                "distractors": int((meta.pids == 0).sum()),
-            }
-        )
+        ids, cams = np.unique(meta.pids[meta.pids > 0]).size, np.unique(meta.cams).size
+        counts = (len(meta), ids, cams, (meta.pids == -1).sum(), (meta.pids == 0).sum())
+        rows.append({"split": name} | dict(zip(("images", "ids", "cams", "junk", "distractors"), map(int, counts))))
     expected = KNOWN_SPLIT_SIZES.get(dataset) if dataset else None
     ok = expected is None or tuple(r["images"] for r in rows) == expected
     return SplitReport(rows, expected, ok)

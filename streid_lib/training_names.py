@@ -116,18 +116,6 @@ def _expected_naming(
     return DATASET_NAMING[dataset], f"--dataset {dataset}"
 
 
-def naming_of_features(fs: FeatureSet) -> str | None:
-    """The naming of a features file's images: its provenance's ``naming`` (written by ``extract``), else the
-    naming of its stored query names, else ``None`` (unknown, e.g. the authors' ``.mat``)."""
-    if fs.provenance.get("naming") in _NAMING_TEXT:
-        return fs.provenance["naming"]
-    names = fs.query.names
-    try:
-        return detect_naming(str(names[0])) if names is not None and len(names) else None
-    except MetadataError:
-        return None
-
-
 def _sequence_table(
     dataset: str, naming: str, path: Path, kind: str, explicit: str | None
 ) -> tuple[np.ndarray | None, str | None]:
@@ -179,12 +167,19 @@ def choose_training(
         n_side_junk = int((~keep).sum())
     options = (train_names, train_dir, train_manifest)
     if any(v is not None for v in options):
+        # The naming of the features' images: its provenance's (written by ``extract``), else its query names'.
+        features_naming, names = fs.provenance.get("naming"), fs.query.names
+        if features_naming not in _NAMING_TEXT:
+            try:
+                features_naming = detect_naming(str(names[0])) if names is not None and len(names) else None
+            except MetadataError:
+                features_naming = None
         train, record = read_train_metadata(
             dataset,
             *options,
             naming=naming,
             sequence_lengths=sequence_lengths,
-            features_naming=naming_of_features(fs),
+            features_naming=features_naming,
             features_file=features,
         )
         if fs.has_train:
