@@ -190,8 +190,7 @@ def choose_training(
     if naming is not None or sequence_lengths is not None:
         raise TrainingDataError("--naming and --sequence-lengths apply to --train-names or --train-dir, none was given")
     if fs.has_train:
-        record = train_record("features file", Path(features), fs.train, side="train_*")
-        record["n_junk_excluded"] = n_side_junk
+        record = train_record("features file", Path(features), fs.train, side="train_*", n_junk_excluded=n_side_junk)
         return fs, fs.train, record
     if needed_by is not None:
         raise TrainingDataError(
@@ -209,13 +208,10 @@ def exclude_junk(train: Metadata) -> tuple[Metadata, int]:
 
 def describe_train(record: dict[str, Any], table: bool = True) -> str:
     """A training source in words, for messages and the printed header (``table``: with its sequence table)."""
-    if record["kind"] == "features file":
-        where = f"the training side of {record['path']}"
-    elif record["kind"] == "none":
+    if record["kind"] == "none":
         return "no training data"
-    else:
-        where = {"names": "name list", "dir": "folder", "manifest": "manifest"}[record["kind"]] + f" {record['path']}"
-    text = f"{where} ({record['n_images']} images, {record['n_identities']} identities"
+    kinds = {"features file": "the training side of", "names": "name list", "dir": "folder", "manifest": "manifest"}
+    text = f"{kinds[record['kind']]} {record['path']} ({record['n_images']} images, {record['n_identities']} identities"
     if table and record.get("sequence_table"):
         text += f"; sequence table: {record['sequence_table']}"
     if record.get("n_junk_excluded"):
