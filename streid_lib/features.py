@@ -113,8 +113,7 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
         data[f"{side}_f"] = getattr(fs, f"{side}_f")
         if meta.has_labels:  # unknown identities are written as an absent *_label (§14.3)
             data[f"{side}_label"] = meta.pids
-        data[f"{side}_cam"] = meta.cams
-        data[f"{side}_frames"] = meta.frames
+        data[f"{side}_cam"], data[f"{side}_frames"] = meta.cams, meta.frames
     if path.suffix == ".mat":
         import scipy.io
 
@@ -122,10 +121,9 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
             # 1-D arrays become 1×N rows, as the authors' lists did.
             scipy.io.savemat(tmp, data, oned_as="row")
     elif path.suffix == ".npz":
-        for side in sides:
-            names = getattr(fs, side).names
-            if names is not None:
-                data[f"{side}_names"] = np.asarray(names, dtype=str)
+        data |= {
+            f"{s}_names": np.asarray(getattr(fs, s).names, dtype=str) for s in sides if getattr(fs, s).names is not None
+        }
         data["provenance"] = np.asarray(json.dumps(fs.provenance, default=str))
         with atomic_path(path) as tmp:
             np.savez(tmp, **data)
