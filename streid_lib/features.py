@@ -59,8 +59,7 @@ class FeatureSet:
             finite = np.isfinite(f).all(axis=1)
             if not finite.all():
                 raise FeaturesError(f"{side}_f row {int(np.argmin(finite))} contains NaN or inf")
-            zero = ~f.any(axis=1)
-            if zero.any():
+            if (zero := ~f.any(axis=1)).any():
                 raise FeaturesError(
                     f"{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
                 )
@@ -183,8 +182,7 @@ def load_features(path: str | Path) -> FeatureSet:
         raise FeaturesError(f"{path}: features file not found" + (" (that path is a folder)" if path.is_dir() else ""))
     raw = _read_raw(path)
     required = [f"{side}_{key}" for side in SIDES for key in KEYS]
-    missing = [k for k in required if k not in raw]
-    if missing:
+    if missing := [k for k in required if k not in raw]:
         hint = (
             " (is this the ST model file pytorch_result2.mat? see reference issue #26)" if "distribution" in raw else ""
         )
@@ -275,8 +273,7 @@ def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[s
             raise FeaturesError(f"{text}; remove the duplicates, or pass --allow-duplicates to keep them")
         warnings.append(f"{text}; kept (--allow-duplicates)")
     if fs.query.names is not None and fs.gallery.names is not None:
-        shared = np.intersect1d(fs.query.names.astype(str), fs.gallery.names.astype(str))
-        if shared.size:
+        if (shared := np.intersect1d(fs.query.names.astype(str), fs.gallery.names.astype(str))).size:
             warnings.append(
                 f"{source}: {shared.size} name(s) appear in both query and gallery (first: {shared[0]}); the same "
                 "image on both sides matches itself"
@@ -286,8 +283,7 @@ def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[s
 
 def check_queries(fs: FeatureSet, source: str) -> None:
     """Refuse queries with pid -1: junk images cannot be queries (docs/reference.md §1.5)."""
-    junk = fs.query.pids == -1
-    if junk.any():
+    if (junk := fs.query.pids == -1).any():
         raise FeaturesError(
             f"{source}: query_label row {int(np.argmax(junk))} is -1 (junk; {int(junk.sum())} of {junk.size} "
             "queries are): junk images cannot be queries"

@@ -87,8 +87,7 @@ def check_field(values: object, key: str, label: str | None = None) -> np.ndarra
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise MetadataError(f"{label}: expected integers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if bad.any():
+        if (bad := ~np.isfinite(arr) | (arr != np.round(arr))).any():
             i = int(np.argmax(bad))
             raise MetadataError(
                 f"{label}: expected whole numbers, got non-integer value {arr[i].item()!r} at position {i}"
@@ -101,8 +100,7 @@ def check_field(values: object, key: str, label: str | None = None) -> np.ndarra
             f"{label}: value {arr[i].item()!r} at position {i} is out of range (|value| <= 2**53 expected)"
         )
     arr = arr.astype(np.int64, copy=False)
-    below = arr < lo
-    if below.any():
+    if (below := arr < lo).any():
         i = int(np.argmax(below))
         raise MetadataError(f"{label}: {what}; got {int(arr[i])} at position {i}")
     return arr
@@ -269,8 +267,7 @@ def read_manifest(path: str | Path, fps: float | None = None) -> Metadata:
     if timed and not (fps is not None and fps > 0):
         raise MetadataError(f"{path}: the manifest gives time as 'timestamp' (seconds): fps > 0 is needed, got {fps}")
     need = ["path", "camera", "timestamp" if timed else "frame"]
-    missing = [k for k in need if k not in header]
-    if missing:
+    if missing := [k for k in need if k not in header]:
         raise MetadataError(f"{path}: manifest header {reader.fieldnames} lacks column(s) {missing}")
     fields = {"pid": "pids", "camera": "cams", "frame": "frames"}
     if "pid" not in header:
@@ -354,8 +351,7 @@ def read_dataset_root(root: str | Path, naming: Naming | None = None) -> Dataset
     root = Path(root)
     if not root.is_dir():
         raise MetadataError(f"{root}: dataset root not found")
-    missing = [f for f in SPLIT_FOLDERS.values() if not (root / f).is_dir()]
-    if missing:
+    if missing := [f for f in SPLIT_FOLDERS.values() if not (root / f).is_dir()]:
         raise MetadataError(f"{root}: missing split folder(s) {missing}; expected {list(SPLIT_FOLDERS.values())}")
     seq_lengths = read_seq_lengths(root)
     out = {}

@@ -189,8 +189,7 @@ class MetricAccumulator:
             return
         if np.issubdtype(scores.dtype, np.floating) and not np.isfinite(scores.sum()):
             # One fast sum finds NaN/inf (or an overflow, which the exact check below clears).
-            bad = ~np.isfinite(scores)
-            if bad.any():
+            if (bad := ~np.isfinite(scores)).any():
                 q, g = np.argwhere(bad)[0]
                 value = float(scores[q, g])
                 if scores.shape[1] != self.n_gallery:  # scores on the protocol's columns

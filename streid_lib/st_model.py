@@ -376,8 +376,7 @@ class SpatialTemporalModel(BaseEstimator):
                 raw = {k: z[k] for k in z.files}
         except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise several types for a bad file
             raise STModelError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
-        missing = [k for k in ("params", "distribution", "smoothed") if k not in raw]
-        if missing:
+        if missing := [k for k in ("params", "distribution", "smoothed") if k not in raw]:
             raise STModelError(
                 f"{path}: missing key(s) {missing}; expected a file written by SpatialTemporalModel.save"
             )

@@ -142,8 +142,7 @@ def _rerank(
 
         bar.update()
         dmax = cext if kind == "dist" else 2.0 - 2.0 * cext  # column maxima of d (the normaliser), float64
-        bad = ~(dmax > 0)
-        if bad.any():
+        if (bad := ~(dmax > 0)).any():
             j = int(np.argmax(bad))
             raise RerankError(
                 f"{kind}: column {j} has maximum distance {dmax[j]!r}; the normalisation d / column-max needs a "
