@@ -356,8 +356,7 @@ def read_dataset_root(root: str | Path, naming: Naming | None = None) -> Dataset
     seq_lengths = read_seq_lengths(root)
     out = {}
     for split, folder in SPLIT_FOLDERS.items():
-        names = list_images(root / folder)
-        if not names:
+        if not (names := list_images(root / folder)):
             raise MetadataError(f"{root / folder}: no .jpg images")
         naming = naming or detect_list_naming(names, str(root / folder))
         out[split] = parse_names(names, naming, seq_lengths, source=str(root / folder))
@@ -368,8 +367,8 @@ def read_name_lists(folder: str | Path, naming: Naming | None = None) -> Dataset
     """Read ``train.txt``, ``gallery.txt`` and ``query.txt`` name lists from ``folder``."""
     folder = Path(folder)
     seq_lengths = read_seq_lengths(folder)
-    parts = {s: read_name_list(folder / f"{s}.txt", naming, seq_lengths) for s in ("train", "gallery", "query")}
-    return DatasetSplits(parts["train"], parts["gallery"], parts["query"], root=folder, naming=naming)
+    parts = (read_name_list(folder / f"{s}.txt", naming, seq_lengths) for s in ("train", "gallery", "query"))
+    return DatasetSplits(*parts, root=folder, naming=naming)
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,7 @@ class MetricAccumulator:
             raise MetricsError(f"protocol: built for {len(protocol.gallery)} gallery items, not {len(gallery)}")
         self.protocol = protocol
         self.n_gallery = len(gallery)
-        self._n_good: list[np.ndarray] = []
-        self._ranks: list[np.ndarray] = []  # per chunk: flat sorted ranks of good items, query-major
+        self._parts: list[tuple[np.ndarray, np.ndarray]] = []  # per chunk: n_good, flat sorted ranks (query-major)
         self._n_queries = 0
 
     def update(self, scores: np.ndarray, query: Metadata | None = None, *, chunk: QueryChunk | None = None) -> None:
@@ -199,16 +198,14 @@ class MetricAccumulator:
                 )
         if chunk is None:
             chunk = self.protocol.chunk(query, self._n_queries)
-        n_good, ranks = rank_chunk(self.protocol.kept(scores), chunk, self.protocol)
-        self._n_good.append(n_good)
-        self._ranks.append(ranks)
+        self._parts.append(rank_chunk(self.protocol.kept(scores), chunk, self.protocol))
         self._n_queries += n
 
     def result(self) -> RankingResult:
         """The metrics of all queries added so far."""
         nq = self._n_queries
-        n_good = np.concatenate(self._n_good) if self._n_good else np.zeros(0, np.int64)
-        r = (np.concatenate(self._ranks) if self._ranks else np.zeros(0, np.int64)).astype(np.int64)
+        parts = self._parts or [(np.zeros(0, np.int64),) * 2]
+        n_good, r = (np.concatenate(a).astype(np.int64) for a in zip(*parts))
         qid = np.repeat(np.arange(nq), n_good)
         start = np.cumsum(n_good) - n_good  # index of each query's first good item in the flat arrays
         i = (np.arange(len(r)) - start[qid] + 1).astype(np.float64)  # 1-based hit number

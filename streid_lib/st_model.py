@@ -341,9 +341,7 @@ class SpatialTemporalModel(BaseEstimator):
             "n_bins": int(self.smoothed_.shape[2]),
             "n_cams": int(self.smoothed_.shape[0]),
             "source": "counts" if self.counts_ is not None else "distribution",
-            "n_identities": self.n_identities_,
-            "n_votes": self.n_votes_,
-            "n_overflow_votes": self.n_overflow_votes_,
+            **{k: getattr(self, f"{k}_") for k in ("n_identities", "n_votes", "n_overflow_votes")},
         }
 
     def save(self, path: str | Path) -> Path:
@@ -358,9 +356,8 @@ class SpatialTemporalModel(BaseEstimator):
             "fit_info": np.asarray(json.dumps(self.fit_info())),
             "distribution": self.distribution_,
             "smoothed": self.smoothed_,
+            **({} if self.counts_ is None else {"counts": self.counts_}),
         }
-        if self.counts_ is not None:
-            data["counts"] = self.counts_
         with atomic_path(path) as tmp:
             np.savez_compressed(tmp, **data)
         return path
