@@ -182,10 +182,9 @@ class SpatialTemporalModel(BaseEstimator):
         return self._set_fitted(D, gaussian_smooth(D, float(self.sigma), float(self.truncate)), counts, info)
 
     def _set_fitted(self, D: np.ndarray, smoothed: np.ndarray, counts: np.ndarray | None, info: dict) -> Any:
-        self.counts_, self.distribution_, self.smoothed_ = counts, D, smoothed
-        self.n_identities_, self.n_votes_ = info.get("n_identities"), info.get("n_votes")
-        self.n_overflow_votes_ = info.get("n_overflow_votes")
-        self._table = None
+        self.counts_, self.distribution_, self.smoothed_, self._table = counts, D, smoothed, None
+        for key in ("n_identities", "n_votes", "n_overflow_votes"):
+            setattr(self, f"{key}_", info.get(key))
         return self
 
     def _votes_identity(self, train: Metadata) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

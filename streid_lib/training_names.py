@@ -160,11 +160,10 @@ def choose_training(
     """``(fs, train, record)``: a ``train_*`` source when given, else the features file's side, pid 0/-1 excluded
     from either (``record["n_junk_excluded"]``). Without training data ``train`` is None when ``needed_by`` is None
     (a stored ST model in faithful mode); else ``needed_by`` names what needs it in the error."""
-    n_side_junk = 0
-    if fs.has_train:  # the improved mode may calibrate on this side: it is read without junk too
-        keep = ~np.isin(fs.train.pids, JUNK_PIDS)
-        fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep)) if not keep.all() else fs
-        n_side_junk = int((~keep).sum())
+    keep = ~np.isin(fs.train.pids, JUNK_PIDS) if fs.has_train else None
+    if keep is not None and not keep.all():  # the improved mode may calibrate on this side: read without junk too
+        fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep))
+    n_side_junk = 0 if keep is None else int((~keep).sum())
     options = (train_names, train_dir, train_manifest)
     if any(v is not None for v in options):
         # The naming of the features' images: its provenance's (written by ``extract``), else its query names'.

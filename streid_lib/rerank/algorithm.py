@@ -183,11 +183,9 @@ def _topk_columns_numpy(x: np.ndarray, K: int, descending: bool, B: int, name: s
     extrema hold the K best entries, so only they are read again; a tie at the boundary falls back to a full sort.
     """
     n = x.shape[0]
-    best_red = np.maximum if descending else np.minimum
-    other_red = np.minimum if descending else np.maximum
+    best_red, other_red = (np.maximum, np.minimum) if descending else (np.minimum, np.maximum)
     fortran = x.flags.f_contiguous and not x.flags.c_contiguous
-    nbm = n // B  # full blocks
-    tail = n - nbm * B
+    nbm, tail = divmod(n, B)  # full blocks, rows left over
     nb = nbm + (tail > 0)
     ranks = np.empty((n, K), dtype=np.int64)
     if nb <= K:
@@ -321,8 +319,7 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
     rec2 = _reciprocal_mask(ranks, K2)
     size2 = rec2.sum(axis=1)  # |reciprocal set with k_half| of each image
     indptr = np.zeros(n + 1, dtype=np.int64)
-    parts_idx: list[np.ndarray] = []
-    parts_row: list[np.ndarray] = []
+    parts_idx, parts_row = [], []
     chunk = max(1, 2_000_000 // (K * K2 * K))
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
