@@ -117,8 +117,7 @@ class RankingProtocol:
     def __init__(self, gallery: Metadata) -> None:
         if len(gallery) == 0:
             raise MetricsError("gallery is empty: at least one gallery item is needed")
-        self.gallery = gallery
-        self.n_gallery = len(gallery)
+        self.gallery, self.n_gallery = gallery, len(gallery)
         keep = gallery.pids != JUNK_PID
         #: Gallery positions that take part in rankings (all but pid -1), ascending.
         self.columns = np.flatnonzero(keep)
@@ -128,8 +127,7 @@ class RankingProtocol:
         self.width = -(-max(self.n_kept, 1) // _BLOCK) * _BLOCK
         # Gallery positions grouped by pid (positions ascending within a pid) for O(log Ng) look-up.
         order = np.argsort(kept_pids, kind="stable")
-        self._pid_sorted = kept_pids[order]
-        self._pos_sorted = order.astype(np.int64)
+        self._pid_sorted, self._pos_sorted = kept_pids[order], order.astype(np.int64)
         self._cam_sorted = gallery.cams[keep][order]
         self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 

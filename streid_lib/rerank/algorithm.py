@@ -315,8 +315,7 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
     n, K = ranks.shape
     K2 = prm.k_half + 1
     R2 = ranks[:, :K2]
-    rec1 = _reciprocal_mask(ranks, K)
-    rec2 = _reciprocal_mask(ranks, K2)
+    rec1, rec2 = _reciprocal_mask(ranks, K), _reciprocal_mask(ranks, K2)
     size2 = rec2.sum(axis=1)  # |reciprocal set with k_half| of each image
     indptr = np.zeros(n + 1, dtype=np.int64)
     parts_idx, parts_row = [], []
@@ -324,8 +323,7 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         R1c, rec1c = ranks[a:b], rec1[a:b]  # (c, K)
-        cand2 = R2[R1c]  # (c, K, K2): the k_half neighbours of each candidate
-        crec2 = rec2[R1c]  # (c, K, K2): which of them are reciprocal
+        cand2, crec2 = R2[R1c], rec2[R1c]  # (c, K, K2): the k_half neighbours of each candidate, which reciprocal
         # member of i's k-reciprocal set  <=>  in R[i] at a position marked reciprocal
         member = ((cand2[:, :, :, None] == R1c[:, None, None, :]) & rec1c[:, None, None, :]).any(axis=3)
         inter = (member & crec2).sum(axis=2)  # |S(c) ∩ krec(i)|
