@@ -71,8 +71,7 @@ class FeatureSet:
                     "float32), so cosine is undefined"
                 )
         for side in self.sides[1:]:
-            d = getattr(self, f"{side}_f").shape[1]
-            if d != self.query_f.shape[1]:
+            if (d := getattr(self, f"{side}_f").shape[1]) != self.query_f.shape[1]:
                 raise FeaturesError(
                     f"feature dimensions disagree: query_f has D={self.query_f.shape[1]}, {side}_f has D={d}"
                 )

@@ -234,8 +234,7 @@ def read_text(path: str | Path, what: str) -> str:
 
 def read_name_lines(path: str | Path) -> tuple[list[int], list[str]]:
     """The 1-based line numbers and names of a name list (blank lines and surrounding whitespace dropped)."""
-    rows = [(i + 1, line.strip()) for i, line in enumerate(read_text(path, "name list").splitlines())]
-    rows = [(i, line) for i, line in rows if line]
+    rows = [(i, name) for i, line in enumerate(read_text(path, "name list").splitlines(), 1) if (name := line.strip())]
     if not rows:
         raise MetadataError(f"{path}: the name list is empty")
     return [i for i, _ in rows], [n for _, n in rows]

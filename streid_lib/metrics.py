@@ -253,8 +253,7 @@ def rank_chunk(kept: np.ndarray, chunk: QueryChunk, protocol: RankingProtocol) -
     """
     n_k = protocol.n_kept
     fine = None
-    keyed = kept.dtype.type in _KEYED
-    if keyed:
+    if keyed := kept.dtype.type in _KEYED:
         coarse = np.left_shift(kept, 32, dtype=np.int64)
         coarse += np.arange(n_k - 1, -1, -1, dtype=np.int64)
     elif kept.dtype.type in _NARROW_FLOATS or not np.issubdtype(kept.dtype, np.floating):
