@@ -62,8 +62,7 @@ def read_train_metadata(
         raise TrainingDataError(f"training data: give exactly one of a name list, a folder or a manifest, got {given}")
     if dataset not in DATASET_NAMING:
         raise TrainingDataError(f"dataset: expected one of {sorted(DATASET_NAMING)}, got {dataset!r}")
-    kind, value = given[0]
-    path = Path(value)
+    kind, path = given[0][0], Path(given[0][1])
     if kind == "manifest":
         if naming is not None or sequence_lengths is not None:
             raise TrainingDataError(

@@ -43,8 +43,7 @@ def effective_params(n: int, n_query: int, k1: int = 20, k2: int = 6, lambda_val
     ``k2 ← min(k2, k1 + 1)``, ``k_half = np.around(k1 / 2)`` (half-to-even, as the reference)."""
     for name, value in (("k1", k1), ("k2", k2)):
         _check_int(name, value, isinstance(value, (int, np.integer)) and value >= 1)
-    lam = float(lambda_value)
-    if not (0.0 <= lam <= 1.0):
+    if not (0.0 <= (lam := float(lambda_value)) <= 1.0):
         raise RerankError(f"lambda_value: expected a number in [0, 1], got {lambda_value!r}")
     if n < 2:
         raise RerankError(f"dist: expected at least 2 images (one query, one gallery), got N={n}")
