@@ -121,8 +121,7 @@ class RankingProtocol:
         keep = gallery.pids != JUNK_PID
         #: Gallery positions that take part in rankings (all but pid -1), ascending.
         self.columns = np.flatnonzero(keep)
-        self.n_kept = len(self.columns)
-        kept_pids = gallery.pids[keep]
+        self.n_kept, kept_pids = len(self.columns), gallery.pids[keep]
         # Bool buffers are padded to a multiple of _BLOCK columns for _count_rows; padding stays False.
         self.width = -(-max(self.n_kept, 1) // _BLOCK) * _BLOCK
         # Gallery positions grouped by pid (positions ascending within a pid) for O(log Ng) look-up.
