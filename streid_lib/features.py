@@ -47,11 +47,31 @@ class FeatureSet:
             f = np.asarray(getattr(self, f"{side}_f"))
             if f.ndim != 2:
                 raise FeaturesError(f"{side}_f: expected a 2-D (N, D) array, got shape {f.shape}")
-            object.__setattr__(self, f"{side}_f", f.astype(np.float32, copy=False))
-            validate_features(getattr(self, f"{side}_f"), getattr(self, side), side)
+            f = f.astype(np.float32, copy=False)
+            object.__setattr__(self, f"{side}_f", f)
+            if len(f) == 0:
+                raise FeaturesError(f"{side} is empty: at least one {side} image is needed")
+            if len(f) != len(getattr(self, side)):
+                raise FeaturesError(
+                    f"lengths disagree: {side}_f has {len(f)} rows but {side}_label/cam/frames have "
+                    f"{len(getattr(self, side))}"
+                )
+            finite = np.isfinite(f).all(axis=1)
+            if not finite.all():
+                raise FeaturesError(f"{side}_f row {int(np.argmin(finite))} contains NaN or inf")
+            if (zero := ~f.any(axis=1)).any():
+                raise FeaturesError(
+                    f"{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
+                )
+            norms = row_norms(f)  # cosine needs a finite non-zero float32 norm
+            if (bad := ~np.isfinite(norms) | (norms == 0)).any():
+                i = int(np.argmax(bad))
+                raise FeaturesError(
+                    f"{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small for "
+                    "float32), so cosine is undefined"
+                )
         for side in self.sides[1:]:
-            d = getattr(self, f"{side}_f").shape[1]
-            if d != self.query_f.shape[1]:
+            if (d := getattr(self, f"{side}_f").shape[1]) != self.query_f.shape[1]:
                 raise FeaturesError(
                     f"feature dimensions disagree: query_f has D={self.query_f.shape[1]}, {side}_f has D={d}"
                 )
@@ -81,33 +101,6 @@ def row_norms(f: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float32))
 
 
-def validate_features(f: np.ndarray, meta: Metadata, side: str) -> None:
-    """Check one side: non-empty, lengths agree, finite, and every row has a finite non-zero float32 norm (cosine
-    needs a direction); errors name the side, the field and the row."""
-    if len(f) == 0:
-        raise FeaturesError(f"{side} is empty: at least one {side} image is needed")
-    if len(f) != len(meta):
-        raise FeaturesError(
-            f"lengths disagree: {side}_f has {len(f)} rows but {side}_label/cam/frames have {len(meta)}"
-        )
-    finite = np.isfinite(f).all(axis=1)
-    if not finite.all():
-        raise FeaturesError(f"{side}_f row {int(np.argmin(finite))} contains NaN or inf")
-    zero = ~f.any(axis=1)
-    if zero.any():
-        raise FeaturesError(
-            f"{side}_f row {int(np.argmax(zero))} is all zeros: it has no direction, so cosine is undefined"
-        )
-    norms = row_norms(f)  # f is float32 (FeatureSet)
-    bad = ~np.isfinite(norms) | (norms == 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise FeaturesError(
-            f"{side}_f row {i}: its float32 norm is {float(norms[i])} (values too large or too small for float32), "
-            "so cosine is undefined"
-        )
-
-
 def save_features(path: str | Path, fs: FeatureSet) -> Path:
     """Write ``fs`` to ``path`` (``.mat`` in the authors' layout or ``.npz``), atomically."""
     path = Path(path)
@@ -118,8 +111,7 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
         data[f"{side}_f"] = getattr(fs, f"{side}_f")
         if meta.has_labels:  # unknown identities are written as an absent *_label (§14.3)
             data[f"{side}_label"] = meta.pids
-        data[f"{side}_cam"] = meta.cams
-        data[f"{side}_frames"] = meta.frames
+        data[f"{side}_cam"], data[f"{side}_frames"] = meta.cams, meta.frames
     if path.suffix == ".mat":
         import scipy.io
 
@@ -127,10 +119,9 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
             # 1-D arrays become 1×N rows, as the authors' lists did.
             scipy.io.savemat(tmp, data, oned_as="row")
     elif path.suffix == ".npz":
-        for side in sides:
-            names = getattr(fs, side).names
-            if names is not None:
-                data[f"{side}_names"] = np.asarray(names, dtype=str)
+        data |= {
+            f"{s}_names": np.asarray(getattr(fs, s).names, dtype=str) for s in sides if getattr(fs, s).names is not None
+        }
         data["provenance"] = np.asarray(json.dumps(fs.provenance, default=str))
         with atomic_path(path) as tmp:
             np.savez(tmp, **data)
@@ -190,8 +181,7 @@ def load_features(path: str | Path) -> FeatureSet:
         raise FeaturesError(f"{path}: features file not found" + (" (that path is a folder)" if path.is_dir() else ""))
     raw = _read_raw(path)
     required = [f"{side}_{key}" for side in SIDES for key in KEYS]
-    missing = [k for k in required if k not in raw]
-    if missing:
+    if missing := [k for k in required if k not in raw]:
         hint = (
             " (is this the ST model file pytorch_result2.mat? see reference issue #26)" if "distribution" in raw else ""
         )
@@ -252,31 +242,27 @@ def load_features(path: str | Path) -> FeatureSet:
         raise FeaturesError(f"{path}: {exc}") from None
 
 
-def first_duplicate(f: np.ndarray, meta: Metadata) -> tuple[int, int, str] | None:
-    """``(row, earlier row, why)`` of the first repeat on one side (same file name, or same pid, camera, frame and
-    features), or None."""
-    rows = np.ascontiguousarray(f).view(np.dtype((np.void, f.dtype.itemsize * f.shape[1]))).reshape(-1)
-    same = np.stack([meta.pids, meta.cams, meta.frames, np.unique(rows, return_inverse=True)[1].reshape(-1)], axis=1)
-    keys = [("pid, camera, frame and features", same)]
-    if meta.names is not None:
-        keys.insert(0, ("name", np.unique(meta.names.astype(str), return_inverse=True)[1].reshape(-1, 1)))
-    found = None
-    for why, key in keys:
-        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        earliest = first[inverse.reshape(-1)]  # each row's first occurrence
-        dup = np.flatnonzero(earliest != np.arange(len(key)))
-        if dup.size and (found is None or dup[0] < found[0]):
-            found = (int(dup[0]), int(earliest[dup[0]]), why)
-    return found
-
-
 def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[str]:
     """Refuse a side with duplicate images (they count twice in every average or vote) unless ``allow``; return
     one-line warnings (kept duplicates, names shared by query and gallery)."""
     warnings = []
     for side in fs.sides:
-        meta = getattr(fs, side)
-        found = first_duplicate(getattr(fs, f"{side}_f"), meta)
+        meta, f = getattr(fs, side), getattr(fs, f"{side}_f")
+        # The first repeat: same file name, or same pid, camera, frame and features (rows compared as bytes).
+        rows = np.ascontiguousarray(f).view(np.dtype((np.void, f.dtype.itemsize * f.shape[1]))).reshape(-1)
+        same = np.stack(
+            [meta.pids, meta.cams, meta.frames, np.unique(rows, return_inverse=True)[1].reshape(-1)], axis=1
+        )
+        keys = [("pid, camera, frame and features", same)]
+        if meta.names is not None:
+            keys.insert(0, ("name", np.unique(meta.names.astype(str), return_inverse=True)[1].reshape(-1, 1)))
+        found = None
+        for why, key in keys:
+            _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+            earliest = first[inverse.reshape(-1)]  # each row's first occurrence
+            dup = np.flatnonzero(earliest != np.arange(len(key)))
+            if dup.size and (found is None or dup[0] < found[0]):
+                found = (int(dup[0]), int(earliest[dup[0]]), why)
         if found is None:
             continue
         j, i, why = found
@@ -286,8 +272,7 @@ def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[s
             raise FeaturesError(f"{text}; remove the duplicates, or pass --allow-duplicates to keep them")
         warnings.append(f"{text}; kept (--allow-duplicates)")
     if fs.query.names is not None and fs.gallery.names is not None:
-        shared = np.intersect1d(fs.query.names.astype(str), fs.gallery.names.astype(str))
-        if shared.size:
+        if (shared := np.intersect1d(fs.query.names.astype(str), fs.gallery.names.astype(str))).size:
             warnings.append(
                 f"{source}: {shared.size} name(s) appear in both query and gallery (first: {shared[0]}); the same "
                 "image on both sides matches itself"
@@ -297,8 +282,7 @@ def check_duplicates(fs: FeatureSet, source: str, allow: bool = False) -> list[s
 
 def check_queries(fs: FeatureSet, source: str) -> None:
     """Refuse queries with pid -1: junk images cannot be queries (docs/reference.md §1.5)."""
-    junk = fs.query.pids == -1
-    if junk.any():
+    if (junk := fs.query.pids == -1).any():
         raise FeaturesError(
             f"{source}: query_label row {int(np.argmax(junk))} is -1 (junk; {int(junk.sum())} of {junk.size} "
             "queries are): junk images cannot be queries"

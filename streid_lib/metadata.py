@@ -87,8 +87,7 @@ def check_field(values: object, key: str, label: str | None = None) -> np.ndarra
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise MetadataError(f"{label}: expected integers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if bad.any():
+        if (bad := ~np.isfinite(arr) | (arr != np.round(arr))).any():
             i = int(np.argmax(bad))
             raise MetadataError(
                 f"{label}: expected whole numbers, got non-integer value {arr[i].item()!r} at position {i}"
@@ -101,8 +100,7 @@ def check_field(values: object, key: str, label: str | None = None) -> np.ndarra
             f"{label}: value {arr[i].item()!r} at position {i} is out of range (|value| <= 2**53 expected)"
         )
     arr = arr.astype(np.int64, copy=False)
-    below = arr < lo
-    if below.any():
+    if (below := arr < lo).any():
         i = int(np.argmax(below))
         raise MetadataError(f"{label}: {what}; got {int(arr[i])} at position {i}")
     return arr
@@ -164,14 +162,6 @@ def sequence_offsets(seq_lengths: np.ndarray) -> np.ndarray:
     if lengths.ndim != 2 or (lengths < 0).any():
         raise MetadataError(f"sequence lengths: expected a 2-D array of non-negative frames, got {lengths!r}")
     return np.cumsum(lengths, axis=1) - lengths
-
-
-def market_global_frame(cam: int, seq: int, frame: int, seq_lengths: np.ndarray = MARKET_SEQ_LENGTHS) -> int:
-    """The authors' cumulative frame of one Market-style crop (§1.2): ``market_global_frame(1, 2, 123) == 72804``."""
-    offsets = sequence_offsets(seq_lengths)
-    if not (1 <= cam <= offsets.shape[0] and 1 <= seq <= offsets.shape[1]):
-        raise MetadataError(f"camera {cam}, sequence {seq}: outside the sequence table of shape {offsets.shape}")
-    return int(offsets[cam - 1, seq - 1] + frame)
 
 
 def parse_names(
@@ -244,8 +234,7 @@ def read_text(path: str | Path, what: str) -> str:
 
 def read_name_lines(path: str | Path) -> tuple[list[int], list[str]]:
     """The 1-based line numbers and names of a name list (blank lines and surrounding whitespace dropped)."""
-    rows = [(i + 1, line.strip()) for i, line in enumerate(read_text(path, "name list").splitlines())]
-    rows = [(i, line) for i, line in rows if line]
+    rows = [(i, name) for i, line in enumerate(read_text(path, "name list").splitlines(), 1) if (name := line.strip())]
     if not rows:
         raise MetadataError(f"{path}: the name list is empty")
     return [i for i, _ in rows], [n for _, n in rows]
@@ -277,8 +266,7 @@ def read_manifest(path: str | Path, fps: float | None = None) -> Metadata:
     if timed and not (fps is not None and fps > 0):
         raise MetadataError(f"{path}: the manifest gives time as 'timestamp' (seconds): fps > 0 is needed, got {fps}")
     need = ["path", "camera", "timestamp" if timed else "frame"]
-    missing = [k for k in need if k not in header]
-    if missing:
+    if missing := [k for k in need if k not in header]:
         raise MetadataError(f"{path}: manifest header {reader.fieldnames} lacks column(s) {missing}")
     fields = {"pid": "pids", "camera": "cams", "frame": "frames"}
     if "pid" not in header:
@@ -362,14 +350,12 @@ def read_dataset_root(root: str | Path, naming: Naming | None = None) -> Dataset
     root = Path(root)
     if not root.is_dir():
         raise MetadataError(f"{root}: dataset root not found")
-    missing = [f for f in SPLIT_FOLDERS.values() if not (root / f).is_dir()]
-    if missing:
+    if missing := [f for f in SPLIT_FOLDERS.values() if not (root / f).is_dir()]:
         raise MetadataError(f"{root}: missing split folder(s) {missing}; expected {list(SPLIT_FOLDERS.values())}")
     seq_lengths = read_seq_lengths(root)
     out = {}
     for split, folder in SPLIT_FOLDERS.items():
-        names = list_images(root / folder)
-        if not names:
+        if not (names := list_images(root / folder)):
             raise MetadataError(f"{root / folder}: no .jpg images")
         naming = naming or detect_list_naming(names, str(root / folder))
         out[split] = parse_names(names, naming, seq_lengths, source=str(root / folder))
@@ -380,8 +366,8 @@ def read_name_lists(folder: str | Path, naming: Naming | None = None) -> Dataset
     """Read ``train.txt``, ``gallery.txt`` and ``query.txt`` name lists from ``folder``."""
     folder = Path(folder)
     seq_lengths = read_seq_lengths(folder)
-    parts = {s: read_name_list(folder / f"{s}.txt", naming, seq_lengths) for s in ("train", "gallery", "query")}
-    return DatasetSplits(parts["train"], parts["gallery"], parts["query"], root=folder, naming=naming)
+    parts = (read_name_list(folder / f"{s}.txt", naming, seq_lengths) for s in ("train", "gallery", "query"))
+    return DatasetSplits(*parts, root=folder, naming=naming)
 
 
 @dataclass(frozen=True)
@@ -408,17 +394,9 @@ def split_report(splits: DatasetSplits, dataset: str | None = None) -> SplitRepo
     """Images, identities, cameras, junk and distractors per split, checked against ``dataset``'s standard sizes."""
     rows = []
     for name, meta in (("train", splits.train), ("gallery", splits.gallery), ("query", splits.query)):
-        real = meta.pids[meta.pids > 0]
-        rows.append(
-            {
-                "split": name,
-                "images": len(meta),
-                "ids": int(np.unique(real).size),
-                "cams": int(np.unique(meta.cams).size),
-                "junk": int((meta.pids == -1).sum()),
-                "distractors": int((meta.pids == 0).sum()),
-            }
-        )
+        ids, cams = np.unique(meta.pids[meta.pids > 0]).size, np.unique(meta.cams).size
+        counts = (len(meta), ids, cams, (meta.pids == -1).sum(), (meta.pids == 0).sum())
+        rows.append({"split": name} | dict(zip(("images", "ids", "cams", "junk", "distractors"), map(int, counts))))
     expected = KNOWN_SPLIT_SIZES.get(dataset) if dataset else None
     ok = expected is None or tuple(r["images"] for r in rows) == expected
     return SplitReport(rows, expected, ok)

@@ -117,39 +117,31 @@ class RankingProtocol:
     def __init__(self, gallery: Metadata) -> None:
         if len(gallery) == 0:
             raise MetricsError("gallery is empty: at least one gallery item is needed")
-        self.gallery = gallery
-        self.n_gallery = len(gallery)
+        self.gallery, self.n_gallery = gallery, len(gallery)
         keep = gallery.pids != JUNK_PID
         #: Gallery positions that take part in rankings (all but pid -1), ascending.
         self.columns = np.flatnonzero(keep)
-        self.n_kept = len(self.columns)
-        kept_pids = gallery.pids[keep]
+        self.n_kept, kept_pids = len(self.columns), gallery.pids[keep]
         # Bool buffers are padded to a multiple of _BLOCK columns for _count_rows; padding stays False.
         self.width = -(-max(self.n_kept, 1) // _BLOCK) * _BLOCK
         # Gallery positions grouped by pid (positions ascending within a pid) for O(log Ng) look-up.
         order = np.argsort(kept_pids, kind="stable")
-        self._pid_sorted = kept_pids[order]
-        self._pos_sorted = order.astype(np.int64)
+        self._pid_sorted, self._pos_sorted = kept_pids[order], order.astype(np.int64)
         self._cam_sorted = gallery.cams[keep][order]
         self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    def good_junk(self, pid: int, cam: int) -> tuple[np.ndarray, np.ndarray]:
-        """Kept-gallery positions (ascending) of the good and the same-camera junk items of one query (cached)."""
-        key = (pid, cam)
-        hit = self._cache.get(key)
-        if hit is None:
-            lo, hi = np.searchsorted(self._pid_sorted, [pid, pid + 1])
-            pos = self._pos_sorted[lo:hi]
-            other_cam = self._cam_sorted[lo:hi] != cam
-            hit = self._cache[key] = (pos[other_cam], pos[~other_cam])
-        return hit
 
     def chunk(self, query: Metadata, offset: int = 0) -> QueryChunk:
         """Good/junk items of a chunk of queries (``offset``: index of its first query, for error messages)."""
         if (query.pids == JUNK_PID).any():
             i = int(np.argmax(query.pids == JUNK_PID))
             raise MetricsError(f"query {offset + i} has pid -1 (junk): junk images cannot be queries")
-        pairs = [self.good_junk(int(p), int(c)) for p, c in zip(query.pids.tolist(), query.cams.tolist(), strict=True)]
+        pairs = []  # kept-gallery positions (ascending) of the good and the same-camera junk items, cached
+        for key in zip(query.pids.tolist(), query.cams.tolist(), strict=True):
+            if (hit := self._cache.get(key)) is None:
+                lo, hi = np.searchsorted(self._pid_sorted, [key[0], key[0] + 1])
+                pos, other_cam = self._pos_sorted[lo:hi], self._cam_sorted[lo:hi] != key[1]
+                hit = self._cache[key] = (pos[other_cam], pos[~other_cam])
+            pairs.append(hit)
         goods = tuple(g for g, _ in pairs)
         return QueryChunk(query, goods, tuple(j for _, j in pairs), np.array([len(g) for g in goods], np.int64))
 
@@ -172,8 +164,7 @@ class MetricAccumulator:
             raise MetricsError(f"protocol: built for {len(protocol.gallery)} gallery items, not {len(gallery)}")
         self.protocol = protocol
         self.n_gallery = len(gallery)
-        self._n_good: list[np.ndarray] = []
-        self._ranks: list[np.ndarray] = []  # per chunk: flat sorted ranks of good items, query-major
+        self._parts: list[tuple[np.ndarray, np.ndarray]] = []  # per chunk: n_good, flat sorted ranks (query-major)
         self._n_queries = 0
 
     def update(self, scores: np.ndarray, query: Metadata | None = None, *, chunk: QueryChunk | None = None) -> None:
@@ -194,8 +185,7 @@ class MetricAccumulator:
             return
         if np.issubdtype(scores.dtype, np.floating) and not np.isfinite(scores.sum()):
             # One fast sum finds NaN/inf (or an overflow, which the exact check below clears).
-            bad = ~np.isfinite(scores)
-            if bad.any():
+            if (bad := ~np.isfinite(scores)).any():
                 q, g = np.argwhere(bad)[0]
                 value = float(scores[q, g])
                 if scores.shape[1] != self.n_gallery:  # scores on the protocol's columns
@@ -205,16 +195,14 @@ class MetricAccumulator:
                 )
         if chunk is None:
             chunk = self.protocol.chunk(query, self._n_queries)
-        n_good, ranks = rank_chunk(self.protocol.kept(scores), chunk, self.protocol)
-        self._n_good.append(n_good)
-        self._ranks.append(ranks)
+        self._parts.append(rank_chunk(self.protocol.kept(scores), chunk, self.protocol))
         self._n_queries += n
 
     def result(self) -> RankingResult:
         """The metrics of all queries added so far."""
         nq = self._n_queries
-        n_good = np.concatenate(self._n_good) if self._n_good else np.zeros(0, np.int64)
-        r = (np.concatenate(self._ranks) if self._ranks else np.zeros(0, np.int64)).astype(np.int64)
+        parts = self._parts or [(np.zeros(0, np.int64),) * 2]
+        n_good, r = (np.concatenate(a).astype(np.int64) for a in zip(*parts))
         qid = np.repeat(np.arange(nq), n_good)
         start = np.cumsum(n_good) - n_good  # index of each query's first good item in the flat arrays
         i = (np.arange(len(r)) - start[qid] + 1).astype(np.float64)  # 1-based hit number
@@ -264,8 +252,7 @@ def rank_chunk(kept: np.ndarray, chunk: QueryChunk, protocol: RankingProtocol) -
     """
     n_k = protocol.n_kept
     fine = None
-    keyed = kept.dtype.type in _KEYED
-    if keyed:
+    if keyed := kept.dtype.type in _KEYED:
         coarse = np.left_shift(kept, 32, dtype=np.int64)
         coarse += np.arange(n_k - 1, -1, -1, dtype=np.int64)
     elif kept.dtype.type in _NARROW_FLOATS or not np.issubdtype(kept.dtype, np.floating):

@@ -75,11 +75,6 @@ def gaussian_smooth(P: np.ndarray, sigma: float = 50.0, truncate: float = 3.0) -
     return out.reshape(P.shape)
 
 
-def _check_int_param(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise STModelError(f"{name}: expected an integer >= 1, got {value!r}")
-
-
 def _as_int_array(x: Any, name: str) -> np.ndarray:
     """Integer view of a camera or frame array; whole-valued floats are accepted, anything else is an error."""
     a = np.asarray(x)
@@ -122,9 +117,9 @@ class SpatialTemporalModel(BaseEstimator):
         self.counting = counting
 
     def _validate_params(self) -> None:
-        _check_int_param("bin_width", self.bin_width)
-        _check_int_param("n_bins", self.n_bins)
-        _check_int_param("n_cams", self.n_cams)
+        for name in ("bin_width", "n_bins", "n_cams"):
+            if isinstance(value := getattr(self, name), bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise STModelError(f"{name}: expected an integer >= 1, got {value!r}")
         if self.bin_width > MAX_BIN_WIDTH:
             raise STModelError(f"bin_width: expected at most {MAX_BIN_WIDTH} frames, got {self.bin_width}")
         gaussian_kernel(float(self.sigma), float(self.truncate), max_radius=0)  # validates sigma and truncate
@@ -163,10 +158,8 @@ class SpatialTemporalModel(BaseEstimator):
             )
         self._check_cams(train.cams, "training cams")
         C, H = int(self.n_cams), int(self.n_bins)
-        if self.counting == "identity":
-            first, second, bins, n_ids = self._votes_identity(train)
-        else:
-            first, second, bins, n_ids = self._votes_image_pairs(train)
+        votes = self._votes_identity if self.counting == "identity" else self._votes_image_pairs
+        first, second, bins, n_ids = votes(train)
         over = bins >= H
         n_over = int(over.sum())
         if n_over:
@@ -189,10 +182,9 @@ class SpatialTemporalModel(BaseEstimator):
         return self._set_fitted(D, gaussian_smooth(D, float(self.sigma), float(self.truncate)), counts, info)
 
     def _set_fitted(self, D: np.ndarray, smoothed: np.ndarray, counts: np.ndarray | None, info: dict) -> Any:
-        self.counts_, self.distribution_, self.smoothed_ = counts, D, smoothed
-        self.n_identities_, self.n_votes_ = info.get("n_identities"), info.get("n_votes")
-        self.n_overflow_votes_ = info.get("n_overflow_votes")
-        self._table = None
+        self.counts_, self.distribution_, self.smoothed_, self._table = counts, D, smoothed, None
+        for key in ("n_identities", "n_votes", "n_overflow_votes"):
+            setattr(self, f"{key}_", info.get(key))
         return self
 
     def _votes_identity(self, train: Metadata) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -348,9 +340,7 @@ class SpatialTemporalModel(BaseEstimator):
             "n_bins": int(self.smoothed_.shape[2]),
             "n_cams": int(self.smoothed_.shape[0]),
             "source": "counts" if self.counts_ is not None else "distribution",
-            "n_identities": self.n_identities_,
-            "n_votes": self.n_votes_,
-            "n_overflow_votes": self.n_overflow_votes_,
+            **{k: getattr(self, f"{k}_") for k in ("n_identities", "n_votes", "n_overflow_votes")},
         }
 
     def save(self, path: str | Path) -> Path:
@@ -365,9 +355,8 @@ class SpatialTemporalModel(BaseEstimator):
             "fit_info": np.asarray(json.dumps(self.fit_info())),
             "distribution": self.distribution_,
             "smoothed": self.smoothed_,
+            **({} if self.counts_ is None else {"counts": self.counts_}),
         }
-        if self.counts_ is not None:
-            data["counts"] = self.counts_
         with atomic_path(path) as tmp:
             np.savez_compressed(tmp, **data)
         return path
@@ -383,8 +372,7 @@ class SpatialTemporalModel(BaseEstimator):
                 raw = {k: z[k] for k in z.files}
         except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise several types for a bad file
             raise STModelError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
-        missing = [k for k in ("params", "distribution", "smoothed") if k not in raw]
-        if missing:
+        if missing := [k for k in ("params", "distribution", "smoothed") if k not in raw]:
             raise STModelError(
                 f"{path}: missing key(s) {missing}; expected a file written by SpatialTemporalModel.save"
             )

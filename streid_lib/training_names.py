@@ -62,8 +62,7 @@ def read_train_metadata(
         raise TrainingDataError(f"training data: give exactly one of a name list, a folder or a manifest, got {given}")
     if dataset not in DATASET_NAMING:
         raise TrainingDataError(f"dataset: expected one of {sorted(DATASET_NAMING)}, got {dataset!r}")
-    kind, value = given[0]
-    path = Path(value)
+    kind, path = given[0][0], Path(given[0][1])
     if kind == "manifest":
         if naming is not None or sequence_lengths is not None:
             raise TrainingDataError(
@@ -116,18 +115,6 @@ def _expected_naming(
     return DATASET_NAMING[dataset], f"--dataset {dataset}"
 
 
-def naming_of_features(fs: FeatureSet) -> str | None:
-    """The naming of a features file's images: its provenance's ``naming`` (written by ``extract``), else the
-    naming of its stored query names, else ``None`` (unknown, e.g. the authors' ``.mat``)."""
-    if fs.provenance.get("naming") in _NAMING_TEXT:
-        return fs.provenance["naming"]
-    names = fs.query.names
-    try:
-        return detect_naming(str(names[0])) if names is not None and len(names) else None
-    except MetadataError:
-        return None
-
-
 def _sequence_table(
     dataset: str, naming: str, path: Path, kind: str, explicit: str | None
 ) -> tuple[np.ndarray | None, str | None]:
@@ -172,19 +159,25 @@ def choose_training(
     """``(fs, train, record)``: a ``train_*`` source when given, else the features file's side, pid 0/-1 excluded
     from either (``record["n_junk_excluded"]``). Without training data ``train`` is None when ``needed_by`` is None
     (a stored ST model in faithful mode); else ``needed_by`` names what needs it in the error."""
-    n_side_junk = 0
-    if fs.has_train:  # the improved mode may calibrate on this side: it is read without junk too
-        keep = ~np.isin(fs.train.pids, JUNK_PIDS)
-        fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep)) if not keep.all() else fs
-        n_side_junk = int((~keep).sum())
+    keep = ~np.isin(fs.train.pids, JUNK_PIDS) if fs.has_train else None
+    if keep is not None and not keep.all():  # the improved mode may calibrate on this side: read without junk too
+        fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep))
+    n_side_junk = 0 if keep is None else int((~keep).sum())
     options = (train_names, train_dir, train_manifest)
     if any(v is not None for v in options):
+        # The naming of the features' images: its provenance's (written by ``extract``), else its query names'.
+        features_naming, names = fs.provenance.get("naming"), fs.query.names
+        if features_naming not in _NAMING_TEXT:
+            try:
+                features_naming = detect_naming(str(names[0])) if names is not None and len(names) else None
+            except MetadataError:
+                features_naming = None
         train, record = read_train_metadata(
             dataset,
             *options,
             naming=naming,
             sequence_lengths=sequence_lengths,
-            features_naming=naming_of_features(fs),
+            features_naming=features_naming,
             features_file=features,
         )
         if fs.has_train:
@@ -195,8 +188,7 @@ def choose_training(
     if naming is not None or sequence_lengths is not None:
         raise TrainingDataError("--naming and --sequence-lengths apply to --train-names or --train-dir, none was given")
     if fs.has_train:
-        record = train_record("features file", Path(features), fs.train, side="train_*")
-        record["n_junk_excluded"] = n_side_junk
+        record = train_record("features file", Path(features), fs.train, side="train_*", n_junk_excluded=n_side_junk)
         return fs, fs.train, record
     if needed_by is not None:
         raise TrainingDataError(
@@ -214,13 +206,10 @@ def exclude_junk(train: Metadata) -> tuple[Metadata, int]:
 
 def describe_train(record: dict[str, Any], table: bool = True) -> str:
     """A training source in words, for messages and the printed header (``table``: with its sequence table)."""
-    if record["kind"] == "features file":
-        where = f"the training side of {record['path']}"
-    elif record["kind"] == "none":
+    if record["kind"] == "none":
         return "no training data"
-    else:
-        where = {"names": "name list", "dir": "folder", "manifest": "manifest"}[record["kind"]] + f" {record['path']}"
-    text = f"{where} ({record['n_images']} images, {record['n_identities']} identities"
+    kinds = {"features file": "the training side of", "names": "name list", "dir": "folder", "manifest": "manifest"}
+    text = f"{kinds[record['kind']]} {record['path']} ({record['n_images']} images, {record['n_identities']} identities"
     if table and record.get("sequence_table"):
         text += f"; sequence table: {record['sequence_table']}"
     if record.get("n_junk_excluded"):

@@ -16,7 +16,6 @@ from streid_lib.metadata import (
     MetadataError,
     check_field,
     detect_naming,
-    market_global_frame,
     parse_names,
     read_dataset_root,
     read_manifest,
@@ -41,7 +40,7 @@ needs_names = pytest.mark.skipif(
     [(1, 1, 451, 451), (1, 2, 123, 72804), (6, 4, 100, 314736), (2, 3, 0, 163691 + 164677)],
 )
 def test_market_global_frame_worked_examples(cam, seq, frame, expected) -> None:
-    assert market_global_frame(cam, seq, frame) == expected
+    assert parse_names([f"0002_c{cam}s{seq}_{frame:06d}_01.jpg"], "market").frames.tolist() == [expected]
 
 
 def test_sequence_offsets_table() -> None:

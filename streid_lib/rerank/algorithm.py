@@ -43,8 +43,7 @@ def effective_params(n: int, n_query: int, k1: int = 20, k2: int = 6, lambda_val
     ``k2 ← min(k2, k1 + 1)``, ``k_half = np.around(k1 / 2)`` (half-to-even, as the reference)."""
     for name, value in (("k1", k1), ("k2", k2)):
         _check_int(name, value, isinstance(value, (int, np.integer)) and value >= 1)
-    lam = float(lambda_value)
-    if not (0.0 <= lam <= 1.0):
+    if not (0.0 <= (lam := float(lambda_value)) <= 1.0):
         raise RerankError(f"lambda_value: expected a number in [0, 1], got {lambda_value!r}")
     if n < 2:
         raise RerankError(f"dist: expected at least 2 images (one query, one gallery), got N={n}")
@@ -88,12 +87,8 @@ def rerank_distances(
     return _rerank(score, n_query, "score", k1, k2, lambda_value, backend, device, progress, block_size)
 
 
-def _is_torch_tensor(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
 def _as_numpy_matrix(x: Any, name: str) -> np.ndarray:
-    x = np.asarray(x.detach().cpu().numpy() if _is_torch_tensor(x) else x)
+    x = np.asarray(x.detach().cpu().numpy() if type(x).__module__.startswith("torch") else x)
     if x.dtype not in (np.float32, np.float64):
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise RerankError(f"{name}: expected a real float matrix, got dtype {x.dtype}")
@@ -113,10 +108,9 @@ def _rerank(
     progress: bool,
     block_size: int,
 ) -> np.ndarray:
-    name = kind
     shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
     if len(shape) != 2 or shape[0] != shape[1]:
-        raise RerankError(f"{name}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
+        raise RerankError(f"{kind}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
     prm = effective_params(int(shape[0]), n_query, k1, k2, lambda_value)
     if backend not in BACKENDS:
         raise RerankError(f"backend: expected one of {BACKENDS}, got {backend!r}")
@@ -124,9 +118,9 @@ def _rerank(
     K = prm.k1 + 1
     with progress_bar(total=4, desc="k-reciprocal re-ranking", enabled=progress, leave=False) as bar:
         if backend == "numpy":
-            xn = _as_numpy_matrix(x, name)
+            xn = _as_numpy_matrix(x, kind)
             bar.set_postfix_str("neighbours")
-            ranks, cext = _topk_columns_numpy(xn, K, kind == "score", int(block_size), name)
+            ranks, cext = _topk_columns_numpy(xn, K, kind == "score", int(block_size), kind)
 
             def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
                 return xn[rows, cols].astype(np.float64)
@@ -135,31 +129,34 @@ def _rerank(
             import torch
 
             dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
-            xt = x if _is_torch_tensor(x) else torch.from_numpy(_as_numpy_matrix(x, name))
+            xt = x if type(x).__module__.startswith("torch") else torch.from_numpy(_as_numpy_matrix(x, kind))
             if not torch.is_floating_point(xt):
-                raise RerankError(f"{name}: expected a real float matrix, got dtype {xt.dtype}")
+                raise RerankError(f"{kind}: expected a real float matrix, got dtype {xt.dtype}")
             xt = xt.to(dev)
             bar.set_postfix_str(f"neighbours ({dev})")
-            ranks, cext = _topk_columns_torch(xt, K, kind == "score", name, torch)
+            ranks, cext = _topk_columns_torch(xt, K, kind == "score", kind, torch)
 
             def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
                 return xt[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)].double().cpu().numpy()
 
         bar.update()
         dmax = cext if kind == "dist" else 2.0 - 2.0 * cext  # column maxima of d (the normaliser), float64
-        bad = ~(dmax > 0)
-        if bad.any():
+        if (bad := ~(dmax > 0)).any():
             j = int(np.argmax(bad))
             raise RerankError(
-                f"{name}: column {j} has maximum distance {dmax[j]!r}; the normalisation d / column-max needs a "
+                f"{kind}: column {j} has maximum distance {dmax[j]!r}; the normalisation d / column-max needs a "
                 "positive maximum in every column"
             )
         bar.set_postfix_str("reciprocal sets")
         V = _build_v(ranks, prm, kind, dmax, gather)
         bar.update()
         bar.set_postfix_str("query expansion")
-        if prm.k2 != 1:
-            V = _query_expansion(V, ranks, prm.k2)
+        if prm.k2 != 1:  # V_qe[i] = mean(V[ranks[i, :k2]]) (float64 accumulation, stored float32)
+            k2, n = prm.k2, prm.n
+            Q = (np.full(n * k2, 1.0 / k2), ranks[:, :k2].reshape(-1), np.arange(0, n * k2 + 1, k2))
+            V = (sp.csr_matrix(Q, shape=(n, n)) @ V.astype(np.float64)).tocsr()
+            V.sort_indices()
+            V = V.astype(np.float32)
         bar.update()
         bar.set_postfix_str("jaccard")
         if backend == "numpy":
@@ -185,11 +182,9 @@ def _topk_columns_numpy(x: np.ndarray, K: int, descending: bool, B: int, name: s
     extrema hold the K best entries, so only they are read again; a tie at the boundary falls back to a full sort.
     """
     n = x.shape[0]
-    best_red = np.maximum if descending else np.minimum
-    other_red = np.minimum if descending else np.maximum
+    best_red, other_red = (np.maximum, np.minimum) if descending else (np.minimum, np.maximum)
     fortran = x.flags.f_contiguous and not x.flags.c_contiguous
-    nbm = n // B  # full blocks
-    tail = n - nbm * B
+    nbm, tail = divmod(n, B)  # full blocks, rows left over
     nb = nbm + (tail > 0)
     ranks = np.empty((n, K), dtype=np.int64)
     if nb <= K:
@@ -319,18 +314,15 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
     n, K = ranks.shape
     K2 = prm.k_half + 1
     R2 = ranks[:, :K2]
-    rec1 = _reciprocal_mask(ranks, K)
-    rec2 = _reciprocal_mask(ranks, K2)
+    rec1, rec2 = _reciprocal_mask(ranks, K), _reciprocal_mask(ranks, K2)
     size2 = rec2.sum(axis=1)  # |reciprocal set with k_half| of each image
     indptr = np.zeros(n + 1, dtype=np.int64)
-    parts_idx: list[np.ndarray] = []
-    parts_row: list[np.ndarray] = []
+    parts_idx, parts_row = [], []
     chunk = max(1, 2_000_000 // (K * K2 * K))
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         R1c, rec1c = ranks[a:b], rec1[a:b]  # (c, K)
-        cand2 = R2[R1c]  # (c, K, K2): the k_half neighbours of each candidate
-        crec2 = rec2[R1c]  # (c, K, K2): which of them are reciprocal
+        cand2, crec2 = R2[R1c], rec2[R1c]  # (c, K, K2): the k_half neighbours of each candidate, which reciprocal
         # member of i's k-reciprocal set  <=>  in R[i] at a position marked reciprocal
         member = ((cand2[:, :, :, None] == R1c[:, None, None, :]) & rec1c[:, None, None, :]).any(axis=3)
         inter = (member & crec2).sum(axis=2)  # |S(c) ∩ krec(i)|
@@ -355,17 +347,6 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
     sums = np.bincount(rows, weights=w, minlength=n)
     data = (w / sums[rows]).astype(np.float32)
     return sp.csr_matrix((data, cols.astype(np.int32), indptr), shape=(n, n))
-
-
-def _query_expansion(V: sp.csr_matrix, ranks: np.ndarray, k2: int) -> sp.csr_matrix:
-    """``V_qe[i] = mean(V[ranks[i, :k2]])`` (float64 accumulation, stored float32)."""
-    n = V.shape[0]
-    Q = sp.csr_matrix(
-        (np.full(n * k2, 1.0 / k2), ranks[:, :k2].reshape(-1), np.arange(0, n * k2 + 1, k2)), shape=(n, n)
-    )
-    Vqe = (Q @ V.astype(np.float64)).tocsr()
-    Vqe.sort_indices()
-    return Vqe.astype(np.float32)
 
 
 # -- steps 5-6: Jaccard distance of the query rows (sparse min-sums) and the final combination ---------------------
@@ -395,13 +376,6 @@ def _jaccard_plan(V: sp.csr_matrix, nq: int) -> tuple[sp.csr_matrix, sp.csc_matr
     return Vq, Vg, colnnz, chunks
 
 
-def _ragged_arange(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + l)`` for each (s, l)."""
-    total = int(lens.sum())
-    csum = np.cumsum(lens)
-    return np.arange(total) + np.repeat(starts - (csum - lens), lens)
-
-
 def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray) -> np.ndarray:
     nq, ng, lam = prm.n_query, prm.n - prm.n_query, prm.lambda_value
     Vq, Vg, colnnz, chunks = _jaccard_plan(V, nq)
@@ -412,7 +386,7 @@ def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kin
         vals = Vq.data[lo:hi].astype(np.float64)
         rloc = np.repeat(np.arange(b - a), np.diff(Vq.indptr[a : b + 1]))
         lens = colnnz[ks]
-        pos = _ragged_arange(Vg.indptr[ks], lens)
+        pos = np.arange(int(lens.sum())) + np.repeat(Vg.indptr[ks] - (np.cumsum(lens) - lens), lens)  # ragged aranges
         j = Vg.indices[pos].astype(np.int64)
         mins = np.minimum(np.repeat(vals, lens), Vg.data[pos])
         tm = np.bincount(np.repeat(rloc, lens) * ng + j, weights=mins, minlength=(b - a) * ng).reshape(b - a, ng)
