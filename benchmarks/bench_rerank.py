@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_rerank.py                       # N = 2.5k, 5k, 10k, 20k
-    .venv/bin/python benchmarks/bench_rerank.py --sizes 20000 --dense-max 0 --backends numpy torch
+    .venv/bin/python benchmarks/bench_rerank.py --sizes 20000 --dense-max 0
 
 Each measurement runs in its own subprocess. The child builds a synthetic joint-score matrix (Duke-like: query
 fraction 2228/19889, random unit features D=512 clustered by identity, 8 cameras, an ST-like factor
@@ -83,13 +83,7 @@ def child(method: str, n: int, seed: int, out_npy: str | None) -> dict:
     else:
         from streid_lib.rerank import rerank_distances
 
-        if method == "torch":
-            import torch  # (import cost is not part of the re-ranking step)
-
-            if torch.cuda.is_available():  # nor is creating the CUDA context (once per process)
-                torch.zeros(1, device="cuda")
-                torch.cuda.synchronize()
-        run = lambda: rerank_distances(J, nq, backend=method, progress=False)  # noqa: E731
+        run = lambda: rerank_distances(J, nq, progress=False)  # noqa: E731
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     except OSError:  # some sandboxes refuse it: the peak then also counts the matrix build
@@ -99,11 +93,6 @@ def child(method: str, n: int, seed: int, out_npy: str | None) -> dict:
     final = run()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     hwm = _status_kib("VmHWM")
-    again = {}
-    if method == "torch":  # a second call: the GPU kernels are loaded and the allocator is warm
-        t0 = time.perf_counter()
-        run()
-        again = {"second_call_s": round(time.perf_counter() - t0, 2)}
     if out_npy:
         np.save(out_npy, np.asarray(final, dtype=np.float32))
     return {
@@ -115,7 +104,6 @@ def child(method: str, n: int, seed: int, out_npy: str | None) -> dict:
         "cpu_s": round(cpu, 2),
         "input_MiB": round(J.nbytes / 2**20),
         "extra_peak_MiB": round((hwm - rss0) / 1024),
-        **again,
     }
 
 
@@ -123,7 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[2500, 5000, 10000, 20000])
     ap.add_argument("--dense-max", type=int, default=10000, help="skip the dense reference above this N")
-    ap.add_argument("--backends", nargs="+", default=["numpy"], choices=["numpy", "torch"])
+    ap.add_argument("--backends", nargs="+", default=["numpy"], choices=["numpy"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "N", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -134,12 +122,7 @@ def main() -> None:
     import tempfile
 
     print(f"# re-ranking benchmark, seed={args.seed}, cpus={os.cpu_count()}, k1=20 k2=6 lambda=0.3")
-    gpu = ""
-    if "torch" in args.backends:
-        import torch
-
-        gpu = f", torch backend on {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'the CPU'}"
-    print(f"# machine: {os.cpu_count()} CPUs{gpu}")
+    print(f"# machine: {os.cpu_count()} CPUs")
     print("| method | N | nq | wall (s) | CPU (s) | extra peak (MiB) | input (MiB) | max abs diff vs dense (numpy) |")
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,9 +142,8 @@ def main() -> None:
             ref = np.load(results[base]["out"]) if base else None
             for m, r in results.items():
                 diff = "—" if ref is None or m == base else f"{np.abs(np.load(r['out']) - ref).max():.1e} ({base})"
-                wall = f"{r['seconds']}" + (f" (again: {r['second_call_s']})" if "second_call_s" in r else "")
                 print(
-                    f"| {m} | {n} | {r['nq']} | {wall} | {r['cpu_s']} | {r['extra_peak_MiB']} "
+                    f"| {m} | {n} | {r['nq']} | {r['seconds']} | {r['cpu_s']} | {r['extra_peak_MiB']} "
                     f"| {r['input_MiB']} | {diff} |",
                     flush=True,
                 )

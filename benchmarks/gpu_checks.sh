@@ -6,13 +6,13 @@
 #
 # Stages, each under its own time limit so one hang cannot cost the others (logs and JSON in $OUT):
 #   1. tests/test_cuda.py: fast-path training in bf16 on the device, fused SGD, resume on the GPU, GPU
-#      extraction against the CPU, torch re-ranking on the GPU against numpy;
+#      extraction against the CPU;
 #   2. benchmarks/bench_gpu_train.py: PCB training images/s at 384×192 (fast path eager, batch 32/64/128;
 #      plain fp32 DataLoader loop; torch.compile last), extraction images/s;
 #   3. benchmarks/bench_train_models.py: train_model + extract_features for PCB, ResNet-50 and DenseNet-121,
 #      3 whole epochs each at the reference sizes (the user's path: CUDA-graph capture, decay re-capture,
 #      checkpoints);
-#   4. benchmarks/bench_rerank.py at N = 20,000: numpy on this machine's CPUs and the torch backend on the GPU.
+#   4. benchmarks/bench_rerank.py at N = 20,000: numpy on this machine's CPUs (the only re-ranking backend).
 # Limits sum to about 10 minutes, the runs take about 5; a lent machine gives 15 minutes in all, start-up included.
 set -u
 OUT=${OUT:-runs/gpu_checks}
@@ -48,7 +48,7 @@ want train && stage bench_gpu_train "${LIMIT_TRAIN:-250}" $PY benchmarks/bench_g
 want models && stage bench_train_models "${LIMIT_MODELS:-150}" $PY benchmarks/bench_train_models.py \
     --json "$OUT/bench_train_models.json"
 want rerank && TAIL=8 stage bench_rerank "${LIMIT_RERANK:-80}" $PY benchmarks/bench_rerank.py \
-    --sizes 20000 --dense-max 0 --backends numpy torch
+    --sizes 20000 --dense-max 0
 
 if ((${#failed[@]})); then
     echo "FAILED stages: ${failed[*]}"

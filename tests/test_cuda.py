@@ -1,9 +1,8 @@
-"""The visual stream's and re-ranking's CUDA paths: skipped on machines without a CUDA GPU.
+"""The visual stream's CUDA paths: skipped on machines without a CUDA GPU.
 
 CI has no GPU, so these run in ``benchmarks/gpu_checks.sh`` on a lent one (figures in benchmarks/README.md).
 They cover what the CPU tests cannot reach: the training set held in device memory with on-device augmentation,
-bf16 autocast, channels-last, fused SGD, resuming on the GPU, extraction on the GPU against the CPU, and the
-torch re-ranking backend on the GPU against the numpy one.
+bf16 autocast, channels-last, fused SGD, resuming on the GPU, and extraction on the GPU against the CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU (run benchmarks/gpu_checks.sh on a machine with one)"
 )
 
-from streid_lib.rerank import k_reciprocal_rerank, rerank_distances  # noqa: E402
 from streid_lib.visual import data as vdata  # noqa: E402
 from streid_lib.visual.config import ExtractConfig, TrainConfig  # noqa: E402
 from streid_lib.visual.extract import extract_features  # noqa: E402
@@ -181,26 +179,3 @@ def test_gpu_extraction_matches_the_cpu(full_run: Path, toy: Path) -> None:
         cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         assert cos.min() > 0.999, cos
     assert gpu.provenance["device"] == torch.cuda.get_device_name(0) and cpu.provenance["device"] == "cpu"
-
-
-def _clustered(n: int, n_ids: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    f = rng.standard_normal((n_ids, 16))[rng.integers(0, n_ids, n)] + 0.7 * rng.standard_normal((n, 16))
-    f /= np.linalg.norm(f, axis=1, keepdims=True)
-    return (f @ f.T).astype(np.float32)
-
-
-@pytest.mark.parametrize("n,nq", [(300, 40), (2500, 300)])
-def test_torch_rerank_on_the_gpu_matches_numpy(n: int, nq: int) -> None:
-    s = _clustered(n, n // 8, n)
-    ref = rerank_distances(np.asfortranarray(s), nq, progress=False)
-    gpu = rerank_distances(np.asfortranarray(s), nq, backend="torch", device="cuda", progress=False)
-    assert gpu.dtype == np.float32 and gpu.shape == ref.shape == (nq, n - nq)
-    np.testing.assert_allclose(gpu, ref, rtol=0, atol=2e-6)
-    d = 2 - 2 * s
-    np.testing.assert_allclose(
-        k_reciprocal_rerank(torch.from_numpy(d).cuda(), nq, backend="torch", progress=False),
-        k_reciprocal_rerank(d, nq, progress=False),
-        rtol=0,
-        atol=2e-6,
-    )

@@ -15,8 +15,8 @@ LIB = Path(__file__).resolve().parents[1] / "streid_lib"
 
 #: The evaluation side (numpy/scipy/scikit-learn): no torch, no visual stream.
 EVALUATION_SIDE = ("metadata", "features", "st_model", "joint", "metrics", "evaluation", "rerank", "improved", "campus")
-#: Lazy torch imports the architecture allows: re-ranking's ``backend="torch"`` path.
-TORCH_ALLOWED = {"streid_lib.rerank.algorithm"}
+#: Lazy torch imports the architecture allows on the evaluation side: none.
+TORCH_ALLOWED: set[str] = set()
 #: The library below the study: never imports the study, the notebook runner or the command line.
 ABOVE_LIBRARY = ("streid_lib.study", "streid_lib.cli", "streid_lib.reproduce", "streid_lib.__main__")
 

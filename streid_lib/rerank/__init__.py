@@ -1,6 +1,5 @@
 """k-reciprocal re-ranking: the algorithm (:mod:`.algorithm`) and the re-ranked rows and variants (:mod:`.rows`)."""
 
-from .algorithm import BACKENDS as BACKENDS
 from .algorithm import RerankError as RerankError
 from .algorithm import RerankParams as RerankParams
 from .algorithm import effective_params as effective_params

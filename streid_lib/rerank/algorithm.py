@@ -1,6 +1,6 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) of a precomputed distance or score matrix (docs/reference.md §6).
 
-Exact, chunked and sparse (memory and speed: §8); ``backend="torch"`` (imported lazily) runs the O(N²) steps on a GPU.
+Exact, chunked and sparse (memory and speed: §8).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import scipy.sparse as sp
 
 from .._progress import progress_bar
 from ..errors import StreidError
-
-BACKENDS = ("numpy", "torch")
 
 
 class RerankError(StreidError):
@@ -59,16 +57,13 @@ def k_reciprocal_rerank(
     k1: int = 20,
     k2: int = 6,
     lambda_value: float = 0.3,
-    backend: str = "numpy",
-    device: Any = None,
     progress: bool = True,
     block_size: int = 32,
 ) -> np.ndarray:
     """(nq, N − nq) float32 final distances (ascending = better) of an (N, N) distance matrix over query+gallery,
-    query first (numpy, or a torch tensor for ``backend="torch"`` on ``device``, default cuda when available), neither
-    modified nor copied whole (Fortran order reads fastest); ``block_size`` is a speed knob of the neighbour search.
-    """
-    return _rerank(dist, n_query, "dist", k1, k2, lambda_value, backend, device, progress, block_size)
+    query first, neither modified nor copied whole (Fortran order reads fastest); ``block_size`` is a speed knob of
+    the neighbour search."""
+    return _rerank(dist, n_query, "dist", k1, k2, lambda_value, progress, block_size)
 
 
 def rerank_distances(
@@ -77,18 +72,16 @@ def rerank_distances(
     k1: int = 20,
     k2: int = 6,
     lambda_value: float = 0.3,
-    backend: str = "numpy",
-    device: Any = None,
     progress: bool = True,
     block_size: int = 32,
 ) -> np.ndarray:
     """:func:`k_reciprocal_rerank` of ``d = 2 − 2·score`` for a similarity matrix (formed per chunk, never copied
     whole, §6): (nq, N − nq) float32 final **distances** (ascending = better)."""
-    return _rerank(score, n_query, "score", k1, k2, lambda_value, backend, device, progress, block_size)
+    return _rerank(score, n_query, "score", k1, k2, lambda_value, progress, block_size)
 
 
 def _as_numpy_matrix(x: Any, name: str) -> np.ndarray:
-    x = np.asarray(x.detach().cpu().numpy() if type(x).__module__.startswith("torch") else x)
+    x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise RerankError(f"{name}: expected a real float matrix, got dtype {x.dtype}")
@@ -103,42 +96,19 @@ def _rerank(
     k1: int,
     k2: int,
     lambda_value: float,
-    backend: str,
-    device: Any,
     progress: bool,
     block_size: int,
 ) -> np.ndarray:
-    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    shape = np.shape(x)
     if len(shape) != 2 or shape[0] != shape[1]:
         raise RerankError(f"{kind}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
     prm = effective_params(int(shape[0]), n_query, k1, k2, lambda_value)
-    if backend not in BACKENDS:
-        raise RerankError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     _check_int("block_size", block_size, isinstance(block_size, (int, np.integer)) and block_size >= 1)
     K = prm.k1 + 1
     with progress_bar(total=4, desc="k-reciprocal re-ranking", enabled=progress, leave=False) as bar:
-        if backend == "numpy":
-            xn = _as_numpy_matrix(x, kind)
-            bar.set_postfix_str("neighbours")
-            ranks, cext = _topk_columns_numpy(xn, K, kind == "score", int(block_size), kind)
-
-            def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-                return xn[rows, cols].astype(np.float64)
-
-        else:
-            import torch
-
-            dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
-            xt = x if type(x).__module__.startswith("torch") else torch.from_numpy(_as_numpy_matrix(x, kind))
-            if not torch.is_floating_point(xt):
-                raise RerankError(f"{kind}: expected a real float matrix, got dtype {xt.dtype}")
-            xt = xt.to(dev)
-            bar.set_postfix_str(f"neighbours ({dev})")
-            ranks, cext = _topk_columns_torch(xt, K, kind == "score", kind, torch)
-
-            def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-                return xt[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)].double().cpu().numpy()
-
+        xn = _as_numpy_matrix(x, kind)
+        bar.set_postfix_str("neighbours")
+        ranks, cext = _topk_columns(xn, K, kind == "score", int(block_size), kind)
         bar.update()
         dmax = cext if kind == "dist" else 2.0 - 2.0 * cext  # column maxima of d (the normaliser), float64
         if (bad := ~(dmax > 0)).any():
@@ -148,7 +118,7 @@ def _rerank(
                 "positive maximum in every column"
             )
         bar.set_postfix_str("reciprocal sets")
-        V = _build_v(ranks, prm, kind, dmax, gather)
+        V = _build_v(ranks, prm, kind, dmax, xn)
         bar.update()
         bar.set_postfix_str("query expansion")
         if prm.k2 != 1:  # V_qe[i] = mean(V[ranks[i, :k2]]) (float64 accumulation, stored float32)
@@ -159,10 +129,7 @@ def _rerank(
             V = V.astype(np.float32)
         bar.update()
         bar.set_postfix_str("jaccard")
-        if backend == "numpy":
-            out = _jaccard_final_numpy(V, xn, prm, kind, dmax)
-        else:
-            out = _jaccard_final_torch(V, xt, prm, kind, dmax, torch, dev)
+        out = _jaccard_final(V, xn, prm, kind, dmax)
         bar.update()
     return out
 
@@ -171,10 +138,10 @@ def _nonfinite_error(name: str, col: int) -> RerankError:
     return RerankError(f"{name}: column {col} contains NaN or inf; re-ranking needs finite values")
 
 
-# -- step 2: exact k nearest entries of every column (numpy), ties broken by the smaller row index -----------------
+# -- step 2: exact k nearest entries of every column, ties broken by the smaller row index -------------------------
 
 
-def _topk_columns_numpy(x: np.ndarray, K: int, descending: bool, B: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _topk_columns(x: np.ndarray, K: int, descending: bool, B: int, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (N, K) of the K best entries of every column of x, best first, ties by the smaller row index, and
     each column's extreme on the other side (float64, the normaliser). Best = smallest, or largest (``descending``).
 
@@ -265,36 +232,6 @@ def _topk_columns_numpy(x: np.ndarray, K: int, descending: bool, B: int, name: s
     return ranks, cext
 
 
-def _topk_columns_torch(x: Any, K: int, descending: bool, name: str, torch: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Torch version of :func:`_topk_columns_numpy` (same output, same tie rule), on x's device."""
-    n = x.shape[0]
-    ranks = torch.empty((n, K), dtype=torch.int64, device=x.device)
-    cext = torch.empty(n, dtype=torch.float64, device=x.device)
-    step = 2048
-    for c0 in range(0, n, step):
-        c1 = min(c0 + step, n)
-        cols = x[:, c0:c1].T.contiguous()  # (c, N): column i of x as a row
-        key = -cols if descending else cols
-        if not torch.isfinite(key).all():
-            bad = (~torch.isfinite(key)).any(dim=1).nonzero()[0, 0].item()
-            raise _nonfinite_error(name, c0 + int(bad))
-        cext[c0:c1] = (cols.min(dim=1).values if descending else cols.max(dim=1).values).double()
-        vals, idx = torch.topk(key, K, dim=1, largest=False, sorted=True)
-        thr = vals[:, -1:]
-        # Ties at the boundary: topk may pick any of the tied entries; fall back to a stable sort for those rows.
-        tied = (key <= thr).sum(dim=1) > K
-        # Within the K, order by (value, row index).
-        idx, perm = idx.sort(dim=1)
-        vals = vals.gather(1, perm)
-        order = torch.sort(vals, dim=1, stable=True).indices
-        idx = idx.gather(1, order)
-        if tied.any():
-            t = tied.nonzero()[:, 0]
-            idx[t] = torch.sort(key[t], dim=1, stable=True).indices[:, :K]
-        ranks[c0:c1] = idx
-    return ranks.cpu().numpy(), cext.cpu().numpy()
-
-
 # -- step 3: k-reciprocal sets, expansion, V (sparse) --------------------------------------------------------------
 
 
@@ -309,7 +246,7 @@ def _reciprocal_mask(ranks: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray
     return mask
 
 
-def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, gather: Any) -> sp.csr_matrix:
+def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, x: np.ndarray) -> sp.csr_matrix:
     """V as a float32 CSR matrix: row i holds ``exp(−D[i, u])``, normalised, over i's expanded reciprocal set."""
     n, K = ranks.shape
     K2 = prm.k_half + 1
@@ -341,7 +278,7 @@ def _build_v(ranks: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray, 
     np.cumsum(indptr, out=indptr)
     cols, rows = np.concatenate(parts_idx), np.concatenate(parts_row)  # n >= 2: at least one chunk
     # D[i, u] = d(x[u, i]) / max_col(i): row i of the transposed, normalised distance.
-    raw = gather(cols, rows)
+    raw = x[cols, rows].astype(np.float64)
     d = raw if kind == "dist" else 2.0 - 2.0 * raw
     w = np.exp(-(d / dmax[rows]))
     sums = np.bincount(rows, weights=w, minlength=n)
@@ -376,7 +313,7 @@ def _jaccard_plan(V: sp.csr_matrix, nq: int) -> tuple[sp.csr_matrix, sp.csc_matr
     return Vq, Vg, colnnz, chunks
 
 
-def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray) -> np.ndarray:
+def _jaccard_final(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kind: str, dmax: np.ndarray) -> np.ndarray:
     nq, ng, lam = prm.n_query, prm.n - prm.n_query, prm.lambda_value
     Vq, Vg, colnnz, chunks = _jaccard_plan(V, nq)
     out = np.empty((nq, ng), dtype=np.float32)
@@ -402,38 +339,4 @@ def _jaccard_final_numpy(V: sp.csr_matrix, x: np.ndarray, prm: RerankParams, kin
         else:
             den *= lam / dmax[a:b, None]
         np.add(tm, den, out=out[a:b], casting="same_kind")
-    return out
-
-
-def _jaccard_final_torch(
-    V: sp.csr_matrix, x: Any, prm: RerankParams, kind: str, dmax: np.ndarray, torch: Any, dev: Any
-) -> np.ndarray:
-    nq, ng, lam = prm.n_query, prm.n - prm.n_query, prm.lambda_value
-    Vq, Vg, colnnz_np, chunks = _jaccard_plan(V, nq)
-
-    def t(a: np.ndarray, dtype: Any = None) -> Any:
-        return torch.as_tensor(np.ascontiguousarray(a), device=dev, dtype=dtype)
-
-    g_ptr, g_idx, g_dat = t(Vg.indptr, torch.int64), t(Vg.indices, torch.int64), t(Vg.data, torch.float64)
-    colnnz = t(colnnz_np, torch.int64)
-    dmax_t = t(dmax, torch.float64)
-    out = np.empty((nq, ng), dtype=np.float32)
-    for a, b in chunks:
-        lo, hi = Vq.indptr[a], Vq.indptr[b]
-        ks = t(Vq.indices[lo:hi], torch.int64)
-        vals = t(Vq.data[lo:hi], torch.float64)
-        rloc = t(np.repeat(np.arange(b - a), np.diff(Vq.indptr[a : b + 1])), torch.int64)
-        lens = colnnz[ks]
-        total = int(lens.sum().item())
-        csum = torch.cumsum(lens, 0)
-        pos = torch.arange(total, device=dev) + torch.repeat_interleave(g_ptr[ks] - (csum - lens), lens)
-        j = g_idx[pos]
-        mins = torch.minimum(torch.repeat_interleave(vals, lens), g_dat[pos])
-        tm = torch.zeros((b - a) * ng, dtype=torch.float64, device=dev)
-        tm.index_add_(0, torch.repeat_interleave(rloc, lens) * ng + j, mins)
-        tm = tm.view(b - a, ng)
-        jac = 1.0 - tm / (2.0 - tm)
-        raw = x[nq:, a:b].T.double()
-        d = raw if kind == "dist" else 2.0 - 2.0 * raw
-        out[a:b] = ((1.0 - lam) * jac + lam * (d / dmax_t[a:b, None])).float().cpu().numpy()
     return out

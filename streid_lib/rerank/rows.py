@@ -1,6 +1,6 @@
 """Re-ranked rows over query+gallery: ``VIS+re-rank``, ``st-ReID+re-rank`` and the joint re-ranking variants suited
 to the narrow range of joint scores (docs/reference.md §6, §12). ``**kw`` everywhere: :func:`rerank_distances`'
-``k1, k2, lambda_value, backend, progress``."""
+``k1, k2, lambda_value, progress``."""
 
 from __future__ import annotations
 
