@@ -11,7 +11,6 @@ from streid_lib.metadata import Metadata
 from streid_lib.metrics import evaluate_scores
 from streid_lib.rerank import (
     RerankError,
-    compare_rerank_variants,
     cosine_score_matrix,
     effective_params,
     joint_score_matrix,
@@ -225,11 +224,6 @@ def test_rows_and_variants(make_feature_set):
     np.testing.assert_allclose(resc, -reference_rerank(2.0 - 2.0 * Jr, nq), atol=1e-5)
     vts = rerank_joint(fs, model, variant="visual_then_st", progress=False)
     assert vts.shape == (nq, len(fs.gallery)) and np.isfinite(vts).all()
-
-    df = compare_rerank_variants(fs, model)
-    assert list(df.columns) == ["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]
-    assert list(df.index) == ["st-ReID", "VIS+re-rank", "faithful", "visual_then_st", "rescaled"]
-    assert df.loc["faithful", "mAP"] == pytest.approx(rows["st-ReID+re-rank"].summary()["mAP"])
     with pytest.raises(RerankError, match="variant"):
         rerank_joint(fs, model, variant="nope")
 

@@ -5,9 +5,7 @@ from .algorithm import RerankParams as RerankParams
 from .algorithm import effective_params as effective_params
 from .algorithm import k_reciprocal_rerank as k_reciprocal_rerank
 from .algorithm import rerank_distances as rerank_distances
-from .rows import RERANK_ROWS as RERANK_ROWS
 from .rows import VARIANTS as VARIANTS
-from .rows import compare_rerank_variants as compare_rerank_variants
 from .rows import cosine_matrix as cosine_matrix
 from .rows import cosine_score_matrix as cosine_score_matrix
 from .rows import joint_score_matrix as joint_score_matrix

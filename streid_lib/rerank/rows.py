@@ -15,7 +15,6 @@ from ..st_model import SpatialTemporalModel
 from .algorithm import RerankError, rerank_distances
 
 VARIANTS: tuple[str, ...] = ("faithful", "visual_then_st", "rescaled")  #: joint re-ranking variants (rerank_joint)
-RERANK_ROWS: tuple[str, ...] = ("VIS+re-rank", "st-ReID+re-rank")  #: rows added by ``--rerank``
 
 
 def cosine_score_matrix(fs: FeatureSet, chunk_size: int = 2048) -> np.ndarray:
@@ -117,34 +116,3 @@ def rerank_rows(
     """``{row: RankingResult}`` of the table rows ``VIS+re-rank`` and ``st-ReID+re-rank`` (faithful variant)."""
     res = rerank_results(fs, model, metric, ("faithful",), visual=True, **kw)
     return {"VIS+re-rank": res["VIS+re-rank"], "st-ReID+re-rank": res["faithful"]}
-
-
-def compare_rerank_variants(
-    fs: FeatureSet,
-    model: SpatialTemporalModel,
-    metric: JointMetric = DEFAULT_METRIC,
-    variants: Sequence[str] = VARIANTS,
-    include_baselines: bool = True,
-    **kw: Any,
-) -> Any:
-    """DataFrame of R1 R5 R10 mAP mAP_open_reid mINP (percent) per variant; with ``include_baselines`` also the
-    rows ``st-ReID`` (no re-ranking) and ``VIS+re-rank``."""
-    import pandas as pd
-
-    from ..metrics import evaluate_scores
-
-    if not variants or any(v not in VARIANTS for v in variants):
-        raise RerankError(f"variants: expected a non-empty selection from {VARIANTS}, got {tuple(variants)}")
-    kw.setdefault("progress", False)
-    rows: dict[str, dict[str, float]] = {}
-    if include_baselines:
-        nq = len(fs.query)
-        J = joint_score_matrix(fs, model, metric)
-        rows["st-ReID"] = evaluate_scores(np.ascontiguousarray(J[:nq, nq:]), fs.query, fs.gallery).summary()
-        del J
-    rows.update(
-        {k: v.summary() for k, v in rerank_results(fs, model, metric, variants, include_baselines, **kw).items()}
-    )
-    df = pd.DataFrame.from_dict(rows, orient="index")
-    df.index.name = "variant"
-    return df[["R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"]]
