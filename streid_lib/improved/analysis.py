@@ -3,14 +3,19 @@ query identities (:func:`streid_lib.uncertainty.cluster_means`), family-wise for
 
 from __future__ import annotations
 
+import inspect
 from collections import namedtuple
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..colour_histogram import colour_histogram_features, histogram_features, load_images, unit_rows
 from ..features import FeatureSet
-from ..metadata import Metadata
+from ..joint import DEFAULT_METRIC, normalize_rows
+from ..metadata import SPLIT_FOLDERS, Metadata, read_dataset_root
+from ..ranking import rank_rows
 from ..st_model import SpatialTemporalModel
 from ..uncertainty import cluster_means, interval
 from .calibration import score_spread
@@ -105,8 +110,6 @@ def ablation_table(
     the noise check against the chosen row (d_crit, ci_low, ci_high, beats_beyond_noise)."""
     import pandas as pd
 
-    from ..joint import DEFAULT_METRIC
-    from ..ranking import rank_rows
     from ..rerank import VARIANTS, rerank_results
 
     train, train_features, _ = resolve_training(fs, train)
@@ -192,20 +195,12 @@ def ablation_table(
 
 
 def _cosine_spread(fs: FeatureSet) -> float:
-    from ..joint import normalize_rows
-
     return score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
 
 
 def colour_histogram_campus(root: Any, **colour_kw: Any) -> FeatureSet:
     """:func:`streid_lib.colour_histogram.colour_histogram_features` of a dataset root (``colour_kw`` passed on) with
     its training side, computed with the recorded parameters and centring (checked on the first queries)."""
-    import inspect
-    from pathlib import Path
-
-    from ..colour_histogram import colour_histogram_features, histogram_features, load_images, unit_rows
-    from ..metadata import SPLIT_FOLDERS, read_dataset_root
-
     root = Path(root)
     fs = colour_histogram_features(root, **colour_kw)
     prov = fs.provenance

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from ..joint import cosine_similarity
 from ..metadata import Metadata
+from ..metrics import MetricAccumulator, RankingProtocol, iter_row_chunks
 from .calibration import sample_pairs
 from .config import ImprovedError
 
@@ -78,9 +80,6 @@ class Fold:
         seed: int = 0,
         chunk_size: int = 256,
     ) -> None:
-        from ..joint import cosine_similarity
-        from ..metrics import RankingProtocol, iter_row_chunks
-
         self.fit_meta, self.qm, self.gm = train.take(split.fit), train.take(split.query), train.take(split.gallery)
         if len(self.qm) == 0:
             raise ImprovedError(
@@ -112,8 +111,6 @@ class Fold:
 
     def result_of(self, score: np.ndarray | Callable[[slice], np.ndarray]) -> Any:
         """``evaluate_scores(score, qm, gm)`` of (nq, ng) scores, or of a function ``score(rows)`` giving them."""
-        from ..metrics import MetricAccumulator
-
         acc = MetricAccumulator(self.gm, protocol=self.protocol)
         for sl, chunk in zip(self.slices, self.chunks, strict=True):
             acc.update(score(sl) if callable(score) else score[sl], chunk=chunk)

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from .._params import BaseEstimator, json_params
+from ..joint import st_rank_table
 from ..metadata import Metadata
-from ..st_model import SpatialTemporalModel
+from ..st_model import SpatialTemporalModel, gaussian_kernel
 from .config import COUNTINGS, DEFAULT_OUTLIER, ImprovedError
 from .counting import PairHistograms, pair_histograms
 
@@ -26,8 +27,6 @@ def _parzen(rows: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
     go through an FFT whose rounding noise is zeroed beyond the kernel's reach of non-empty bins (empty stays empty)."""
     from scipy.ndimage import correlate1d
     from scipy.signal import fftconvolve
-
-    from ..st_model import gaussian_kernel
 
     kernel = gaussian_kernel(sigma, truncate)
     if len(kernel) <= 33:
@@ -200,8 +199,6 @@ class LikelihoodRatioModel(BaseEstimator):
         ties pairs as the evidence does; computed on the co-observed pairs' values and 0 (all the others)."""
         self._check_fitted()
         if self._ranks is None:
-            from ..joint import st_rank_table
-
             obs = self.observed_
             ranks_of = st_rank_table(np.r_[self.log_lr_[obs].ravel(), 0.0])
             zero = ranks_of[-1]

@@ -10,9 +10,10 @@ from typing import Any
 
 from ..features import FeatureSet
 from ..metadata import Metadata
+from ..st_model import fit_st_model
 from .analysis import ablation_table, bootstrap_difference
 from .config import ImprovedError, SelectionConfig
-from .scoring import RERANK_ROW, ROW
+from .scoring import RERANK_ROW, ROW, fit_improved, improved_results, st_params_from
 
 #: Targets of the improved mode (percentage points): (name, row, reference row, metric, minimum difference).
 TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
@@ -54,7 +55,6 @@ def beyond_the_paper(
     import pandas as pd
 
     from ..rerank import VARIANTS
-    from ..st_model import fit_st_model
 
     train = fs.train if train is None else train
     if train is None:
@@ -71,8 +71,6 @@ def beyond_the_paper(
         "train_features": fs.has_train, "n_boot": n_boot, "w_effective": abl.w_effective, "rerank": abl.rerank,
     }  # fmt: skip
     if fs.has_train:
-        from .scoring import fit_improved, improved_results, st_params_from
-
         plain = fs.without_train()
         spread = fit_improved(train, None, config=config, rerank=rerank, st_params=st_params_from(faithful))
         info: dict[str, Any] = {}

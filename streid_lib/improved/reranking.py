@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..joint import normalize_rows
 from ..metadata import Metadata
 from .calibration import score_spread
 from .config import RERANK_SOURCES, ImprovedError
@@ -15,8 +16,6 @@ def fused_score_matrix(feats: np.ndarray, meta: Metadata, model: Any, w: float, 
     """(N, N) float32 ``s + w·logLR`` over query+gallery divided by its largest magnitude (so ``2 - 2·F`` has a
     cosine distance's range); i plays "a" of ``lookup_index`` as in :func:`streid_lib.rerank.joint_score_matrix`;
     Fortran order (what re-ranking reads fastest)."""
-    from ..joint import normalize_rows
-
     f = normalize_rows(feats)
     n = len(f)
     table = (float(w) * model.lookup_table()).astype(np.float32)

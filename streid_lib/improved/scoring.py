@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..features import FeatureSet
+from ..joint import normalize_rows
 from ..metadata import Metadata
+from ..metrics import RankingProtocol, default_threads, iter_row_chunks, rank_chunks
 from ..st_model import SpatialTemporalModel
 from .calibration import score_spread
 from .config import ImprovedError, SelectionConfig
@@ -71,8 +73,6 @@ class ImprovedRows:
         rerank_params: Mapping[str, Any] | None = None,
         info: dict | None = None,
     ) -> None:
-        from ..joint import normalize_rows
-
         self.lr = lr = fitted.likelihood_ratio
         cols = np.arange(len(fs.gallery)) if columns is None else np.asarray(columns)
         self.qc, self.qfr = fs.query.cams[:, None], fs.query.frames[:, None]
@@ -120,8 +120,6 @@ class ImprovedRows:
 
 
 def _rank(fs: FeatureSet, scorer: ImprovedRows, protocol: Any, step: int, threads: int | None) -> dict[str, Any]:
-    from ..metrics import default_threads, iter_row_chunks, rank_chunks
-
     chunks = ((sl, scorer(sl)) for sl in iter_row_chunks(len(fs.query), step))
     return rank_chunks(chunks, fs.query, protocol, scorer.rows, default_threads() if threads is None else threads)
 
@@ -131,8 +129,6 @@ def improved_results(
 ) -> dict[str, Any]:
     """RankingResults of ``improved`` (and ``improved+re-rank``, and ``variants``) on a FeatureSet; ``kw`` are
     :class:`ImprovedRows`'. Only the gallery items that can take part in a ranking are scored (as faithful's rows)."""
-    from ..metrics import RankingProtocol
-
     protocol = RankingProtocol(fs.gallery)
     scorer = ImprovedRows(fs, fitted, rerank, columns=protocol.columns, **kw)
     step = max(16, 1024 // max(4, len(scorer.rows)))  # bounded memory however many rows
@@ -176,8 +172,6 @@ def improved_rows(
 ) -> dict[str, dict[str, float]]:
     """``{row: {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}}`` (percent) of the improved rows of ``fs``,
     fitted (:func:`prepare_improved`, whose keywords ``kw`` are) and ranked on their own."""
-    from ..metrics import RankingProtocol
-
     protocol = RankingProtocol(fs.gallery)
     scorer = prepare_improved(fs, train, rerank, columns=protocol.columns, **kw)
     return {row: res.summary() for row, res in _rank(fs, scorer, protocol, int(chunk_size), None).items()}

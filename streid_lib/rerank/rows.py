@@ -11,6 +11,7 @@ import numpy as np
 
 from ..features import FeatureSet
 from ..joint import DEFAULT_METRIC, JointMetric, normalize_rows
+from ..metrics import evaluate_scores
 from ..st_model import SpatialTemporalModel
 from .algorithm import RerankError, rerank_distances
 
@@ -100,8 +101,6 @@ def rerank_results(
 ) -> dict[str, Any]:
     """``{"VIS+re-rank" (with visual) | variant: RankingResult}`` in :data:`VARIANTS` order, of the scores of
     :func:`rerank_joint`, each N×N matrix built once."""
-    from ..metrics import evaluate_scores
-
     if any(v not in VARIANTS for v in variants):
         raise RerankError(f"variants: expected a selection from {VARIANTS}, got {tuple(variants)}")
     out = {
