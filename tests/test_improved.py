@@ -295,7 +295,7 @@ def test_validation_splits_hold_out_identities() -> None:
 
 
 def test_fold_ranking_equals_evaluate_scores() -> None:
-    from streid_lib.improved.folds import Fold
+    from streid_lib.improved.selection import Fold
     from streid_lib.joint import cosine_similarity
 
     fs = synthetic_world(seed=12, n_ids=60)

@@ -240,7 +240,7 @@ def shuffled(fs: FeatureSet, rng: np.random.Generator, sides: tuple[str, ...]) -
 @given(seed=st.integers(0, 2**32 - 1))
 def test_shuffling_every_side_changes_no_row(world, seed):
     """The training side's order changes no bit of any row, improved included (the improved mode works in
-    :func:`~streid_lib.improved.folds.canonical_order`). Query order changes only the order of the per-query
+    :func:`~streid_lib.improved.selection.canonical_order`). Query order changes only the order of the per-query
     average's sum (last bits); gallery order also breaks ties (docs/reference.md §13.2), which only the ST and
     VISxST rows have."""
     fs, _, expected = world

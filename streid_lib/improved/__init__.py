@@ -1,7 +1,7 @@
 """Beyond the paper: a calibrated Bayesian ST fusion ("improved" mode), chosen on training ids only (§12.1).
 
 Evidence (:mod:`.counting`, :mod:`.likelihood`), weight (:mod:`.calibration`), cross-validated choices
-(:mod:`.folds`, :mod:`.selection`), the rows (:mod:`.scoring`), ablations and notebook 07's report. No torch.
+(:mod:`.selection`), the rows (:mod:`.scoring`), ablations and notebook 07's report. No torch.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from .analysis import ablation_table, bootstrap_difference, colour_histogram_cam
 from .calibration import calibrate_weight, score_spread
 from .config import COUNTINGS, DEFAULT_OUTLIER, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .counting import pair_histograms
-from .folds import validation_splits
 from .likelihood import LikelihoodRatioModel
 from .report import beyond_the_paper, describe_inputs, interpretation, report_tables
 from .reranking import jaccard_distance
 from .scoring import ImprovedRows, fit_improved, improved_results, improved_rows, prepare_improved, st_params_from
-from .selection import select_hyperparameters
+from .selection import select_hyperparameters, validation_splits
 
 __all__ = [
     "COUNTINGS",
