@@ -38,7 +38,7 @@ def test_improved_scores_are_s_plus_w_log_lr(world, fitted) -> None:
     q, g = world.query, world.gallery
     s = cosine_similarity(world.query_f, world.gallery_f)
     llr = fitted.likelihood_ratio.log_lr(q.cams[:, None], q.frames[:, None], g.cams[None], g.frames[None])
-    score = s + fitted.w * llr
+    score = s + fitted.choice.w * llr
     res = improved_results(world, fitted)["improved"]
     np.testing.assert_allclose(res.ap, evaluate_scores(score, q, g).ap)
     # improved+re-rank is F - β·J with J the Jaccard distance of the chosen neighbours, β carried from validation.
@@ -47,7 +47,7 @@ def test_improved_scores_are_s_plus_w_log_lr(world, fitted) -> None:
     assert info["rerank"]["beta"] == pytest.approx(fitted.choice.rerank["beta"], rel=1e-6)
     jac = improved.jaccard_distance(
         np.concatenate([world.query_f, world.gallery_f]), Metadata.concat([q, g]), len(q),
-        source=fitted.choice.rerank["source"], model=fitted.likelihood_ratio, w=fitted.w,
+        source=fitted.choice.rerank["source"], model=fitted.likelihood_ratio, w=fitted.choice.w,
     )  # fmt: skip
     want = evaluate_scores((score - info["rerank"]["beta"] * jac).astype(np.float32), q, g)
     np.testing.assert_allclose(rr.ap, want.ap, atol=1e-6)

@@ -128,7 +128,7 @@ def ablation_table(
         ingredient.update({"VIS+re-rank": "re-rank the visual distance, no ST",
                            "faithful+re-rank": "re-rank the joint score (docs/reference.md §6)"})  # fmt: skip
     lr, choice = fitted.likelihood_ratio, fitted.choice
-    w_eff = float(fitted.w) * (_cosine_spread(fs) if choice.w_source == "spread" else 1.0)
+    w_eff = float(choice.w) * (_cosine_spread(fs) if choice.w_source == "spread" else 1.0)
     # The variants: (name, ingredient, likelihood-ratio model or None, weight or None), scored in one pass.
     specs: list[tuple[str, str, Any, float | None]] = []
     p = lr.get_params()

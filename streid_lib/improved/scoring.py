@@ -26,13 +26,9 @@ ROW = "improved"
 RERANK_ROW = "improved+re-rank"
 
 
-class ImprovedModel(namedtuple("ImprovedModel", "likelihood_ratio choice validation", defaults=(None,))):
-    """The likelihood-ratio model fitted on all training identities, the selection's :class:`Choice` and table."""
-
-    @property
-    def w(self) -> float:
-        """The calibrated weight, or the spread-rule multiplier (``choice.w_source == "spread"``)."""
-        return self.choice.w
+#: The likelihood-ratio model fitted on all training identities, the selection's :class:`Choice` (``choice.w``: the
+#: calibrated weight, or the spread-rule multiplier) and table.
+ImprovedModel = namedtuple("ImprovedModel", "likelihood_ratio choice validation")
 
 
 def fit_improved(
@@ -79,7 +75,7 @@ class ImprovedRows:
         self.gc, self.gfr = fs.gallery.cams[None, cols], fs.gallery.frames[None, cols]
         self.qn, self.gn = normalize_rows(fs.query_f), normalize_rows(fs.gallery_f)[cols]
         spread = fitted.choice.w_source == "spread"
-        self.w = w = float(fitted.w * score_spread(qn=self.qn, gnT=self.gn.T) if spread else fitted.w)
+        self.w = w = float(fitted.choice.w * score_spread(qn=self.qn, gnT=self.gn.T) if spread else fitted.choice.w)
         if info is not None:
             info["w_effective"] = w
         # Each row's small table is scaled once, not every pair; float32 like s (the cosine's precision).
