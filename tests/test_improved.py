@@ -16,7 +16,7 @@ from streid_lib.improved import (
     pair_histograms,
     validation_splits,
 )
-from streid_lib.improved.counting import _units
+from streid_lib.improved.likelihood import _units
 from streid_lib.metadata import Metadata
 from streid_lib.metrics import evaluate_scores
 from streid_lib.st_model import SpatialTemporalModel

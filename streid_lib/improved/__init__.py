@@ -1,6 +1,6 @@
 """Beyond the paper: a calibrated Bayesian ST fusion ("improved" mode), chosen on training ids only (§12.1).
 
-Evidence (:mod:`.counting`, :mod:`.likelihood`), weight (:mod:`.calibration`), cross-validated choices
+Evidence (:mod:`.likelihood`), weight (:mod:`.calibration`), cross-validated choices
 (:mod:`.selection`), the rows (:mod:`.scoring`), ablations and notebook 07's report. No torch.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 from .analysis import ablation_table, bootstrap_difference, colour_histogram_campus, noise_check
 from .calibration import calibrate_weight, score_spread
 from .config import COUNTINGS, DEFAULT_OUTLIER, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
-from .counting import pair_histograms
-from .likelihood import LikelihoodRatioModel
+from .likelihood import LikelihoodRatioModel, pair_histograms
 from .report import beyond_the_paper, describe_inputs, interpretation, report_tables
 from .reranking import jaccard_distance
 from .scoring import ImprovedRows, fit_improved, improved_results, improved_rows, prepare_improved, st_params_from
