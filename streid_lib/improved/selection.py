@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -343,8 +344,6 @@ def select_hyperparameters(
     if feats is not None:
         # scikit-learn's and pandas' imports (~0.5 s of a CLI run) overlap the folds' preparation (GEMMs, lookups);
         # a failing import is left to the main thread, which reports it where the module is used.
-        import threading
-
         threading.Thread(target=_import_quietly, args=("sklearn.linear_model", "pandas"), daemon=True).start()
     search = _Search(train, feats, cfg, params)
     current: dict[str, Any] = {
