@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..pseudo import EPS_GRID
+from .outputs import display_or_print, markdown_table
 
 #: The row of the ST model fitted on the training side's pseudo-identities.
 TRAIN_SIDE = "label-free (train side)"
@@ -282,17 +283,21 @@ def show_truth(report: LabelFreeReport, cfg: Any) -> None:
     _write(report, cfg, report.tv, "label_free_tv", title, dict.fromkeys(report.tv.columns, 3))
 
 
-def Verdicts(report: LabelFreeReport) -> Any:
-    """The verdicts of :func:`verdicts` as a notebook shows them (:class:`streid_lib.study.outputs.Verdicts`)."""
-    from .outputs import Verdicts
+class Verdicts:
+    """:func:`verdicts` as a notebook shows them: a Markdown table with a plain-text twin (what nbval compares)."""
 
-    return Verdicts(report, verdicts(report))
+    def __init__(self, report: LabelFreeReport) -> None:
+        self.rows = verdicts(report)
+
+    def _repr_markdown_(self) -> str:
+        return markdown_table(["claim", "measured", "verdict"], [[c, m, f"**{v}**"] for c, m, v in self.rows])
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)
 
 
 def show_verdicts(report: LabelFreeReport) -> None:
-    """Show :func:`Verdicts` in a notebook, else print them."""
-    from .outputs import display_or_print
-
+    """Show :class:`Verdicts` in a notebook, else print them."""
     display_or_print(Verdicts(report))
 
 

@@ -14,7 +14,6 @@ import os
 import platform
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from functools import lru_cache, partial
@@ -336,37 +335,6 @@ def say(*sentences: str, cfg: StudyConfig | None = None) -> None:
         display(Markdown(text))
 
 
-def _md(text: Any) -> str:
-    """One cell of a Markdown table: on one line, ``|`` escaped, paths relative."""
-    return relative_paths(str(text)).replace("|", "\\|").replace("\n", " ")
-
-
-class Verdicts:
-    """Verdicts as a notebook shows them: a Markdown table with a plain-text twin (what nbval compares besides the
-    Markdown), of a :class:`~streid_lib.study.claims.ClaimReport`, or of ``rows`` (claim, measured, verdict)."""
-
-    def __init__(self, report: Any, rows: Sequence[tuple[str, str, str]] | None = None) -> None:
-        self.report, self.rows = report, rows
-
-    def _repr_markdown_(self) -> str:
-        if self.rows is not None:
-            return markdown_table(["claim", "measured", "verdict"], [[c, m, f"**{v}**"] for c, m, v in self.rows])
-        verdicts = self.report.verdicts
-        if not verdicts:
-            return f"Notebook {self.report.notebook} checks no claim of the paper."
-        counts = Counter(v.status for v in verdicts)
-        head = f"**Claims of the paper checked in notebook {self.report.notebook}:** " + ", ".join(
-            f"{n} {s}" for s, n in counts.items()
-        )
-        rows = [[_md(v.claim.statement), _md(v.claim.where), f"**{_md(v.status)}**", _md(v.detail)] for v in verdicts]
-        return f"{head}\n\n" + markdown_table(["claim", "where", "verdict", "detail"], rows)
-
-    def __repr__(self) -> str:
-        if self.rows is not None:
-            return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)
-        return relative_paths(str(self.report))
-
-
 def display_or_print(obj: Any) -> None:
     """Show ``obj`` with IPython's rich display in a notebook, else print it."""
     display = _ipython_display()
@@ -374,6 +342,7 @@ def display_or_print(obj: Any) -> None:
 
 
 def show_claims(report: Any, *notes: str) -> None:
-    """Show the verdicts of a notebook's claims (:class:`Verdicts`) and sentences under them, or print them."""
-    display_or_print(Verdicts(report))
+    """Show the verdicts of a notebook's claims (a :class:`~streid_lib.study.claims.ClaimReport`: Markdown, with a
+    plain-text twin) and sentences under them, or print them."""
+    display_or_print(report)
     say(*notes)
