@@ -10,7 +10,6 @@ from . import label_free as label_free  # notebook 08 (issue #19)
 from .claims import check_claims as check_claims
 from .config import PROFILE_SETTINGS as PROFILE_SETTINGS
 from .config import REPO_ROOT as REPO_ROOT
-from .config import StudyConfig as StudyConfig
 from .config import StudyConfigError as StudyConfigError
 from .config import dataset_root as dataset_root
 from .config import study_config as study_config
@@ -53,7 +52,6 @@ from .steps import st_sensitivity as st_sensitivity
 from .steps import sweep_metric as sweep_metric
 from .steps import training_metadata as training_metadata
 from .steps import visual_features as visual_features
-from .steps import visual_keys as visual_keys
 from .tables import not_computed_note as not_computed_note
 from .tables import results_frame as results_frame
 from .tables import side_by_side as side_by_side

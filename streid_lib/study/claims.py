@@ -90,10 +90,6 @@ def _missing(rows: dict[str, Any], names: list[str]) -> str | None:
     return None
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.1f}"
-
-
 def _stand_in(cfg: StudyConfig, key: str = "pcb") -> str:
     """ " (rows on <features>)" when the run's ``key`` features are a stand-in (empty for the real model)."""
     label = cfg.model_label(key)
@@ -130,7 +126,7 @@ def _paired(
 
 def _paper_gain(base: str, new: str, column: int) -> str:
     """The paper's gain of row ``new`` over ``base`` in Tables 1 and 2 (column 0 = R1, 3 = mAP), as text."""
-    return " / ".join(_signed(t[new][column] - t[base][column]) for t in (PAPER_TABLE1, PAPER_TABLE2))
+    return " / ".join(f"{t[new][column] - t[base][column]:+.1f}" for t in (PAPER_TABLE1, PAPER_TABLE2))
 
 
 # ------------------------------------------------------------------------------------------------------------

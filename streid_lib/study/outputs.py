@@ -37,8 +37,6 @@ COLUMN_LABELS = {
     "gamma": "γ0 = γ1",
 }
 MISSING = "—"
-#: Text columns whose long cells a notebook shows as footnotes under the table.
-FOOTNOTE_COLUMNS = ("source",)
 #: Fixed salt for the ids matplotlib writes into SVGs (otherwise random per run).
 SVG_HASH_SALT = "streid"
 
@@ -249,17 +247,14 @@ def _ipython_display() -> Any:
     return display if get_ipython() is not None else None
 
 
-def footnotes(text: Any, columns: Sequence[str] = FOOTNOTE_COLUMNS, longest: int = 24) -> tuple[Any, list[str]]:
-    """``text`` with long cells of ``columns`` replaced by markers ``[1]``, ``[2]`` …, and the footnotes."""
-    notes: list[str] = []
-    text = text.copy()
-    for col in (c for c in columns if c in text.columns):
-        cells = text[col].tolist()
-        if max((len(str(c)) for c in cells), default=0) <= longest:
-            continue
-        notes += [c for c in dict.fromkeys(cells) if c not in notes]
-        text[col] = [f"[{notes.index(c) + 1}]" for c in cells]
-    return text, [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+def footnotes(text: Any) -> tuple[Any, list[str]]:
+    """``text`` with its ``source`` column as markers ``[1]``, ``[2]`` … when a cell there is longer than 24
+    characters, and the footnotes."""
+    if "source" not in text.columns or max((len(str(c)) for c in text["source"]), default=0) <= 24:
+        return text, []
+    notes = list(dict.fromkeys(text["source"]))
+    short = text.assign(source=[f"[{notes.index(c) + 1}]" for c in text["source"]])
+    return short, [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
 
 
 def show(text: Any, title: str = "", note: str = "", uuid: str = "table") -> None:

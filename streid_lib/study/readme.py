@@ -15,7 +15,6 @@ from .claims import CLAIMS_JSON, collect_runs, summary_table
 from .config import REPO_ROOT
 from .outputs import markdown_table
 
-BLOCKS = ("claims", "results")
 #: The computed tables shown per run, in order: (file stem, heading). The first that exists of each group is used.
 _RESULT_TABLES = (
     (("tables_1_2_campus", "table1", "table2"), "Tables 1-2 rows"),

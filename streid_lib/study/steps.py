@@ -146,11 +146,6 @@ def campus_truth(cfg: StudyConfig):
 # Visual streams
 
 
-def visual_keys(cfg: StudyConfig) -> tuple[str, ...]:
-    """The visual streams a run reports: the colour histogram (campus with images) and the study's four models."""
-    return cfg.route.streams
-
-
 def missing_reason(cfg: StudyConfig, key: str) -> str:
     """Why ``key`` has no features in this run, as ``needs …``."""
     label = MODEL_LABELS.get(key, key)
@@ -161,7 +156,7 @@ def missing_reason(cfg: StudyConfig, key: str) -> str:
     return f"needs {label} features: a features folder with {key}.npz, or a dataset folder to train on"
 
 
-def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: bool = True):
+def visual_features(cfg: StudyConfig, key: str):
     """Features of one visual stream (``resnet50``, ``densenet121``, ``pcb``, ``pcb_re`` or ``colour``): a given file
     as it is, else cached in ``features/<key>.npz`` (training resumes from its checkpoint; stale caches are redone).
     """
@@ -176,7 +171,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     path = cfg.features_path(key)
     root = dataset_root(cfg)
     stale = False
-    if path.is_file() and not force:
+    if path.is_file():
         cached = load_features(path)
         if root is None or (same_images(cached, root) and _same_training(cached, cfg, key)):
             if cached.has_train or key not in cfg.route.train_side:
@@ -203,14 +198,13 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
             data_root=root,
             out_dir=cfg.out / "checkpoints" / key,
             device=cfg.device,
-            resume=not (stale or force),
-            progress=progress,
+            resume=not stale,
             label=key,
         )
         extract = ExtractConfig(
             model=req["model"], height=req["height"], width=req["width"], train=key in cfg.route.train_side
         )
-        fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=cfg.device, progress=progress, label=key)
+        fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=cfg.device, label=key)
         # The one line a notebook keeps of a training step (its bars go to the terminal: streid_lib._progress).
         history = json.loads((Path(ckpt).parent / "history.json").read_text())
         n, took = len(history), time.perf_counter() - t0
@@ -237,8 +231,6 @@ def beyond_features(cfg: StudyConfig):
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
     """The visual stream of Figure 4 and of the ST sweeps: PCB as in the paper, else the first one given."""
-    if cfg.route.main is None:  # pragma: no cover - a features route has at least one file
-        raise MissingInput(missing_reason(cfg, "pcb"))
     return cfg.route.main, visual_features(cfg, cfg.route.main)
 
 
@@ -326,7 +318,7 @@ def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: b
     return evaluate_rows(fs, model, rows=tuple(rows), rerank=rerank)
 
 
-def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | None = None) -> Any:
+def sweep_metric(fs, model, name: str, values: Sequence[float]) -> Any:
     """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d), with 95 % intervals (``R1_lo`` …);
     ``name``: ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, the authors' ``--alpha``)."""
     import pandas as pd
@@ -335,7 +327,7 @@ def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | Non
 
     recs, per_query = [], []
     for v in values:
-        params = {**(base or {}), **dict.fromkeys(("gamma0", "gamma1") if name == "gamma" else (name,), float(v))}
+        params = dict.fromkeys(("gamma0", "gamma1") if name == "gamma" else (name,), float(v))
         summary = evaluate_rows(fs, model, rows=("st-ReID",), **params)["st-ReID"]
         bounds = {f"{m}_{end}": x for m in ("R1", "mAP") for end, x in zip(("lo", "hi"), row_interval(summary, m))}
         recs.append({name: float(v), **summary, **bounds})
@@ -462,7 +454,7 @@ def features_summary(cfg: StudyConfig) -> Any:
     import pandas as pd
 
     recs = {}
-    for key in visual_keys(cfg):
+    for key in cfg.route.streams:
         try:
             fs = visual_features(cfg, key)
         except MissingInput as exc:
@@ -481,7 +473,6 @@ def features_summary(cfg: StudyConfig) -> Any:
             "train": train,
         }
     df = pd.DataFrame.from_dict(recs, orient="index").reindex(columns=["source", "D", "query", "gallery", "train"])
-    for col in ("D", "query", "gallery", "train"):
-        df[col] = df[col].astype("Int64")
+    df = df.astype(dict.fromkeys(["D", "query", "gallery", "train"], "Int64"))
     df.index.name = "visual stream"
     return df

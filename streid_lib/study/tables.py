@@ -43,12 +43,6 @@ class Table:
         return write_table(self.frame, self.name, cfg, title=self.title, note=self.note)
 
 
-def _source(name: str, value: Any) -> str:
-    if isinstance(value, NotComputed):
-        return str(value)
-    return EXTRA_ROWS.get(name, COMPUTED)
-
-
 def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS) -> Any:
     """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed) and,
     when rows carry per-query results, 95 % intervals ``R1_lo R1_hi mAP_lo mAP_hi`` (:mod:`streid_lib.uncertainty`)."""
@@ -61,7 +55,7 @@ def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS
     for m in INTERVAL_METRICS if any(per_query_of(v) is not None for v in rows.values()) else ():
         bounds = [row_interval(v, m) or (np.nan, np.nan) for v in rows.values()]
         df[f"{m}_lo"], df[f"{m}_hi"] = [b[0] for b in bounds], [b[1] for b in bounds]
-    df["source"] = [_source(k, v) for k, v in rows.items()]
+    df["source"] = [str(v) if isinstance(v, NotComputed) else EXTRA_ROWS.get(k, COMPUTED) for k, v in rows.items()]
     df.index.name = "method"
     return df
 
@@ -138,8 +132,7 @@ def features_note(cfg: StudyConfig) -> str:
 
 def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
     """The Tables 1-2 files of a run: one computed table for its dataset, the other quoted only (campus: one)."""
-    missing = not_computed_note(ours)
-    extra = features_note(cfg)
+    notes = " ".join(p for p in (not_computed_note(ours), features_note(cfg)) if p)
     if cfg.route.campus:
         df = results_frame(ours)
         for paper, label in ((PAPER_TABLE1, "Market-1501"), (PAPER_TABLE2, "DukeMTMC-reID")):
@@ -155,7 +148,7 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
             f"Tables 1-2 rows computed on {cfg.run_label}, beside the paper's Market-1501 and DukeMTMC-reID columns "
             "(quoted)"
         )
-        return [Table("tables_1_2_campus", title, df, " ".join(p for p in (missing, extra) if p))]
+        return [Table("tables_1_2_campus", title, df, notes)]
     out = []
     for dataset, (paper, name) in _PAPER_BY_DATASET.items():
         label = DATASET_LABELS[dataset]
@@ -163,7 +156,7 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
         if dataset == cfg.dataset:
             title = f"{name} ({label}): rows computed on {cfg.run_label}, beside the paper's (quoted)"
             df = side_by_side(ours, paper, f"{name} ({label})")
-            out.append(Table(file, title, df, " ".join(p for p in (missing, extra) if p)))
+            out.append(Table(file, title, df, notes))
         else:
             df = paper_frame(paper)
             df["source"] = f"{PAPER_SOURCE}, {name} ({label})"
