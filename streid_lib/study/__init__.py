@@ -10,6 +10,7 @@ from . import label_free as label_free  # notebook 08 (issue #19)
 from .claims import check_claims as check_claims
 from .config import PROFILE_SETTINGS as PROFILE_SETTINGS
 from .config import REPO_ROOT as REPO_ROOT
+from .config import StudyConfig as StudyConfig
 from .config import StudyConfigError as StudyConfigError
 from .config import dataset_root as dataset_root
 from .config import study_config as study_config
@@ -33,7 +34,6 @@ from .paper import PAPER_LAMBDA_RANGE as PAPER_LAMBDA_RANGE
 from .paper import PAPER_TABLE1 as PAPER_TABLE1
 from .paper import PAPER_TABLE2 as PAPER_TABLE2
 from .paper import PAPER_TABLE3 as PAPER_TABLE3
-from .setup import setup as setup
 from .steps import MissingInput as MissingInput
 from .steps import NotComputed as NotComputed
 from .steps import beyond_features as beyond_features
@@ -64,3 +64,28 @@ from .untrained import describe_gain as describe_gain
 from .untrained import show_training_gain as show_training_gain
 from .untrained import training_gain as training_gain
 from .untrained import untrained_rows as untrained_rows
+
+
+def setup(
+    profile: str | None = None,
+    dataset: str = "campus",
+    data_root: str | None = None,
+    features: str | None = None,
+    train_names: str | None = None,
+    device: str = "auto",
+    epochs: int | None = None,
+    out_dir: str | None = None,
+    seed: int = 0,
+) -> StudyConfig:
+    """The run's checked configuration (:func:`~streid_lib.study.config.study_config`), shown as one line."""
+    cfg = study_config(
+        profile=profile, dataset=dataset, data_root=data_root, features=features, train_names=train_names,
+        device=device, epochs=epochs, out_dir=out_dir, seed=seed,
+    )  # fmt: skip
+    source = f" · features `{features}`" if features else (f" · images `{data_root}`" if data_root else "")
+    say(
+        f"**Run:** {cfg.run_label} · profile `{cfg.profile}` · route {cfg.route.name}{source} · seed {cfg.seed} · "
+        f"tables and figures in `{cfg.figures_dir}`",
+        cfg=cfg,
+    )
+    return cfg

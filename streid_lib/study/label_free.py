@@ -65,7 +65,6 @@ class LabelFreeReport:
     """Everything notebook 08 shows; ``table`` and ``differences`` are DataFrames."""
 
     dataset: str
-    fps: float
     table: Any
     differences: Any
     records: dict[str, dict] = field(default_factory=dict)
@@ -109,7 +108,7 @@ def label_free_study(
         np.concatenate([fs.query_f, fs.gallery_f]),
         Metadata.concat([fs.query, fs.gallery]),
     )
-    report = LabelFreeReport(dataset, fps, None, None, truth=truth)
+    report = LabelFreeReport(dataset, None, None, truth=truth)
     report.n_cams = truth.n_cams if truth is not None else int(max(fs.query.cams.max(), fs.gallery.cams.max()))
     results, rows, train_est = {}, [], None
     for name, (f, meta) in routes.items():

@@ -241,17 +241,21 @@ def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
     ref_key = next(iter(sorted(cfg.feature_files, key=lambda k: k != "pcb")))
     if ref_key == key:
         return
-    ref = load_features(cfg.feature_files[ref_key])
-    for side in ("query", "gallery"):
-        a, b = getattr(fs, side), getattr(ref, side)
-        same = len(a) == len(b) and all(
-            np.array_equal(getattr(a, f), getattr(b, f)) for f in ("pids", "cams", "frames")
+    side = _differing_side(fs, load_features(cfg.feature_files[ref_key]), ("pids", "cams", "frames"))
+    if side is not None:
+        raise FeaturesError(
+            f"{cfg.feature_files[key]}: its {side} side differs from {cfg.feature_files[ref_key]} "
+            "(ids, cameras or frames): every features file of a run must describe the same images"
         )
-        if not same:
-            raise FeaturesError(
-                f"{cfg.feature_files[key]}: its {side} side differs from {cfg.feature_files[ref_key]} "
-                "(ids, cameras or frames): every features file of a run must describe the same images"
-            )
+
+
+def _differing_side(a, b, fields: tuple[str, ...]) -> str | None:
+    """The first side (query, gallery) whose ``fields`` differ between ``a`` and ``b`` (features or splits), or None."""
+    for side in ("query", "gallery"):
+        x, y = getattr(a, side), getattr(b, side)
+        if len(x) != len(y) or not all(np.array_equal(getattr(x, f), getattr(y, f)) for f in fields):
+            return side
+    return None
 
 
 def train_request(cfg: StudyConfig, key: str) -> dict:
@@ -275,14 +279,7 @@ def same_images(fs, root: Path) -> bool:
     """Whether a cached features file describes exactly the query and gallery images of ``root``."""
     from ..metadata import read_dataset_root
 
-    splits = read_dataset_root(root)
-    for side in ("query", "gallery"):
-        a, b = getattr(fs, side), getattr(splits, side)
-        if a.names is None or len(a) != len(b) or not np.array_equal(a.names.astype(str), b.names.astype(str)):
-            return False
-        if not (np.array_equal(a.frames, b.frames) and np.array_equal(a.pids, b.pids)):
-            return False
-    return True
+    return _differing_side(fs, read_dataset_root(root), ("names", "frames", "pids")) is None
 
 
 # --------------------------------------------------------------------------------------------------------------
