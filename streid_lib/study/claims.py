@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.signal import find_peaks
 
 from .._io import write_json_atomic, write_text_atomic
 from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, Estimate, RowSummary, combine, difference, estimate
@@ -34,7 +35,6 @@ from .paper import (
 from .steps import NotComputed
 
 NOT_COMPUTED = "not computed"
-STATUSES = (HELD, NOT_HELD, INCONCLUSIVE, NOT_COMPUTED)
 #: "Nearly keeps the best performance" (Figure 4c/d): the R1 spread of a sweep is at most this (our choice: below
 #: the smallest difference the paper calls an improvement, 3.1 R1 points in Figure 4b).
 NEAR_BEST_R1 = 2.0
@@ -137,12 +137,8 @@ def _check_splits(splits: Any, cfg: StudyConfig) -> tuple[str, str]:
     if cfg.dataset not in PAPER_SPLITS:
         return NOT_COMPUTED, f"the run is on {cfg.dataset_label}, not one of the paper's datasets"
     want = PAPER_SPLITS[cfg.dataset]
-    got = {
-        "train": len(splits.train),
-        "gallery": len(splits.gallery),
-        "query": len(splits.query),
-        "train_ids": int(len({int(p) for p in splits.train.pids if p > 0})),
-    }
+    got = {side: len(getattr(splits, side)) for side in ("train", "gallery", "query")}
+    got["train_ids"] = len({int(p) for p in splits.train.pids if p > 0})
     diff = [f"{k} {got[k]:,} (paper {want[k]:,})" for k in want if got[k] != want[k]]
     if diff:
         return NOT_HELD, "counted exactly: " + "; ".join(diff)
@@ -275,8 +271,6 @@ def _sweep_check(df: Any, cfg: StudyConfig, column: str, span: tuple[float, floa
 
 
 def _check_peaks(st: Any, cfg: StudyConfig) -> tuple[str, str]:
-    from scipy.signal import find_peaks
-
     if cfg.dataset != "duke":
         return NOT_COMPUTED, f"the run is on {cfg.dataset_label}; Figure 2(b) is about DukeMTMC-reID's cameras"
     if st.n_cams < 6:
@@ -411,8 +405,6 @@ CLAIMS: tuple[Claim, ...] = (
         partial(_sweep_check, column="gamma", span=PAPER_GAMMA_RANGE, symbol="γ"),
     ),
 )  # fmt: skip
-CLAIMS_BY_ID = {c.id: c for c in CLAIMS}
-assert len(CLAIMS_BY_ID) == len(CLAIMS), "claim ids must be unique"
 assert PAPER_TABLE3["PCB+ST"] == PAPER_TABLE2["st-ReID"]
 
 
@@ -428,7 +420,7 @@ class ClaimReport:
     def __str__(self) -> str:
         if not self.verdicts:
             return f"Notebook {self.notebook} checks no claim of the paper."
-        counts = {s: sum(v.status == s for v in self.verdicts) for s in STATUSES}
+        counts = {s: sum(v.status == s for v in self.verdicts) for s in (HELD, NOT_HELD, INCONCLUSIVE, NOT_COMPUTED)}
         on = f" on {self.run}" if self.run else ""
         head = f"Claims of the paper checked in notebook {self.notebook}{on}: " + ", ".join(
             f"{n} {s}" for s, n in counts.items() if n

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from functools import lru_cache, partial
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,6 @@ def _trained_features(cfg: StudyConfig) -> dict[str, dict]:
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
     out: dict[str, str | None] = {}
     for name in PROVENANCE_PACKAGES:
         try:
@@ -193,10 +192,7 @@ def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
         index = pd.Index([_cell(i) for i in df.index], name=COLUMN_LABELS.get(str(df.index.name), df.index.name))
     out = pd.DataFrame(index=index)
     for col in df.columns:
-        values = df[col].tolist()
-        if pd.api.types.is_integer_dtype(df[col].dtype):
-            values = [None if pd.isna(v) else int(v) for v in values]
-        out[COLUMN_LABELS.get(str(col), str(col))] = [_cell(v, decimals.get(str(col), 1)) for v in values]
+        out[COLUMN_LABELS.get(str(col), str(col))] = [_cell(v, decimals.get(str(col), 1)) for v in df[col].tolist()]
     return out
 
 

@@ -8,11 +8,13 @@ computed (needs …)" in its ``source``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..uncertainty import per_query_of
+from ..uncertainty import per_query_of, row_interval
 from .config import DATASET_LABELS, MODEL_LABELS, StudyConfig
 from .outputs import write_table
 from .paper import PAPER_COLUMNS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3
@@ -46,10 +48,6 @@ class Table:
 def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS) -> Any:
     """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed) and,
     when rows carry per-query results, 95 % intervals ``R1_lo R1_hi mAP_lo mAP_hi`` (:mod:`streid_lib.uncertainty`)."""
-    import pandas as pd
-
-    from ..uncertainty import row_interval
-
     recs = {k: {c: (np.nan if isinstance(v, NotComputed) else float(v[c])) for c in columns} for k, v in rows.items()}
     df = pd.DataFrame.from_dict(recs, orient="index", columns=list(columns))
     for m in INTERVAL_METRICS if any(per_query_of(v) is not None for v in rows.values()) else ():
@@ -71,16 +69,12 @@ def not_computed_note(rows: dict[str, Any]) -> str:
 
 def paper_frame(paper: dict[str, tuple], prefix: str = "") -> Any:
     """The paper's rows as a DataFrame (columns R1 R5 R10 mAP, with an optional prefix)."""
-    import pandas as pd
-
     return pd.DataFrame.from_dict(paper, orient="index", columns=[f"{prefix}{c}" for c in PAPER_COLUMNS])
 
 
 def side_by_side(ours: dict[str, Any], paper: dict[str, tuple], paper_label: str) -> Any:
     """Our rows next to the paper's quoted rows (columns ``R1 … mAP``, ``paper R1 …``, ``source``); rows only the
     paper has are appended, quoted."""
-    import pandas as pd
-
     mine = results_frame(ours)
     theirs = paper_frame(paper, "paper ")
     quoted = f"paper columns {PAPER_SOURCE}, {paper_label}"
@@ -122,8 +116,6 @@ def features_note(cfg: StudyConfig) -> str:
     """A sentence saying which features stand for the paper's models in a features route (empty otherwise)."""
     if cfg.route.trains:
         return ""
-    from pathlib import Path
-
     given = ", ".join(
         f"{MODEL_LABELS.get(k, k)} rows ← {cfg.model_label(k)} ({Path(p).name})" for k, p in cfg.feature_files.items()
     )
