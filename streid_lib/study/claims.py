@@ -115,8 +115,8 @@ def _compare(rows: dict[str, Any], pairs: list[tuple[str, str, str, float]]) -> 
 def _paired(
     rows: dict[str, Any], cfg: StudyConfig, pairs: list, tail: str, names: list | None = None, stand_in: bool = True
 ) -> tuple[str, str]:
-    """:func:`_compare` of ``pairs`` once every row of ``names`` (default: the pairs' rows) has numbers, then
-    :func:`_stand_in` (unless not ``stand_in``) and ``tail`` (the paper's numbers)."""
+    """:func:`_compare` of ``pairs`` once every row of ``names`` (default: the pairs' rows) has numbers, followed by
+    the stand-in note (:func:`_stand_in`, when ``stand_in``) and ``tail`` (the paper's numbers)."""
     why = _missing(rows, names or list(dict.fromkeys(n for p in pairs for n in p[:2])))
     if why:
         return NOT_COMPUTED, why
