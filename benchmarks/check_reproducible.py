@@ -33,7 +33,7 @@ def measure(profile: str, out: str, result: str) -> None:
 
     cfg = study.study_config(profile=profile, out_dir=out)
     st = study.fit_st_model(cfg)
-    vis = {k: study.model_rows(cfg, k, st, ("VIS",))["VIS"] for k in study.visual_keys(cfg)}
+    vis = {k: study.model_rows(cfg, k, st, ("VIS",))["VIS"] for k in cfg.route.streams}
     t12, t3 = study.tables_1_2_rows(cfg, st), study.table_3_rows(cfg, st)
     _, fs = study.main_features(cfg)
     fig4 = study.evaluate_rows(fs, st)

@@ -23,6 +23,7 @@ from matplotlib.text import Text  # noqa: E402
 from streid_lib import plots, reproduce, study  # noqa: E402
 from streid_lib.metadata import Metadata  # noqa: E402
 from streid_lib.study import outputs  # noqa: E402
+from streid_lib.study.claims import ClaimReport  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import notebook_checks  # noqa: E402
@@ -149,13 +150,12 @@ def test_verdicts_render_as_a_markdown_table_with_a_plain_text_twin():
         SimpleNamespace(claim=claim, status="held", detail="R1 +19.0"),
         SimpleNamespace(claim=claim, status="inconclusive", detail="R1 +0.3 (interval −1.0 to 1.6)"),
     )
-    report = SimpleNamespace(notebook="05", verdicts=verdicts, __str__=None)
-    view = outputs.Verdicts(report)
+    view = ClaimReport("05", verdicts)
     md = view._repr_markdown_().splitlines()
     assert md[0] == "**Claims of the paper checked in notebook 05:** 1 held, 1 inconclusive"
     assert md[2:4] == ["| claim | where | verdict | detail |", "|---|---|---|---|"]
     assert md[4] == "| ST \\| VIS helps | Table 3 | **held** | R1 +19.0 |"
-    empty = outputs.Verdicts(SimpleNamespace(notebook="03", verdicts=()))
+    empty = ClaimReport("03", ())
     assert empty._repr_markdown_() == "Notebook 03 checks no claim of the paper."
 
 

@@ -34,7 +34,6 @@ from .paper import PAPER_LAMBDA_RANGE as PAPER_LAMBDA_RANGE
 from .paper import PAPER_TABLE1 as PAPER_TABLE1
 from .paper import PAPER_TABLE2 as PAPER_TABLE2
 from .paper import PAPER_TABLE3 as PAPER_TABLE3
-from .setup import setup as setup
 from .steps import MissingInput as MissingInput
 from .steps import NotComputed as NotComputed
 from .steps import beyond_features as beyond_features
@@ -53,7 +52,6 @@ from .steps import st_sensitivity as st_sensitivity
 from .steps import sweep_metric as sweep_metric
 from .steps import training_metadata as training_metadata
 from .steps import visual_features as visual_features
-from .steps import visual_keys as visual_keys
 from .tables import not_computed_note as not_computed_note
 from .tables import results_frame as results_frame
 from .tables import side_by_side as side_by_side
@@ -66,3 +64,28 @@ from .untrained import describe_gain as describe_gain
 from .untrained import show_training_gain as show_training_gain
 from .untrained import training_gain as training_gain
 from .untrained import untrained_rows as untrained_rows
+
+
+def setup(
+    profile: str | None = None,
+    dataset: str = "campus",
+    data_root: str | None = None,
+    features: str | None = None,
+    train_names: str | None = None,
+    device: str = "auto",
+    epochs: int | None = None,
+    out_dir: str | None = None,
+    seed: int = 0,
+) -> StudyConfig:
+    """The run's checked configuration (:func:`~streid_lib.study.config.study_config`), shown as one line."""
+    cfg = study_config(
+        profile=profile, dataset=dataset, data_root=data_root, features=features, train_names=train_names,
+        device=device, epochs=epochs, out_dir=out_dir, seed=seed,
+    )  # fmt: skip
+    source = f" · features `{features}`" if features else (f" · images `{data_root}`" if data_root else "")
+    say(
+        f"**Run:** {cfg.run_label} · profile `{cfg.profile}` · route {cfg.route.name}{source} · seed {cfg.seed} · "
+        f"tables and figures in `{cfg.figures_dir}`",
+        cfg=cfg,
+    )
+    return cfg

@@ -8,6 +8,7 @@ bootstrap intervals (:mod:`streid_lib.uncertainty`) and records them in ``<figur
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -15,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.signal import find_peaks
 
 from .._io import write_json_atomic, write_text_atomic
 from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, Estimate, RowSummary, combine, difference, estimate
 from .config import MODEL_LABELS, REPO_ROOT, StudyConfig
 from .interpret import sweep_best
-from .outputs import markdown_table
+from .outputs import markdown_table, relative_paths
 from .paper import (
     PAPER_FIGURE4_R1,
     PAPER_GAMMA_RANGE,
@@ -33,7 +35,6 @@ from .paper import (
 from .steps import NotComputed
 
 NOT_COMPUTED = "not computed"
-STATUSES = (HELD, NOT_HELD, INCONCLUSIVE, NOT_COMPUTED)
 #: "Nearly keeps the best performance" (Figure 4c/d): the R1 spread of a sweep is at most this (our choice: below
 #: the smallest difference the paper calls an improvement, 3.1 R1 points in Figure 4b).
 NEAR_BEST_R1 = 2.0
@@ -89,10 +90,6 @@ def _missing(rows: dict[str, Any], names: list[str]) -> str | None:
     return None
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.1f}"
-
-
 def _stand_in(cfg: StudyConfig, key: str = "pcb") -> str:
     """ " (rows on <features>)" when the run's ``key`` features are a stand-in (empty for the real model)."""
     label = cfg.model_label(key)
@@ -111,22 +108,25 @@ def _compare(rows: dict[str, Any], pairs: list[tuple[str, str, str, float]]) -> 
         if est is None:
             return _no_intervals([a, b])[0], [_no_intervals([a, b])[1]]
         statuses.append(est.status)
-        texts.append(f"{metric} {b} − {a} {est.text()}")
+        texts.append(f"{metric} {b} − {a} {est.text()}".replace("VISxST", "VIS×ST"))
     return combine(statuses), texts
 
 
-def _paired(rows: dict[str, Any], pairs: list, tail: str = "", names: list[str] | None = None) -> tuple[str, str]:
-    """:func:`_compare` of ``pairs`` once every row of ``names`` (default: the pairs' rows) has numbers."""
+def _paired(
+    rows: dict[str, Any], cfg: StudyConfig, pairs: list, tail: str, names: list | None = None, stand_in: bool = True
+) -> tuple[str, str]:
+    """:func:`_compare` of ``pairs`` once every row of ``names`` (default: the pairs' rows) has numbers, followed by
+    the stand-in note (:func:`_stand_in`, when ``stand_in``) and ``tail`` (the paper's numbers)."""
     why = _missing(rows, names or list(dict.fromkeys(n for p in pairs for n in p[:2])))
     if why:
         return NOT_COMPUTED, why
     status, texts = _compare(rows, pairs)
-    return status, "; ".join(texts) + tail
+    return status, "; ".join(texts) + (_stand_in(cfg) if stand_in else "") + tail
 
 
 def _paper_gain(base: str, new: str, column: int) -> str:
     """The paper's gain of row ``new`` over ``base`` in Tables 1 and 2 (column 0 = R1, 3 = mAP), as text."""
-    return " / ".join(_signed(t[new][column] - t[base][column]) for t in (PAPER_TABLE1, PAPER_TABLE2))
+    return " / ".join(f"{t[new][column] - t[base][column]:+.1f}" for t in (PAPER_TABLE1, PAPER_TABLE2))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -137,12 +137,8 @@ def _check_splits(splits: Any, cfg: StudyConfig) -> tuple[str, str]:
     if cfg.dataset not in PAPER_SPLITS:
         return NOT_COMPUTED, f"the run is on {cfg.dataset_label}, not one of the paper's datasets"
     want = PAPER_SPLITS[cfg.dataset]
-    got = {
-        "train": len(splits.train),
-        "gallery": len(splits.gallery),
-        "query": len(splits.query),
-        "train_ids": int(len({int(p) for p in splits.train.pids if p > 0})),
-    }
+    got = {side: len(getattr(splits, side)) for side in ("train", "gallery", "query")}
+    got["train_ids"] = len({int(p) for p in splits.train.pids if p > 0})
     diff = [f"{k} {got[k]:,} (paper {want[k]:,})" for k in want if got[k] != want[k]]
     if diff:
         return NOT_HELD, "counted exactly: " + "; ".join(diff)
@@ -159,13 +155,7 @@ def _check_visual_order(visual: dict[str, Any], cfg: StudyConfig) -> tuple[str, 
         return NOT_COMPUTED, why
     rn, dn, pcb = (cfg.model_label(k) for k in keys)
     rows = {cfg.model_label(k): visual[k] for k in keys}
-    return _paired(rows, [(dn, pcb, "R1", 0.0), (rn, dn, "R1", 0.0)], " (paper: +4.5, +2.4)")
-
-
-def _check_st_lifts_pcb(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    paper = _paper_gain("PCB(*)", "st-ReID+RE", 0)
-    tail = f"{_stand_in(cfg)} (paper, Market-1501 / DukeMTMC-reID: {paper})"
-    return _paired(rows, [("PCB(*)", "st-ReID+RE", "R1", 0.0)], tail)
+    return _paired(rows, cfg, [(dn, pcb, "R1", 0.0), (rn, dn, "R1", 0.0)], " (paper: +4.5, +2.4)", stand_in=False)
 
 
 def _check_intro_gains(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
@@ -173,13 +163,8 @@ def _check_intro_gains(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str
     if paper is None:
         return NOT_COMPUTED, f"the run is on {cfg.dataset_label}; the paper's gains are on its two datasets"
     gain = paper["st-ReID+RE"][0] - paper["PCB(*)"][0]
-    tail = f"{_stand_in(cfg)}; the paper's gain on {cfg.dataset_label}: {gain:+.1f}"
-    return _paired(rows, [("PCB(*)", "st-ReID+RE", "R1", gain - PAPER_MATCH)], tail)
-
-
-def _check_re_helps(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    paper = f"paper R1 {_paper_gain('st-ReID', 'st-ReID+RE', 0)}, mAP {_paper_gain('st-ReID', 'st-ReID+RE', 3)}"
-    return _paired(rows, [("st-ReID", "st-ReID+RE", m, 0.0) for m in ("R1", "mAP")], f"{_stand_in(cfg)} ({paper})")
+    tail = f"; the paper's gain on {cfg.dataset_label}: {gain:+.1f}"
+    return _paired(rows, cfg, [("PCB(*)", "st-ReID+RE", "R1", gain - PAPER_MATCH)], tail)
 
 
 def _check_rerank(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
@@ -239,11 +224,6 @@ def _table3_lifts(rows: dict[str, Any], cfg: StudyConfig, metric: str, column: i
     return combine(statuses), text
 
 
-def _check_st_order(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    rn, dn, pcb = names = ["ResNet50+ST", "DenseNet121+ST", "PCB+ST"]
-    return _paired(rows, [(dn, pcb, "R1", 0.0), (rn, dn, "R1", 0.0)], f"{_stand_in(cfg)} (paper: +3.2, +3.1)", names)
-
-
 def _check_st_alone_weak(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
     why = _missing(rows, ["ST", "st-ReID"])
     if why:
@@ -263,14 +243,10 @@ def _check_st_alone_weak(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, s
     return share.status, text
 
 
-def _fig4_beats(rows: dict[str, Any], cfg: StudyConfig, better: str, worse: str) -> tuple[str, str]:
-    """Paired R1 difference ``better − worse > 0`` (Figure 4 rows), the paper's R1 beside ours."""
-    why = _missing(rows, [worse, better])
-    if why:
-        return NOT_COMPUTED, why
-    status, texts = _compare(rows, [(worse, better, "R1", 0.0)])
-    p = PAPER_FIGURE4_R1
-    return status, f"{texts[0].replace('VISxST', 'VIS×ST')} (paper {p[better] - p[worse]:+.1f})"
+def _fig4_beats(better: str, worse: str) -> Callable[[Any, StudyConfig], tuple[str, str]]:
+    """The check of the paired R1 difference ``better − worse > 0`` (Figure 4 rows), the paper's R1 beside ours."""
+    tail = f" (paper {PAPER_FIGURE4_R1[better] - PAPER_FIGURE4_R1[worse]:+.1f})"
+    return partial(_paired, pairs=[(worse, better, "R1", 0.0)], tail=tail, stand_in=False)
 
 
 def _sweep_check(df: Any, cfg: StudyConfig, column: str, span: tuple[float, float], symbol: str) -> tuple[str, str]:
@@ -295,8 +271,6 @@ def _sweep_check(df: Any, cfg: StudyConfig, column: str, span: tuple[float, floa
 
 
 def _check_peaks(st: Any, cfg: StudyConfig) -> tuple[str, str]:
-    from scipy.signal import find_peaks
-
     if cfg.dataset != "duke":
         return NOT_COMPUTED, f"the run is on {cfg.dataset_label}; Figure 2(b) is about DukeMTMC-reID's cameras"
     if st.n_cams < 6:
@@ -347,7 +321,9 @@ CLAIMS: tuple[Claim, ...] = (
         "st-lifts-pcb", "04", "st-ReID with RE improves on its PCB baseline",
         "our st-ReID method achieves rank-1 accuracy of 98.1% on Market-1501 and 94.4% on DukeMTMC-reID, improving "
         "from the baselines 91.2% and 83.8%, respectively", "Introduction (contributions) and Conclusion",
-        "paired R1 difference st-ReID+RE − PCB(*) > 0", "tables_1_2", _check_st_lifts_pcb,
+        "paired R1 difference st-ReID+RE − PCB(*) > 0", "tables_1_2",
+        partial(_paired, pairs=[("PCB(*)", "st-ReID+RE", "R1", 0.0)],
+                tail=f" (paper, Market-1501 / DukeMTMC-reID: {_paper_gain('PCB(*)', 'st-ReID+RE', 0)})"),
     ),
     Claim(
         "intro-gains", "04", "The ST information lifts R1 by 6.9 (Market-1501) and 10.6 (DukeMTMC-reID) points",
@@ -360,7 +336,8 @@ CLAIMS: tuple[Claim, ...] = (
         "re-helps", "04", "Random erasing helps st-ReID",
         "With random erase (RE) … our st-ReID achieves the rank-1 accuracy of 98.1% and mAP of 87.6%",
         "Evaluations on Market-1501; Tables 1-2", "paired differences st-ReID+RE − st-ReID > 0 in R1 and in mAP",
-        "tables_1_2", _check_re_helps,
+        "tables_1_2", partial(_paired, pairs=[("st-ReID", "st-ReID+RE", m, 0.0) for m in ("R1", "mAP")], tail=(
+            f" (paper R1 {_paper_gain('st-ReID', 'st-ReID+RE', 0)}, mAP {_paper_gain('st-ReID', 'st-ReID+RE', 3)})")),
     ),
     Claim(
         "rerank", "04", "Re-ranking raises mAP",
@@ -391,7 +368,8 @@ CLAIMS: tuple[Claim, ...] = (
         "st-order", "05", "With the ST stream the order stays PCB > DenseNet-121 > ResNet-50",
         "ResNet50+ST 87.7 … DenseNet121+ST 90.8 … PCB+ST 94.0", "Table 3 (R1)",
         "paired R1 differences PCB+ST − DenseNet121+ST > 0 and DenseNet121+ST − ResNet50+ST > 0", "table_3",
-        _check_st_order,
+        partial(_paired, pairs=[("DenseNet121+ST", "PCB+ST", "R1", 0.0), ("ResNet50+ST", "DenseNet121+ST", "R1", 0.0)],
+                tail=" (paper: +3.2, +3.1)", names=["ResNet50+ST", "DenseNet121+ST", "PCB+ST"]),
     ),
     Claim(
         "st-alone-weak", "06", "ST alone is weak: the visual stream plays the key role",
@@ -405,12 +383,12 @@ CLAIMS: tuple[Claim, ...] = (
         "our joint metric method improves the performance from 86.9% to 94.0%",
         "Figure 4(b); Effectiveness of the joint metric",
         "paired R1 difference st-ReID − VIS×ST (Eqn. 5, faithful row) > 0", "figure4",
-        partial(_fig4_beats, better="st-ReID", worse="VISxST"),
+        _fig4_beats("st-ReID", "VISxST"),
     ),
     Claim(
         "eqn5-beats-vis", "06", "Even the Eqn. 5 product improves on the visual stream",
         "the baseline also obtains a 3.1% improvement", "Figure 4(b); Effectiveness of the joint metric",
-        "paired R1 difference VIS×ST − VIS > 0", "figure4", partial(_fig4_beats, better="VISxST", worse="VIS"),
+        "paired R1 difference VIS×ST − VIS > 0", "figure4", _fig4_beats("VISxST", "VIS"),
     ),
     Claim(
         "lambda-flat", "06", "Accuracy is insensitive to λ over 0.4-2.8",
@@ -427,14 +405,12 @@ CLAIMS: tuple[Claim, ...] = (
         partial(_sweep_check, column="gamma", span=PAPER_GAMMA_RANGE, symbol="γ"),
     ),
 )  # fmt: skip
-CLAIMS_BY_ID = {c.id: c for c in CLAIMS}
-assert len(CLAIMS_BY_ID) == len(CLAIMS), "claim ids must be unique"
 assert PAPER_TABLE3["PCB+ST"] == PAPER_TABLE2["st-ReID"]
 
 
 @dataclass(frozen=True)
 class ClaimReport:
-    """The verdicts of one notebook's claims on one run (printed in the notebook)."""
+    """The verdicts of one notebook's claims on one run (shown in the notebook as Markdown, else printed)."""
 
     notebook: str
     verdicts: tuple[Verdict, ...]
@@ -444,12 +420,33 @@ class ClaimReport:
     def __str__(self) -> str:
         if not self.verdicts:
             return f"Notebook {self.notebook} checks no claim of the paper."
-        counts = {s: sum(v.status == s for v in self.verdicts) for s in STATUSES}
+        counts = {s: sum(v.status == s for v in self.verdicts) for s in (HELD, NOT_HELD, INCONCLUSIVE, NOT_COMPUTED)}
         on = f" on {self.run}" if self.run else ""
         head = f"Claims of the paper checked in notebook {self.notebook}{on}: " + ", ".join(
             f"{n} {s}" for s, n in counts.items() if n
         )
         return "\n".join([head] + [str(v) for v in self.verdicts])
+
+    def __repr__(self) -> str:
+        return relative_paths(str(self))
+
+    def _repr_markdown_(self) -> str:
+        """The verdicts as a notebook shows them: a Markdown table (the plain-text twin, what nbval compares: repr)."""
+        if not self.verdicts:
+            return f"Notebook {self.notebook} checks no claim of the paper."
+        counts = Counter(v.status for v in self.verdicts)
+        head = f"**Claims of the paper checked in notebook {self.notebook}:** " + ", ".join(
+            f"{n} {s}" for s, n in counts.items()
+        )
+        rows = [
+            [_md(v.claim.statement), _md(v.claim.where), f"**{_md(v.status)}**", _md(v.detail)] for v in self.verdicts
+        ]
+        return f"{head}\n\n" + markdown_table(["claim", "where", "verdict", "detail"], rows)
+
+
+def _md(text: Any) -> str:
+    """One cell of a Markdown table: on one line, ``|`` escaped, paths relative."""
+    return relative_paths(str(text)).replace("|", "\\|").replace("\n", " ")
 
 
 def check_claims(cfg: StudyConfig, notebook: str, record: bool = True, **results: Any) -> ClaimReport:

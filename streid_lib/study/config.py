@@ -13,8 +13,12 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from ..campus import INFO_FILE, generate_campus
+from ..campus import campus_preset as campus_config
 from ..errors import StreidError
+from ..features import load_features
 from ..improved.config import SelectionConfig
+from ..metadata import read_dataset_root
 from ..visual.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -337,17 +341,12 @@ def dataset_root(cfg: StudyConfig) -> Path | None:
     """The dataset folder of this run (the campus generated once, seeded, when missing); None for features alone."""
     root = cfg.root
     if cfg.route.campus and not _campus_is_current(root, cfg):
-        from ..campus import generate_campus
-
         generate_campus(root, preset=cfg.campus_preset, seed=cfg.seed)
     return root
 
 
 def _campus_is_current(root: Path, cfg: StudyConfig) -> bool:
     """True when ``root`` holds a finished campus made with today's configuration of its preset and seed."""
-    from ..campus import INFO_FILE
-    from ..campus import campus_preset as campus_config
-
     info = root / INFO_FILE
     if not (root / "manifest.csv").is_file() or not info.is_file():
         return False
@@ -360,8 +359,6 @@ def _campus_is_current(root: Path, cfg: StudyConfig) -> bool:
 
 @lru_cache(maxsize=16)
 def _features_provenance(path: str, mtime: float) -> tuple[dict, int]:
-    from ..features import load_features
-
     fs = load_features(path)
     return fs.provenance, len(fs.query)
 
@@ -385,8 +382,6 @@ def _n_queries(cfg: StudyConfig) -> int | None:
         if not cfg.route.trains:
             path = next(iter(cfg.feature_files.values()))
             return _features_provenance(path, Path(path).stat().st_mtime)[1]
-        from ..metadata import read_dataset_root
-
         return len(read_dataset_root(dataset_root(cfg)).query)
     except (OSError, StreidError):
         return None

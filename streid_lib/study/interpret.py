@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import MODEL_LABELS, StudyConfig
-from .steps import NotComputed, main_features, missing_reason, splits_source, visual_keys
+from .config import StudyConfig
+from .steps import NotComputed, main_features, missing_reason, splits_source
 
 
 def describe_splits(cfg: StudyConfig, splits: Any) -> str:
@@ -37,11 +37,10 @@ def _range(rows: dict[str, Any], metric: str, label=lambda k: k) -> str:
     return f"{metric} ranges from {vals[lo]:.1f} ({label(lo)}) to {vals[hi]:.1f} ({label(hi)})"
 
 
-def describe_visual(rows: dict[str, Any], cfg: StudyConfig | None = None) -> str:
+def describe_visual(rows: dict[str, Any], cfg: StudyConfig) -> str:
     """How the visual-only rows compare: the R1 and mAP ranges with the streams at each end (named as ``cfg``'s
-    features are, :meth:`StudyConfig.model_label`, when ``cfg`` is given)."""
-    label = cfg.model_label if cfg is not None else (lambda k: MODEL_LABELS.get(k, k))
-    return f"Visual stream only: {_range(rows, 'R1', label)}; {_range(rows, 'mAP', label)}."
+    features are, :meth:`StudyConfig.model_label`)."""
+    return f"Visual stream only: {_range(rows, 'R1', cfg.model_label)}; {_range(rows, 'mAP', cfg.model_label)}."
 
 
 def describe_st_fit(st: Any) -> str:
@@ -126,7 +125,7 @@ def describe_sweep(df: Any, column: str, symbol: str) -> str:
 def not_computed(cfg: StudyConfig, notebook: str) -> str:
     """One sentence: what this notebook could not compute in this run, and why (or that it computed everything)."""
     gaps: list[str] = []
-    models = {"02": visual_keys(cfg), "04": ("pcb", "pcb_re"), "05": ("resnet50", "densenet121", "pcb")}
+    models = {"02": cfg.route.streams, "04": ("pcb", "pcb_re"), "05": ("resnet50", "densenet121", "pcb")}
     for key in models.get(notebook, ()):
         if key not in cfg.route.available:
             gaps.append(f"{cfg.model_label(key)} ({missing_reason(cfg, key)})")

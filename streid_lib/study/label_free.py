@@ -9,7 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..pseudo import EPS_GRID
+import numpy as np
+import pandas as pd
+
+from ..camera_map import compare_maps, model_edges, truth_edges
+from ..campus import hp_distance, mean_hp_distance
+from ..improved import prepare_improved
+from ..improved.analysis import bootstrap_difference
+from ..joint import DEFAULT_METRIC
+from ..metadata import Metadata
+from ..metrics import RankingProtocol
+from ..pseudo import EPS_GRID, PseudoIdentities, diagnostics, improved_guard, refine_with_st
+from ..ranking import rank_rows
+from ..st_model import fit_st_model
+from .interpret import features_used
+from .outputs import display_or_print, markdown_table, save_figure, say, write_table
+from .steps import beyond_features, campus_truth, training_metadata
 
 #: The row of the ST model fitted on the training side's pseudo-identities.
 TRAIN_SIDE = "label-free (train side)"
@@ -64,7 +79,6 @@ class LabelFreeReport:
     """Everything notebook 08 shows; ``table`` and ``differences`` are DataFrames."""
 
     dataset: str
-    fps: float
     table: Any
     differences: Any
     records: dict[str, dict] = field(default_factory=dict)
@@ -90,17 +104,6 @@ def label_free_study(
     """Labelled (``fs.train``, else ``train``) vs label-free (train side) vs transductive st-ReID on ``fs``; without
     a training side in ``fs`` the train-side and improved rows are left out. ``truth`` (campus) adds the TV table and
     the camera maps against the true network. Returns a :class:`LabelFreeReport`."""
-    import numpy as np
-    import pandas as pd
-
-    from ..camera_map import compare_maps, model_edges, truth_edges
-    from ..improved.analysis import bootstrap_difference
-    from ..joint import DEFAULT_METRIC
-    from ..metadata import Metadata
-    from ..pseudo import PseudoIdentities, diagnostics
-    from ..ranking import rank_rows
-    from ..st_model import fit_st_model
-
     routes = {"labelled": (fs.train_f, fs.train if fs.has_train else train)}
     if fs.has_train:
         routes["label-free (train side)"] = routes["labelled"]
@@ -108,7 +111,7 @@ def label_free_study(
         np.concatenate([fs.query_f, fs.gallery_f]),
         Metadata.concat([fs.query, fs.gallery]),
     )
-    report = LabelFreeReport(dataset, fps, None, None, truth=truth)
+    report = LabelFreeReport(dataset, None, None, truth=truth)
     report.n_cams = truth.n_cams if truth is not None else int(max(fs.query.cams.max(), fs.gallery.cams.max()))
     results, rows, train_est = {}, [], None
     for name, (f, meta) in routes.items():
@@ -125,10 +128,6 @@ def label_free_study(
         results[name], report.models[name], report.records[name] = res, model, record
         rows.append({"ST model": name, **_row(res.summary(), record)})
     if sizes.improved and fs.has_train:  # §14.2: w by the spread rule, then the label-free guard
-        from ..improved import prepare_improved
-        from ..metrics import RankingProtocol
-        from ..pseudo import improved_guard
-
         train = Metadata(train_est.pids_, fs.train.cams, fs.train.frames)
         guard = improved_guard(train, lambda m: fit_st_model(m, dataset))
         free, bare = report.models[TRAIN_SIDE], fs.without_train()
@@ -153,8 +152,6 @@ def label_free_study(
     report.differences = pd.concat(diffs)
     report.differences.index.name = "difference (95 % paired bootstrap over query identities)"
     if truth is not None:
-        from ..campus import hp_distance, mean_hp_distance
-
         report.tv_mean = {name: mean_hp_distance(m, truth) for name, m in report.models.items()}
         tv = {name: hp_distance(m, truth) for name, m in report.models.items()}
         report.tv = pd.DataFrame(tv)
@@ -170,8 +167,6 @@ def label_free_study(
 
 def _row(summary: Any, record: dict) -> dict:
     """R1 and mAP of a summary, and the clustering columns of a record (NaN where there is no clustering)."""
-    import numpy as np
-
     row = {"R1": summary["R1"], "mAP": summary["mAP"]} | {c: record.get(k, np.nan) for c, k in _CLUSTER.items()}
     row["noise %"] = 100 * row["noise %"]
     return row
@@ -180,14 +175,6 @@ def _row(summary: Any, record: dict) -> dict:
 def _refinement(fs: Any, dataset: str, est: Any, sizes: LabelFreeSizes, first: dict) -> Any:
     """Round 0 (``first``: the train-side row) and each ST re-clustering round
     (:func:`streid_lib.pseudo.refine_with_st`, updating the clustering ``est`` in place)."""
-    import pandas as pd
-
-    from ..joint import DEFAULT_METRIC
-    from ..metadata import Metadata
-    from ..pseudo import diagnostics, refine_with_st
-    from ..ranking import rank_rows
-    from ..st_model import fit_st_model
-
     keys = ("R1", "mAP", "clusters", "dropped", "noise %", "ARI", "pair precision", "pair recall")
     rows = [{"round": 0, **{k: first[k] for k in keys}}]
     for r in range(sizes.rounds):
@@ -203,9 +190,6 @@ def run(cfg: Any) -> LabelFreeReport:
     """Notebook 08's study on the run ``cfg``: the features of notebook 07 (:func:`~.steps.beyond_features`), the
     campus truth if any, 60 fps (Duke and the campus), the labelled training metadata when the features carry no
     training side, and the sizes of the profile; shows the computed sentences."""
-    from .outputs import say
-    from .steps import beyond_features, campus_truth, training_metadata
-
     fs, truth = beyond_features(cfg), campus_truth(cfg)
     fps = truth.fps if truth is not None else 60.0
     train = None if fs.has_train else training_metadata(cfg)
@@ -217,9 +201,6 @@ def run(cfg: Any) -> LabelFreeReport:
 
 def _write(report: LabelFreeReport, cfg: Any, df: Any, name: str, title: str, decimals: dict) -> None:
     """Write and show one of notebook 08's tables, its title ending with the features it ran on."""
-    from .interpret import features_used
-    from .outputs import write_table
-
     title = f"{title}; {features_used(cfg, cfg.route.beyond)}"
     write_table(df, name, cfg, title=title, decimals=decimals, **report.provenance)
 
@@ -234,8 +215,6 @@ def show_rows(report: LabelFreeReport, cfg: Any) -> None:
 
 def show_rounds(report: LabelFreeReport, cfg: Any) -> None:
     """Write and show ``label_free_rounds`` (the ST re-clustering rounds), or say why there are none."""
-    from .outputs import say
-
     if report.refinement is None:
         say("The features carry no training side, so there are no train-side pseudo-identities to re-cluster.")
         return
@@ -250,8 +229,6 @@ def show_map(report: LabelFreeReport, cfg: Any) -> None:
     """Draw the camera maps (the truth, else the labelled model, beside the label-free one) and write
     ``label_free_camera_map`` and the table ``label_free_edges``."""
     from .. import plots
-    from .interpret import features_used
-    from .outputs import save_figure
 
     left = "truth" if report.truth is not None else "labelled"
     maps = [report.maps[left], report.maps[report.main]]
@@ -267,10 +244,6 @@ def show_map(report: LabelFreeReport, cfg: Any) -> None:
 def show_truth(report: LabelFreeReport, cfg: Any) -> None:
     """Campus: write and show ``label_free_map_vs_truth`` (edge precision, recall and transit-time error of each
     model's camera map against the truth) and ``label_free_tv``; elsewhere say why not."""
-    import pandas as pd
-
-    from .outputs import say
-
     if report.truth is None:
         say(f"{cfg.run_label} has no ground-truth transit densities, so this step is the campus' only.")
         return
@@ -282,17 +255,21 @@ def show_truth(report: LabelFreeReport, cfg: Any) -> None:
     _write(report, cfg, report.tv, "label_free_tv", title, dict.fromkeys(report.tv.columns, 3))
 
 
-def Verdicts(report: LabelFreeReport) -> Any:
-    """The verdicts of :func:`verdicts` as a notebook shows them (:class:`streid_lib.study.outputs.Verdicts`)."""
-    from .outputs import Verdicts
+class Verdicts:
+    """:func:`verdicts` as a notebook shows them: a Markdown table with a plain-text twin (what nbval compares)."""
 
-    return Verdicts(report, verdicts(report))
+    def __init__(self, report: LabelFreeReport) -> None:
+        self.rows = verdicts(report)
+
+    def _repr_markdown_(self) -> str:
+        return markdown_table(["claim", "measured", "verdict"], [[c, m, f"**{v}**"] for c, m, v in self.rows])
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)
 
 
 def show_verdicts(report: LabelFreeReport) -> None:
-    """Show :func:`Verdicts` in a notebook, else print them."""
-    from .outputs import display_or_print
-
+    """Show :class:`Verdicts` in a notebook, else print them."""
     display_or_print(Verdicts(report))
 
 

@@ -14,10 +14,10 @@ import os
 import platform
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from functools import lru_cache, partial
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,6 @@ COLUMN_LABELS = {
     "gamma": "γ0 = γ1",
 }
 MISSING = "—"
-#: Text columns whose long cells a notebook shows as footnotes under the table.
-FOOTNOTE_COLUMNS = ("source",)
 #: Fixed salt for the ids matplotlib writes into SVGs (otherwise random per run).
 SVG_HASH_SALT = "streid"
 
@@ -142,8 +140,6 @@ def _trained_features(cfg: StudyConfig) -> dict[str, dict]:
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
     out: dict[str, str | None] = {}
     for name in PROVENANCE_PACKAGES:
         try:
@@ -196,10 +192,7 @@ def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
         index = pd.Index([_cell(i) for i in df.index], name=COLUMN_LABELS.get(str(df.index.name), df.index.name))
     out = pd.DataFrame(index=index)
     for col in df.columns:
-        values = df[col].tolist()
-        if pd.api.types.is_integer_dtype(df[col].dtype):
-            values = [None if pd.isna(v) else int(v) for v in values]
-        out[COLUMN_LABELS.get(str(col), str(col))] = [_cell(v, decimals.get(str(col), 1)) for v in values]
+        out[COLUMN_LABELS.get(str(col), str(col))] = [_cell(v, decimals.get(str(col), 1)) for v in df[col].tolist()]
     return out
 
 
@@ -250,17 +243,14 @@ def _ipython_display() -> Any:
     return display if get_ipython() is not None else None
 
 
-def footnotes(text: Any, columns: Sequence[str] = FOOTNOTE_COLUMNS, longest: int = 24) -> tuple[Any, list[str]]:
-    """``text`` with long cells of ``columns`` replaced by markers ``[1]``, ``[2]`` …, and the footnotes."""
-    notes: list[str] = []
-    text = text.copy()
-    for col in (c for c in columns if c in text.columns):
-        cells = text[col].tolist()
-        if max((len(str(c)) for c in cells), default=0) <= longest:
-            continue
-        notes += [c for c in dict.fromkeys(cells) if c not in notes]
-        text[col] = [f"[{notes.index(c) + 1}]" for c in cells]
-    return text, [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+def footnotes(text: Any) -> tuple[Any, list[str]]:
+    """``text`` with its ``source`` column as markers ``[1]``, ``[2]`` … when a cell there is longer than 24
+    characters, and the footnotes."""
+    if "source" not in text.columns or max((len(str(c)) for c in text["source"]), default=0) <= 24:
+        return text, []
+    notes = list(dict.fromkeys(text["source"]))
+    short = text.assign(source=[f"[{notes.index(c) + 1}]" for c in text["source"]])
+    return short, [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
 
 
 def show(text: Any, title: str = "", note: str = "", uuid: str = "table") -> None:
@@ -336,37 +326,6 @@ def say(*sentences: str, cfg: StudyConfig | None = None) -> None:
         display(Markdown(text))
 
 
-def _md(text: Any) -> str:
-    """One cell of a Markdown table: on one line, ``|`` escaped, paths relative."""
-    return relative_paths(str(text)).replace("|", "\\|").replace("\n", " ")
-
-
-class Verdicts:
-    """Verdicts as a notebook shows them: a Markdown table with a plain-text twin (what nbval compares besides the
-    Markdown), of a :class:`~streid_lib.study.claims.ClaimReport`, or of ``rows`` (claim, measured, verdict)."""
-
-    def __init__(self, report: Any, rows: Sequence[tuple[str, str, str]] | None = None) -> None:
-        self.report, self.rows = report, rows
-
-    def _repr_markdown_(self) -> str:
-        if self.rows is not None:
-            return markdown_table(["claim", "measured", "verdict"], [[c, m, f"**{v}**"] for c, m, v in self.rows])
-        verdicts = self.report.verdicts
-        if not verdicts:
-            return f"Notebook {self.report.notebook} checks no claim of the paper."
-        counts = Counter(v.status for v in verdicts)
-        head = f"**Claims of the paper checked in notebook {self.report.notebook}:** " + ", ".join(
-            f"{n} {s}" for s, n in counts.items()
-        )
-        rows = [[_md(v.claim.statement), _md(v.claim.where), f"**{_md(v.status)}**", _md(v.detail)] for v in verdicts]
-        return f"{head}\n\n" + markdown_table(["claim", "where", "verdict", "detail"], rows)
-
-    def __repr__(self) -> str:
-        if self.rows is not None:
-            return "\n".join(f"{v.upper():8} {c}: {m}" for c, m, v in self.rows)
-        return relative_paths(str(self.report))
-
-
 def display_or_print(obj: Any) -> None:
     """Show ``obj`` with IPython's rich display in a notebook, else print it."""
     display = _ipython_display()
@@ -374,6 +333,7 @@ def display_or_print(obj: Any) -> None:
 
 
 def show_claims(report: Any, *notes: str) -> None:
-    """Show the verdicts of a notebook's claims (:class:`Verdicts`) and sentences under them, or print them."""
-    display_or_print(Verdicts(report))
+    """Show the verdicts of a notebook's claims (a :class:`~streid_lib.study.claims.ClaimReport`: Markdown, with a
+    plain-text twin) and sentences under them, or print them."""
+    display_or_print(report)
     say(*notes)

@@ -6,16 +6,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
+
+import pandas as pd
 
 from .._io import write_text_atomic
 from .claims import CLAIMS_JSON, collect_runs, summary_table
 from .config import REPO_ROOT
 from .outputs import markdown_table
 
-BLOCKS = ("claims", "results")
 #: The computed tables shown per run, in order: (file stem, heading). The first that exists of each group is used.
 _RESULT_TABLES = (
     (("tables_1_2_campus", "table1", "table2"), "Tables 1-2 rows"),
@@ -28,8 +30,6 @@ _RESULT_TABLES = (
 def _computed_rows(csv: Path) -> str:
     """The rows of a table CSV that this run computed (or could not compute), as Markdown; quoted rows left out;
     interval columns ``<m>_lo`` / ``<m>_hi`` folded into their metric's cell: ``25.8 [21.3, 30.2]``."""
-    import pandas as pd
-
     df = pd.read_csv(csv, dtype=str, keep_default_na=False, header=None)
     df = df.iloc[1:].set_axis(head := df.iloc[0].tolist(), axis=1)
     if "source" in head:
@@ -44,8 +44,6 @@ def _computed_rows(csv: Path) -> str:
 
 def results_block(root: Path) -> str:
     """Per run under ``root`` (the campus first): its computed Tables 1-3 and Figure 4(a, b) rows, with links."""
-    import json
-
     folders = ([root] if (root / CLAIMS_JSON).is_file() else []) + sorted(
         p.parent for p in root.glob(f"*/{CLAIMS_JSON}")
     )

@@ -14,8 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from .. import st_model
+from ..campus import load_truth, mean_hp_distance
+from ..colour_histogram import colour_histogram_features
 from ..errors import StreidError
+from ..features import FeaturesError, load_features, save_features
+from ..improved import colour_histogram_campus
+from ..joint import DEFAULT_METRIC, ROWS, JointMetric, cosine_similarity, score_rows
+from ..metadata import DatasetSplits, read_dataset_root, read_name_list, read_seq_lengths
+from ..metrics import RankingProtocol, default_threads
+from ..ranking import rank_rows
+from ..rerank import rerank_rows
+from ..uncertainty import TRAINED_TOLERANCE, PerQuery, RowSummary, row_interval
 from .config import MODEL_LABELS, VISUAL_MODELS, StudyConfig, dataset_root
 
 
@@ -40,8 +52,6 @@ class NotComputed:
 def load_splits(cfg: StudyConfig):
     """The run's splits (:class:`streid_lib.metadata.DatasetSplits`): from the image folders, else query and
     gallery from the features file's metadata and train from :func:`training_metadata`."""
-    from ..metadata import DatasetSplits, read_dataset_root
-
     root = dataset_root(cfg)
     if root is not None:
         return read_dataset_root(root)
@@ -64,8 +74,6 @@ def splits_source(cfg: StudyConfig) -> str:
 
 def per_camera_counts(splits) -> Any:
     """Images per split and camera (a DataFrame: splits × cameras, plus totals and identities), as integers."""
-    import pandas as pd
-
     cams = sorted({int(c) for name in ("train", "gallery", "query") for c in np.unique(getattr(splits, name).cams)})
     rows = {}
     for name in ("train", "gallery", "query"):
@@ -82,8 +90,6 @@ def per_camera_counts(splits) -> Any:
 
 def example_entries(meta, n: int = 12, seed: int = 0) -> Any:
     """A few entries of a split as text (name, identity, camera, frame): the stand-in for crops without images."""
-    import pandas as pd
-
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(meta), size=min(n, len(meta)), replace=False))
     names = meta.names[idx] if meta.names is not None else ["(no name)"] * len(idx)
@@ -98,15 +104,11 @@ def example_entries(meta, n: int = 12, seed: int = 0) -> Any:
 def training_metadata(cfg: StudyConfig):
     """Training-image metadata for the ST model: ``train_names``, else the dataset folder's ``bounding_box_train``,
     else a given features file's training side; :class:`MissingInput` when there is none."""
-    from ..metadata import read_name_list, read_seq_lengths
-
     if cfg.train_names:
         naming = None if cfg.route.campus else cfg.dataset
         return read_name_list(cfg.train_names, naming, read_seq_lengths(Path(cfg.train_names).parent))
     root = dataset_root(cfg)
     if root is not None:
-        from ..metadata import read_dataset_root
-
         return read_dataset_root(root).train
     for _key, fs in _given_with_train(cfg):
         return fs.train
@@ -118,8 +120,6 @@ def training_metadata(cfg: StudyConfig):
 
 def _given_with_train(cfg: StudyConfig):
     """(key, FeatureSet) of the given features files that carry a training side, PCB first."""
-    from ..features import load_features
-
     for key in sorted(cfg.feature_files, key=lambda k: k != "pcb"):
         fs = load_features(cfg.feature_files[key])
         if fs.has_train:
@@ -128,27 +128,18 @@ def _given_with_train(cfg: StudyConfig):
 
 def fit_st_model(cfg: StudyConfig, **overrides: Any):
     """Fit the faithful HP model on the run's training metadata (:func:`streid_lib.st_model.fit_st_model`)."""
-    from ..st_model import fit_st_model as fit
-
-    return fit(training_metadata(cfg), cfg.dataset, **overrides)
+    return st_model.fit_st_model(training_metadata(cfg), cfg.dataset, **overrides)
 
 
 def campus_truth(cfg: StudyConfig):
     """The campus' ground-truth transit densities (``None`` for a real dataset)."""
     if not cfg.route.campus:
         return None
-    from ..campus import load_truth
-
     return load_truth(dataset_root(cfg))
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Visual streams
-
-
-def visual_keys(cfg: StudyConfig) -> tuple[str, ...]:
-    """The visual streams a run reports: the colour histogram (campus with images) and the study's four models."""
-    return cfg.route.streams
 
 
 def missing_reason(cfg: StudyConfig, key: str) -> str:
@@ -161,12 +152,10 @@ def missing_reason(cfg: StudyConfig, key: str) -> str:
     return f"needs {label} features: a features folder with {key}.npz, or a dataset folder to train on"
 
 
-def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: bool = True):
+def visual_features(cfg: StudyConfig, key: str):
     """Features of one visual stream (``resnet50``, ``densenet121``, ``pcb``, ``pcb_re`` or ``colour``): a given file
     as it is, else cached in ``features/<key>.npz`` (training resumes from its checkpoint; stale caches are redone).
     """
-    from ..features import load_features, save_features
-
     if key != "colour" and not cfg.route.trains:
         if key not in cfg.feature_files:
             raise MissingInput(missing_reason(cfg, key))
@@ -176,7 +165,7 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     path = cfg.features_path(key)
     root = dataset_root(cfg)
     stale = False
-    if path.is_file() and not force:
+    if path.is_file():
         cached = load_features(path)
         if root is None or (same_images(cached, root) and _same_training(cached, cfg, key)):
             if cached.has_train or key not in cfg.route.train_side:
@@ -190,8 +179,6 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
     if root is None:
         raise MissingInput(missing_reason(cfg, key))
     if key == "colour":
-        from ..colour_histogram import colour_histogram_features
-
         fs = colour_histogram_features(root)
     else:
         from ..visual import ExtractConfig, TrainConfig, extract_features, train_model
@@ -203,14 +190,13 @@ def visual_features(cfg: StudyConfig, key: str, force: bool = False, progress: b
             data_root=root,
             out_dir=cfg.out / "checkpoints" / key,
             device=cfg.device,
-            resume=not (stale or force),
-            progress=progress,
+            resume=not stale,
             label=key,
         )
         extract = ExtractConfig(
             model=req["model"], height=req["height"], width=req["width"], train=key in cfg.route.train_side
         )
-        fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=cfg.device, progress=progress, label=key)
+        fs = extract_features(extract, checkpoint=ckpt, data_root=root, device=cfg.device, label=key)
         # The one line a notebook keeps of a training step (its bars go to the terminal: streid_lib._progress).
         history = json.loads((Path(ckpt).parent / "history.json").read_text())
         n, took = len(history), time.perf_counter() - t0
@@ -230,36 +216,34 @@ def beyond_features(cfg: StudyConfig):
     the colour histograms on the campus (the CPU CNNs are weak), else :func:`main_features`."""
     if cfg.route.beyond != "colour":
         return main_features(cfg)[1]
-    from ..improved import colour_histogram_campus
-
     return colour_histogram_campus(dataset_root(cfg))
 
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
     """The visual stream of Figure 4 and of the ST sweeps: PCB as in the paper, else the first one given."""
-    if cfg.route.main is None:  # pragma: no cover - a features route has at least one file
-        raise MissingInput(missing_reason(cfg, "pcb"))
     return cfg.route.main, visual_features(cfg, cfg.route.main)
 
 
 def _check_same_test_side(cfg: StudyConfig, key: str, fs) -> None:
     """Given features files must all describe the same query and gallery images (same ids, cameras, frames)."""
-    from ..features import FeaturesError, load_features
-
     ref_key = next(iter(sorted(cfg.feature_files, key=lambda k: k != "pcb")))
     if ref_key == key:
         return
-    ref = load_features(cfg.feature_files[ref_key])
-    for side in ("query", "gallery"):
-        a, b = getattr(fs, side), getattr(ref, side)
-        same = len(a) == len(b) and all(
-            np.array_equal(getattr(a, f), getattr(b, f)) for f in ("pids", "cams", "frames")
+    side = _differing_side(fs, load_features(cfg.feature_files[ref_key]), ("pids", "cams", "frames"))
+    if side is not None:
+        raise FeaturesError(
+            f"{cfg.feature_files[key]}: its {side} side differs from {cfg.feature_files[ref_key]} "
+            "(ids, cameras or frames): every features file of a run must describe the same images"
         )
-        if not same:
-            raise FeaturesError(
-                f"{cfg.feature_files[key]}: its {side} side differs from {cfg.feature_files[ref_key]} "
-                "(ids, cameras or frames): every features file of a run must describe the same images"
-            )
+
+
+def _differing_side(a, b, fields: tuple[str, ...]) -> str | None:
+    """The first side (query, gallery) whose ``fields`` differ between ``a`` and ``b`` (features or splits), or None."""
+    for side in ("query", "gallery"):
+        x, y = getattr(a, side), getattr(b, side)
+        if len(x) != len(y) or not all(np.array_equal(getattr(x, f), getattr(y, f)) for f in fields):
+            return side
+    return None
 
 
 def train_request(cfg: StudyConfig, key: str) -> dict:
@@ -281,16 +265,7 @@ def _same_training(fs, cfg: StudyConfig, key: str) -> bool:
 
 def same_images(fs, root: Path) -> bool:
     """Whether a cached features file describes exactly the query and gallery images of ``root``."""
-    from ..metadata import read_dataset_root
-
-    splits = read_dataset_root(root)
-    for side in ("query", "gallery"):
-        a, b = getattr(fs, side), getattr(splits, side)
-        if a.names is None or len(a) != len(b) or not np.array_equal(a.names.astype(str), b.names.astype(str)):
-            return False
-        if not (np.array_equal(a.frames, b.frames) and np.array_equal(a.pids, b.pids)):
-            return False
-    return True
+    return _differing_side(fs, read_dataset_root(root), ("names", "frames", "pids")) is None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -300,16 +275,9 @@ def same_images(fs, root: Path) -> bool:
 def evaluate_rows(fs, model, rows=None, rerank: bool = False, **metric_params: Any) -> dict:
     """``{row: summary}`` for one features set and ST model (faithful joint metric with ``metric_params``): the
     metrics in percent carrying their per-query results, with the CPU tolerance of a CNN trained in the run."""
-    from ..joint import ROWS, JointMetric
-    from ..metrics import default_threads
-    from ..ranking import rank_rows
-    from ..uncertainty import TRAINED_TOLERANCE, PerQuery, RowSummary
-
     metric = JointMetric(**metric_params)
     results = rank_rows(fs, model, metric, tuple(rows or ROWS), threads=default_threads())
     if rerank:
-        from ..rerank import rerank_rows
-
         results.update(rerank_rows(fs, model, metric))
     ids, tol = fs.query.pids, TRAINED_TOLERANCE if fs.provenance.get("trained_in_run") else 0.0
     return {k: RowSummary(r.summary(), PerQuery.from_result(r, ids, tol)) for k, r in results.items()}
@@ -326,16 +294,12 @@ def model_rows(cfg: StudyConfig, key: str, model, rows: Sequence[str], rerank: b
     return evaluate_rows(fs, model, rows=tuple(rows), rerank=rerank)
 
 
-def sweep_metric(fs, model, name: str, values: Sequence[float], base: dict | None = None) -> Any:
+def sweep_metric(fs, model, name: str, values: Sequence[float]) -> Any:
     """st-ReID metrics while one joint-metric parameter varies (Figure 4 c/d), with 95 % intervals (``R1_lo`` …);
     ``name``: ``lambda0``, ``lambda1``, ``gamma0``, ``gamma1`` or ``gamma`` (both γ, the authors' ``--alpha``)."""
-    import pandas as pd
-
-    from ..uncertainty import row_interval
-
     recs, per_query = [], []
     for v in values:
-        params = {**(base or {}), **dict.fromkeys(("gamma0", "gamma1") if name == "gamma" else (name,), float(v))}
+        params = dict.fromkeys(("gamma0", "gamma1") if name == "gamma" else (name,), float(v))
         summary = evaluate_rows(fs, model, rows=("st-ReID",), **params)["st-ReID"]
         bounds = {f"{m}_{end}": x for m in ("R1", "mAP") for end, x in zip(("lo", "hi"), row_interval(summary, m))}
         recs.append({name: float(v), **summary, **bounds})
@@ -349,24 +313,18 @@ def st_sensitivity(cfg: StudyConfig, fs) -> Any:
     """Effect of the Parzen width σ (bins, at 100-frame bins) and of the bin width (σ held at 5,000 frames) on the HP
     estimate and on st-ReID, sized by ``cfg.sizes``, over the faithful layout's span. Columns: sweep, bin_width,
     sigma, sigma_frames, TV (to the truth, pair-weighted; campus only), R1 and mAP of st-ReID (percent)."""
-    import pandas as pd
-
-    from ..st_model import DATASET_N_BINS, fit_st_model
-
     train = training_metadata(cfg)
     truth = campus_truth(cfg)
-    span = DATASET_N_BINS[cfg.dataset] * 100  # frames covered by the faithful layout
+    span = st_model.DATASET_N_BINS[cfg.dataset] * 100  # frames covered by the faithful layout
     sizes = cfg.sizes
     grid = [("sigma", 100, float(s)) for s in sizes.sigmas] + [
         ("bin width", int(w), 5000.0 / w) for w in sizes.bin_widths
     ]
     recs = []
     for sweep_name, bw, sigma in grid:
-        model = fit_st_model(train, cfg.dataset, bin_width=bw, n_bins=int(np.ceil(span / bw)), sigma=sigma)
+        model = st_model.fit_st_model(train, cfg.dataset, bin_width=bw, n_bins=int(np.ceil(span / bw)), sigma=sigma)
         rec = {"sweep": sweep_name, "bin_width": bw, "sigma": sigma, "sigma_frames": sigma * bw}
         if truth is not None:
-            from ..campus import mean_hp_distance
-
             rec["TV"] = mean_hp_distance(model, truth)
         summary = evaluate_rows(fs, model, rows=("st-ReID",))["st-ReID"]
         rec.update(R1=summary["R1"], mAP=summary["mAP"])
@@ -392,10 +350,6 @@ class RankedExamples:
 def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) -> RankedExamples:
     """Queries whose rank-1 is wrong with VIS and right with st-ReID (any queries when none is), with their top
     lists under :class:`streid_lib.metrics.RankingProtocol`, as in every table."""
-    from ..joint import DEFAULT_METRIC, cosine_similarity, score_rows
-    from ..metrics import RankingProtocol
-    from ..ranking import rank_rows
-
     methods = ("VIS", "st-ReID")
     results = rank_rows(fs, model, DEFAULT_METRIC, rows=methods)
     hit = {m: results[m].first_hit == 0 for m in methods}
@@ -436,8 +390,6 @@ def ranked_examples(fs, model, n_queries: int = 3, top: int = 8, seed: int = 0) 
 def ranked_text(fs, ex: RankedExamples) -> Any:
     """Figure 1 as text: one block per query, one column per method; a cell is ``✓ id 12 · cam 3 · f 10234 · 0.812``
     (✓ a true match, ✗ another identity, · a distractor), then the method's score."""
-    import pandas as pd
-
     marks = {True: "✓", False: "✗"}
     blocks = {}
     for pos, qi in enumerate(ex.queries):
@@ -459,10 +411,8 @@ def ranked_text(fs, ex: RankedExamples) -> Any:
 def features_summary(cfg: StudyConfig) -> Any:
     """One line per visual stream of the run: where its features come from (loaded, trained first where needed, or
     what they need), their dimension and sizes."""
-    import pandas as pd
-
     recs = {}
-    for key in visual_keys(cfg):
+    for key in cfg.route.streams:
         try:
             fs = visual_features(cfg, key)
         except MissingInput as exc:
@@ -481,7 +431,6 @@ def features_summary(cfg: StudyConfig) -> Any:
             "train": train,
         }
     df = pd.DataFrame.from_dict(recs, orient="index").reindex(columns=["source", "D", "query", "gallery", "train"])
-    for col in ("D", "query", "gallery", "train"):
-        df[col] = df[col].astype("Int64")
+    df = df.astype(dict.fromkeys(["D", "query", "gallery", "train"], "Int64"))
     df.index.name = "visual stream"
     return df

@@ -8,11 +8,13 @@ computed (needs …)" in its ``source``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..uncertainty import per_query_of
+from ..uncertainty import per_query_of, row_interval
 from .config import DATASET_LABELS, MODEL_LABELS, StudyConfig
 from .outputs import write_table
 from .paper import PAPER_COLUMNS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3
@@ -43,25 +45,15 @@ class Table:
         return write_table(self.frame, self.name, cfg, title=self.title, note=self.note)
 
 
-def _source(name: str, value: Any) -> str:
-    if isinstance(value, NotComputed):
-        return str(value)
-    return EXTRA_ROWS.get(name, COMPUTED)
-
-
 def results_frame(rows: dict[str, Any], columns: tuple[str, ...] = PAPER_COLUMNS) -> Any:
     """Rows (``{row: summary or NotComputed}``) as a DataFrame with a ``source`` column (NaN where not computed) and,
     when rows carry per-query results, 95 % intervals ``R1_lo R1_hi mAP_lo mAP_hi`` (:mod:`streid_lib.uncertainty`)."""
-    import pandas as pd
-
-    from ..uncertainty import row_interval
-
     recs = {k: {c: (np.nan if isinstance(v, NotComputed) else float(v[c])) for c in columns} for k, v in rows.items()}
     df = pd.DataFrame.from_dict(recs, orient="index", columns=list(columns))
     for m in INTERVAL_METRICS if any(per_query_of(v) is not None for v in rows.values()) else ():
         bounds = [row_interval(v, m) or (np.nan, np.nan) for v in rows.values()]
         df[f"{m}_lo"], df[f"{m}_hi"] = [b[0] for b in bounds], [b[1] for b in bounds]
-    df["source"] = [_source(k, v) for k, v in rows.items()]
+    df["source"] = [str(v) if isinstance(v, NotComputed) else EXTRA_ROWS.get(k, COMPUTED) for k, v in rows.items()]
     df.index.name = "method"
     return df
 
@@ -77,16 +69,12 @@ def not_computed_note(rows: dict[str, Any]) -> str:
 
 def paper_frame(paper: dict[str, tuple], prefix: str = "") -> Any:
     """The paper's rows as a DataFrame (columns R1 R5 R10 mAP, with an optional prefix)."""
-    import pandas as pd
-
     return pd.DataFrame.from_dict(paper, orient="index", columns=[f"{prefix}{c}" for c in PAPER_COLUMNS])
 
 
 def side_by_side(ours: dict[str, Any], paper: dict[str, tuple], paper_label: str) -> Any:
     """Our rows next to the paper's quoted rows (columns ``R1 … mAP``, ``paper R1 …``, ``source``); rows only the
     paper has are appended, quoted."""
-    import pandas as pd
-
     mine = results_frame(ours)
     theirs = paper_frame(paper, "paper ")
     quoted = f"paper columns {PAPER_SOURCE}, {paper_label}"
@@ -128,8 +116,6 @@ def features_note(cfg: StudyConfig) -> str:
     """A sentence saying which features stand for the paper's models in a features route (empty otherwise)."""
     if cfg.route.trains:
         return ""
-    from pathlib import Path
-
     given = ", ".join(
         f"{MODEL_LABELS.get(k, k)} rows ← {cfg.model_label(k)} ({Path(p).name})" for k, p in cfg.feature_files.items()
     )
@@ -138,8 +124,7 @@ def features_note(cfg: StudyConfig) -> str:
 
 def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
     """The Tables 1-2 files of a run: one computed table for its dataset, the other quoted only (campus: one)."""
-    missing = not_computed_note(ours)
-    extra = features_note(cfg)
+    notes = " ".join(p for p in (not_computed_note(ours), features_note(cfg)) if p)
     if cfg.route.campus:
         df = results_frame(ours)
         for paper, label in ((PAPER_TABLE1, "Market-1501"), (PAPER_TABLE2, "DukeMTMC-reID")):
@@ -155,7 +140,7 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
             f"Tables 1-2 rows computed on {cfg.run_label}, beside the paper's Market-1501 and DukeMTMC-reID columns "
             "(quoted)"
         )
-        return [Table("tables_1_2_campus", title, df, " ".join(p for p in (missing, extra) if p))]
+        return [Table("tables_1_2_campus", title, df, notes)]
     out = []
     for dataset, (paper, name) in _PAPER_BY_DATASET.items():
         label = DATASET_LABELS[dataset]
@@ -163,7 +148,7 @@ def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
         if dataset == cfg.dataset:
             title = f"{name} ({label}): rows computed on {cfg.run_label}, beside the paper's (quoted)"
             df = side_by_side(ours, paper, f"{name} ({label})")
-            out.append(Table(file, title, df, " ".join(p for p in (missing, extra) if p)))
+            out.append(Table(file, title, df, notes))
         else:
             df = paper_frame(paper)
             df["source"] = f"{PAPER_SOURCE}, {name} ({label})"

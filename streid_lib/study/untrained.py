@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
+from .._io import atomic_path
+from ..features import load_features, save_features
 from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, TRAINED_TOLERANCE, combine, difference
 from .config import VISUAL_MODELS, StudyConfig, dataset_root
 from .outputs import say, write_table
@@ -29,8 +33,6 @@ def trained_in_run(cfg: StudyConfig, key: str) -> bool:
 def untrained_features(cfg: StudyConfig, key: str, progress: bool = True):
     """Features of ``key``'s network at its initial weights (cached as ``features/<architecture>_untrained.npz``:
     PCB and PCB+RE differ only in training, so they share one untrained network)."""
-    from ..features import load_features, save_features
-
     full = train_request(cfg, key)
     req = {k: full[k] for k in ("model", "height", "width", "weights", "seed")}  # what fixes the initial network
     path, root = cfg.features_path(f"{req['model']}_untrained"), dataset_root(cfg)
@@ -40,7 +42,6 @@ def untrained_features(cfg: StudyConfig, key: str, progress: bool = True):
             return cached
     import torch
 
-    from .._io import atomic_path
     from ..visual import ExtractConfig, extract_features
     from ..visual.data import training_split
     from ..visual.models import build_model
@@ -78,8 +79,6 @@ def training_gain(cfg: StudyConfig, trained: dict[str, Any], untrained: dict[str
     """One row per CNN: R1 and mAP trained and untrained, the gain with its paired 95 % interval, and the verdict
     (``training helped beyond noise`` when the R1 and the mAP gains both lie above 0, ``untrained as good or
     better`` when either lies at or below 0, else ``not beyond noise``)."""
-    import pandas as pd
-
     recs = {}
     for key, base in untrained.items():
         row, rec = trained.get(key), {}
