@@ -281,7 +281,7 @@ def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title
     fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.2), squeeze=False)
     angle = np.pi / 2 - 2 * np.pi * np.arange(n_cams) / n_cams
     xy = np.c_[np.cos(angle), np.sin(angle)]
-    for ax, edges, title in zip(axes[0], edge_tables, titles, strict=True):
+    for ax, edges, panel in zip(axes[0], edge_tables, titles, strict=True):
         top = float(edges["share"].max()) if len(edges) else 1.0
         for row in edges.itertuples():
             (x0, y0), (x1, y1) = xy[row.cam_a - 1], xy[row.cam_b - 1]
@@ -291,7 +291,7 @@ def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title
         ax.scatter(xy[:, 0], xy[:, 1], s=420, color="tab:orange", zorder=2)
         for c in range(n_cams):
             ax.text(*xy[c], str(c + 1), fontsize=11, ha="center", va="center", zorder=4)
-        ax.set_title(title, fontsize=11)
+        ax.set_title(panel, fontsize=11)
         ax.set(xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), aspect="equal")
         ax.axis("off")
     return _finish(fig, title)
