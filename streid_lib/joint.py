@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import StreidError
 from .features import FeatureSet, row_norms
+from .metrics import iter_row_chunks
 from .st_model import SpatialTemporalModel
 
 #: The score rows of the paper's tables, in display order (the default selection).
@@ -240,15 +241,19 @@ def iter_score_chunks(
     chunk_size: int = 256,
     columns: np.ndarray | None = None,
     rank_only: bool = False,
+    extra: Any = None,
 ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
     """Yield ``(query slice, {row: (c, n) scores})`` per chunk of queries, equal to :func:`score_rows` of the full
     matrices (§8). ``columns``: gallery positions to score (default all, e.g. ``RankingProtocol.columns``);
-    ``rank_only``: the ST row yields the int32 dense ranks of p (:func:`st_rank_table`), which rank the same."""
+    ``rank_only``: the ST row yields the int32 dense ranks of p (:func:`st_rank_table`), which rank the same;
+    ``extra``: more rows from each chunk's cosine, ``extra(sl, s) -> {row: scores}`` on the same columns."""
     rows = check_rows(rows)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise JointError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")
     scorer = ChunkScorer(fs, model, metric, rows, columns, rank_only)
-    nq = len(fs.query)
-    for start in range(0, nq, int(chunk_size)):
-        sl = slice(start, min(start + int(chunk_size), nq))
-        yield sl, scorer.fuse(scorer.similarity(sl), scorer.st_lookup(sl))
+    for sl in iter_row_chunks(len(fs.query), int(chunk_size)):
+        s = scorer.similarity(sl)
+        scores = scorer.fuse(s, scorer.st_lookup(sl))
+        if extra is not None:
+            scores.update(extra(sl, s))
+        yield sl, scores
