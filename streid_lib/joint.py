@@ -188,15 +188,7 @@ class ChunkScorer:
         rank_only: bool = False,
     ) -> None:
         self.rows = rows = check_rows(rows)
-        self.metric, self.model, self.rank_only = metric, model, bool(rank_only)
-        ng = len(fs.gallery)
-        if columns is not None:
-            columns = np.asarray(columns)
-            if columns.ndim != 1 or not np.issubdtype(columns.dtype, np.integer):
-                raise JointError(f"columns: expected a 1-D integer array of gallery positions, got {columns.dtype}")
-            if columns.size and (int(columns.min()) < 0 or int(columns.max()) >= ng):
-                raise JointError(f"columns: gallery positions must lie in 0..{ng - 1}")
-        self.columns = columns
+        self.metric, self.model = metric, model
         self.need_s = any(r != "ST" for r in rows)
         g_meta = fs.gallery if columns is None else fs.gallery.take(columns)
         if self.need_s:
