@@ -106,9 +106,6 @@ class QueryChunk:
     junks: tuple[np.ndarray, ...]
     n_good: np.ndarray  # (c,) int64
 
-    def __len__(self) -> int:
-        return len(self.query)
-
 
 class RankingProtocol:
     """The Market/Duke protocol of one gallery, shared by every score row: :attr:`columns` are the items that are
@@ -172,7 +169,7 @@ class MetricAccumulator:
         queries' metadata (in row order) or their ``chunk``."""
         if chunk is None and query is None:
             raise MetricsError("update: give the query metadata or its QueryChunk")
-        n = len(query if chunk is None else chunk)
+        n = len(query if chunk is None else chunk.query)
         scores = np.asarray(scores)
         n_kept = self.protocol.n_kept
         if scores.ndim != 2 or scores.shape[0] != n or scores.shape[1] not in (self.n_gallery, n_kept):

@@ -70,7 +70,6 @@ def st_distributions(
     counts: np.ndarray,
     smoothed: np.ndarray,
     bin_width: int,
-    pairs: Sequence[tuple[int, int]] | None = None,
     truth: np.ndarray | None = None,
     distance: dict | None = None,
     max_panels: int | None = None,
@@ -78,8 +77,8 @@ def st_distributions(
 ):
     """The paper's Figure 2(b) style: per camera pair, the histogram of votes and the Parzen curve on one signed axis
     (Δt = t_a − t_b, frames; right half a later), as fractions of the pair's identities, each panel's x-range where
-    :data:`PANEL_MASS` of its votes lie. ``counts``/``smoothed``: (C, C, H); ``pairs``: 1-based (default: all with
-    votes); ``truth``: (K, K, ≥H) true counts; ``distance``: {(later, earlier): TV}; ``max_panels``: busiest pairs."""
+    :data:`PANEL_MASS` of its votes lie, one panel per camera pair with votes. ``counts``/``smoothed``: (C, C, H);
+    ``truth``: (K, K, ≥H) true counts; ``distance``: {(later, earlier): TV}; ``max_panels``: busiest pairs."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     plt = _plt()
@@ -88,8 +87,7 @@ def st_distributions(
         k, m = truth.shape[0], min(H, truth.shape[2])
         truth = np.pad(np.asarray(truth[:, :, :m], dtype=float), ((0, C - k), (0, C - k), (0, H - m)))
     votes = counts.sum(axis=2)
-    if pairs is None:
-        pairs = [(a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if votes[a, b] + votes[b, a] > 0]
+    pairs = [(a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if votes[a, b] + votes[b, a] > 0]
     if not pairs:
         raise ValueError("st_distributions: no camera pair has any vote")
     n_pairs = len(pairs)
