@@ -15,7 +15,6 @@ import numpy as np
 
 from .errors import StreidError
 from .features import FeatureSet, row_norms
-from .metrics import iter_row_chunks
 from .st_model import SpatialTemporalModel
 
 #: The score rows of the paper's tables, in display order (the default selection).
@@ -243,7 +242,9 @@ def iter_score_chunks(
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise JointError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")
     scorer = ChunkScorer(fs, model, metric, rows, columns, rank_only)
-    for sl in iter_row_chunks(len(fs.query), int(chunk_size)):
+    nq = len(fs.query)
+    for start in range(0, nq, int(chunk_size)):
+        sl = slice(start, min(start + int(chunk_size), nq))
         s = scorer.similarity(sl)
         scores = scorer.fuse(s, scorer.st_lookup(sl))
         if extra is not None:
