@@ -291,8 +291,7 @@ def apply_pseudo_labels(
         meta = Metadata.concat([fs.query, fs.gallery])
     est = PseudoIdentities(
         eps=config.eps, min_samples=config.min_samples, max_dwell_s=config.max_dwell_s, fps=config.fps
-    )
-    est.fit(f, meta)
+    ).fit(f, meta)
     record = {"mode": mode, "side": "train" if mode == "train" else "query+gallery (transductive)", **est.record()}
     if config.rounds != 0:
         if int(config.rounds) < 0 or fit_model is None:
