@@ -137,7 +137,7 @@ def candidates(preset: str) -> None:
     from streid_lib.campus import mean_hp_distance
     from streid_lib.evaluation import rank_rows
     from streid_lib.metadata import Metadata
-    from streid_lib.pseudo import consistency, diagnostics, drop_clusters, inconsistent_clusters
+    from streid_lib.pseudo import consistency, diagnostics, drop_clusters
 
     cfg = study.study_config(profile="default", dataset="campus", campus_preset=preset)
     fs, truth = study.beyond_features(cfg), study.campus_truth(cfg)
@@ -161,8 +161,8 @@ def candidates(preset: str) -> None:
     rows = []
     for name, metric, est in runs:
         labels = est.fit(dist[metric].astype(np.float64)).labels_
-        c = consistency(labels, tm.cams, tm.frames, dwell)
-        pids = drop_clusters(labels, inconsistent_clusters(labels, tm.cams, tm.frames, dwell))  # keep="consistent"
+        c, bad = consistency(labels, tm.cams, tm.frames, dwell)
+        pids = drop_clusters(labels, bad)  # keep="consistent"
         model = fit_st_model(Metadata(pids, tm.cams, tm.frames), "campus")
         s = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"].summary()
         rows.append({"candidate": name, "consistent cross (criterion)": c["consistent_cross"],

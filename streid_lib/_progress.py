@@ -31,14 +31,10 @@ def _destination() -> tuple[IO[str], bool, dict[str, Any]]:
         if columns:
             return _opened[path], True, {"ncols": int(columns)}
         return _opened[path], False, {"mininterval": float(os.environ.get(PROGRESS_INTERVAL_ENV, NON_TTY_INTERVAL_S))}
-    stream = sys.__stderr__ if in_notebook() and sys.__stderr__ is not None else sys.stderr
+    in_notebook = type(sys.stderr).__module__.startswith("ipykernel")  # a kernel's stderr is a notebook's output
+    stream = sys.__stderr__ if in_notebook and sys.__stderr__ is not None else sys.stderr
     tty = bool(getattr(stream, "isatty", lambda: False)())
     return stream, tty, {"dynamic_ncols": tty}
-
-
-def in_notebook() -> bool:
-    """Whether this code runs in a Jupyter kernel (whose stderr is a notebook's output)."""
-    return type(sys.stderr).__module__.startswith("ipykernel")
 
 
 def progress_bar(total: int | None = None, desc: str = "", enabled: bool = True, **kwargs: Any):
@@ -46,8 +42,7 @@ def progress_bar(total: int | None = None, desc: str = "", enabled: bool = True,
     from tqdm import tqdm
 
     stream, tty, settings = _destination()
-    for key, value in settings.items():
-        kwargs.setdefault(key, value)
+    kwargs = settings | kwargs  # the caller's settings win
     kwargs.setdefault("mininterval", 0.1 if tty else NON_TTY_INTERVAL_S)
     if not tty and not kwargs.get("leave", True):
         kwargs.setdefault("delay", NON_TTY_DELAY_S)

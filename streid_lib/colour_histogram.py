@@ -58,14 +58,13 @@ def histogram_features(
     images: np.ndarray,
     stripes: int = 6,
     bins: tuple[int, int, int] = (8, 4, 4),
-    sqrt: bool = True,
     columns: tuple[float, float] = (0.3, 0.7),
     soft: bool = True,
 ) -> np.ndarray:
     """(N, stripes·Πbins) float32 L2-normalised HSV histograms of ``stripes`` bands of (N, H, W, 3) uint8 images.
 
-    ``sqrt``: Hellinger (square root of each band's sum-1 histogram); ``columns``: the central fraction of the width
-    used (pedestrians stand in the middle); ``soft``: each pixel's vote split linearly between neighbouring bins.
+    Hellinger: the square root of each band's sum-1 histogram; ``columns``: the central fraction of the width used
+    (pedestrians stand in the middle); ``soft``: each pixel's vote split linearly between neighbouring bins.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
@@ -113,8 +112,7 @@ def histogram_features(
             cell = (q[..., 0] * bins[1] + q[..., 1]) * bins[2] + q[..., 2]  # (B, H, W)
             hist = np.bincount((base + cell).reshape(-1), minlength=b * dim).reshape(b, stripes, nb).astype(np.float32)
         hist /= hist.sum(axis=2, keepdims=True)
-        if sqrt:
-            np.sqrt(hist, out=hist)
+        np.sqrt(hist, out=hist)
         hist = hist.reshape(b, dim)
         out[start : start + b] = hist / np.linalg.norm(hist, axis=1, keepdims=True)
     return out
@@ -137,7 +135,7 @@ def colour_histogram_features(
 
     def feats(split: str, names: np.ndarray) -> np.ndarray:
         images = load_images([root / SPLIT_FOLDERS[split] / n for n in names])
-        return histogram_features(images, stripes, bins, sqrt=True, columns=columns, soft=soft)
+        return histogram_features(images, stripes, bins, columns=columns, soft=soft)
 
     qf = feats("query", splits.query.names)
     gf = feats("gallery", splits.gallery.names)

@@ -149,9 +149,7 @@ def st_checks(fs: FeatureSet, model: SpatialTemporalModel, source: str, features
                 f"{features}: {side}_cam holds camera {int(cams.max())}, outside the ST model's cameras "
                 f"1..{model.n_cams} ({source})"
             )
-    info = model.fit_info()
-    empty = info["n_votes"] == 0 if info["n_votes"] is not None else not model.distribution_.any()
-    if empty:
+    if not model.distribution_.any():  # no vote (a fitted model) or an empty distribution (a model from a file)
         raise EvaluationError(
             f"the spatial-temporal model from {source} has no votes: no identity is seen by two cameras, so p = 0 "
             f"for every pair and the ST rows cannot be computed; give training data in which identities appear in "
@@ -176,10 +174,10 @@ def st_checks(fs: FeatureSet, model: SpatialTemporalModel, source: str, features
             f"camera pair(s) {listed} of the test set were never seen together in training ({source}): p = 0 for "
             f"{share:.1f}% of the cross-camera query-gallery pairs"
         )
-    if info.get("n_overflow_votes"):
+    if model.n_overflow_votes_:
         fate = "dropped" if model.overflow == "zero" else "put in the last bin"
         warnings.append(
-            f"{info['n_overflow_votes']} training vote(s) fell beyond the last bin (n_bins={model.n_bins}, "
+            f"{model.n_overflow_votes_} training vote(s) fell beyond the last bin (n_bins={model.n_bins}, "
             f"bin_width={model.bin_width} frames) and were {fate} (overflow={model.overflow!r})"
         )
     return warnings

@@ -187,15 +187,7 @@ class ChunkScorer:
         rank_only: bool = False,
     ) -> None:
         self.rows = rows = check_rows(rows)
-        self.metric, self.model, self.rank_only = metric, model, bool(rank_only)
-        ng = len(fs.gallery)
-        if columns is not None:
-            columns = np.asarray(columns)
-            if columns.ndim != 1 or not np.issubdtype(columns.dtype, np.integer):
-                raise JointError(f"columns: expected a 1-D integer array of gallery positions, got {columns.dtype}")
-            if columns.size and (int(columns.min()) < 0 or int(columns.max()) >= ng):
-                raise JointError(f"columns: gallery positions must lie in 0..{ng - 1}")
-        self.columns = columns
+        self.metric, self.model = metric, model
         self.need_s = any(r != "ST" for r in rows)
         g_meta = fs.gallery if columns is None else fs.gallery.take(columns)
         if self.need_s:
@@ -240,10 +232,12 @@ def iter_score_chunks(
     chunk_size: int = 256,
     columns: np.ndarray | None = None,
     rank_only: bool = False,
+    extra: Any = None,
 ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
     """Yield ``(query slice, {row: (c, n) scores})`` per chunk of queries, equal to :func:`score_rows` of the full
     matrices (§8). ``columns``: gallery positions to score (default all, e.g. ``RankingProtocol.columns``);
-    ``rank_only``: the ST row yields the int32 dense ranks of p (:func:`st_rank_table`), which rank the same."""
+    ``rank_only``: the ST row yields the int32 dense ranks of p (:func:`st_rank_table`), which rank the same;
+    ``extra``: more rows from each chunk's cosine, ``extra(sl, s) -> {row: scores}`` on the same columns."""
     rows = check_rows(rows)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise JointError(f"chunk_size: expected an integer >= 1, got {chunk_size!r}")
@@ -251,4 +245,8 @@ def iter_score_chunks(
     nq = len(fs.query)
     for start in range(0, nq, int(chunk_size)):
         sl = slice(start, min(start + int(chunk_size), nq))
-        yield sl, scorer.fuse(scorer.similarity(sl), scorer.st_lookup(sl))
+        s = scorer.similarity(sl)
+        scores = scorer.fuse(s, scorer.st_lookup(sl))
+        if extra is not None:
+            scores.update(extra(sl, s))
+        yield sl, scores

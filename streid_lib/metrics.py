@@ -106,9 +106,6 @@ class QueryChunk:
     junks: tuple[np.ndarray, ...]
     n_good: np.ndarray  # (c,) int64
 
-    def __len__(self) -> int:
-        return len(self.query)
-
 
 class RankingProtocol:
     """The Market/Duke protocol of one gallery, shared by every score row: :attr:`columns` are the items that are
@@ -145,12 +142,6 @@ class RankingProtocol:
         goods = tuple(g for g, _ in pairs)
         return QueryChunk(query, goods, tuple(j for _, j in pairs), np.array([len(g) for g in goods], np.int64))
 
-    def kept(self, scores: np.ndarray) -> np.ndarray:
-        """The (c, n_kept) C-contiguous columns of a (c, Ng) score chunk; a (c, n_kept) chunk is taken as is."""
-        if scores.shape[1] == self.n_gallery and self.n_kept != self.n_gallery:
-            scores = np.take(scores, self.columns, axis=1)
-        return np.ascontiguousarray(scores)
-
 
 class MetricAccumulator:
     """Evaluate a score matrix chunk by chunk of queries (memory O(chunk × gallery)): ``update`` consecutive chunks,
@@ -172,7 +163,7 @@ class MetricAccumulator:
         queries' metadata (in row order) or their ``chunk``."""
         if chunk is None and query is None:
             raise MetricsError("update: give the query metadata or its QueryChunk")
-        n = len(query if chunk is None else chunk)
+        n = len(query if chunk is None else chunk.query)
         scores = np.asarray(scores)
         n_kept = self.protocol.n_kept
         if scores.ndim != 2 or scores.shape[0] != n or scores.shape[1] not in (self.n_gallery, n_kept):
@@ -195,7 +186,9 @@ class MetricAccumulator:
                 )
         if chunk is None:
             chunk = self.protocol.chunk(query, self._n_queries)
-        self._parts.append(rank_chunk(self.protocol.kept(scores), chunk, self.protocol))
+        if scores.shape[1] == self.n_gallery and n_kept != self.n_gallery:  # (c, Ng): keep the protocol's columns
+            scores = np.take(scores, self.protocol.columns, axis=1)
+        self._parts.append(rank_chunk(np.ascontiguousarray(scores), chunk, self.protocol))
         self._n_queries += n
 
     def result(self) -> RankingResult:

@@ -70,7 +70,6 @@ def st_distributions(
     counts: np.ndarray,
     smoothed: np.ndarray,
     bin_width: int,
-    pairs: Sequence[tuple[int, int]] | None = None,
     truth: np.ndarray | None = None,
     distance: dict | None = None,
     max_panels: int | None = None,
@@ -78,8 +77,8 @@ def st_distributions(
 ):
     """The paper's Figure 2(b) style: per camera pair, the histogram of votes and the Parzen curve on one signed axis
     (Δt = t_a − t_b, frames; right half a later), as fractions of the pair's identities, each panel's x-range where
-    :data:`PANEL_MASS` of its votes lie. ``counts``/``smoothed``: (C, C, H); ``pairs``: 1-based (default: all with
-    votes); ``truth``: (K, K, ≥H) true counts; ``distance``: {(later, earlier): TV}; ``max_panels``: busiest pairs."""
+    :data:`PANEL_MASS` of its votes lie, one panel per camera pair with votes. ``counts``/``smoothed``: (C, C, H);
+    ``truth``: (K, K, ≥H) true counts; ``distance``: {(later, earlier): TV}; ``max_panels``: busiest pairs."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     plt = _plt()
@@ -88,8 +87,7 @@ def st_distributions(
         k, m = truth.shape[0], min(H, truth.shape[2])
         truth = np.pad(np.asarray(truth[:, :, :m], dtype=float), ((0, C - k), (0, C - k), (0, H - m)))
     votes = counts.sum(axis=2)
-    if pairs is None:
-        pairs = [(a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if votes[a, b] + votes[b, a] > 0]
+    pairs = [(a + 1, b + 1) for a in range(C) for b in range(a + 1, C) if votes[a, b] + votes[b, a] > 0]
     if not pairs:
         raise ValueError("st_distributions: no camera pair has any vote")
     n_pairs = len(pairs)
@@ -281,7 +279,7 @@ def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title
     fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.2), squeeze=False)
     angle = np.pi / 2 - 2 * np.pi * np.arange(n_cams) / n_cams
     xy = np.c_[np.cos(angle), np.sin(angle)]
-    for ax, edges, title in zip(axes[0], edge_tables, titles, strict=True):
+    for ax, edges, panel in zip(axes[0], edge_tables, titles, strict=True):
         top = float(edges["share"].max()) if len(edges) else 1.0
         for row in edges.itertuples():
             (x0, y0), (x1, y1) = xy[row.cam_a - 1], xy[row.cam_b - 1]
@@ -291,7 +289,7 @@ def camera_maps(edge_tables: Sequence, titles: Sequence[str], n_cams: int, title
         ax.scatter(xy[:, 0], xy[:, 1], s=420, color="tab:orange", zorder=2)
         for c in range(n_cams):
             ax.text(*xy[c], str(c + 1), fontsize=11, ha="center", va="center", zorder=4)
-        ax.set_title(title, fontsize=11)
+        ax.set_title(panel, fontsize=11)
         ax.set(xlim=(-1.3, 1.3), ylim=(-1.3, 1.3), aspect="equal")
         ax.axis("off")
     return _finish(fig, title)

@@ -50,19 +50,11 @@ def drop_clusters(labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
     return with_singletons(np.where(np.append(drop, False)[labels], -1, labels))  # noise (-1) reads the False
 
 
-def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> dict[str, float]:
+def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> tuple[dict, np.ndarray]:
     """Label-free counts of one clustering (§14.1): ``n_clusters``, ``noise_share``, ``cross_camera`` (clusters seen
     by ≥ 2 cameras), ``conflict_share`` (share of (cluster, camera) cells spanning more than ``max_dwell`` frames:
-    impossible) and ``consistent_cross`` (cross-camera clusters without an impossible cell: the criterion)."""
-    return _consistency(labels, cams, frames, max_dwell)[0]
-
-
-def inconsistent_clusters(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> np.ndarray:
-    """(n_clusters,) bool: the clusters holding an impossible cell (:func:`consistency`)."""
-    return _consistency(labels, cams, frames, max_dwell)[1]
-
-
-def _consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dwell: float) -> tuple[dict, np.ndarray]:
+    impossible) and ``consistent_cross`` (cross-camera clusters without an impossible cell: the criterion); and
+    (n_clusters,) bool, the clusters holding an impossible cell."""
     keep = labels >= 0
     n = int(labels.max(initial=-1)) + 1
     if n == 0:
@@ -140,7 +132,7 @@ class PseudoIdentities(BaseEstimator):
         best, self.criteria_ = None, []
         for eps in grid:
             labels = DBSCAN(eps=float(eps), min_samples=int(self.min_samples), metric="precomputed").fit(graph).labels_
-            counts, bad = _consistency(labels, meta.cams, meta.frames, dwell)
+            counts, bad = consistency(labels, meta.cams, meta.frames, dwell)
             crit = {"eps": float(eps), **counts}
             self.criteria_.append(crit)
             if best is None or crit["consistent_cross"] > best[0]["consistent_cross"]:
@@ -179,6 +171,7 @@ def refine_with_st(
     cosine graph (radius ``eps_ + boost``) where a cross-camera pair loses ``boost × p̂ / max p̂`` of its distance and
     an impossible pair (p̂ = 0 across cameras, or beyond ``max_dwell_s`` in one camera) is cut.
     """
+    from scipy.sparse import csr_matrix
     from sklearn.cluster import DBSCAN
     from sklearn.neighbors import NearestNeighbors
 
@@ -188,8 +181,8 @@ def refine_with_st(
     i, j, d = graph.row, graph.col, graph.data
     cams, frames = np.asarray(meta.cams), np.asarray(meta.frames)
     same = cams[i] == cams[j]
-    far = same & (np.abs(frames[i] - frames[j]) > est.max_dwell_s * est.fps)
     dwell = float(est.max_dwell_s) * float(est.fps)
+    far = same & (np.abs(frames[i] - frames[j]) > dwell)
     records = []
     for r in range(int(rounds)):
         model = fit_model(Metadata(est.pids_, cams, frames))
@@ -200,11 +193,9 @@ def refine_with_st(
         ratio = np.divide(p, top, out=np.zeros_like(p), where=top > 0)
         dist = np.where(same, d, d - float(boost) * np.minimum(ratio, 1.0))
         cut = far | (~same & (p <= 0)) | (dist > est.eps_)
-        from scipy.sparse import csr_matrix
-
         g = csr_matrix((np.maximum(dist[~cut], 0.0), (i[~cut], j[~cut])), shape=(len(f), len(f)))
         labels = DBSCAN(eps=est.eps_, min_samples=int(est.min_samples), metric="precomputed").fit(g).labels_
-        counts, bad = _consistency(labels, cams, frames, dwell)
+        counts, bad = consistency(labels, cams, frames, dwell)
         est._set_labels(labels, bad)
         records.append({"round": r + 1, **counts, "n_dropped_inconsistent": est.n_dropped_})
     return records
@@ -249,18 +240,16 @@ def improved_guard(meta: Metadata, fit_model: Any, max_tv: float = MAX_SPLIT_TV)
     reproducible, :func:`split_half_tv` ≤ ``max_tv``; else the faithful fusion ranks."""
     tv = split_half_tv(meta, fit_model)
     use = bool(tv <= max_tv)
+    outcome = (
+        f"<= {max_tv:g}: improved fusion" if use else f"> {max_tv:g}: improved mode falls back to the faithful fusion"
+    )
     return {
         "split_half_tv": tv,
         "max_split_tv": float(max_tv),
         "use_improved": use,
         "rule": "improved fusion only when the split-half TV of the pseudo-identities' HP density <= max_split_tv; "
         "else the faithful fusion (docs/reference.md §14.2)",
-        "summary": f"split-half TV of the pseudo-identities' ST density {tv:.2f} "
-        + (
-            f"<= {max_tv:g}: improved fusion"
-            if use
-            else f"> {max_tv:g}: improved mode falls back to the faithful fusion"
-        ),
+        "summary": f"split-half TV of the pseudo-identities' ST density {tv:.2f} {outcome}",
     }
 
 
@@ -302,8 +291,7 @@ def apply_pseudo_labels(
         meta = Metadata.concat([fs.query, fs.gallery])
     est = PseudoIdentities(
         eps=config.eps, min_samples=config.min_samples, max_dwell_s=config.max_dwell_s, fps=config.fps
-    )
-    est.fit(f, meta)
+    ).fit(f, meta)
     record = {"mode": mode, "side": "train" if mode == "train" else "query+gallery (transductive)", **est.record()}
     if config.rounds != 0:
         if int(config.rounds) < 0 or fit_model is None:
@@ -318,7 +306,7 @@ def apply_pseudo_labels(
     )
     if mode == "test":
         record["note"] = "transductive: the ST model was fitted on the unlabelled test detections"
-        record["summary"] += "; transductive: the ST model was fitted on the unlabelled test detections"
+        record["summary"] += "; " + record["note"]
     if (meta.pids != UNKNOWN_PID).all():
         record["diagnostics"] = diagnostics(meta.pids, est.labels_)
     train = Metadata(est.pids_, meta.cams, meta.frames)

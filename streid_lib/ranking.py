@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .features import FeatureSet
-from .joint import DEFAULT_METRIC, ROWS, ChunkScorer, JointMetric, check_rows, iter_score_chunks
-from .metrics import RankingProtocol, iter_row_chunks, rank_chunks
+from .joint import DEFAULT_METRIC, ROWS, JointMetric, check_rows, iter_score_chunks
+from .metrics import RankingProtocol, rank_chunks
 from .st_model import SpatialTemporalModel
 
 
@@ -26,17 +26,5 @@ def rank_rows(
     """
     rows = check_rows(rows)
     protocol = RankingProtocol(fs.gallery)
-    if extra is None:
-        chunks = iter_score_chunks(fs, model, metric, rows, chunk_size, columns=protocol.columns, rank_only=True)
-        return rank_chunks(chunks, fs.query, protocol, rows, threads)
-    # iter_score_chunks' three stages, with the extra rows fed the chunk's cosine.
-    scorer = ChunkScorer(fs, model, metric, rows, protocol.columns, True)
-
-    def chunks_with_extra():
-        for sl in iter_row_chunks(len(fs.query), int(chunk_size)):
-            s = scorer.similarity(sl)
-            scores = scorer.fuse(s, scorer.st_lookup(sl))
-            scores.update(extra(sl, s))
-            yield sl, scores
-
-    return rank_chunks(chunks_with_extra(), fs.query, protocol, [*rows, *extra.rows], threads)
+    chunks = iter_score_chunks(fs, model, metric, rows, chunk_size, protocol.columns, rank_only=True, extra=extra)
+    return rank_chunks(chunks, fs.query, protocol, [*rows, *(() if extra is None else extra.rows)], threads)

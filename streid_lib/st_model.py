@@ -403,13 +403,24 @@ def fit_st_model(train: Metadata, dataset: str, **params: Any) -> SpatialTempora
     return SpatialTemporalModel(**params).fit(train)
 
 
-def load_mat(path: str | Path) -> np.ndarray:
-    """The ``distribution`` array (C, C, H) float64 of the authors' ``pytorch_result2.mat``."""
-    import scipy.io
-
+def load_st_model(path: str | Path, **params: Any) -> SpatialTemporalModel:
+    """Our ``.npz`` (:meth:`SpatialTemporalModel.load`; ``n_bins``/``n_cams`` in ``params`` must agree) or the authors'
+    ``pytorch_result2.mat``, whose (C, C, H) ``distribution`` is smoothed with ``params``."""
     path = Path(path)
+    if path.suffix == ".npz":
+        model = SpatialTemporalModel.load(path)
+        for key in ("n_bins", "n_cams"):
+            if params.get(key) is not None and int(params[key]) != int(getattr(model, key)):
+                raise STModelError(
+                    f"{path}: the stored model has {key}={getattr(model, key)}, but {params[key]} was asked"
+                )
+        return model
+    if path.suffix != ".mat":
+        raise STModelError(f"{path}: unknown ST model format {path.suffix!r}; expected .npz or .mat")
     if not path.is_file():
         raise STModelError(f"{path}: ST model file not found")
+    import scipy.io
+
     try:
         raw = scipy.io.loadmat(path)
     except Exception as exc:  # noqa: BLE001 - scipy raises several types (MatReadError, ValueError, ...)
@@ -421,21 +432,4 @@ def load_mat(path: str | Path) -> np.ndarray:
     D = np.asarray(raw["distribution"], dtype=np.float64)
     if D.ndim != 3:
         raise STModelError(f"{path}: 'distribution' has shape {D.shape}, expected (C, C, H)")
-    return D
-
-
-def load_st_model(path: str | Path, **params: Any) -> SpatialTemporalModel:
-    """Our ``.npz`` (:meth:`SpatialTemporalModel.load`; ``n_bins``/``n_cams`` in ``params`` must agree) or the authors'
-    ``pytorch_result2.mat`` (smoothed with ``params``)."""
-    path = Path(path)
-    if path.suffix == ".mat":
-        return SpatialTemporalModel.from_distribution(load_mat(path), **params)
-    if path.suffix == ".npz":
-        model = SpatialTemporalModel.load(path)
-        for key in ("n_bins", "n_cams"):
-            if params.get(key) is not None and int(params[key]) != int(getattr(model, key)):
-                raise STModelError(
-                    f"{path}: the stored model has {key}={getattr(model, key)}, but {params[key]} was asked"
-                )
-        return model
-    raise STModelError(f"{path}: unknown ST model format {path.suffix!r}; expected .npz or .mat")
+    return SpatialTemporalModel.from_distribution(D, **params)

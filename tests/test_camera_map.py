@@ -43,3 +43,12 @@ def test_compare_maps():
     assert (c["precision"], c["recall"]) == (0.5, 1.0)
     assert c["mean_abs_transit_error_s"] == pytest.approx(2.0)
     assert c["table"]["in_true"].tolist() == [True, False]
+
+
+def test_camera_maps_keep_the_overall_title():
+    from streid_lib import plots
+
+    e = edges_from_arrays(np.array([[0, 5, 5], [0, 0, 0], [0, 0, 0]]), np.ones((3, 3, 4)), 100, 100, 0.01)
+    fig = plots.camera_maps([e, e], ["truth", "model"], 3, title="Camera network")
+    assert fig._suptitle.get_text() == "Camera network"
+    assert [ax.get_title() for ax in fig.axes] == ["truth", "model"]

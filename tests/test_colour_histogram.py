@@ -48,7 +48,7 @@ def test_soft_histogram_splits_votes_and_tolerates_small_shifts():
     grey = np.zeros((2, 8, 8, 3), np.uint8)
     grey[0] = 32  # value 0.1255: below the first centre (0.25 for 2 bins), clamped into bin 0
     grey[1] = 128  # value ~0.502: between the centres 0.25 and 0.75 -> about half and half
-    f = histogram_features(grey, stripes=1, bins=(1, 1, 2), soft=True, sqrt=False, columns=(0.0, 1.0))
+    f = histogram_features(grey, stripes=1, bins=(1, 1, 2), soft=True, columns=(0.0, 1.0)) ** 2  # Hellinger undone
     np.testing.assert_allclose(f[0], [1.0, 0.0], atol=1e-6)
     assert abs(f[1, 0] - f[1, 1]) < 0.02
     # A slight colour cast moves soft histograms less than hard ones.

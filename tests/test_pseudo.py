@@ -57,7 +57,7 @@ def test_consistency_and_singletons_by_hand():
     labels = np.array([0, 0, 0, 1, 1, -1])
     cams = np.array([1, 2, 1, 3, 3, 1])
     frames = np.array([0, 50, 10_000, 5, 8, 0])
-    c = consistency(labels, cams, frames, max_dwell=100)
+    c, bad = consistency(labels, cams, frames, max_dwell=100)
     # cluster 0: cam 1 spans 10,000 frames (impossible), cam 2 fine; cluster 1: one camera only
     assert c == {
         "n_clusters": 2,
@@ -66,6 +66,7 @@ def test_consistency_and_singletons_by_hand():
         "conflict_share": 1 / 3,
         "consistent_cross": 0,
     }
+    assert bad.tolist() == [True, False]
     assert with_singletons(np.array([0, -1, 1, -1])).tolist() == [1, 3, 2, 4]
 
 

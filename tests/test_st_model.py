@@ -17,7 +17,6 @@ from streid_lib.st_model import (
     STModelError,
     gaussian_kernel,
     gaussian_smooth,
-    load_mat,
     load_st_model,
 )
 
@@ -313,7 +312,7 @@ def test_from_distribution_and_authors_mat(tmp_path):
     fitted = SpatialTemporalModel(n_bins=3000).fit(train)
     mat = tmp_path / "pytorch_result2.mat"
     scipy.io.savemat(mat, {"distribution": fitted.distribution_})
-    D = load_mat(mat)
+    D = load_st_model(mat).distribution_
     assert D.shape == (8, 8, 3000) and D.dtype == np.float64
     m = SpatialTemporalModel.from_distribution(D)
     assert m.n_bins == 3000 and m.n_cams == 8 and m.counts_ is None
@@ -324,13 +323,13 @@ def test_from_distribution_and_authors_mat(tmp_path):
         SpatialTemporalModel.from_distribution(D, n_bins=5000)
 
 
-def test_load_mat_errors(tmp_path):
+def test_load_st_model_errors(tmp_path):
     wrong = tmp_path / "pytorch_result.mat"
     scipy.io.savemat(wrong, {"query_f": np.ones((2, 3))})
     with pytest.raises(STModelError, match=r"missing key 'distribution'.*features file"):
-        load_mat(wrong)
+        load_st_model(wrong)
     with pytest.raises(STModelError, match="not found"):
-        load_mat(tmp_path / "nope.mat")
+        load_st_model(tmp_path / "nope.mat")
     bad = tmp_path / "bad.npz"
     np.savez(bad, something=np.ones(3))
     with pytest.raises(STModelError, match=r"missing key\(s\)"):
