@@ -1,13 +1,15 @@
-"""Do the trained rows and the verdicts reproduce on another CPU? Train the study's visual models twice, once as
-this CPU runs them and once as a baseline x86-64 CPU would (``ATEN_CPU_CAPABILITY=default``,
-``ONEDNN_MAX_CPU_ISA=SSE41``), then compare every R1/mAP of Tables 1-3 and Figure 4 and every verdict (the claims,
-read with the trained rows' CPU tolerance, docs/claims.md, and each CNN's gain over itself untrained).
+"""Do the trained rows and the verdicts reproduce on another CPU? Run the study's training twice, once on this CPU
+as it is and once as a baseline x86-64 CPU with another core count would (``ATEN_CPU_CAPABILITY=default``,
+``ONEDNN_MAX_CPU_ISA=SSE41``, ``MKL_ENABLE_INSTRUCTIONS=SSE4_2``, one OpenMP thread), then compare every R1/mAP of
+Tables 1-3, Figure 4 and the sweeps and every verdict (the claims and each CNN's gain over itself untrained).
+
+The study trains with the portable CPU kernels (``streid_lib.visual.config.use_portable_cpu``, docs/reference.md
+§13.13), which every x86-64 CPU runs alike, so both runs should agree to the last bit; a difference means something
+escaped the portable kernels.
 
 Usage: ``python benchmarks/check_reproducible.py [--profile default] [--tolerance 7.0] [--out runs/reproducible]``
 (``make check-reproducible``; slow: it trains the profile's models twice, about 2 × the training time of the study).
-Exit status 1 when a verdict differs or a number differs by more than ``--tolerance`` points, else 0. Everything
-computed from a fixed features file is exact on any machine; only the trained networks vary (docs: README,
-"Reproducibility").
+Exit status 1 when a verdict differs or a number differs by more than ``--tolerance`` points, else 0.
 """
 
 from __future__ import annotations
@@ -20,18 +22,25 @@ import sys
 import time
 from pathlib import Path
 
-#: The CPUs simulated on this one: "native" is this machine as it is; "baseline" is the x86-64 floor.
-CAPABILITIES = {"native": {}, "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}}
+#: The CPUs simulated on this one: "native" is this machine as it is; "baseline" is the x86-64 floor with one core.
+BASELINE = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+    "OMP_NUM_THREADS": "1",
+}
+CAPABILITIES = {"native": {}, "baseline": BASELINE}
 
 
 def measure(profile: str, out: str, result: str) -> None:
     """Train (or reuse) the run's models in ``out``, evaluate the trained rows, check the claims; write JSON."""
     import numpy as np
-    import torch
 
     from streid_lib import study
 
-    cfg = study.study_config(profile=profile, out_dir=out)
+    cfg = study.setup(profile=profile, out_dir=out)  # before torch loads: the portable CPU kernels
+    import torch
+
     st = study.fit_st_model(cfg)
     vis = {k: study.model_rows(cfg, k, st, ("VIS",))["VIS"] for k in cfg.route.streams}
     t12, t3 = study.tables_1_2_rows(cfg, st), study.table_3_rows(cfg, st)
@@ -59,7 +68,8 @@ def measure(profile: str, out: str, result: str) -> None:
         verdicts.update({v.claim.id: v.status for v in study.check_claims(cfg, nb, record=False, **kw).verdicts})
     gain = study.training_gain(cfg, vis, study.untrained_rows(cfg, vis, st))
     verdicts.update({f"training gain · {net}": str(r["training"]) for net, r in gain.iterrows()})
-    rec = {"capability": torch.backends.cpu.get_cpu_capability(), "numbers": numbers, "verdicts": verdicts}
+    kernels = f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+    rec = {"capability": kernels, "numbers": numbers, "verdicts": verdicts}
     Path(result).write_text(json.dumps(rec, indent=1, ensure_ascii=False))
 
 
@@ -77,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, env in CAPABILITIES.items():
         out = Path(args.out) / f"{args.profile}-{name}"
         out.mkdir(parents=True, exist_ok=True)
-        child_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-        for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
-            if k not in env:
-                child_env.pop(k, None)
+        child_env = {**{k: v for k, v in os.environ.items() if k not in BASELINE}, **env}
         t0 = time.perf_counter()
         cmd = [sys.executable, __file__, "--profile", args.profile, "--child", str(out), str(out / "result.json")]
         subprocess.run(cmd, env=child_env, check=True)

@@ -17,8 +17,9 @@ N_BOOT = 1000
 SEED = 0
 LEVEL = 0.95
 HELD, NOT_HELD, INCONCLUSIVE = "held", "not held", "inconclusive"
-#: How far a number of a CNN trained in the run may move on another CPU (points of R1 or mAP; measured: at most
-#: 6.3, README.md, "Reproducibility"). A verdict that rests on such rows widens its interval by it.
+#: How far a number of a CNN trained in the run may move with another training run (points of R1 or mAP; measured
+#: as the move under another CPU's kernels: at most 6.3, docs/claims.md). A verdict on such rows widens its interval
+#: by it.
 TRAINED_TOLERANCE = 7.0
 
 
@@ -29,7 +30,8 @@ class UncertaintyError(StreidError):
 @dataclass(frozen=True)
 class PerQuery:
     """Per-query results of one row: (nq,) float64 rank-1 ``hit`` and ``ap``, (nq,) int64 query ``ids`` (the
-    clusters), and the ``tolerance`` in points the row may move on another CPU (:data:`TRAINED_TOLERANCE` or 0)."""
+    clusters), and the ``tolerance`` in points the row may move with another training run (:data:`TRAINED_TOLERANCE`
+    or 0)."""
 
     hit: np.ndarray
     ap: np.ndarray

@@ -94,7 +94,7 @@ def test_trained_rows_widen_the_interval_of_a_verdict_by_the_cpu_tolerance():
     exact = difference(a, b, "R1")
     moved = RowSummary(b, PerQuery(b.per_query.hit, b.per_query.ap, b.per_query.ids, TRAINED_TOLERANCE))
     wide = difference(a, moved, "R1")
-    assert exact.status == HELD and exact.lo < TRAINED_TOLERANCE  # held on the queries, within the CPU noise
+    assert exact.status == HELD and exact.lo < TRAINED_TOLERANCE  # held on the queries, within the training noise
     assert wide.status == INCONCLUSIVE and wide.value == exact.value
     assert (wide.lo, wide.hi) == pytest.approx((exact.lo - TRAINED_TOLERANCE, exact.hi + TRAINED_TOLERANCE))
 

@@ -6,6 +6,7 @@ through :func:`write_table` or :func:`save_figure`, which put a provenance recor
 
 from __future__ import annotations
 
+from ..visual.config import use_portable_cpu
 from . import label_free as label_free  # notebook 08 (issue #19)
 from .claims import check_claims as check_claims
 from .config import PROFILE_SETTINGS as PROFILE_SETTINGS
@@ -82,6 +83,8 @@ def setup(
         profile=profile, dataset=dataset, data_root=data_root, features=features, train_names=train_names,
         device=device, epochs=epochs, out_dir=out_dir, seed=seed,
     )  # fmt: skip
+    if cfg.cpu_threads and cfg.route.trains:  # the same trained networks on any x86-64 CPU (§13.13)
+        use_portable_cpu(cfg.cpu_threads)
     source = f" · features `{features}`" if features else (f" · images `{data_root}`" if data_root else "")
     say(
         f"**Run:** {cfg.run_label} · profile `{cfg.profile}` · route {cfg.route.name}{source} · seed {cfg.seed} · "

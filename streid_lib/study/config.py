@@ -76,6 +76,9 @@ class Profile:
     campus_preset: str
     train: TrainConfig
     sizes: Sizes
+    #: Threads of the portable CPU kernels that make training bit-identical on any x86-64 CPU
+    #: (:func:`streid_lib.visual.config.use_portable_cpu`, docs/reference.md §13.13); None: the machine's own kernels.
+    cpu_threads: int | None = None
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -85,6 +88,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         train=TrainConfig(epochs=1, height=64, width=32, batch_size=16, weights="none", lr=0.01, lr_backbone=0.01),
         # Notebook 07: a coarser search that keeps every stage and every counting rule (the same rows), and 200
         # bootstrap resamples (their Monte Carlo error is about a tenth of an interval's width).
+        cpu_threads=1,  # make test runs the smoke notebooks side by side, one thread each
         sizes=Sizes(
             sigmas=(10, 50),
             bin_widths=(100,),
@@ -100,6 +104,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # Sized for a couple of minutes of the whole study on 2 CPU cores (1 min 43 s measured). PCB at 64×32 has a
         # 4×2 layer4 map, so its six adaptive-pooling stripes overlap (the paper's 384×192 gives 24 rows, 4 per stripe).
         train=TrainConfig(epochs=2, height=64, width=32, batch_size=32, weights="none", lr=0.01, lr_backbone=0.01),
+        cpu_threads=2,
         sizes=Sizes(),
     ),
     "paper": Profile(
@@ -174,6 +179,7 @@ class StudyConfig:
     train: TrainConfig
     sizes: Sizes
     route: Route
+    cpu_threads: int | None
     #: Visual model key → features file given for it (features routes; empty otherwise).
     feature_files: dict[str, str] = field(default_factory=dict)
 
@@ -289,6 +295,7 @@ def study_config(
         campus_preset=preset,
         train=train,
         sizes=prof.sizes,
+        cpu_threads=prof.cpu_threads,
         route=_route(dataset, data_root, features, feature_files),
         feature_files=feature_files,
     )

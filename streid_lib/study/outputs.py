@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path, write_json_atomic, write_text_atomic
+from ..visual.config import PORTABLE_CPU, kernels_in_use
 from .config import REPO_ROOT, StudyConfig
 
 #: Column and index names as tables show them (units in parentheses).
@@ -150,12 +151,11 @@ def _versions() -> dict[str, str | None]:
 
 
 def _cpu_capability() -> str:
-    """The CPU kernels torch uses (``ATEN_CPU_CAPABILITY``), read from torch only when it is already loaded."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        return str(torch.backends.cpu.get_cpu_capability())
-    forced = os.environ.get("ATEN_CPU_CAPABILITY")
-    return f"{forced} (ATEN_CPU_CAPABILITY)" if forced else "native (torch not loaded in this process)"
+    """The CPU kernels torch uses (``ATEN_CPU_CAPABILITY``) and its threads, read from torch only when it is already
+    loaded, with the kernel settings of the environment (the portable kernels, docs/reference.md §13.13)."""
+    used = kernels_in_use()
+    env = [f"{k}={os.environ[k]}" for k in (*PORTABLE_CPU, "OMP_NUM_THREADS") if k in os.environ]
+    return f"{used} ({', '.join(env)})" if env else used
 
 
 def _command_line() -> str:

@@ -28,6 +28,7 @@ from ..metrics import RankingProtocol, default_threads
 from ..ranking import rank_rows
 from ..rerank import rerank_rows
 from ..uncertainty import TRAINED_TOLERANCE, PerQuery, RowSummary, row_interval
+from ..visual.config import portable_environment
 from .config import MODEL_LABELS, VISUAL_MODELS, StudyConfig, dataset_root
 
 
@@ -260,7 +261,16 @@ def _same_training(fs, cfg: StudyConfig, key: str) -> bool:
     if key not in VISUAL_MODELS:
         return True
     done = fs.provenance.get("training_config", {})
-    return all(done.get(k) == v for k, v in train_request(cfg, key).items())
+    return same_kernels(fs, cfg) and all(done.get(k) == v for k, v in train_request(cfg, key).items())
+
+
+def same_kernels(fs, cfg: StudyConfig) -> bool:
+    """Whether features made on the CPU were made with the kernels this run uses: the portable ones
+    (``"DEFAULT, <threads> threads"``, :func:`~streid_lib.visual.config.use_portable_cpu`, §13.13) when its profile
+    asks for them and this process runs them; features made on a GPU, or a run without portable kernels, accept any."""
+    if fs.provenance.get("device") != "cpu" or not cfg.cpu_threads or not portable_environment():
+        return True
+    return fs.provenance.get("cpu_kernels") == f"DEFAULT, {cfg.cpu_threads} threads"
 
 
 def same_images(fs, root: Path) -> bool:
@@ -274,7 +284,7 @@ def same_images(fs, root: Path) -> bool:
 
 def evaluate_rows(fs, model, rows=None, rerank: bool = False, **metric_params: Any) -> dict:
     """``{row: summary}`` for one features set and ST model (faithful joint metric with ``metric_params``): the
-    metrics in percent carrying their per-query results, with the CPU tolerance of a CNN trained in the run."""
+    metrics in percent carrying their per-query results, with the training tolerance of a CNN trained in the run."""
     metric = JointMetric(**metric_params)
     results = rank_rows(fs, model, metric, tuple(rows or ROWS), threads=default_threads())
     if rerank:

@@ -15,7 +15,7 @@ from ..features import load_features, save_features
 from ..uncertainty import HELD, INCONCLUSIVE, NOT_HELD, TRAINED_TOLERANCE, combine, difference
 from .config import VISUAL_MODELS, StudyConfig, dataset_root
 from .outputs import say, write_table
-from .steps import NotComputed, evaluate_rows, same_images, train_request
+from .steps import NotComputed, evaluate_rows, same_images, same_kernels, train_request
 
 #: A training gain's verdict in words (the verdict of ``trained − untrained > 0``).
 GAIN_WORDS = {
@@ -38,7 +38,7 @@ def untrained_features(cfg: StudyConfig, key: str, progress: bool = True):
     path, root = cfg.features_path(f"{req['model']}_untrained"), dataset_root(cfg)
     if path.is_file():
         cached = load_features(path)
-        if same_images(cached, root) and cached.provenance.get("untrained_of") == req:
+        if same_images(cached, root) and cached.provenance.get("untrained_of") == req and same_kernels(cached, cfg):
             return cached
     import torch
 
@@ -104,7 +104,7 @@ def show_training_gain(cfg: StudyConfig, trained: dict[str, Any], untrained: dic
         title = f"What training bought: each CNN against itself untrained (same initial weights), {cfg.run_label}"
         note = (
             "Gains are trained − untrained in points. Intervals: paired 95 % bootstrap over query identities, "
-            f"widened by the {TRAINED_TOLERANCE:g}-point CPU tolerance of a trained row (docs/claims.md)."
+            f"widened by the {TRAINED_TOLERANCE:g}-point training tolerance of a trained row (docs/claims.md)."
         )
         write_table(gain, "training_gain", cfg, title=title, note=note)
     say(describe_gain(gain))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -30,6 +31,41 @@ MAX_SIDE = 4096
 #: Memory per input pixel per image, estimated before anything is allocated: a training step keeps every
 #: activation for the backward pass (ResNet-50 in fp32: about 1 KiB per input pixel), a test pass only a few layers.
 BYTES_PER_PIXEL = {"train": 1024, "test": 128}
+
+
+#: CPU kernels that every x86-64 CPU runs alike (docs/reference.md §13.13): PyTorch's unvectorised ATen kernels,
+#: oneDNN's SSE4.1 convolutions and MKL's conditional-numerical-reproducibility path.
+PORTABLE_CPU = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "COMPATIBLE"}
+
+
+def use_portable_cpu(threads: int) -> bool:
+    """Make this process train and extract on the CPU with :data:`PORTABLE_CPU` kernels and ``threads`` threads,
+    so that the weights and features are the same bits on any x86-64 CPU (about 2x slower than AVX2 kernels).
+
+    Works only before torch is loaded (it sets the environment torch reads when it starts); returns whether the
+    portable kernels are in effect (False when torch was already loaded with other kernels).
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        os.environ.update(PORTABLE_CPU, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        return True
+    if torch.backends.cpu.get_cpu_capability() != "DEFAULT" or not portable_environment():
+        return False
+    torch.set_num_threads(threads)
+    return True
+
+
+def portable_environment() -> bool:
+    """Whether this process's environment asks for the :data:`PORTABLE_CPU` kernels."""
+    return all(os.environ.get(k) == v for k, v in PORTABLE_CPU.items())
+
+
+def kernels_in_use() -> str:
+    """The CPU kernels and threads of torch in this process (``"DEFAULT, 2 threads"``: the portable ones)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return "torch not loaded"
+    return f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
 
 
 class ConfigError(StreidError):

@@ -19,7 +19,7 @@ from .._progress import progress_bar
 from ..features import FeatureSet
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
 from . import data as vdata
-from .config import MODEL_NAMES, ConfigError, ExtractConfig
+from .config import MODEL_NAMES, ConfigError, ExtractConfig, kernels_in_use
 from .models import (
     WeightsError,
     build_model,
@@ -131,6 +131,7 @@ def extract_features(
         "train_side": bool(config.train),
         "images": {side: len(meta) for side, meta in sides},
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "cpu_kernels": kernels_in_use(),
         "torch": str(torch.__version__),
         "python": platform.python_version(),
         "seconds": round(seconds, 2),

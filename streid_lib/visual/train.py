@@ -22,7 +22,7 @@ from .._progress import progress_bar, progress_message
 from ..errors import StreidError
 from . import config
 from . import data as vdata
-from .config import ConfigError, resolve_train_config
+from .config import ConfigError, kernels_in_use, resolve_train_config
 from .models import build_model, part_logits_loss
 
 #: Re-exported from the torch-free :mod:`.config`.
@@ -295,6 +295,7 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
         "torchvision": str(__import__("torchvision").__version__),
         "python": platform.python_version(),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "cpu_kernels": kernels_in_use(),
     }
 
     net: torch.nn.Module = model
