@@ -27,9 +27,8 @@ from streid_lib.campus import (
     load_truth,
     mean_hp_distance,
     recommended_st_params,
-    sample_train_metadata,
 )
-from streid_lib.campus.simulate import simulate_walkers, truth_histogram
+from streid_lib.campus.simulate import simulate_walkers, take, truth_histogram
 from streid_lib.metadata import SEQ_LENGTHS_FILE, read_dataset_root, read_manifest, read_name_lists, split_report
 
 
@@ -209,14 +208,19 @@ def test_hp_distance_exact_cases(tiny):
 
 
 def test_hp_distance_shrinks_with_more_training_identities():
+    from streid_lib.metadata import Metadata
     from streid_lib.st_model import SpatialTemporalModel
 
     cfg = campus_preset("small")
-    truth = compute_truth(cfg, build_network(cfg.n_cams), np.random.default_rng(11), n=100_000)
+    net = build_network(cfg.n_cams)
+    truth = compute_truth(cfg, net, np.random.default_rng(11), n=100_000)
     st = recommended_st_params(cfg)
+    walkers = simulate_walkers(net, cfg, 6000, np.random.default_rng(4))
+    seen_twice = take(walkers, np.flatnonzero(walkers.recorded.sum(axis=1) >= 2))  # training-like identities
     tv = []
     for n in (30, 300, 3000):
-        train = sample_train_metadata("small", n, seed=4)
+        w, s, j = np.nonzero(seen_twice.crop_frames[:n] >= 0)
+        train = Metadata(w + 1, seen_twice.cams[w, s] + 1, seen_twice.crop_frames[w, s, j])
         assert np.unique(train.pids).size == n
         model = SpatialTemporalModel(bin_width=st["bin_width"], n_bins=st["n_bins"], sigma=st["sigma"]).fit(train)
         tv.append(mean_hp_distance(model, truth))

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import check_output_path, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
-from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
+from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS
 from .config import CampusConfig, campus_preset
 from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
 from .simulate import CampusError, CampusNetwork, build_network, concat, simulate_walkers, take, truth_histogram
@@ -115,21 +115,6 @@ def _crop_table(people: tuple, rng: np.random.Generator) -> dict[str, np.ndarray
     w, s, j = np.nonzero(people.crop_frames >= 0)
     view_per_pass = rng.choice(3, size=people.cams.shape, p=[0.4, 0.4, 0.2])
     return dict(walker=w, step=s, cam=people.cams[w, s], frame=people.crop_frames[w, s, j], view=view_per_pass[w, s])
-
-
-def sample_train_metadata(
-    preset: str | CampusConfig = "small", n_ids: int = 100, seed: int = 0, **overrides
-) -> Metadata:
-    """Metadata of ``n_ids`` training-like identities (seen by ≥2 cameras) of a campus, no files written.
-
-    For studies of the HP estimate against the truth as the number of training identities grows.
-    """
-    cfg = campus_preset(preset, n_people=max(n_ids, 2), n_query_ids=1, n_distractors=0, **overrides)
-    net = build_network(cfg.n_cams, cfg.layout_seed)
-    people, _ = _draw_people(cfg, net, np.random.default_rng([seed, 101]))
-    people = take(people, np.arange(n_ids))
-    t = _crop_table(people, np.random.default_rng([seed, 102]))
-    return Metadata(t["walker"] + 1, t["cam"] + 1, t["frame"])
 
 
 def _names(
