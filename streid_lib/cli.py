@@ -376,10 +376,9 @@ def _pseudo_labels(
 ) -> tuple[Any, dict]:
     """:func:`streid_lib.pseudo.apply_pseudo_labels` from ``evaluate``'s options (``--train-manifest``:
     :func:`streid_lib.pseudo.with_train_manifest`)."""
-    import numpy as np
-
     from .pseudo import PseudoConfig, PseudoLabelError, apply_pseudo_labels, improved_guard, with_train_manifest
     from .st_model import fit_st_model
+    from .training_names import train_record
 
     if any(a[k] is not None for k in ("train_names", "train_dir", "st_model")):
         raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--st-model with it")
@@ -397,11 +396,8 @@ def _pseudo_labels(
     if mode == "improved":
         record["improved_guard"] = improved_guard(out.train, fit)
     if train_manifest is not None:
-        n_ids = int(np.unique(out.train.pids).size)
-        record["train"] = {
-            **{"kind": "manifest", "path": str(train_manifest), "n_images": len(out.train), "n_identities": n_ids},
-            "identities": "pseudo-identities (a pid column, if any, only scores the clusters)",
-        }
+        identities = "pseudo-identities (a pid column, if any, only scores the clusters)"
+        record["train"] = train_record("manifest", train_manifest, out.train, identities=identities)
     return out, record
 
 
@@ -485,8 +481,7 @@ def cli_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import NotebookFailed, notebook_parameters, notebooks, parse_parameters, run_study
 
     params = parse_parameters(args.parameter, notebook_parameters(notebooks()))
-    notebooks(args.only)  # an empty --only is refused before anything runs
-    try:
+    try:  # run_study refuses an empty --only before anything runs
         run_study(args.profile, args.out, params, args.only)
     except NotebookFailed as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -83,7 +83,7 @@ def _sequence_table(
     return None, AUTHORS_MARKET_TABLE
 
 
-def train_record(kind: str, path: Path, train: Metadata, **extra: Any) -> dict[str, Any]:
+def train_record(kind: str, path: str | Path, train: Metadata, **extra: Any) -> dict[str, Any]:
     record = {"kind": kind, "path": str(path), "n_images": len(train), "n_identities": int(np.unique(train.pids).size)}
     return record | {k: v for k, v in extra.items() if v is not None}
 
