@@ -370,33 +370,18 @@ def read_name_lists(folder: str | Path, naming: Naming | None = None) -> Dataset
     return DatasetSplits(*parts, root=folder, naming=naming)
 
 
-@dataclass(frozen=True)
-class SplitReport:
-    """Counts per split, compared with a known standard split when there is one."""
+def split_report(splits: DatasetSplits, dataset: str | None = None):
+    """A table (pandas DataFrame, rows train, gallery, query) of images, identities, cameras, junk (pid -1) and
+    distractors (pid 0) per split; for a ``dataset`` of :data:`KNOWN_SPLIT_SIZES`, the standard image counts too."""
+    import pandas as pd
 
-    rows: list[dict]
-    expected: tuple[int, int, int] | None
-    ok: bool
-
-    def __str__(self) -> str:
-        lines = [f"{'split':8} {'images':>7} {'ids':>5} {'cams':>5} {'junk':>5} {'distr':>5}  expected"]
-        for i, r in enumerate(self.rows):
-            exp = "-" if self.expected is None else str(self.expected[i])
-            flag = "" if self.expected is None or self.expected[i] == r["images"] else "  <-- MISMATCH"
-            lines.append(
-                f"{r['split']:8} {r['images']:7d} {r['ids']:5d} {r['cams']:5d} {r['junk']:5d} "
-                f"{r['distractors']:5d}  {exp}{flag}"
-            )
-        return "\n".join(lines)
-
-
-def split_report(splits: DatasetSplits, dataset: str | None = None) -> SplitReport:
-    """Images, identities, cameras, junk and distractors per split, checked against ``dataset``'s standard sizes."""
-    rows = []
-    for name, meta in (("train", splits.train), ("gallery", splits.gallery), ("query", splits.query)):
+    rows = {}
+    for name in ("train", "gallery", "query"):
+        meta = getattr(splits, name)
         ids, cams = np.unique(meta.pids[meta.pids > 0]).size, np.unique(meta.cams).size
         counts = (len(meta), ids, cams, (meta.pids == -1).sum(), (meta.pids == 0).sum())
-        rows.append({"split": name} | dict(zip(("images", "ids", "cams", "junk", "distractors"), map(int, counts))))
-    expected = KNOWN_SPLIT_SIZES.get(dataset) if dataset else None
-    ok = expected is None or tuple(r["images"] for r in rows) == expected
-    return SplitReport(rows, expected, ok)
+        rows[name] = dict(zip(("images", "ids", "cams", "junk", "distractors"), map(int, counts)))
+    report = pd.DataFrame.from_dict(rows, orient="index")
+    if dataset in KNOWN_SPLIT_SIZES:
+        report["expected"] = KNOWN_SPLIT_SIZES[dataset]
+    return report

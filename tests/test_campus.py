@@ -86,7 +86,7 @@ def test_parsers_read_back_sizes_and_global_frames(tiny):
     assert splits.naming == "market"
     assert splits.sizes() == tuple(info["counts"][s]["images"] for s in ("train", "gallery", "query"))
     report = split_report(splits)
-    rows = {r["split"]: r for r in report.rows}
+    rows = report.to_dict("index")
     cfg = campus_preset("tiny")
     assert rows["train"]["ids"] == cfg.n_people - cfg.n_query_ids
     assert rows["query"]["ids"] == rows["gallery"]["ids"] == cfg.n_query_ids
