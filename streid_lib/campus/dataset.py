@@ -110,13 +110,6 @@ def compute_truth(
     return TransitTruth(hist, cfg.truth_bin_width, float(cfg.fps), n, cfg.recording_frames)
 
 
-def _crop_table(people: tuple, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One row per crop: walker index, 0-based camera, global frame, pass view (0 front, 1 back, 2 side)."""
-    w, s, j = np.nonzero(people.crop_frames >= 0)
-    view_per_pass = rng.choice(3, size=people.cams.shape, p=[0.4, 0.4, 0.2])
-    return dict(walker=w, step=s, cam=people.cams[w, s], frame=people.crop_frames[w, s, j], view=view_per_pass[w, s])
-
-
 def _names(
     pids: np.ndarray, cams: np.ndarray, frames: np.ndarray, naming: str, seq_lengths: list[list[int]]
 ) -> np.ndarray:
@@ -248,7 +241,8 @@ def generate_campus(
     # People and their crops.
     people, distractors = _draw_people(cfg, net, rng_sim)
     everyone = concat([people, distractors])
-    crops = _crop_table(everyone, rng_split)
+    w, step, j = np.nonzero(everyone.crop_frames >= 0)  # one row per crop: walker, pass, crop of the pass
+    view_per_pass = rng_split.choice(3, size=everyone.cams.shape, p=[0.4, 0.4, 0.2])  # 0 front, 1 back, 2 side
     n_all = len(everyone.cams)
     is_test = np.zeros(n_all, bool)
     is_test[rng_split.permutation(cfg.n_people)[: cfg.n_query_ids]] = True
@@ -257,11 +251,10 @@ def generate_campus(
     pid_of[: cfg.n_people] = rng_split.permutation(cfg.n_people) + 1
     if naming == "duke":  # Duke's single-camera distractors carry ordinary ids
         pid_of[cfg.n_people :] = cfg.n_people + 1 + np.arange(cfg.n_distractors)
-    w = crops["walker"]
     split = np.where(is_test[w] | is_distractor[w], 1, 0)  # 0 train, 1 gallery, 2 query
     # One query per test identity and camera, from passes with ≥2 crops (the rest stays in the gallery).
-    n_pass = everyone.n_crops[w, crops["step"]]
-    first = np.r_[True, (w[1:] != w[:-1]) | (crops["step"][1:] != crops["step"][:-1])]
+    n_pass = everyone.n_crops[w, step]
+    first = np.r_[True, (w[1:] != w[:-1]) | (step[1:] != step[:-1])]
     pass_start = np.maximum.accumulate(np.where(first, np.arange(len(w)), 0))
     pick = np.floor(rng_split.random(len(w)) * n_pass).astype(np.int64)
     is_query = is_test[w] & (n_pass >= 2) & (np.arange(len(w)) - pass_start == pick[pass_start])
@@ -273,9 +266,9 @@ def generate_campus(
     kind = np.r_[np.zeros(len(w), np.int64), np.ones(n_junk, np.int64)]  # 1 = junk
     owner = np.r_[w, np.zeros(n_junk, np.int64)]
     pids = np.r_[pid_of[w], -np.ones(n_junk, np.int64)]
-    cams = np.r_[crops["cam"] + 1, junk_cam]
-    frames = np.r_[crops["frame"], junk_frame]
-    views = np.r_[crops["view"], rng_split.integers(0, 3, size=n_junk)]
+    cams = np.r_[everyone.cams[w, step] + 1, junk_cam]
+    frames = np.r_[everyone.crop_frames[w, step, j], junk_frame]
+    views = np.r_[view_per_pass[w, step], rng_split.integers(0, 3, size=n_junk)]
     split = np.r_[split, np.ones(n_junk, np.int64)]
     names = _names(pids, cams, frames, naming, seq_lengths)
     for s in range(3):
