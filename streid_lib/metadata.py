@@ -203,14 +203,15 @@ def parse_names(
     return Metadata(*values.T, np.asarray(names, dtype=object))
 
 
-def detect_naming(name: str) -> Naming:
-    """Guess the naming scheme of one file name; raises if it is neither Market nor Duke style."""
+def detect_naming(name: str, where: str | None = None) -> Naming:
+    """Guess the naming scheme of one file name; raises if it is neither Market nor Duke style (naming ``where``)."""
     base = re.split(r"[/\\]", name)[-1]
     if MARKET_PATTERN.match(base) or MARKET_RENAMED_PATTERN.match(base):
         return "market"
     if DUKE_PATTERN.match(base):
         return "duke"
-    raise MetadataError(f"file name {base!r} matches neither {_EXPECTED['market']} nor {_EXPECTED['duke']}")
+    prefix = "" if where is None else f"{where}: "
+    raise MetadataError(f"{prefix}file name {base!r} matches neither {_EXPECTED['market']} nor {_EXPECTED['duke']}")
 
 
 def read_text(path: str | Path, what: str) -> str:
@@ -240,19 +241,10 @@ def read_name_lines(path: str | Path) -> tuple[list[int], list[str]]:
     return [i for i, _ in rows], [n for _, n in rows]
 
 
-def detect_list_naming(names: Sequence[str], source: str, lines: Sequence[int] | None = None) -> Naming:
-    """The naming scheme of a list of names, from its first name; errors name the source and the line."""
-    try:
-        return detect_naming(names[0])
-    except MetadataError as exc:
-        where = f"{source}, line {lines[0]}" if lines is not None else source
-        raise MetadataError(f"{where}: {exc}") from None
-
-
 def read_name_list(path: str | Path, naming: Naming | None = None, seq_lengths: np.ndarray | None = None) -> Metadata:
     """:class:`Metadata` of a name list (naming detected from the first name when not given)."""
     lines, names = read_name_lines(path)
-    naming = naming or detect_list_naming(names, str(path), lines)
+    naming = naming or detect_naming(names[0], f"{path}, line {lines[0]}")
     return parse_names(names, naming, seq_lengths, source=str(path), lines=lines)
 
 
@@ -357,7 +349,7 @@ def read_dataset_root(root: str | Path, naming: Naming | None = None) -> Dataset
     for split, folder in SPLIT_FOLDERS.items():
         if not (names := list_images(root / folder)):
             raise MetadataError(f"{root / folder}: no .jpg images")
-        naming = naming or detect_list_naming(names, str(root / folder))
+        naming = naming or detect_naming(names[0], str(root / folder))
         out[split] = parse_names(names, naming, seq_lengths, source=str(root / folder))
     return DatasetSplits(out["train"], out["gallery"], out["query"], root=root, naming=naming)
 

@@ -15,7 +15,6 @@ from .metadata import (
     SEQ_LENGTHS_FILE,
     Metadata,
     MetadataError,
-    detect_list_naming,
     detect_naming,
     list_images,
     parse_names,
@@ -168,10 +167,10 @@ def _read_names(
             features_naming = detect_naming(str(names[0])) if names is not None and len(names) else None
         except MetadataError:
             features_naming = None
-    found = detect_list_naming(files, str(path), lines)
+    where = f"{path}, line {lines[0]}" if lines else str(path)
+    found = detect_naming(files[0], where)
     expected, because = _expected_naming(dataset, naming, features_naming, features)
     if found != expected:
-        where = f"{path}, line {lines[0]}" if lines else str(path)
         hint = (
             "; a campus written with --naming duke has Duke-style names: pass --naming duke"
             if dataset == "campus" and found == "duke"
