@@ -326,10 +326,6 @@ class DatasetSplits:
     root: Path | None = None
     naming: str | None = None
 
-    def sizes(self) -> tuple[int, int, int]:
-        """(train, gallery, query) image counts."""
-        return len(self.train), len(self.gallery), len(self.query)
-
 
 def list_images(folder: Path) -> list[str]:
     """Sorted ``*.jpg`` file names in ``folder`` (the standard splits hold JPEGs only)."""

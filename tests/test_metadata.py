@@ -218,7 +218,7 @@ MARKET_TREE = {
 
 def test_read_dataset_root(tmp_path: Path) -> None:
     splits = read_dataset_root(make_root(tmp_path, MARKET_TREE))
-    assert splits.naming == "market" and splits.sizes() == (2, 3, 1)  # Thumbs.db ignored
+    assert splits.naming == "market" and split_report(splits)["images"].tolist() == [2, 3, 1]  # Thumbs.db ignored
     assert splits.gallery.pids.tolist() == [-1, 0, 3]  # sorted names; junk and distractor kept
     assert splits.gallery.frames.tolist() == [401, 151, 314736]
     assert splits.query.frames.tolist() == [72804]
@@ -278,7 +278,7 @@ def test_real_split_sizes(dataset: str, folder: str) -> None:
     rep = split_report(splits, dataset)
     print(f"\n{dataset}\n{rep}")
     assert (rep["images"] == rep["expected"]).all(), str(rep)
-    assert splits.sizes() == KNOWN_SPLIT_SIZES[dataset]
+    assert tuple(rep["images"]) == KNOWN_SPLIT_SIZES[dataset]
     ids = rep["ids"]
     assert ids["train"] == (751 if dataset == "market" else 702)
     train, gallery, query = splits.train, splits.gallery, splits.query

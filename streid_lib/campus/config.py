@@ -126,18 +126,11 @@ PRESETS: dict[str, CampusConfig] = {
 }
 
 
-def campus_preset(preset: str | CampusConfig, **overrides) -> CampusConfig:
-    """A validated config from a preset name (or a config) with field overrides."""
-    if isinstance(preset, CampusConfig):
-        cfg = preset
-    elif preset in PRESETS:
-        cfg = PRESETS[preset]
-    else:
-        raise CampusError(f"preset: expected one of {sorted(PRESETS)} or a CampusConfig, got {preset!r}")
-    if overrides:
-        names = {f.name for f in dataclasses.fields(CampusConfig)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise CampusError(f"unknown campus parameter(s) {unknown}; expected some of {sorted(names)}")
-        cfg = dataclasses.replace(cfg, **overrides)
-    return cfg.validate()
+def campus_preset(preset: str, **overrides) -> CampusConfig:
+    """A validated config from a preset name with field overrides."""
+    if preset not in PRESETS:
+        raise CampusError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+    names = {f.name for f in dataclasses.fields(CampusConfig)}
+    if unknown := sorted(set(overrides) - names):
+        raise CampusError(f"unknown campus parameter(s) {unknown}; expected some of {sorted(names)}")
+    return dataclasses.replace(PRESETS[preset], **overrides).validate()

@@ -33,7 +33,7 @@ _MAX_BATCHES = 200
 
 @dataclass(frozen=True)
 class CampusInfo:
-    """What :func:`generate_campus` wrote: ``preset`` name (or ``"custom"``), ``images`` (False = names only),
+    """What :func:`generate_campus` wrote: ``preset`` name, ``images`` (False = names only),
     ``counts`` per split ``{"images", "ids", "junk", "distractors"}``, ``files`` (name → path of every non-image
     file), ``st_params`` (:func:`recommended_st_params`) and ``seconds`` (wall time, not written to disk)."""
 
@@ -200,7 +200,7 @@ def _swap_into_place(stage: Path, out: Path) -> None:
 
 def generate_campus(
     out: str | Path,
-    preset: str | CampusConfig = "small",
+    preset: str = "small",
     seed: int = 0,
     naming: str = "market",
     images: bool = True,
@@ -209,7 +209,7 @@ def generate_campus(
 ) -> CampusInfo:
     """Generate a campus dataset root ``out`` (layout: the package docstring); same arguments → same bytes.
 
-    ``preset``: ``"tiny"``, ``"small"``, ``"large"`` or a :class:`CampusConfig`, with field ``overrides``
+    ``preset``: ``"tiny"``, ``"small"`` or ``"large"``, with :class:`CampusConfig` field ``overrides``
     (``n_cams=4``); ``seed`` draws the people, their looks and the truth's Monte Carlo; ``naming``: ``"market"`` or
     ``"duke"``; ``images=False`` writes names, manifests and truth only. An earlier campus at ``out`` is replaced
     only when every file in it is one the generator wrote; anything wrong raises :class:`CampusError` before any work.
@@ -219,7 +219,6 @@ def generate_campus(
         raise CampusError(f"naming: expected 'market' or 'duke', got {naming!r}")
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise CampusError(f"seed: expected a non-negative integer, got {seed!r}")
-    preset_name = preset if isinstance(preset, str) else "custom"
     cfg = campus_preset(preset, **overrides)
     if cfg.n_people + cfg.n_distractors > 9999:
         raise CampusError(
@@ -306,7 +305,7 @@ def generate_campus(
             "dataset": "campus",
             "generator": "streid_lib.campus.generate_campus",
             "streid_version": __version__,
-            "preset": preset_name,
+            "preset": preset,
             "seed": int(seed),
             "naming": naming,
             "images": bool(images),
@@ -328,9 +327,7 @@ def generate_campus(
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return CampusInfo(
-        out, preset_name, int(seed), naming, bool(images), cfg, counts, files, st, time.perf_counter() - t0
-    )
+    return CampusInfo(out, preset, int(seed), naming, bool(images), cfg, counts, files, st, time.perf_counter() - t0)
 
 
 def _counts(split: np.ndarray, pids: np.ndarray) -> dict:
