@@ -58,13 +58,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a features file: VIS, ST, VISxST (Eqn. 5) and st-ReID rows")
     p.add_argument("--features", required=True, help="pytorch_result.mat or .npz features file")
     p.add_argument("--dataset", choices=list(DATASET_N_BINS), required=True)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--train-names",
-        help="text file of training image names, one per line (default: the features file's train side)",
-    )
-    src.add_argument("--train-dir", help="a bounding_box_train folder")
-    src.add_argument("--train-manifest", help="CSV manifest path,pid,camera,frame of the training images")
+    _options(p.add_mutually_exclusive_group(), [
+        ("train_names", str, None,
+         "text file of training image names, one per line (default: the features file's train side)"),
+        ("train_dir", str, None, "a bounding_box_train folder"),
+        ("train_manifest", str, None, "CSV manifest path,pid,camera,frame of the training images"),
+    ])  # fmt: skip
     p.add_argument(
         "--naming",
         choices=sorted(set(DATASET_NAMING.values())),
@@ -329,20 +328,17 @@ def evaluate_command(
     }
     if to_file:
         write_json_atomic(json_out, result)  # first: a full disk is one line, no table
-    out = sys.stderr if to_stdout else sys.stdout  # with --json -, stdout carries the JSON only
-    print(f"{dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)", file=out)
-    print(f"ST model: {st_text}", file=out)
+    lines = [f"{dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)"]
+    lines.append(f"ST model: {st_text}")
     if pseudo is not None:
-        print(f"pseudo-identities: {pseudo['summary']}", file=out)
+        lines.append(f"pseudo-identities: {pseudo['summary']}")
     if train_source.get("n_junk_excluded"):
-        print(
+        lines.append(
             f"training: {train_source['n_junk_excluded']} images with pid 0 or -1 (distractors, junk) excluded; "
-            "they are not identities (docs/reference.md §13.9)",
-            file=out,
+            "they are not identities (docs/reference.md §13.9)"
         )
-    print(format_table(result), file=out)
-    for w in warnings:
-        print(f"warning: {w}", file=out)
+    lines += [format_table(result), *(f"warning: {w}" for w in warnings)]
+    print("\n".join(lines), file=sys.stderr if to_stdout else sys.stdout)  # with --json -, stdout: the JSON only
     if to_stdout:
         import json
 
