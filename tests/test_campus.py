@@ -16,19 +16,17 @@ import pytest
 
 from streid_lib.campus import (
     INFO_FILE,
-    TRUTH_FILE,
     CampusError,
     TransitTruth,
-    build_network,
     campus_preset,
-    compute_truth,
     generate_campus,
     hp_distance,
     load_truth,
     mean_hp_distance,
-    recommended_st_params,
 )
-from streid_lib.campus.simulate import simulate_walkers, take, truth_histogram
+from streid_lib.campus.dataset import compute_truth, recommended_st_params
+from streid_lib.campus.simulate import build_network, simulate_walkers, take, truth_histogram
+from streid_lib.campus.truth import TRUTH_FILE
 from streid_lib.metadata import SEQ_LENGTHS_FILE, read_dataset_root, read_manifest, read_name_lists, split_report
 
 

@@ -15,21 +15,17 @@ Layout of a campus root (``generate_campus(out, ...)``)::
 from __future__ import annotations
 
 from .config import campus_preset
-from .dataset import INFO_FILE, compute_truth, generate_campus, recommended_st_params
-from .simulate import CampusError, build_network
-from .truth import TRUTH_FILE, TransitTruth, hp_distance, load_truth, mean_hp_distance
+from .dataset import INFO_FILE, generate_campus
+from .simulate import CampusError
+from .truth import TransitTruth, hp_distance, load_truth, mean_hp_distance
 
 __all__ = [
     "INFO_FILE",
-    "TRUTH_FILE",
     "CampusError",
     "TransitTruth",
-    "build_network",
     "campus_preset",
-    "compute_truth",
     "generate_campus",
     "hp_distance",
     "load_truth",
     "mean_hp_distance",
-    "recommended_st_params",
 ]
