@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .. import __version__
 from .._io import check_output_path, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
@@ -127,7 +126,12 @@ def _names(
         s = np.searchsorted(cum, frames[m], side="right")
         seq[m] = s + 1
         local[m] = frames[m] - (cum[s] - np.asarray(seq_lengths[c - 1])[s])
-    bb = pd.DataFrame({"cam": cams, "frame": frames}).groupby(["cam", "frame"]).cumcount().to_numpy() + 1
+    order = np.lexsort((np.arange(n), frames, cams))
+    key = cams[order] * (10**8) + frames[order]
+    start = np.r_[True, key[1:] != key[:-1]]
+    group_start = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    bb = np.empty(n, np.int64)
+    bb[order] = np.arange(n) - group_start + 1
     return np.array(
         [f"{p}_c{c}s{s}_{f:06d}_{b:02d}.jpg" for p, c, s, f, b in zip(pid_txt, cams, seq, local, bb)], dtype=object
     )
