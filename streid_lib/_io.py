@@ -37,8 +37,8 @@ def is_special(path: str | os.PathLike) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same ``suffix``), renamed onto it only if the block succeeds; a symlink's
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix), renamed onto it only if the block succeeds; a symlink's
     target is replaced, a device or FIFO written in place; a full or forbidden disk raises :class:`OutputError`."""
     shown = path
     if is_special(path):
@@ -47,9 +47,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         return
     path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.tmp-{os.getpid()}-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
-    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     tmp_path = Path(tmp)
     try:
         os.close(fd)

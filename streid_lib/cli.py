@@ -58,13 +58,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a features file: VIS, ST, VISxST (Eqn. 5) and st-ReID rows")
     p.add_argument("--features", required=True, help="pytorch_result.mat or .npz features file")
     p.add_argument("--dataset", choices=list(DATASET_N_BINS), required=True)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--train-names",
-        help="text file of training image names, one per line (default: the features file's train side)",
-    )
-    src.add_argument("--train-dir", help="a bounding_box_train folder")
-    src.add_argument("--train-manifest", help="CSV manifest path,pid,camera,frame of the training images")
+    _options(p.add_mutually_exclusive_group(), [
+        ("train_names", str, None,
+         "text file of training image names, one per line (default: the features file's train side)"),
+        ("train_dir", str, None, "a bounding_box_train folder"),
+        ("train_manifest", str, None, "CSV manifest path,pid,camera,frame of the training images"),
+    ])  # fmt: skip
     p.add_argument(
         "--naming",
         choices=sorted(set(DATASET_NAMING.values())),
@@ -329,20 +328,17 @@ def evaluate_command(
     }
     if to_file:
         write_json_atomic(json_out, result)  # first: a full disk is one line, no table
-    out = sys.stderr if to_stdout else sys.stdout  # with --json -, stdout carries the JSON only
-    print(f"{dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)", file=out)
-    print(f"ST model: {st_text}", file=out)
+    lines = [f"{dataset}: {result['n_query']} queries x {result['n_gallery']} gallery images (percent)"]
+    lines.append(f"ST model: {st_text}")
     if pseudo is not None:
-        print(f"pseudo-identities: {pseudo['summary']}", file=out)
+        lines.append(f"pseudo-identities: {pseudo['summary']}")
     if train_source.get("n_junk_excluded"):
-        print(
+        lines.append(
             f"training: {train_source['n_junk_excluded']} images with pid 0 or -1 (distractors, junk) excluded; "
-            "they are not identities (docs/reference.md §13.9)",
-            file=out,
+            "they are not identities (docs/reference.md §13.9)"
         )
-    print(format_table(result), file=out)
-    for w in warnings:
-        print(f"warning: {w}", file=out)
+    lines += [format_table(result), *(f"warning: {w}" for w in warnings)]
+    print("\n".join(lines), file=sys.stderr if to_stdout else sys.stdout)  # with --json -, stdout: the JSON only
     if to_stdout:
         import json
 
@@ -376,10 +372,9 @@ def _pseudo_labels(
 ) -> tuple[Any, dict]:
     """:func:`streid_lib.pseudo.apply_pseudo_labels` from ``evaluate``'s options (``--train-manifest``:
     :func:`streid_lib.pseudo.with_train_manifest`)."""
-    import numpy as np
-
     from .pseudo import PseudoConfig, PseudoLabelError, apply_pseudo_labels, improved_guard, with_train_manifest
     from .st_model import fit_st_model
+    from .training_names import train_record
 
     if any(a[k] is not None for k in ("train_names", "train_dir", "st_model")):
         raise PseudoLabelError("--pseudo-labels: give no --train-names/--train-dir/--st-model with it")
@@ -397,11 +392,8 @@ def _pseudo_labels(
     if mode == "improved":
         record["improved_guard"] = improved_guard(out.train, fit)
     if train_manifest is not None:
-        n_ids = int(np.unique(out.train.pids).size)
-        record["train"] = {
-            **{"kind": "manifest", "path": str(train_manifest), "n_images": len(out.train), "n_identities": n_ids},
-            "identities": "pseudo-identities (a pid column, if any, only scores the clusters)",
-        }
+        identities = "pseudo-identities (a pid column, if any, only scores the clusters)"
+        record["train"] = train_record("manifest", train_manifest, out.train, identities=identities)
     return out, record
 
 
@@ -485,8 +477,7 @@ def cli_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import NotebookFailed, notebook_parameters, notebooks, parse_parameters, run_study
 
     params = parse_parameters(args.parameter, notebook_parameters(notebooks()))
-    notebooks(args.only)  # an empty --only is refused before anything runs
-    try:
+    try:  # run_study refuses an empty --only before anything runs
         run_study(args.profile, args.out, params, args.only)
     except NotebookFailed as exc:
         print(f"error: {exc}", file=sys.stderr)

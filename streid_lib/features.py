@@ -47,7 +47,12 @@ class FeatureSet:
             f = np.asarray(getattr(self, f"{side}_f"))
             if f.ndim != 2:
                 raise FeaturesError(f"{side}_f: expected a 2-D (N, D) array, got shape {f.shape}")
-            f = f.astype(np.float32, copy=False)
+            if not np.issubdtype(f.dtype, np.number) or np.issubdtype(f.dtype, np.complexfloating):
+                raise FeaturesError(f"{side}_f: expected real numbers, got dtype {f.dtype}")
+            if f.dtype.itemsize > 4 and (big := np.isfinite(f) & (np.abs(f) > np.finfo(np.float32).max)).any():
+                i = int(np.argmax(big.any(axis=1)))
+                raise FeaturesError(f"{side}_f row {i}: a value beyond float32's range (the evaluation's precision)")
+            f = f.astype(np.float32, copy=False)  # the evaluation's precision
             object.__setattr__(self, f"{side}_f", f)
             if len(f) == 0:
                 raise FeaturesError(f"{side} is empty: at least one {side} image is needed")
@@ -150,21 +155,17 @@ def _read_raw(path: Path) -> dict[str, np.ndarray]:
     if path.suffix == ".npz":
         try:
             z = np.load(path, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise FeaturesError(f"{path}: a single .npy array, not an .npz archive; expected {layout}")
-            with z:
-                return {k: z[k] for k in z.files}
-        except FeaturesError:
-            raise
-        except ValueError as exc:
-            if "pickle" in str(exc):  # a text or pickle file, or an object array inside the archive
+            if isinstance(z, np.lib.npyio.NpzFile):
+                with z:
+                    return {k: z[k] for k in z.files}
+        except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError, ValueError, ...
+            if isinstance(exc, ValueError) and "pickle" in str(exc):  # a text or pickle file, or an object array
                 raise FeaturesError(
                     f"{path}: not an .npz archive of plain arrays (it holds pickled data or is not a NumPy file "
                     f"at all); expected numeric arrays {layout}, and string arrays for *_names"
                 ) from None
             raise FeaturesError(f"{path}: not a readable .npz file ({_one_line(exc)}); expected {layout}") from None
-        except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError, ...
-            raise FeaturesError(f"{path}: not a readable .npz file ({_one_line(exc)}); expected {layout}") from None
+        raise FeaturesError(f"{path}: a single .npy array, not an .npz archive; expected {layout}")
     raise FeaturesError(f"{path}: unknown features format {path.suffix!r}; expected .mat or .npz")
 
 
@@ -213,19 +214,7 @@ def load_features(path: str | Path) -> FeatureSet:
         if len(set(lengths.values())) > 1:
             raise FeaturesError(f"{path}: {side}: lengths disagree: {lengths}")
         metas[side] = Metadata(fields["pids"], fields["cams"], fields["frames"], names)
-        f = np.asarray(raw[f"{side}_f"])
-        if f.ndim != 2:
-            raise FeaturesError(f"{path}: {side}_f: expected a 2-D (N, D) array, got shape {f.shape}")
-        if not np.issubdtype(f.dtype, np.number) or np.issubdtype(f.dtype, np.complexfloating):
-            raise FeaturesError(f"{path}: {side}_f: expected real numbers, got dtype {f.dtype}")
-        if np.issubdtype(f.dtype, np.floating) and f.dtype.itemsize > 4:
-            big = np.isfinite(f) & (np.abs(f) > np.finfo(np.float32).max)
-            if big.any():
-                i = int(np.argmax(big.any(axis=1)))
-                raise FeaturesError(
-                    f"{path}: {side}_f row {i}: a value beyond float32's range (the evaluation's precision)"
-                )
-        feats[side] = f.astype(np.float32, copy=False)  # the evaluation's precision: FeatureSet checks it in float32
+        feats[side] = raw[f"{side}_f"]  # checked by FeatureSet
     provenance: dict = {"features_file": str(path)}
     if "provenance" in raw:
         try:

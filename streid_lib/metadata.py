@@ -203,14 +203,15 @@ def parse_names(
     return Metadata(*values.T, np.asarray(names, dtype=object))
 
 
-def detect_naming(name: str) -> Naming:
-    """Guess the naming scheme of one file name; raises if it is neither Market nor Duke style."""
+def detect_naming(name: str, where: str | None = None) -> Naming:
+    """Guess the naming scheme of one file name; raises if it is neither Market nor Duke style (naming ``where``)."""
     base = re.split(r"[/\\]", name)[-1]
     if MARKET_PATTERN.match(base) or MARKET_RENAMED_PATTERN.match(base):
         return "market"
     if DUKE_PATTERN.match(base):
         return "duke"
-    raise MetadataError(f"file name {base!r} matches neither {_EXPECTED['market']} nor {_EXPECTED['duke']}")
+    prefix = "" if where is None else f"{where}: "
+    raise MetadataError(f"{prefix}file name {base!r} matches neither {_EXPECTED['market']} nor {_EXPECTED['duke']}")
 
 
 def read_text(path: str | Path, what: str) -> str:
@@ -240,19 +241,10 @@ def read_name_lines(path: str | Path) -> tuple[list[int], list[str]]:
     return [i for i, _ in rows], [n for _, n in rows]
 
 
-def detect_list_naming(names: Sequence[str], source: str, lines: Sequence[int] | None = None) -> Naming:
-    """The naming scheme of a list of names, from its first name; errors name the source and the line."""
-    try:
-        return detect_naming(names[0])
-    except MetadataError as exc:
-        where = f"{source}, line {lines[0]}" if lines is not None else source
-        raise MetadataError(f"{where}: {exc}") from None
-
-
 def read_name_list(path: str | Path, naming: Naming | None = None, seq_lengths: np.ndarray | None = None) -> Metadata:
     """:class:`Metadata` of a name list (naming detected from the first name when not given)."""
     lines, names = read_name_lines(path)
-    naming = naming or detect_list_naming(names, str(path), lines)
+    naming = naming or detect_naming(names[0], f"{path}, line {lines[0]}")
     return parse_names(names, naming, seq_lengths, source=str(path), lines=lines)
 
 
@@ -334,10 +326,6 @@ class DatasetSplits:
     root: Path | None = None
     naming: str | None = None
 
-    def sizes(self) -> tuple[int, int, int]:
-        """(train, gallery, query) image counts."""
-        return len(self.train), len(self.gallery), len(self.query)
-
 
 def list_images(folder: Path) -> list[str]:
     """Sorted ``*.jpg`` file names in ``folder`` (the standard splits hold JPEGs only)."""
@@ -357,7 +345,7 @@ def read_dataset_root(root: str | Path, naming: Naming | None = None) -> Dataset
     for split, folder in SPLIT_FOLDERS.items():
         if not (names := list_images(root / folder)):
             raise MetadataError(f"{root / folder}: no .jpg images")
-        naming = naming or detect_list_naming(names, str(root / folder))
+        naming = naming or detect_naming(names[0], str(root / folder))
         out[split] = parse_names(names, naming, seq_lengths, source=str(root / folder))
     return DatasetSplits(out["train"], out["gallery"], out["query"], root=root, naming=naming)
 
@@ -370,33 +358,18 @@ def read_name_lists(folder: str | Path, naming: Naming | None = None) -> Dataset
     return DatasetSplits(*parts, root=folder, naming=naming)
 
 
-@dataclass(frozen=True)
-class SplitReport:
-    """Counts per split, compared with a known standard split when there is one."""
+def split_report(splits: DatasetSplits, dataset: str | None = None):
+    """A table (pandas DataFrame, rows train, gallery, query) of images, identities, cameras, junk (pid -1) and
+    distractors (pid 0) per split; for a ``dataset`` of :data:`KNOWN_SPLIT_SIZES`, the standard image counts too."""
+    import pandas as pd
 
-    rows: list[dict]
-    expected: tuple[int, int, int] | None
-    ok: bool
-
-    def __str__(self) -> str:
-        lines = [f"{'split':8} {'images':>7} {'ids':>5} {'cams':>5} {'junk':>5} {'distr':>5}  expected"]
-        for i, r in enumerate(self.rows):
-            exp = "-" if self.expected is None else str(self.expected[i])
-            flag = "" if self.expected is None or self.expected[i] == r["images"] else "  <-- MISMATCH"
-            lines.append(
-                f"{r['split']:8} {r['images']:7d} {r['ids']:5d} {r['cams']:5d} {r['junk']:5d} "
-                f"{r['distractors']:5d}  {exp}{flag}"
-            )
-        return "\n".join(lines)
-
-
-def split_report(splits: DatasetSplits, dataset: str | None = None) -> SplitReport:
-    """Images, identities, cameras, junk and distractors per split, checked against ``dataset``'s standard sizes."""
-    rows = []
-    for name, meta in (("train", splits.train), ("gallery", splits.gallery), ("query", splits.query)):
+    rows = {}
+    for name in ("train", "gallery", "query"):
+        meta = getattr(splits, name)
         ids, cams = np.unique(meta.pids[meta.pids > 0]).size, np.unique(meta.cams).size
         counts = (len(meta), ids, cams, (meta.pids == -1).sum(), (meta.pids == 0).sum())
-        rows.append({"split": name} | dict(zip(("images", "ids", "cams", "junk", "distractors"), map(int, counts))))
-    expected = KNOWN_SPLIT_SIZES.get(dataset) if dataset else None
-    ok = expected is None or tuple(r["images"] for r in rows) == expected
-    return SplitReport(rows, expected, ok)
+        rows[name] = dict(zip(("images", "ids", "cams", "junk", "distractors"), map(int, counts)))
+    report = pd.DataFrame.from_dict(rows, orient="index")
+    if dataset in KNOWN_SPLIT_SIZES:
+        report["expected"] = KNOWN_SPLIT_SIZES[dataset]
+    return report

@@ -271,20 +271,6 @@ def timing_table(times: Sequence[tuple[str, float]]) -> str:
     return "\n".join(rows)
 
 
-def sign_notebook(path: Path) -> str | None:
-    """Sign an executed notebook so that Jupyter trusts it (as ``jupyter trust`` does); return why not, if it failed."""
-    import sqlite3
-
-    import nbformat
-    from nbformat.sign import NotebookNotary
-
-    try:
-        NotebookNotary().sign(nbformat.read(path, as_version=4))
-    except (OSError, ValueError, sqlite3.Error) as exc:
-        return str(exc)
-    return None
-
-
 def kernelspec() -> dict[str, str]:
     """The installed kernel's spec as a notebook's metadata holds it (JupyterLab rewrites any other)."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -319,7 +305,6 @@ def run_study(
     only: Sequence[str] | None = None,
     progress: bool = True,
     notebook_dir: Path | None = None,
-    progress_interval: float = 30.0,
 ) -> Path:
     """Execute the notebooks in order; return the run directory. The notebooks, parameters, configuration
     (:func:`streid_lib.study.study_config`) and destinations are checked before anything is written; ``parameters``
@@ -359,8 +344,8 @@ def run_study(
         (nb_out / KERNEL_LOG).open("w") as log,
         open(os.devnull, "w") as null,
     ):
-        relay = _Relay(sys.stderr if progress else null, progress_interval)
-        env = {PROGRESS_FILE_ENV: str(Path(tmp) / "progress"), PROGRESS_INTERVAL_ENV: str(progress_interval)}
+        relay = _Relay(sys.stderr if progress else null)
+        env = {PROGRESS_FILE_ENV: str(Path(tmp) / "progress"), PROGRESS_INTERVAL_ENV: str(relay.interval)}
         if relay.tty:
             env[PROGRESS_TTY_ENV] = str(max(20, shutil.get_terminal_size().columns - 1 - len(relay.indent)))
         for i, nb in enumerate(todo, 1):
@@ -368,12 +353,8 @@ def run_study(
             if progress:
                 print(f"[{i}/{len(todo)}] {nb.name} ...", flush=True)
             nb_values = {k: v for k, v in values.items() if k in per_notebook[nb.name]}
-            try:
-                _execute(nb, nb_out / nb.name, nb_values, relay, log, env)
-            finally:
-                why = sign_notebook(nb_out / nb.name) if (nb_out / nb.name).is_file() else None
-                if why:
-                    unsigned.append(f"{nb.name} ({why})")
+            if why := _execute(nb, nb_out / nb.name, nb_values, relay, log, env):
+                unsigned.append(f"{nb.name} ({why})")
             times.append((nb.name, time.perf_counter() - t0))
             if progress:
                 print(f"      done in {format_seconds(times[-1][1])}", flush=True)
@@ -387,15 +368,19 @@ def run_study(
     return out
 
 
-def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _Relay, log: IO[str], env: dict) -> None:
-    """Execute one notebook into ``target`` (written atomically; a notebook that raises keeps its executed copy)."""
+def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _Relay, log: IO[str], env: dict) -> str | None:
+    """Execute one notebook into ``target`` (written atomically; a notebook that raises keeps its executed copy) and
+    sign it so that Jupyter trusts it (as ``jupyter trust`` does); return why it is not signed, if it could not be."""
+    import sqlite3
+
     import nbformat
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
+    from nbformat.sign import NotebookNotary
 
     log.write(f"=== {nb.name}\n")
     log.flush()
-    failure = None
+    failure = unsigned = None
     try:
         with _tailing(Path(env[PROGRESS_FILE_ENV]), relay), atomic_path(target) as tmp:
             try:
@@ -415,10 +400,14 @@ def _execute(nb: Path, target: Path, parameters: dict[str, Any], relay: _Relay, 
                 executed = nbformat.read(tmp, as_version=4)
                 executed.metadata["kernelspec"] = kernelspec()
                 nbformat.write(executed, tmp)
+                try:
+                    NotebookNotary().sign(executed)
+                except (OSError, ValueError, sqlite3.Error) as exc:
+                    unsigned = str(exc)
     except DeadKernelError as exc:
         raise NotebookFailed(f"{nb.name}: the kernel died ({exc}); its log: {Path(log.name)}") from None
     if failure is None:
-        return
+        return unsigned
     first = (failure.source or "").strip().splitlines()[:1]
     where = f"cell {failure.cell_index} (execution count {failure.exec_count}{', ' + repr(first[0]) if first else ''})"
     if failure.ename in bad_input_names():

@@ -15,7 +15,6 @@ from .metadata import (
     SEQ_LENGTHS_FILE,
     Metadata,
     MetadataError,
-    detect_list_naming,
     detect_naming,
     list_images,
     parse_names,
@@ -38,62 +37,6 @@ DATASET_NAMING: dict[str, str] = {"market": "market", "duke": "duke", "campus": 
 _NAMING_TEXT = {"market": "Market-style (PPPP_cXsY_FFFFFF_BB.jpg)", "duke": "Duke-style (PPPP_cC_fFFFFFFF.jpg)"}
 #: What the provenance says of the authors' Market-1501 sequence table.
 AUTHORS_MARKET_TABLE = "the authors' Market-1501 table (metadata.MARKET_SEQ_LENGTHS)"
-
-
-def read_train_metadata(
-    dataset: str,
-    names: str | None = None,
-    directory: str | None = None,
-    manifest: str | None = None,
-    *,
-    naming: str | None = None,
-    sequence_lengths: str | None = None,
-    features_naming: str | None = None,
-    features_file: str = "the features file",
-) -> tuple[Metadata, dict[str, Any]]:
-    """Training metadata and its provenance record from exactly one of a name list, a folder or a manifest.
-
-    Names follow ``naming`` if declared, else the features' naming (which must agree with a named dataset's), else
-    :data:`DATASET_NAMING`; Market-style frames are made global with ``sequence_lengths``, else a
-    ``sequence_lengths.json`` beside the list or folder, else (Market-1501 only) the authors' table.
-    """
-    given = [(k, v) for k, v in (("names", names), ("dir", directory), ("manifest", manifest)) if v is not None]
-    if len(given) != 1:
-        raise TrainingDataError(f"training data: give exactly one of a name list, a folder or a manifest, got {given}")
-    if dataset not in DATASET_NAMING:
-        raise TrainingDataError(f"dataset: expected one of {sorted(DATASET_NAMING)}, got {dataset!r}")
-    kind, path = given[0][0], Path(given[0][1])
-    if kind == "manifest":
-        if naming is not None or sequence_lengths is not None:
-            raise TrainingDataError(
-                f"{path}: a manifest carries global frames; --naming and --sequence-lengths apply to names only"
-            )
-        train = read_manifest(path)
-        return train, train_record(kind, path, train, frames="as given in the manifest (global per camera)")
-    if kind == "names":
-        lines, files = read_name_lines(path)
-    else:
-        if not path.is_dir():
-            raise MetadataError(f"{path}: training folder (bounding_box_train) not found")
-        files, lines = list_images(path), None
-        if not files:
-            raise MetadataError(f"{path}: no .jpg images in the training folder")
-    found = detect_list_naming(files, str(path), lines)
-    expected, because = _expected_naming(dataset, naming, features_naming, features_file)
-    if found != expected:
-        where = f"{path}, line {lines[0]}" if lines else str(path)
-        hint = (
-            "; a campus written with --naming duke has Duke-style names: pass --naming duke"
-            if dataset == "campus" and found == "duke"
-            else f"; if these names are right, declare them with --naming {found}"
-        )
-        raise TrainingDataError(
-            f"{where}: {files[0]!r} is a {_NAMING_TEXT[found]} name, but {because} expects "
-            f"{_NAMING_TEXT[expected]} names{hint}"
-        )
-    seq, table = _sequence_table(dataset, expected, path, kind, sequence_lengths)
-    train = parse_names(files, expected, seq, source=str(path), lines=lines)
-    return train, train_record(kind, path, train, naming=expected, naming_from=because, sequence_table=table)
 
 
 def _expected_naming(
@@ -139,7 +82,7 @@ def _sequence_table(
     return None, AUTHORS_MARKET_TABLE
 
 
-def train_record(kind: str, path: Path, train: Metadata, **extra: Any) -> dict[str, Any]:
+def train_record(kind: str, path: str | Path, train: Metadata, **extra: Any) -> dict[str, Any]:
     record = {"kind": kind, "path": str(path), "n_images": len(train), "n_identities": int(np.unique(train.pids).size)}
     return record | {k: v for k, v in extra.items() if v is not None}
 
@@ -156,46 +99,90 @@ def choose_training(
     sequence_lengths: str | None = None,
     needed_by: str | None = "the ST model",
 ) -> tuple[FeatureSet, Metadata | None, dict[str, Any]]:
-    """``(fs, train, record)``: a ``train_*`` source when given, else the features file's side, pid 0/-1 excluded
+    """``(fs, train, record)``: the one ``train_*`` source given, else the features file's side, pid 0/-1 excluded
     from either (``record["n_junk_excluded"]``). Without training data ``train`` is None when ``needed_by`` is None
-    (a stored ST model in faithful mode); else ``needed_by`` names what needs it in the error."""
+    (a stored ST model in faithful mode); else ``needed_by`` names what needs it in the error.
+
+    Names follow ``naming`` if declared, else the features' naming (which must agree with a named dataset's), else
+    :data:`DATASET_NAMING`; Market-style frames are made global with ``sequence_lengths``, else a
+    ``sequence_lengths.json`` beside the list or folder, else (Market-1501 only) the authors' table.
+    """
     keep = ~np.isin(fs.train.pids, JUNK_PIDS) if fs.has_train else None
     if keep is not None and not keep.all():  # the improved mode may calibrate on this side: read without junk too
         fs = dataclasses.replace(fs, train_f=fs.train_f[keep], train=fs.train.take(keep))
     n_side_junk = 0 if keep is None else int((~keep).sum())
-    options = (train_names, train_dir, train_manifest)
-    if any(v is not None for v in options):
-        # The naming of the features' images: its provenance's (written by ``extract``), else its query names'.
-        features_naming, names = fs.provenance.get("naming"), fs.query.names
-        if features_naming not in _NAMING_TEXT:
-            try:
-                features_naming = detect_naming(str(names[0])) if names is not None and len(names) else None
-            except MetadataError:
-                features_naming = None
-        train, record = read_train_metadata(
-            dataset,
-            *options,
-            naming=naming,
-            sequence_lengths=sequence_lengths,
-            features_naming=features_naming,
-            features_file=features,
-        )
+    options = (("names", train_names), ("dir", train_dir), ("manifest", train_manifest))
+    given = [(k, v) for k, v in options if v is not None]
+    if not given:
+        if naming is not None or sequence_lengths is not None:
+            raise TrainingDataError(
+                "--naming and --sequence-lengths apply to --train-names or --train-dir, none was given"
+            )
         if fs.has_train:
-            record["features_train_side"] = "present but not used: the option given wins"
-        train, n_junk = exclude_junk(train)
-        record.update(train_record(record["kind"], Path(record["path"]), train), n_junk_excluded=n_junk)
-        return fs, train, record
-    if naming is not None or sequence_lengths is not None:
-        raise TrainingDataError("--naming and --sequence-lengths apply to --train-names or --train-dir, none was given")
+            record = train_record(
+                "features file", Path(features), fs.train, side="train_*", n_junk_excluded=n_side_junk
+            )
+            return fs, fs.train, record
+        if needed_by is not None:
+            raise TrainingDataError(
+                f"{features}: no training side (train_f, train_label, train_cam, train_frames) and no "
+                f"--train-names, --train-dir or --train-manifest given; {needed_by} needs training metadata"
+            )
+        return fs, None, {"kind": "none"}
+    if len(given) != 1:
+        raise TrainingDataError(f"training data: give exactly one of a name list, a folder or a manifest, got {given}")
+    if dataset not in DATASET_NAMING:
+        raise TrainingDataError(f"dataset: expected one of {sorted(DATASET_NAMING)}, got {dataset!r}")
+    kind, path = given[0][0], Path(given[0][1])
+    if kind == "manifest":
+        if naming is not None or sequence_lengths is not None:
+            raise TrainingDataError(
+                f"{path}: a manifest carries global frames; --naming and --sequence-lengths apply to names only"
+            )
+        train, record = read_manifest(path), {"frames": "as given in the manifest (global per camera)"}
+    else:
+        train, record = _read_names(fs, dataset, kind, path, naming, sequence_lengths, features)
     if fs.has_train:
-        record = train_record("features file", Path(features), fs.train, side="train_*", n_junk_excluded=n_side_junk)
-        return fs, fs.train, record
-    if needed_by is not None:
-        raise TrainingDataError(
-            f"{features}: no training side (train_f, train_label, train_cam, train_frames) and no "
-            f"--train-names, --train-dir or --train-manifest given; {needed_by} needs training metadata"
+        record["features_train_side"] = "present but not used: the option given wins"
+    train, n_junk = exclude_junk(train)
+    return fs, train, train_record(kind, path, train, **record, n_junk_excluded=n_junk)
+
+
+def _read_names(
+    fs: FeatureSet, dataset: str, kind: str, path: Path, naming: str | None, sequence_lengths: str | None, features: str
+) -> tuple[Metadata, dict[str, Any]]:
+    """The training metadata of a name list or folder, and its naming and sequence table for the record."""
+    if kind == "names":
+        lines, files = read_name_lines(path)
+    else:
+        if not path.is_dir():
+            raise MetadataError(f"{path}: training folder (bounding_box_train) not found")
+        files, lines = list_images(path), None
+        if not files:
+            raise MetadataError(f"{path}: no .jpg images in the training folder")
+    # The naming of the features' images: its provenance's (written by ``extract``), else its query names'.
+    features_naming, names = fs.provenance.get("naming"), fs.query.names
+    if features_naming not in _NAMING_TEXT:
+        try:
+            features_naming = detect_naming(str(names[0])) if names is not None and len(names) else None
+        except MetadataError:
+            features_naming = None
+    where = f"{path}, line {lines[0]}" if lines else str(path)
+    found = detect_naming(files[0], where)
+    expected, because = _expected_naming(dataset, naming, features_naming, features)
+    if found != expected:
+        hint = (
+            "; a campus written with --naming duke has Duke-style names: pass --naming duke"
+            if dataset == "campus" and found == "duke"
+            else f"; if these names are right, declare them with --naming {found}"
         )
-    return fs, None, {"kind": "none"}
+        raise TrainingDataError(
+            f"{where}: {files[0]!r} is a {_NAMING_TEXT[found]} name, but {because} expects "
+            f"{_NAMING_TEXT[expected]} names{hint}"
+        )
+    seq, table = _sequence_table(dataset, expected, path, kind, sequence_lengths)
+    train = parse_names(files, expected, seq, source=str(path), lines=lines)
+    return train, {"naming": expected, "naming_from": because, "sequence_table": table}
 
 
 def exclude_junk(train: Metadata) -> tuple[Metadata, int]:

@@ -16,20 +16,17 @@ import pytest
 
 from streid_lib.campus import (
     INFO_FILE,
-    TRUTH_FILE,
     CampusError,
     TransitTruth,
-    build_network,
     campus_preset,
-    compute_truth,
     generate_campus,
     hp_distance,
     load_truth,
     mean_hp_distance,
-    recommended_st_params,
-    sample_train_metadata,
 )
-from streid_lib.campus.simulate import simulate_walkers, truth_histogram
+from streid_lib.campus.dataset import compute_truth, recommended_st_params
+from streid_lib.campus.simulate import build_network, simulate_walkers, take, truth_histogram
+from streid_lib.campus.truth import TRUTH_FILE
 from streid_lib.metadata import SEQ_LENGTHS_FILE, read_dataset_root, read_manifest, read_name_lists, split_report
 
 
@@ -75,7 +72,7 @@ def test_metadata_only_writes_the_same_names_and_truth(tiny, tmp_path):
     for name in ("train.txt", "gallery.txt", "query.txt", "manifest.csv", TRUTH_FILE, SEQ_LENGTHS_FILE):
         assert full[name] == meta[name], name
     splits = read_name_lists(info.root)
-    assert splits.sizes() == read_dataset_root(tiny).sizes()
+    assert split_report(splits)["images"].tolist() == split_report(read_dataset_root(tiny))["images"].tolist()
 
 
 # -- layout read back by the core parsers ---------------------------------------------------------------------
@@ -85,9 +82,9 @@ def test_parsers_read_back_sizes_and_global_frames(tiny):
     splits = read_dataset_root(tiny)
     info = json.loads((tiny / INFO_FILE).read_text())
     assert splits.naming == "market"
-    assert splits.sizes() == tuple(info["counts"][s]["images"] for s in ("train", "gallery", "query"))
     report = split_report(splits)
-    rows = {r["split"]: r for r in report.rows}
+    assert report["images"].tolist() == [info["counts"][s]["images"] for s in ("train", "gallery", "query")]
+    rows = report.to_dict("index")
     cfg = campus_preset("tiny")
     assert rows["train"]["ids"] == cfg.n_people - cfg.n_query_ids
     assert rows["query"]["ids"] == rows["gallery"]["ids"] == cfg.n_query_ids
@@ -209,14 +206,19 @@ def test_hp_distance_exact_cases(tiny):
 
 
 def test_hp_distance_shrinks_with_more_training_identities():
+    from streid_lib.metadata import Metadata
     from streid_lib.st_model import SpatialTemporalModel
 
     cfg = campus_preset("small")
-    truth = compute_truth(cfg, build_network(cfg.n_cams), np.random.default_rng(11), n=100_000)
+    net = build_network(cfg.n_cams)
+    truth = compute_truth(cfg, net, np.random.default_rng(11), n=100_000)
     st = recommended_st_params(cfg)
+    walkers = simulate_walkers(net, cfg, 6000, np.random.default_rng(4))
+    seen_twice = take(walkers, np.flatnonzero(walkers.recorded.sum(axis=1) >= 2))  # training-like identities
     tv = []
     for n in (30, 300, 3000):
-        train = sample_train_metadata("small", n, seed=4)
+        w, s, j = np.nonzero(seen_twice.crop_frames[:n] >= 0)
+        train = Metadata(w + 1, seen_twice.cams[w, s] + 1, seen_twice.crop_frames[w, s, j])
         assert np.unique(train.pids).size == n
         model = SpatialTemporalModel(bin_width=st["bin_width"], n_bins=st["n_bins"], sigma=st["sigma"]).fit(train)
         tv.append(mean_hp_distance(model, truth))

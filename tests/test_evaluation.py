@@ -26,7 +26,7 @@ from streid_lib.features import FeatureSet, save_features
 from streid_lib.joint import ROWS, JointMetric, normalize_rows, score_rows
 from streid_lib.metadata import Metadata, read_name_lists
 from streid_lib.metrics import evaluate_scores
-from streid_lib.training_names import read_train_metadata
+from streid_lib.training_names import choose_training
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = [k for k, _ in COLUMNS]
@@ -188,7 +188,9 @@ def test_cli_train_dir_manifest_and_st_model(cli_files, tmp_path, capsys):
     for row in ROWS:
         assert results["st_mat"][row]["mAP"] == pytest.approx(results["names"][row]["mAP"], abs=1e-9)
     # the folder holds one file per distinct name (duplicates collapse), so compare with its own fit
-    meta, source = read_train_metadata("duke", directory=str(root / "bounding_box_train"))
+    _, meta, source = choose_training(
+        fs, "duke", features=str(paths["npz"]), train_dir=str(root / "bounding_box_train")
+    )
     assert source["kind"] == "dir" and len(meta) == len(set(duke_names(train)))
     assert main([*base, "--train-dir", str(root / "bounding_box_train")]) == 0
     capsys.readouterr()

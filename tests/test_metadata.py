@@ -218,15 +218,15 @@ MARKET_TREE = {
 
 def test_read_dataset_root(tmp_path: Path) -> None:
     splits = read_dataset_root(make_root(tmp_path, MARKET_TREE))
-    assert splits.naming == "market" and splits.sizes() == (2, 3, 1)  # Thumbs.db ignored
+    assert splits.naming == "market" and split_report(splits)["images"].tolist() == [2, 3, 1]  # Thumbs.db ignored
     assert splits.gallery.pids.tolist() == [-1, 0, 3]  # sorted names; junk and distractor kept
     assert splits.gallery.frames.tolist() == [401, 151, 314736]
     assert splits.query.frames.tolist() == [72804]
     rep = split_report(splits)
-    assert rep.ok and rep.expected is None
-    assert [r["junk"] for r in rep.rows] == [0, 1, 0] and [r["distractors"] for r in rep.rows] == [0, 1, 0]
+    assert "expected" not in rep and rep.index.tolist() == ["train", "gallery", "query"]
+    assert rep["junk"].tolist() == [0, 1, 0] and rep["distractors"].tolist() == [0, 1, 0]
     bad = split_report(splits, "market")
-    assert not bad.ok and "MISMATCH" in str(bad)
+    assert (bad["images"] != bad["expected"]).all() and "expected" in str(bad)
 
 
 def test_read_dataset_root_with_sequence_table(tmp_path: Path) -> None:
@@ -277,9 +277,9 @@ def test_real_split_sizes(dataset: str, folder: str) -> None:
     splits = read_name_lists(NAMES / folder)
     rep = split_report(splits, dataset)
     print(f"\n{dataset}\n{rep}")
-    assert rep.ok, str(rep)
-    assert splits.sizes() == KNOWN_SPLIT_SIZES[dataset]
-    ids = {r["split"]: r["ids"] for r in rep.rows}
+    assert (rep["images"] == rep["expected"]).all(), str(rep)
+    assert tuple(rep["images"]) == KNOWN_SPLIT_SIZES[dataset]
+    ids = rep["ids"]
     assert ids["train"] == (751 if dataset == "market" else 702)
     train, gallery, query = splits.train, splits.gallery, splits.query
     assert (train.pids > 0).all() and (query.pids > 0).all()  # no junk or distractors in train or query

@@ -14,37 +14,18 @@ Layout of a campus root (``generate_campus(out, ...)``)::
 
 from __future__ import annotations
 
-from .config import PRESETS, CampusConfig, campus_preset
-from .dataset import (
-    INFO_FILE,
-    MANIFEST_FILE,
-    CampusInfo,
-    compute_truth,
-    generate_campus,
-    recommended_st_params,
-    sample_train_metadata,
-)
-from .simulate import CampusError, CampusNetwork, build_network, simulate_walkers
-from .truth import TRUTH_FILE, TransitTruth, hp_distance, load_truth, mean_hp_distance
+from .config import campus_preset
+from .dataset import INFO_FILE, generate_campus
+from .simulate import CampusError
+from .truth import TransitTruth, hp_distance, load_truth, mean_hp_distance
 
 __all__ = [
     "INFO_FILE",
-    "MANIFEST_FILE",
-    "PRESETS",
-    "TRUTH_FILE",
-    "CampusConfig",
     "CampusError",
-    "CampusInfo",
-    "CampusNetwork",
     "TransitTruth",
-    "build_network",
-    "compute_truth",
+    "campus_preset",
     "generate_campus",
     "hp_distance",
     "load_truth",
     "mean_hp_distance",
-    "recommended_st_params",
-    "campus_preset",
-    "sample_train_metadata",
-    "simulate_walkers",
 ]

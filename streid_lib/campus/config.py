@@ -54,60 +54,48 @@ class CampusConfig:
         def bad(name: str, expected: str) -> CampusError:
             return CampusError(f"campus parameter {name}={getattr(self, name)!r}: expected {expected}")
 
-        if not isinstance(self.n_cams, int) or not 1 <= self.n_cams <= 9:
-            raise bad("n_cams", "1..9 cameras (one digit in file names); zero cameras cannot record anyone")
-        if self.n_cams < 2:
-            raise bad("n_cams", "at least 2 cameras: re-identification needs a second camera")
-        for name in ("fps", "recording_s", "speed_mps", "crops_per_pass"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise bad(name, "a positive finite number")
-        if self.crops_per_pass < 1:
-            raise bad("crops_per_pass", "a mean of at least 1 crop per pass")
-        for name in ("junk_rate", "speed_log_scale", "hop_speed_jitter", "pause_mean_s"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                raise bad(name, "a non-negative finite number (a rate or scale cannot be negative)")
-        for name in ("detect_prob", "pause_prob"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and 0 <= v <= 1):
-                raise bad(name, "a probability in [0, 1]")
-        if self.detect_prob == 0:
-            raise bad("detect_prob", "a probability > 0 (nobody would be recorded)")
-        for name in ("n_people", "truth_mc", "max_crops_per_pass", "truth_bin_width"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise bad(name, "a positive integer")
-        for name in ("n_query_ids", "n_distractors", "n_outfits"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
-                raise bad(name, "a non-negative integer")
+        def number(v: object) -> bool:
+            return isinstance(v, int | float) and math.isfinite(v)
+
+        rules = [  # (field, test of its value, what is expected), checked in this order
+            ("n_cams", lambda v: isinstance(v, int) and 1 <= v <= 9,
+             "1..9 cameras (one digit in file names); zero cameras cannot record anyone"),
+            ("n_cams", lambda v: v >= 2, "at least 2 cameras: re-identification needs a second camera"),
+            *((k, lambda v: number(v) and v > 0, "a positive finite number")
+              for k in ("fps", "recording_s", "speed_mps", "crops_per_pass")),
+            ("crops_per_pass", lambda v: v >= 1, "a mean of at least 1 crop per pass"),
+            *((k, lambda v: number(v) and v >= 0, "a non-negative finite number (a rate or scale cannot be negative)")
+              for k in ("junk_rate", "speed_log_scale", "hop_speed_jitter", "pause_mean_s")),
+            *((k, lambda v: number(v) and 0 <= v <= 1, "a probability in [0, 1]")
+              for k in ("detect_prob", "pause_prob")),
+            ("detect_prob", lambda v: v > 0, "a probability > 0 (nobody would be recorded)"),
+            *((k, lambda v: isinstance(v, int) and v >= 1, "a positive integer")
+              for k in ("n_people", "truth_mc", "max_crops_per_pass", "truth_bin_width")),
+            *((k, lambda v: isinstance(v, int) and v >= 0, "a non-negative integer")
+              for k in ("n_query_ids", "n_distractors", "n_outfits")),
+            ("n_query_ids", lambda v: v >= 1, "at least 1 query identity"),
+            ("route_cams_p", lambda p: len(p) >= 2 and all(math.isfinite(x) and x >= 0 for x in p) and sum(p[1:]) > 0,
+             "non-negative probabilities of visiting 1..L cameras with some mass on L >= 2"),
+            ("speed_range_mps", lambda r: 0 < r[0] < r[1], "(low, high) speeds with 0 < low < high"),
+            ("speed_tail_df", lambda v: v > 0, "positive degrees of freedom"),
+            ("seqs_per_cam", lambda s: bool(s) and all(isinstance(x, int) and 1 <= x <= 9 for x in s),
+             "1..9 sequences per camera (one digit in Market names)"),
+            ("jpeg_quality", lambda v: 1 <= v <= 95, "1..95"),
+        ]  # fmt: skip
+        for name, ok, expected in rules:
+            if not ok(getattr(self, name)):
+                raise bad(name, expected)
         if self.n_query_ids > self.n_people:
             raise CampusError(
                 f"campus parameter n_query_ids={self.n_query_ids}: more query identities than people "
                 f"(n_people={self.n_people})"
             )
-        if self.n_query_ids < 1:
-            raise bad("n_query_ids", "at least 1 query identity")
         if self.n_query_ids == self.n_people:
             raise bad("n_query_ids", f"fewer than n_people={self.n_people}, leaving training identities")
-        p = self.route_cams_p
-        if len(p) < 2 or any((not math.isfinite(x)) or x < 0 for x in p) or sum(p[1:]) <= 0:
-            raise bad("route_cams_p", "non-negative probabilities of visiting 1..L cameras with some mass on L >= 2")
-        lo, hi = self.speed_range_mps
-        if not 0 < lo < hi:
-            raise bad("speed_range_mps", "(low, high) speeds with 0 < low < high")
-        if self.speed_tail_df <= 0:
-            raise bad("speed_tail_df", "positive degrees of freedom")
-        if not self.seqs_per_cam or any((not isinstance(s, int)) or not 1 <= s <= 9 for s in self.seqs_per_cam):
-            raise bad("seqs_per_cam", "1..9 sequences per camera (one digit in Market names)")
-        n_seq = min(self.seqs_per_cam)
-        if self.recording_frames * 1.4 / (1.4 + 0.6 * (n_seq - 1)) > 999_999:  # longest possible sequence
+        if self.recording_frames * 1.4 / (1.4 + 0.6 * (min(self.seqs_per_cam) - 1)) > 999_999:  # longest sequence
             raise bad("recording_s", "a recording whose sequences fit Market's 6-digit frame counter")
         if self.recording_frames > 9_999_999:
             raise bad("recording_s", "at most 9,999,999 frames (Duke's 7-digit frame field)")
-        if not 1 <= self.jpeg_quality <= 95:
-            raise bad("jpeg_quality", "1..95")
         return self
 
 
@@ -138,18 +126,11 @@ PRESETS: dict[str, CampusConfig] = {
 }
 
 
-def campus_preset(preset: str | CampusConfig, **overrides) -> CampusConfig:
-    """A validated config from a preset name (or a config) with field overrides."""
-    if isinstance(preset, CampusConfig):
-        cfg = preset
-    elif preset in PRESETS:
-        cfg = PRESETS[preset]
-    else:
-        raise CampusError(f"preset: expected one of {sorted(PRESETS)} or a CampusConfig, got {preset!r}")
-    if overrides:
-        names = {f.name for f in dataclasses.fields(CampusConfig)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise CampusError(f"unknown campus parameter(s) {unknown}; expected some of {sorted(names)}")
-        cfg = dataclasses.replace(cfg, **overrides)
-    return cfg.validate()
+def campus_preset(preset: str, **overrides) -> CampusConfig:
+    """A validated config from a preset name with field overrides."""
+    if preset not in PRESETS:
+        raise CampusError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+    names = {f.name for f in dataclasses.fields(CampusConfig)}
+    if unknown := sorted(set(overrides) - names):
+        raise CampusError(f"unknown campus parameter(s) {unknown}; expected some of {sorted(names)}")
+    return dataclasses.replace(PRESETS[preset], **overrides).validate()

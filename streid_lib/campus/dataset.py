@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import check_output_path, partial_dir, remove_stale_leftovers, write_json_atomic, write_text_atomic
-from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS, Metadata
+from ..metadata import SEQ_LENGTHS_FILE, SPLIT_FOLDERS
 from .config import CampusConfig, campus_preset
 from .render import camera_blur, draw_camera_looks, draw_crop_params, draw_outfits, encode_jpeg, render_batch
 from .simulate import CampusError, CampusNetwork, build_network, concat, simulate_walkers, take, truth_histogram
@@ -32,7 +32,7 @@ _MAX_BATCHES = 200
 
 @dataclass(frozen=True)
 class CampusInfo:
-    """What :func:`generate_campus` wrote: ``preset`` name (or ``"custom"``), ``images`` (False = names only),
+    """What :func:`generate_campus` wrote: ``preset`` name, ``images`` (False = names only),
     ``counts`` per split ``{"images", "ids", "junk", "distractors"}``, ``files`` (name → path of every non-image
     file), ``st_params`` (:func:`recommended_st_params`) and ``seconds`` (wall time, not written to disk)."""
 
@@ -108,28 +108,6 @@ def compute_truth(
         for done in range(0, n, 50_000)
     )
     return TransitTruth(hist, cfg.truth_bin_width, float(cfg.fps), n, cfg.recording_frames)
-
-
-def _crop_table(people: tuple, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One row per crop: walker index, 0-based camera, global frame, pass view (0 front, 1 back, 2 side)."""
-    w, s, j = np.nonzero(people.crop_frames >= 0)
-    view_per_pass = rng.choice(3, size=people.cams.shape, p=[0.4, 0.4, 0.2])
-    return dict(walker=w, step=s, cam=people.cams[w, s], frame=people.crop_frames[w, s, j], view=view_per_pass[w, s])
-
-
-def sample_train_metadata(
-    preset: str | CampusConfig = "small", n_ids: int = 100, seed: int = 0, **overrides
-) -> Metadata:
-    """Metadata of ``n_ids`` training-like identities (seen by ≥2 cameras) of a campus, no files written.
-
-    For studies of the HP estimate against the truth as the number of training identities grows.
-    """
-    cfg = campus_preset(preset, n_people=max(n_ids, 2), n_query_ids=1, n_distractors=0, **overrides)
-    net = build_network(cfg.n_cams, cfg.layout_seed)
-    people, _ = _draw_people(cfg, net, np.random.default_rng([seed, 101]))
-    people = take(people, np.arange(n_ids))
-    t = _crop_table(people, np.random.default_rng([seed, 102]))
-    return Metadata(t["walker"] + 1, t["cam"] + 1, t["frame"])
 
 
 def _names(
@@ -226,7 +204,7 @@ def _swap_into_place(stage: Path, out: Path) -> None:
 
 def generate_campus(
     out: str | Path,
-    preset: str | CampusConfig = "small",
+    preset: str = "small",
     seed: int = 0,
     naming: str = "market",
     images: bool = True,
@@ -235,7 +213,7 @@ def generate_campus(
 ) -> CampusInfo:
     """Generate a campus dataset root ``out`` (layout: the package docstring); same arguments → same bytes.
 
-    ``preset``: ``"tiny"``, ``"small"``, ``"large"`` or a :class:`CampusConfig`, with field ``overrides``
+    ``preset``: ``"tiny"``, ``"small"`` or ``"large"``, with :class:`CampusConfig` field ``overrides``
     (``n_cams=4``); ``seed`` draws the people, their looks and the truth's Monte Carlo; ``naming``: ``"market"`` or
     ``"duke"``; ``images=False`` writes names, manifests and truth only. An earlier campus at ``out`` is replaced
     only when every file in it is one the generator wrote; anything wrong raises :class:`CampusError` before any work.
@@ -245,7 +223,6 @@ def generate_campus(
         raise CampusError(f"naming: expected 'market' or 'duke', got {naming!r}")
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise CampusError(f"seed: expected a non-negative integer, got {seed!r}")
-    preset_name = preset if isinstance(preset, str) else "custom"
     cfg = campus_preset(preset, **overrides)
     if cfg.n_people + cfg.n_distractors > 9999:
         raise CampusError(
@@ -263,7 +240,8 @@ def generate_campus(
     # People and their crops.
     people, distractors = _draw_people(cfg, net, rng_sim)
     everyone = concat([people, distractors])
-    crops = _crop_table(everyone, rng_split)
+    w, step, j = np.nonzero(everyone.crop_frames >= 0)  # one row per crop: walker, pass, crop of the pass
+    view_per_pass = rng_split.choice(3, size=everyone.cams.shape, p=[0.4, 0.4, 0.2])  # 0 front, 1 back, 2 side
     n_all = len(everyone.cams)
     is_test = np.zeros(n_all, bool)
     is_test[rng_split.permutation(cfg.n_people)[: cfg.n_query_ids]] = True
@@ -272,11 +250,10 @@ def generate_campus(
     pid_of[: cfg.n_people] = rng_split.permutation(cfg.n_people) + 1
     if naming == "duke":  # Duke's single-camera distractors carry ordinary ids
         pid_of[cfg.n_people :] = cfg.n_people + 1 + np.arange(cfg.n_distractors)
-    w = crops["walker"]
     split = np.where(is_test[w] | is_distractor[w], 1, 0)  # 0 train, 1 gallery, 2 query
     # One query per test identity and camera, from passes with ≥2 crops (the rest stays in the gallery).
-    n_pass = everyone.n_crops[w, crops["step"]]
-    first = np.r_[True, (w[1:] != w[:-1]) | (crops["step"][1:] != crops["step"][:-1])]
+    n_pass = everyone.n_crops[w, step]
+    first = np.r_[True, (w[1:] != w[:-1]) | (step[1:] != step[:-1])]
     pass_start = np.maximum.accumulate(np.where(first, np.arange(len(w)), 0))
     pick = np.floor(rng_split.random(len(w)) * n_pass).astype(np.int64)
     is_query = is_test[w] & (n_pass >= 2) & (np.arange(len(w)) - pass_start == pick[pass_start])
@@ -288,9 +265,9 @@ def generate_campus(
     kind = np.r_[np.zeros(len(w), np.int64), np.ones(n_junk, np.int64)]  # 1 = junk
     owner = np.r_[w, np.zeros(n_junk, np.int64)]
     pids = np.r_[pid_of[w], -np.ones(n_junk, np.int64)]
-    cams = np.r_[crops["cam"] + 1, junk_cam]
-    frames = np.r_[crops["frame"], junk_frame]
-    views = np.r_[crops["view"], rng_split.integers(0, 3, size=n_junk)]
+    cams = np.r_[everyone.cams[w, step] + 1, junk_cam]
+    frames = np.r_[everyone.crop_frames[w, step, j], junk_frame]
+    views = np.r_[view_per_pass[w, step], rng_split.integers(0, 3, size=n_junk)]
     split = np.r_[split, np.ones(n_junk, np.int64)]
     names = _names(pids, cams, frames, naming, seq_lengths)
     for s in range(3):
@@ -332,7 +309,7 @@ def generate_campus(
             "dataset": "campus",
             "generator": "streid_lib.campus.generate_campus",
             "streid_version": __version__,
-            "preset": preset_name,
+            "preset": preset,
             "seed": int(seed),
             "naming": naming,
             "images": bool(images),
@@ -354,9 +331,7 @@ def generate_campus(
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return CampusInfo(
-        out, preset_name, int(seed), naming, bool(images), cfg, counts, files, st, time.perf_counter() - t0
-    )
+    return CampusInfo(out, preset, int(seed), naming, bool(images), cfg, counts, files, st, time.perf_counter() - t0)
 
 
 def _counts(split: np.ndarray, pids: np.ndarray) -> dict:

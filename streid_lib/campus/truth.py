@@ -120,23 +120,21 @@ def load_truth(path: str | Path | TransitTruth) -> TransitTruth:
         return TransitTruth(counts.astype(np.int64), *(cast(z[k]) for k, cast in scalars.items()))
 
 
-def hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed") -> dict[tuple[int, int], float]:
+def hp_distance(model, truth: TransitTruth | str | Path) -> dict[tuple[int, int], float]:
     """``{(a, b): TV}`` per ordered camera pair with true mass (1-based, later camera first): the total-variation
-    distance ``½ Σ_k |P̂[a, b, k] − P[a, b, k]|`` between a fitted HP model's ``which`` (``"smoothed"`` or
-    ``"distribution"``, (C, C, H), C ≥ K) and ``truth`` (or its file / campus root) over the model's bins, plus ½ of
-    the true mass beyond them. 0 = identical, 1 = disjoint (also for a pair the model never saw)."""
+    distance ``½ Σ_k |P̂[a, b, k] − P[a, b, k]|`` between a fitted HP model's ``smoothed_`` ((C, C, H), C ≥ K) and
+    ``truth`` (or its file / campus root) over the model's bins, plus ½ of the true mass beyond them. 0 = identical,
+    1 = disjoint (also for a pair the model never saw)."""
     truth = load_truth(truth)
-    if which not in ("smoothed", "distribution"):
-        raise CampusError(f"which={which!r}: expected 'smoothed' or 'distribution'")
-    est = getattr(model, f"{which}_", None)
+    est = getattr(model, "smoothed_", None)
     if est is None:
-        raise CampusError(f"model has no {which}_ array: fit it first")
+        raise CampusError("model has no smoothed_ array: fit it first")
     est = np.asarray(est, dtype=np.float64)
     if est.ndim != 3 or est.shape[0] != est.shape[1]:
-        raise CampusError(f"model.{which}_: expected a (C, C, H) array, got shape {est.shape}")
+        raise CampusError(f"model.smoothed_: expected a (C, C, H) array, got shape {est.shape}")
     k = truth.n_cams
     if est.shape[0] < k:
-        raise CampusError(f"model.{which}_ covers {est.shape[0]} cameras but the campus has {k}")
+        raise CampusError(f"model.smoothed_ covers {est.shape[0]} cameras but the campus has {k}")
     n_bins = est.shape[2]
     bin_width = int(model.bin_width)
     p = truth.density(bin_width, n_bins)
@@ -149,10 +147,10 @@ def hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed"
     return {(a, b): (1.0 if mass[a - 1, b - 1] <= 0 else float(tv[a - 1, b - 1])) for a, b in truth.pairs()}
 
 
-def mean_hp_distance(model, truth: TransitTruth | str | Path, which: str = "smoothed", weighted: bool = True) -> float:
-    """Mean of :func:`hp_distance` over pairs, weighted by the true pair frequency when ``weighted``."""
+def mean_hp_distance(model, truth: TransitTruth | str | Path) -> float:
+    """Mean of :func:`hp_distance` over pairs, weighted by the true pair frequency."""
     truth = load_truth(truth)
-    d = hp_distance(model, truth, which)
-    w = np.array([truth.pair_n[a - 1, b - 1] if weighted else 1 for a, b in d], dtype=np.float64)
+    d = hp_distance(model, truth)
+    w = np.array([truth.pair_n[a - 1, b - 1] for a, b in d], dtype=np.float64)
     v = np.array(list(d.values()))
     return float((w * v).sum() / w.sum()) if len(v) else float("nan")
