@@ -82,6 +82,7 @@ def test_cached_features_are_reused_only_with_the_run_s_kernels(monkeypatch):
 
     for k, v in PORTABLE_CPU.items():
         monkeypatch.setenv(k, v)
+
     class Cfg:
         cpu_threads = 2
 
