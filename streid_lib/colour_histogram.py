@@ -125,9 +125,10 @@ def colour_histogram_features(
     columns: tuple[float, float] = (0.3, 0.7),
     soft: bool = True,
     center: str | None = None,
+    train: bool = False,
 ) -> FeatureSet:
-    """The query and gallery :class:`~streid_lib.features.FeatureSet` of a dataset root; ``center`` ``"train"`` or
-    ``"gallery"`` subtracts that split's mean feature before normalising again."""
+    """The query and gallery :class:`~streid_lib.features.FeatureSet` of a dataset root (with ``train`` its training
+    side too); ``center`` ``"train"`` or ``"gallery"`` subtracts that split's mean feature before normalising again."""
     if center not in ("train", "gallery", None):
         raise ColourHistogramError(f"center={center!r}: expected 'train', 'gallery' or None")
     root = Path(root)
@@ -139,9 +140,11 @@ def colour_histogram_features(
 
     qf = feats("query", splits.query.names)
     gf = feats("gallery", splits.gallery.names)
+    tf = feats("train", splits.train.names) if train or center == "train" else None
     if center is not None:
-        mean = (feats("train", splits.train.names) if center == "train" else gf).mean(axis=0)
+        mean = (tf if center == "train" else gf).mean(axis=0)
         qf, gf = unit_rows(qf - mean), unit_rows(gf - mean)
+        tf = None if tf is None else unit_rows(tf - mean)
     provenance = {
         "features": "colour_histogram",
         "root": str(root),
@@ -153,7 +156,10 @@ def colour_histogram_features(
         "hellinger": True,
         "center": center,
     }
-    return FeatureSet(qf, gf, splits.query, splits.gallery, provenance)
+    if not train:
+        return FeatureSet(qf, gf, splits.query, splits.gallery, provenance)
+    provenance["train_side"] = "colour histograms of bounding_box_train (same parameters)"
+    return FeatureSet(qf, gf, splits.query, splits.gallery, provenance, train_f=tf, train=splits.train)
 
 
 def unit_rows(f: np.ndarray) -> np.ndarray:

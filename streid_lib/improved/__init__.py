@@ -6,7 +6,7 @@ Evidence (:mod:`.likelihood`), weight (:mod:`.calibration`), cross-validated cho
 
 from __future__ import annotations
 
-from .analysis import ablation_table, bootstrap_difference, colour_histogram_campus, noise_check
+from .analysis import ablation_table, bootstrap_difference, noise_check
 from .calibration import calibrate_weight, score_spread
 from .config import COUNTINGS, DEFAULT_OUTLIER, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel, pair_histograms
@@ -28,7 +28,6 @@ __all__ = [
     "beyond_the_paper",
     "bootstrap_difference",
     "calibrate_weight",
-    "colour_histogram_campus",
     "describe_inputs",
     "fit_improved",
     "improved_results",
