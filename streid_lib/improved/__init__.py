@@ -7,11 +7,10 @@ Evidence (:mod:`.likelihood`), weight (:mod:`.calibration`), cross-validated cho
 from __future__ import annotations
 
 from .analysis import ablation_table, bootstrap_difference, noise_check
-from .calibration import calibrate_weight, score_spread
+from .calibration import calibrate_weight, jaccard_distance, score_spread
 from .config import COUNTINGS, DEFAULT_OUTLIER, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel, pair_histograms
 from .report import beyond_the_paper, describe_inputs, interpretation, report_tables
-from .reranking import jaccard_distance
 from .scoring import ImprovedRows, fit_improved, improved_results, improved_rows, prepare_improved, st_params_from
 from .selection import select_hyperparameters, validation_splits
 

@@ -22,10 +22,9 @@ import numpy as np
 from ..joint import cosine_similarity
 from ..metadata import Metadata
 from ..metrics import MetricAccumulator, RankingProtocol, iter_row_chunks
-from .calibration import calibrate_weight, sample_pairs
+from .calibration import calibrate_weight, jaccard_distance, jaccard_weight, sample_pairs
 from .config import DEFAULT_RERANK_B, DEFAULT_RERANK_SOURCE, DEFAULT_W, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel, pair_histograms
-from .reranking import jaccard_distance, jaccard_weight
 
 #: One fold: indices into the training metadata of the fit images and the held-out query and gallery.
 ValidationSplit = namedtuple("ValidationSplit", "fit query gallery")
