@@ -39,10 +39,8 @@ def load_images(paths: Sequence[str | Path], size: tuple[int, int] = (H, W)) -> 
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
-    """Vectorised RGB → HSV for uint8 or [0, 1] float arrays (..., 3); returns float32 H, S, V in [0, 1)."""
-    x = np.asarray(rgb, dtype=np.float32)
-    if np.issubdtype(np.asarray(rgb).dtype, np.integer):
-        x = x / 255.0
+    """Vectorised RGB → HSV of uint8 arrays (..., 3); returns float32 H, S, V in [0, 1)."""
+    x = np.asarray(rgb, dtype=np.float32) / 255.0
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     mx = x.max(axis=-1)
     mn = x.min(axis=-1)

@@ -19,7 +19,6 @@ def calibrate_weight(
     *,
     max_positives: int = 200_000,
     max_negatives: int = 200_000,
-    seed: int = 0,
 ) -> tuple[float, dict[str, float]]:
     """(w = coef_logLR / coef_s, {"coef_s", "coef_log_lr", "intercept", "n_pos", "n_neg"}) of a
     ``LogisticRegression(C=1)`` of ``same`` (n,) bool on standardised ``[s, log_lr]`` (n,) (slopes in the original
@@ -37,7 +36,7 @@ def calibrate_weight(
     pos, neg = np.flatnonzero(same), np.flatnonzero(~same)
     if pos.size == 0 or neg.size == 0:
         raise ImprovedError(f"calibrate_weight: need both same and different pairs, got {pos.size} and {neg.size}")
-    pos, neg = _draw(pos, neg, max_positives, max_negatives, seed)
+    pos, neg = _draw(pos, neg, max_positives, max_negatives, seed=0)
     idx = np.concatenate([pos, neg])
     X = np.stack([s[idx], log_lr[idx]], axis=1)
     mu, sd = X.mean(axis=0), X.std(axis=0)
