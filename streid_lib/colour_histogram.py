@@ -39,10 +39,8 @@ def load_images(paths: Sequence[str | Path], size: tuple[int, int] = (H, W)) -> 
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
-    """Vectorised RGB → HSV for uint8 or [0, 1] float arrays (..., 3); returns float32 H, S, V in [0, 1)."""
-    x = np.asarray(rgb, dtype=np.float32)
-    if np.issubdtype(np.asarray(rgb).dtype, np.integer):
-        x = x / 255.0
+    """Vectorised RGB → HSV of uint8 arrays (..., 3); returns float32 H, S, V in [0, 1)."""
+    x = np.asarray(rgb, dtype=np.float32) / 255.0
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     mx = x.max(axis=-1)
     mn = x.min(axis=-1)
@@ -125,9 +123,10 @@ def colour_histogram_features(
     columns: tuple[float, float] = (0.3, 0.7),
     soft: bool = True,
     center: str | None = None,
+    train: bool = False,
 ) -> FeatureSet:
-    """The query and gallery :class:`~streid_lib.features.FeatureSet` of a dataset root; ``center`` ``"train"`` or
-    ``"gallery"`` subtracts that split's mean feature before normalising again."""
+    """The query and gallery :class:`~streid_lib.features.FeatureSet` of a dataset root (with ``train`` its training
+    side too); ``center`` ``"train"`` or ``"gallery"`` subtracts that split's mean feature before normalising again."""
     if center not in ("train", "gallery", None):
         raise ColourHistogramError(f"center={center!r}: expected 'train', 'gallery' or None")
     root = Path(root)
@@ -139,9 +138,11 @@ def colour_histogram_features(
 
     qf = feats("query", splits.query.names)
     gf = feats("gallery", splits.gallery.names)
+    tf = feats("train", splits.train.names) if train or center == "train" else None
     if center is not None:
-        mean = (feats("train", splits.train.names) if center == "train" else gf).mean(axis=0)
+        mean = (tf if center == "train" else gf).mean(axis=0)
         qf, gf = unit_rows(qf - mean), unit_rows(gf - mean)
+        tf = None if tf is None else unit_rows(tf - mean)
     provenance = {
         "features": "colour_histogram",
         "root": str(root),
@@ -153,7 +154,10 @@ def colour_histogram_features(
         "hellinger": True,
         "center": center,
     }
-    return FeatureSet(qf, gf, splits.query, splits.gallery, provenance)
+    if not train:
+        return FeatureSet(qf, gf, splits.query, splits.gallery, provenance)
+    provenance["train_side"] = "colour histograms of bounding_box_train (same parameters)"
+    return FeatureSet(qf, gf, splits.query, splits.gallery, provenance, train_f=tf, train=splits.train)
 
 
 def unit_rows(f: np.ndarray) -> np.ndarray:

@@ -119,5 +119,8 @@ def test_features_of_a_dataset_root(tiny_root):
     assert s[same & other_cam].mean() > s[~same & other_cam].mean() + 0.05
     centred = colour_histogram_features(tiny_root, center="train")
     assert (centred.query_f @ centred.gallery_f.T).min() < 0 <= s.min()
+    with_train = colour_histogram_features(tiny_root, center="train", train=True)
+    np.testing.assert_array_equal(with_train.query_f, centred.query_f)
+    assert len(with_train.train_f) == len(splits.train) and not centred.has_train
     with pytest.raises(ColourHistogramError, match="center"):
         colour_histogram_features(tiny_root, center="mean")

@@ -9,6 +9,7 @@ import pytest
 from improved_world import synthetic_world
 
 from streid_lib import improved, study
+from streid_lib.colour_histogram import colour_histogram_features
 from streid_lib.improved import ImprovedError, SelectionConfig, bootstrap_difference, noise_check
 from streid_lib.joint import cosine_similarity
 from streid_lib.metrics import evaluate_scores
@@ -120,7 +121,7 @@ def campus_features(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("campus") / "small"
     generate_campus(root, "small", seed=0, progress=False)
-    return improved.colour_histogram_campus(root)
+    return colour_histogram_features(root, train=True)
 
 
 @pytest.mark.slow

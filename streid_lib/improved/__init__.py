@@ -6,12 +6,11 @@ Evidence (:mod:`.likelihood`), weight (:mod:`.calibration`), cross-validated cho
 
 from __future__ import annotations
 
-from .analysis import ablation_table, bootstrap_difference, colour_histogram_campus, noise_check
-from .calibration import calibrate_weight, score_spread
+from .analysis import ablation_table, bootstrap_difference, noise_check
+from .calibration import calibrate_weight, jaccard_distance, score_spread
 from .config import COUNTINGS, DEFAULT_OUTLIER, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel, pair_histograms
 from .report import beyond_the_paper, describe_inputs, interpretation, report_tables
-from .reranking import jaccard_distance
 from .scoring import ImprovedRows, fit_improved, improved_results, improved_rows, prepare_improved, st_params_from
 from .selection import select_hyperparameters, validation_splits
 
@@ -28,7 +27,6 @@ __all__ = [
     "beyond_the_paper",
     "bootstrap_difference",
     "calibrate_weight",
-    "colour_histogram_campus",
     "describe_inputs",
     "fit_improved",
     "improved_results",

@@ -3,18 +3,15 @@ query identities (:func:`streid_lib.uncertainty.cluster_means`), family-wise for
 
 from __future__ import annotations
 
-import inspect
 from collections import namedtuple
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..colour_histogram import colour_histogram_features, histogram_features, load_images, unit_rows
 from ..features import FeatureSet
 from ..joint import DEFAULT_METRIC, normalize_rows
-from ..metadata import SPLIT_FOLDERS, Metadata, read_dataset_root
+from ..metadata import Metadata
 from ..ranking import rank_rows
 from ..st_model import SpatialTemporalModel
 from ..uncertainty import cluster_means, interval
@@ -196,34 +193,3 @@ def ablation_table(
 
 def _cosine_spread(fs: FeatureSet) -> float:
     return score_spread(qn=normalize_rows(fs.query_f), gnT=normalize_rows(fs.gallery_f).T)
-
-
-def colour_histogram_campus(root: Any, **colour_kw: Any) -> FeatureSet:
-    """:func:`streid_lib.colour_histogram.colour_histogram_features` of a dataset root (``colour_kw`` passed on) with
-    its training side, computed with the recorded parameters and centring (checked on the first queries)."""
-    root = Path(root)
-    fs = colour_histogram_features(root, **colour_kw)
-    prov = fs.provenance
-    names = set(inspect.signature(histogram_features).parameters) - {"images"}
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in prov.items() if k in names}
-    center = prov.get("center")
-    if center not in (None, "train"):
-        raise ImprovedError(f"center={center!r}: training features can be reproduced for center None or 'train'")
-    splits = read_dataset_root(root)
-
-    def raw(split: str, names_: Any) -> np.ndarray:
-        folder = root / SPLIT_FOLDERS[split]
-        return histogram_features(load_images([folder / n for n in names_]), **kw)
-
-    train_raw = raw("train", splits.train.names)
-    mean = train_raw.mean(axis=0) if center == "train" else None
-    train_f = train_raw if mean is None else unit_rows(train_raw - mean)
-    check = raw("query", splits.query.names[:4])
-    check = check if mean is None else unit_rows(check - mean)
-    if not np.allclose(check, fs.query_f[:4], atol=1e-5):
-        raise ImprovedError(
-            "colour_histogram_campus: recomputed query features disagree with colour_histogram_features; "
-            "its parameters are not all recorded in the provenance"
-        )
-    prov = {**prov, "train_side": "colour histograms of bounding_box_train (same parameters)"}
-    return FeatureSet(fs.query_f, fs.gallery_f, fs.query, fs.gallery, prov, train_f=train_f, train=splits.train)

@@ -60,7 +60,6 @@ def beyond_the_paper(
     if train is None:
         raise ImprovedError("beyond_the_paper: the features have no training side; give the training metadata (train=)")
     faithful = fit_st_model(train, dataset)
-    config = SelectionConfig() if config is None else config
     n_boot = int(n_boot)
     abl = ablation_table(fs, train, faithful=faithful, rerank=rerank, config=config, n_boot=n_boot, seed=seed)
     results = dict(abl.results)

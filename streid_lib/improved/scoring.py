@@ -16,10 +16,9 @@ from ..joint import normalize_rows
 from ..metadata import Metadata
 from ..metrics import RankingProtocol, default_threads, iter_row_chunks, rank_chunks
 from ..st_model import SpatialTemporalModel
-from .calibration import score_spread
+from .calibration import jaccard_distance, jaccard_weight, score_spread
 from .config import ImprovedError, SelectionConfig
 from .likelihood import SHARED_PARAMS, LikelihoodRatioModel
-from .reranking import jaccard_distance, jaccard_weight
 from .selection import select_hyperparameters
 
 ROW = "improved"

@@ -22,10 +22,9 @@ import numpy as np
 from ..joint import cosine_similarity
 from ..metadata import Metadata
 from ..metrics import MetricAccumulator, RankingProtocol, iter_row_chunks
-from .calibration import calibrate_weight, sample_pairs
+from .calibration import calibrate_weight, jaccard_distance, jaccard_weight, sample_pairs
 from .config import DEFAULT_RERANK_B, DEFAULT_RERANK_SOURCE, DEFAULT_W, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel, pair_histograms
-from .reranking import jaccard_distance, jaccard_weight
 
 #: One fold: indices into the training metadata of the fit images and the held-out query and gallery.
 ValidationSplit = namedtuple("ValidationSplit", "fit query gallery")
@@ -455,15 +454,9 @@ def _select_rerank(search: _Search, current: Mapping[str, Any]) -> tuple[dict[st
                 ).summary()
                 rows.append({"fold": f, "source": source, "b": float(b), "beta": beta, **summ})
     per_fold = pd.DataFrame(rows)
-    agg = (
-        per_fold.groupby(["source", "b"], sort=False)
-        .agg(beta=("beta", "mean"), R1=("R1", "mean"), mAP=("mAP", "mean"))
-        .reset_index()
-    )
-    agg["criterion"] = [
-        _criterion(per_fold[(per_fold.source == s) & (per_fold.b == b)].to_dict("records"), search.cfg.criterion)
-        for s, b in zip(agg["source"], agg["b"], strict=True)
-    ]
+    groups = per_fold.groupby(["source", "b"], sort=False)
+    agg = groups.agg(beta=("beta", "mean"), R1=("R1", "mean"), mAP=("mAP", "mean")).reset_index()
+    agg["criterion"] = [_criterion(g.to_dict("records"), search.cfg.criterion) for _, g in groups]
     r1_base = float(np.mean([b["R1"] for b in base]))
     agg["keeps_R1"] = agg["R1"] >= r1_base
     value = np.where(agg["keeps_R1"], agg["criterion"], -np.inf) if agg["keeps_R1"].any() else agg["R1"].to_numpy()

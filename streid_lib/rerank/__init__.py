@@ -7,7 +7,6 @@ from .algorithm import k_reciprocal_rerank as k_reciprocal_rerank
 from .algorithm import rerank_distances as rerank_distances
 from .rows import VARIANTS as VARIANTS
 from .rows import cosine_matrix as cosine_matrix
-from .rows import cosine_score_matrix as cosine_score_matrix
 from .rows import joint_score_matrix as joint_score_matrix
 from .rows import rerank_joint as rerank_joint
 from .rows import rerank_results as rerank_results

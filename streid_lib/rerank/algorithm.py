@@ -59,54 +59,25 @@ def k_reciprocal_rerank(
     lambda_value: float = 0.3,
     progress: bool = True,
     block_size: int = 32,
+    *,
+    similarity: bool = False,
 ) -> np.ndarray:
     """(nq, N − nq) float32 final distances (ascending = better) of an (N, N) distance matrix over query+gallery,
     query first, neither modified nor copied whole (Fortran order reads fastest); ``block_size`` is a speed knob of
-    the neighbour search."""
-    return _rerank(dist, n_query, "dist", k1, k2, lambda_value, progress, block_size)
-
-
-def rerank_distances(
-    score: Any,
-    n_query: int,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    progress: bool = True,
-    block_size: int = 32,
-) -> np.ndarray:
-    """:func:`k_reciprocal_rerank` of ``d = 2 − 2·score`` for a similarity matrix (formed per chunk, never copied
-    whole, §6): (nq, N − nq) float32 final **distances** (ascending = better)."""
-    return _rerank(score, n_query, "score", k1, k2, lambda_value, progress, block_size)
-
-
-def _as_numpy_matrix(x: Any, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype not in (np.float32, np.float64):
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise RerankError(f"{name}: expected a real float matrix, got dtype {x.dtype}")
-        x = x.astype(np.float64)
-    return x
-
-
-def _rerank(
-    x: Any,
-    n_query: int,
-    kind: str,
-    k1: int,
-    k2: int,
-    lambda_value: float,
-    progress: bool,
-    block_size: int,
-) -> np.ndarray:
-    shape = np.shape(x)
+    the neighbour search. ``similarity``: ``dist`` is a score matrix, read as ``d = 2 − 2·score`` (per chunk, §6)."""
+    kind = "score" if similarity else "dist"
+    shape = np.shape(dist)
     if len(shape) != 2 or shape[0] != shape[1]:
         raise RerankError(f"{kind}: expected a square (N, N) matrix over query+gallery, got shape {shape}")
     prm = effective_params(int(shape[0]), n_query, k1, k2, lambda_value)
     _check_int("block_size", block_size, isinstance(block_size, (int, np.integer)) and block_size >= 1)
     K = prm.k1 + 1
     with progress_bar(total=4, desc="k-reciprocal re-ranking", enabled=progress, leave=False) as bar:
-        xn = _as_numpy_matrix(x, kind)
+        xn = np.asarray(dist)
+        if xn.dtype not in (np.float32, np.float64):
+            if not np.issubdtype(xn.dtype, np.number) or np.issubdtype(xn.dtype, np.complexfloating):
+                raise RerankError(f"{kind}: expected a real float matrix, got dtype {xn.dtype}")
+            xn = xn.astype(np.float64)
         bar.set_postfix_str("neighbours")
         ranks, cext = _topk_columns(xn, K, kind == "score", int(block_size), kind)
         bar.update()
@@ -132,6 +103,20 @@ def _rerank(
         out = _jaccard_final(V, xn, prm, kind, dmax)
         bar.update()
     return out
+
+
+def rerank_distances(
+    score: Any,
+    n_query: int,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    progress: bool = True,
+    block_size: int = 32,
+) -> np.ndarray:
+    """:func:`k_reciprocal_rerank` of a similarity matrix (``similarity=True``): (nq, N − nq) float32 final
+    **distances** (ascending = better)."""
+    return k_reciprocal_rerank(score, n_query, k1, k2, lambda_value, progress, block_size, similarity=True)
 
 
 def _nonfinite_error(name: str, col: int) -> RerankError:

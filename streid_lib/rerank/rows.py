@@ -18,11 +18,6 @@ from .algorithm import RerankError, rerank_distances
 VARIANTS: tuple[str, ...] = ("faithful", "visual_then_st", "rescaled")  #: joint re-ranking variants (rerank_joint)
 
 
-def cosine_score_matrix(fs: FeatureSet, chunk_size: int = 2048) -> np.ndarray:
-    """(N, N) float32 cosine similarities over query+gallery (query first), Fortran order (fast column reads)."""
-    return cosine_matrix(np.concatenate([fs.query_f, fs.gallery_f], axis=0), chunk_size)
-
-
 def cosine_matrix(feats: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
     """(N, N) float32 cosine similarities of (N, D) features, Fortran order (fast column reads for re-ranking)."""
     f = normalize_rows(feats)
@@ -70,7 +65,7 @@ def _variant_scores(
     """(name, (nq, ng) scores) of VIS+re-rank (with ``visual``) and of the variants, each N×N matrix built once."""
     nq = len(fs.query)
     if visual or "visual_then_st" in variants:
-        d_vis = rerank_distances(cosine_score_matrix(fs), nq, **kw)
+        d_vis = rerank_distances(cosine_matrix(np.concatenate([fs.query_f, fs.gallery_f])), nq, **kw)
         if visual:
             yield "VIS+re-rank", -d_vis
         if "visual_then_st" in variants:

@@ -21,7 +21,6 @@ from ..campus import load_truth, mean_hp_distance
 from ..colour_histogram import colour_histogram_features
 from ..errors import StreidError
 from ..features import FeaturesError, load_features, save_features
-from ..improved import colour_histogram_campus
 from ..joint import DEFAULT_METRIC, ROWS, JointMetric, cosine_similarity, score_rows
 from ..metadata import DatasetSplits, read_dataset_root, read_name_list, read_seq_lengths
 from ..metrics import RankingProtocol, default_threads
@@ -217,7 +216,7 @@ def beyond_features(cfg: StudyConfig):
     the colour histograms on the campus (the CPU CNNs are weak), else :func:`main_features`."""
     if cfg.route.beyond != "colour":
         return main_features(cfg)[1]
-    return colour_histogram_campus(dataset_root(cfg))
+    return colour_histogram_features(dataset_root(cfg), train=True)
 
 
 def main_features(cfg: StudyConfig) -> tuple[str, Any]:
