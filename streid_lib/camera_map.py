@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .errors import StreidError
 
@@ -24,8 +25,6 @@ def edges_from_arrays(
     """DataFrame of :data:`EDGE_COLUMNS`, one row per camera pair a < b with at least ``min_share`` of the (C, C)
     votes (first index = later camera, §3.3): ``identities`` of both directions, ``transit_s`` the modal bin centre of
     the (C, C, H) density in the direction with more votes, ``later`` that direction's later camera."""
-    import pandas as pd
-
     votes = np.asarray(votes, dtype=np.float64)
     density = np.asarray(density, dtype=np.float64)
     if votes.ndim != 2 or density.shape[:2] != votes.shape or fps <= 0 or bin_width <= 0:

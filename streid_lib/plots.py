@@ -3,6 +3,7 @@ is computed here beyond what a plot needs (bin centres, axis limits)."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -162,8 +163,6 @@ def _intervals(df, m: str) -> np.ndarray | None:
 
 def _wrapped(title: str, width_in: float) -> str:
     """A title broken into lines that fit ``width_in`` inches at 11 pt (a tight bounding box would widen the figure)."""
-    import textwrap
-
     return "\n".join(textwrap.wrap(title, width=max(20, int(width_in * 9.5))))
 
 

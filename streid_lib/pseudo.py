@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.cluster import DBSCAN
+from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics.cluster import pair_confusion_matrix
+from sklearn.neighbors import NearestNeighbors
 
 from ._params import BaseEstimator, json_params
 from .errors import StreidError
 from .features import FeatureSet
-from .metadata import UNKNOWN_PID, Metadata
+from .metadata import UNKNOWN_PID, Metadata, read_manifest
 
 #: The modes of ``evaluate --pseudo-labels``.
 PSEUDO_MODES = ("train", "test")
@@ -30,9 +36,11 @@ class PseudoLabelError(StreidError):
     """Bad parameters or inputs for pseudo-identities."""
 
 
-def _unit(f: np.ndarray) -> np.ndarray:
-    f = np.asarray(f, dtype=np.float32)
-    return f / np.linalg.norm(f, axis=1, keepdims=True)
+def _cosine_graph(features: np.ndarray, radius: float) -> Any:
+    """Sparse (N, N) cosine distances up to ``radius`` between the unit-normalised rows of ``features``."""
+    f = np.asarray(features, dtype=np.float32)
+    f = f / np.linalg.norm(f, axis=1, keepdims=True)
+    return NearestNeighbors(radius=radius, metric="cosine").fit(f).radius_neighbors_graph(mode="distance")
 
 
 def with_singletons(labels: np.ndarray) -> np.ndarray:
@@ -110,9 +118,6 @@ class PseudoIdentities(BaseEstimator):
 
     def fit(self, features: np.ndarray, meta: Metadata) -> PseudoIdentities:
         """Cluster (N, D) ``features`` of detections with cameras and frames ``meta`` (its pids are not read)."""
-        from sklearn.cluster import DBSCAN
-        from sklearn.neighbors import NearestNeighbors
-
         grid = (self.eps,) if self.eps is not None else tuple(self.eps_grid)
         if not grid or any(not 0 < float(e) < 2 for e in grid):
             raise PseudoLabelError(f"eps: expected values in (0, 2) (cosine distance), got {grid}")
@@ -125,10 +130,8 @@ class PseudoIdentities(BaseEstimator):
             raise PseudoLabelError(f"keep: expected one of {KEEP}, got {self.keep!r}")
         if len(features) != len(meta):
             raise PseudoLabelError(f"features have {len(features)} rows but the metadata {len(meta)}")
-        f = _unit(features)
         dwell = float(self.max_dwell_s) * float(self.fps)
-        # One radius-neighbour search at the largest eps serves every candidate (a sparse distance graph).
-        graph = NearestNeighbors(radius=max(grid), metric="cosine").fit(f).radius_neighbors_graph(mode="distance")
+        graph = _cosine_graph(features, max(grid))  # one search at the largest eps serves every candidate
         best, self.criteria_ = None, []
         for eps in grid:
             labels = DBSCAN(eps=float(eps), min_samples=int(self.min_samples), metric="precomputed").fit(graph).labels_
@@ -171,13 +174,7 @@ def refine_with_st(
     cosine graph (radius ``eps_ + boost``) where a cross-camera pair loses ``boost × p̂ / max p̂`` of its distance and
     an impossible pair (p̂ = 0 across cameras, or beyond ``max_dwell_s`` in one camera) is cut.
     """
-    from scipy.sparse import csr_matrix
-    from sklearn.cluster import DBSCAN
-    from sklearn.neighbors import NearestNeighbors
-
-    f = _unit(features)
-    radius = est.eps_ + float(boost)
-    graph = NearestNeighbors(radius=radius, metric="cosine").fit(f).radius_neighbors_graph(mode="distance").tocoo()
+    graph = _cosine_graph(features, est.eps_ + float(boost)).tocoo()
     i, j, d = graph.row, graph.col, graph.data
     cams, frames = np.asarray(meta.cams), np.asarray(meta.frames)
     same = cams[i] == cams[j]
@@ -193,7 +190,7 @@ def refine_with_st(
         ratio = np.divide(p, top, out=np.zeros_like(p), where=top > 0)
         dist = np.where(same, d, d - float(boost) * np.minimum(ratio, 1.0))
         cut = far | (~same & (p <= 0)) | (dist > est.eps_)
-        g = csr_matrix((np.maximum(dist[~cut], 0.0), (i[~cut], j[~cut])), shape=(len(f), len(f)))
+        g = csr_matrix((np.maximum(dist[~cut], 0.0), (i[~cut], j[~cut])), shape=graph.shape)
         labels = DBSCAN(eps=est.eps_, min_samples=int(est.min_samples), metric="precomputed").fit(g).labels_
         counts, bad = consistency(labels, cams, frames, dwell)
         est._set_labels(labels, bad)
@@ -204,9 +201,6 @@ def refine_with_st(
 def diagnostics(true_pids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """``ari``, ``pair_precision`` and ``pair_recall`` of a clustering (noise as singletons) against known labels:
     reported only, never used to choose (§14.1)."""
-    from sklearn.metrics import adjusted_rand_score
-    from sklearn.metrics.cluster import pair_confusion_matrix
-
     pred = with_singletons(labels)
     (_, fp), (fn, tp) = pair_confusion_matrix(true_pids, pred)
     return {
@@ -317,10 +311,6 @@ def apply_pseudo_labels(
 def with_train_manifest(fs: FeatureSet, path: str, fps: float) -> FeatureSet:
     """``fs`` whose training metadata is the manifest ``path`` (§14.3), row for row of ``train_f`` (same file names
     where the features file names its images)."""
-    from pathlib import Path
-
-    from .metadata import read_manifest
-
     if not fs.has_train:
         raise PseudoLabelError(
             f"--train-manifest {path} with --pseudo-labels train: the features file has no train_f to cluster"

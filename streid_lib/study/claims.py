@@ -100,16 +100,16 @@ def _no_intervals(names: list[str]) -> tuple[str, str]:
     return NOT_COMPUTED, f"{', '.join(names)} carry no per-query results (no interval can be computed)"
 
 
-def _compare(rows: dict[str, Any], pairs: list[tuple[str, str, str, float]]) -> tuple[str, list[str]]:
-    """Paired differences ``b − a > threshold`` for ``(a, b, metric, threshold)``: (combined verdict, texts)."""
+def _compare(rows: dict[str, Any], pairs: list[tuple[str, str, str, float]]) -> tuple[str, str]:
+    """Paired differences ``b − a > threshold`` for ``(a, b, metric, threshold)``: (combined verdict, their texts)."""
     statuses, texts = [], []
     for a, b, metric, threshold in pairs:
         est = difference(rows[a], rows[b], metric, threshold)
         if est is None:
-            return _no_intervals([a, b])[0], [_no_intervals([a, b])[1]]
+            return _no_intervals([a, b])
         statuses.append(est.status)
         texts.append(f"{metric} {b} − {a} {est.text()}".replace("VISxST", "VIS×ST"))
-    return combine(statuses), texts
+    return combine(statuses), "; ".join(texts)
 
 
 def _paired(
@@ -120,8 +120,8 @@ def _paired(
     why = _missing(rows, names or list(dict.fromkeys(n for p in pairs for n in p[:2])))
     if why:
         return NOT_COMPUTED, why
-    status, texts = _compare(rows, pairs)
-    return status, "; ".join(texts) + (_stand_in(cfg) if stand_in else "") + tail
+    status, text = _compare(rows, pairs)
+    return status, text + (_stand_in(cfg) if stand_in else "") + tail
 
 
 def _paper_gain(base: str, new: str, column: int) -> str:
@@ -173,11 +173,11 @@ def _check_rerank(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
             break
     else:
         return NOT_COMPUTED, _missing(rows, ["st-ReID+RE", "st-ReID+RE+re-rank"]) or "no re-ranked row"
-    status, texts = _compare(rows, [(base, ranked, "mAP", 0.0)])
+    status, text = _compare(rows, [(base, ranked, "mAP", 0.0)])
     r1 = difference(rows[base], rows[ranked], "R1")
     r1_text = f"; R1 {r1.text()} (not tested)" if r1 is not None else ""
     paper = _paper_gain("st-ReID+RE", "st-ReID+RE+re-rank", 3)
-    return status, f"{texts[0]}{r1_text}{_stand_in(cfg)} (paper mAP {paper})"
+    return status, f"{text}{r1_text}{_stand_in(cfg)} (paper mAP {paper})"
 
 
 def _within(row: Any, metric: str, target: float) -> Estimate | None:
@@ -476,16 +476,9 @@ def run_label(cfg: StudyConfig) -> str:
     return f"{cfg.run_label} [{cfg.profile}{preset}]"
 
 
-def claims_root(cfg: StudyConfig) -> Path:
-    """The folder whose ``claims.md`` collects this run's verdicts: the repository's ``figures/`` when the run
-    writes inside it, else the run's own figures folder."""
-    figs = Path(cfg.figures_dir).resolve()
-    root = (REPO_ROOT / "figures").resolve()
-    return root if figs == root or root in figs.parents else figs
-
-
 def record_claims(cfg: StudyConfig, report: ClaimReport) -> None:
-    """Store a notebook's verdicts in ``<figures>/claims.json`` and rewrite the collected ``claims.md``."""
+    """Store a notebook's verdicts in ``<figures>/claims.json`` and rewrite the collected ``claims.md``: the
+    repository's ``figures/claims.md`` when the run writes inside ``figures/``, else the run's own."""
     figs = Path(cfg.figures_dir)
     path = figs / CLAIMS_JSON
     run = {"label": run_label(cfg), "dataset": cfg.dataset, "route": cfg.route.name, "profile": cfg.profile}
@@ -496,9 +489,10 @@ def record_claims(cfg: StudyConfig, report: ClaimReport) -> None:
         rec["claims"][v.claim.id] = {"status": v.status, "detail": v.detail}
     rec["claims"] = {c.id: rec["claims"][c.id] for c in CLAIMS if c.id in rec["claims"]}
     write_json_atomic(path, rec)
-    root = claims_root(cfg)
+    here, repo = figs.resolve(), (REPO_ROOT / "figures").resolve()
+    root = repo if here == repo or repo in here.parents else here
     write_text_atomic(root / CLAIMS_MD, render_claims(collect_runs(root)))
-    if root != figs.resolve():
+    if root != here:
         write_text_atomic(figs / CLAIMS_MD, render_claims([rec]))
 
 

@@ -133,19 +133,16 @@ def not_computed(cfg: StudyConfig, notebook: str) -> str:
         gaps.append("the example crops (no images in a features-only run; a list of example entries stands in)")
     if notebook == "03" and not cfg.route.campus:
         gaps.append("the true transit densities and the TV distances (ground truth exists on the campus only)")
-    if notebook == "06":
+    if notebook == "06" or (notebook == "07" and not cfg.route.trains):  # the main stream: PCB, else a stand-in
         key, fs = main_features(cfg)
+        what = "Figure 4" if notebook == "06" else "improved mode"
         if key != "pcb":
-            gaps.append(f"Figure 4 on PCB ({missing_reason(cfg, 'pcb')}; {cfg.model_label(key)} is used instead)")
-        if not (cfg.route.has_images and fs.query.names is not None):
+            gaps.append(f"{what} on PCB ({missing_reason(cfg, 'pcb')}; {cfg.model_label(key)} is used instead)")
+        if notebook == "06" and not (cfg.route.has_images and fs.query.names is not None):
             gaps.append(
                 "Figure 1 as pictures (no images, or no image names in the features file; a text list stands in)"
             )
-    if notebook == "07" and not cfg.route.trains:
-        key, fs = main_features(cfg)
-        if key != "pcb":
-            gaps.append(f"improved mode on PCB ({missing_reason(cfg, 'pcb')}; {cfg.model_label(key)} is used instead)")
-        if not fs.has_train:
+        if notebook == "07" and not fs.has_train:
             gaps.append(
                 f"a fusion weight calibrated on training features ({Path(cfg.feature_files[key]).name} has no "
                 "training side; the spread rule sets the weight)"

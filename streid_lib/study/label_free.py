@@ -153,8 +153,7 @@ def label_free_study(
     report.differences.index.name = "difference (95 % paired bootstrap over query identities)"
     if truth is not None:
         report.tv_mean = {name: mean_hp_distance(m, truth) for name, m in report.models.items()}
-        tv = {name: hp_distance(m, truth) for name, m in report.models.items()}
-        report.tv = pd.DataFrame(tv)
+        report.tv = pd.DataFrame({name: hp_distance(m, truth) for name, m in report.models.items()})
         report.tv.index = [f"{a}→{b}" for a, b in report.tv.index]
         report.tv.index.name = "pair (later→earlier)"
         report.maps["truth"] = truth_edges(truth, report.models["labelled"].bin_width)

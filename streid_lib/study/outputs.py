@@ -284,8 +284,7 @@ def write_table(
     text = formatted(df, decimals).map(lambda c: relative_paths(c, cfg))
     title, note = relative_paths(title, cfg), relative_paths(note, cfg)
     out = Path(cfg.figures_dir)
-    csv = text.replace(MISSING, "")
-    write_text_atomic(out / f"{name}.csv", csv.to_csv(index=True))
+    write_text_atomic(out / f"{name}.csv", text.replace(MISSING, "").to_csv(index=True))
     idx = [i if isinstance(i, tuple) else (i,) for i in text.index]
     cells = [[str(v).replace("|", "\\|") for v in [*i, *r]] for i, r in zip(idx, text.values.tolist())]
     table = markdown_table([str(n or "") for n in text.index.names] + [str(c) for c in text.columns], cells)

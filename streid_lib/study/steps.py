@@ -133,9 +133,7 @@ def fit_st_model(cfg: StudyConfig, **overrides: Any):
 
 def campus_truth(cfg: StudyConfig):
     """The campus' ground-truth transit densities (``None`` for a real dataset)."""
-    if not cfg.route.campus:
-        return None
-    return load_truth(dataset_root(cfg))
+    return load_truth(dataset_root(cfg)) if cfg.route.campus else None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -325,10 +323,8 @@ def st_sensitivity(cfg: StudyConfig, fs) -> Any:
     train = training_metadata(cfg)
     truth = campus_truth(cfg)
     span = st_model.DATASET_N_BINS[cfg.dataset] * 100  # frames covered by the faithful layout
-    sizes = cfg.sizes
-    grid = [("sigma", 100, float(s)) for s in sizes.sigmas] + [
-        ("bin width", int(w), 5000.0 / w) for w in sizes.bin_widths
-    ]
+    grid = [("sigma", 100, float(s)) for s in cfg.sizes.sigmas]
+    grid += [("bin width", int(w), 5000.0 / w) for w in cfg.sizes.bin_widths]
     recs = []
     for sweep_name, bw, sigma in grid:
         model = st_model.fit_st_model(train, cfg.dataset, bin_width=bw, n_bins=int(np.ceil(span / bw)), sigma=sigma)
@@ -432,13 +428,8 @@ def features_summary(cfg: StudyConfig) -> Any:
         else:
             source = "computed from the images" if key == "colour" else "trained in this run"
         train = len(fs.train) if fs.has_train else None
-        recs[cfg.model_label(key)] = {
-            "source": source,
-            "D": fs.dim,
-            "query": len(fs.query),
-            "gallery": len(fs.gallery),
-            "train": train,
-        }
+        sizes = {"D": fs.dim, "query": len(fs.query), "gallery": len(fs.gallery), "train": train}
+        recs[cfg.model_label(key)] = {"source": source, **sizes}
     df = pd.DataFrame.from_dict(recs, orient="index").reindex(columns=["source", "D", "query", "gallery", "train"])
     df = df.astype(dict.fromkeys(["D", "query", "gallery", "train"], "Int64"))
     df.index.name = "visual stream"

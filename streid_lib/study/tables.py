@@ -112,19 +112,19 @@ def table_3_rows(cfg: StudyConfig, model) -> dict[str, Any]:
     return out
 
 
-def features_note(cfg: StudyConfig) -> str:
-    """A sentence saying which features stand for the paper's models in a features route (empty otherwise)."""
-    if cfg.route.trains:
-        return ""
+def table_notes(cfg: StudyConfig, ours: dict[str, Any]) -> str:
+    """The sentences under a table: :func:`not_computed_note`, then which features stand for the paper's models in a
+    features route."""
     given = ", ".join(
         f"{MODEL_LABELS.get(k, k)} rows ← {cfg.model_label(k)} ({Path(p).name})" for k, p in cfg.feature_files.items()
     )
-    return f"Visual features given to this run: {given}."
+    features = "" if cfg.route.trains else f"Visual features given to this run: {given}."
+    return " ".join(p for p in (not_computed_note(ours), features) if p)
 
 
 def tables_1_2(cfg: StudyConfig, ours: dict[str, Any]) -> list[Table]:
     """The Tables 1-2 files of a run: one computed table for its dataset, the other quoted only (campus: one)."""
-    notes = " ".join(p for p in (not_computed_note(ours), features_note(cfg)) if p)
+    notes = table_notes(cfg, ours)
     if cfg.route.campus:
         df = results_frame(ours)
         for paper, label in ((PAPER_TABLE1, "Market-1501"), (PAPER_TABLE2, "DukeMTMC-reID")):
@@ -162,5 +162,4 @@ def table_3(cfg: StudyConfig, ours: dict[str, Any]) -> Table:
     """Table 3 of a run: its rows computed on the run's dataset beside the paper's (DukeMTMC-reID, quoted)."""
     title = f"Table 3 rows computed on {cfg.run_label}, beside the paper's Table 3 (DukeMTMC-reID, quoted)"
     df = side_by_side(ours, PAPER_TABLE3, "Table 3 (DukeMTMC-reID)")
-    note = " ".join(p for p in (not_computed_note(ours), features_note(cfg)) if p)
-    return Table("table3", title, df, note)
+    return Table("table3", title, df, table_notes(cfg, ours))
