@@ -66,20 +66,15 @@ def iter_decoded(
     """Yield (b, H, W, 3) uint8 batches of ``paths`` in order, decoded by ``workers`` threads at most ``2·workers``
     batches ahead; when the consumer stops early (an error, Ctrl-C) the batches not yet started are cancelled."""
     workers = max(1, default_workers() if workers is None else workers)
-    chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     pool = ThreadPoolExecutor(workers)
     try:
         pending: collections.deque = collections.deque()
-        it = iter(chunks)
-        for chunk in it:
-            pending.append(pool.submit(_load_batch, chunk, height, width))
-            if len(pending) >= 2 * workers:
-                break
+        for i in range(0, len(paths), batch_size):
+            pending.append(pool.submit(_load_batch, paths[i : i + batch_size], height, width))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_load_batch, nxt, height, width))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -19,7 +19,7 @@ from .._progress import progress_bar
 from ..features import FeatureSet
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
 from . import data as vdata
-from .config import MODEL_NAMES, ConfigError, ExtractConfig, kernels_in_use
+from .config import ConfigError, ExtractConfig, kernels_in_use
 from .models import (
     WeightsError,
     build_model,
@@ -35,8 +35,6 @@ from .train import CHECKPOINT_FORMAT, resolve_device
 def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     """Build ``model_name`` and load a checkpoint into it: ours (``last.pt``) or a bare state dict
     (e.g. the authors' ``net_last.pth``). Returns (model on CPU in eval mode, checkpoint provenance)."""
-    if model_name not in MODEL_NAMES:
-        raise WeightsError(f"model {model_name!r}: expected one of {MODEL_NAMES}")
     path = Path(checkpoint)
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint not found")
@@ -91,7 +89,7 @@ def extract_features(
     """
     if not isinstance(config, ExtractConfig):
         raise TypeError(f"config: expected an ExtractConfig, got {type(config).__name__}")
-    dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    dev = resolve_device(device)
     if config.precision == "bf16" and dev.type != "cuda":
         raise ConfigError("precision", "bf16", f"'fp32' on {dev}: bf16 autocast needs CUDA")
     model, info = load_trained_model(config.model, checkpoint)

@@ -119,18 +119,11 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
     return state, {"request": "file", "source": str(path.resolve()), "sha256": file_sha256(path)}
 
 
-def _remap_dense_keys(state: dict) -> dict:
-    out = {}
-    for k, v in state.items():
-        m = _DENSE_OLD_KEY.match(k)
-        out[m.group(1) + m.group(2) if m else k] = v
-    return out
-
-
 def _load_state(module: nn.Module, state: dict, ignore_prefixes: tuple[str, ...], source: str, what: str) -> None:
     """Load ``state`` into ``module``, ignoring keys with ``ignore_prefixes`` (an unused ImageNet head); every other
     key must fit, else a :class:`WeightsError` names ``source`` and ``what`` it should have fitted."""
-    state = {k: v for k, v in _remap_dense_keys(state).items() if not k.startswith(ignore_prefixes)}
+    state = {_DENSE_OLD_KEY.sub(r"\1\2", k): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
     own = module.state_dict()
     # torchvision's released files predate BatchNorm's num_batches_tracked; BatchNorm fills it in itself.
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
@@ -264,11 +257,9 @@ def build_model(
 ) -> _ReIDModel:
     """Build baseline ``name`` for ``num_classes`` identities, its backbone initialised from ``weights``
     (:func:`load_backbone_state`); the resolved source is in ``model.weights_info`` (for provenance)."""
-    if name not in _CLASSES:
-        raise WeightsError(f"model {name!r}: expected one of {MODEL_NAMES}")
+    state, info = load_backbone_state(name, weights, download=download)  # checks the name first
     if int(num_classes) < 1:
         raise ValueError(f"num_classes: expected >= 1, got {num_classes}")
-    state, info = load_backbone_state(name, weights, download=download)
     model = _CLASSES[name](int(num_classes))
     if state is not None:
         head = ("classifier.",) if name == "densenet121" else ("fc.",)

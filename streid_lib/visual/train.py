@@ -25,7 +25,7 @@ from . import data as vdata
 from .config import ConfigError, kernels_in_use, resolve_train_config
 from .models import build_model, part_logits_loss
 
-#: Re-exported from the torch-free :mod:`.config`.
+#: Re-exported from the torch-free :mod:`.config` (docs/reference.md names them here).
 TrainConfig = config.TrainConfig
 default_decay_epoch = config.default_decay_epoch
 
@@ -46,8 +46,9 @@ def lr_factor(epoch: int, decay_epoch: int) -> float:
     return 0.1 if epoch >= decay_epoch else 1.0
 
 
-def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"`` → this process's CUDA device when available, else CPU."""
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → this process's CUDA device (``LOCAL_RANK``, set by torchrun) when available, else CPU."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if str(device) == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     try:
@@ -218,8 +219,7 @@ def train_model(
         raise TrainError(str(exc)) from None
     if (out_dir / LAST).is_dir():
         raise TrainError(f"{out_dir / LAST}: is a folder; expected the run's checkpoint file (or nothing)")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = resolve_device(device)
     try:
         cfg = resolve_train_config(config, dev, int(os.environ.get("WORLD_SIZE", "1")))
     except ConfigError as exc:
@@ -333,7 +333,6 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
         total=cfg.epochs * n_batches, desc=f"train {name} epoch {start_epoch + 1}/{cfg.epochs}", enabled=progress,
         initial=start_epoch * n_batches, unit="step",
     )  # fmt: skip
-    n = len(paths)
     with bar:
         for epoch in range(start_epoch, cfg.epochs):
             bar.set_description_str(f"train {name} epoch {epoch + 1}/{cfg.epochs}", refresh=False)
@@ -342,7 +341,7 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
             # Every random stream restarts from (seed, epoch, rank): resuming at an epoch boundary is exact.
             torch.manual_seed(vdata.derive_seed(cfg.seed, epoch, rank, 1))
             if trainset is not None:
-                order = vdata.shard_indices(n, vdata.derive_seed(cfg.seed, epoch, 0), rank, world)
+                order = vdata.shard_indices(len(paths), vdata.derive_seed(cfg.seed, epoch, 0), rank, world)
                 gen = torch.Generator(dev).manual_seed(vdata.derive_seed(cfg.seed, epoch, rank, 2))
                 batches = trainset.batches(order, cfg.batch_size, (cfg.height, cfg.width), cfg.erasing, gen)
             else:
@@ -351,12 +350,11 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
                 plain.generator.manual_seed(vdata.derive_seed(cfg.seed, epoch, 0))
                 batches = plain
             stats = runner.run(batches, n_batches, bar=bar, world_size=world)
-            totals = torch.stack([stats["loss_sum"].double(), stats["correct"].double()]).cpu()
-            totals = torch.cat([totals, torch.tensor([float(stats["seen"])], dtype=torch.float64)])
+            n_seen = torch.tensor(float(stats["seen"]), dtype=torch.float64, device=dev)
+            totals = torch.stack([stats["loss_sum"].double(), stats["correct"].double(), n_seen])
             if world > 1:
-                totals = totals.to(dev)
                 dist.all_reduce(totals)
-                totals = totals.cpu()
+            totals = totals.cpu()
             seen, secs = float(totals[2]), stats["seconds"]
             history.append(
                 dict(
