@@ -92,8 +92,7 @@ def decode_images(paths: Sequence[str | Path], height: int, width: int, workers:
 def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
     """The training images of a dataset root (``bounding_box_train/``, all identities as in ``train_all``): (paths,
     (N,) int64 class indices, (C,) int64 person id of each class), classes in sorted pid order (ImageFolder's)."""
-    splits = read_dataset_root(root)
-    meta = splits.train
+    meta = read_dataset_root(root).train
     folder = Path(root) / SPLIT_FOLDERS["train"]
     class_pids, labels = np.unique(meta.pids, return_inverse=True)
     if len(class_pids) < 2:

@@ -20,41 +20,8 @@ from ..features import FeatureSet
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
 from . import data as vdata
 from .config import ConfigError, ExtractConfig, kernels_in_use
-from .models import (
-    WeightsError,
-    build_model,
-    file_sha256,
-    load_model_state,
-    load_torch_file,
-    normalise_features,
-    num_classes_in_state,
-)
-from .train import CHECKPOINT_FORMAT, resolve_device
-
-
-def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Build ``model_name`` and load a checkpoint into it: ours (``last.pt``) or a bare state dict
-    (e.g. the authors' ``net_last.pth``). Returns (model on CPU in eval mode, checkpoint provenance)."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise WeightsError(f"{path}: checkpoint not found")
-    obj = load_torch_file(path, f"not a streid checkpoint: {path}")
-    info: dict = {"checkpoint": str(path.resolve()), "checkpoint_sha256": file_sha256(path)}
-    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
-        if obj["model_name"] != model_name:
-            raise WeightsError(f"{path}: holds a {obj['model_name']!r} model, not {model_name!r}")
-        state = obj["model_state"]
-        prov = obj["provenance"]
-        info |= dict(checkpoint_epoch=int(obj["epoch"]), weights=prov.get("weights"))
-        info |= dict(training_data_root=prov.get("data_root"), training_config=obj["config"])
-    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        state = obj
-        info["weights"] = {"request": "state-dict file", "source": str(path.resolve())}
-    else:
-        raise WeightsError(f"not a streid checkpoint: {path} (expected {CHECKPOINT_FORMAT} or a state dict)")
-    model = build_model(model_name, num_classes_in_state(model_name, state), weights="none")
-    load_model_state(model, state, str(path))
-    return model.eval(), info
+from .models import load_trained_model, normalise_features
+from .train import resolve_device
 
 
 @torch.no_grad()

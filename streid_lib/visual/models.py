@@ -2,8 +2,8 @@
 
 ``forward(x)`` on (B, 3, H, W) ImageNet-normalised images → logits (B, P, C), P = 6 for PCB else 1; ``embed(x)`` → raw
 test features (B, 2048, 6) PCB, (B, 2048) ResNet-50, (B, 1024) DenseNet-121. Module names follow the reference, so
-its state dicts load as is. ImageNet weights come from the torch hub cache only (else
-:class:`WeightsUnavailableError`; ``weights="none"`` trains from scratch); the source is in ``model.weights_info``.
+its state dicts load as is (:func:`load_trained_model`: ours or theirs). ImageNet weights come from the torch hub cache
+only (else :class:`WeightsUnavailableError`; ``weights="none"``: from scratch); the source is in ``model.weights_info``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from ..errors import StreidError
 from .config import MODEL_NAMES, TEST_SIZE, TRAIN_RESIZE, TRAIN_SIZE  # noqa: F401  (re-exported)
 
 PCB_PARTS = 6
+#: The ``format`` of our training checkpoints (``last.pt``, :mod:`.train`).
+CHECKPOINT_FORMAT = "streid-visual-checkpoint/1"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -97,13 +99,8 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
                 f"(4) pass --weights none to train from scratch on purpose (recorded in the provenance)."
             )
         state = enum.get_state_dict(progress=False, check_hash=True)
-        info = {
-            "request": "imagenet",
-            "source": f"torchvision {type(enum).__name__}.{enum.name}",
-            "url": enum.url,
-            "file": str(cached),
-        }
-        return state, info
+        source = f"torchvision {type(enum).__name__}.{enum.name}"
+        return state, {"request": "imagenet", "source": source, "url": enum.url, "file": str(cached)}
     path = Path(w)
     if not path.is_file():
         raise WeightsError(f"weights {w!r}: expected 'imagenet', 'none' or an existing weights file; {path} not found")
@@ -122,8 +119,7 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
 def _load_state(module: nn.Module, state: dict, ignore_prefixes: tuple[str, ...], source: str, what: str) -> None:
     """Load ``state`` into ``module``, ignoring keys with ``ignore_prefixes`` (an unused ImageNet head); every other
     key must fit, else a :class:`WeightsError` names ``source`` and ``what`` it should have fitted."""
-    state = {_DENSE_OLD_KEY.sub(r"\1\2", k): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
+    state = {_DENSE_OLD_KEY.sub(r"\1\2", k): v for k, v in state.items() if not k.startswith(ignore_prefixes)}
     own = module.state_dict()
     # torchvision's released files predate BatchNorm's num_batches_tracked; BatchNorm fills it in itself.
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
@@ -284,6 +280,31 @@ def num_classes_in_state(name: str, state: dict) -> int:
     raise WeightsError(f"state dict has no {key!r}: not a {name} model of this project or of the reference")
 
 
+def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Build ``model_name`` and load a checkpoint into it: ours (``last.pt``) or a bare state dict
+    (e.g. the authors' ``net_last.pth``). Returns (model on CPU in eval mode, checkpoint provenance)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint not found")
+    obj = load_torch_file(path, f"not a streid checkpoint: {path}")
+    info: dict = {"checkpoint": str(path.resolve()), "checkpoint_sha256": file_sha256(path)}
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        if obj["model_name"] != model_name:
+            raise WeightsError(f"{path}: holds a {obj['model_name']!r} model, not {model_name!r}")
+        state = obj["model_state"]
+        prov = obj["provenance"]
+        info |= dict(checkpoint_epoch=int(obj["epoch"]), weights=prov.get("weights"))
+        info |= dict(training_data_root=prov.get("data_root"), training_config=obj["config"])
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+        info["weights"] = {"request": "state-dict file", "source": str(path.resolve())}
+    else:
+        raise WeightsError(f"not a streid checkpoint: {path} (expected {CHECKPOINT_FORMAT} or a state dict)")
+    model = build_model(model_name, num_classes_in_state(model_name, state), weights="none")
+    load_model_state(model, state, str(path))
+    return model.eval(), info
+
+
 def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(scalar loss, (B,) predicted classes) from (B, P, C) logits: sum over parts of the mean cross-entropy; argmax
     of the summed softmax."""
@@ -301,7 +322,4 @@ def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
 def normalise_features(raw: torch.Tensor) -> torch.Tensor:
     """Test-feature normalisation (docs/reference.md §2.6): (B, 2048, 6) PCB stripes each L2-normalised, flattened
     channel-major (index c·6 + stripe) → (B, 12288); (B, D): the whole vector L2-normalised."""
-    raw = raw.float()
-    if raw.ndim == 3:
-        return F.normalize(raw, p=2, dim=1).reshape(raw.shape[0], -1)
-    return F.normalize(raw, p=2, dim=1)
+    return F.normalize(raw.float(), p=2, dim=1).flatten(1)

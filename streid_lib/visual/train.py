@@ -23,13 +23,12 @@ from ..errors import StreidError
 from . import config
 from . import data as vdata
 from .config import ConfigError, kernels_in_use, resolve_train_config
-from .models import build_model, part_logits_loss
+from .models import CHECKPOINT_FORMAT, build_model, part_logits_loss
 
 #: Re-exported from the torch-free :mod:`.config` (docs/reference.md names them here).
 TrainConfig = config.TrainConfig
 default_decay_epoch = config.default_decay_epoch
 
-CHECKPOINT_FORMAT = "streid-visual-checkpoint/1"
 LAST = "last.pt"
 #: What a finished ``last.pt`` no longer holds: needed only to resume an unfinished run.
 _RESUME_ONLY = ("optimizer_state", "rng")
