@@ -278,26 +278,21 @@ def write_toy_dataset(root, n_ids=4, per_id=3, n_query_ids=2, size=(128, 64), se
     root = Path(root)
     rng = np.random.default_rng(seed)
     h, w = size
-
-    def write(folder: str, pid: int, cam: int, frame: int, k: int) -> None:
-        base = rng.integers(0, 256, 3)
-        colour = np.array([(pid * 53) % 256, (pid * 97) % 256, (pid * 151) % 256], np.float64)
-        img = np.empty((h, w, 3), np.float64)
-        img[: h // 2] = colour
-        img[h // 2 :] = 255 - colour
-        img += 0.25 * base + rng.normal(0, 20, (h, w, 3))
-        d = root / folder
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
-            d / f"{pid:04d}_c{cam}s1_{frame:06d}_{k:02d}.jpg", quality=quality
-        )
-
     frame = 100
     for pid in range(1, n_ids + n_query_ids + 1):
-        for k in range(per_id):
-            frame += 7
-            write(SPLIT_FOLDERS["train" if pid <= n_ids else "gallery"], pid, 1 + k % 3, frame, k)
+        shots = [("train" if pid <= n_ids else "gallery", 1 + k % 3, k) for k in range(per_id)]
         if pid > n_ids:
+            shots.append(("query", 4, 0))
+        colour = np.array([(pid * 53) % 256, (pid * 97) % 256, (pid * 151) % 256], np.float64)
+        for split, cam, k in shots:
             frame += 7
-            write(SPLIT_FOLDERS["query"], pid, 4, frame, 0)
+            base = rng.integers(0, 256, 3)
+            img = np.empty((h, w, 3), np.float64)
+            img[: h // 2] = colour
+            img[h // 2 :] = 255 - colour
+            img += 0.25 * base + rng.normal(0, 20, (h, w, 3))
+            folder = root / SPLIT_FOLDERS[split]
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{pid:04d}_c{cam}s1_{frame:06d}_{k:02d}.jpg"
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / name, quality=quality)
     return root

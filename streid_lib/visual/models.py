@@ -135,18 +135,15 @@ def _load_state(module: nn.Module, state: dict, ignore_prefixes: tuple[str, ...]
 
 
 class ClassBlock(nn.Module):
-    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C), initialised as
-    the reference (docs/reference.md §2.1)."""
+    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → Dropout 0.5 → Linear(bottleneck→C), initialised as
+    the reference (docs/reference.md §2.1; every head of the paper uses its dropout)."""
 
-    def __init__(
-        self, input_dim: int, num_classes: int, dropout: bool = True, relu: bool = True, bottleneck: int = 512
-    ) -> None:
+    def __init__(self, input_dim: int, num_classes: int, relu: bool = True, bottleneck: int = 512) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Linear(input_dim, bottleneck), nn.BatchNorm1d(bottleneck)]
         if relu:
             layers.append(nn.LeakyReLU(0.1))
-        if dropout:
-            layers.append(nn.Dropout(p=0.5))
+        layers.append(nn.Dropout(p=0.5))
         self.add_block = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Linear(bottleneck, num_classes))
         nn.init.kaiming_normal_(self.add_block[0].weight, a=0, mode="fan_out")
@@ -229,7 +226,7 @@ class PCB(_ReIDModel):
         self.avgpool = nn.AdaptiveAvgPool2d((PCB_PARTS, 1))
         self.dropout = nn.Dropout(p=0.5)
         for i in range(PCB_PARTS):
-            setattr(self, f"classifier{i}", ClassBlock(2048, num_classes, dropout=True, relu=False, bottleneck=256))
+            setattr(self, f"classifier{i}", ClassBlock(2048, num_classes, relu=False, bottleneck=256))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = self.dropout(self.embed(x))  # dropout is the identity in eval mode
