@@ -82,10 +82,8 @@ def iter_decoded(
 def decode_images(paths: Sequence[str | Path], height: int, width: int, workers: int | None = None) -> torch.Tensor:
     """Decode and resize every image once → (N, H, W, 3) uint8 CPU tensor."""
     out = torch.empty((len(paths), height, width, 3), dtype=torch.uint8)
-    i = 0
-    for batch in iter_decoded(paths, height, width, 64, workers):
+    for i, batch in zip(range(0, len(paths), 64), iter_decoded(paths, height, width, 64, workers)):
         out[i : i + len(batch)] = torch.from_numpy(batch)
-        i += len(batch)
     return out
 
 
@@ -103,8 +101,7 @@ def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray
 def shard_indices(n: int, epoch_seed: int, rank: int, world_size: int) -> torch.Tensor:
     """This rank's shuffled indices for one epoch, as ``DistributedSampler`` does: one permutation shared by all
     ranks, padded by wrapping around to a multiple of ``world_size``; rank r takes positions r, r+W, r+2W, ..."""
-    g = torch.Generator().manual_seed(epoch_seed)
-    perm = torch.randperm(n, generator=g)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed))
     total = math.ceil(n / world_size) * world_size
     if total > n:
         perm = torch.cat([perm, perm[: total - n]])
@@ -179,11 +176,10 @@ class MemoryTrainSet:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, device, max_device_fraction: float = 0.5) -> None:
         self.device = torch.device(device)
-        on_device = self.device.type == "cpu"
+        self.images_on_device = self.device.type == "cpu"
         if self.device.type == "cuda":
-            on_device = images.numel() <= max_device_fraction * torch.cuda.mem_get_info(self.device)[0]
-        self.images_on_device = on_device
-        self.images = images.to(self.device) if on_device else images.pin_memory()
+            self.images_on_device = images.numel() <= max_device_fraction * torch.cuda.mem_get_info(self.device)[0]
+        self.images = images.to(self.device) if self.images_on_device else images.pin_memory()
         self.labels = labels.to(self.device)
 
     def __len__(self) -> int:

@@ -81,7 +81,6 @@ def extract_features(
                 out.append(embed_batch(model, torch.from_numpy(batch), dev, config.precision == "bf16").cpu().numpy())
                 bar.update(len(batch))
             feats[side] = np.concatenate(out).astype(np.float32, copy=False)
-    seconds = time.perf_counter() - t0
     provenance = {
         "kind": "visual-features",
         "model": config.model,
@@ -99,7 +98,7 @@ def extract_features(
         "cpu_kernels": kernels_in_use(),
         "torch": str(torch.__version__),
         "python": platform.python_version(),
-        "seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - t0, 2),
     }
     return FeatureSet(
         feats["query"], feats["gallery"], splits.query, splits.gallery, provenance,

@@ -245,13 +245,10 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
     last = out_dir / LAST
     if rank == 0:
         remove_stale_leftovers(out_dir)  # temp files of killed writers (never anything else)
-    ckpt = None
-    if resume and last.exists():
-        ckpt = load_checkpoint(last)
-        _check_resumable(ckpt, cfg, last)
-        if ckpt["epoch"] >= cfg.epochs:
-            progress_message(f"{label}: {last} already trained for {ckpt['epoch']} epochs; nothing to do", progress)
-            return last
+    ckpt = _resumable_checkpoint(last, cfg) if resume and last.exists() else None
+    if ckpt is not None and ckpt["epoch"] >= cfg.epochs:
+        progress_message(f"{label}: {last} already trained for {ckpt['epoch']} epochs; nothing to do", progress)
+        return last
 
     paths, labels_np, class_pids = vdata.training_split(data_root)
     n_classes = len(class_pids)
@@ -303,11 +300,10 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
     if cfg.compile:
         net = torch.compile(net)
 
-    labels = torch.from_numpy(labels_np)
     if cfg.loader == "memory":
         t0 = time.perf_counter()
         images = vdata.decode_images(paths, *cfg.resize, workers=cfg.workers)
-        trainset = vdata.MemoryTrainSet(images, labels, dev)
+        trainset = vdata.MemoryTrainSet(images, torch.from_numpy(labels_np), dev)
         where = "device" if trainset.images_on_device else "pinned host memory"
         progress_message(
             f"{label}: decoded {len(paths)} training images at {cfg.resize[0]}x{cfg.resize[1]} in "
@@ -412,7 +408,9 @@ def _torch_save(path: Path, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
-def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
+def _resumable_checkpoint(path: Path, cfg: TrainConfig) -> dict:
+    """``path`` read and checked: a checkpoint of this project, of the same configuration, that can be resumed."""
+    ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         fmt = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise TrainError(
@@ -429,6 +427,7 @@ def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
         )
     if ckpt["epoch"] < cfg.epochs and not all(k in ckpt for k in _RESUME_ONLY):
         raise TrainError(f"{path}: holds no optimizer state to resume from; pass --no-resume to start afresh")
+    return ckpt
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
