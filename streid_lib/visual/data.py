@@ -54,10 +54,7 @@ def load_rgb(path: str | Path, size: tuple[int, int] | None = None) -> Image.Ima
 
 
 def _load_batch(paths: Sequence[str | Path], height: int, width: int) -> np.ndarray:
-    out = np.empty((len(paths), height, width, 3), np.uint8)
-    for i, p in enumerate(paths):
-        out[i] = np.asarray(load_rgb(p, (height, width)), dtype=np.uint8)
-    return out
+    return np.stack([np.asarray(load_rgb(p, (height, width)), dtype=np.uint8) for p in paths])
 
 
 def iter_decoded(

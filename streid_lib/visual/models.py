@@ -164,7 +164,6 @@ class _ReIDModel(nn.Module):
     """
 
     name: str = ""
-    num_parts: int = 1
     weights_info: dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,7 +213,6 @@ class PCB(_ReIDModel):
     """PCB (docs/reference.md §2.4): ResNet-50, stride-1 layer4, 6 stripes, six ClassBlock(2048, C, relu=False, 256)."""
 
     name = "pcb"
-    num_parts = PCB_PARTS
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -309,10 +307,7 @@ def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
     p = logits.shape[1]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat_interleave(p), reduction="sum")
     loss = loss / labels.shape[0]  # = Σ_parts mean-CE(part)
-    if p == 1:
-        pred = logits[:, 0].argmax(1)
-    else:
-        pred = logits.softmax(-1).sum(1).argmax(1)
+    pred = logits[:, 0].argmax(1) if p == 1 else logits.softmax(-1).sum(1).argmax(1)
     return loss, pred
 
 

@@ -22,7 +22,7 @@ from .._progress import progress_bar, progress_message
 from ..errors import StreidError
 from . import config
 from . import data as vdata
-from .config import ConfigError, kernels_in_use, resolve_train_config
+from .config import kernels_in_use, resolve_train_config
 from .models import CHECKPOINT_FORMAT, build_model, part_logits_loss
 
 #: Re-exported from the torch-free :mod:`.config` (docs/reference.md names them here).
@@ -80,11 +80,9 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool | None
     )  # fmt: skip
 
 
-def _set_lr(opt: torch.optim.Optimizer, epoch: int, decay_epoch: int) -> float:
-    f = lr_factor(epoch, decay_epoch)
+def _set_lr(opt: torch.optim.Optimizer, epoch: int, decay_epoch: int) -> None:
     for g in opt.param_groups:
-        g["lr"] = g["initial_lr"] * f
-    return f
+        g["lr"] = g["initial_lr"] * lr_factor(epoch, decay_epoch)
 
 
 class EpochRunner:
@@ -175,11 +173,10 @@ class EpochRunner:
             steps += 1
             if show and (steps % log_every == 0 or steps == n_batches):
                 # The only host synchronisation: once every `log_every` steps, for the progress bar.
-                el = time.perf_counter() - t0
                 bar.set_postfix(
                     loss=f"{loss_sum.item() / seen:.4f}",
                     acc=f"{correct.item() / seen:.3f}",
-                    img_s=f"{seen * world_size / max(el, 1e-9):.0f}",
+                    img_s=f"{seen * world_size / max(time.perf_counter() - t0, 1e-9):.0f}",
                     refresh=False,
                 )
             if bar is not None:
@@ -214,15 +211,12 @@ def train_model(
     out_dir = Path(out_dir)
     try:
         check_output_path(out_dir, kind="folder", what="run directory")
-    except ValueError as exc:
+        dev = resolve_device(device)
+        cfg = resolve_train_config(config, dev, int(os.environ.get("WORLD_SIZE", "1")))
+    except StreidError as exc:  # a bad folder, device or option: reported as this function's error
         raise TrainError(str(exc)) from None
     if (out_dir / LAST).is_dir():
         raise TrainError(f"{out_dir / LAST}: is a folder; expected the run's checkpoint file (or nothing)")
-    dev = resolve_device(device)
-    try:
-        cfg = resolve_train_config(config, dev, int(os.environ.get("WORLD_SIZE", "1")))
-    except ConfigError as exc:
-        raise TrainError(str(exc)) from None
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
