@@ -22,8 +22,8 @@ import hashlib, json, sys
 from streid_lib.visual.config import use_portable_cpu
 portable = sys.argv[2] == "portable" and use_portable_cpu(1)
 import torch
-from streid_lib.visual import TrainConfig, train_model
-from streid_lib.visual.config import kernels_in_use
+from streid_lib.visual.config import TrainConfig, kernels_in_use
+from streid_lib.visual.train import train_model
 cfg = TrainConfig(model="resnet50", epochs=1, height=32, width=16, weights="none", batch_size=6, lr=0.01,
                   lr_backbone=0.001, workers=1)
 ckpt = train_model(cfg, data_root=sys.argv[1], out_dir=sys.argv[3], device="cpu", progress=False)

@@ -27,7 +27,7 @@ from ..metrics import RankingProtocol, default_threads
 from ..ranking import rank_rows
 from ..rerank import rerank_rows
 from ..uncertainty import TRAINED_TOLERANCE, PerQuery, RowSummary, row_interval
-from ..visual.config import portable_environment
+from ..visual.config import ExtractConfig, TrainConfig, portable_environment
 from .config import MODEL_LABELS, VISUAL_MODELS, StudyConfig, dataset_root
 
 
@@ -179,7 +179,8 @@ def visual_features(cfg: StudyConfig, key: str):
     if key == "colour":
         fs = colour_histogram_features(root)
     else:
-        from ..visual import ExtractConfig, TrainConfig, extract_features, train_model
+        from ..visual.extract import extract_features
+        from ..visual.train import train_model
 
         req = train_request(cfg, key)
         t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """What training bought: each CNN trained in a run beside the same network at its initial weights (issue #22).
 
-The untrained network is built and seeded as :func:`streid_lib.visual.train_model` builds it, with no training
+The untrained network is built and seeded as :func:`streid_lib.visual.train.train_model` builds it, with no training
 step; both rank the same queries, so the gain gets a paired 95 % interval over query identities.
 """
 
@@ -42,8 +42,9 @@ def untrained_features(cfg: StudyConfig, key: str, progress: bool = True):
             return cached
     import torch
 
-    from ..visual import ExtractConfig, extract_features
+    from ..visual.config import ExtractConfig
     from ..visual.data import training_split
+    from ..visual.extract import extract_features
     from ..visual.models import build_model
 
     n_classes = len(training_split(root)[2])

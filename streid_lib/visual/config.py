@@ -24,8 +24,6 @@ TRAIN_RESIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 
 TEST_SIZE = {"pcb": (384, 192), "resnet50": (288, 144), "densenet121": (288, 144)}
 #: DenseNet-121's four /2 transitions leave no pixel below this input size (PCB and ResNet-50 pool adaptively).
 DENSENET_MIN_SIZE = 32
-#: Reference schedule: decay from epoch index 39 of 60 (StepLR step 40, stepped at each epoch's start).
-REFERENCE_DECAY = (39, 60)
 #: Largest input side in pixels: ten times the reference's largest (384), far beyond any person crop.
 MAX_SIDE = 4096
 #: Memory per input pixel per image, estimated before anything is allocated: a training step keeps every
@@ -84,8 +82,9 @@ def default_workers() -> int:
 
 
 def default_decay_epoch(epochs: int) -> int:
-    """The reference's decay epoch index scaled to ``epochs``: round(39/60·epochs) (39 for 60 epochs)."""
-    return int(round(REFERENCE_DECAY[0] / REFERENCE_DECAY[1] * epochs))
+    """The reference's decay epoch index (39 of 60: StepLR step 40, stepped at each epoch's start) scaled to
+    ``epochs``: round(39/60·epochs) (docs/reference.md §13.7)."""
+    return int(round(39 / 60 * epochs))
 
 
 _PIXELS = "a positive number of pixels (leave it unset for the model's default)"

@@ -54,10 +54,7 @@ def load_rgb(path: str | Path, size: tuple[int, int] | None = None) -> Image.Ima
 
 
 def _load_batch(paths: Sequence[str | Path], height: int, width: int) -> np.ndarray:
-    out = np.empty((len(paths), height, width, 3), np.uint8)
-    for i, p in enumerate(paths):
-        out[i] = np.asarray(load_rgb(p, (height, width)), dtype=np.uint8)
-    return out
+    return np.stack([np.asarray(load_rgb(p, (height, width)), dtype=np.uint8) for p in paths])
 
 
 def iter_decoded(
@@ -66,20 +63,15 @@ def iter_decoded(
     """Yield (b, H, W, 3) uint8 batches of ``paths`` in order, decoded by ``workers`` threads at most ``2·workers``
     batches ahead; when the consumer stops early (an error, Ctrl-C) the batches not yet started are cancelled."""
     workers = max(1, default_workers() if workers is None else workers)
-    chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     pool = ThreadPoolExecutor(workers)
     try:
         pending: collections.deque = collections.deque()
-        it = iter(chunks)
-        for chunk in it:
-            pending.append(pool.submit(_load_batch, chunk, height, width))
-            if len(pending) >= 2 * workers:
-                break
+        for i in range(0, len(paths), batch_size):
+            pending.append(pool.submit(_load_batch, paths[i : i + batch_size], height, width))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_load_batch, nxt, height, width))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -87,18 +79,15 @@ def iter_decoded(
 def decode_images(paths: Sequence[str | Path], height: int, width: int, workers: int | None = None) -> torch.Tensor:
     """Decode and resize every image once → (N, H, W, 3) uint8 CPU tensor."""
     out = torch.empty((len(paths), height, width, 3), dtype=torch.uint8)
-    i = 0
-    for batch in iter_decoded(paths, height, width, 64, workers):
+    for i, batch in zip(range(0, len(paths), 64), iter_decoded(paths, height, width, 64, workers)):
         out[i : i + len(batch)] = torch.from_numpy(batch)
-        i += len(batch)
     return out
 
 
 def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
     """The training images of a dataset root (``bounding_box_train/``, all identities as in ``train_all``): (paths,
     (N,) int64 class indices, (C,) int64 person id of each class), classes in sorted pid order (ImageFolder's)."""
-    splits = read_dataset_root(root)
-    meta = splits.train
+    meta = read_dataset_root(root).train
     folder = Path(root) / SPLIT_FOLDERS["train"]
     class_pids, labels = np.unique(meta.pids, return_inverse=True)
     if len(class_pids) < 2:
@@ -109,8 +98,7 @@ def training_split(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray
 def shard_indices(n: int, epoch_seed: int, rank: int, world_size: int) -> torch.Tensor:
     """This rank's shuffled indices for one epoch, as ``DistributedSampler`` does: one permutation shared by all
     ranks, padded by wrapping around to a multiple of ``world_size``; rank r takes positions r, r+W, r+2W, ..."""
-    g = torch.Generator().manual_seed(epoch_seed)
-    perm = torch.randperm(n, generator=g)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed))
     total = math.ceil(n / world_size) * world_size
     if total > n:
         perm = torch.cat([perm, perm[: total - n]])
@@ -185,11 +173,10 @@ class MemoryTrainSet:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, device, max_device_fraction: float = 0.5) -> None:
         self.device = torch.device(device)
-        on_device = self.device.type == "cpu"
+        self.images_on_device = self.device.type == "cpu"
         if self.device.type == "cuda":
-            on_device = images.numel() <= max_device_fraction * torch.cuda.mem_get_info(self.device)[0]
-        self.images_on_device = on_device
-        self.images = images.to(self.device) if on_device else images.pin_memory()
+            self.images_on_device = images.numel() <= max_device_fraction * torch.cuda.mem_get_info(self.device)[0]
+        self.images = images.to(self.device) if self.images_on_device else images.pin_memory()
         self.labels = labels.to(self.device)
 
     def __len__(self) -> int:
@@ -284,26 +271,21 @@ def write_toy_dataset(root, n_ids=4, per_id=3, n_query_ids=2, size=(128, 64), se
     root = Path(root)
     rng = np.random.default_rng(seed)
     h, w = size
-
-    def write(folder: str, pid: int, cam: int, frame: int, k: int) -> None:
-        base = rng.integers(0, 256, 3)
-        colour = np.array([(pid * 53) % 256, (pid * 97) % 256, (pid * 151) % 256], np.float64)
-        img = np.empty((h, w, 3), np.float64)
-        img[: h // 2] = colour
-        img[h // 2 :] = 255 - colour
-        img += 0.25 * base + rng.normal(0, 20, (h, w, 3))
-        d = root / folder
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
-            d / f"{pid:04d}_c{cam}s1_{frame:06d}_{k:02d}.jpg", quality=quality
-        )
-
     frame = 100
     for pid in range(1, n_ids + n_query_ids + 1):
-        for k in range(per_id):
-            frame += 7
-            write(SPLIT_FOLDERS["train" if pid <= n_ids else "gallery"], pid, 1 + k % 3, frame, k)
+        shots = [("train" if pid <= n_ids else "gallery", 1 + k % 3, k) for k in range(per_id)]
         if pid > n_ids:
+            shots.append(("query", 4, 0))
+        colour = np.array([(pid * 53) % 256, (pid * 97) % 256, (pid * 151) % 256], np.float64)
+        for split, cam, k in shots:
             frame += 7
-            write(SPLIT_FOLDERS["query"], pid, 4, frame, 0)
+            base = rng.integers(0, 256, 3)
+            img = np.empty((h, w, 3), np.float64)
+            img[: h // 2] = colour
+            img[h // 2 :] = 255 - colour
+            img += 0.25 * base + rng.normal(0, 20, (h, w, 3))
+            folder = root / SPLIT_FOLDERS[split]
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{pid:04d}_c{cam}s1_{frame:06d}_{k:02d}.jpg"
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / name, quality=quality)
     return root

@@ -19,44 +19,9 @@ from .._progress import progress_bar
 from ..features import FeatureSet
 from ..metadata import SPLIT_FOLDERS, read_dataset_root
 from . import data as vdata
-from .config import MODEL_NAMES, ConfigError, ExtractConfig, kernels_in_use
-from .models import (
-    WeightsError,
-    build_model,
-    file_sha256,
-    load_model_state,
-    load_torch_file,
-    normalise_features,
-    num_classes_in_state,
-)
-from .train import CHECKPOINT_FORMAT, resolve_device
-
-
-def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Build ``model_name`` and load a checkpoint into it: ours (``last.pt``) or a bare state dict
-    (e.g. the authors' ``net_last.pth``). Returns (model on CPU in eval mode, checkpoint provenance)."""
-    if model_name not in MODEL_NAMES:
-        raise WeightsError(f"model {model_name!r}: expected one of {MODEL_NAMES}")
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise WeightsError(f"{path}: checkpoint not found")
-    obj = load_torch_file(path, f"not a streid checkpoint: {path}")
-    info: dict = {"checkpoint": str(path.resolve()), "checkpoint_sha256": file_sha256(path)}
-    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
-        if obj["model_name"] != model_name:
-            raise WeightsError(f"{path}: holds a {obj['model_name']!r} model, not {model_name!r}")
-        state = obj["model_state"]
-        prov = obj["provenance"]
-        info |= dict(checkpoint_epoch=int(obj["epoch"]), weights=prov.get("weights"))
-        info |= dict(training_data_root=prov.get("data_root"), training_config=obj["config"])
-    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        state = obj
-        info["weights"] = {"request": "state-dict file", "source": str(path.resolve())}
-    else:
-        raise WeightsError(f"not a streid checkpoint: {path} (expected {CHECKPOINT_FORMAT} or a state dict)")
-    model = build_model(model_name, num_classes_in_state(model_name, state), weights="none")
-    load_model_state(model, state, str(path))
-    return model.eval(), info
+from .config import ConfigError, ExtractConfig, kernels_in_use
+from .models import load_trained_model, normalise_features
+from .train import resolve_device
 
 
 @torch.no_grad()
@@ -91,7 +56,7 @@ def extract_features(
     """
     if not isinstance(config, ExtractConfig):
         raise TypeError(f"config: expected an ExtractConfig, got {type(config).__name__}")
-    dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    dev = resolve_device(device)
     if config.precision == "bf16" and dev.type != "cuda":
         raise ConfigError("precision", "bf16", f"'fp32' on {dev}: bf16 autocast needs CUDA")
     model, info = load_trained_model(config.model, checkpoint)
@@ -116,7 +81,6 @@ def extract_features(
                 out.append(embed_batch(model, torch.from_numpy(batch), dev, config.precision == "bf16").cpu().numpy())
                 bar.update(len(batch))
             feats[side] = np.concatenate(out).astype(np.float32, copy=False)
-    seconds = time.perf_counter() - t0
     provenance = {
         "kind": "visual-features",
         "model": config.model,
@@ -134,7 +98,7 @@ def extract_features(
         "cpu_kernels": kernels_in_use(),
         "torch": str(torch.__version__),
         "python": platform.python_version(),
-        "seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - t0, 2),
     }
     return FeatureSet(
         feats["query"], feats["gallery"], splits.query, splits.gallery, provenance,

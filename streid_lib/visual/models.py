@@ -2,8 +2,8 @@
 
 ``forward(x)`` on (B, 3, H, W) ImageNet-normalised images → logits (B, P, C), P = 6 for PCB else 1; ``embed(x)`` → raw
 test features (B, 2048, 6) PCB, (B, 2048) ResNet-50, (B, 1024) DenseNet-121. Module names follow the reference, so
-its state dicts load as is. ImageNet weights come from the torch hub cache only (else
-:class:`WeightsUnavailableError`; ``weights="none"`` trains from scratch); the source is in ``model.weights_info``.
+its state dicts load as is (:func:`load_trained_model`: ours or theirs). ImageNet weights come from the torch hub cache
+only (else :class:`WeightsUnavailableError`; ``weights="none"``: from scratch); the source is in ``model.weights_info``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from ..errors import StreidError
 from .config import MODEL_NAMES, TEST_SIZE, TRAIN_RESIZE, TRAIN_SIZE  # noqa: F401  (re-exported)
 
 PCB_PARTS = 6
+#: The ``format`` of our training checkpoints (``last.pt``, :mod:`.train`).
+CHECKPOINT_FORMAT = "streid-visual-checkpoint/1"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -97,13 +99,8 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
                 f"(4) pass --weights none to train from scratch on purpose (recorded in the provenance)."
             )
         state = enum.get_state_dict(progress=False, check_hash=True)
-        info = {
-            "request": "imagenet",
-            "source": f"torchvision {type(enum).__name__}.{enum.name}",
-            "url": enum.url,
-            "file": str(cached),
-        }
-        return state, info
+        source = f"torchvision {type(enum).__name__}.{enum.name}"
+        return state, {"request": "imagenet", "source": source, "url": enum.url, "file": str(cached)}
     path = Path(w)
     if not path.is_file():
         raise WeightsError(f"weights {w!r}: expected 'imagenet', 'none' or an existing weights file; {path} not found")
@@ -119,18 +116,10 @@ def load_backbone_state(name: str, weights: str | os.PathLike, download: bool = 
     return state, {"request": "file", "source": str(path.resolve()), "sha256": file_sha256(path)}
 
 
-def _remap_dense_keys(state: dict) -> dict:
-    out = {}
-    for k, v in state.items():
-        m = _DENSE_OLD_KEY.match(k)
-        out[m.group(1) + m.group(2) if m else k] = v
-    return out
-
-
 def _load_state(module: nn.Module, state: dict, ignore_prefixes: tuple[str, ...], source: str, what: str) -> None:
     """Load ``state`` into ``module``, ignoring keys with ``ignore_prefixes`` (an unused ImageNet head); every other
     key must fit, else a :class:`WeightsError` names ``source`` and ``what`` it should have fitted."""
-    state = {k: v for k, v in _remap_dense_keys(state).items() if not k.startswith(ignore_prefixes)}
+    state = {_DENSE_OLD_KEY.sub(r"\1\2", k): v for k, v in state.items() if not k.startswith(ignore_prefixes)}
     own = module.state_dict()
     # torchvision's released files predate BatchNorm's num_batches_tracked; BatchNorm fills it in itself.
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
@@ -146,18 +135,15 @@ def _load_state(module: nn.Module, state: dict, ignore_prefixes: tuple[str, ...]
 
 
 class ClassBlock(nn.Module):
-    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → [Dropout 0.5] → Linear(bottleneck→C), initialised as
-    the reference (docs/reference.md §2.1)."""
+    """Linear(input_dim→bottleneck) → BN1d → [LeakyReLU 0.1] → Dropout 0.5 → Linear(bottleneck→C), initialised as
+    the reference (docs/reference.md §2.1; every head of the paper uses its dropout)."""
 
-    def __init__(
-        self, input_dim: int, num_classes: int, dropout: bool = True, relu: bool = True, bottleneck: int = 512
-    ) -> None:
+    def __init__(self, input_dim: int, num_classes: int, relu: bool = True, bottleneck: int = 512) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Linear(input_dim, bottleneck), nn.BatchNorm1d(bottleneck)]
         if relu:
             layers.append(nn.LeakyReLU(0.1))
-        if dropout:
-            layers.append(nn.Dropout(p=0.5))
+        layers.append(nn.Dropout(p=0.5))
         self.add_block = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Linear(bottleneck, num_classes))
         nn.init.kaiming_normal_(self.add_block[0].weight, a=0, mode="fan_out")
@@ -178,7 +164,6 @@ class _ReIDModel(nn.Module):
     """
 
     name: str = ""
-    num_parts: int = 1
     weights_info: dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,7 +213,6 @@ class PCB(_ReIDModel):
     """PCB (docs/reference.md §2.4): ResNet-50, stride-1 layer4, 6 stripes, six ClassBlock(2048, C, relu=False, 256)."""
 
     name = "pcb"
-    num_parts = PCB_PARTS
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -240,7 +224,7 @@ class PCB(_ReIDModel):
         self.avgpool = nn.AdaptiveAvgPool2d((PCB_PARTS, 1))
         self.dropout = nn.Dropout(p=0.5)
         for i in range(PCB_PARTS):
-            setattr(self, f"classifier{i}", ClassBlock(2048, num_classes, dropout=True, relu=False, bottleneck=256))
+            setattr(self, f"classifier{i}", ClassBlock(2048, num_classes, relu=False, bottleneck=256))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = self.dropout(self.embed(x))  # dropout is the identity in eval mode
@@ -264,11 +248,9 @@ def build_model(
 ) -> _ReIDModel:
     """Build baseline ``name`` for ``num_classes`` identities, its backbone initialised from ``weights``
     (:func:`load_backbone_state`); the resolved source is in ``model.weights_info`` (for provenance)."""
-    if name not in _CLASSES:
-        raise WeightsError(f"model {name!r}: expected one of {MODEL_NAMES}")
+    state, info = load_backbone_state(name, weights, download=download)  # checks the name first
     if int(num_classes) < 1:
         raise ValueError(f"num_classes: expected >= 1, got {num_classes}")
-    state, info = load_backbone_state(name, weights, download=download)
     model = _CLASSES[name](int(num_classes))
     if state is not None:
         head = ("classifier.",) if name == "densenet121" else ("fc.",)
@@ -293,6 +275,31 @@ def num_classes_in_state(name: str, state: dict) -> int:
     raise WeightsError(f"state dict has no {key!r}: not a {name} model of this project or of the reference")
 
 
+def load_trained_model(model_name: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Build ``model_name`` and load a checkpoint into it: ours (``last.pt``) or a bare state dict
+    (e.g. the authors' ``net_last.pth``). Returns (model on CPU in eval mode, checkpoint provenance)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint not found")
+    obj = load_torch_file(path, f"not a streid checkpoint: {path}")
+    info: dict = {"checkpoint": str(path.resolve()), "checkpoint_sha256": file_sha256(path)}
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        if obj["model_name"] != model_name:
+            raise WeightsError(f"{path}: holds a {obj['model_name']!r} model, not {model_name!r}")
+        state = obj["model_state"]
+        prov = obj["provenance"]
+        info |= dict(checkpoint_epoch=int(obj["epoch"]), weights=prov.get("weights"))
+        info |= dict(training_data_root=prov.get("data_root"), training_config=obj["config"])
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+        info["weights"] = {"request": "state-dict file", "source": str(path.resolve())}
+    else:
+        raise WeightsError(f"not a streid checkpoint: {path} (expected {CHECKPOINT_FORMAT} or a state dict)")
+    model = build_model(model_name, num_classes_in_state(model_name, state), weights="none")
+    load_model_state(model, state, str(path))
+    return model.eval(), info
+
+
 def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(scalar loss, (B,) predicted classes) from (B, P, C) logits: sum over parts of the mean cross-entropy; argmax
     of the summed softmax."""
@@ -300,17 +307,11 @@ def part_logits_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
     p = logits.shape[1]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.repeat_interleave(p), reduction="sum")
     loss = loss / labels.shape[0]  # = Σ_parts mean-CE(part)
-    if p == 1:
-        pred = logits[:, 0].argmax(1)
-    else:
-        pred = logits.softmax(-1).sum(1).argmax(1)
+    pred = logits[:, 0].argmax(1) if p == 1 else logits.softmax(-1).sum(1).argmax(1)
     return loss, pred
 
 
 def normalise_features(raw: torch.Tensor) -> torch.Tensor:
     """Test-feature normalisation (docs/reference.md §2.6): (B, 2048, 6) PCB stripes each L2-normalised, flattened
     channel-major (index c·6 + stripe) → (B, 12288); (B, D): the whole vector L2-normalised."""
-    raw = raw.float()
-    if raw.ndim == 3:
-        return F.normalize(raw, p=2, dim=1).reshape(raw.shape[0], -1)
-    return F.normalize(raw, p=2, dim=1)
+    return F.normalize(raw.float(), p=2, dim=1).flatten(1)

@@ -22,14 +22,13 @@ from .._progress import progress_bar, progress_message
 from ..errors import StreidError
 from . import config
 from . import data as vdata
-from .config import ConfigError, kernels_in_use, resolve_train_config
-from .models import build_model, part_logits_loss
+from .config import kernels_in_use, resolve_train_config
+from .models import CHECKPOINT_FORMAT, build_model, part_logits_loss
 
-#: Re-exported from the torch-free :mod:`.config`.
+#: Re-exported from the torch-free :mod:`.config` (docs/reference.md names them here).
 TrainConfig = config.TrainConfig
 default_decay_epoch = config.default_decay_epoch
 
-CHECKPOINT_FORMAT = "streid-visual-checkpoint/1"
 LAST = "last.pt"
 #: What a finished ``last.pt`` no longer holds: needed only to resume an unfinished run.
 _RESUME_ONLY = ("optimizer_state", "rng")
@@ -46,8 +45,9 @@ def lr_factor(epoch: int, decay_epoch: int) -> float:
     return 0.1 if epoch >= decay_epoch else 1.0
 
 
-def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"`` → this process's CUDA device when available, else CPU."""
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → this process's CUDA device (``LOCAL_RANK``, set by torchrun) when available, else CPU."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if str(device) == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     try:
@@ -80,11 +80,9 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool | None
     )  # fmt: skip
 
 
-def _set_lr(opt: torch.optim.Optimizer, epoch: int, decay_epoch: int) -> float:
-    f = lr_factor(epoch, decay_epoch)
+def _set_lr(opt: torch.optim.Optimizer, epoch: int, decay_epoch: int) -> None:
     for g in opt.param_groups:
-        g["lr"] = g["initial_lr"] * f
-    return f
+        g["lr"] = g["initial_lr"] * lr_factor(epoch, decay_epoch)
 
 
 class EpochRunner:
@@ -175,11 +173,10 @@ class EpochRunner:
             steps += 1
             if show and (steps % log_every == 0 or steps == n_batches):
                 # The only host synchronisation: once every `log_every` steps, for the progress bar.
-                el = time.perf_counter() - t0
                 bar.set_postfix(
                     loss=f"{loss_sum.item() / seen:.4f}",
                     acc=f"{correct.item() / seen:.3f}",
-                    img_s=f"{seen * world_size / max(el, 1e-9):.0f}",
+                    img_s=f"{seen * world_size / max(time.perf_counter() - t0, 1e-9):.0f}",
                     refresh=False,
                 )
             if bar is not None:
@@ -214,16 +211,12 @@ def train_model(
     out_dir = Path(out_dir)
     try:
         check_output_path(out_dir, kind="folder", what="run directory")
-    except ValueError as exc:
+        dev = resolve_device(device)
+        cfg = resolve_train_config(config, dev, int(os.environ.get("WORLD_SIZE", "1")))
+    except StreidError as exc:  # a bad folder, device or option: reported as this function's error
         raise TrainError(str(exc)) from None
     if (out_dir / LAST).is_dir():
         raise TrainError(f"{out_dir / LAST}: is a folder; expected the run's checkpoint file (or nothing)")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
-    try:
-        cfg = resolve_train_config(config, dev, int(os.environ.get("WORLD_SIZE", "1")))
-    except ConfigError as exc:
-        raise TrainError(str(exc)) from None
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
@@ -246,13 +239,10 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
     last = out_dir / LAST
     if rank == 0:
         remove_stale_leftovers(out_dir)  # temp files of killed writers (never anything else)
-    ckpt = None
-    if resume and last.exists():
-        ckpt = load_checkpoint(last)
-        _check_resumable(ckpt, cfg, last)
-        if ckpt["epoch"] >= cfg.epochs:
-            progress_message(f"{label}: {last} already trained for {ckpt['epoch']} epochs; nothing to do", progress)
-            return last
+    ckpt = _resumable_checkpoint(last, cfg) if resume and last.exists() else None
+    if ckpt is not None and ckpt["epoch"] >= cfg.epochs:
+        progress_message(f"{label}: {last} already trained for {ckpt['epoch']} epochs; nothing to do", progress)
+        return last
 
     paths, labels_np, class_pids = vdata.training_split(data_root)
     n_classes = len(class_pids)
@@ -304,11 +294,10 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
     if cfg.compile:
         net = torch.compile(net)
 
-    labels = torch.from_numpy(labels_np)
     if cfg.loader == "memory":
         t0 = time.perf_counter()
         images = vdata.decode_images(paths, *cfg.resize, workers=cfg.workers)
-        trainset = vdata.MemoryTrainSet(images, labels, dev)
+        trainset = vdata.MemoryTrainSet(images, torch.from_numpy(labels_np), dev)
         where = "device" if trainset.images_on_device else "pinned host memory"
         progress_message(
             f"{label}: decoded {len(paths)} training images at {cfg.resize[0]}x{cfg.resize[1]} in "
@@ -333,7 +322,6 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
         total=cfg.epochs * n_batches, desc=f"train {name} epoch {start_epoch + 1}/{cfg.epochs}", enabled=progress,
         initial=start_epoch * n_batches, unit="step",
     )  # fmt: skip
-    n = len(paths)
     with bar:
         for epoch in range(start_epoch, cfg.epochs):
             bar.set_description_str(f"train {name} epoch {epoch + 1}/{cfg.epochs}", refresh=False)
@@ -342,7 +330,7 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
             # Every random stream restarts from (seed, epoch, rank): resuming at an epoch boundary is exact.
             torch.manual_seed(vdata.derive_seed(cfg.seed, epoch, rank, 1))
             if trainset is not None:
-                order = vdata.shard_indices(n, vdata.derive_seed(cfg.seed, epoch, 0), rank, world)
+                order = vdata.shard_indices(len(paths), vdata.derive_seed(cfg.seed, epoch, 0), rank, world)
                 gen = torch.Generator(dev).manual_seed(vdata.derive_seed(cfg.seed, epoch, rank, 2))
                 batches = trainset.batches(order, cfg.batch_size, (cfg.height, cfg.width), cfg.erasing, gen)
             else:
@@ -351,12 +339,11 @@ def _train(cfg: TrainConfig, *, data_root, out_dir, dev, rank, world, resume, do
                 plain.generator.manual_seed(vdata.derive_seed(cfg.seed, epoch, 0))
                 batches = plain
             stats = runner.run(batches, n_batches, bar=bar, world_size=world)
-            totals = torch.stack([stats["loss_sum"].double(), stats["correct"].double()]).cpu()
-            totals = torch.cat([totals, torch.tensor([float(stats["seen"])], dtype=torch.float64)])
+            n_seen = torch.tensor(float(stats["seen"]), dtype=torch.float64, device=dev)
+            totals = torch.stack([stats["loss_sum"].double(), stats["correct"].double(), n_seen])
             if world > 1:
-                totals = totals.to(dev)
                 dist.all_reduce(totals)
-                totals = totals.cpu()
+            totals = totals.cpu()
             seen, secs = float(totals[2]), stats["seconds"]
             history.append(
                 dict(
@@ -415,7 +402,9 @@ def _torch_save(path: Path, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
-def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
+def _resumable_checkpoint(path: Path, cfg: TrainConfig) -> dict:
+    """``path`` read and checked: a checkpoint of this project, of the same configuration, that can be resumed."""
+    ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         fmt = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise TrainError(
@@ -432,6 +421,7 @@ def _check_resumable(ckpt: dict, cfg: TrainConfig, path: Path) -> None:
         )
     if ckpt["epoch"] < cfg.epochs and not all(k in ckpt for k in _RESUME_ONLY):
         raise TrainError(f"{path}: holds no optimizer state to resume from; pass --no-resume to start afresh")
+    return ckpt
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
