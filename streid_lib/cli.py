@@ -388,16 +388,8 @@ def _pseudo_labels(
     def fit(m: Any) -> Any:  # the ST model of the evaluation itself (its --n-bins/--sigma/--bin-width/...)
         return fit_st_model(m, dataset, **st)
 
-    out, record = apply_pseudo_labels(
-        fs,
-        pseudo_labels,
-        fit,
-        rounds=a["pseudo_rounds"],
-        eps=a["pseudo_eps"],
-        min_samples=a["pseudo_min_samples"],
-        max_dwell_s=a["max_dwell"],
-        fps=fps,
-    )
+    params = {"eps": a["pseudo_eps"], "min_samples": a["pseudo_min_samples"], "max_dwell_s": a["max_dwell"], "fps": fps}
+    out, record = apply_pseudo_labels(fs, pseudo_labels, fit, rounds=a["pseudo_rounds"], **params)
     if mode == "improved":
         record["improved_guard"] = improved_guard(out.train, fit)
     if train_manifest is not None:

@@ -11,15 +11,16 @@ from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
+from sklearn.base import BaseEstimator
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import pair_confusion_matrix
 from sklearn.neighbors import NearestNeighbors
 
-from ._params import BaseEstimator, json_params
 from .errors import StreidError
 from .features import FeatureSet
 from .metadata import UNKNOWN_PID, Metadata, read_manifest
+from .st_model import json_params
 
 #: The modes of ``evaluate --pseudo-labels``.
 PSEUDO_MODES = ("train", "test")
