@@ -35,7 +35,7 @@ from streid_lib.cli import improved_extra
 from streid_lib.evaluation import evaluate_features
 from streid_lib.features import load_features
 from streid_lib.joint import DEFAULT_METRIC
-from streid_lib.pseudo import PseudoConfig, PseudoIdentities, apply_pseudo_labels, improved_guard, split_half_tv
+from streid_lib.pseudo import PseudoIdentities, apply_pseudo_labels, improved_guard, split_half_tv
 from streid_lib.st_model import fit_st_model
 
 DUKE = Path(__file__).resolve().parents[2] / "shared" / "data" / "features" / "duke_mobilenetv2.npz"
@@ -104,7 +104,7 @@ def campus(preset: str, improved: bool) -> None:
     print(study.label_free.verdicts_markdown(rep))
     if improved:
         eps = rep.records["label-free (train side)"]["eps_chosen"]
-        free_fs, _ = apply_pseudo_labels(fs, "train", PseudoConfig(eps=eps, fps=truth.fps))
+        free_fs, _ = apply_pseudo_labels(fs, "train", eps=eps, fps=truth.fps)
         improved_rows(free_fs, rep.table.loc["label-free (train side)"], "campus", fs.train)
 
 

@@ -47,14 +47,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
     from .evaluation import MODES, evaluate_features
     from .joint import ALL_ROWS, ROWS, JointMetric
-    from .pseudo import PSEUDO_MODES, PseudoConfig
+    from .pseudo import PSEUDO_MODES, PseudoIdentities, apply_pseudo_labels
     from .st_model import DATASET_N_BINS, OVERFLOW_POLICIES, SpatialTemporalModel
     from .training_names import DATASET_NAMING
 
     st = {k: v.default for k, v in inspect.signature(SpatialTemporalModel).parameters.items()}
     metric = {f.name: f.default for f in dataclasses.fields(JointMetric)}
     evaluate = {k: v.default for k, v in inspect.signature(evaluate_features).parameters.items()}
-    pseudo = PseudoConfig()
+    pseudo = {k: v.default for k, v in inspect.signature(PseudoIdentities).parameters.items()}
+    rounds = inspect.signature(apply_pseudo_labels).parameters["rounds"].default
     p = sub.add_parser("evaluate", help="evaluate a features file: VIS, ST, VISxST (Eqn. 5) and st-ReID rows")
     p.add_argument("--features", required=True, help="pytorch_result.mat or .npz features file")
     p.add_argument("--dataset", choices=list(DATASET_N_BINS), required=True)
@@ -104,11 +105,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         ("allow_duplicates", bool, False, "accept duplicate images on one side (default: an error)"),
         ("pseudo_labels", PSEUDO_MODES, None, "fit the ST model on pseudo-identities: of the training side (labels "
          "ignored), or of query+gallery (transductive); docs/reference.md §14"),
-        ("pseudo_eps", float, pseudo.eps, "fixed DBSCAN eps (default: chosen without labels)"),
-        ("pseudo_min_samples", int, pseudo.min_samples, "DBSCAN min_samples (default %(default)s)"),
-        ("pseudo_rounds", int, pseudo.rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
-        ("fps", float, pseudo.fps, "frames per second of the frames (default %(default)s)"),
-        ("max_dwell", float, pseudo.max_dwell_s, "longest stay in one camera, seconds (default %(default)s)"),
+        ("pseudo_eps", float, pseudo["eps"], "fixed DBSCAN eps (default: chosen without labels)"),
+        ("pseudo_min_samples", int, pseudo["min_samples"], "DBSCAN min_samples (default %(default)s)"),
+        ("pseudo_rounds", int, rounds, "rounds re-clustered with ST evidence (default %(default)s)"),
+        ("fps", float, pseudo["fps"], "frames per second of the frames (default %(default)s)"),
+        ("max_dwell", float, pseudo["max_dwell_s"], "longest stay in one camera, seconds (default %(default)s)"),
     ])  # fmt: skip
     p.set_defaults(func=cli_evaluate)
 
@@ -372,7 +373,7 @@ def _pseudo_labels(
 ) -> tuple[Any, dict]:
     """:func:`streid_lib.pseudo.apply_pseudo_labels` from ``evaluate``'s options (``--train-manifest``:
     :func:`streid_lib.pseudo.with_train_manifest`)."""
-    from .pseudo import PseudoConfig, PseudoLabelError, apply_pseudo_labels, improved_guard, with_train_manifest
+    from .pseudo import PseudoLabelError, apply_pseudo_labels, improved_guard, with_train_manifest
     from .st_model import fit_st_model
     from .training_names import train_record
 
@@ -382,13 +383,13 @@ def _pseudo_labels(
         if pseudo_labels != "train":
             raise PseudoLabelError("--train-manifest goes with --pseudo-labels train (test clusters query+gallery)")
         fs = with_train_manifest(fs, train_manifest, fps)
-    config = PseudoConfig(a["pseudo_eps"], a["pseudo_min_samples"], a["max_dwell"], fps, a["pseudo_rounds"])
     st = {k: a[k] for k in ("n_bins", "sigma", "bin_width", "overflow")}
 
     def fit(m: Any) -> Any:  # the ST model of the evaluation itself (its --n-bins/--sigma/--bin-width/...)
         return fit_st_model(m, dataset, **st)
 
-    out, record = apply_pseudo_labels(fs, pseudo_labels, config, fit)
+    params = {"eps": a["pseudo_eps"], "min_samples": a["pseudo_min_samples"], "max_dwell_s": a["max_dwell"], "fps": fps}
+    out, record = apply_pseudo_labels(fs, pseudo_labels, fit, rounds=a["pseudo_rounds"], **params)
     if mode == "improved":
         record["improved_guard"] = improved_guard(out.train, fit)
     if train_manifest is not None:

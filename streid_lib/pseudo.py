@@ -6,28 +6,26 @@ present, only feed :func:`diagnostics`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
+from sklearn.base import BaseEstimator
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import pair_confusion_matrix
 from sklearn.neighbors import NearestNeighbors
 
-from ._params import BaseEstimator, json_params
 from .errors import StreidError
 from .features import FeatureSet
 from .metadata import UNKNOWN_PID, Metadata, read_manifest
+from .st_model import json_params
 
 #: The modes of ``evaluate --pseudo-labels``.
 PSEUDO_MODES = ("train", "test")
 #: Default grid of DBSCAN ``eps`` (cosine distance) searched by the label-free criterion.
 EPS_GRID = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
-#: What :class:`PseudoIdentities` passes to the ST fit: consistent clusters only, or every cluster.
-KEEP = ("consistent", "all")
 #: Improved mode on pseudo-identities falls back to the faithful fusion above this split-half TV (§14.2).
 MAX_SPLIT_TV = 0.5
 
@@ -93,8 +91,8 @@ def consistency(labels: np.ndarray, cams: np.ndarray, frames: np.ndarray, max_dw
 class PseudoIdentities(BaseEstimator):
     """DBSCAN (cosine) pseudo-identities, ``eps`` fixed or chosen from ``eps_grid`` without labels (§14.1).
 
-    ``max_dwell_s`` (seconds, at ``fps``) is the consistency rule's longest stay in one view; ``keep="consistent"``
-    makes the members of clusters that break it singletons, ``"all"`` keeps every cluster. :meth:`fit` sets
+    ``max_dwell_s`` (seconds, at ``fps``) is the consistency rule's longest stay in one view; the members of clusters
+    that break it become singletons. :meth:`fit` sets
     ``labels_`` (N,) DBSCAN labels (-1 noise), ``pids_`` (N,) pids ≥ 1 for the ST fit, ``eps_``, ``criteria_`` (one
     dict per candidate) and ``n_dropped_``.
     """
@@ -107,9 +105,7 @@ class PseudoIdentities(BaseEstimator):
         min_samples: int = 3,
         max_dwell_s: float = 60.0,
         fps: float = 60.0,
-        keep: str = "consistent",
     ) -> None:
-        self.keep = keep
         self.eps = eps
         self.eps_grid = eps_grid
         self.min_samples = min_samples
@@ -126,8 +122,6 @@ class PseudoIdentities(BaseEstimator):
                 f"min_samples >= 1, max_dwell_s > 0 and fps > 0 expected, got {self.min_samples}, "
                 f"{self.max_dwell_s}, {self.fps}"
             )
-        if self.keep not in KEEP:
-            raise PseudoLabelError(f"keep: expected one of {KEEP}, got {self.keep!r}")
         if len(features) != len(meta):
             raise PseudoLabelError(f"features have {len(features)} rows but the metadata {len(meta)}")
         dwell = float(self.max_dwell_s) * float(self.fps)
@@ -145,10 +139,9 @@ class PseudoIdentities(BaseEstimator):
         return self
 
     def _set_labels(self, labels: np.ndarray, bad: np.ndarray) -> None:
-        drop = bad if self.keep == "consistent" else np.zeros_like(bad)
         self.labels_ = labels.astype(np.int64)
-        self.n_dropped_ = int(drop.sum())
-        self.pids_ = drop_clusters(self.labels_, drop)
+        self.n_dropped_ = int(bad.sum())
+        self.pids_ = drop_clusters(self.labels_, bad)
 
     def record(self) -> dict[str, Any]:
         """Method, parameters, the chosen eps, clusters, noise share and every candidate's criterion."""
@@ -253,24 +246,14 @@ def guarded_mode(mode: str, record: dict | None) -> str:
     return "faithful" if mode == "improved" and guard is not None and not guard["use_improved"] else mode
 
 
-@dataclass(frozen=True)
-class PseudoConfig:
-    """Options of ``--pseudo-labels`` (see :class:`PseudoIdentities`)."""
-
-    eps: float | None = None
-    min_samples: int = 3
-    max_dwell_s: float = 60.0
-    fps: float = 60.0
-    rounds: int = 0
-
-
 def apply_pseudo_labels(
-    fs: FeatureSet, mode: str, config: PseudoConfig = PseudoConfig(), fit_model: Any = None
+    fs: FeatureSet, mode: str, fit_model: Any = None, *, rounds: int = 0, **params: Any
 ) -> tuple[FeatureSet, dict]:
     """The set whose training side carries pseudo-identities, and the JSON record (§14.2).
 
     ``mode="train"`` clusters the training side (labels ignored); ``"test"`` (transductive) clusters query+gallery,
-    which become the training side. ``config.rounds`` > 0 re-clusters with ST evidence (:func:`refine_with_st`).
+    which become the training side, with ``PseudoIdentities(**params)``. ``rounds`` > 0 re-clusters with ST evidence
+    (:func:`refine_with_st`).
     """
     if mode not in PSEUDO_MODES:
         raise PseudoLabelError(f"--pseudo-labels: expected one of {PSEUDO_MODES}, got {mode!r}")
@@ -283,16 +266,12 @@ def apply_pseudo_labels(
     else:
         f = np.concatenate([fs.query_f, fs.gallery_f])
         meta = Metadata.concat([fs.query, fs.gallery])
-    est = PseudoIdentities(
-        eps=config.eps, min_samples=config.min_samples, max_dwell_s=config.max_dwell_s, fps=config.fps
-    ).fit(f, meta)
+    est = PseudoIdentities(**params).fit(f, meta)
     record = {"mode": mode, "side": "train" if mode == "train" else "query+gallery (transductive)", **est.record()}
-    if config.rounds != 0:
-        if int(config.rounds) < 0 or fit_model is None:
-            raise PseudoLabelError(
-                f"rounds: expected >= 0 with fit_model (the ST fit of each round), got {config.rounds}"
-            )
-        record["rounds"] = refine_with_st(est, f, meta, fit_model, rounds=config.rounds)
+    if rounds != 0:
+        if int(rounds) < 0 or fit_model is None:
+            raise PseudoLabelError(f"rounds: expected >= 0 with fit_model (the ST fit of each round), got {rounds}")
+        record["rounds"] = refine_with_st(est, f, meta, fit_model, rounds=rounds)
         record.update(n_clusters=record["rounds"][-1]["n_clusters"], noise_share=record["rounds"][-1]["noise_share"])
     record["summary"] = (
         f"{record['n_clusters']} clusters of the {record['side']} side (DBSCAN eps {est.eps_:g}), "

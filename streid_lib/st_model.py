@@ -5,15 +5,16 @@ training metadata exactly as the authors' code does (docs/reference.md §3, look
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ._io import atomic_path
-from ._params import BaseEstimator, json_params
 from .errors import StreidError
 from .metadata import Metadata
 
@@ -37,6 +38,23 @@ SIGMA_PER_BIN = 1000
 MAX_SMOOTHING_WORK = 2**36
 
 _FORMAT_VERSION = 1
+
+
+def json_params(estimator: BaseEstimator) -> dict[str, Any]:
+    """``estimator.get_params()`` as plain JSON values, in the constructor's order (each value as its default's type,
+    numpy scalars as Python numbers): what a file records."""
+    sig = inspect.signature(type(estimator).__init__)
+    out = {}
+    for name, p in sig.parameters.items():
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        value = getattr(estimator, name)
+        if isinstance(p.default, (bool, int, float)):
+            value = type(p.default)(value)
+        elif hasattr(value, "item"):
+            value = value.item()
+        out[name] = value
+    return out
 
 
 class STModelError(StreidError):

@@ -11,7 +11,6 @@ from helpers import assert_error, run
 from streid_lib.features import FeaturesError, FeatureSet, load_features, save_features
 from streid_lib.metadata import UNKNOWN_PID, Metadata, MetadataError, read_manifest
 from streid_lib.pseudo import (
-    PseudoConfig,
     PseudoIdentities,
     PseudoLabelError,
     apply_pseudo_labels,
@@ -97,10 +96,10 @@ def feature_set(train_labelled: bool = True) -> FeatureSet:
 
 def test_apply_train_and_test_modes():
     fs = feature_set()
-    out, rec = apply_pseudo_labels(fs, "train", PseudoConfig(eps=0.1))
+    out, rec = apply_pseudo_labels(fs, "train", eps=0.1)
     assert rec["mode"] == "train" and rec["eps_chosen"] == 0.1 and rec["diagnostics"]["ari"] > 0.95
     assert np.array_equal(out.train_f, fs.train_f) and out.train.has_labels
-    out, rec = apply_pseudo_labels(fs.without_train(), "test", PseudoConfig(eps=0.1))
+    out, rec = apply_pseudo_labels(fs.without_train(), "test", eps=0.1)
     assert len(out.train) == len(fs.query) + len(fs.gallery) and "transductive" in rec["note"]
     with pytest.raises(PseudoLabelError, match="no training side"):
         apply_pseudo_labels(fs.without_train(), "train")
@@ -173,7 +172,7 @@ def test_refine_with_st_cuts_impossible_pairs_and_reports_rounds():
     assert [r["round"] for r in recs] == [1, 2]
     assert diagnostics(meta.pids, est.labels_)["ari"] > 0.95  # the ST evidence split them again
     with pytest.raises(PseudoLabelError, match="rounds"):
-        apply_pseudo_labels(feature_set(), "train", PseudoConfig(eps=0.1, rounds=1))
+        apply_pseudo_labels(feature_set(), "train", eps=0.1, rounds=1)
 
 
 def test_cli_improved_mode_on_pseudo_identities_uses_the_spread_rule(tmp_path, capsys):
