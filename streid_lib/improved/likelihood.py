@@ -11,11 +11,11 @@ from collections import namedtuple
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
-from .._params import BaseEstimator, json_params
 from ..joint import st_rank_table
 from ..metadata import Metadata
-from ..st_model import EPS, SpatialTemporalModel, gaussian_kernel
+from ..st_model import EPS, SpatialTemporalModel, gaussian_kernel, json_params
 from .config import COUNTINGS, DEFAULT_OUTLIER, ImprovedError
 
 
