@@ -101,7 +101,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
     ),
     "default": Profile(
         campus_preset="small",
-        # Sized for a couple of minutes of the whole study on 2 CPU cores (1 min 43 s measured). PCB at 64×32 has a
+        # Training and extraction take about 11 minutes on 2 CPU cores with the portable kernels. PCB at 64×32 has a
         # 4×2 layer4 map, so its six adaptive-pooling stripes overlap (the paper's 384×192 gives 24 rows, 4 per stripe).
         train=TrainConfig(epochs=2, height=64, width=32, batch_size=32, weights="none", lr=0.01, lr_backbone=0.01),
         cpu_threads=2,
