@@ -88,7 +88,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         train=TrainConfig(epochs=1, height=64, width=32, batch_size=16, weights="none", lr=0.01, lr_backbone=0.01),
         # Notebook 07: a coarser search that keeps every stage and every counting rule (the same rows), and 200
         # bootstrap resamples (their Monte Carlo error is about a tenth of an interval's width).
-        cpu_threads=1,  # make test runs the smoke notebooks side by side, one thread each
+        # No portable kernels (cpu_threads unset): they would double the training time of make test (§13.13).
         sizes=Sizes(
             sigmas=(10, 50),
             bin_widths=(100,),
