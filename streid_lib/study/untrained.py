@@ -120,7 +120,7 @@ def describe_gain(gain: Any) -> str:
              f"({r['training']})" for net, r in gain.iterrows()]  # fmt: skip
     helped = int((gain["training"] == GAIN_WORDS[HELD]).sum())
     return (
-        f"Training against the same network untrained (paired 95 % intervals over query identities, with the CPU "
+        f"Training against the same network untrained (paired 95 % intervals over query identities, with the training "
         f"tolerance of a trained row): "
         f"{helped} of {len(gain)} networks gained beyond noise. " + "; ".join(parts) + "."
     )
