@@ -18,9 +18,19 @@
   the cosine and on the k-reciprocal Jaccard distance (:func:`streid_lib.rerank.rerank_distances` with λ = 0,
   assembled over all pairs), and HDBSCAN on the cosine.
 
+* ``criteria``: on the campus preset and the Duke dev features, two label-free ideas measured against the chosen
+  DBSCAN (§14.1): **stability under resampling** of each eps of the grid (mean adjusted Rand index between the
+  clustering of three random 80 % subsamples and the full clustering restricted to them; labels not read), and
+  **time-gated mutual nearest neighbours**: within one camera, consecutive crops less than 10 s apart and closer than
+  0.5 (cosine) form a tracklet; two tracklets of different cameras whose mean frames are at most the 90 % quantile of
+  the chosen DBSCAN model's transit votes apart and that are each other's visually nearest in the other's camera form
+  a two-member pseudo-identity, with or without a cosine threshold. For the record only: st-ReID, the mean TV to the
+  truth (campus) and the pair precision against the hidden labels.
+
 Timings are wall-clock seconds of one process; the machine may be shared, so read them with care.
 
-Usage: ``.venv/bin/python benchmarks/bench_label_free.py [duke|campus|candidates] [--preset small] [--improved]``.
+Usage: ``.venv/bin/python benchmarks/bench_label_free.py [duke|campus|candidates|criteria] [--preset small]
+[--improved]``.
 """
 
 from __future__ import annotations
@@ -179,14 +189,102 @@ def candidates(preset: str) -> None:
           f"{time.perf_counter() - t:.1f} s")  # fmt: skip
 
 
+def gated_pairs(f, meta, gate: int, threshold: float, gap: int = 600, link: float = 0.5):
+    """(M, 2) tracklet pairs and the (N,) tracklet of each crop: mutual visually nearest tracklets of two cameras at
+    most ``gate`` frames apart and at most ``threshold`` apart (cosine); see the module docstring."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    f = (f / np.linalg.norm(f, axis=1, keepdims=True)).astype(np.float32)
+    o = np.lexsort((meta.frames, meta.cams))
+    a, b = o[:-1], o[1:]
+    ok = (meta.cams[a] == meta.cams[b]) & (meta.frames[b] - meta.frames[a] <= gap) & ((f[a] * f[b]).sum(1) > 1 - link)
+    t = connected_components(coo_matrix((np.ones(ok.sum()), (a[ok], b[ok])), shape=(len(f),) * 2))[1]
+    n = t.max() + 1
+    tf = np.zeros((n, f.shape[1]), np.float32)
+    np.add.at(tf, t, f)
+    tf /= np.linalg.norm(tf, axis=1, keepdims=True)
+    tc, tfr = np.zeros(n, np.int64), np.bincount(t, weights=meta.frames) / np.bincount(t)
+    tc[t] = meta.cams
+    best = np.full((n, tc.max() + 1), -1)
+    for s in range(0, n, 2000):  # chunks of 2000 rows bound the memory
+        sim = tf[s : s + 2000] @ tf.T
+        sim[
+            (tc[s : s + 2000, None] == tc) | (np.abs(tfr[s : s + 2000, None] - tfr) > gate) | (sim < 1 - threshold)
+        ] = -2
+        for cam in np.unique(tc):
+            j = np.where(tc == cam, sim, -3).argmax(1)
+            hit = sim[np.arange(len(sim)), j] > -2
+            best[s : s + 2000][hit, cam] = j[hit]
+    i, cam = np.nonzero(best >= 0)
+    j = best[i, cam]
+    keep = (best[j, tc[i]] == i) & (i < j)
+    return np.c_[i[keep], j[keep]], t
+
+
+def _score(fs, truth, dataset: str, meta, what: str):
+    """Print st-ReID (and the mean TV to ``truth``) of the HP model fitted on ``meta``; return the model."""
+    from streid_lib.campus import mean_hp_distance
+    from streid_lib.evaluation import rank_rows
+
+    model = fit_st_model(meta, dataset)
+    s = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"].summary()
+    tv = f", mean TV {mean_hp_distance(model, truth):.3f}" if truth is not None else ""
+    print(f"  {what}: st-ReID {s['R1']:.2f} R1 / {s['mAP']:.2f} mAP{tv}")
+    return model
+
+
+def criteria(preset: str) -> None:
+    import numpy as np
+    from sklearn.cluster import DBSCAN
+    from sklearn.metrics import adjusted_rand_score
+
+    from streid_lib.metadata import Metadata
+    from streid_lib.pseudo import EPS_GRID, _cosine_graph, consistency, drop_clusters  # the eps search's own graph
+
+    cfg = study.study_config(profile="default", dataset="campus", campus_preset=preset)
+    sets = [("campus " + preset, study.beyond_features(cfg), study.campus_truth(cfg), "campus")]
+    sets += [("Duke dev features", load_features(DUKE), None, "duke")] if DUKE.is_file() else []
+    for label, fs, truth, dataset in sets:
+        tm, rng, model = fs.train, np.random.default_rng(0), None
+        print(f"{label}: {len(tm)} training crops")
+        _score(fs, truth, dataset, tm, "labelled")
+        est = PseudoIdentities().fit(fs.train_f, tm)
+        graph = _cosine_graph(fs.train_f, max(EPS_GRID)).tocsr()
+        subs = [np.sort(rng.choice(len(tm), int(0.8 * len(tm)), replace=False)) for _ in range(3)]
+        for crit in est.criteria_:
+            db = DBSCAN(eps=crit["eps"], min_samples=3, metric="precomputed")
+            labels = db.fit(graph).labels_
+            stab = np.mean([adjusted_rand_score(labels[s], db.fit(graph[s][:, s]).labels_) for s in subs])
+            _, bad = consistency(labels, tm.cams, tm.frames, 60.0 * 60)
+            chosen = crit["eps"] == est.eps_
+            what = (f"DBSCAN eps {crit['eps']}{' (chosen)' if chosen else ''}: consistent cross-camera clusters "
+                    f"{crit['consistent_cross']}, stability {stab:.3f}")  # fmt: skip
+            fitted = _score(fs, truth, dataset, Metadata(drop_clusters(labels, bad), tm.cams, tm.frames), what)
+            model = fitted if chosen else model
+        votes = model.counts_.sum(axis=(0, 1))
+        gate = int(np.searchsorted(np.cumsum(votes) / votes.sum(), 0.9) * model.bin_width)
+        for threshold in (est.eps_, 2.0):
+            pairs, t = gated_pairs(fs.train_f, tm, gate, threshold)
+            rows = np.split(np.argsort(t, kind="stable"), np.cumsum(np.bincount(t))[:-1])  # crops per tracklet
+            idx = np.concatenate([np.r_[rows[i], rows[j]] for i, j in pairs])
+            pid = np.repeat(np.arange(1, len(pairs) + 1), [len(rows[i]) + len(rows[j]) for i, j in pairs])
+            first = np.array([r[0] for r in rows])
+            prec = (tm.pids[first[pairs[:, 0]]] == tm.pids[first[pairs[:, 1]]]).mean()
+            what = (f"gated mutual pairs, gate {gate / 60:.0f} s, cosine <= {threshold:g}: {len(pairs)} pairs of "
+                    f"{len(rows)} tracklets, pair precision {prec:.2f} (labels, for the record)")  # fmt: skip
+            _score(fs, truth, dataset, Metadata(pid, tm.cams[idx], tm.frames[idx]), what)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("dataset", nargs="?", choices=("duke", "campus", "candidates"), default="duke")
+    p.add_argument("dataset", nargs="?", choices=("duke", "campus", "candidates", "criteria"), default="duke")
     p.add_argument("--preset", default="small", help="campus preset (default %(default)s)")
     p.add_argument("--improved", action="store_true", help="also the improved mode on pseudo-identities")
     a = p.parse_args()
-    if a.dataset == "candidates":
-        return candidates(a.preset)
+    if a.dataset in ("candidates", "criteria"):
+        return (candidates if a.dataset == "candidates" else criteria)(a.preset)
     duke(a.improved) if a.dataset == "duke" else campus(a.preset, a.improved)
 
 

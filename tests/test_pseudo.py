@@ -266,3 +266,22 @@ def test_cli_train_manifest_without_pid_describes_train_f(tmp_path, capsys):
     m.write_text("path,camera,timestamp\n" + "\n".join(rows[1:] + rows[:1]) + "\n", encoding="utf-8")
     assert_error(run(capsys, *base, "--pseudo-labels", "train", "--train-manifest", str(m), "--fps", "25"), "row 1")
     assert_error(run(capsys, *base, "--pseudo-labels", "test", "--train-manifest", str(m)), "--train-manifest")
+
+
+def test_truth_model_is_the_true_density_at_the_fitted_layout():
+    from streid_lib.campus import TransitTruth, hp_distance
+    from streid_lib.st_model import SpatialTemporalModel
+    from streid_lib.study.label_free import truth_model
+
+    counts = np.zeros((2, 2, 400), np.int64)
+    counts[0, 1, [30, 35, 120]] = [4, 2, 1]  # base bins of 10 frames: gaps 300, 350 and 1200 frames
+    counts[1, 0, 250] = 3
+    truth = TransitTruth(counts, base_bin_width=10, fps=60.0, n_walkers=10, recording_frames=10_000)
+    model = truth_model(truth, SpatialTemporalModel(n_cams=3, n_bins=30, bin_width=100, sigma=0.0))
+    assert model.distribution_.shape == (3, 3, 30) and model.counts_ is None
+    np.testing.assert_allclose(model.distribution_[0, 1, [3, 12]], [6 / 7, 1 / 7])
+    assert model.distribution_[2].sum() == 0 and model.distribution_[1, 0, 25] == 1
+    tv = hp_distance(model, truth)
+    assert list(tv) == [(1, 2), (2, 1)] and max(tv.values()) < 1e-12  # unsmoothed: the truth itself
+    wide = truth_model(truth, SpatialTemporalModel(n_cams=3, n_bins=30, bin_width=100, sigma=5.0))
+    assert hp_distance(wide, truth)[(1, 2)] > 0.1  # smoothing is what the oracle's floor measures

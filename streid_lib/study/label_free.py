@@ -21,7 +21,7 @@ from ..metadata import Metadata
 from ..metrics import RankingProtocol
 from ..pseudo import EPS_GRID, PseudoIdentities, diagnostics, improved_guard, refine_with_st
 from ..ranking import rank_rows
-from ..st_model import fit_st_model
+from ..st_model import SpatialTemporalModel, fit_st_model
 from .interpret import features_used
 from .outputs import display_or_print, markdown_table, save_figure, say, write_table
 from .steps import beyond_features, campus_truth, training_metadata
@@ -30,6 +30,8 @@ from .steps import beyond_features, campus_truth, training_metadata
 TRAIN_SIDE = "label-free (train side)"
 #: The table row of improved mode on the training side's pseudo-identities.
 IMPROVED_ROW = "improved, pseudo-identities (spread rule)"
+#: The campus row whose ST model is the true transit density (binned and smoothed like the fitted ones).
+ORACLE = "true density (campus oracle)"
 #: The same behind the label-free guard (:func:`streid_lib.pseudo.improved_guard`): what ``evaluate`` ranks.
 GUARDED_ROW = "improved, pseudo-identities, guarded"
 #: Targets of issue #19, checked by :func:`verdicts` (R1 in points, TV as a ratio).
@@ -138,12 +140,16 @@ def label_free_study(
         kept = imp if guard["use_improved"] else {k: results[TRAIN_SIDE].summary()[k] for k in ("R1", "mAP")}
         rows.append({"ST model": GUARDED_ROW, **kept, "split-half TV": guard["split_half_tv"]})
         report.records[GUARDED_ROW] = guard
+    if truth is not None:  # the ceiling of any fitted ST model: the true density, binned and smoothed alike
+        model = truth_model(truth, report.models["labelled"])
+        results[ORACLE], report.models[ORACLE] = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"], model
+        rows.append({"ST model": ORACLE, **_row(results[ORACLE].summary(), {})})
     report.table = pd.DataFrame(rows).set_index("ST model")
     report.provenance = {"features": fs.provenance, "clustering": report.records}
     if fs.has_train:
         report.refinement = _refinement(fs, dataset, train_est, sizes, rows[1])
     diffs = []
-    for name in list(routes)[1:]:
+    for name in [*list(routes)[1:], *([ORACLE] if truth is not None else [])]:
         d = bootstrap_difference(
             results["labelled"], results[name], n_boot=sizes.n_boot, seed=seed, metrics=("R1", "mAP"), ids=fs.query.pids
         )
@@ -158,10 +164,22 @@ def label_free_study(
         report.tv.index.name = "pair (later→earlier)"
         report.maps["truth"] = truth_edges(truth, report.models["labelled"].bin_width)
     for name, m in report.models.items():
+        if name == ORACLE:  # no counts to draw; the truth's own map is report.maps["truth"]
+            continue
         report.maps[name] = model_edges(m, fps)
         if truth is not None:
             report.comparison[name] = compare_maps(report.maps[name], report.maps["truth"])
     return report
+
+
+def truth_model(truth: Any, like: SpatialTemporalModel) -> SpatialTemporalModel:
+    """An HP model whose distribution is the campus ``truth``'s density at ``like``'s bins, cameras and smoothing."""
+    p = like.get_params()
+    D = np.zeros((p["n_cams"], p["n_cams"], p["n_bins"]))
+    D[: truth.n_cams, : truth.n_cams] = truth.density(p["bin_width"], p["n_bins"])
+    return SpatialTemporalModel.from_distribution(
+        D, **{k: p[k] for k in ("bin_width", "sigma", "truncate", "overflow")}
+    )
 
 
 def _row(summary: Any, record: dict) -> dict:
@@ -288,7 +306,8 @@ def verdicts(report: LabelFreeReport) -> list[tuple[str, str, str]]:
             ),
             (
                 f"{main} mean TV ≤ {T['campus_tv_ratio']:g}× labelled",
-                f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×)",
+                f"{tv[main]:.3f} vs {tv['labelled']:.3f} ({ratio:.2f}×; the true density's floor "
+                f"{tv.get(ORACLE, float('nan')):.3f})",
                 ratio <= T["campus_tv_ratio"],
             ),
         ]
@@ -351,6 +370,14 @@ def describe_label_free(report: LabelFreeReport) -> str:
             f"{imp['R1']:.1f} R1 / {imp['mAP']:.1f} mAP; the label-free guard measures a split-half TV of "
             f"{guard['split_half_tv']:.2f} for their ST density and "
             + ("keeps the improved fusion." if guard["use_improved"] else "falls back to the faithful fusion.")
+        )
+    if ORACLE in t.index:
+        o, d = t.loc[ORACLE], report.differences.loc[f"{ORACLE} − labelled, R1"]
+        text += (
+            f" The true transit density itself, binned and smoothed like the fitted models, gives {o['R1']:.1f} R1 / "
+            f"{o['mAP']:.1f} mAP ({d['diff']:+.1f} R1 against the labelled model, 95 % CI {d['ci_low']:+.1f} to "
+            f"{d['ci_high']:+.1f}) at a mean TV of {report.tv_mean[ORACLE]:.3f}, the floor that binning and smoothing "
+            "leave."
         )
     if report.comparison:
         c = report.comparison[report.main]
