@@ -226,7 +226,7 @@ def show_rows(report: LabelFreeReport, cfg: Any) -> None:
     """Write and show ``label_free_rows`` and ``label_free_differences``."""
     title = "st-ReID with labelled and label-free ST models"
     _write(report, cfg, report.table, "label_free_rows", title, {"eps": 2, **DECIMALS})
-    title = "Label-free minus labelled (percentage points)"
+    title = "Each ST model minus labelled (percentage points)"
     _write(report, cfg, report.differences, "label_free_differences", title, {"p_boot": 3})
 
 
