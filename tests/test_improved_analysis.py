@@ -68,8 +68,8 @@ def test_ablation_rows_are_consistent_and_none_beats_the_chosen_row_beyond_noise
     assert row.loc["faithful", "dR1"] == 0.0 and row.loc["faithful", "dmAP"] == 0.0
     assert row.loc["improved", "dmAP"] == pytest.approx(row.loc["improved", "mAP"] - row.loc["faithful", "mAP"])
     # The rows agree with the stand-alone functions.
-    fitted = abl.fitted
-    assert row.loc["improved", "mAP"] == pytest.approx(improved.improved_rows(fs, fitted=fitted)["improved"]["mAP"])
+    alone = improved.improved_results(fs, abl.fitted)["improved"].summary()
+    assert row.loc["improved", "mAP"] == pytest.approx(alone["mAP"])
     assert set(abl.results) == set(names) | {"re-rank variant visual_then_st", "re-rank variant rescaled"}
     # The noise check covers every variant of the chosen row, and none beats it beyond noise.
     checked = df[df["beats_beyond_noise"].notna()]
@@ -136,6 +136,6 @@ def test_campus_improved_beats_faithful_and_no_ablation_beats_it(campus_features
     checked = df[df["beats_beyond_noise"].notna()]
     assert not checked["beats_beyond_noise"].astype(bool).any(), checked[["variant", "d_crit", "ci_low"]]
     # The evaluate --mode improved path without training features (spread rule) beats faithful as well.
-    plain = improved.improved_rows(fs.without_train(), fs.train, config=SMOKE,
-                                   st_params=improved.st_params_from(abl.faithful))["improved"]  # fmt: skip
+    spread = improved.fit_improved(fs.train, None, config=SMOKE, st_params=improved.st_params_from(abl.faithful))
+    plain = improved.improved_results(fs.without_train(), spread)["improved"].summary()
     assert plain["R1"] > row.loc["faithful", "R1"] and plain["mAP"] > row.loc["faithful", "mAP"]

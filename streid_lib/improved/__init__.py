@@ -11,7 +11,7 @@ from .calibration import calibrate_weight, jaccard_distance, score_spread
 from .config import COUNTINGS, DEFAULT_OUTLIER, DEFAULT_W, RERANK_SOURCES, ImprovedError, SelectionConfig
 from .likelihood import LikelihoodRatioModel, pair_histograms
 from .report import beyond_the_paper, describe_inputs, interpretation, report_tables
-from .scoring import ImprovedRows, fit_improved, improved_results, improved_rows, prepare_improved, st_params_from
+from .scoring import ImprovedRows, fit_improved, improved_results, prepare_improved, st_params_from
 from .selection import select_hyperparameters, validation_splits
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "describe_inputs",
     "fit_improved",
     "improved_results",
-    "improved_rows",
     "interpretation",
     "jaccard_distance",
     "noise_check",
