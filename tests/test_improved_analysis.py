@@ -10,7 +10,9 @@ from improved_world import synthetic_world
 
 from streid_lib import improved, study
 from streid_lib.colour_histogram import colour_histogram_features
-from streid_lib.improved import ImprovedError, SelectionConfig, bootstrap_difference, noise_check
+from streid_lib.improved import ImprovedError, SelectionConfig, bootstrap_difference
+from streid_lib.improved.analysis import noise_check
+from streid_lib.improved.scoring import st_params_from
 from streid_lib.joint import cosine_similarity
 from streid_lib.metrics import evaluate_scores
 from streid_lib.uncertainty import cluster_means
@@ -136,6 +138,6 @@ def test_campus_improved_beats_faithful_and_no_ablation_beats_it(campus_features
     checked = df[df["beats_beyond_noise"].notna()]
     assert not checked["beats_beyond_noise"].astype(bool).any(), checked[["variant", "d_crit", "ci_low"]]
     # The evaluate --mode improved path without training features (spread rule) beats faithful as well.
-    spread = improved.fit_improved(fs.train, None, config=SMOKE, st_params=improved.st_params_from(abl.faithful))
+    spread = improved.fit_improved(fs.train, None, config=SMOKE, st_params=st_params_from(abl.faithful))
     plain = improved.improved_results(fs.without_train(), spread)["improved"].summary()
     assert plain["R1"] > row.loc["faithful", "R1"] and plain["mAP"] > row.loc["faithful", "mAP"]

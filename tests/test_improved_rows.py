@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from improved_world import synthetic_world
 
-from streid_lib import improved
 from streid_lib.cli import improved_extra
 from streid_lib.evaluation import EvaluationError, evaluate_features, fit_st_model
 from streid_lib.features import FeatureSet
 from streid_lib.improved import ImprovedError, SelectionConfig, fit_improved, improved_results, prepare_improved
+from streid_lib.improved.calibration import jaccard_distance, score_spread
+from streid_lib.improved.config import DEFAULT_W
 from streid_lib.joint import cosine_similarity
 from streid_lib.metadata import Metadata
 from streid_lib.metrics import evaluate_scores
@@ -45,7 +46,7 @@ def test_improved_scores_are_s_plus_w_log_lr(world, fitted) -> None:
     info: dict = {}
     rr = improved_results(world, fitted, True, info=info)["improved+re-rank"]
     assert info["rerank"]["beta"] == pytest.approx(fitted.choice.rerank["beta"], rel=1e-6)
-    jac = improved.jaccard_distance(
+    jac = jaccard_distance(
         np.concatenate([world.query_f, world.gallery_f]), Metadata.concat([q, g]), len(q),
         source=fitted.choice.rerank["source"], model=fitted.likelihood_ratio, w=fitted.choice.w,
     )  # fmt: skip
@@ -66,7 +67,7 @@ def test_training_side_is_used_and_recorded(world) -> None:
     prepare_improved(world.without_train(), world.train, config=SMALL, st_params=BINS, info=without)
     assert without["w_source"] == "spread" and not without["train_features"]["used"]
     assert without["w_effective"] == pytest.approx(
-        improved.DEFAULT_W * improved.score_spread(cosine_similarity(world.query_f, world.gallery_f)), rel=1e-5
+        DEFAULT_W * score_spread(cosine_similarity(world.query_f, world.gallery_f)), rel=1e-5
     )
     # Other training metadata than the set's training side: the set's side is used (its features need it).
     other: dict = {}

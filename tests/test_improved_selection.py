@@ -10,15 +10,9 @@ from improved_world import synthetic_world
 
 from streid_lib import improved, study
 from streid_lib.features import FeatureSet
-from streid_lib.improved import (
-    DEFAULT_W,
-    ImprovedError,
-    LikelihoodRatioModel,
-    SelectionConfig,
-    fit_improved,
-    prepare_improved,
-    select_hyperparameters,
-)
+from streid_lib.improved import ImprovedError, LikelihoodRatioModel, SelectionConfig, fit_improved, prepare_improved
+from streid_lib.improved.config import COUNTINGS, DEFAULT_W, RERANK_SOURCES
+from streid_lib.improved.selection import select_hyperparameters
 from streid_lib.metadata import Metadata
 from streid_lib.metrics import evaluate_scores
 
@@ -88,7 +82,7 @@ def test_search_follows_the_documented_stages_and_criterion() -> None:
     diff = table["criterion"] - chosen["criterion"]
     np.testing.assert_allclose(diff, table["gain_vs_chosen"], atol=1e-9)
     # Every counting rule was ranked; σ walked from sigma0; each structural switch was tried off.
-    assert set(table.loc[table["stage"] == "counting", "counting"]) == set(improved.COUNTINGS)
+    assert set(table.loc[table["stage"] == "counting", "counting"]) == set(COUNTINGS)
     assert {12.0} < set(table["sigma"])
     assert {False} <= set(table["direction_prior"]) and {False} <= set(table["background"])
     assert choice.params["counting"] == chosen["counting"] and choice.params["sigma"] == chosen["sigma"]
@@ -128,7 +122,7 @@ def test_rerank_choice_keeps_validation_rank1() -> None:
     fs = synthetic_world(seed=4, n_ids=60)
     fitted = fit_improved(fs.train, fs.train_f, config=SMALL, rerank=True, st_params=BINS)
     rr = fitted.validation.attrs["rerank"]
-    assert set(rr["source"]) == set(improved.RERANK_SOURCES) and rr["chosen"].sum() == 1
+    assert set(rr["source"]) == set(RERANK_SOURCES) and rr["chosen"].sum() == 1
     chosen = rr[rr["chosen"]].iloc[0]
     if rr["keeps_R1"].any():
         assert chosen["keeps_R1"] and chosen["R1"] >= rr.attrs["R1_without"]
