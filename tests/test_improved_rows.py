@@ -9,9 +9,10 @@ from improved_world import synthetic_world
 from streid_lib.cli import improved_extra
 from streid_lib.evaluation import EvaluationError, evaluate_features, fit_st_model
 from streid_lib.features import FeatureSet
-from streid_lib.improved import ImprovedError, SelectionConfig, fit_improved, improved_results, prepare_improved
+from streid_lib.improved import ImprovedError, SelectionConfig, prepare_improved
 from streid_lib.improved.calibration import jaccard_distance, score_spread
 from streid_lib.improved.config import DEFAULT_W
+from streid_lib.improved.scoring import fit_improved, improved_results
 from streid_lib.joint import cosine_similarity
 from streid_lib.metadata import Metadata
 from streid_lib.metrics import evaluate_scores

@@ -10,8 +10,9 @@ from improved_world import synthetic_world
 
 from streid_lib import improved, study
 from streid_lib.features import FeatureSet
-from streid_lib.improved import ImprovedError, LikelihoodRatioModel, SelectionConfig, fit_improved, prepare_improved
+from streid_lib.improved import ImprovedError, LikelihoodRatioModel, SelectionConfig, prepare_improved
 from streid_lib.improved.config import COUNTINGS, DEFAULT_W, RERANK_SOURCES
+from streid_lib.improved.scoring import fit_improved
 from streid_lib.improved.selection import select_hyperparameters
 from streid_lib.metadata import Metadata
 from streid_lib.metrics import evaluate_scores
