@@ -132,22 +132,20 @@ def prepare_improved(
     rerank: bool = False,
     *,
     columns: np.ndarray | None = None,
-    fitted: ImprovedModel | None = None,
     config: SelectionConfig | None = None,
     st_params: Mapping[str, Any] | None = None,
     base: SpatialTemporalModel | None = None,
     info: dict | None = None,
 ) -> ImprovedRows:
-    """Fit the improved mode on ``train`` (default ``fs.train``), unless ``fitted``, and return its chunk scorer.
+    """Fit the improved mode on ``train`` (default ``fs.train``) and return its chunk scorer.
 
     Calibrated on ``fs.train_f``, else the spread rule; bins follow ``base`` or ``st_params``. ``info`` receives the
     provenance: choice, ST-model fit info, weights used, the training-features source, validation records.
     """
     train, train_features, source = resolve_training(fs, train)
-    if fitted is None:
-        if st_params is None and base is not None:
-            st_params = st_params_from(base)
-        fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params)
+    if st_params is None and base is not None:
+        st_params = st_params_from(base)
+    fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params)
     used: dict[str, Any] = {}
     scorer = ImprovedRows(fs, fitted, rerank, columns=columns, info=used)
     if info is not None:

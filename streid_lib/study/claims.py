@@ -150,8 +150,7 @@ def _check_splits(splits: Any, cfg: StudyConfig) -> tuple[str, str]:
 
 def _check_visual_order(visual: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
     keys = ["resnet50", "densenet121", "pcb"]
-    why = _missing(visual, keys)
-    if why:
+    if why := _missing(visual, keys):
         return NOT_COMPUTED, why
     rn, dn, pcb = (cfg.model_label(k) for k in keys)
     rows = {cfg.model_label(k): visual[k] for k in keys}
@@ -189,8 +188,7 @@ def _check_reaches_paper(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, s
     paper = {"market": PAPER_TABLE1, "duke": PAPER_TABLE2}.get(cfg.dataset)
     if paper is None:
         return NOT_COMPUTED, f"the run is on {cfg.dataset_label}; the paper reports Market-1501 and DukeMTMC-reID"
-    why = _missing(rows, ["st-ReID"])
-    if why:
+    if why := _missing(rows, ["st-ReID"]):
         return NOT_COMPUTED, why
     ests = {m: _within(rows["st-ReID"], m, paper["st-ReID"][c]) for m, c in (("R1", 0), ("mAP", 3))}
     if any(e is None for e in ests.values()):
@@ -225,8 +223,7 @@ def _table3_lifts(rows: dict[str, Any], cfg: StudyConfig, metric: str, column: i
 
 
 def _check_st_alone_weak(rows: dict[str, Any], cfg: StudyConfig) -> tuple[str, str]:
-    why = _missing(rows, ["ST", "st-ReID"])
-    if why:
+    if why := _missing(rows, ["ST", "st-ReID"]):
         return NOT_COMPUTED, why
     share = estimate(
         [rows["ST"], rows["st-ReID"]], "R1", lambda m: 100.0 * (1.0 - m[:, 0] / np.maximum(m[:, 1], 1e-12)),
