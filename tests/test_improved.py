@@ -8,20 +8,16 @@ import numpy as np
 import pytest
 from improved_world import meta, one_way_train, synthetic_world
 
-from streid_lib import improved
-from streid_lib.improved import (
-    ImprovedError,
-    LikelihoodRatioModel,
-    calibrate_weight,
-    pair_histograms,
-    validation_splits,
-)
-from streid_lib.improved.likelihood import _units
+from streid_lib.improved import ImprovedError, LikelihoodRatioModel
+from streid_lib.improved.calibration import calibrate_weight, score_spread
+from streid_lib.improved.config import COUNTINGS, DEFAULT_OUTLIER
+from streid_lib.improved.likelihood import _units, pair_histograms
+from streid_lib.improved.selection import select_hyperparameters, validation_splits
 from streid_lib.metadata import Metadata
 from streid_lib.metrics import evaluate_scores
 from streid_lib.st_model import SpatialTemporalModel
 
-RHO = improved.DEFAULT_OUTLIER
+RHO = DEFAULT_OUTLIER
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -127,8 +123,8 @@ def test_pair_histograms_match_brute_force(overflow: str) -> None:
     train = Metadata(rng.integers(1, 9, n), rng.integers(1, 5, n), rng.integers(0, 30_000, n))
     ties = Metadata(np.array([20, 21, 20]), np.array([1, 2, 2]), np.array([777, 777, 777]))  # equal times
     train = Metadata.concat([train, ties])
-    got = pair_histograms(train, countings=improved.COUNTINGS, n_bins=200, n_cams=4, overflow=overflow, max_block=7)
-    for counting in improved.COUNTINGS:
+    got = pair_histograms(train, countings=COUNTINGS, n_bins=200, n_cams=4, overflow=overflow, max_block=7)
+    for counting in COUNTINGS:
         diff, same, over = brute_force(train, counting, 200, 4, overflow)
         np.testing.assert_allclose(got[counting].diff, diff, atol=1e-12)
         np.testing.assert_allclose(got[counting].same, same, atol=1e-12)
@@ -205,14 +201,14 @@ def test_bad_parameters_raise_clear_errors() -> None:
     with pytest.raises(TypeError):
         LikelihoodRatioModel(100)  # keyword-only, scikit-learn style
     with pytest.raises(ImprovedError, match="train_features"):
-        improved.select_hyperparameters(one_way_train(), np.zeros((3, 4)))
+        select_hyperparameters(one_way_train(), np.zeros((3, 4)))
 
 
 def test_rank_table_orders_and_ties_like_the_evidence() -> None:
     from streid_lib.joint import st_rank_table
 
     fs = synthetic_world(seed=9, n_ids=50)
-    for counting in improved.COUNTINGS:
+    for counting in COUNTINGS:
         lr = LikelihoodRatioModel(n_bins=4000, sigma=4.0, counting=counting).fit(fs.train)
         got = lr.rank_table()
         assert got.dtype == np.int32
@@ -264,10 +260,10 @@ def test_calibration_is_scikit_learns_penalised_logistic_regression() -> None:
 def test_score_spread_needs_no_labels() -> None:
     rng = np.random.default_rng(1)
     rows = rng.normal(0, 0.25, (300, 500))
-    assert improved.score_spread(rows) == pytest.approx(0.25, rel=0.03)
+    assert score_spread(rows) == pytest.approx(0.25, rel=0.03)
     qn = rng.standard_normal((40, 8)).astype(np.float32)
     gnT = rng.standard_normal((8, 90)).astype(np.float32)
-    assert improved.score_spread(qn=qn, gnT=gnT) == pytest.approx(improved.score_spread(qn @ gnT))
+    assert score_spread(qn=qn, gnT=gnT) == pytest.approx(score_spread(qn @ gnT))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from improved_world import synthetic_world
 
 from streid_lib import improved, study
 from streid_lib.colour_histogram import colour_histogram_features
-from streid_lib.improved import ImprovedError, SelectionConfig, bootstrap_difference, noise_check
+from streid_lib.improved import ImprovedError, SelectionConfig
+from streid_lib.improved.analysis import ablation_table, bootstrap_difference, noise_check
+from streid_lib.improved.scoring import fit_improved, improved_results, st_params_from
 from streid_lib.joint import cosine_similarity
 from streid_lib.metrics import evaluate_scores
 from streid_lib.uncertainty import cluster_means
@@ -56,7 +58,7 @@ def test_bootstrap_difference() -> None:
 
 def test_ablation_rows_are_consistent_and_none_beats_the_chosen_row_beyond_noise() -> None:
     fs = synthetic_world(seed=7, n_ids=80)
-    abl = improved.ablation_table(fs, rerank=True, config=SMALL, n_boot=500)
+    abl = ablation_table(fs, rerank=True, config=SMALL, n_boot=500)
     df = abl.table
     names = list(df["variant"])
     for want in ("VIS", "faithful", "improved", "w=1", "ST evidence only", "faithful+re-rank", "improved+re-rank",
@@ -68,8 +70,8 @@ def test_ablation_rows_are_consistent_and_none_beats_the_chosen_row_beyond_noise
     assert row.loc["faithful", "dR1"] == 0.0 and row.loc["faithful", "dmAP"] == 0.0
     assert row.loc["improved", "dmAP"] == pytest.approx(row.loc["improved", "mAP"] - row.loc["faithful", "mAP"])
     # The rows agree with the stand-alone functions.
-    fitted = abl.fitted
-    assert row.loc["improved", "mAP"] == pytest.approx(improved.improved_rows(fs, fitted=fitted)["improved"]["mAP"])
+    alone = improved_results(fs, abl.fitted)["improved"].summary()
+    assert row.loc["improved", "mAP"] == pytest.approx(alone["mAP"])
     assert set(abl.results) == set(names) | {"re-rank variant visual_then_st", "re-rank variant rescaled"}
     # The noise check covers every variant of the chosen row, and none beats it beyond noise.
     checked = df[df["beats_beyond_noise"].notna()]
@@ -128,7 +130,7 @@ def campus_features(tmp_path_factory: pytest.TempPathFactory):
 def test_campus_improved_beats_faithful_and_no_ablation_beats_it(campus_features) -> None:
     fs = campus_features
     assert fs.has_train and len(fs.train_f) == len(fs.train)
-    abl = improved.ablation_table(fs, rerank=False, config=SMOKE, n_boot=500)
+    abl = ablation_table(fs, rerank=False, config=SMOKE, n_boot=500)
     df = abl.table
     row = df.set_index("variant")
     assert row.loc["improved", "R1"] > row.loc["faithful", "R1"]
@@ -136,6 +138,6 @@ def test_campus_improved_beats_faithful_and_no_ablation_beats_it(campus_features
     checked = df[df["beats_beyond_noise"].notna()]
     assert not checked["beats_beyond_noise"].astype(bool).any(), checked[["variant", "d_crit", "ci_low"]]
     # The evaluate --mode improved path without training features (spread rule) beats faithful as well.
-    plain = improved.improved_rows(fs.without_train(), fs.train, config=SMOKE,
-                                   st_params=improved.st_params_from(abl.faithful))["improved"]  # fmt: skip
+    spread = fit_improved(fs.train, None, config=SMOKE, st_params=st_params_from(abl.faithful))
+    plain = improved_results(fs.without_train(), spread)["improved"].summary()
     assert plain["R1"] > row.loc["faithful", "R1"] and plain["mAP"] > row.loc["faithful", "mAP"]

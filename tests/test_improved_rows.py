@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from improved_world import synthetic_world
 
-from streid_lib import improved
 from streid_lib.cli import improved_extra
 from streid_lib.evaluation import EvaluationError, evaluate_features, fit_st_model
 from streid_lib.features import FeatureSet
-from streid_lib.improved import ImprovedError, SelectionConfig, fit_improved, improved_results, improved_rows
+from streid_lib.improved import ImprovedError, SelectionConfig, prepare_improved
+from streid_lib.improved.calibration import jaccard_distance, score_spread
+from streid_lib.improved.config import DEFAULT_W
+from streid_lib.improved.scoring import fit_improved, improved_results
 from streid_lib.joint import cosine_similarity
 from streid_lib.metadata import Metadata
 from streid_lib.metrics import evaluate_scores
@@ -30,7 +32,7 @@ def fitted(world: FeatureSet):
 
 
 def test_improved_scores_are_s_plus_w_log_lr(world, fitted) -> None:
-    rows = improved_rows(world, rerank=True, fitted=fitted)
+    rows = {row: res.summary() for row, res in improved_results(world, fitted, True).items()}
     assert set(rows) == {"improved", "improved+re-rank"}
     for summ in rows.values():
         assert set(summ) == {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}
@@ -45,7 +47,7 @@ def test_improved_scores_are_s_plus_w_log_lr(world, fitted) -> None:
     info: dict = {}
     rr = improved_results(world, fitted, True, info=info)["improved+re-rank"]
     assert info["rerank"]["beta"] == pytest.approx(fitted.choice.rerank["beta"], rel=1e-6)
-    jac = improved.jaccard_distance(
+    jac = jaccard_distance(
         np.concatenate([world.query_f, world.gallery_f]), Metadata.concat([q, g]), len(q),
         source=fitted.choice.rerank["source"], model=fitted.likelihood_ratio, w=fitted.choice.w,
     )  # fmt: skip
@@ -60,20 +62,20 @@ def test_improved_scores_are_s_plus_w_log_lr(world, fitted) -> None:
 
 def test_training_side_is_used_and_recorded(world) -> None:
     with_side: dict = {}
-    improved_rows(world, config=SMALL, st_params=BINS, info=with_side)
+    prepare_improved(world, config=SMALL, st_params=BINS, info=with_side)
     assert with_side["w_source"] == "calibrated" and with_side["train_features"]["used"]
     without: dict = {}
-    improved_rows(world.without_train(), world.train, config=SMALL, st_params=BINS, info=without)
+    prepare_improved(world.without_train(), world.train, config=SMALL, st_params=BINS, info=without)
     assert without["w_source"] == "spread" and not without["train_features"]["used"]
     assert without["w_effective"] == pytest.approx(
-        improved.DEFAULT_W * improved.score_spread(cosine_similarity(world.query_f, world.gallery_f)), rel=1e-5
+        DEFAULT_W * score_spread(cosine_similarity(world.query_f, world.gallery_f)), rel=1e-5
     )
     # Other training metadata than the set's training side: the set's side is used (its features need it).
     other: dict = {}
-    improved_rows(world, world.train.take(slice(0, 50)), config=SMALL, st_params=BINS, info=other)
+    prepare_improved(world, world.train.take(slice(0, 50)), config=SMALL, st_params=BINS, info=other)
     assert other["train_features"]["n_images"] == len(world.train) and "differs" in other["train_features"]["note"]
     with pytest.raises(ImprovedError, match="training metadata"):
-        improved_rows(world.without_train(), None)
+        prepare_improved(world.without_train(), None)
 
 
 def test_evaluate_mode_improved_calibrates_on_the_features_training_side(world) -> None:
@@ -92,7 +94,8 @@ def test_evaluate_mode_improved_calibrates_on_the_features_training_side(world) 
 def test_improved_rerank_keeps_rank1_on_the_spread_fallback() -> None:
     # Without training features the Jaccard weight is the small default: improved+re-rank must not collapse rank-1.
     fs = synthetic_world(seed=6, n_ids=80, noise=2.2)
-    rows = improved_rows(fs.without_train(), fs.train, rerank=True, config=SMALL, st_params=BINS)
+    spread = fit_improved(fs.train, None, config=SMALL, rerank=True, st_params=BINS)
+    rows = {row: res.summary() for row, res in improved_results(fs.without_train(), spread, True).items()}
     assert rows["improved+re-rank"]["R1"] >= rows["improved"]["R1"] - 5.0
 
 

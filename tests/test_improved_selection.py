@@ -10,16 +10,12 @@ from improved_world import synthetic_world
 
 from streid_lib import improved, study
 from streid_lib.features import FeatureSet
-from streid_lib.improved import (
-    DEFAULT_W,
-    ImprovedError,
-    LikelihoodRatioModel,
-    SelectionConfig,
-    fit_improved,
-    improved_rows,
-    select_hyperparameters,
-)
+from streid_lib.improved import ImprovedError, LikelihoodRatioModel, SelectionConfig, prepare_improved
+from streid_lib.improved.config import COUNTINGS, DEFAULT_W, RERANK_SOURCES
+from streid_lib.improved.scoring import fit_improved
+from streid_lib.improved.selection import select_hyperparameters
 from streid_lib.metadata import Metadata
+from streid_lib.metrics import evaluate_scores
 
 SMALL = SelectionConfig(sigmas=(3.0, 12.0, 40.0), sigma0=12.0, w_scales=(1.0, 2.0, 4.0), rerank_b=(1.0, 4.0))
 BINS = {"n_bins": 4000}
@@ -30,7 +26,7 @@ def test_protocol_cannot_and_does_not_read_test_data(monkeypatch: pytest.MonkeyP
     assert set(inspect.signature(select_hyperparameters).parameters) == {
         "train", "train_features", "config", "rerank", "st_params",
     }  # fmt: skip
-    # 2. improved_rows hands the protocol the set's training metadata and training features only.
+    # 2. prepare_improved hands the protocol the set's training metadata and training features only.
     fs = synthetic_world(seed=2)
     seen: list[tuple] = []
     real = improved.scoring.select_hyperparameters
@@ -41,7 +37,7 @@ def test_protocol_cannot_and_does_not_read_test_data(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(improved.scoring, "select_hyperparameters", spy)
     info_a: dict = {}
-    rows_a = improved_rows(fs, config=SMALL, st_params=BINS, info=info_a)
+    scorer_a = prepare_improved(fs, config=SMALL, st_params=BINS, info=info_a)
     ((args, kwargs),) = seen
     assert args[0] is fs.train and args[1] is fs.train_f
     everything = list(args) + list(kwargs.values())
@@ -58,9 +54,13 @@ def test_protocol_cannot_and_does_not_read_test_data(monkeypatch: pytest.MonkeyP
         train=fs.train,
     )
     info_b: dict = {}
-    rows_b = improved_rows(scrambled, config=SMALL, st_params=BINS, info=info_b)
+    scorer_b = prepare_improved(scrambled, config=SMALL, st_params=BINS, info=info_b)
     assert info_a["choice"] == info_b["choice"]
-    assert rows_a["improved"]["mAP"] != rows_b["improved"]["mAP"]
+    map_a, map_b = (
+        evaluate_scores(scorer(slice(0, len(f.query)))["improved"], f.query, f.gallery).summary()["mAP"]
+        for f, scorer in ((fs, scorer_a), (scrambled, scorer_b))
+    )
+    assert map_a != map_b
 
 
 def test_search_follows_the_documented_stages_and_criterion() -> None:
@@ -83,7 +83,7 @@ def test_search_follows_the_documented_stages_and_criterion() -> None:
     diff = table["criterion"] - chosen["criterion"]
     np.testing.assert_allclose(diff, table["gain_vs_chosen"], atol=1e-9)
     # Every counting rule was ranked; σ walked from sigma0; each structural switch was tried off.
-    assert set(table.loc[table["stage"] == "counting", "counting"]) == set(improved.COUNTINGS)
+    assert set(table.loc[table["stage"] == "counting", "counting"]) == set(COUNTINGS)
     assert {12.0} < set(table["sigma"])
     assert {False} <= set(table["direction_prior"]) and {False} <= set(table["background"])
     assert choice.params["counting"] == chosen["counting"] and choice.params["sigma"] == chosen["sigma"]
@@ -123,7 +123,7 @@ def test_rerank_choice_keeps_validation_rank1() -> None:
     fs = synthetic_world(seed=4, n_ids=60)
     fitted = fit_improved(fs.train, fs.train_f, config=SMALL, rerank=True, st_params=BINS)
     rr = fitted.validation.attrs["rerank"]
-    assert set(rr["source"]) == set(improved.RERANK_SOURCES) and rr["chosen"].sum() == 1
+    assert set(rr["source"]) == set(RERANK_SOURCES) and rr["chosen"].sum() == 1
     chosen = rr[rr["chosen"]].iloc[0]
     if rr["keeps_R1"].any():
         assert chosen["keeps_R1"] and chosen["R1"] >= rr.attrs["R1_without"]

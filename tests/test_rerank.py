@@ -232,9 +232,8 @@ def test_progress_bar_is_plain_tqdm_on_stderr(capsys) -> None:
     # tqdm.auto picks the notebook widget (and warns "IProgress not found" without ipywidgets); the project's one
     # progress rule is a plain tqdm on stderr.
     from streid_lib import _progress, rerank
-    from streid_lib.rerank import algorithm
 
-    assert algorithm.progress_bar is _progress.progress_bar
+    assert rerank.progress_bar is _progress.progress_bar
     s = np.random.default_rng(0).standard_normal((12, 12)).astype(np.float32)
     rerank.rerank_distances(s @ s.T / 12, 4, progress=True)
     out, err = capsys.readouterr()

@@ -258,7 +258,18 @@ class LikelihoodRatioModel(BaseEstimator):
         across_zero: bool = True,
         outlier: float = DEFAULT_OUTLIER,
     ) -> None:
-        vars(self).update((k, v) for k, v in locals().items() if k != "self")  # BaseEstimator's get_params reads them
+        self.bin_width = bin_width
+        self.n_bins = n_bins
+        self.n_cams = n_cams
+        self.sigma = sigma
+        self.truncate = truncate
+        self.overflow = overflow
+        self.counting = counting
+        self.direction_prior = direction_prior
+        self.pair_prior = pair_prior
+        self.background = background
+        self.across_zero = across_zero
+        self.outlier = outlier
 
     def fit(self, train: Metadata, *, histograms: PairHistograms | None = None) -> LikelihoodRatioModel:
         """Count same- and different-identity gaps of ``train`` (or take this rule's ``histograms`` of the same

@@ -114,11 +114,6 @@ class ImprovedRows:
         return out
 
 
-def _rank(fs: FeatureSet, scorer: ImprovedRows, protocol: Any, step: int, threads: int | None) -> dict[str, Any]:
-    chunks = ((sl, scorer(sl)) for sl in iter_row_chunks(len(fs.query), step))
-    return rank_chunks(chunks, fs.query, protocol, scorer.rows, default_threads() if threads is None else threads)
-
-
 def improved_results(
     fs: FeatureSet, fitted: ImprovedModel, rerank: bool = False, *, threads: int | None = None, **kw: Any
 ) -> dict[str, Any]:
@@ -127,7 +122,8 @@ def improved_results(
     protocol = RankingProtocol(fs.gallery)
     scorer = ImprovedRows(fs, fitted, rerank, columns=protocol.columns, **kw)
     step = max(16, 1024 // max(4, len(scorer.rows)))  # bounded memory however many rows
-    return _rank(fs, scorer, protocol, step, threads)
+    chunks = ((sl, scorer(sl)) for sl in iter_row_chunks(len(fs.query), step))
+    return rank_chunks(chunks, fs.query, protocol, scorer.rows, default_threads() if threads is None else threads)
 
 
 def prepare_improved(
@@ -136,22 +132,20 @@ def prepare_improved(
     rerank: bool = False,
     *,
     columns: np.ndarray | None = None,
-    fitted: ImprovedModel | None = None,
     config: SelectionConfig | None = None,
     st_params: Mapping[str, Any] | None = None,
     base: SpatialTemporalModel | None = None,
     info: dict | None = None,
 ) -> ImprovedRows:
-    """Fit the improved mode on ``train`` (default ``fs.train``), unless ``fitted``, and return its chunk scorer.
+    """Fit the improved mode on ``train`` (default ``fs.train``) and return its chunk scorer.
 
     Calibrated on ``fs.train_f``, else the spread rule; bins follow ``base`` or ``st_params``. ``info`` receives the
     provenance: choice, ST-model fit info, weights used, the training-features source, validation records.
     """
     train, train_features, source = resolve_training(fs, train)
-    if fitted is None:
-        if st_params is None and base is not None:
-            st_params = st_params_from(base)
-        fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params)
+    if st_params is None and base is not None:
+        st_params = st_params_from(base)
+    fitted = fit_improved(train, train_features, config=config, rerank=rerank, st_params=st_params)
     used: dict[str, Any] = {}
     scorer = ImprovedRows(fs, fitted, rerank, columns=columns, info=used)
     if info is not None:
@@ -160,16 +154,6 @@ def prepare_improved(
         if fitted.validation is not None:
             info["validation"] = fitted.validation.to_dict(orient="records")
     return scorer
-
-
-def improved_rows(
-    fs: FeatureSet, train: Metadata | None = None, rerank: bool = False, *, chunk_size: int = 256, **kw: Any
-) -> dict[str, dict[str, float]]:
-    """``{row: {"R1", "R5", "R10", "mAP", "mAP_open_reid", "mINP"}}`` (percent) of the improved rows of ``fs``,
-    fitted (:func:`prepare_improved`, whose keywords ``kw`` are) and ranked on their own."""
-    protocol = RankingProtocol(fs.gallery)
-    scorer = prepare_improved(fs, train, rerank, columns=protocol.columns, **kw)
-    return {row: res.summary() for row, res in _rank(fs, scorer, protocol, int(chunk_size), None).items()}
 
 
 def resolve_training(fs: FeatureSet, train: Metadata | None) -> tuple[Metadata, np.ndarray | None, dict[str, Any]]:

@@ -260,9 +260,7 @@ class _Search:
     def walk(self, name: str, current: dict[str, Any], key: str, grid: tuple[float, ...]) -> dict[str, Any]:
         """Rank the current value's two neighbours on the sorted grid (plus the current value), then step towards the
         better one while the criterion rises."""
-        values = sorted({float(v) for v in grid} | {float(current[key])})
-        i = values.index(float(current[key]))
-        nbrs = [values[j] for j in (i - 1, i + 1) if 0 <= j < len(values)]
+        values, nbrs = _neighbours(grid, current[key])
         best = self.stage(name, current, [{**current, key: v} for v in nbrs])
         step = 0 if best is current else (1 if float(best[key]) > float(current[key]) else -1)
         while step:
@@ -290,6 +288,13 @@ def _import_quietly(*modules: str) -> None:
     for module in modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
+
+
+def _neighbours(grid: tuple[float, ...], value: float) -> tuple[list[float], list[float]]:
+    """The sorted grid with ``value`` in it, and ``value``'s neighbours on it (one or two)."""
+    values = sorted({float(v) for v in grid} | {float(value)})
+    i = values.index(float(value))
+    return values, [values[j] for j in (i - 1, i + 1) if 0 <= j < len(values)]
 
 
 def _key(cand: Mapping[str, Any]) -> tuple:
@@ -369,9 +374,7 @@ def select_hyperparameters(
         # The likelihood-ratio model is chosen: the final one (all training identities) is fitted while the
         # multipliers are ranked.
         if feats is not None:
-            m0 = float(current["w_scale"])
-            ms = sorted({float(m) for m in cfg.w_scales} | {m0})
-            for m in [ms[j] for j in (ms.index(m0) - 1, ms.index(m0) + 1) if 0 <= j < len(ms)]:
+            for m in _neighbours(cfg.w_scales, current["w_scale"])[1]:
                 search.submit("w_scale", {**current, "w_scale": m})
         final = LikelihoodRatioModel(**lr_params).fit(train)
         if feats is not None:
