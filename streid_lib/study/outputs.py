@@ -8,7 +8,6 @@ nothing was computed.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -16,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from functools import lru_cache, partial
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_path, write_json_atomic, write_text_atomic
+from .._io import atomic_path, file_sha256, write_json_atomic, write_text_atomic
 from ..visual.config import PORTABLE_CPU, kernels_in_use
 from .config import REPO_ROOT, StudyConfig
 
@@ -90,21 +89,6 @@ def provenance(cfg: StudyConfig, **details: Any) -> dict:
         rec["trained_features"] = _trained_features(cfg)
     rec.update(details)
     return rec
-
-
-@lru_cache(maxsize=256)
-def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The sha256 of a file (cached while its size and modification time stay the same)."""
-    st = os.stat(path)
-    return _sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
 def input_hashes(cfg: StudyConfig) -> dict[str, str]:
