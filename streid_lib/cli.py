@@ -471,10 +471,11 @@ def cli_extract(args: argparse.Namespace) -> int:
 
 def cli_reproduce(args: argparse.Namespace) -> int:
     """``python -m streid_lib reproduce``: exit code 2 for bad input (given or met in a notebook), 1 for a failure."""
-    from .reproduce import NotebookFailed, run_study
+    from .reproduce import NotebookFailed, notebook_parameters, notebooks, parse_parameters, run_study
 
-    try:  # run_study checks every argument before anything runs
-        run_study(args.profile, args.out, args.parameter, args.only)
+    params = parse_parameters(args.parameter, notebook_parameters(notebooks()))
+    try:  # run_study refuses an empty --only before anything runs
+        run_study(args.profile, args.out, params, args.only)
     except NotebookFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -108,15 +108,13 @@ def convert(info: dict, text: str) -> Any:
     raise ParameterError(f"parameter {name}: expected {want}{' (or none)' if optional else ''}, got {text!r}")
 
 
-def parse_parameters(pairs: Sequence[Sequence[str]], per_notebook: dict[str, dict[str, dict]]) -> dict[str, Any]:
-    """``-p NAME VALUE`` pairs as typed values (:func:`convert`, with the first notebook's info that declares NAME);
-    an unknown name or a name given twice with different values is a :class:`ParameterError`."""
+def _known(per_notebook: dict[str, dict[str, dict]], names: Sequence[str] = ()) -> dict[str, dict]:
+    """Every notebook parameter by name (the first notebook's info); an unknown one of ``names`` is refused."""
     known: dict[str, dict] = {}
     for params in per_notebook.values():
         for name, info in params.items():
             known.setdefault(name, info)
-    out: dict[str, Any] = {}
-    for name, text in pairs:
+    for name in names:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -124,6 +122,15 @@ def parse_parameters(pairs: Sequence[Sequence[str]], per_notebook: dict[str, dic
                 f"unknown notebook parameter {name!r}{hint}; the notebooks' parameters are: "
                 f"{', '.join(sorted(known)) or 'none'}"
             )
+    return known
+
+
+def parse_parameters(pairs: Sequence[Sequence[str]], per_notebook: dict[str, dict[str, dict]]) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs as typed values (:func:`convert`); an unknown name or a name given twice with
+    different values is a :class:`ParameterError`."""
+    known = _known(per_notebook, [name for name, _ in pairs])
+    out: dict[str, Any] = {}
+    for name, text in pairs:
         value = convert(known[name], text)
         if name in out and out[name] != value:
             raise ParameterError(f"parameter {name} given twice: {out[name]!r} and {value!r}")
@@ -287,16 +294,17 @@ def bad_input_names() -> set[str]:
 def run_study(
     profile: str | None = None,
     out_dir: str | Path | None = None,
-    parameters: Sequence[Sequence[str]] = (),
+    parameters: dict[str, Any] | None = None,
     only: Sequence[str] | None = None,
 ) -> Path:
-    """Execute the notebooks in order; return the run directory. The notebooks, ``-p NAME VALUE`` ``parameters``
-    (:func:`parse_parameters`), configuration (:func:`streid_lib.study.study_config`) and destinations are checked
-    before anything is written; ``parameters`` may hold ``profile`` and ``out_dir`` if they agree with the arguments.
-    A failing cell raises :class:`NotebookFailed` (:class:`NotebookBadInput` for bad input)."""
+    """Execute the notebooks in order; return the run directory. The notebooks, parameters, configuration
+    (:func:`streid_lib.study.study_config`) and destinations are checked before anything is written; ``parameters``
+    may hold ``profile`` and ``out_dir`` if they agree with the arguments. A failing cell raises
+    :class:`NotebookFailed` (:class:`NotebookBadInput` for bad input)."""
     todo = notebooks(only)
     per_notebook = notebook_parameters(notebooks())
-    params = parse_parameters(parameters, per_notebook)
+    params = dict(parameters or {})
+    _known(per_notebook, list(params))
     options = {"profile": profile, "out_dir": None if out_dir is None else str(out_dir)}
     for name, given in options.items():
         if name in params:
