@@ -52,11 +52,12 @@ class NotebookBadInput(StreidError):
 # -- notebooks and their parameters ------------------------------------------------------------------------------
 
 
-def notebooks(only: Sequence[str] | None = None) -> list[Path]:
+def notebooks(only: Sequence[str] | None = None, notebook_dir: Path | None = None) -> list[Path]:
     """The study's notebooks in run order, optionally those whose name contains one of ``only``."""
-    found = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    folder = Path(notebook_dir or NOTEBOOK_DIR)
+    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not found:
-        raise FileNotFoundError(f"{NOTEBOOK_DIR}: no notebooks (NN_name.ipynb)")
+        raise FileNotFoundError(f"{folder}: no notebooks (NN_name.ipynb)")
     if only is not None and (not only or not all(o.strip() for o in only)):
         given = " ".join(map(repr, only)) or "nothing"
         raise ParameterError(f"--only: expected one or more notebook names (e.g. --only 03 04), got {given}")
@@ -296,13 +297,16 @@ def run_study(
     out_dir: str | Path | None = None,
     parameters: dict[str, Any] | None = None,
     only: Sequence[str] | None = None,
+    progress: bool = True,
+    notebook_dir: Path | None = None,
 ) -> Path:
     """Execute the notebooks in order; return the run directory. The notebooks, parameters, configuration
     (:func:`streid_lib.study.study_config`) and destinations are checked before anything is written; ``parameters``
     may hold ``profile`` and ``out_dir`` if they agree with the arguments. A failing cell raises
     :class:`NotebookFailed` (:class:`NotebookBadInput` for bad input)."""
-    todo = notebooks(only)
-    per_notebook = notebook_parameters(notebooks())
+    folder = Path(notebook_dir or NOTEBOOK_DIR)
+    todo = notebooks(only, folder)
+    per_notebook = notebook_parameters(notebooks(None, folder))
     params = dict(parameters or {})
     _known(per_notebook, list(params))
     options = {"profile": profile, "out_dir": None if out_dir is None else str(out_dir)}
@@ -329,25 +333,32 @@ def run_study(
     remove_stale_leftovers(nb_out)
     times: list[tuple[str, float]] = []
     unsigned: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="streid-progress-") as tmp, (nb_out / KERNEL_LOG).open("w") as log:
-        relay = _Relay(sys.stderr)
+    with (
+        tempfile.TemporaryDirectory(prefix="streid-progress-") as tmp,
+        (nb_out / KERNEL_LOG).open("w") as log,
+        open(os.devnull, "w") as null,
+    ):
+        relay = _Relay(sys.stderr if progress else null)
         env = {PROGRESS_FILE_ENV: str(Path(tmp) / "progress"), PROGRESS_INTERVAL_ENV: str(relay.interval)}
         if relay.tty:
             env[PROGRESS_TTY_ENV] = str(max(20, shutil.get_terminal_size().columns - 1 - len(relay.indent)))
         for i, nb in enumerate(todo, 1):
             t0 = time.perf_counter()
-            print(f"[{i}/{len(todo)}] {nb.name} ...", flush=True)
+            if progress:
+                print(f"[{i}/{len(todo)}] {nb.name} ...", flush=True)
             nb_values = {k: v for k, v in values.items() if k in per_notebook[nb.name]}
             if why := _execute(nb, nb_out / nb.name, nb_values, relay, log, env):
                 unsigned.append(f"{nb.name} ({why})")
             times.append((nb.name, time.perf_counter() - t0))
-            print(f"      done in {format_seconds(times[-1][1])}", flush=True)
-    print()
-    print(timing_table(times))
-    print(f"executed notebooks in {nb_out}" + ("" if unsigned else " (signed: trusted in JupyterLab)"))
-    if unsigned:
-        print(f"not signed (JupyterLab shows them as not trusted): {'; '.join(unsigned)}")
-    print(f"figures and tables in {cfg.figures_dir}")
+            if progress:
+                print(f"      done in {format_seconds(times[-1][1])}", flush=True)
+    if progress:
+        print()
+        print(timing_table(times))
+        print(f"executed notebooks in {nb_out}" + ("" if unsigned else " (signed: trusted in JupyterLab)"))
+        if unsigned:
+            print(f"not signed (JupyterLab shows them as not trusted): {'; '.join(unsigned)}")
+        print(f"figures and tables in {cfg.figures_dir}")
     return out
 
 
