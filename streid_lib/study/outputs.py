@@ -169,12 +169,9 @@ def _cell(value: Any, decimals: int = 1) -> str:
 def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
     """The table as text cells, with readable column names (what the notebooks show and the files hold)."""
     decimals = decimals or {}
-    if isinstance(df.index, pd.MultiIndex):  # blocks (e.g. one per query): shown with each block's label once
-        index = pd.MultiIndex.from_tuples([tuple(_cell(v) for v in i) for i in df.index])
-        index.names = [COLUMN_LABELS.get(str(n), n) for n in df.index.names]
-    else:
-        index = pd.Index([_cell(i) for i in df.index], name=COLUMN_LABELS.get(str(df.index.name), df.index.name))
-    out = pd.DataFrame(index=index)
+    # A MultiIndex (blocks, e.g. one per query) stays one: shown with each block's label once.
+    index = df.index.map(lambda i: tuple(map(_cell, i)) if isinstance(i, tuple) else _cell(i))
+    out = pd.DataFrame(index=index.set_names([COLUMN_LABELS.get(str(n), n) for n in df.index.names]))
     for col in df.columns:
         out[COLUMN_LABELS.get(str(col), str(col))] = [_cell(v, decimals.get(str(col), 1)) for v in df[col].tolist()]
     return out
