@@ -66,13 +66,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         ("train_manifest", str, None, "CSV manifest path,pid,camera,frame of the training images"),
     ])  # fmt: skip
     p.add_argument(
-        "--naming",
-        choices=sorted(set(DATASET_NAMING.values())),
-        help="declare the naming of --train-names/--train-dir (default: the dataset's, "
-        + ", ".join(f"{k} → {v}" for k, v in DATASET_NAMING.items())
-        + "; for campus, the naming recorded in the features file when there is one)",
-    )
-    p.add_argument(
         "--sequence-lengths",
         metavar="FILE",
         help="sequence table for Market-style names (default: sequence_lengths.json beside the names; for market "
@@ -89,7 +82,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help=f"score rows, from {', '.join(ALL_ROWS)} (default: {' '.join(ROWS)})",
     )
     n_bins = ", ".join(f"{k} {v}" for k, v in DATASET_N_BINS.items())
+    namings = ", ".join(f"{k} → {v}" for k, v in DATASET_NAMING.items())
     _options(p, [
+        ("naming", sorted(set(DATASET_NAMING.values())), None, "declare the naming of --train-names/--train-dir "
+         f"(default: the dataset's, {namings}; for campus, the naming recorded in the features file if there is one)"),
         *((k, float, metric[k], f"{what} (default %(default)s)") for k, what in (
             ("lambda0", "visual smoothing factor λ0"), ("gamma0", "visual shrinking factor γ0"),
             ("lambda1", "ST smoothing factor λ1"), ("gamma1", "ST shrinking factor γ1"),

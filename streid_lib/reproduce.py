@@ -216,15 +216,9 @@ def _tailing(path: Path, relay: _Relay) -> Iterator[None]:
     done = threading.Event()
 
     def run(f: IO[str]) -> None:
-        while True:
-            stopping = done.is_set()
-            chunk = f.read()
-            if chunk:
-                relay.write(chunk)
-            elif stopping:
-                return
-            else:
-                time.sleep(0.1)
+        while not done.wait(0.1):
+            relay.write(f.read())
+        relay.write(f.read())  # what the last cell wrote before the block ended
 
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         f.seek(0, os.SEEK_END)  # what earlier notebooks wrote was relayed with them

@@ -45,7 +45,7 @@ MODEL_LABELS = {
 FEATURE_SUFFIXES = (".npz", ".mat")
 #: The parameters whose values are paths (files or folders). ``reproduce`` makes them absolute before it injects
 #: them into the executed notebooks, so that an executed copy reruns from any folder (nbval runs it from its own).
-PATH_PARAMETERS = ("data_root", "features", "train_names", "out_dir", "figures_dir")
+PATH_PARAMETERS = ("data_root", "features", "train_names", "out_dir")
 
 
 class StudyConfigError(StreidError):
@@ -169,7 +169,6 @@ class StudyConfig:
     profile: str
     dataset: str  # campus | market | duke
     data_root: str | None
-    features: str | None  # a features file (stands for PCB) or a folder of features files
     train_names: str | None
     device: str
     out_dir: str
@@ -180,7 +179,7 @@ class StudyConfig:
     sizes: Sizes
     route: Route
     cpu_threads: int | None
-    #: Visual model key → features file given for it (features routes; empty otherwise).
+    #: Visual model key → features file given for it (one file stands for PCB; empty without features).
     feature_files: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -240,7 +239,6 @@ def study_config(
     device: str = "auto",
     epochs: int | None = None,
     out_dir: str | None = None,
-    figures_dir: str | None = None,
     seed: int = 0,
     campus_preset: str | None = None,
 ) -> StudyConfig:
@@ -274,9 +272,7 @@ def study_config(
     name = run_name(dataset, preset, data_root, features, seed, profile)
     default_out = REPO_ROOT / "runs" / (f"{profile}-{name}" if name else profile)
     out = Path(out_dir) if out_dir else default_out
-    if figures_dir:
-        figs = Path(figures_dir)
-    elif profile == "smoke" or out.resolve() != default_out.resolve():
+    if profile == "smoke" or out.resolve() != default_out.resolve():
         figs = out / "figures"
     elif name:
         figs = REPO_ROOT / "figures" / name
@@ -286,7 +282,6 @@ def study_config(
         profile=profile,
         dataset=dataset,
         data_root=None if data_root is None else str(data_root),
-        features=None if features is None else str(features),
         train_names=None if train_names is None else str(train_names),
         device=str(device),
         out_dir=str(out),

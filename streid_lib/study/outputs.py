@@ -8,7 +8,6 @@ nothing was computed.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -16,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from functools import lru_cache, partial
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_path, write_json_atomic, write_text_atomic
+from .._io import atomic_path, file_sha256, write_json_atomic, write_text_atomic
 from ..visual.config import PORTABLE_CPU, kernels_in_use
 from .config import REPO_ROOT, StudyConfig
 
@@ -90,21 +89,6 @@ def provenance(cfg: StudyConfig, **details: Any) -> dict:
         rec["trained_features"] = _trained_features(cfg)
     rec.update(details)
     return rec
-
-
-@lru_cache(maxsize=256)
-def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The sha256 of a file (cached while its size and modification time stay the same)."""
-    st = os.stat(path)
-    return _sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
 def input_hashes(cfg: StudyConfig) -> dict[str, str]:
@@ -185,12 +169,9 @@ def _cell(value: Any, decimals: int = 1) -> str:
 def formatted(df: Any, decimals: dict[str, int] | None = None) -> Any:
     """The table as text cells, with readable column names (what the notebooks show and the files hold)."""
     decimals = decimals or {}
-    if isinstance(df.index, pd.MultiIndex):  # blocks (e.g. one per query): shown with each block's label once
-        index = pd.MultiIndex.from_tuples([tuple(_cell(v) for v in i) for i in df.index])
-        index.names = [COLUMN_LABELS.get(str(n), n) for n in df.index.names]
-    else:
-        index = pd.Index([_cell(i) for i in df.index], name=COLUMN_LABELS.get(str(df.index.name), df.index.name))
-    out = pd.DataFrame(index=index)
+    # A MultiIndex (blocks, e.g. one per query) stays one: shown with each block's label once.
+    index = df.index.map(lambda i: tuple(map(_cell, i)) if isinstance(i, tuple) else _cell(i))
+    out = pd.DataFrame(index=index.set_names([COLUMN_LABELS.get(str(n), n) for n in df.index.names]))
     for col in df.columns:
         out[COLUMN_LABELS.get(str(col), str(col))] = [_cell(v, decimals.get(str(col), 1)) for v in df[col].tolist()]
     return out

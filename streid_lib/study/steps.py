@@ -83,9 +83,7 @@ def per_camera_counts(splits) -> Any:
         row["images"] = len(meta)
         row["identities"] = int(np.unique(meta.pids[meta.pids > 0]).size)
         rows[name] = row
-    df = pd.DataFrame.from_dict(rows, orient="index").astype("int64")
-    df.index.name = "split"
-    return df
+    return pd.DataFrame.from_dict(rows, orient="index").astype("int64").rename_axis("split")
 
 
 def example_entries(meta, n: int = 12, seed: int = 0) -> Any:
@@ -93,12 +91,10 @@ def example_entries(meta, n: int = 12, seed: int = 0) -> Any:
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(meta), size=min(n, len(meta)), replace=False))
     names = meta.names[idx] if meta.names is not None else ["(no name)"] * len(idx)
-    df = pd.DataFrame(
+    return pd.DataFrame(
         {"name": [str(x) for x in names], "id": meta.pids[idx], "camera": meta.cams[idx], "frame": meta.frames[idx]},
-        index=idx,
+        index=pd.Index(idx, name="entry"),
     )
-    df.index.name = "entry"
-    return df
 
 
 def training_metadata(cfg: StudyConfig):
@@ -432,6 +428,4 @@ def features_summary(cfg: StudyConfig) -> Any:
         sizes = {"D": fs.dim, "query": len(fs.query), "gallery": len(fs.gallery), "train": train}
         recs[cfg.model_label(key)] = {"source": source, **sizes}
     df = pd.DataFrame.from_dict(recs, orient="index").reindex(columns=["source", "D", "query", "gallery", "train"])
-    df = df.astype(dict.fromkeys(["D", "query", "gallery", "train"], "Int64"))
-    df.index.name = "visual stream"
-    return df
+    return df.astype(dict.fromkeys(["D", "query", "gallery", "train"], "Int64")).rename_axis("visual stream")

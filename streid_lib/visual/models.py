@@ -8,7 +8,6 @@ only (else :class:`WeightsUnavailableError`; ``weights="none"``: from scratch); 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -18,6 +17,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
+from .._io import file_sha256
 from ..errors import StreidError
 from .config import MODEL_NAMES, TEST_SIZE, TRAIN_RESIZE, TRAIN_SIZE  # noqa: F401  (re-exported)
 
@@ -52,15 +52,6 @@ def _imagenet_enum(name: str) -> torchvision.models.WeightsEnum:
 def hub_cache_file(name: str) -> Path:
     """Where torchvision keeps (or would download) the ImageNet weights of ``name``'s backbone."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_imagenet_enum(name).url)
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file (for provenance; ``hashlib.file_digest`` needs Python 3.11, we support 3.10)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_torch_file(path: Path, error: str) -> object:
