@@ -30,7 +30,7 @@
 Timings are wall-clock seconds of one process; the machine may be shared, so read them with care.
 
 Usage: ``.venv/bin/python benchmarks/bench_label_free.py [duke|campus|candidates|criteria] [--preset small]
-[--improved]``.
+[--improved] [--seed 0]``.
 """
 
 from __future__ import annotations
@@ -227,15 +227,16 @@ def _score(fs, truth, dataset: str, meta, what: str):
     """Print st-ReID (and the mean TV to ``truth``) of the HP model fitted on ``meta``; return the model."""
     from streid_lib.campus import mean_hp_distance
     from streid_lib.evaluation import rank_rows
+    from streid_lib.metadata import Metadata
 
-    model = fit_st_model(meta, dataset)
+    model = fit_st_model(meta, dataset) if isinstance(meta, Metadata) else meta  # metadata, or a model as is
     s = rank_rows(fs, model, DEFAULT_METRIC, ("st-ReID",))["st-ReID"].summary()
     tv = f", mean TV {mean_hp_distance(model, truth):.3f}" if truth is not None else ""
     print(f"  {what}: st-ReID {s['R1']:.2f} R1 / {s['mAP']:.2f} mAP{tv}")
     return model
 
 
-def criteria(preset: str) -> None:
+def criteria(preset: str, seed: int = 0) -> None:
     import numpy as np
     from sklearn.cluster import DBSCAN
     from sklearn.metrics import adjusted_rand_score
@@ -243,13 +244,15 @@ def criteria(preset: str) -> None:
     from streid_lib.metadata import Metadata
     from streid_lib.pseudo import EPS_GRID, _cosine_graph, consistency, drop_clusters  # the eps search's own graph
 
-    cfg = study.study_config(profile="default", dataset="campus", campus_preset=preset)
-    sets = [("campus " + preset, study.beyond_features(cfg), study.campus_truth(cfg), "campus")]
-    sets += [("Duke dev features", load_features(DUKE), None, "duke")] if DUKE.is_file() else []
+    cfg = study.study_config(profile="default", dataset="campus", campus_preset=preset, seed=seed)
+    sets = [(f"campus {preset}, seed {seed}", study.beyond_features(cfg), study.campus_truth(cfg), "campus")]
+    sets += [("Duke dev features", load_features(DUKE), None, "duke")] if DUKE.is_file() and seed == 0 else []
     for label, fs, truth, dataset in sets:
         tm, rng, model = fs.train, np.random.default_rng(0), None
         print(f"{label}: {len(tm)} training crops")
-        _score(fs, truth, dataset, tm, "labelled")
+        labelled = _score(fs, truth, dataset, tm, "labelled")
+        if truth is not None:
+            _score(fs, truth, dataset, study.label_free.truth_model(truth, labelled), "true density")
         est = PseudoIdentities().fit(fs.train_f, tm)
         graph = _cosine_graph(fs.train_f, max(EPS_GRID)).tocsr()
         subs = [np.sort(rng.choice(len(tm), int(0.8 * len(tm)), replace=False)) for _ in range(3)]
@@ -282,9 +285,10 @@ def main() -> None:
     p.add_argument("dataset", nargs="?", choices=("duke", "campus", "candidates", "criteria"), default="duke")
     p.add_argument("--preset", default="small", help="campus preset (default %(default)s)")
     p.add_argument("--improved", action="store_true", help="also the improved mode on pseudo-identities")
+    p.add_argument("--seed", type=int, default=0, help="criteria: the campus seed (Duke only with 0; default 0)")
     a = p.parse_args()
     if a.dataset in ("candidates", "criteria"):
-        return (candidates if a.dataset == "candidates" else criteria)(a.preset)
+        return candidates(a.preset) if a.dataset == "candidates" else criteria(a.preset, a.seed)
     duke(a.improved) if a.dataset == "duke" else campus(a.preset, a.improved)
 
 
