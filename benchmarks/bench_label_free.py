@@ -270,13 +270,16 @@ def criteria(preset: str, seed: int = 0) -> None:
         gate = int(np.searchsorted(np.cumsum(votes) / votes.sum(), 0.9) * model.bin_width)
         for threshold in (est.eps_, 2.0):
             pairs, t = gated_pairs(fs.train_f, tm, gate, threshold)
-            rows = np.split(np.argsort(t, kind="stable"), np.cumsum(np.bincount(t))[:-1])  # crops per tracklet
-            idx = np.concatenate([np.r_[rows[i], rows[j]] for i, j in pairs])
-            pid = np.repeat(np.arange(1, len(pairs) + 1), [len(rows[i]) + len(rows[j]) for i, j in pairs])
-            first = np.array([r[0] for r in rows])
-            prec = (tm.pids[first[pairs[:, 0]]] == tm.pids[first[pairs[:, 1]]]).mean()
+            order, size = np.argsort(t, kind="stable"), np.bincount(t)  # crops grouped by tracklet
+            start = np.cumsum(size) - size
+            side, n = pairs.ravel(), size[pairs.ravel()]  # both tracklets of every pair, in pair order
+            offset = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+            idx = order[np.repeat(start[side], n) + offset]  # the crops of pair k's two tracklets, pair by pair
+            pid = np.repeat(np.repeat(np.arange(1, len(pairs) + 1), 2), n)
+            first = tm.pids[order[start]]  # one crop's (hidden) identity per tracklet, for the precision only
+            prec = (first[pairs[:, 0]] == first[pairs[:, 1]]).mean()
             what = (f"gated mutual pairs, gate {gate / 60:.0f} s, cosine <= {threshold:g}: {len(pairs)} pairs of "
-                    f"{len(rows)} tracklets, pair precision {prec:.2f} (labels, for the record)")  # fmt: skip
+                    f"{len(size)} tracklets, pair precision {prec:.2f} (labels, for the record)")  # fmt: skip
             _score(fs, truth, dataset, Metadata(pid, tm.cams[idx], tm.frames[idx]), what)
 
 
