@@ -149,7 +149,7 @@ def label_free_study(
     if fs.has_train:
         report.refinement = _refinement(fs, dataset, train_est, sizes, rows[1])
     diffs = []
-    for name in [*list(routes)[1:], *([ORACLE] if truth is not None else [])]:
+    for name in [n for n in results if n != "labelled"]:  # the label-free routes, then the true density
         d = bootstrap_difference(
             results["labelled"], results[name], n_boot=sizes.n_boot, seed=seed, metrics=("R1", "mAP"), ids=fs.query.pids
         )
